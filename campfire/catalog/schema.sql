@@ -1,0 +1,131 @@
+-- campfire catalog schema: one file shared by the pipeline (demo builder), the server
+-- and the client's synced copy (<root>/meta/campfire.db). Values are stored lower-case
+-- (fields, observations, tags), gratings/filters upper-case, program slugs as given.
+PRAGMA foreign_keys = ON;
+
+CREATE TABLE IF NOT EXISTS archive_meta (
+    key   TEXT PRIMARY KEY,      -- schema_version, owner (pipeline|server|client), last_synced,
+    value TEXT NOT NULL          -- sync_cursor, server_url, catalog_version, built_with, ...
+);
+
+CREATE TABLE IF NOT EXISTS programs (
+    program_id   INTEGER PRIMARY KEY,            -- JWST proposal ID
+    slug         TEXT NOT NULL UNIQUE COLLATE NOCASE,
+    program_name TEXT NOT NULL,
+    pi_name      TEXT NOT NULL,
+    is_public    INTEGER NOT NULL CHECK (is_public IN (0, 1))
+);
+
+CREATE TABLE IF NOT EXISTS observations (
+    observation TEXT PRIMARY KEY,                -- e.g. ember_uds_p4
+    program_id  INTEGER NOT NULL REFERENCES programs (program_id),
+    field       TEXT NOT NULL,
+    ra          REAL,                            -- pointing centre [deg]
+    dec         REAL,
+    pa_v3       REAL,                            -- position angle [deg]
+    observed_at TEXT
+);
+
+CREATE TABLE IF NOT EXISTS objects (
+    object_id          TEXT PRIMARY KEY,         -- <observation>_<source_id> of the first observation
+    field              TEXT NOT NULL,
+    ra                 REAL NOT NULL,
+    dec                REAL NOT NULL,
+    cx                 REAL NOT NULL,            -- unit vector: exact cone distance without trig in SQL
+    cy                 REAL NOT NULL,
+    cz                 REAL NOT NULL,
+    redshift           REAL,                     -- best: inspected if graded > 1 else auto
+    redshift_auto      REAL,
+    redshift_inspected REAL,
+    redshift_quality   INTEGER NOT NULL DEFAULT 0 CHECK (redshift_quality BETWEEN 0 AND 4),
+    has_photometry     INTEGER NOT NULL DEFAULT 0,
+    phot_catalog       TEXT,
+    photo_z            REAL,
+    photo_z_err_lo     REAL,
+    photo_z_err_hi     REAL,
+    updated_at         TEXT NOT NULL             -- ISO time; drives incremental sync
+);
+CREATE INDEX IF NOT EXISTS objects_field ON objects (field);
+CREATE INDEX IF NOT EXISTS objects_redshift ON objects (redshift);
+CREATE INDEX IF NOT EXISTS objects_updated ON objects (updated_at);
+
+-- cone search index: id = objects.rowid, boxes in degrees
+CREATE VIRTUAL TABLE IF NOT EXISTS objects_rtree USING rtree (id, ra_min, ra_max, dec_min, dec_max);
+
+CREATE TABLE IF NOT EXISTS spectra (
+    spectrum_id       TEXT PRIMARY KEY,          -- <observation>_<grating>_<filter>_<source_id>
+    object_id         TEXT NOT NULL REFERENCES objects (object_id),
+    target_id         TEXT NOT NULL,             -- <observation>_<source_id>
+    observation       TEXT NOT NULL REFERENCES observations (observation),
+    program_id        INTEGER NOT NULL REFERENCES programs (program_id),
+    grating           TEXT NOT NULL,
+    filter            TEXT NOT NULL,
+    fits_path         TEXT NOT NULL,             -- relative to the archive root
+    signal_to_noise   REAL,
+    exposure_time     REAL,
+    reduction_version TEXT,
+    redshift_auto     REAL,
+    dq_flags          INTEGER NOT NULL DEFAULT 0,
+    file_hash         TEXT,                      -- sha256 of the FITS file
+    file_size         INTEGER,
+    n_pix             INTEGER,
+    wave_min          REAL,
+    wave_max          REAL,
+    updated_at        TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS spectra_object ON spectra (object_id);
+CREATE INDEX IF NOT EXISTS spectra_grating ON spectra (grating, signal_to_noise);
+CREATE INDEX IF NOT EXISTS spectra_observation ON spectra (observation);
+CREATE INDEX IF NOT EXISTS spectra_program ON spectra (program_id);
+CREATE INDEX IF NOT EXISTS spectra_snr ON spectra (signal_to_noise);
+CREATE INDEX IF NOT EXISTS spectra_updated ON spectra (updated_at);
+
+-- Cross-spectrum aggregates, materialised per visibility set so a non-member never sees
+-- a proprietary program through them. visibility = '*' (all programs), '' (public only)
+-- or the comma-joined sorted ids of the visible proprietary programs.
+CREATE TABLE IF NOT EXISTS object_aggregates (
+    visibility        TEXT NOT NULL,
+    object_id         TEXT NOT NULL,
+    n_spectra         INTEGER NOT NULL,
+    max_snr           REAL,
+    max_exposure_time REAL,
+    programs          TEXT NOT NULL,             -- comma-joined slugs, sorted
+    gratings          TEXT NOT NULL,             -- comma-joined, sorted
+    PRIMARY KEY (visibility, object_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS object_aggregates_snr ON object_aggregates (visibility, max_snr);
+
+CREATE TABLE IF NOT EXISTS photometry (
+    object_id  TEXT NOT NULL REFERENCES objects (object_id),
+    band       TEXT NOT NULL,                    -- lower-case filter name, e.g. f444w
+    flux       REAL NOT NULL,                    -- uJy
+    flux_err   REAL NOT NULL,                    -- uJy
+    wavelength REAL NOT NULL,                    -- pivot [um]
+    PRIMARY KEY (object_id, band)
+) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS tags (
+    tag_id      INTEGER PRIMARY KEY,
+    slug        TEXT NOT NULL,
+    name        TEXT NOT NULL,
+    description TEXT NOT NULL DEFAULT '',
+    kind        TEXT NOT NULL CHECK (kind IN ('system', 'private', 'shared')),
+    owner       TEXT,                            -- NULL for system tags
+    updated_at  TEXT NOT NULL,
+    UNIQUE (slug, owner)
+);
+CREATE TABLE IF NOT EXISTS object_tags (
+    tag_id    INTEGER NOT NULL REFERENCES tags (tag_id) ON DELETE CASCADE,
+    object_id TEXT NOT NULL REFERENCES objects (object_id),
+    PRIMARY KEY (tag_id, object_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS object_tags_object ON object_tags (object_id);
+
+-- Files present under <root>/products with the hash they had when written/downloaded.
+-- local_path = <root>/<fits_path> for these; stale = sha256 != spectra.file_hash.
+CREATE TABLE IF NOT EXISTS local_files (
+    spectrum_id   TEXT PRIMARY KEY,
+    sha256        TEXT NOT NULL,
+    size          INTEGER NOT NULL,
+    downloaded_at TEXT NOT NULL
+);

@@ -1,0 +1,48 @@
+"""The exceptions of campfire (reference: "Error handling").
+
+Every exception derives from :class:`CampfireError` and from the builtin that
+describes its kind, so ``except ValueError`` also catches bad parameters.
+"""
+from __future__ import annotations
+
+__all__ = [
+    "CampfireError",
+    "AuthenticationError",
+    "NotFoundError",
+    "DownloadError",
+    "ValidationError",
+    "APIError",
+    "FileFormatError",
+]
+
+
+class CampfireError(Exception):
+    """Base class of every campfire error."""
+
+
+class AuthenticationError(CampfireError, PermissionError):
+    """Invalid or expired credentials. The message says how to log in again."""
+
+
+class NotFoundError(CampfireError, LookupError):
+    """An object, spectrum or file that does not exist (or is not visible to you)."""
+
+
+class DownloadError(CampfireError, OSError):
+    """A file could not be downloaded or written; nothing half-written is left."""
+
+
+class ValidationError(CampfireError, ValueError):
+    """Invalid parameters. The message names the parameter and what is allowed."""
+
+
+class APIError(CampfireError, RuntimeError):
+    """The server answered with an unexpected error (after retries)."""
+
+    def __init__(self, message: str, status: int | None = None):
+        super().__init__(message)
+        self.status = status
+
+
+class FileFormatError(CampfireError, ValueError):
+    """A file that is not a readable spectrum in a supported format (names what was expected)."""

@@ -1,0 +1,358 @@
+"""The pipeline FITS format (msaexp / DJA "v4" ``*.spec.fits``), read and written.
+
+Reading is layered the xarray way: :func:`load_raw` (bytes → columns + headers, the
+only place that touches the file) → :func:`decode_spectrum` (pure: units, bad pixels)
+→ :class:`~campfire.models.SpectrumData`.
+
+Paths may be local paths or fsspec URLs (``memory://``, ``s3://`` ...), so Dask
+workers can read an archive root on shared or object storage.
+"""
+from __future__ import annotations
+
+import io
+import os
+import pathlib
+from typing import Any
+
+import astropy.units as u
+import numpy as np
+from astropy.io import fits
+
+from campfire.errors import CampfireError, FileFormatError, NotFoundError
+from campfire.models import SpectrumData
+
+__all__ = [
+    "open_fits",
+    "load_raw",
+    "decode_spectrum",
+    "read_spectrum",
+    "read_spectrum_2d",
+    "read_redshift_fit",
+    "write_spectrum",
+    "write_spectrum_file",
+]
+
+EXPECTED = (
+    "a 1D extracted spectrum: a SPEC1D table with wave [um], flux and err [uJy] "
+    "(msaexp / DJA format) or a JWST pipeline x1d EXTRACT1D table"
+)
+_SKIP_CARDS = {"COMMENT", "HISTORY", ""}
+
+
+def _is_url(path) -> bool:
+    return isinstance(path, str) and "://" in path
+
+
+def open_fits(path: str | os.PathLike) -> fits.HDUList:
+    """Open a FITS file from a local path or fsspec URL, fully read (no memmap)."""
+    try:
+        if _is_url(path):
+            import fsspec
+
+            with fsspec.open(path, "rb") as f:
+                data = f.read()
+            return fits.open(io.BytesIO(data), memmap=False, lazy_load_hdus=False)
+        return fits.open(os.fspath(path), memmap=False, lazy_load_hdus=False)
+    except FileNotFoundError as err:
+        raise NotFoundError(f"no such file: {path}") from err
+    except (OSError, TypeError, ValueError, IndexError) as err:
+        raise FileFormatError(f"{path}: not a readable FITS file ({err}); expected {EXPECTED}") from err
+
+
+def _header_dict(header: fits.Header) -> dict[str, Any]:
+    out = {}
+    for card in header.cards:
+        key = card.keyword
+        if key in _SKIP_CARDS or key in out:
+            continue
+        try:
+            value = card.value
+        except Exception:  # unparsable card in a foreign file: skip it, keep the rest
+            continue
+        if isinstance(value, (str, int, float, bool)):
+            out[key] = value
+    return out
+
+
+def load_raw(path: str | os.PathLike) -> dict[str, Any]:
+    """Columns, units and headers of a spectrum file (no unit handling yet)."""
+    with open_fits(path) as hdul:
+        names = [h.name.upper() for h in hdul]
+        primary = _header_dict(hdul[0].header)
+        for ext, (wcol, fcol, ecol) in {
+            "SPEC1D": ("wave", "flux", "err"),
+            "EXTRACT1D": ("WAVELENGTH", "FLUX", "FLUX_ERROR"),
+        }.items():
+            if ext not in names:
+                continue
+            hdu = hdul[ext]
+            if not isinstance(hdu, fits.BinTableHDU):
+                raise FileFormatError(f"{path}: {ext} is not a table; expected {EXPECTED}")
+            try:
+                cols = {c.name.lower(): c for c in hdu.columns}
+                missing = [c for c in (wcol, fcol, ecol) if c.lower() not in cols]
+                if missing:
+                    raise FileFormatError(
+                        f"{path}: {ext} table lacks column(s) {', '.join(missing)}; has "
+                        f"{', '.join(c.name for c in hdu.columns)}; expected {EXPECTED}"
+                    )
+                data = hdu.data
+                if data is None or len(data) == 0:
+                    raise FileFormatError(f"{path}: {ext} table is empty")
+                arrays = {
+                    key: np.array(data[cols[c.lower()].name], dtype=float)
+                    for key, c in (("wave", wcol), ("flux", fcol), ("err", ecol))
+                }
+                units = {
+                    key: cols[c.lower()].unit
+                    for key, c in (("wave", wcol), ("flux", fcol), ("err", ecol))
+                }
+                for opt in ("flam", "flam_err"):
+                    if opt in cols:
+                        arrays[opt] = np.array(data[cols[opt].name], dtype=float)
+                        units[opt] = cols[opt].unit
+            except FileFormatError:
+                raise
+            except Exception as err:  # truncated or corrupt table data
+                raise FileFormatError(f"{path}: cannot read the {ext} table ({err})") from err
+            return {
+                "path": str(path),
+                "format": ext,
+                "primary": primary,
+                "ext_header": _header_dict(hdu.header),
+                "arrays": arrays,
+                "units": units,
+            }
+        if "SCI" in names and "WAVELENGTH" in names:
+            raise FileFormatError(
+                f"{path}: this is an unrectified JWST pipeline slitlet (SCI + WAVELENGTH images), "
+                f"not an extracted spectrum; expected {EXPECTED}"
+            )
+        raise FileFormatError(f"{path}: no SPEC1D or EXTRACT1D extension (has {', '.join(names)}); expected {EXPECTED}")
+
+
+_WAVE_UNITS = {"um": u.um, "micron": u.um, "microns": u.um, "angstrom": u.AA, "a": u.AA, "nm": u.nm, "m": u.m}
+
+
+def _unit(text, fallback, what: str, path: str):
+    text = (text or fallback or "").strip()
+    if not text:
+        raise FileFormatError(f"{path}: the {what} column has no unit (TUNIT) and the header no BUNIT")
+    aliases = {"microjansky": "uJy", "ujy": "uJy", "mjy": "mJy", "jy": "Jy", "njy": "nJy", "micron": "um", "microns": "um"}
+    text = aliases.get(text.lower(), text)
+    try:
+        return u.Unit(text)
+    except ValueError as err:
+        raise FileFormatError(f"{path}: unknown {what} unit {text!r}") from err
+
+
+def decode_spectrum(raw: dict[str, Any]) -> SpectrumData:
+    """Pure: apply units (trusting TUNIT over BUNIT), mark bad pixels NaN, merge headers."""
+    path = raw["path"]
+    arrays, units = raw["arrays"], raw["units"]
+    header = dict(raw["ext_header"])
+    header.update(raw["primary"])  # primary keys win
+    wave_unit = _unit(units["wave"], "um", "wavelength", path)
+    try:
+        wave = (arrays["wave"] * wave_unit).to(u.um).value
+    except u.UnitConversionError as err:
+        raise FileFormatError(f"{path}: wavelength unit {wave_unit} is not a length") from err
+    fallback = raw["ext_header"].get("BUNIT") or raw["primary"].get("BUNIT")
+    flux_unit = _unit(units["flux"], fallback, "flux", path)
+    err_unit = _unit(units["err"], str(flux_unit), "error", path)
+    equiv = u.spectral_density(wave * u.um)
+    try:
+        fnu = (arrays["flux"] * flux_unit).to(u.uJy, equivalencies=equiv).value
+        err = (arrays["err"] * err_unit).to(u.uJy, equivalencies=equiv).value
+    except u.UnitConversionError as err_:
+        raise FileFormatError(f"{path}: flux unit {flux_unit} is not a flux density") from err_
+    bad = ~np.isfinite(fnu) | ~np.isfinite(err) | (err <= 0) | ~np.isfinite(wave)
+    fnu = np.where(bad, np.nan, fnu)
+    err = np.where(bad, np.nan, err)
+    if np.any(np.diff(wave[np.isfinite(wave)]) <= 0):
+        order = np.argsort(wave)
+        wave, fnu, err = wave[order], fnu[order], err[order]
+    stem = pathlib.PurePath(str(path)).name
+    for suffix in (".fits", ".spec", "_x1d"):
+        stem = stem.removesuffix(suffix)
+    grating = str(header.get("GRATING", "") or "").upper()
+    filt = str(header.get("FILTER", "") or "").upper()
+    exptime = header.get("EXPTIME", header.get("EFFEXPTM"))
+    if exptime is not None and "EXPTIME" not in header:
+        header["EXPTIME"] = exptime
+    return SpectrumData(
+        wavelength=wave,
+        fnu=fnu,
+        fnu_err=err,
+        spectrum_id=str(header.get("SPECID") or stem),
+        grating=grating,
+        filter=filt or None,
+        object_id=header.get("OBJID"),
+        header=header,
+        fits_path=None if _is_url(path) else str(path),
+    )
+
+
+def read_spectrum(path: str | os.PathLike) -> SpectrumData:
+    """Open a spectrum file as :class:`SpectrumData` (μm, μJy, NaN for bad pixels)."""
+    try:
+        return decode_spectrum(load_raw(path))
+    except CampfireError:
+        raise
+    except Exception as err:  # anything astropy raises on a mangled file
+        raise FileFormatError(f"{path}: cannot read spectrum ({type(err).__name__}: {err}); expected {EXPECTED}") from err
+
+
+def read_spectrum_2d(path: str | os.PathLike) -> dict[str, Any]:
+    """The structure of ``get_spectrum_data``: 1D arrays, 2D S/N = SCI·√WHT and the profile."""
+    spec = read_spectrum(path)
+    with open_fits(path) as hdul:
+        names = [h.name.upper() for h in hdul]
+        if "SCI" not in names or "WHT" not in names:
+            raise FileFormatError(f"{path}: no SCI/WHT 2D extensions for the 2D spectrum")
+        sci = np.array(hdul["SCI"].data, dtype=float)
+        wht = np.array(hdul["WHT"].data, dtype=float)
+        with np.errstate(invalid="ignore"):
+            snr = sci * np.sqrt(np.where(wht > 0, wht, np.nan))
+        if "PROF1D" in names:
+            prof = hdul["PROF1D"].data
+            pix = np.array(prof["pix"], dtype=float)
+            profile = np.array(prof["profile"], dtype=float)
+            pfit = np.array(prof["pfit"], dtype=float)
+        else:
+            pix = np.arange(sci.shape[0], dtype=float)
+            profile = np.nansum(sci, axis=1)
+            pfit = np.full_like(profile, np.nan)
+    return {
+        "wave": spec.wavelength,
+        "fnu": spec.fnu,
+        "fnu_err": spec.fnu_err,
+        "snr_2d": snr,
+        "n_spatial": int(sci.shape[0]),
+        "n_wave": int(sci.shape[1]),
+        "profile": profile,
+        "profile_fit": pfit,
+        "profile_pix": pix,
+    }
+
+
+def read_redshift_fit(path: str | os.PathLike) -> dict[str, Any]:
+    """The structure of ``get_redshift_fit_data`` from the ZFIT / ZMODEL extensions."""
+    with open_fits(path) as hdul:
+        names = [h.name.upper() for h in hdul]
+        if "ZFIT" not in names:
+            raise NotFoundError(f"{path}: no redshift fit (ZFIT extension) in this file")
+        zf = hdul["ZFIT"]
+        out = {
+            "redshift": float(zf.header["REDSHIFT"]),
+            "chi2_min": float(zf.header["CHI2MIN"]),
+            "confidence": float(zf.header["CONFID"]),
+            "z_grid": np.array(zf.data["z"], dtype=float),
+            "chi2_grid": np.array(zf.data["chi2"], dtype=float),
+        }
+        if "ZMODEL" in names:
+            out["model_wave"] = np.array(hdul["ZMODEL"].data["wave"], dtype=float)
+            out["model_fnu"] = np.array(hdul["ZMODEL"].data["fnu"], dtype=float)
+        else:
+            out["model_wave"] = np.array([])
+            out["model_fnu"] = np.array([])
+    return out
+
+
+def _col(name, array, unit=None, fmt="D"):
+    return fits.Column(name=name, format=fmt, array=np.asarray(array, dtype=float), unit=unit)
+
+
+def write_spectrum_file(
+    path: str | os.PathLike,
+    *,
+    wave,
+    flux,
+    err,
+    header: dict[str, Any] | None = None,
+    sci=None,
+    wht=None,
+    profile=None,
+    prof1d: dict[str, Any] | None = None,
+    zfit: dict[str, Any] | None = None,
+    extra_columns: dict[str, Any] | None = None,
+    overwrite: bool = False,
+) -> str:
+    """Write the pipeline format. Deterministic: the same inputs give identical bytes.
+
+    ``header`` goes into the primary HDU (SPECID, OBJID, TARGID, GRATING, FILTER,
+    EXPTIME, RA, DEC, REDVER, ZAUTO ...) and the grating keys into SPEC1D too. The file
+    is written to a temporary name and renamed, so a reader never sees half a file.
+    """
+    header = dict(header or {})
+    primary = fits.PrimaryHDU()
+    for key, value in header.items():
+        primary.header[key] = value
+    cols = [_col("wave", wave, "um"), _col("flux", flux, "uJy"), _col("err", err, "uJy")]
+    for name, arr in (extra_columns or {}).items():
+        cols.append(_col(name, arr, "uJy" if name in ("sky",) else None))
+    spec1d = fits.BinTableHDU.from_columns(cols, name="SPEC1D")
+    for key in ("GRATING", "FILTER", "SRCNAME", "SOURCEID", "EXPTIME"):
+        if key in header:
+            spec1d.header[key] = header[key]
+    hdus = [primary, spec1d]
+    for name, img in (("SCI", sci), ("WHT", wht), ("PROFILE", profile)):
+        if img is not None:
+            hdu = fits.ImageHDU(np.asarray(img, dtype=np.float32), name=name)
+            hdu.header["BUNIT"] = "microJansky"
+            hdus.append(hdu)
+    if prof1d is not None:
+        hdus.append(
+            fits.BinTableHDU.from_columns(
+                [_col("pix", prof1d["pix"]), _col("profile", prof1d["profile"]), _col("pfit", prof1d["pfit"])],
+                name="PROF1D",
+            )
+        )
+    if zfit is not None:
+        zhdu = fits.BinTableHDU.from_columns([_col("z", zfit["z_grid"]), _col("chi2", zfit["chi2_grid"])], name="ZFIT")
+        zhdu.header["REDSHIFT"] = float(zfit["redshift"])
+        zhdu.header["CHI2MIN"] = float(zfit["chi2_min"])
+        zhdu.header["CONFID"] = float(zfit["confidence"])
+        hdus.append(zhdu)
+        if len(zfit.get("model_wave", ())):
+            hdus.append(
+                fits.BinTableHDU.from_columns(
+                    [_col("wave", zfit["model_wave"], "um"), _col("fnu", zfit["model_fnu"], "uJy")], name="ZMODEL"
+                )
+            )
+    hdul = fits.HDUList(hdus)
+    if _is_url(path):
+        import fsspec
+
+        buf = io.BytesIO()
+        hdul.writeto(buf)
+        with fsspec.open(path, "wb") as f:
+            f.write(buf.getvalue())
+        return str(path)
+    path = pathlib.Path(path)
+    if path.exists() and not overwrite:
+        raise CampfireError(f"{path} exists; pass overwrite=True to replace it")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    try:
+        hdul.writeto(tmp, overwrite=True)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return str(path)
+
+
+def write_spectrum(path: str | os.PathLike, spec: SpectrumData, overwrite: bool = False) -> str:
+    """Write a :class:`SpectrumData` (a stack, a calibrated spectrum) in the pipeline format."""
+    header = {k: v for k, v in spec.header.items() if len(k) <= 8}
+    header.update(SPECID=spec.spectrum_id, GRATING=spec.grating or "")
+    if spec.object_id:
+        header["OBJID"] = spec.object_id
+    if spec.filter:
+        header["FILTER"] = spec.filter
+    extra = {"count": spec.count} if spec.count is not None else None
+    return write_spectrum_file(
+        path, wave=spec.wavelength, flux=spec.fnu, err=spec.fnu_err, header=header,
+        extra_columns=extra, overwrite=overwrite,
+    )

@@ -1,0 +1,164 @@
+"""Emission lines and flux-unit conversion (the model layer; tasks may import it).
+
+Vacuum rest wavelengths in Angstrom (SCIENCE.md). f_lambda = f_nu c / lambda^2 is
+done by astropy.units here and nowhere else.
+
+Examples
+--------
+>>> from campfire import get_emission_lines
+>>> t = get_emission_lines(redshift=2.5, wave_min=1.0, wave_max=5.0)
+>>> 'Halpha' in t['name']
+True
+"""
+from __future__ import annotations
+
+from types import MappingProxyType
+
+import astropy.units as u
+import numpy as np
+from astropy.table import Table
+
+from campfire.errors import ValidationError
+
+__all__ = [
+    "EMISSION_LINES",
+    "get_emission_lines",
+    "convert_flux_units",
+    "normalize_flux_unit",
+    "FNU_UNIT",
+    "FLAM_UNIT",
+    "WAVE_UNIT",
+]
+
+FNU_UNIT = "uJy"
+FLAM_UNIT = "erg / (s cm2 Angstrom)"
+WAVE_UNIT = "um"
+
+EMISSION_LINES = MappingProxyType(
+    {
+        "Lyalpha": 1215.67,
+        "CIV": 1549.48,
+        "HeII": 1640.42,
+        "CIII]": 1908.73,
+        "MgII-2796": 2796.35,
+        "MgII-2804": 2803.53,
+        "[OII]-3727": 3727.09,
+        "[OII]-3730": 3729.88,
+        "[NeIII]": 3869.86,
+        "Hdelta": 4102.89,
+        "Hgamma": 4341.69,
+        "Hbeta": 4862.68,
+        "[OIII]-4960": 4960.30,
+        "[OIII]-5008": 5008.24,
+        "HeI-5877": 5877.25,
+        "[OI]": 6302.05,
+        "[NII]-6550": 6549.86,
+        "Halpha": 6564.61,
+        "[NII]-6585": 6585.27,
+        "[SII]-6718": 6718.29,
+        "[SII]-6733": 6732.67,
+        "[SIII]-9071": 9071.1,
+        "[SIII]-9533": 9533.2,
+        "HeI-10833": 10833.3,
+        "Pagamma": 10941.1,
+        "Pabeta": 12821.6,
+        "Paalpha": 18756.1,
+    }
+)
+"""Vacuum rest wavelengths [Angstrom] of the standard rest-UV/optical/near-IR lines."""
+
+_UNIT_ALIASES = {
+    "fnu": "fnu",
+    "f_nu": "fnu",
+    "ujy": "fnu",
+    "flam": "flam",
+    "flambda": "flam",
+    "f_lambda": "flam",
+    "f_lam": "flam",
+}
+
+
+def normalize_flux_unit(value: str, parameter: str = "to_unit") -> str:
+    """'fnu'|'flam' from the accepted spellings (aliases 'flambda', 'f_nu', ...)."""
+    key = str(value).strip().lower() if isinstance(value, str) else None
+    if key not in _UNIT_ALIASES:
+        raise ValidationError(
+            f"{parameter}: unknown flux unit {value!r}; allowed: 'fnu' (uJy) or 'flam' / 'flambda' "
+            "(erg/s/cm2/A)"
+        )
+    return _UNIT_ALIASES[key]
+
+
+def convert_flux_units(flux, wavelength, to_unit: str = "flambda", from_unit: str | None = None):
+    """Convert flux densities between f_nu [uJy] and f_lambda [erg/s/cm2/A].
+
+    Parameters
+    ----------
+    flux : array_like
+        Flux densities (f_nu in uJy when converting to f_lambda, and vice versa).
+    wavelength : array_like
+        Wavelength in micron, broadcastable against ``flux``.
+    to_unit : {'flambda', 'flam', 'fnu'}
+        Target unit. ``from_unit`` defaults to the other one.
+
+    Returns
+    -------
+    numpy.ndarray
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> convert_flux_units(np.array([1.0]), np.array([1.0]), to_unit='flambda')  # doctest: +FLOAT_CMP
+    array([2.99792458e-19])
+    """
+    target = normalize_flux_unit(to_unit)
+    source = normalize_flux_unit(from_unit, "from_unit") if from_unit else ("flam" if target == "fnu" else "fnu")
+    flux = np.asarray(flux, dtype=float)
+    wave = np.asarray(wavelength, dtype=float) * u.um
+    if source == target:
+        return flux.copy()
+    units = {"fnu": u.uJy, "flam": u.erg / u.s / u.cm**2 / u.AA}
+    q = (flux * units[source]).to(units[target], equivalencies=u.spectral_density(wave))
+    return q.value
+
+
+def get_emission_lines(redshift: float = 0.0, wave_min: float | None = None, wave_max: float | None = None) -> Table:
+    """Lines observed at ``redshift`` inside [wave_min, wave_max] micron.
+
+    Returns
+    -------
+    astropy.table.Table
+        Columns ``name``, ``rest_wavelength`` [Angstrom], ``observed_wavelength`` [micron].
+
+    Examples
+    --------
+    >>> t = get_emission_lines(redshift=3.0, wave_min=2.5, wave_max=3.0)
+    >>> list(t['name'])
+    ['Halpha', '[NII]-6550', '[NII]-6585']
+    """
+    try:
+        z = float(redshift)
+    except (TypeError, ValueError):
+        raise ValidationError(f"redshift: expected a number, got {redshift!r}") from None
+    if not np.isfinite(z) or z < 0:
+        raise ValidationError(f"redshift: must be a finite number >= 0, got {redshift!r}")
+    names = list(EMISSION_LINES)
+    rest = np.array([EMISSION_LINES[n] for n in names])
+    obs = rest * (1 + z) / 1e4
+    keep = np.ones(len(names), bool)
+    if wave_min is not None:
+        keep &= obs >= float(wave_min)
+    if wave_max is not None:
+        keep &= obs <= float(wave_max)
+    if wave_min is not None and wave_max is not None and float(wave_min) > float(wave_max):
+        raise ValidationError(f"wave_min ({wave_min}) must not exceed wave_max ({wave_max})")
+    order = np.argsort(obs[keep], kind="stable")
+    table = Table(
+        {
+            "name": np.array(names)[keep][order],
+            "rest_wavelength": rest[keep][order] * u.AA,
+            "observed_wavelength": obs[keep][order] * u.um,
+        }
+    )
+    table.meta["redshift"] = z
+    return table
