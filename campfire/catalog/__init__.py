@@ -1,0 +1,1 @@
+"""The query layer: one filter vocabulary (filters.py), two backends (local SQLite, remote HTTP)."""

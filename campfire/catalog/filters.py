@@ -1,0 +1,373 @@
+"""The filter vocabulary of ``query_objects`` / ``query_spectra``, validated once.
+
+:func:`build_query` turns the keyword arguments of the reference into a frozen
+:class:`Query` (pure: types, ranges, names). :meth:`Query.resolve` then checks the
+values against an archive's vocabulary (fields, programs, gratings, observations,
+tags) — the local backend with its catalog, the server with what the caller may see.
+:meth:`Query.to_params` / :func:`query_from_params` carry the same Query over HTTP,
+so both backends read exactly one definition.
+
+Examples
+--------
+>>> q = build_query('objects', fields=['COSMOS'], redshift_range=(4, 8), redshift_quality=['secure'])
+>>> q.fields, q.redshift_quality
+(('cosmos',), (4,))
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Any, Iterable, Mapping
+
+from campfire.errors import ValidationError
+from campfire.flags import FlagExpr, as_flag_expr
+
+__all__ = [
+    "Query",
+    "Vocabulary",
+    "build_query",
+    "query_from_params",
+    "QUALITY_NAMES",
+    "SORT_COLUMNS",
+    "FILTER_NAMES",
+    "KNOWN_GRATINGS",
+]
+
+QUALITY_NAMES = {"not_inspected": 0, "impossible": 1, "tentative": 2, "probable": 3, "secure": 4}
+KNOWN_GRATINGS = ("PRISM", "G140M", "G235M", "G395M", "G140H", "G235H", "G395H")
+
+SORT_COLUMNS = {
+    "objects": (
+        "object_id", "field", "ra", "dec", "redshift", "redshift_auto", "redshift_inspected",
+        "redshift_quality", "n_spectra", "max_snr", "max_exposure_time", "photo_z", "has_photometry",
+    ),
+    "spectra": (
+        "spectrum_id", "object_id", "target_id", "observation", "grating", "filter", "signal_to_noise",
+        "exposure_time", "redshift_auto", "dq_flags", "reduction_version",
+    ),
+}
+DEFAULT_SORT = {"objects": "object_id", "spectra": "spectrum_id"}
+
+# the filter keywords shared by both query kinds (and by lazy_spectra / workflows)
+FILTER_NAMES = (
+    "fields", "programs", "gratings", "observations", "redshift_range", "redshift_quality",
+    "max_snr_range", "dq_flags", "tags", "inspected_only", "staleness", "has_photometry",
+    "search", "cone_search",
+)
+PAGING_NAMES = ("limit", "offset", "sort", "sort_dir")
+
+
+@dataclass(frozen=True)
+class Vocabulary:
+    """The values an archive (as seen by one user) knows, for :meth:`Query.resolve`."""
+
+    fields: frozenset[str]
+    programs: Mapping[str, int]          # lower-case slug -> program_id
+    gratings: frozenset[str]
+    observations: frozenset[str]
+    tags: frozenset[str]
+
+
+@dataclass(frozen=True)
+class Query:
+    """A validated query. ``None`` means "no filter" for every field."""
+
+    kind: str
+    fields: tuple[str, ...] | None = None
+    programs: tuple[int | str, ...] | None = None
+    gratings: tuple[str, ...] | None = None
+    observations: tuple[str, ...] | None = None
+    redshift_range: tuple[float, float] | None = None
+    redshift_quality: tuple[int, ...] | None = None
+    max_snr_range: tuple[float, float] | None = None
+    dq_flags: FlagExpr | None = None
+    tags: tuple[str, ...] | None = None
+    inspected_only: bool | None = None
+    staleness: bool | None = None
+    has_photometry: bool | None = None
+    search: str | None = None
+    cone_search: tuple[float, float, float] | None = None
+    limit: int | None = None
+    offset: int = 0
+    sort: str = ""
+    sort_dir: str = "asc"
+
+    # -- vocabulary -----------------------------------------------------------------
+    def resolve(self, vocab: Vocabulary) -> "Query":
+        """Check names against ``vocab``; program slugs become program ids."""
+        changes: dict[str, Any] = {}
+        for name, known in (
+            ("fields", vocab.fields),
+            ("gratings", vocab.gratings | set(KNOWN_GRATINGS)),
+            ("observations", vocab.observations),
+            ("tags", vocab.tags),
+        ):
+            values = getattr(self, name)
+            if values is None:
+                continue
+            unknown = [v for v in values if v not in known]
+            if unknown:
+                singular = {"fields": "field", "gratings": "grating", "observations": "observation", "tags": "tag"}[name]
+                raise ValidationError(
+                    f"{name}: unknown {singular}{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))}; "
+                    f"allowed: {', '.join(sorted(known)) or '(none)'}"
+                )
+        if self.programs is not None:
+            ids = set(vocab.programs.values())
+            resolved = []
+            for p in self.programs:
+                if isinstance(p, int):
+                    if p not in ids:
+                        raise ValidationError(f"programs: unknown program id {p}; allowed: {_program_list(vocab)}")
+                    resolved.append(p)
+                else:
+                    pid = vocab.programs.get(p.lower())
+                    if pid is None:
+                        raise ValidationError(f"programs: unknown program {p!r}; allowed: {_program_list(vocab)}")
+                    resolved.append(pid)
+            changes["programs"] = tuple(dict.fromkeys(resolved))
+        return dataclasses.replace(self, **changes) if changes else self
+
+    # -- HTTP ------------------------------------------------------------------------
+    def to_params(self) -> dict[str, str]:
+        """Query-string parameters of the HTTP API (lists comma-joined, ranges 'lo,hi')."""
+        out: dict[str, str] = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.name == "kind" or value is None:
+                continue
+            if f.name == "offset" and value == 0:
+                continue
+            if isinstance(value, FlagExpr):
+                out[f.name] = str(value)
+            elif isinstance(value, bool):
+                out[f.name] = "true" if value else "false"
+            elif isinstance(value, tuple):
+                out[f.name] = ",".join(_fmt(v) for v in value)
+            else:
+                out[f.name] = _fmt(value)
+        return out
+
+
+def _fmt(value) -> str:
+    return repr(value) if isinstance(value, float) else str(value)
+
+
+def _program_list(vocab: Vocabulary) -> str:
+    return ", ".join(f"{slug} ({pid})" for slug, pid in sorted(vocab.programs.items())) or "(none)"
+
+
+# ---------------------------------------------------------------------------- validation
+def _str_list(name: str, value, transform=str.lower) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = [value]
+    try:
+        items = list(value)
+    except TypeError:
+        raise ValidationError(f"{name}: expected a list of strings, got {value!r}") from None
+    out = []
+    for v in items:
+        if not isinstance(v, str) or not v.strip():
+            raise ValidationError(f"{name}: expected non-empty strings, got {v!r}")
+        out.append(transform(v.strip()))
+    if not out:
+        raise ValidationError(f"{name}: empty list; pass None for no filter")
+    return tuple(dict.fromkeys(out))
+
+
+def _number(name: str, value) -> float:
+    if isinstance(value, bool):
+        raise ValidationError(f"{name}: expected a number, got {value!r}")
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        raise ValidationError(f"{name}: expected a number, got {value!r}") from None
+    if math.isnan(x):
+        raise ValidationError(f"{name}: NaN is not allowed")
+    return x
+
+
+def _range(name: str, value, lower: float | None = None) -> tuple[float, float] | None:
+    if value is None:
+        return None
+    if isinstance(value, str) or not hasattr(value, "__len__") or len(value) != 2:
+        raise ValidationError(f"{name}: expected (min, max), got {value!r}")
+    lo, hi = (_number(name, v) for v in value)
+    if lo > hi:
+        raise ValidationError(f"{name}: min ({lo:g}) is greater than max ({hi:g})")
+    if lower is not None and hi < lower:
+        raise ValidationError(f"{name}: values must be >= {lower:g}, got ({lo:g}, {hi:g})")
+    return lo, hi
+
+
+def _bool(name: str, value) -> bool | None:
+    if value is None or isinstance(value, bool):
+        return value
+    if hasattr(value, "dtype") and value.dtype == bool:  # numpy bool
+        return bool(value)
+    raise ValidationError(f"{name}: expected True, False or None, got {value!r}")
+
+
+def _quality(value) -> tuple[int, ...] | None:
+    if value is None:
+        return None
+    if isinstance(value, (int, str)):
+        value = [value]
+    out = []
+    for v in value:
+        if isinstance(v, str):
+            key = v.strip().lower()
+            if key.isdigit():
+                v = int(key)
+            elif key in QUALITY_NAMES:
+                out.append(QUALITY_NAMES[key])
+                continue
+            else:
+                raise ValidationError(
+                    f"redshift_quality: unknown quality {v!r}; allowed: 0-4 or "
+                    + ", ".join(f"{n!r}" for n in QUALITY_NAMES)
+                )
+        if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= 4:
+            raise ValidationError(
+                f"redshift_quality: expected ints 0-4 or names ({', '.join(QUALITY_NAMES)}), got {v!r}"
+            )
+        out.append(int(v))
+    if not out:
+        raise ValidationError("redshift_quality: empty list; pass None for no filter")
+    return tuple(sorted(set(out)))
+
+
+def _programs(value) -> tuple[int | str, ...] | None:
+    if value is None:
+        return None
+    if isinstance(value, (str, int)):
+        value = [value]
+    out: list[int | str] = []
+    for v in value:
+        if isinstance(v, bool):
+            raise ValidationError(f"programs: expected program ids or slugs, got {v!r}")
+        if isinstance(v, int) or (isinstance(v, str) and v.strip().isdigit()):
+            out.append(int(v))
+        elif isinstance(v, str) and v.strip():
+            out.append(v.strip())
+        else:
+            raise ValidationError(f"programs: expected program ids (int) or slugs (str), got {v!r}")
+    if not out:
+        raise ValidationError("programs: empty list; pass None for no filter")
+    return tuple(out)
+
+
+def _cone(value) -> tuple[float, float, float] | None:
+    if value is None:
+        return None
+    if isinstance(value, str) or not hasattr(value, "__len__") or len(value) != 3:
+        raise ValidationError(f"cone_search: expected (ra, dec, radius_arcsec), got {value!r}")
+    ra, dec, radius = (_number("cone_search", v) for v in value)
+    if not 0 <= ra < 360:
+        raise ValidationError(f"cone_search: ra must be in [0, 360) deg, got {ra:g}")
+    if not -90 <= dec <= 90:
+        raise ValidationError(f"cone_search: dec must be in [-90, 90] deg, got {dec:g}")
+    if not 0 < radius <= 3600 * 10:
+        raise ValidationError(f"cone_search: radius must be in (0, 36000] arcsec, got {radius:g}")
+    return ra, dec, radius
+
+
+def _upper(s: str) -> str:
+    return s.upper()
+
+
+def build_query(kind: str, **kwargs) -> Query:
+    """Validate the keyword arguments of query_objects / query_spectra into a :class:`Query`.
+
+    Unknown keywords raise ValidationError listing the allowed ones — nothing is
+    silently ignored.
+    """
+    if kind not in SORT_COLUMNS:
+        raise ValidationError(f"kind: expected 'objects' or 'spectra', got {kind!r}")
+    allowed = FILTER_NAMES + PAGING_NAMES
+    unknown = [k for k in kwargs if k not in allowed]
+    if unknown:
+        raise ValidationError(
+            f"unknown parameter{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}; allowed: {', '.join(allowed)}"
+        )
+    get = kwargs.get
+    search = get("search")
+    if search is not None and (not isinstance(search, str) or not search.strip() or len(search) > 200):
+        raise ValidationError(f"search: expected a non-empty string of at most 200 characters, got {search!r}")
+    limit = get("limit")
+    if limit is not None:
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+            raise ValidationError(f"limit: expected a non-negative int or None, got {limit!r}")
+    offset = get("offset", 0) or 0
+    if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
+        raise ValidationError(f"offset: expected a non-negative int, got {offset!r}")
+    sort = get("sort") or DEFAULT_SORT[kind]
+    if sort not in SORT_COLUMNS[kind]:
+        raise ValidationError(f"sort: unknown column {sort!r} for {kind}; allowed: {', '.join(SORT_COLUMNS[kind])}")
+    sort_dir = get("sort_dir") or "asc"
+    if not isinstance(sort_dir, str) or sort_dir.lower() not in ("asc", "desc"):
+        raise ValidationError(f"sort_dir: expected 'asc' or 'desc', got {sort_dir!r}")
+    return Query(
+        kind=kind,
+        fields=_str_list("fields", get("fields")),
+        programs=_programs(get("programs")),
+        gratings=_str_list("gratings", get("gratings"), _upper),
+        observations=_str_list("observations", get("observations")),
+        redshift_range=_range("redshift_range", get("redshift_range")),
+        redshift_quality=_quality(get("redshift_quality")),
+        max_snr_range=_range("max_snr_range", get("max_snr_range")),
+        dq_flags=as_flag_expr(get("dq_flags")),
+        tags=_str_list("tags", get("tags")),
+        inspected_only=_bool("inspected_only", get("inspected_only")),
+        staleness=_bool("staleness", get("staleness")),
+        has_photometry=_bool("has_photometry", get("has_photometry")),
+        search=search.strip() if search else None,
+        cone_search=_cone(get("cone_search")),
+        limit=limit,
+        offset=offset,
+        sort=sort,
+        sort_dir=sort_dir.lower(),
+    )
+
+
+def query_from_params(kind: str, params: Mapping[str, str]) -> Query:
+    """The inverse of :meth:`Query.to_params` (what the server does with a query string)."""
+    kwargs: dict[str, Any] = {}
+    for key, raw in params.items():
+        if key in ("fields", "programs", "gratings", "observations", "tags", "redshift_quality"):
+            kwargs[key] = [v for v in raw.split(",")] if raw != "" else []
+        elif key in ("redshift_range", "max_snr_range", "cone_search"):
+            kwargs[key] = raw.split(",")
+        elif key in ("inspected_only", "staleness", "has_photometry"):
+            low = raw.lower()
+            if low not in ("true", "false", "1", "0"):
+                raise ValidationError(f"{key}: expected true or false, got {raw!r}")
+            kwargs[key] = low in ("true", "1")
+        elif key in ("limit", "offset"):
+            try:
+                kwargs[key] = int(raw)
+            except ValueError:
+                raise ValidationError(f"{key}: expected an integer, got {raw!r}") from None
+        else:
+            kwargs[key] = raw
+    return build_query(kind, **kwargs)
+
+
+def filter_kwargs(kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    """The subset of ``kwargs`` that are filters (drops None values)."""
+    return {k: v for k, v in kwargs.items() if k in FILTER_NAMES and v is not None}
+
+
+def iter_chunks(items: Iterable, size: int):
+    """Yield lists of at most ``size`` items."""
+    chunk = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
