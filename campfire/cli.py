@@ -1,0 +1,203 @@
+"""The ``campfire`` command line. Thin: parse arguments, call the library, print."""
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import sys
+
+from campfire.errors import CampfireError
+
+__all__ = ["main"]
+
+
+def _add_filters(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--observations", help="comma-separated observation names")
+    p.add_argument("--programs", help="comma-separated program slugs or ids")
+    p.add_argument("--fields", help="comma-separated fields")
+    p.add_argument("--gratings", help="comma-separated gratings")
+
+
+def _split(value: str | None) -> list[str] | None:
+    return [v.strip() for v in value.split(",") if v.strip()] if value else None
+
+
+def _client(args):
+    from campfire.client import Campfire
+
+    return Campfire(base_url=getattr(args, "server", None), data_dir=getattr(args, "data_dir", None))
+
+
+def _password(args) -> str:
+    if args.password_stdin:
+        return sys.stdin.readline().rstrip("\n")
+    return getpass.getpass("Password: ")
+
+
+def cmd_demo_build(args) -> int:
+    from campfire import demo
+
+    root = demo.build(args.root, size=args.size, seed=args.seed) if args.root else demo.ensure(size=args.size, seed=args.seed)
+    print(root)
+    return 0
+
+
+def cmd_demo_gallery(args) -> int:
+    from campfire.gallery import write_gallery
+
+    for path in write_gallery(args.out, data_dir=args.data_dir):
+        print(path)
+    return 0
+
+
+def cmd_sync(args) -> int:
+    print(json.dumps(_client(args).sync()))
+    return 0
+
+
+def cmd_download(args) -> int:
+    result = _client(args).download(
+        observations=_split(args.observations), programs=_split(args.programs), fields=_split(args.fields),
+        gratings=_split(args.gratings), stale_only=args.stale_only, max_workers=args.max_workers,
+    )
+    print(json.dumps(result, default=str))
+    return 0
+
+
+def cmd_login(args) -> int:
+    cf = _client(args)
+    username = args.username or input("Username: ")
+    cf.login(username, _password(args))
+    print(f"logged in to {cf.base_url} as {username}")
+    return 0
+
+
+def cmd_users_add(args) -> int:
+    from campfire.server.auth import add_user
+
+    add_user(args.root, args.name, _password(args), programs=_split(args.programs) or [])
+    print(f"added user {args.name}")
+    return 0
+
+
+def cmd_serve(args) -> int:
+    from campfire.server.app import serve
+
+    serve(args.root, host=args.host, port=args.port)
+    return 0
+
+
+def cmd_run(args) -> int:
+    from campfire.workflows.runner import run_workflow
+
+    summary = run_workflow(
+        args.workflow, scheduler=args.scheduler, workers=args.workers, dry_run=args.dry_run, force=args.force,
+        output=args.output,
+    )
+    return 0 if summary.get("ok", True) else 1
+
+
+def cmd_tags(args) -> int:
+    cf = _client(args)
+    if args.tags_cmd == "list":
+        cf.get_tags(remote=True).pprint(max_lines=-1, max_width=-1)
+    elif args.tags_cmd == "create":
+        cf.create_tag(args.slug, args.name or args.slug, shared=args.shared, description=args.description or "")
+    elif args.tags_cmd == "add":
+        cf.tag_objects(args.slug, args.object_ids)
+    elif args.tags_cmd == "remove":
+        cf.untag_objects(args.slug, args.object_ids)
+    elif args.tags_cmd == "delete":
+        cf.delete_tag(args.slug)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="campfire", description="JWST/NIRSpec MSA archive client and pipeline")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    demo = sub.add_parser("demo", help="the built-in demo archive").add_subparsers(dest="demo_cmd", required=True)
+    p = demo.add_parser("build", help="build the demo archive (default ~/.cache/campfire/demo)")
+    p.add_argument("root", nargs="?")
+    p.add_argument("--size", choices=["small", "full", "catalog"], default="small")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_demo_build)
+    p = demo.add_parser("gallery", help="write every figure of the reference for demo objects")
+    p.add_argument("out")
+    p.add_argument("--data-dir")
+    p.set_defaults(func=cmd_demo_gallery)
+
+    for name, func, helptext in (("sync", cmd_sync, "pull the catalog from the server"),
+                                 ("download", cmd_download, "download FITS files (after sync)")):
+        p = sub.add_parser(name, help=helptext)
+        p.add_argument("--server", help="server URL (default $CAMPFIRE_API_URL)")
+        p.add_argument("--data-dir", help="data directory (default $CAMPFIRE_ROOT or ~/campfire)")
+        if name == "download":
+            _add_filters(p)
+            p.add_argument("--stale-only", action="store_true")
+            p.add_argument("--max-workers", type=int, default=4)
+        p.set_defaults(func=func)
+
+    p = sub.add_parser("login", help="log in and store tokens (mode 0600)")
+    p.add_argument("--server")
+    p.add_argument("--username")
+    p.add_argument("--password-stdin", action="store_true")
+    p.set_defaults(func=cmd_login)
+
+    users = sub.add_parser("users", help="server accounts").add_subparsers(dest="users_cmd", required=True)
+    p = users.add_parser("add", help="add an account and grant programs")
+    p.add_argument("name")
+    p.add_argument("--root", required=True, help="archive root the server serves")
+    p.add_argument("--programs", help="comma-separated program slugs")
+    p.add_argument("--password-stdin", action="store_true")
+    p.set_defaults(func=cmd_users_add)
+
+    p = sub.add_parser("serve", help="serve an archive root over HTTP")
+    p.add_argument("root")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("run", help="run a YAML workflow")
+    p.add_argument("workflow")
+    p.add_argument("--scheduler", help="threads | processes | local:N | tcp://HOST:PORT")
+    p.add_argument("--workers", type=int, help="start a LocalCluster with N workers")
+    p.add_argument("--dry-run", action="store_true", help="print the plan without running it")
+    p.add_argument("--force", action="store_true", help="recompute outputs that exist")
+    p.add_argument("--output", help="output directory (overrides the workflow's)")
+    p.set_defaults(func=cmd_run)
+
+    tags = sub.add_parser("tags", help="user tags")
+    tags.add_argument("--server")
+    tags.add_argument("--data-dir")
+    tsub = tags.add_subparsers(dest="tags_cmd", required=True)
+    tsub.add_parser("list")
+    p = tsub.add_parser("create")
+    p.add_argument("slug")
+    p.add_argument("--name")
+    p.add_argument("--description")
+    p.add_argument("--shared", action="store_true")
+    for name in ("add", "remove"):
+        p = tsub.add_parser(name)
+        p.add_argument("slug")
+        p.add_argument("object_ids", nargs="+")
+    p = tsub.add_parser("delete")
+    p.add_argument("slug")
+    tags.set_defaults(func=cmd_tags)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except CampfireError as err:
+        print(f"campfire: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("campfire: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
