@@ -134,6 +134,11 @@ class FlagExpr:
         return cls(all_of=value) if conjunctive else cls(any_of=(value,))
 
     def __post_init__(self):
+        # canonical form: "any of one bit" is "all of that bit"; groups sorted, unique
+        singles = [g for g in self.any_of if _is_single_bit(g)]
+        groups = tuple(sorted({g for g in self.any_of if not _is_single_bit(g)}))
+        object.__setattr__(self, "any_of", groups)
+        object.__setattr__(self, "all_of", self.all_of | sum(set(singles)))
         if self.all_of & self.none_of and self.none_of != _ALL_BITS:
             raise ValidationError(
                 f"dq_flags: {', '.join(_names(self.all_of & self.none_of))} is both required and excluded, "

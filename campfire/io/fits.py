@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import os
 import pathlib
+import warnings
 from typing import Any
 
 import astropy.units as u
@@ -44,15 +45,31 @@ def _is_url(path) -> bool:
 
 
 def open_fits(path: str | os.PathLike) -> fits.HDUList:
-    """Open a FITS file from a local path or fsspec URL, fully read (no memmap)."""
-    try:
-        if _is_url(path):
-            import fsspec
+    """Open a FITS file from a local path or fsspec URL, fully read (no memmap).
 
-            with fsspec.open(path, "rb") as f:
-                data = f.read()
-            return fits.open(io.BytesIO(data), memmap=False, lazy_load_hdus=False)
-        return fits.open(os.fspath(path), memmap=False, lazy_load_hdus=False)
+    A truncated file is an error here, not astropy's warning: a partial download
+    must never pass for a spectrum.
+    """
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            if _is_url(path):
+                import fsspec
+
+                with fsspec.open(path, "rb") as f:
+                    data = f.read()
+                hdul = fits.open(io.BytesIO(data), memmap=False, lazy_load_hdus=False)
+            else:
+                hdul = fits.open(os.fspath(path), memmap=False, lazy_load_hdus=False)
+            for hdu in hdul:  # touch every data unit so truncation shows now
+                hdu.data
+        problems = [str(w.message) for w in caught if "truncat" in str(w.message).lower()]
+        if problems:
+            hdul.close()
+            raise FileFormatError(f"{path}: the file is truncated ({problems[0]})")
+        return hdul
+    except FileFormatError:
+        raise
     except FileNotFoundError as err:
         raise NotFoundError(f"no such file: {path}") from err
     except (OSError, TypeError, ValueError, IndexError) as err:

@@ -1,0 +1,144 @@
+"""Models and the FITS reader/writer, on real third-party files and on our own."""
+from __future__ import annotations
+
+import pathlib
+
+import numpy as np
+import pytest
+
+from campfire import CampfireError, SpectrumData, ValidationError
+from campfire.errors import FileFormatError
+from campfire.io.fits import read_spectrum_2d, write_spectrum_file
+from campfire.models import Photometry, Spectrum, SpectrumCollection
+
+REAL = pathlib.Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "real" / "spectra"
+DJA = sorted((REAL / "dja_v4").glob("*.spec.fits"))
+
+
+def test_real_files_exist():
+    assert len(DJA) == 6, REAL
+
+
+@pytest.mark.parametrize("path", DJA, ids=lambda p: p.name)
+def test_open_real_dja_v4(path):
+    spec = SpectrumData.from_fits(path)
+    from astropy.io import fits
+
+    with fits.open(path) as h:
+        raw = h["SPEC1D"].data
+        assert h["SPEC1D"].columns["flux"].unit == "uJy"
+        expected_grating = h["SPEC1D"].header["GRATING"]
+    # units: uJy in the file stays uJy; NaN pixels stay bad
+    good = np.isfinite(raw["flux"]) & (raw["err"] > 0)
+    np.testing.assert_allclose(spec.fnu[good], raw["flux"][good], rtol=1e-12)
+    assert np.all(np.isnan(spec.fnu[~good]))
+    assert spec.grating == expected_grating
+    assert spec.header.get("EXPTIME") > 0
+    assert spec.wave_units == "um" and 0.5 < np.nanmin(spec.wavelength) < np.nanmax(spec.wavelength) < 5.6
+    assert repr(spec).startswith(f"SpectrumData({path.name.removesuffix('.spec.fits')}, {expected_grating}, ")
+    # f_lambda from f_nu: f_lam = f_nu c / lambda^2
+    i = np.flatnonzero(spec.valid)[10]
+    flam = spec.fnu[i] * 1e-29 * 2.99792458e18 / (spec.wavelength[i] * 1e4) ** 2
+    assert spec.flam[i] == pytest.approx(flam, rel=1e-9)
+
+
+def test_older_msaexp_file_zero_error_pixels_are_bad():
+    path = REAL / "msaexp_tests" / "static-test-driz-center-bkg_933.spec.fits"
+    spec = SpectrumData.from_fits(path)
+    from astropy.io import fits
+
+    with fits.open(path) as h:
+        # BUNIT says mJy but the column unit says uJy: the column wins
+        assert h["SPEC1D"].header["BUNIT"] == "mJy"
+        raw = h["SPEC1D"].data
+    zero = raw["err"] == 0
+    assert zero.sum() > 0 and np.all(np.isnan(spec.fnu[zero]))
+    np.testing.assert_allclose(spec.fnu[~zero], raw["flux"][~zero])
+    assert spec.header["EXPTIME"] == pytest.approx(3063.666)  # from EFFEXPTM
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in (REAL / "msaexp_tests").glob("jw*.fits")))
+def test_pipeline_slitlet_is_refused_clearly(name):
+    with pytest.raises(FileFormatError, match="unrectified JWST pipeline slitlet"):
+        SpectrumData.from_fits(REAL / "msaexp_tests" / name)
+
+
+def test_not_a_spectrum_and_truncated(tmp_path):
+    text = tmp_path / "notes.spec.fits"
+    text.write_text("hello")
+    with pytest.raises(CampfireError, match="not a readable FITS"):
+        SpectrumData.from_fits(text)
+    data = DJA[0].read_bytes()
+    cut = tmp_path / "cut.spec.fits"
+    cut.write_bytes(data[: len(data) // 3])
+    with pytest.raises(CampfireError):
+        SpectrumData.from_fits(cut)
+    wrong = tmp_path / "wrong.spec.fits"
+    from astropy.io import fits
+
+    fits.HDUList([fits.PrimaryHDU(), fits.BinTableHDU.from_columns(
+        [fits.Column(name="lam", format="D", array=np.arange(3.0))], name="SPEC1D")]).writeto(wrong)
+    with pytest.raises(FileFormatError, match="lacks column"):
+        SpectrumData.from_fits(wrong)
+
+
+def test_write_read_round_trip_and_determinism(tmp_path):
+    wave = np.linspace(0.6, 5.3, 50)
+    flux = np.sin(wave) + 2
+    err = np.full(50, 0.1)
+    sci = np.outer(np.hanning(7), flux)
+    kw = dict(wave=wave, flux=flux, err=err, header={"SPECID": "x_prism_clear_1", "GRATING": "PRISM", "EXPTIME": 100.0},
+              sci=sci, wht=np.ones_like(sci), profile=sci / sci.sum(0),
+              prof1d={"pix": np.arange(7.0), "profile": np.hanning(7), "pfit": np.hanning(7)})
+    a = write_spectrum_file(tmp_path / "a.spec.fits", **kw)
+    b = write_spectrum_file(tmp_path / "b.spec.fits", **kw)
+    assert pathlib.Path(a).read_bytes() == pathlib.Path(b).read_bytes()
+    spec = SpectrumData.from_fits(a)
+    assert spec.spectrum_id == "x_prism_clear_1" and spec.grating == "PRISM"
+    np.testing.assert_allclose(spec.fnu, flux)
+    d2 = read_spectrum_2d(a)
+    assert d2["n_spatial"] == 7 and d2["n_wave"] == 50
+    np.testing.assert_allclose(d2["snr_2d"], sci.astype(np.float32), rtol=1e-6)
+    with pytest.raises(CampfireError, match="exists"):
+        write_spectrum_file(tmp_path / "a.spec.fits", **kw)
+
+
+def test_spectrumdata_validation_and_repr():
+    with pytest.raises(ValidationError, match="fnu: expected 3 values"):
+        SpectrumData([1, 2, 3], [1, 2], [1, 1, 1])
+    spec = SpectrumData(np.linspace(0.5, 5.5, 6), [np.nan, 1, 1, 1, 1, np.nan], [np.nan, 1, 1, 1, 1, np.nan],
+                        spectrum_id="s", grating="PRISM")
+    assert repr(spec) == "SpectrumData(s, PRISM, 6 pixels, 1.50-4.50 μm)"  # range of finite data
+
+
+def test_collection_indexing_and_photometry():
+    coll = SpectrumCollection([
+        Spectrum("a", grating="PRISM", signal_to_noise=12.0, dq_flags=1),
+        Spectrum("b", grating="G395M", signal_to_noise=3.0),
+        Spectrum("c", grating="PRISM", signal_to_noise=30.0),
+    ])
+    assert isinstance(coll[0], Spectrum)
+    prism = coll[coll.grating == "PRISM"]
+    assert list(prism.spectrum_id) == ["a", "c"]
+    assert list(coll[coll.signal_to_noise > 10].spectrum_id) == ["a", "c"]
+    assert coll.gratings == ["G395M", "PRISM"]
+    assert len(coll.to_table()) == 3 and coll.to_table()["dq_flags"][0] == 1
+    assert [s.spectrum_id for s in coll] == ["a", "b", "c"]
+    with pytest.raises(ValidationError, match="mask"):
+        coll[np.array([True, False])]
+    phot = Photometry(["F150W", "f444w"], [1.0, 2.0], [0.1, 0.2], [1.5, 4.4], catalog="UVCANDELS", photo_z=3.51)
+    assert phot["f444w"] == (2.0, 0.2, 4.4)
+    assert phot["F444W"].flux == 2.0
+    assert repr(phot) == "Photometry(2 bands, UVCANDELS, photo_z=3.51)"
+    assert list(phot.to_table()["band"]) == ["f150w", "f444w"]
+    with pytest.raises(ValidationError, match="band: 'f999w' is not in this photometry"):
+        phot["f999w"]
+
+
+def test_specutils_round_trip():
+    pytest.importorskip("specutils", reason="specutils is an optional dependency (campfire[all])")
+    spec = SpectrumData(np.linspace(1, 2, 10), np.arange(10.0) + 1, np.full(10, 0.5), spectrum_id="s", grating="PRISM")
+    back = SpectrumData.from_specutils(spec.to_specutils())
+    np.testing.assert_allclose(back.wavelength, spec.wavelength)
+    np.testing.assert_allclose(back.fnu, spec.fnu)
+    np.testing.assert_allclose(back.fnu_err, spec.fnu_err)
