@@ -1,0 +1,321 @@
+"""Compiled kernels (numba). Imported only through :func:`campfire.tasks._jit.kernels`.
+
+Each kernel has a plain-numpy twin in the task module that uses it; tests check that
+the two agree. ``cache=True`` stores the machine code on disk so the one-off compile
+(a few seconds) is paid once per installation, not once per process.
+"""
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+
+_SQRT1_2 = 1.0 / math.sqrt(2.0)
+
+
+# ----------------------------------------------------------------------------------
+# small dense linear algebra (k ≲ 40): own Cholesky so no LAPACK binding is needed
+# ----------------------------------------------------------------------------------
+@numba.njit(cache=True)
+def _cholesky_inplace(a, k):
+    """Lower Cholesky factor of a[:k, :k] in place. Returns False if not positive definite."""
+    for j in range(k):
+        s = a[j, j]
+        for m in range(j):
+            s -= a[j, m] * a[j, m]
+        if s <= 0.0:
+            return False
+        d = math.sqrt(s)
+        a[j, j] = d
+        for i in range(j + 1, k):
+            s = a[i, j]
+            for m in range(j):
+                s -= a[i, m] * a[j, m]
+            a[i, j] = s / d
+    return True
+
+
+@numba.njit(cache=True)
+def _cholesky_solve(lower, k, b, out):
+    """Solve (L Lᵀ) out = b for the factor in lower[:k, :k]."""
+    for i in range(k):
+        s = b[i]
+        for m in range(i):
+            s -= lower[i, m] * out[m]
+        out[i] = s / lower[i, i]
+    for i in range(k - 1, -1, -1):
+        s = out[i]
+        for m in range(i + 1, k):
+            s -= lower[m, i] * out[m]
+        out[i] = s / lower[i, i]
+
+
+@numba.njit(cache=True)
+def _phi_exact(t):
+    return 0.5 * (1.0 + math.erf(t * _SQRT1_2))
+
+
+# the normal CDF tabulated (linear interpolation error < 3e-8): the line profiles
+# need ~10⁴ evaluations per redshift, and a table lookup is ~10× cheaper than erf
+PHI_T0 = -8.0
+PHI_DT = 1e-3
+PHI_TABLE = np.array([0.5 * (1.0 + math.erf((PHI_T0 + i * PHI_DT) * _SQRT1_2)) for i in range(16001)])
+
+
+@numba.njit(cache=True)
+def _phi(t):
+    u = (t - PHI_T0) / PHI_DT
+    if u <= 0.0:
+        return 0.0
+    if u >= 16000.0:
+        return 1.0
+    i = int(u)
+    f = u - i
+    return PHI_TABLE[i] * (1.0 - f) + PHI_TABLE[i + 1] * f
+
+
+# ----------------------------------------------------------------------------------
+# redshift χ² grid
+# ----------------------------------------------------------------------------------
+@numba.njit(cache=True)
+def zfit_chi2_grid(
+    lnz, x, elo, ehi, y, w, cidx, cval, nc, pcc, pcy, ywy,
+    comp_ptr, line_xrest, line_ratio, comp_sig_intr,
+    res_x, res_sig, sig_extra, ridge, min_cover, min_snr,
+    igm_x_lya, igm_x_ll, igm_sig_v, chi2_out,
+):
+    """χ² at every ln(1+z) in ``lnz`` for continuum (B-splines × IGM) + emission lines.
+
+    Same model and algorithm as ``campfire.tasks.redshift._chi2_dense``: the continuum
+    Gram matrix comes from suffix sums (the IGM transmission is piecewise constant
+    except in two narrow transition windows, summed explicitly), line components are
+    local, the line amplitudes are solved on the Schur complement of the continuum
+    block, and negative line amplitudes are dropped by a deterministic active set.
+    """
+    n = x.shape[0]
+    nb = cval.shape[1]  # non-zero B-splines per pixel (4 for cubic), starting at cidx[i]
+    ncomp = comp_ptr.shape[0] - 1
+    m = np.empty((nc, nc))
+    v = np.empty(nc)
+    a0 = np.empty(nc)
+    tmp = np.empty(nc)
+    prof = np.zeros((ncomp, n))
+    win0 = np.zeros(ncomp, np.int64)
+    win1 = np.zeros(ncomp, np.int64)
+    act = np.zeros(ncomp, np.int64)
+    xk = np.empty((ncomp, nc))
+    zk = np.empty((ncomp, nc))
+    g = np.empty((ncomp, ncomp))
+    u = np.empty(ncomp)
+    s = np.empty((ncomp, ncomp))
+    rhs = np.empty(ncomp)
+    sub = np.empty((ncomp, ncomp))
+    subr = np.empty(ncomp)
+    bsol = np.empty(ncomp)
+    keep = np.zeros(ncomp, np.int64)
+    ev = np.empty(ncomp)
+    evs = np.empty(ncomp)
+    x0 = x[0]
+    x1 = x[n - 1]
+
+    for iz in range(lnz.shape[0]):
+        lz = lnz[iz]
+        zp1 = math.exp(lz)
+        # --- IGM transmission: 0 below the Lyman limit, t_f in the forest, 1 redward of Lyα
+        tau = 0.751 * (zp1 / 4.5) ** 2.9 - 0.132
+        if tau < 0.0:
+            tau = 0.0
+        t_f = math.exp(-tau)
+        xly = igm_x_lya + lz
+        xll = igm_x_ll + lz
+        sr = np.interp(xly, res_x, res_sig)
+        sb = math.sqrt(sr * sr + igm_sig_v * igm_sig_v + sig_extra * sig_extra)
+        i_ll_lo = np.searchsorted(x, xll - 5.0 * sb)
+        i_ll_hi = np.searchsorted(x, xll + 5.0 * sb)
+        i_ly_lo = max(np.searchsorted(x, xly - 5.0 * sb), i_ll_hi)
+        i_ly_hi = max(np.searchsorted(x, xly + 5.0 * sb), i_ly_lo)
+
+        # --- continuum normal equations: Σ w T² C Cᵀ and Σ w T y C
+        for p in range(nc):
+            v[p] = t_f * (pcy[i_ll_hi, p] - pcy[i_ly_lo, p]) + pcy[i_ly_hi, p]
+            for q in range(nc):
+                m[p, q] = t_f * t_f * (pcc[i_ll_hi, p, q] - pcc[i_ly_lo, p, q]) + pcc[i_ly_hi, p, q]
+        for i in range(i_ll_lo, i_ly_hi):
+            if i >= i_ll_hi and i < i_ly_lo:
+                continue
+            if i < i_ll_hi:
+                t = t_f * _phi((x[i] - xll) / sb)
+            else:
+                t = t_f + (1.0 - t_f) * _phi((x[i] - xly) / sb)
+            j0 = cidx[i]
+            for p in range(nb):
+                cp = w[i] * t * cval[i, p]
+                v[j0 + p] += cp * y[i]
+                for q in range(nb):
+                    m[j0 + p, j0 + q] += cp * t * cval[i, q]
+        dmax = 0.0
+        for p in range(nc):
+            if m[p, p] > dmax:
+                dmax = m[p, p]
+        for p in range(nc):
+            m[p, p] += ridge * dmax + 1e-300
+        _cholesky_inplace(m, nc)
+        _cholesky_solve(m, nc, v, a0)
+        chi2c = ywy
+        for p in range(nc):
+            chi2c -= a0[p] * v[p]
+
+        # --- line components on their windows
+        nact = 0
+        for k in range(ncomp):
+            l0 = comp_ptr[k]
+            l1 = comp_ptr[k + 1]
+            inside = False
+            lo = 1e30
+            hi = -1e30
+            for l in range(l0, l1):
+                xc = line_xrest[l] + lz
+                if xc >= x0 and xc <= x1:
+                    inside = True
+                sl = np.interp(xc, res_x, res_sig)
+                sg = math.sqrt(sl * sl + comp_sig_intr[k] ** 2 + sig_extra * sig_extra)
+                if xc - 5.0 * sg < lo:
+                    lo = xc - 5.0 * sg
+                if xc + 5.0 * sg > hi:
+                    hi = xc + 5.0 * sg
+            if not inside:
+                continue
+            i0 = np.searchsorted(ehi, lo)
+            i1 = np.searchsorted(elo, hi)
+            if i1 - i0 < 2:
+                continue
+            xm = line_xrest[l0] + lz
+            slm = np.interp(xm, res_x, res_sig)
+            sgm = math.sqrt(slm * slm + comp_sig_intr[k] ** 2 + sig_extra * sig_extra)
+            norm = 2.5066282746310002 * sgm
+            cover = 0.0
+            for i in range(i0, i1):
+                prof[k, i] = 0.0
+            for l in range(l0, l1):
+                xc = line_xrest[l] + lz
+                sl = np.interp(xc, res_x, res_sig)
+                sg = math.sqrt(sl * sl + comp_sig_intr[k] ** 2 + sig_extra * sig_extra)
+                fac = line_ratio[l] * norm
+                for i in range(i0, i1):
+                    frac = _phi((ehi[i] - xc) / sg) - _phi((elo[i] - xc) / sg)
+                    prof[k, i] += fac * frac / (ehi[i] - elo[i])
+                    if l == l0:
+                        cover += frac
+            if cover < min_cover:
+                continue
+            win0[k] = i0
+            win1[k] = i1
+            act[nact] = k
+            nact += 1
+
+        if nact == 0:
+            chi2_out[iz] = chi2c
+            continue
+
+        for a in range(nact):
+            k = act[a]
+            ua = 0.0
+            for p in range(nc):
+                xk[a, p] = 0.0
+            for i in range(win0[k], win1[k]):
+                if i < i_ll_lo:
+                    t = 0.0
+                elif i < i_ll_hi:
+                    t = t_f * _phi((x[i] - xll) / sb)
+                elif i < i_ly_lo:
+                    t = t_f
+                elif i < i_ly_hi:
+                    t = t_f + (1.0 - t_f) * _phi((x[i] - xly) / sb)
+                else:
+                    t = 1.0
+                wp = w[i] * prof[k, i]
+                ua += wp * y[i]
+                if t != 0.0:
+                    j0 = cidx[i]
+                    for p in range(nb):
+                        xk[a, j0 + p] += wp * t * cval[i, p]
+            u[a] = ua
+            for b in range(a + 1):
+                kb = act[b]
+                lo_i = max(win0[k], win0[kb])
+                hi_i = min(win1[k], win1[kb])
+                gab = 0.0
+                for i in range(lo_i, hi_i):
+                    gab += w[i] * prof[k, i] * prof[kb, i]
+                g[a, b] = gab
+                g[b, a] = gab
+        # Schur complement of the continuum block
+        for a in range(nact):
+            for p in range(nc):
+                tmp[p] = xk[a, p]
+            _cholesky_solve(m, nc, tmp, v)  # v reused as scratch
+            for p in range(nc):
+                zk[a, p] = v[p]
+        for a in range(nact):
+            r = u[a]
+            for p in range(nc):
+                r -= xk[a, p] * a0[p]
+            rhs[a] = r
+            for b in range(a + 1):
+                sab = g[a, b]
+                for p in range(nc):
+                    sab -= xk[a, p] * zk[b, p]
+                s[a, b] = sab
+                s[b, a] = sab
+        # active set: drop all negative amplitudes at once, then the least significant
+        # line below min_snr one at a time (one at a time: of two blended lines each
+        # may look insignificant while their sum is not)
+        nkeep = nact
+        for a in range(nact):
+            keep[a] = a
+        gain = 0.0
+        for _ in range(2 * nact + 1):
+            if nkeep == 0:
+                gain = 0.0
+                break
+            for a in range(nkeep):
+                subr[a] = rhs[keep[a]]
+                for b in range(nkeep):
+                    sub[a, b] = s[keep[a], keep[b]]
+            for a in range(nkeep):
+                sub[a, a] = sub[a, a] * (1.0 + ridge) + 1e-300
+            ok = _cholesky_inplace(sub, nkeep)
+            if not ok:
+                gain = 0.0
+                break
+            _cholesky_solve(sub, nkeep, subr, bsol)
+            newk = 0
+            for a in range(nkeep):
+                if bsol[a] >= 0.0:
+                    keep[newk] = keep[a]
+                    newk += 1
+            if newk < nkeep:
+                nkeep = newk
+                continue
+            # all non-negative: significance b/σ_b with σ_b² = (S⁻¹)_aa
+            worst = -1
+            worst_snr = min_snr
+            for a in range(nkeep):
+                for b in range(nkeep):
+                    ev[b] = 1.0 if a == b else 0.0
+                _cholesky_solve(sub, nkeep, ev, evs)
+                var = evs[a]
+                snr = bsol[a] / math.sqrt(var) if var > 0.0 else 0.0
+                if snr < worst_snr:
+                    worst_snr = snr
+                    worst = a
+            if worst < 0:
+                gain = 0.0
+                for a in range(nkeep):
+                    gain += bsol[a] * subr[a]
+                break
+            for a in range(worst, nkeep - 1):
+                keep[a] = keep[a + 1]
+            nkeep -= 1
+        chi2_out[iz] = chi2c - gain
