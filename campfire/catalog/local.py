@@ -251,6 +251,11 @@ class LocalCatalog:
     def vocabulary(self) -> Vocabulary:
         st = self.db_path.stat()
         stamp = (st.st_mtime_ns, st.st_size)
+        try:  # a WAL-mode catalog (the server's) changes in -wal until a checkpoint
+            wst = self.db_path.with_name(self.db_path.name + "-wal").stat()
+            stamp += (wst.st_mtime_ns, wst.st_size)
+        except FileNotFoundError:
+            pass
         if self._vocab_cache and self._vocab_cache[0] == stamp:
             return self._vocab_cache[1]
         vis, params = self._program_predicate("p")
