@@ -17,3 +17,20 @@ from campfire.tasks.redshift import fit_redshift
 from campfire.tasks.synphot import synthetic_photometry
 
 __version__ = "0.1.0"
+
+_LAZY = {
+    # Plotly helpers (the `plotting` extra): imported on first use, so `import campfire` stays light
+    "plot_spectrum": "campfire.plotting",
+    "plot_redshift_fit": "campfire.plotting",
+    "plot_spectrum_simple": "campfire.plotting",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'campfire' has no attribute {name!r}")
