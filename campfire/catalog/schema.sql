@@ -129,3 +129,41 @@ CREATE TABLE IF NOT EXISTS local_files (
     size          INTEGER NOT NULL,
     downloaded_at TEXT NOT NULL
 );
+
+-- Ground truth of a generated (demo) archive, for tests that check recovery. Only the
+-- demo builder writes these; see campfire/demo/README.md for their definitions.
+CREATE TABLE IF NOT EXISTS truth_objects (
+    object_id   TEXT PRIMARY KEY,
+    z_true      REAL NOT NULL,
+    sed_type    TEXT NOT NULL,                   -- sf, hae, lae, qg, blagn, lrd
+    norm_fnu    REAL NOT NULL,                   -- continuum f_nu [uJy] at 4.0 um observed
+    r_e         REAL NOT NULL,                   -- half-light radius [arcsec]
+    sersic_n    REAL NOT NULL,
+    axis_ratio  REAL NOT NULL,
+    pa          REAL NOT NULL,                   -- major-axis PA [deg E of N]
+    sed_params  TEXT NOT NULL,                   -- JSON of campfire.demo.sed.SEDParams
+    sed_file    TEXT NOT NULL                    -- truth/objects/<object_id>.npz (relative to the root)
+);
+CREATE TABLE IF NOT EXISTS truth_spectra (
+    spectrum_id      TEXT PRIMARY KEY,
+    object_id        TEXT NOT NULL,
+    slitloss_model   TEXT NOT NULL,              -- gaussian_aperture_v1 (campfire.demo.instrument.slit_loss)
+    src_sigma        REAL NOT NULL,              -- source Gaussian sigma [arcsec]
+    dx               REAL NOT NULL,              -- source offset from the shutter centre [arcsec]
+    dy               REAL NOT NULL,
+    throughput       REAL NOT NULL,
+    psf_scale        REAL NOT NULL,
+    slitloss_1um     REAL, slitloss_3um REAL, slitloss_5um REAL,
+    gap_min          REAL, gap_max REAL,         -- wavelengths [um] lost to the detector gap (NULL: none)
+    cover_min        REAL, cover_max REAL,       -- finite wavelength span [um]
+    det_start        REAL, shift REAL,
+    contamination    TEXT, background TEXT,      -- JSON parameters when injected
+    stuck_neighbours TEXT NOT NULL DEFAULT '',   -- slitlet rows (-1,1) stuck closed
+    truth_file       TEXT NOT NULL               -- truth/spectra/<spectrum_id>.npz
+);
+CREATE TABLE IF NOT EXISTS truth_photometry (
+    object_id TEXT NOT NULL,
+    band      TEXT NOT NULL,
+    flux_true REAL NOT NULL,                     -- the true SED through the band [uJy]
+    PRIMARY KEY (object_id, band)
+) WITHOUT ROWID;
