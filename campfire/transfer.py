@@ -1,0 +1,625 @@
+"""Moving bytes between a server and a client data_dir: catalog sync and FITS downloads.
+
+``sync_catalog`` pulls the server's bulk export (one streamed gzip NDJSON response,
+see :mod:`campfire.server.export`) into ``<data_dir>/meta/campfire.db``:
+
+* a full export is written into a temporary database next to the catalog and renamed
+  over it only when the stream ended cleanly — an interrupted sync leaves the previous
+  catalog untouched;
+* an incremental export (``since`` = the cursor stored by the previous sync) is
+  applied to the existing catalog inside one SQLite transaction — also all or
+  nothing — and checked against the server's counts (a mismatch, e.g. after a
+  deletion on the server, triggers a full sync);
+* ``local_files`` (the hashes of the FITS files the client holds) survive every sync,
+  so files whose server hash changed show up as stale.
+
+``download_files`` fetches FITS files in parallel (a thread pool of
+``max_workers`` connections, a tqdm progress bar), streaming each to ``<file>.part``,
+resuming a partial ``.part`` with an HTTP Range request, verifying the sha256 against
+the catalog, and renaming it into place; only then is it recorded in ``local_files``.
+``fetch_spectrum`` does the same for one file (``open_spectrum``'s API fallback).
+"""
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import hashlib
+import json
+import logging
+import os
+import pathlib
+import re
+import sqlite3
+import threading
+import time
+import uuid
+import zlib
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from typing import Any, Iterator
+
+from campfire import config
+from campfire.catalog.local import SCHEMA_PATH, SCHEMA_VERSION, LocalCatalog
+from campfire.errors import APIError, CampfireError, DownloadError, NotFoundError, ValidationError
+
+__all__ = ["sync_catalog", "download_files", "fetch_spectrum", "file_sha256", "SyncInterrupted"]
+
+log = logging.getLogger("campfire.transfer")
+
+_EXPORT_TABLES = ("programs", "observations", "objects", "photometry", "spectra", "object_aggregates",
+                  "tags", "object_tags")
+
+
+class SyncInterrupted(APIError):
+    """The export stream ended early; the previous catalog is intact."""
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    """The sha256 hex digest of a file."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while True:
+            block = f.read(chunk)
+            if not block:
+                break
+            h.update(block)
+    return h.hexdigest()
+
+
+# =============================================================================== sync
+def _schema_statements() -> tuple[list[str], list[str]]:
+    """schema.sql split into (tables and pragmas, indexes) so bulk loads index once at the end."""
+    text = "\n".join(line.split("--", 1)[0] for line in SCHEMA_PATH.read_text().splitlines())
+    statements, buf = [], ""
+    for line in text.splitlines(keepends=True):
+        buf += line
+        if sqlite3.complete_statement(buf):
+            if buf.strip():
+                statements.append(buf.strip())
+            buf = ""
+    indexes = [s for s in statements if re.match(r"CREATE\s+(UNIQUE\s+)?INDEX", s, re.I)]
+    tables = [s for s in statements if s not in indexes and not s.upper().startswith("PRAGMA")]
+    return tables, indexes
+
+
+def _catalog_owner(db: pathlib.Path) -> tuple[bool, str | None]:
+    """(is a campfire catalog, owner) of an existing database file."""
+    try:
+        conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)
+        try:
+            meta = dict(conn.execute("SELECT key, value FROM archive_meta").fetchall())
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return False, None
+    return "schema_version" in meta, meta.get("owner")
+
+
+class _ExportReader:
+    """Decompress and split a streamed gzip NDJSON export into parsed lines."""
+
+    def __init__(self, resp):
+        self.resp = resp
+        self.bytes = 0
+
+    def __iter__(self) -> Iterator[dict]:
+        import requests
+        import urllib3
+
+        z = zlib.decompressobj(31)
+        tail = b""
+        chunk_size = int(config.get("download.chunk-size"))
+        try:
+            for chunk in self.resp.iter_content(chunk_size=chunk_size):
+                self.bytes += len(chunk)
+                data = tail + z.decompress(chunk)
+                lines = data.split(b"\n")
+                tail = lines.pop()
+                for line in lines:
+                    if line:
+                        yield json.loads(line)
+            data = tail + z.flush()
+        except (requests.RequestException, urllib3.exceptions.HTTPError, zlib.error, ValueError, OSError) as err:
+            raise SyncInterrupted(
+                f"sync interrupted after {self.bytes:,} bytes ({type(err).__name__}: {err}); "
+                "the previous catalog is intact — run sync again"
+            ) from err
+        if data.strip():
+            for line in data.split(b"\n"):
+                if line.strip():
+                    yield json.loads(line)
+
+
+class _Loader:
+    """Writes export sections into a catalog connection."""
+
+    def __init__(self, conn: sqlite3.Connection, incremental: bool):
+        self.conn = conn
+        self.incremental = incremental
+        self.known = {t: [r[1] for r in conn.execute(f"PRAGMA table_info({t})")] for t in _EXPORT_TABLES}
+        self.table: str | None = None
+        self.sql: str | None = None
+        self.index: list[int] | None = None
+        self.touched_objects: list[str] = []
+
+    def start(self, section: dict) -> None:
+        table = section.get("table")
+        if table not in self.known:
+            raise CampfireError(f"sync: unexpected table {table!r} in the export (incompatible server version)")
+        columns = list(section["columns"])
+        keep = [c for c in columns if c in self.known[table]]
+        self.index = None if keep == columns else [columns.index(c) for c in keep]
+        self.table = table
+        placeholders = ",".join("?" * len(keep))
+        cols = ",".join(keep)
+        if section.get("mode") == "replace":
+            # small tables come whole every time: a deletion on the server reaches the client
+            if self.incremental:
+                self.conn.execute(f"DELETE FROM {table}")
+            self.sql = f"INSERT INTO {table} ({cols}) VALUES ({placeholders})"
+        elif table == "objects":
+            # keep the rowid of an existing object: the R*Tree row points at it
+            updates = ",".join(f"{c}=excluded.{c}" for c in keep if c != "object_id")
+            self.sql = f"INSERT INTO objects ({cols}) VALUES ({placeholders}) ON CONFLICT(object_id) DO UPDATE SET {updates}"
+        else:
+            self.sql = f"INSERT OR REPLACE INTO {table} ({cols}) VALUES ({placeholders})"
+        self.columns = keep
+
+    def rows(self, rows: list) -> None:
+        if self.index is not None:
+            rows = [[r[i] for i in self.index] for r in rows]
+        if self.incremental and self.table == "objects":
+            pos = self.columns.index("object_id")
+            ids = [r[pos] for r in rows]
+            self.touched_objects.extend(ids)
+            # photometry of a changed object is resent whole
+            self.conn.executemany("DELETE FROM photometry WHERE object_id = ?", [(i,) for i in ids])
+        self.conn.executemany(self.sql, rows)
+
+
+def _apply(reader: _ExportReader, conn: sqlite3.Connection, incremental: bool) -> tuple[dict, dict]:
+    """Apply an export stream to ``conn``; return (header, end counts). Raises if cut short."""
+    lines = iter(reader)
+    try:
+        header = next(lines)
+    except StopIteration:
+        raise SyncInterrupted("sync: the server sent an empty export; the previous catalog is intact") from None
+    if header.get("type") != "header" or header.get("format") != "campfire-export":
+        raise APIError("sync: the server's export is not a campfire export (incompatible server version)")
+    if incremental and header.get("full"):
+        raise _NeedFull()
+    loader = _Loader(conn, incremental)
+    end = None
+    for item in lines:
+        kind = item.get("type")
+        if kind == "rows":
+            loader.rows(item["rows"])
+        elif kind == "table":
+            loader.start(item)
+        elif kind == "end":
+            end = item
+            break
+    if end is None:
+        raise SyncInterrupted("sync interrupted: the export ended without its end marker; "
+                              "the previous catalog is intact — run sync again")
+    if incremental and loader.touched_objects:
+        _refresh_rtree(conn, loader.touched_objects)
+    return header, end["counts"]
+
+
+class _NeedFull(Exception):
+    pass
+
+
+def _refresh_rtree(conn: sqlite3.Connection, object_ids: list[str] | None = None) -> None:
+    if object_ids is None:
+        conn.execute("DELETE FROM objects_rtree")
+        conn.execute("INSERT INTO objects_rtree (id, ra_min, ra_max, dec_min, dec_max) "
+                     "SELECT rowid, ra, ra, dec, dec FROM objects")
+        return
+    for chunk_start in range(0, len(object_ids), 500):
+        chunk = object_ids[chunk_start:chunk_start + 500]
+        marks = ",".join("?" * len(chunk))
+        conn.execute(f"INSERT OR REPLACE INTO objects_rtree (id, ra_min, ra_max, dec_min, dec_max) "
+                     f"SELECT rowid, ra, ra, dec, dec FROM objects WHERE object_id IN ({marks})", chunk)
+
+
+def _local_counts(conn: sqlite3.Connection) -> dict[str, int]:
+    return {
+        "observations": conn.execute("SELECT count(*) FROM observations").fetchone()[0],
+        "objects": conn.execute("SELECT count(*) FROM object_aggregates WHERE visibility = '*'").fetchone()[0],
+        "spectra": conn.execute("SELECT count(*) FROM spectra").fetchone()[0],
+    }
+
+
+def _stale_count(conn: sqlite3.Connection) -> int:
+    return conn.execute(
+        "SELECT count(*) FROM local_files lf JOIN spectra s ON s.spectrum_id = lf.spectrum_id "
+        "WHERE lf.sha256 != s.file_hash"
+    ).fetchone()[0]
+
+
+def _set_meta(conn: sqlite3.Connection, values: dict[str, str]) -> None:
+    conn.executemany("INSERT OR REPLACE INTO archive_meta (key, value) VALUES (?, ?)", list(values.items()))
+
+
+@contextlib.contextmanager
+def _dir_lock(meta: pathlib.Path):
+    """One sync/download writer per data_dir at a time (advisory lock)."""
+    meta.mkdir(parents=True, exist_ok=True)
+    fd = os.open(meta / ".campfire.lock", os.O_CREAT | os.O_RDWR, 0o644)
+    try:
+        try:
+            import fcntl
+
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except ImportError:  # pragma: no cover
+            pass
+        yield
+    finally:
+        os.close(fd)
+
+
+def _full_sync(remote, db: pathlib.Path, meta_values: dict) -> tuple[dict, dict]:
+    tmp = db.with_name(f"{db.name}.sync-{uuid.uuid4().hex[:8]}.tmp")
+    conn = sqlite3.connect(tmp, timeout=30)
+    try:
+        conn.execute("PRAGMA journal_mode = OFF")  # a scratch file: atomicity comes from the rename
+        conn.execute("PRAGMA synchronous = OFF")
+        conn.execute("PRAGMA foreign_keys = OFF")
+        tables, indexes = _schema_statements()
+        for stmt in tables:
+            conn.execute(stmt)
+        resp = remote.export(None)
+        try:
+            header, counts = _apply(_ExportReader(resp), conn, incremental=False)
+        finally:
+            resp.close()
+        for stmt in indexes:
+            conn.execute(stmt)
+        _refresh_rtree(conn)
+        if db.exists():
+            # the client's own record of its files survives the new catalog
+            old = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)
+            try:
+                with contextlib.suppress(sqlite3.Error):
+                    rows = old.execute("SELECT spectrum_id, sha256, size, downloaded_at FROM local_files").fetchall()
+                    conn.executemany("INSERT OR REPLACE INTO local_files VALUES (?, ?, ?, ?)", rows)
+            finally:
+                old.close()
+        _set_meta(conn, {"schema_version": SCHEMA_VERSION, "owner": "client", "sync_cursor": header["cursor"],
+                         **meta_values})
+        conn.commit()
+        got = _local_counts(conn)
+        if got != counts:
+            raise APIError(f"sync: the export's counts {counts} do not match what was received {got}")
+        result = dict(got, stale_count=_stale_count(conn))
+        conn.execute("PRAGMA journal_mode = DELETE")
+        conn.close()
+        conn = None
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, db)  # atomic: readers see the old catalog or the new one, never a mix
+        with contextlib.suppress(OSError):
+            dfd = os.open(db.parent, os.O_RDONLY)
+            os.fsync(dfd)
+            os.close(dfd)
+        return header, result
+    finally:
+        if conn is not None:
+            conn.close()
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+
+
+def _incremental_sync(remote, db: pathlib.Path, cursor: str, meta_values: dict) -> tuple[dict, dict] | None:
+    """Apply a delta in one transaction; None when the server wants a full export instead."""
+    conn = sqlite3.connect(db, timeout=30, isolation_level=None)
+    try:
+        conn.execute("PRAGMA foreign_keys = OFF")
+        resp = remote.export(cursor)
+        try:
+            if resp.headers.get("X-Campfire-Full") == "true":
+                return None
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                header, counts = _apply(_ExportReader(resp), conn, incremental=True)
+                got = _local_counts(conn)
+                if got != counts:
+                    log.info("sync: counts differ after the delta (%s vs %s): full sync", got, counts)
+                    conn.execute("ROLLBACK")
+                    return None
+                _set_meta(conn, {"sync_cursor": header["cursor"], **meta_values})
+                result = dict(got, stale_count=_stale_count(conn))
+                conn.execute("COMMIT")
+            except _NeedFull:
+                conn.execute("ROLLBACK")
+                return None
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        finally:
+            resp.close()
+        return header, result
+    finally:
+        conn.close()
+
+
+def sync_catalog(remote, data_dir: str | os.PathLike) -> dict[str, int]:
+    """Pull the catalog the server lets you see into ``<data_dir>/meta/campfire.db``.
+
+    Parameters
+    ----------
+    remote : campfire.catalog.remote.RemoteCatalog
+    data_dir : path
+        The client's data directory (created if missing).
+
+    Returns
+    -------
+    dict
+        ``{'observations', 'objects', 'spectra', 'stale_count'}``.
+
+    Raises
+    ------
+    CampfireError
+        ``data_dir`` is an archive root owned by a pipeline or server (never overwritten).
+    SyncInterrupted
+        The stream broke; the previous catalog is intact.
+
+    Examples
+    --------
+    >>> sync_catalog(cf.remote_catalog, cf.data_dir)  # doctest: +SKIP
+    {'observations': 8, 'objects': 2450, 'spectra': 7200, 'stale_count': 0}
+    """
+    root = pathlib.Path(data_dir).expanduser()
+    meta_dir = root / "meta"
+    db = meta_dir / "campfire.db"
+    with _dir_lock(meta_dir):
+        for leftover in meta_dir.glob("campfire.db.sync-*.tmp"):  # from a killed sync
+            with contextlib.suppress(OSError):
+                leftover.unlink()
+        cursor = None
+        if db.exists():
+            valid, owner = _catalog_owner(db)
+            if not valid:
+                raise CampfireError(
+                    f"{db} exists but is not a campfire catalog; move it away or choose another data_dir"
+                )
+            if owner != "client":
+                raise CampfireError(
+                    f"refusing to sync into {root}: it is an archive root owned by the {owner or 'unknown'} "
+                    "(its catalog is the source, not a copy). Use another data_dir for the synced copy."
+                )
+            conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+            try:
+                meta = dict(conn.execute("SELECT key, value FROM archive_meta").fetchall())
+            finally:
+                conn.close()
+            if meta.get("server_url") == remote.base_url and meta.get("sync_user", "") == (remote.username or ""):
+                cursor = meta.get("sync_cursor")
+        now = _now()
+        meta_values = {"last_synced": now, "server_url": remote.base_url, "sync_user": remote.username or ""}
+        outcome = _incremental_sync(remote, db, cursor, meta_values) if cursor else None
+        if outcome is None:
+            outcome = _full_sync(remote, db, meta_values)
+        return outcome[1]
+
+
+# ========================================================================== downloads
+def _safe_dest(root: pathlib.Path, fits_path: str) -> pathlib.Path:
+    """``root/fits_path``, refusing anything that would leave ``root``."""
+    if not fits_path or os.path.isabs(fits_path) or "\0" in fits_path:
+        raise DownloadError(f"refusing unsafe file path {fits_path!r} from the catalog")
+    dest = (root / fits_path).resolve()
+    if not dest.is_relative_to(root.resolve()):
+        raise DownloadError(f"refusing file path {fits_path!r}: it leaves {root}")
+    return dest
+
+
+def _download_one(remote, root: pathlib.Path, row: dict, progress=None) -> tuple[str, int]:
+    """Fetch one file to ``<dest>.part`` (resuming), verify sha256, rename. Returns (sha256, size)."""
+    import requests
+    import urllib3
+
+    spectrum_id = row["spectrum_id"]
+    expected = row.get("file_hash") or ""
+    dest = _safe_dest(root, row["fits_path"])
+    part = dest.with_name(dest.name + ".part")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    chunk_size = int(config.get("download.chunk-size"))
+    retries = int(config.get("download.retries"))
+    backoff = float(config.get("api.backoff"))
+    attempt = 0
+    while True:
+        offset = part.stat().st_size if part.exists() else 0
+        h = hashlib.sha256()
+        if offset:
+            with open(part, "rb") as f:
+                while block := f.read(chunk_size):
+                    h.update(block)
+        headers = {"Range": f"bytes={offset}-", "If-Range": f'"{expected}"'} if offset and expected else None
+        try:
+            resp = remote.open_file(spectrum_id, headers=headers)
+        except CampfireError as err:
+            if offset and isinstance(err, ValidationError) and "Range" in str(err):
+                # 416: the part is longer than the file (it changed): start over
+                part.unlink()
+                continue
+            raise DownloadError(f"{spectrum_id}: {err}") from err
+        try:
+            etag = (resp.headers.get("ETag") or "").strip('"')
+            if expected and etag and etag != expected:
+                raise DownloadError(
+                    f"{spectrum_id}: the file changed on the server since your last sync "
+                    f"(server hash {etag[:12]}…, catalog {expected[:12]}…); run cf.sync() first"
+                )
+            if resp.status_code == 206:
+                mode = "ab"
+            else:  # 200: the whole file (no resume, or the server ignored If-Range)
+                mode, offset, h = "wb", 0, hashlib.sha256()
+            with open(part, mode) as f:
+                for block in resp.iter_content(chunk_size=chunk_size):
+                    f.write(block)
+                    h.update(block)
+                    if progress is not None:
+                        progress(len(block))
+                f.flush()
+                os.fsync(f.fileno())
+        except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as err:
+            resp.close()
+            if attempt < retries:
+                attempt += 1
+                time.sleep(backoff * 2 ** (attempt - 1))
+                continue  # resume from what reached the .part file
+            raise DownloadError(f"{spectrum_id}: download failed after {attempt + 1} attempts ({err}); "
+                                f"{part.name} is kept and resumes next time") from err
+        finally:
+            resp.close()
+        digest = h.hexdigest()
+        if expected and digest != expected:
+            part.unlink()
+            if attempt < retries:
+                attempt += 1
+                continue
+            raise DownloadError(f"{spectrum_id}: sha256 mismatch (got {digest[:12]}…, expected {expected[:12]}…); "
+                                "nothing was kept")
+        size = part.stat().st_size
+        os.replace(part, dest)
+        return digest, size
+
+
+def _writable_client_root(cf) -> bool:
+    """True when data_dir holds a client's synced catalog (the only kind downloads write into)."""
+    db = pathlib.Path(cf.data_dir) / "meta" / "campfire.db"
+    if not db.exists():
+        return False
+    valid, owner = _catalog_owner(db)
+    return valid and owner == "client"
+
+
+def _record(db: pathlib.Path, records: list[tuple]) -> None:
+    if not records:
+        return
+    conn = sqlite3.connect(db, timeout=60)
+    try:
+        with conn:
+            conn.executemany(
+                "INSERT OR REPLACE INTO local_files (spectrum_id, sha256, size, downloaded_at) VALUES (?, ?, ?, ?)",
+                records,
+            )
+    finally:
+        conn.close()
+
+
+def download_files(cf, query, *, max_workers: int = 4, stale_only: bool = False) -> dict[str, Any]:
+    """Download the FITS files of the spectra ``query`` selects in the synced catalog.
+
+    Files already present with the catalog's hash are skipped; stale ones (hash changed
+    on the server) are fetched again. With ``stale_only`` only stale files are fetched.
+
+    Returns
+    -------
+    dict
+        ``{'downloaded', 'skipped', 'failed', 'bytes', 'seconds'}``.
+
+    Examples
+    --------
+    >>> download_files(cf, build_query('spectra', observations=['ember_uds_p4']))  # doctest: +SKIP
+    """
+    from tqdm.auto import tqdm
+
+    root = pathlib.Path(cf.data_dir)
+    db = root / "meta" / "campfire.db"
+    if not _writable_client_root(cf):
+        _, owner = _catalog_owner(db) if db.exists() else (False, None)
+        raise CampfireError(
+            f"download() writes into a synced data_dir; {root} is owned by the {owner or 'unknown'} "
+            "(its files are already there). Use another data_dir, then cf.sync() and cf.download()."
+        )
+    local = LocalCatalog(root)
+    try:
+        conn = local.conn
+        have = dict(conn.execute("SELECT spectrum_id, sha256 FROM local_files").fetchall())
+        rows = list(local.iter_rows(query))
+    finally:
+        local.close()
+    todo, skipped = [], 0
+    for row in rows:
+        sha = have.get(row["spectrum_id"])
+        present = sha is not None and (root / row["fits_path"]).is_file()
+        if present and sha == row["file_hash"]:
+            skipped += 1
+            continue
+        if stale_only and not (sha is not None and sha != row["file_hash"]):
+            skipped += 1
+            continue
+        todo.append(row)
+    total_bytes = sum(int(r.get("file_size") or 0) for r in todo)
+    remote = cf.remote_catalog
+    t0 = time.perf_counter()
+    done_bytes = 0
+    failed: list[dict] = []
+    pending: list[tuple] = []
+    lock = threading.Lock()
+    with tqdm(total=total_bytes, unit="B", unit_scale=True, unit_divisor=1024, desc="download",
+              disable=None if todo else True, leave=False) as bar:
+        def progress(n: int) -> None:
+            with lock:
+                bar.update(n)
+
+        with _dir_lock(root / "meta"), ThreadPoolExecutor(max_workers=max_workers) as pool:
+            futures = {pool.submit(_download_one, remote, root, row, progress): row for row in todo}
+            for fut in as_completed(futures):
+                row = futures[fut]
+                try:
+                    digest, size = fut.result()
+                except CampfireError as err:
+                    failed.append({"spectrum_id": row["spectrum_id"], "error": str(err)})
+                    continue
+                done_bytes += size
+                pending.append((row["spectrum_id"], digest, size, _now()))
+                if len(pending) >= 200:  # progress survives an interruption of a long download
+                    _record(db, pending)
+                    pending = []
+            _record(db, pending)
+    seconds = time.perf_counter() - t0
+    result = {"downloaded": len(todo) - len(failed), "skipped": skipped, "failed": failed,
+              "bytes": done_bytes, "seconds": round(seconds, 3)}
+    if failed:
+        first = failed[0]["error"]
+        raise DownloadError(f"{len(failed)} of {len(todo)} downloads failed (first: {first}); "
+                            f"{result['downloaded']} succeeded and are recorded. Run download() again to resume.")
+    return result
+
+
+def fetch_spectrum(cf, spectrum_id: str, row: dict | None = None) -> str:
+    """The local path of one spectrum's FITS file, fetched into ``<data_dir>/products/`` if needed.
+
+    ``row`` is the spectrum's row in the local catalog (None when there is none); a
+    file already present with the catalog's hash is returned without any request.
+    """
+    root = pathlib.Path(cf.data_dir)
+    remote = cf.remote_catalog
+    if row is None:
+        row = remote.spectrum_row(spectrum_id)
+        if row is None:
+            raise NotFoundError(f"spectrum {spectrum_id!r} not found on {remote.base_url}")
+    db = root / "meta" / "campfire.db"
+    client_root = _writable_client_root(cf)
+    if db.exists() and not client_root:
+        raise NotFoundError(
+            f"spectrum {spectrum_id!r}: its file is missing from the archive root {root}, which this client "
+            "does not write into"
+        )
+    dest = _safe_dest(root, row["fits_path"])
+    if dest.is_file() and row.get("file_hash") and file_sha256(dest) == row["file_hash"]:
+        digest, size = row["file_hash"], dest.stat().st_size
+    else:
+        digest, size = _download_one(remote, root, row)
+    if client_root:
+        with _dir_lock(root / "meta"):
+            _record(db, [(spectrum_id, digest, size, _now())])
+    return str(dest)
