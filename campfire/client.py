@@ -102,7 +102,7 @@ class Campfire:
                 raise CampfireError(NO_ARCHIVE.format(data_dir=self.data_dir))
             from campfire.catalog.remote import RemoteCatalog
 
-            self._remote = RemoteCatalog(self.base_url, auto_refresh=self.auto_refresh)
+            self._remote = RemoteCatalog(self.base_url, auto_refresh=self.auto_refresh, data_dir=self.data_dir)
         return self._remote
 
     def _backend(self, remote: bool = False):
@@ -347,3 +347,39 @@ class Campfire:
     def get_tags(self, *, remote: bool = False) -> Table:
         """astropy Table: slug, name, member_count (+ kind, owner, description)."""
         return self._backend(remote).tags()
+
+    # -- user tags (server-side; see campfire.server.tags) ----------------------------------
+    def create_tag(self, slug: str, name: str, shared: bool = False, description: str = "") -> dict:
+        """Create a private (or, with ``shared=True``, shared) tag on the server. Needs a login.
+
+        Slugs are lower-case letters, digits and hyphens, unique per owner; system
+        slugs (lrd, blagn, ...) are reserved. A synced catalog sees it at the next sync.
+
+        Examples
+        --------
+        >>> cf.create_tag('my-lrds', 'My LRD candidates', shared=False)  # doctest: +SKIP
+        """
+        return self.remote_catalog.create_tag(slug, name, shared=shared, description=description)
+
+    def update_tag(self, slug: str, *, name: str | None = None, description: str | None = None,
+                   shared: bool | None = None) -> dict:
+        """Rename, re-describe, share or unshare one of your tags."""
+        return self.remote_catalog.update_tag(slug, name=name, description=description, shared=shared)
+
+    def tag_objects(self, slug: str, object_ids) -> int:
+        """Add objects (that you can see) to your tag; returns how many were new.
+
+        Examples
+        --------
+        >>> cf.tag_objects('my-lrds', ['ember_uds_p4_123456'])  # doctest: +SKIP
+        1
+        """
+        return self.remote_catalog.tag_objects(slug, object_ids)
+
+    def untag_objects(self, slug: str, object_ids) -> int:
+        """Remove objects from your tag; returns how many were removed."""
+        return self.remote_catalog.untag_objects(slug, object_ids)
+
+    def delete_tag(self, slug: str) -> None:
+        """Delete one of your tags (its memberships go with it)."""
+        self.remote_catalog.delete_tag(slug)
