@@ -1,0 +1,540 @@
+"""Build a demo archive root: plan → files (in worker processes) → catalog.
+
+The builder writes into a fresh directory beside the destination and renames it into
+place when everything (catalog last) is written, so a reader never sees half an
+archive; :func:`ensure` adds a file lock so concurrent callers build once.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import pathlib
+import shutil
+import sqlite3
+import sys
+import time
+from typing import Any, Iterator
+
+import numpy as np
+
+from campfire.demo import survey
+from campfire.demo.sed import TAGGED_TYPES
+from campfire.errors import CampfireError, ValidationError
+
+__all__ = ["build", "ensure", "main_build", "DEMO_VERSION", "SIZE_NAMES", "read_build_marker"]
+
+DEMO_VERSION = "1"  # bump when the generator changes: ensure() rebuilds older demos
+SIZE_NAMES = ("small", "full", "catalog")
+MARKER_KEY = "demo_build"
+
+TAG_NAMES = {
+    "lrd": ("Little red dot", "Compact red source with a V-shaped SED and broad Balmer lines"),
+    "blagn": ("Broad-line AGN", "Broad Hα/Hβ on a galaxy continuum"),
+    "lae": ("Lyman-α emitter", "Strong Lyα emission, blue UV continuum"),
+    "hae": ("Hα emitter", "Strong Hα (+[N II]) star-forming galaxy"),
+    "qg": ("Quiescent galaxy", "Strong Balmer/4000 Å break, weak or no emission lines"),
+}
+
+
+def _progress(total: int, desc: str, enabled: bool):
+    if not enabled:
+        return contextlib.nullcontext(None)
+    try:
+        from tqdm import tqdm
+    except ImportError:  # pragma: no cover - tqdm is a dependency
+        return contextlib.nullcontext(None)
+    return tqdm(total=total, desc=desc, unit="task", file=sys.stderr, leave=False)
+
+
+def _validate(size: str, seed) -> tuple[str, int]:
+    if not isinstance(size, str) or size.lower() not in SIZE_NAMES:
+        raise ValidationError(f"size: expected one of {', '.join(SIZE_NAMES)}, got {size!r}")
+    try:
+        seed_i = int(seed)
+    except (TypeError, ValueError) as err:
+        raise ValidationError(f"seed: expected a non-negative integer, got {seed!r}") from err
+    if seed_i < 0 or seed_i != seed:
+        raise ValidationError(f"seed: expected a non-negative integer, got {seed!r}")
+    return size.lower(), seed_i
+
+
+# --------------------------------------------------------------------------------------
+# worker tasks (module-level so spawned processes can import them)
+
+
+def _object_task(args) -> list[dict[str, Any]]:
+    from campfire.demo.generate import simulate_object
+
+    objs, seed, root = args
+    return [simulate_object(o, seed, root) for o in objs]
+
+
+def _field_task(args) -> dict[str, Any]:
+    from campfire.demo.imaging import render_field
+    from campfire.demo.sed import TRUTH_WAVE, true_sed
+    from campfire.tasks.synphot import synthetic_photometry
+
+    root, plan, field = args
+    f444w = {}
+    tiny = np.full(TRUTH_WAVE.size, 1e-12)
+    for o in plan.objects:
+        if o.field == field:
+            f444w[o.object_id] = synthetic_photometry(TRUTH_WAVE, true_sed(o.sed), tiny, "f444w")[0]
+    by_target: dict[str, list[str]] = {}
+    for o, t, s in plan.spectra:
+        by_target.setdefault(t.target_id, []).append(s.spectrum_id)
+    return render_field(root, plan, field, f444w, by_target)
+
+
+def _run_tasks(tasks: list[tuple], workers: int, progress: bool) -> list[Any]:
+    """Run (function, args) tasks, in worker processes when ``workers`` > 1; results in order."""
+    results: list[Any] = [None] * len(tasks)
+    with _progress(len(tasks), "demo", progress) as bar:
+        if workers <= 1:
+            for i, (fn, args) in enumerate(tasks):
+                results[i] = fn(args)
+                if bar is not None:
+                    bar.update(1)
+            return results
+        import multiprocessing as mp
+
+        # spawn: safe when the caller has threads (Dask, Jupyter); workers import campfire
+        ctx = mp.get_context("spawn")
+        with ctx.Pool(workers) as pool:
+            pending = {i: pool.apply_async(fn, (args,)) for i, (fn, args) in enumerate(tasks)}
+            while pending:
+                done = [i for i, r in pending.items() if r.ready()]
+                for i in done:
+                    results[i] = pending.pop(i).get()
+                    if bar is not None:
+                        bar.update(1)
+                if pending and not done:
+                    time.sleep(0.02)
+    return results
+
+
+# --------------------------------------------------------------------------------------
+# catalog
+
+
+def _unit_vector(ra: float, dec: float) -> tuple[float, float, float]:
+    a, d = math.radians(ra), math.radians(dec)
+    return math.cos(d) * math.cos(a), math.cos(d) * math.sin(a), math.sin(d)
+
+
+def _inspection(obj: survey.ObjectPlan, spectra: list[dict], seed: int) -> dict[str, Any]:
+    """Redshift fields of an object: automatic fit of its best spectrum + a visual grade."""
+    rng = survey._rng(seed, "inspect", obj.index)
+    public = {p.program_id for p in survey.PROGRAMS if p.is_public}
+    # the object's automatic redshift comes from its best public spectrum when it has
+    # one, so the shared objects row reveals nothing of a proprietary program
+    pool = [s for s in spectra if s["program_id"] in public] or spectra
+    fitted = [s for s in pool if s["redshift_auto"] is not None]
+    best = max(fitted, key=lambda s: (s["signal_to_noise"] or -1e9)) if fitted else None
+    z_auto = best["redshift_auto"] if best else None
+    snr = max((s["signal_to_noise"] or 0.0) for s in spectra)
+    z = obj.sed.z
+    if rng.random() < 0.2:
+        quality = 0
+    elif snr >= 10:
+        quality = int(rng.choice([4, 4, 4, 3]))
+    elif snr >= 3:
+        quality = int(rng.choice([4, 3, 3, 2]))
+    else:
+        quality = int(rng.choice([3, 2, 2, 1]))
+    quality = int(obj.forced.get("redshift_quality", quality))
+    z_insp = None
+    if quality >= 2:
+        z_insp = round(z + rng.normal(0.0, 0.0003 * (1 + z)), 4)
+        if quality == 2 and z_auto is not None and rng.random() < 0.25:
+            z_insp = round(z_auto, 4)  # a tentative grade that took the (maybe wrong) fit
+    if "redshift_inspected" in obj.forced:
+        z_insp = obj.forced["redshift_inspected"]
+    z_best = z_insp if quality >= 2 else z_auto
+    return {"redshift": z_best, "redshift_auto": z_auto, "redshift_inspected": z_insp, "redshift_quality": quality}
+
+
+def _photo_z(obj: survey.ObjectPlan, seed: int) -> tuple[float, float, float] | None:
+    if obj.phot_catalog is None:
+        return None
+    rng = survey._rng(seed, "photo-z", obj.index)
+    z = obj.sed.z
+    if "photo_z" in obj.forced:
+        pz = obj.forced["photo_z"]
+    elif rng.random() < 0.05:  # catastrophic outliers
+        pz = float(rng.uniform(0.2, 10.0))
+    else:
+        pz = max(0.01, z + rng.normal(0.0, 0.04 * (1 + z)))
+    lo = 0.03 * (1 + pz) * rng.uniform(0.6, 1.6)
+    hi = 0.03 * (1 + pz) * rng.uniform(0.6, 1.8)
+    return round(pz, 3), round(lo, 3), round(hi, 3)
+
+
+def _write_catalog(root: pathlib.Path, plan: survey.Plan, results: list[dict], size: str) -> dict[str, int]:
+    from campfire.catalog.aggregates import refresh_standard_aggregates
+    from campfire.catalog.local import create_catalog
+
+    seed = plan.seed
+    db = root / "meta" / "campfire.db"
+    if db.exists():
+        db.unlink()
+    conn = create_catalog(db, owner="pipeline")
+    stamp = survey.reduction_time(seed)
+    try:
+        with conn:
+            conn.execute("INSERT OR REPLACE INTO archive_meta (key, value) VALUES ('owner', 'pipeline')")
+            meta = {
+                "catalog_version": f"demo-v{DEMO_VERSION}-{size}-seed{seed}",
+                "built_with": "campfire.demo",
+                "generator": f"campfire.demo v{DEMO_VERSION}",
+                "created_at": stamp,
+            }
+            conn.executemany("INSERT OR REPLACE INTO archive_meta (key, value) VALUES (?, ?)", meta.items())
+            conn.executemany(
+                "INSERT INTO programs (program_id, slug, program_name, pi_name, is_public) VALUES (?, ?, ?, ?, ?)",
+                [(p.program_id, p.slug, p.name, p.pi, int(p.is_public)) for p in survey.PROGRAMS],
+            )
+            used = {t.observation for o in plan.objects for t in o.targets}
+            conn.executemany(
+                "INSERT INTO observations (observation, program_id, field, ra, dec, pa_v3, observed_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [(o.name, o.program.program_id, o.field, *(round(v, 7) for v in survey.pointing(o)),
+                  round((o.pa_aper - survey.V3_IDL_Y_ANGLE) % 360.0, 3), survey.observation_date(o, seed))
+                 for o in survey.OBSERVATIONS if o.name in used],
+            )
+            tag_ids = {slug: i + 1 for i, slug in enumerate(TAGGED_TYPES)}
+            conn.executemany(
+                "INSERT INTO tags (tag_id, slug, name, description, kind, owner, updated_at) "
+                "VALUES (?, ?, ?, ?, 'system', NULL, ?)",
+                [(tag_ids[s], s, TAG_NAMES[s][0], TAG_NAMES[s][1], stamp) for s in TAGGED_TYPES],
+            )
+            obj_rows, rtree, phot_rows, tphot, tobj, tags, spec_rows, tspec, local = [], [], [], [], [], [], [], [], []
+            by_index = {r["index"]: r for r in results}
+            for obj in plan.objects:
+                res = by_index[obj.index]
+                insp = _inspection(obj, res["spectra"], seed)
+                pz = _photo_z(obj, seed)
+                has_phot = bool(res["photometry"])
+                obj_rows.append((
+                    obj.object_id, obj.field, obj.ra, obj.dec, *_unit_vector(obj.ra, obj.dec),
+                    insp["redshift"], insp["redshift_auto"], insp["redshift_inspected"], insp["redshift_quality"],
+                    int(has_phot), obj.phot_catalog if has_phot else None,
+                    *(pz if (pz and has_phot) else (None, None, None)), stamp,
+                ))
+                rtree.append((obj.index + 1, obj.ra, obj.ra, obj.dec, obj.dec))
+                for p in res["photometry"]:
+                    phot_rows.append((obj.object_id, p["band"], p["flux"], p["flux_err"], p["wavelength"]))
+                    tphot.append((obj.object_id, p["band"], p["flux_true"]))
+                if obj.sed.sed_type in tag_ids:
+                    tags.append((tag_ids[obj.sed.sed_type], obj.object_id))
+                tobj.append((obj.object_id, obj.sed.z, obj.sed.sed_type, obj.sed.norm, obj.r_e, obj.sersic_n,
+                             obj.axis_ratio, obj.pa, obj.sed.to_json(), f"truth/objects/{obj.object_id}.npz"))
+                for s in res["spectra"]:
+                    t = s["truth"]
+                    spec_rows.append((
+                        s["spectrum_id"], s["object_id"], s["target_id"], s["observation"], s["program_id"],
+                        s["grating"], s["filter"], s["fits_path"], s["signal_to_noise"], s["exposure_time"],
+                        s["reduction_version"], s["redshift_auto"], s["dq_flags"], s["file_hash"], s["file_size"],
+                        s["n_pix"], s["wave_min"], s["wave_max"], stamp,
+                    ))
+                    tspec.append((
+                        t["spectrum_id"], t["object_id"], t["slitloss_model"], t["src_sigma"], t["dx"], t["dy"],
+                        t["throughput"], t["psf_scale"], t["slitloss_1um"], t["slitloss_3um"], t["slitloss_5um"],
+                        t["gap_min"], t["gap_max"], t["cover_min"], t["cover_max"], t["det_start"], t["shift"],
+                        t["contamination"], t["background"], t["stuck_neighbours"],
+                        f"truth/spectra/{t['spectrum_id']}.npz",
+                    ))
+                    local.append((s["spectrum_id"], s["file_hash"], s["file_size"], stamp))
+            # objects inserted in plan order: rowid = index + 1 matches the R*Tree ids
+            conn.executemany(
+                "INSERT INTO objects (object_id, field, ra, dec, cx, cy, cz, redshift, redshift_auto, "
+                "redshift_inspected, redshift_quality, has_photometry, phot_catalog, photo_z, photo_z_err_lo, "
+                "photo_z_err_hi, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                obj_rows,
+            )
+            conn.executemany("INSERT INTO objects_rtree (id, ra_min, ra_max, dec_min, dec_max) VALUES (?, ?, ?, ?, ?)",
+                             rtree)
+            conn.executemany(
+                "INSERT INTO spectra (spectrum_id, object_id, target_id, observation, program_id, grating, filter, "
+                "fits_path, signal_to_noise, exposure_time, reduction_version, redshift_auto, dq_flags, file_hash, "
+                "file_size, n_pix, wave_min, wave_max, updated_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                spec_rows,
+            )
+            conn.executemany("INSERT INTO photometry (object_id, band, flux, flux_err, wavelength) VALUES (?, ?, ?, ?, ?)",
+                             phot_rows)
+            conn.executemany("INSERT INTO object_tags (tag_id, object_id) VALUES (?, ?)", tags)
+            conn.executemany("INSERT INTO local_files (spectrum_id, sha256, size, downloaded_at) VALUES (?, ?, ?, ?)",
+                             local)
+            conn.executemany(
+                "INSERT INTO truth_objects (object_id, z_true, sed_type, norm_fnu, r_e, sersic_n, axis_ratio, pa, "
+                "sed_params, sed_file) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", tobj)
+            conn.executemany(
+                "INSERT INTO truth_spectra (spectrum_id, object_id, slitloss_model, src_sigma, dx, dy, throughput, "
+                "psf_scale, slitloss_1um, slitloss_3um, slitloss_5um, gap_min, gap_max, cover_min, cover_max, "
+                "det_start, shift, contamination, background, stuck_neighbours, truth_file) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", tspec)
+            conn.executemany("INSERT INTO truth_photometry (object_id, band, flux_true) VALUES (?, ?, ?)", tphot)
+            refresh_standard_aggregates(conn)
+            conn.execute("INSERT OR REPLACE INTO archive_meta (key, value) VALUES (?, ?)",
+                         (MARKER_KEY, json.dumps({"size": size, "seed": seed, "version": DEMO_VERSION},
+                                                 sort_keys=True)))
+        counts = {
+            "observations": conn.execute("SELECT count(*) FROM observations").fetchone()[0],
+            "objects": conn.execute("SELECT count(*) FROM objects").fetchone()[0],
+            "spectra": conn.execute("SELECT count(*) FROM spectra").fetchone()[0],
+        }
+        conn.execute("VACUUM")
+    finally:
+        conn.close()
+    return counts
+
+
+def _write_sed_grid(root: pathlib.Path) -> None:
+    from campfire.demo.generate import write_npz
+    from campfire.demo.sed import TRUTH_EDGES, TRUTH_WAVE
+
+    write_npz(root / "truth" / "sed_grid.npz", wave=TRUTH_WAVE, edges=TRUTH_EDGES)
+
+
+def _build_into(tmp: pathlib.Path, size: str, seed: int, workers: int, progress: bool,
+                n_objects: int | None, n_spectra: int | None) -> dict[str, int]:
+    if size == "catalog":
+        from campfire.demo.catalog_only import build_catalog
+
+        return build_catalog(tmp, seed=seed, progress=progress)
+    plan = survey.make_plan(size, seed, n_objects=n_objects, n_spectra=n_spectra)
+    (tmp / "products").mkdir(parents=True, exist_ok=True)
+    (tmp / "meta").mkdir(parents=True, exist_ok=True)
+    _write_sed_grid(tmp)
+    chunk = 4
+    objs = plan.objects
+    fields = sorted({o.field for o in objs})
+    # imaging tasks first: each is longer than an object batch
+    tasks: list[tuple] = [(_field_task, (str(tmp), plan, f)) for f in fields]
+    tasks += [(_object_task, (objs[i:i + chunk], seed, str(tmp))) for i in range(0, len(objs), chunk)]
+    results = _run_tasks(tasks, workers, progress)
+    flat = [r for batch in results[len(fields):] for r in batch]
+    return _write_catalog(tmp, plan, flat, size)
+
+
+def read_build_marker(root: str | os.PathLike) -> dict[str, Any] | None:
+    """The ``demo_build`` marker of an archive root ({size, seed, version}), or None."""
+    db = pathlib.Path(root) / "meta" / "campfire.db"
+    if not db.is_file():
+        return None
+    try:
+        conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+        try:
+            row = conn.execute("SELECT value FROM archive_meta WHERE key = ?", (MARKER_KEY,)).fetchone()
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return None
+    if not row:
+        return None
+    try:
+        return json.loads(row[0])
+    except ValueError:
+        return None
+
+
+def _default_workers() -> int:
+    return max(1, min(os.cpu_count() or 1, 8))
+
+
+def build(root: str | os.PathLike | None = None, size: str = "small", seed: int = 0, *,
+          workers: int | None = None, progress: bool = True, overwrite: bool = True,
+          _n_objects: int | None = None, _n_spectra: int | None = None) -> pathlib.Path:
+    """Build a demo archive root (catalog, FITS products, imaging, ground truth).
+
+    Parameters
+    ----------
+    root : path, optional
+        Where to build; default :func:`campfire.config.demo_root` (``~/.cache/campfire/demo``).
+    size : {'small', 'full', 'catalog'}
+        ``'small'`` (default): 240 objects / 520 spectra, every feature, < 1 min.
+        ``'full'``: 2,450 objects / 7,200 spectra / 8 observations (the reference's numbers).
+        ``'catalog'``: 1,000,000 spectra of catalog rows only (no FITS files).
+    seed : int
+        Everything random derives from it: the same seed gives the same catalog and
+        byte-identical files.
+    workers : int, optional
+        Worker processes (default: the number of CPUs, at most 8); 1 runs in-process.
+    progress : bool
+        Show a progress bar (tqdm, on stderr).
+    overwrite : bool
+        Replace an existing demo archive at ``root``. A directory that is not a demo
+        archive (no ``demo_build`` marker) is never replaced.
+
+    Returns
+    -------
+    pathlib.Path
+        The archive root.
+
+    Raises
+    ------
+    ValidationError
+        Unknown ``size`` or a bad ``seed``.
+    CampfireError
+        ``root`` exists and is not a demo archive (or ``overwrite=False``).
+
+    Examples
+    --------
+    >>> import campfire.demo
+    >>> root = campfire.demo.build('/tmp/campfire-demo', size='small', seed=0)  # doctest: +SKIP
+    >>> from campfire import Campfire
+    >>> Campfire(data_dir=root).get_object('ember_uds_p4_123456')  # doctest: +SKIP
+    """
+    from campfire import config
+
+    size, seed = _validate(size, seed)
+    root = pathlib.Path(root).expanduser() if root is not None else config.demo_root()
+    root = root.absolute()
+    if root.exists():
+        if not root.is_dir():
+            raise CampfireError(f"{root} exists and is not a directory")
+        if any(root.iterdir()):
+            if read_build_marker(root) is None:
+                raise CampfireError(
+                    f"{root} exists and is not a demo archive (no demo_build marker in meta/campfire.db); "
+                    "choose an empty or new directory"
+                )
+            if not overwrite:
+                raise CampfireError(f"{root} already holds a demo archive; pass overwrite=True to rebuild it")
+    workers = _default_workers() if workers is None else max(1, int(workers))
+    root.parent.mkdir(parents=True, exist_ok=True)
+    tmp = root.parent / f".{root.name}.building-{os.getpid()}"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir()
+    t0 = time.perf_counter()
+    try:
+        counts = _build_into(tmp, size, seed, workers, progress, _n_objects, _n_spectra)
+        _swap_into_place(tmp, root)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if progress:
+        print(f"campfire demo ({size}, seed {seed}): {counts['objects']} objects, {counts['spectra']} spectra, "
+              f"{counts['observations']} observations in {time.perf_counter() - t0:.1f} s -> {root}",
+              file=sys.stderr)
+    return root
+
+
+def _swap_into_place(tmp: pathlib.Path, root: pathlib.Path) -> None:
+    """Rename the finished build onto ``root`` (an old demo there is moved aside, then removed)."""
+    old = None
+    if root.exists():
+        old = root.parent / f".{root.name}.old-{os.getpid()}"
+        if old.exists():
+            shutil.rmtree(old)
+        os.replace(root, old)
+    os.replace(tmp, root)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _file_lock(path: pathlib.Path) -> Iterator[None]:
+    import fcntl
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as f:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+
+
+def _is_complete(root: pathlib.Path, size: str | None, seed: int | None) -> bool:
+    marker = read_build_marker(root)
+    if marker is None or str(marker.get("version")) != DEMO_VERSION:
+        return False
+    if size is not None and marker.get("size") != size:
+        return False
+    if seed is not None and marker.get("seed") != seed:
+        return False
+    if marker.get("size") != "catalog" and not (root / "products").is_dir():
+        return False
+    return True
+
+
+def ensure(size: str | None = None, *, seed: int | None = None, root: str | os.PathLike | None = None,
+           progress: bool = True, workers: int | None = None) -> pathlib.Path:
+    """The demo archive root, built first if it is missing, incomplete or outdated.
+
+    Safe when several processes call it at once: a file lock beside the root lets one
+    build while the others wait, then find it complete.
+
+    Parameters
+    ----------
+    size : {'small', 'full', 'catalog'}, optional
+        None (default) accepts any complete demo already there and builds ``'small'``
+        when there is none; a size asks for exactly that one (rebuilding if needed).
+    seed : int, optional
+        None accepts any seed (builds with 0); an int asks for exactly that one.
+    root : path, optional
+        Default :func:`campfire.config.demo_root`.
+    progress : bool
+        Progress bar while building.
+    workers : int, optional
+        Worker processes for a build.
+
+    Returns
+    -------
+    pathlib.Path
+        The demo archive root (use it as ``Campfire(data_dir=...)`` or ``$CAMPFIRE_ROOT``).
+
+    Examples
+    --------
+    >>> import campfire.demo
+    >>> from campfire import Campfire
+    >>> cf = Campfire(data_dir=campfire.demo.ensure())  # doctest: +SKIP
+    """
+    from campfire import config
+
+    if size is not None:
+        size, _ = _validate(size, 0)
+    if seed is not None:
+        _, seed = _validate("small", seed)
+    root = pathlib.Path(root).expanduser() if root is not None else config.demo_root()
+    root = root.absolute()
+    if _is_complete(root, size, seed):
+        return root
+    with _file_lock(root.parent / f".{root.name}.lock"):
+        if _is_complete(root, size, seed):  # another process built it while we waited
+            return root
+        if root.exists() and any(root.iterdir()) and read_build_marker(root) is None:
+            # an interrupted or foreign directory: only replace what looks like a demo build
+            if (root / "meta").exists() or (root / "products").exists():
+                shutil.rmtree(root)
+            else:
+                raise CampfireError(f"{root} exists and is not a demo archive; set campfire.demo-root elsewhere")
+        return build(root, size=size or "small", seed=0 if seed is None else seed, workers=workers,
+                     progress=progress, overwrite=True)
+
+
+def main_build(argv: list[str] | None = None) -> int:
+    """``campfire demo build [ROOT] [--size small|full|catalog] [--seed N] [--workers N]``.
+
+    Examples
+    --------
+    >>> main_build(['/tmp/demo', '--size', 'small'])  # doctest: +SKIP
+    0
+    """
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="campfire demo build", description="Build the demo archive.")
+    parser.add_argument("root", nargs="?", default=None, help="archive root (default ~/.cache/campfire/demo)")
+    parser.add_argument("--size", default="small", choices=SIZE_NAMES)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--workers", type=int, default=None)
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    args = parser.parse_args(argv)
+    root = build(args.root, size=args.size, seed=args.seed, workers=args.workers, progress=not args.quiet)
+    print(root)
+    return 0

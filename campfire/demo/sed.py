@@ -1,0 +1,316 @@
+"""True spectral energy distributions of the demo's galaxies (the ground truth).
+
+Every demo object has a set of SED parameters (:class:`SEDParams`, stored in the
+``truth_objects`` table as JSON) and one true SED: f_ν [μJy] tabulated as pixel averages
+on :data:`TRUTH_WAVE`, a logarithmic observed-frame grid (0.3–5.6 μm, 8000 pixels per
+unit ln λ ≈ 37.5 km/s). Pixel averages (not point samples) keep every line's flux exact
+however narrow it is, so the flux-conserving LSF convolution of
+:mod:`campfire.demo.instrument` and the synthetic photometry of the truth agree.
+
+The continuum families follow SCIENCE.md: star-forming galaxies with a UV power law and
+a Balmer break, quiescent galaxies with a strong Balmer/4000 Å break, and the "V-shaped"
+little red dots (a blue UV power law plus a steep red optical component turning over at
+the Balmer limit). Lines are Gaussians of given rest equivalent width, so
+λ_obs = (1 + z) λ_rest exactly. The IGM transmission blueward of Lyα is Madau (1995)'s
+Lyα-forest term, which is ≈ 0 above z ≈ 6; below the Lyman limit the flux is 0.
+
+Examples
+--------
+>>> from campfire.demo.sed import SEDParams, true_sed, TRUTH_WAVE
+>>> p = SEDParams(sed_type='hae', z=2.0, norm=1.0, beta=-2.0, balmer=1.2,
+...               lines=(('Halpha', 6564.61, 400.0, 150.0),))
+>>> fnu = true_sed(p)
+>>> fnu.shape == TRUTH_WAVE.shape
+True
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+from scipy.special import erf
+
+from campfire.lines import EMISSION_LINES
+
+__all__ = [
+    "SED_TYPES",
+    "TAGGED_TYPES",
+    "TRUTH_WAVE",
+    "TRUTH_EDGES",
+    "SEDParams",
+    "true_sed",
+    "continuum",
+    "igm_transmission",
+    "draw_sed_params",
+]
+
+C_KMS = 299792.458
+LYA = 1215.67
+LYMAN_LIMIT = 911.75
+NORM_WAVE = 4.0  # observed micron where the continuum equals ``norm``
+
+SED_TYPES = ("sf", "hae", "lae", "qg", "blagn", "lrd")
+"""SED families; every type but ``sf`` (plain star-forming) is also the object's tag."""
+TAGGED_TYPES = ("lrd", "blagn", "lae", "hae", "qg")
+
+_R_TRUTH = 8000.0
+_N = int(np.ceil(_R_TRUTH * np.log(5.6 / 0.3)))
+TRUTH_EDGES: np.ndarray = 0.3 * np.exp(np.arange(_N + 1) / _R_TRUTH)
+"""Pixel edges of the truth grid [μm]."""
+TRUTH_WAVE: np.ndarray = np.sqrt(TRUTH_EDGES[1:] * TRUTH_EDGES[:-1])
+"""Pixel centres of the truth grid [μm] (observed frame)."""
+TRUTH_EDGES.setflags(write=False)
+TRUTH_WAVE.setflags(write=False)
+
+
+@dataclass(frozen=True)
+class SEDParams:
+    """Parameters of one true SED.
+
+    ``lines`` holds ``(name, rest wavelength Å, rest EW Å, FWHM km/s)``; a negative EW
+    is an absorption line. ``red_amp``/``red_slope`` are the LRD red component
+    (relative to the UV component at rest 5000 Å, and its f_ν power-law index).
+    ``lya_skew`` > 0 gives Lyα its red wing (a skewed Gaussian).
+    """
+
+    sed_type: str
+    z: float
+    norm: float  # continuum f_ν [μJy] at NORM_WAVE (observed)
+    beta: float  # UV slope, f_λ ∝ λ^β
+    balmer: float = 1.0  # f_ν ratio across the Balmer limit (3646 Å)
+    d4000: float = 1.0  # extra f_ν ratio across 4000 Å
+    opt_slope: float = 0.0  # extra f_ν power-law index redward of the Balmer limit
+    red_amp: float = 0.0
+    red_slope: float = 0.0
+    lya_skew: float = 0.0
+    lines: tuple[tuple[str, float, float, float], ...] = field(default_factory=tuple)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> "SEDParams":
+        d = json.loads(text)
+        d["lines"] = tuple(tuple(x) for x in d["lines"])
+        return cls(**d)
+
+
+def _sigmoid(x):
+    return 0.5 * (1.0 + np.tanh(x))
+
+
+def continuum(p: SEDParams, rest_aa: np.ndarray) -> np.ndarray:
+    """Continuum f_ν shape (arbitrary units) at rest wavelengths [Å], before the IGM."""
+    lam = np.asarray(rest_aa, float)
+    uv = (lam / 1500.0) ** (p.beta + 2.0)
+    step = 1.0 + (p.balmer - 1.0) * _sigmoid((lam - 3700.0) / 60.0)
+    step *= 1.0 + (p.d4000 - 1.0) * _sigmoid((lam - 4000.0) / 80.0)
+    opt = np.where(lam > 3650.0, (np.maximum(lam, 3650.0) / 3650.0) ** p.opt_slope, 1.0)
+    cont = uv * step * opt
+    if p.red_amp > 0:
+        # the LRD red component: steep power law that turns over at the Balmer limit
+        red = p.red_amp * (5000.0 / 1500.0) ** (p.beta + 2.0) * (lam / 5000.0) ** p.red_slope
+        cont = cont + red * _sigmoid((lam - 3650.0) / 120.0)
+    # the near-IR decline past the 1.6 μm stellar bump
+    cont = cont * (1.0 + (lam / 16000.0) ** 4) ** -0.25
+    return cont
+
+
+def igm_transmission(obs_um: np.ndarray, z: float) -> np.ndarray:
+    """Madau (1995) Lyα-forest transmission, 0 below the Lyman limit."""
+    obs_aa = np.asarray(obs_um, float) * 1e4
+    rest = obs_aa / (1.0 + z)
+    tau = np.where(rest < LYA, 0.0036 * (obs_aa / LYA) ** 3.46, 0.0)
+    t = np.exp(-tau)
+    return np.where(rest < LYMAN_LIMIT, 0.0, t)
+
+
+def _line_profile_avg(edges_um, center_um, sigma_um, skew=0.0):
+    """Average over each truth pixel of a unit-area Gaussian (exact via erf)."""
+    if skew <= 0:
+        cdf = 0.5 * (1.0 + erf((edges_um - center_um) / (np.sqrt(2.0) * sigma_um)))
+    else:
+        # skewed line: narrow blue side, wide red side (Lyα); split-normal, unit area
+        s_blue, s_red = sigma_um, sigma_um * (1.0 + skew)
+        w_blue, w_red = s_blue / (s_blue + s_red), s_red / (s_blue + s_red)
+        x = edges_um - center_um
+        cdf = np.where(
+            x < 0,
+            2 * w_blue * 0.5 * (1.0 + erf(x / (np.sqrt(2.0) * s_blue))),
+            w_blue + 2 * w_red * (0.5 * erf(x / (np.sqrt(2.0) * s_red))),
+        )
+    return np.diff(cdf) / np.diff(edges_um)
+
+
+def true_sed(p: SEDParams, edges: np.ndarray | None = None) -> np.ndarray:
+    """The true f_ν [μJy] of an object as pixel averages on a grid (default the truth grid).
+
+    Parameters
+    ----------
+    p : SEDParams
+        The object's parameters.
+    edges : ndarray, optional
+        Pixel edges [μm] of the grid; default :data:`TRUTH_EDGES`.
+
+    Returns
+    -------
+    ndarray
+        f_ν in μJy, one value per pixel.
+
+    Examples
+    --------
+    >>> p = SEDParams(sed_type='sf', z=1.5, norm=0.5, beta=-2.0)
+    >>> f = true_sed(p)
+    >>> round(float(np.interp(4.0, TRUTH_WAVE, f)), 3)
+    0.5
+    """
+    edges = TRUTH_EDGES if edges is None else np.asarray(edges, float)
+    wave = np.sqrt(edges[1:] * edges[:-1])
+    zp1 = 1.0 + p.z
+    rest = wave * 1e4 / zp1
+    scale = p.norm / float(continuum(p, np.array([NORM_WAVE * 1e4 / zp1]))[0])
+    cont = continuum(p, rest) * scale
+    fnu = cont.copy()
+    for name, rest_aa, ew_rest, fwhm_kms in p.lines:
+        center = rest_aa * zp1 * 1e-4
+        sigma = center * fwhm_kms / C_KMS / 2.3548
+        lo = np.searchsorted(edges, center - 10 * sigma * (1 + 3 * p.lya_skew)) - 1
+        hi = np.searchsorted(edges, center + 10 * sigma * (1 + 3 * p.lya_skew)) + 1
+        lo, hi = max(lo, 0), min(hi, edges.size - 1)
+        if hi <= lo + 1:
+            continue
+        skew = p.lya_skew if name == "Lyalpha" else 0.0
+        prof = _line_profile_avg(edges[lo:hi + 1], center, sigma, skew)
+        cont_c = float(continuum(p, np.array([rest_aa]))[0]) * scale
+        # f_nu line = continuum f_nu at the line × observed EW × unit-area profile (in μm)
+        fnu[lo:hi] += cont_c * ew_rest * zp1 * 1e-4 * prof
+    fnu *= igm_transmission(wave, p.z)
+    return fnu
+
+
+# --------------------------------------------------------------------------------------
+# drawing parameters per type
+
+
+def _line(name: str, ew: float, fwhm: float) -> tuple[str, float, float, float]:
+    return (name, float(EMISSION_LINES[name]), float(ew), float(fwhm))
+
+
+def _nebular(rng: np.random.Generator, ew_ha: float, fwhm: float, metal: float = 1.0) -> list:
+    """A star-forming nebular line set scaled to the Hα rest EW."""
+    o3 = ew_ha * rng.uniform(0.6, 1.6) * metal
+    lines = [
+        _line("Halpha", ew_ha, fwhm),
+        _line("Hbeta", ew_ha * 0.22, fwhm),
+        _line("Hgamma", ew_ha * 0.09, fwhm),
+        _line("[OIII]-5008", o3, fwhm),
+        _line("[OIII]-4960", o3 / 2.98, fwhm),
+        _line("[OII]-3727", ew_ha * 0.12, fwhm),
+        _line("[OII]-3730", ew_ha * 0.16, fwhm),
+        _line("[NeIII]", o3 * 0.08, fwhm),
+        _line("[NII]-6585", ew_ha * rng.uniform(0.05, 0.3) / metal, fwhm),
+        _line("[NII]-6550", ew_ha * 0.03, fwhm),
+        _line("[SII]-6718", ew_ha * 0.08, fwhm),
+        _line("[SII]-6733", ew_ha * 0.06, fwhm),
+        _line("HeI-10833", ew_ha * 0.12, fwhm),
+        _line("Pabeta", ew_ha * 0.08, fwhm),
+        _line("Paalpha", ew_ha * 0.15, fwhm),
+        _line("[SIII]-9533", ew_ha * 0.1, fwhm),
+    ]
+    return lines
+
+
+REDSHIFT_RANGES = {
+    "sf": (0.5, 12.0),
+    "hae": (1.0, 6.0),
+    "lae": (4.5, 10.5),
+    "qg": (1.5, 5.0),
+    "blagn": (1.0, 7.0),
+    "lrd": (3.0, 9.0),
+}
+
+
+def draw_redshift(rng: np.random.Generator, sed_type: str) -> float:
+    """A redshift from the type's distribution (SCIENCE.md: the demo's object types)."""
+    lo, hi = REDSHIFT_RANGES[sed_type]
+    if sed_type == "lrd":
+        z = rng.normal(6.0, 1.3)
+    elif sed_type == "lae":
+        z = 4.8 + rng.gamma(2.0, 0.8)
+    elif sed_type == "sf":
+        z = np.exp(rng.normal(np.log(3.0), 0.55))
+    else:
+        z = rng.uniform(lo, hi)
+    return float(np.clip(z, lo, hi))
+
+
+def draw_sed_params(rng: np.random.Generator, sed_type: str, z: float | None = None) -> SEDParams:
+    """Draw plausible SED parameters of one type (deterministic for a given ``rng`` state).
+
+    Examples
+    --------
+    >>> p = draw_sed_params(np.random.default_rng(1), 'lrd')
+    >>> p.sed_type, 3.0 <= p.z <= 9.0
+    ('lrd', True)
+    """
+    if sed_type not in SED_TYPES:
+        from campfire.errors import ValidationError
+
+        raise ValidationError(f"sed_type: expected one of {', '.join(SED_TYPES)}, got {sed_type!r}")
+    if z is None:
+        z = draw_redshift(rng, sed_type)
+    narrow = float(rng.uniform(120.0, 260.0))
+    kw: dict = {}
+    if sed_type == "sf":
+        ew = float(np.exp(rng.normal(np.log(120.0), 0.5)))
+        kw = dict(beta=rng.uniform(-2.4, -1.5), balmer=rng.uniform(1.05, 1.5), opt_slope=rng.uniform(-0.3, 0.5),
+                  lines=_nebular(rng, ew, narrow) + [_line("Lyalpha", rng.uniform(0, 15), 300.0)])
+        norm = np.exp(rng.normal(np.log(0.25), 0.7))
+    elif sed_type == "hae":
+        ew = float(rng.uniform(300.0, 1000.0))
+        kw = dict(beta=rng.uniform(-2.5, -1.8), balmer=rng.uniform(1.0, 1.25), opt_slope=rng.uniform(-0.5, 0.2),
+                  lines=_nebular(rng, ew, narrow, metal=1.2))
+        norm = np.exp(rng.normal(np.log(0.2), 0.6))
+    elif sed_type == "lae":
+        ew = float(rng.uniform(150.0, 600.0))
+        lines = _nebular(rng, ew, narrow, metal=1.4)
+        lines.append(_line("Lyalpha", rng.uniform(40.0, 200.0), rng.uniform(250.0, 450.0)))
+        lines.append(_line("CIII]", rng.uniform(5.0, 20.0), narrow))
+        kw = dict(beta=rng.uniform(-2.8, -2.2), balmer=rng.uniform(0.95, 1.1), lya_skew=rng.uniform(0.8, 2.0),
+                  lines=lines)
+        norm = np.exp(rng.normal(np.log(0.08), 0.5))
+    elif sed_type == "qg":
+        fw = rng.uniform(500.0, 900.0)
+        kw = dict(beta=rng.uniform(-0.5, 1.0), balmer=rng.uniform(1.6, 2.4), d4000=rng.uniform(1.2, 1.6),
+                  opt_slope=rng.uniform(0.0, 0.6),
+                  lines=[_line("Hdelta", -rng.uniform(3, 7), fw), _line("Hgamma", -rng.uniform(2, 5), fw),
+                         _line("Hbeta", -rng.uniform(2, 5), fw), _line("Halpha", -rng.uniform(1, 3), fw),
+                         _line("[NII]-6585", rng.uniform(0, 3), 300.0)])
+        norm = np.exp(rng.normal(np.log(1.2), 0.5))
+    elif sed_type == "blagn":
+        ew = float(np.exp(rng.normal(np.log(100.0), 0.4)))
+        broad = float(rng.uniform(2000.0, 5000.0))
+        lines = _nebular(rng, ew, narrow)
+        lines += [_line("Halpha", rng.uniform(150.0, 450.0), broad), _line("Hbeta", rng.uniform(30.0, 90.0), broad)]
+        kw = dict(beta=rng.uniform(-2.3, -1.5), balmer=rng.uniform(1.05, 1.4), lines=lines)
+        norm = np.exp(rng.normal(np.log(0.5), 0.6))
+    else:  # lrd
+        broad = float(rng.uniform(1500.0, 4000.0))
+        lines = [
+            _line("Halpha", rng.uniform(300.0, 900.0), broad),
+            _line("Hbeta", rng.uniform(40.0, 150.0), broad),
+            _line("Hgamma", rng.uniform(10.0, 40.0), broad),
+            _line("[OIII]-5008", rng.uniform(10.0, 80.0), narrow),
+            _line("[OIII]-4960", rng.uniform(3.0, 25.0), narrow),
+            _line("HeI-10833", rng.uniform(20.0, 80.0), broad * 0.7),
+            _line("Paalpha", rng.uniform(30.0, 120.0), broad * 0.8),
+        ]
+        if rng.random() < 0.4:  # narrow Balmer absorption on the broad lines
+            lines += [_line("Halpha", -rng.uniform(5.0, 20.0), 250.0), _line("Hbeta", -rng.uniform(2.0, 8.0), 250.0)]
+        kw = dict(beta=rng.uniform(-2.5, -1.8), balmer=1.0, red_amp=rng.uniform(4.0, 12.0),
+                  red_slope=rng.uniform(2.0, 3.5), lines=lines)
+        norm = np.exp(rng.normal(np.log(0.8), 0.5))
+    kw = {k: (float(v) if isinstance(v, (float, np.floating)) else v) for k, v in kw.items()}
+    kw["lines"] = tuple(kw.get("lines", ()))
+    return SEDParams(sed_type=sed_type, z=round(float(z), 4), norm=float(norm), **kw)
