@@ -22,3 +22,23 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "slow" in item.keywords:
             item.add_marker(skip_slow)
+
+
+@pytest.fixture(scope="session")
+def demo_root(tmp_path_factory):
+    """The small demo archive (seed 0), built once per test session into a temporary directory.
+
+    ``CAMPFIRE_TEST_DEMO_ROOT`` may point at an already built small seed-0 demo of the
+    current generator version to skip the build (it is used read-only; do not modify it).
+    """
+    import pathlib
+
+    import campfire.demo
+
+    prebuilt = os.environ.get("CAMPFIRE_TEST_DEMO_ROOT")
+    if prebuilt:
+        marker = campfire.demo.read_build_marker(prebuilt) or {}
+        if marker == {"size": "small", "seed": 0, "version": campfire.demo.DEMO_VERSION}:
+            return pathlib.Path(prebuilt).absolute()
+    root = tmp_path_factory.mktemp("demo") / "root"
+    return campfire.demo.build(root, size="small", seed=0, progress=False)
