@@ -15,6 +15,7 @@ from campfire.lines import EMISSION_LINES, convert_flux_units, get_emission_line
 from campfire.models import Object, Photometry, Spectrum, SpectrumCollection, SpectrumData
 from campfire.tasks.redshift import fit_redshift
 from campfire.tasks.resample import resample_flux
+from campfire.tasks.stack import stack_spectra
 from campfire.tasks.synphot import synthetic_photometry
 
 __version__ = "0.1.0"
