@@ -41,6 +41,7 @@ __all__ = [
     "mark_emission_lines",
     "flux_label",
     "pretty_line_name",
+    "label_indices",
 ]
 
 WAVE_LABEL = "Observed wavelength [μm]"
@@ -71,6 +72,22 @@ def pretty_line_name(name: str) -> str:
         if base.endswith(word):
             return base[: -len(word)] + letter
     return base
+
+
+def label_indices(names: Sequence[str], waves: Sequence[float], min_gap: float) -> list[int]:
+    """Which line markers get a name: strong lines first, none closer than ``min_gap``.
+
+    Examples
+    --------
+    >>> label_indices(['[NII]-6550', 'Halpha', '[NII]-6585'], [2.8954, 2.9018, 2.9110], 0.05)
+    [1]
+    """
+    labelled: list[int] = []
+    order = sorted(range(len(names)), key=lambda i: _LABEL_PRIORITY.get(names[i], len(_LABEL_PRIORITY)))
+    for i in order:
+        if all(abs(waves[i] - waves[j]) >= min_gap for j in labelled):
+            labelled.append(i)
+    return sorted(labelled)
 
 
 def _power_of_ten(values: np.ndarray) -> int:
@@ -207,12 +224,7 @@ def mark_emission_lines(
         # that of the line an astronomer looks for first
         width_px = max(ax.get_window_extent().width, 1.0)
         min_gap = 11 * ax.figure.dpi / 72 / width_px * (hi - lo)
-        labelled: list[float] = []
-        order = sorted(range(len(names)), key=lambda i: _LABEL_PRIORITY.get(names[i], len(_LABEL_PRIORITY)))
-        for best in order:
-            if any(abs(waves[best] - x) < min_gap for x in labelled):
-                continue
-            labelled.append(waves[best])
+        for best in label_indices(names, waves, min_gap):
             ax.text(waves[best], 0.98, pretty_line_name(names[best]), transform=trans, rotation=90, ha="right",
                     va="top", fontsize=7, color=color, gid=f"emission-line-label:{names[best]}", clip_on=True)
     return markers
