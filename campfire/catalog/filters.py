@@ -299,10 +299,11 @@ def build_query(kind: str, **kwargs) -> Query:
         raise ValidationError(f"search: expected a non-empty string of at most 200 characters, got {search!r}")
     limit = get("limit")
     if limit is not None:
-        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 0 <= limit < 2**62:
             raise ValidationError(f"limit: expected a non-negative int or None, got {limit!r}")
     offset = get("offset", 0) or 0
-    if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
+    # an upper bound too: SQLite integers are 64-bit (a huge offset is a ValidationError, not an overflow)
+    if isinstance(offset, bool) or not isinstance(offset, int) or not 0 <= offset < 2**62:
         raise ValidationError(f"offset: expected a non-negative int, got {offset!r}")
     sort = get("sort") or DEFAULT_SORT[kind]
     if sort not in SORT_COLUMNS[kind]:
