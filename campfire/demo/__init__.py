@@ -16,7 +16,7 @@ Examples
 """
 from __future__ import annotations
 
-from campfire.demo.build import DEMO_VERSION, SIZE_NAMES, build, ensure, main_build, read_build_marker
+from campfire.demo.builder import DEMO_VERSION, SIZE_NAMES, build, ensure, main_build, read_build_marker
 from campfire.demo.survey import EXAMPLE, PROPRIETARY_PROGRAMS
 
 __all__ = [

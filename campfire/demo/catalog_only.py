@@ -48,7 +48,7 @@ def build_catalog(root: pathlib.Path, seed: int = 0, progress: bool = True,
     from campfire.bands import band_pivot
     from campfire.catalog.aggregates import refresh_standard_aggregates
     from campfire.catalog.local import create_catalog
-    from campfire.demo.build import DEMO_VERSION, MARKER_KEY, TAG_NAMES
+    from campfire.demo.builder import DEMO_VERSION, MARKER_KEY, TAG_NAMES
 
     t0 = time.perf_counter()
 
