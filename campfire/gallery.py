@@ -278,30 +278,52 @@ def write_gallery(out_dir: str | os.PathLike, data_dir: str | os.PathLike | None
         g.attempt(title, make)
 
     # -- calibration and stacking (campfire.calibration, the deploy extra) ------------------------
-    def calibration():
-        from campfire import calibrate_to_photometry
+    def science(name: str):
+        import campfire
 
-        result = calibrate_to_photometry(spec, obj.photometry)
-        fig = result.plot()
-        g.save(fig, "calibration", "calibrate_to_photometry(...).plot()")
+        if hasattr(campfire, name):
+            return getattr(campfire, name)
+        import campfire.calibration
+
+        return getattr(campfire.calibration, name)
+
+    # an object with several PRISM spectra, so that the stack combines something
+    counts: dict[str, int] = {}
+    for row in cf.query_spectra(gratings=["PRISM"]):
+        counts[str(row["object_id"])] = counts.get(str(row["object_id"]), 0) + 1
+    multi_id = next((o for o, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])) if n >= 2), None)
+
+    def calibration():
+        result = science("calibrate_to_photometry")(spec, obj.photometry)
+        fig = result.plot(redshift=z)
+        g.save(fig, "calibration", "calibrate_to_photometry(spec, obj.photometry).plot()")
 
     def stack():
-        from campfire import stack_spectra
-
         prism = obj.spectra[obj.spectra.grating == "PRISM"]
-        stacked = stack_spectra([s.open() for s in prism] or [spec], method="weighted_mean", object_id=obj.object_id)
-        ax = stacked.plot()
-        fig = ax.figure if hasattr(ax, "figure") else ax
-        g.save(fig, "stack", "stack_spectra(...).plot()")
+        stacked = science("stack_spectra")([s.open() for s in prism], method="weighted_mean", object_id=obj.object_id)
+        fig = plt.figure(figsize=(9, 4.5))
+        stacked.plot()
+        g.save(fig, "stack", "stack_spectra([s.open() for s in prism], ...).plot()")
+        if multi_id:
+            other = cf.get_object(multi_id)
+            prism = other.spectra[other.spectra.grating == "PRISM"]
+            stacked = science("stack_spectra")([s.open() for s in prism], method="weighted_mean", object_id=multi_id)
+            fig = plt.figure(figsize=(9, 4.5))
+            stacked.plot(redshift=other.redshift if other.redshift == other.redshift else None)
+            g.save(fig, "stack_multi", f"stack of the {len(prism)} PRISM spectra of {multi_id}")
 
     def calibrate_and_stack():
-        from campfire import calibrate_and_stack as cas
-
+        cas = science("calibrate_and_stack")
         prism = obj.spectra[obj.spectra.grating == "PRISM"]
         result = cas(prism, photometry=obj.photometry, method="chebyshev", stacking_method="weighted_mean",
                      object_id=obj.object_id)
-        fig = result.plot()
-        g.save(fig, "calibrate_and_stack", "calibrate_and_stack(...).plot(): 3-panel diagnostic")
+        g.save(result.plot(), "calibrate_and_stack", "calibrate_and_stack(...).plot(): 3-panel diagnostic")
+        if multi_id:
+            other = cf.get_object(multi_id)
+            result = cas(other.spectra[other.spectra.grating == "PRISM"], photometry=other.photometry,
+                         method="chebyshev", stacking_method="weighted_mean", object_id=multi_id)
+            fig = result.plot(redshift=other.redshift if other.redshift == other.redshift else None)
+            g.save(fig, "calibrate_and_stack_multi", f"calibrate_and_stack of the PRISM spectra of {multi_id}")
 
     for title, make in (("calibration", calibration), ("stack", stack),
                         ("calibrate_and_stack", calibrate_and_stack)):

@@ -26,6 +26,7 @@ import numpy as np
 
 from campfire.errors import CampfireError, ValidationError
 from campfire.lines import get_emission_lines
+from campfire.quicklook import _trusted
 
 __all__ = ["plot_spectrum", "plot_redshift_fit", "plot_spectrum_simple"]
 
@@ -225,7 +226,7 @@ def plot_spectrum(data: Mapping[str, Any], redshift: float | None = None, show_e
     fig.update_yaxes(title_text="spatial pixel", row=1, col=1)
     fig.update_yaxes(matches="y", showticklabels=False, row=1, col=2)
     fig.update_xaxes(title_text="profile", row=1, col=2, showticklabels=False)
-    fig.update_yaxes(title_text=FNU_TITLE, row=2, col=1, range=_robust_range(arr["fnu"]))
+    fig.update_yaxes(title_text=FNU_TITLE, row=2, col=1, range=_robust_range(_trusted(arr["fnu"], arr["fnu_err"])))
     title = "2D spectrum (S/N) · profile · 1D spectrum"
     if isinstance(data, Mapping) and data.get("spectrum_id"):
         title = f"{data['spectrum_id']}: {title}"
@@ -312,7 +313,7 @@ def plot_redshift_fit(fit: Mapping[str, Any], spectrum_data: Mapping[str, Any] |
         if z_best >= 0 and math.isfinite(z_best):
             _add_lines(fig, _lines_in(wave, z_best), "x2", "y2", label_row=True)
         fig.update_xaxes(title_text=WAVE_TITLE, row=2, col=1)
-        yrange = _robust_range(spec["fnu"] if spec is not None else f["model_fnu"])
+        yrange = _robust_range(_trusted(spec["fnu"], spec["fnu_err"]) if spec is not None else f["model_fnu"])
         fig.update_yaxes(title_text=FNU_TITLE, row=2, col=1, range=yrange)
     title = f"redshift fit: z = {z_best:.4f}, χ²_min = {f['chi2_min']:.1f}, confidence = {f['confidence']:.2f}"
     fig.update_layout(title={"text": title, "font": {"size": 14}}, height=620 if rows == 2 else 380, width=1000,
@@ -357,6 +358,7 @@ def plot_spectrum_simple(data, redshift: float | None = None):
     if z is not None:
         title += f" · z = {z:.4f}"
     fig.update_layout(title={"text": title, "font": {"size": 14}}, xaxis_title=WAVE_TITLE, yaxis_title=FNU_TITLE,
-                      yaxis_range=_robust_range(arr["fnu"]), height=420, width=1000, template="plotly_white",
+                      yaxis_range=_robust_range(_trusted(arr["fnu"], arr["fnu_err"])), height=420, width=1000,
+                      template="plotly_white",
                       showlegend=False, margin={"l": 70, "r": 30, "t": 60, "b": 60})
     return fig

@@ -50,7 +50,7 @@ WAVE_LABEL = "Observed wavelength [μm]"
 _LABEL_PRIORITY = {
     name: i
     for i, name in enumerate(
-        ["Halpha", "Hbeta", "[OIII]-5008", "Lyalpha", "[OII]-3727", "Paalpha", "Pabeta", "HeI-10833",
+        ["Halpha", "[OIII]-5008", "Hbeta", "Lyalpha", "[OII]-3727", "Paalpha", "Pabeta", "HeI-10833",
          "[SIII]-9533", "[NeIII]", "MgII-2796", "CIII]", "CIV", "HeII", "Hgamma", "Hdelta", "[NII]-6585",
          "[SII]-6718", "HeI-5877", "[OI]", "Pagamma", "[SIII]-9071"]
     )
@@ -143,6 +143,19 @@ def _get_ax(ax):
     if not isinstance(ax, Axes):
         raise ValidationError(f"ax: expected a matplotlib Axes or None, got {type(ax).__name__}")
     return ax
+
+
+def _trusted(flux: np.ndarray, err: np.ndarray) -> np.ndarray:
+    """Flux with the noisiest pixels (error > 5 × the median error) set to NaN, for axis limits only.
+
+    A noisy detector edge (PRISM's blue end in f_λ) must not set the scale of the whole spectrum.
+    """
+    err = np.asarray(err, float)
+    finite = err[np.isfinite(err) & (err > 0)]
+    if finite.size == 0:
+        return flux
+    keep = np.isfinite(err) & (err <= 5 * np.median(finite))
+    return np.where(keep, flux, np.nan) if keep.sum() >= 3 else flux
 
 
 def _robust_ylim(ax, values: np.ndarray, had_data: bool) -> None:
@@ -310,7 +323,7 @@ def plot_spectrum_data(
             ax.set_xlim(min(xlo, wlo - pad), max(xhi, whi + pad))
         else:
             ax.set_xlim(wlo - pad, whi + pad)
-    _robust_ylim(ax, flux, had_data)
+    _robust_ylim(ax, _trusted(flux, err), had_data)
     ax.axhline(0.0, color="0.6", linewidth=0.5, zorder=0)
     ax.set_xlabel(WAVE_LABEL)
     ax.set_ylabel(flux_label(unit, exponent))
@@ -361,11 +374,28 @@ def _plot_photometry(ax, phot, bands_used: Sequence[str] | None, exponent_unit=(
     err = np.asarray(phot.flux_err, float)
     sel = np.array([b in used for b in phot.bands])
     if sel.any():
-        ax.errorbar(wave[sel], flux[sel], yerr=err[sel], fmt="o", color="k", ms=5, capsize=2, zorder=5,
+        # observed points on top: the synthetic ones are drawn open and larger around them
+        ax.errorbar(wave[sel], flux[sel], yerr=err[sel], fmt="o", color="k", ms=4, capsize=2, zorder=7,
                     label="photometry (fit)", gid="photometry")
     if (~sel).any():
-        ax.errorbar(wave[~sel], flux[~sel], yerr=err[~sel], fmt="o", mfc="none", color="0.4", ms=5, capsize=2,
-                    zorder=5, label="photometry (not used)", gid="photometry-unused")
+        ax.errorbar(wave[~sel], flux[~sel], yerr=err[~sel], fmt="o", mfc="none", color="0.4", ms=4, capsize=2,
+                    zorder=7, label="photometry (not used)", gid="photometry-unused")
+
+
+def _include_points(ax, phot) -> None:
+    """Widen the y range so that every photometric point and its error bar is in view."""
+    if phot is None or len(phot) == 0:
+        return
+    flux = np.asarray(phot.flux, float)
+    err = np.nan_to_num(np.asarray(phot.flux_err, float))
+    ok = np.isfinite(flux)
+    if not ok.any():
+        return
+    lo, hi = ax.get_ylim()
+    top = float(np.max(flux[ok] + err[ok]))
+    bottom = float(np.min(flux[ok] - err[ok]))
+    span = max(hi, top) - min(lo, bottom)
+    ax.set_ylim(min(lo, bottom - 0.05 * span), max(hi, top + 0.1 * span))
 
 
 def _plot_synthetic(ax, synth: dict, color: str, label: str, marker: str = "s", filled: bool = True) -> None:
@@ -374,8 +404,24 @@ def _plot_synthetic(ax, synth: dict, color: str, label: str, marker: str = "s", 
     waves = [v[2] for v in synth.values()]
     fluxes = [v[0] for v in synth.values()]
     errs = [v[1] for v in synth.values()]
-    ax.errorbar(waves, fluxes, yerr=errs, fmt=marker, ms=6, color=color, mfc=color if filled else "none",
-                capsize=0, zorder=6, label=label, gid="synthetic-photometry")
+    ax.errorbar(waves, fluxes, yerr=errs, fmt=marker, ms=8, color=color, mfc=color if filled else "none",
+                mew=1.3, capsize=0, zorder=6, label=label, gid="synthetic-photometry")
+
+
+def _band_ratios(result, phot, synth_orig: dict, bands_used) -> list[tuple[float, float, float]]:
+    """(pivot, observed/synthetic, error) of the fitted bands: the result's own when it has them."""
+    from campfire.bands import band_pivot
+
+    own = getattr(result, "ratios", None)
+    if isinstance(own, dict) and own:
+        out = []
+        for band, value in own.items():
+            ratio, err = (value if isinstance(value, (tuple, list)) else (value, 0.0))[:2]
+            out.append((band_pivot(band), float(ratio), float(err)))
+        return sorted(out)
+    if phot is None:
+        return []
+    return sorted((p, phot[b].flux / s, 0.0) for b, (s, _, p) in synth_orig.items() if b in bands_used and s != 0)
 
 
 def plot_calibration(result, ax=None, *, flux_unit: str = "fnu", redshift: float | None = None, **kwargs: Any):
@@ -431,11 +477,9 @@ def plot_calibration(result, ax=None, *, flux_unit: str = "fnu", redshift: float
     synth_orig = _synthetic(orig, bands)
     synth_cal = _synthetic(cal, bands)
     _plot_synthetic(ax_spec, synth_orig, "0.45", "synthetic (original)", marker="s", filled=False)
-    _plot_synthetic(ax_spec, synth_cal, "C3", "synthetic (calibrated)", marker="D")
-    if phot is not None:
-        flux_all = np.concatenate([np.asarray(phot.flux, float), np.asarray(cal.fnu, float)])
-        _robust_ylim(ax_spec, flux_all, True)
-    ax_spec.legend(fontsize=7, loc="upper left", ncol=2)
+    _plot_synthetic(ax_spec, synth_cal, "C3", "synthetic (calibrated)", marker="D", filled=False)
+    _include_points(ax_spec, phot)
+    ax_spec.legend(fontsize=7, loc="best", ncol=2, framealpha=0.85)
     title = getattr(cal, "spectrum_id", "") or getattr(orig, "spectrum_id", "")
     method = getattr(result, "method", None)
     ax_spec.set_title(f"{title}  calibration" + (f" ({method})" if method else ""), fontsize=9)
@@ -443,11 +487,10 @@ def plot_calibration(result, ax=None, *, flux_unit: str = "fnu", redshift: float
     wave = np.asarray(cal.wavelength, float)
     mult = np.asarray(result.multiplier, float)
     ax_mult.plot(wave, mult, color="C2", linewidth=1.2, gid="multiplier", label="multiplier")
-    if phot is not None:
-        ratios = [(p, phot[b].flux / s) for b, (s, _, p) in synth_orig.items() if b in bands_used and s != 0]
-        if ratios:
-            ax_mult.plot([r[0] for r in ratios], [r[1] for r in ratios], "o", color="C2", mfc="none", ms=5,
-                         gid="band-ratio", label="observed / synthetic")
+    ratios = _band_ratios(result, phot, synth_orig, bands_used)
+    if ratios:
+        ax_mult.errorbar([r[0] for r in ratios], [r[1] for r in ratios], yerr=[r[2] for r in ratios], fmt="o",
+                         color="C2", mfc="none", ms=5, capsize=2, gid="band-ratio", label="observed / synthetic")
     ax_mult.set_ylabel("multiplier")
     if ax is None:
         ax_mult.axhline(1.0, color="0.6", linewidth=0.5)
@@ -495,7 +538,7 @@ def plot_calibrate_and_stack(result, *, redshift: float | None = None, **kwargs:
                 f"result: expected a calibrate_and_stack result (with .{name}), got {type(result).__name__}"
             )
     fig, axes = plt.subplots(3, 1, figsize=kwargs.pop("figsize", (8, 9)), sharex=True,
-                             gridspec_kw={"height_ratios": [2, 1.2, 2], "hspace": 0.08})
+                             gridspec_kw={"height_ratios": [2, 1.2, 2], "hspace": 0.22})
     ax_in, ax_mult, ax_out = axes
     calibrations = list(result.calibrations)
     phot = _photometry_of(result) or next((p for p in map(_photometry_of, calibrations) if p is not None), None)
@@ -507,7 +550,8 @@ def plot_calibrate_and_stack(result, *, redshift: float | None = None, **kwargs:
         plot_spectrum_data(spec, ax=ax_in, color=color, errors=False, title=False, linewidth=0.7,
                            label=spec.spectrum_id or None)
     _plot_photometry(ax_in, phot, bands_used)
-    ax_in.legend(fontsize=6, loc="upper left")
+    _include_points(ax_in, phot)
+    ax_in.legend(fontsize=6, loc="best", framealpha=0.85)
     ax_in.set_title("inputs (as observed) and photometry", fontsize=9, loc="left")
 
     for i, (cal, color) in enumerate(zip(calibrations, colors)):
@@ -525,8 +569,10 @@ def plot_calibrate_and_stack(result, *, redshift: float | None = None, **kwargs:
                        redshift=redshift)
     _plot_photometry(ax_out, phot, bands_used)
     if phot is not None:
-        _plot_synthetic(ax_out, _synthetic(stack, list(phot.bands)), "C3", "synthetic (stack)", marker="D")
-    ax_out.legend(fontsize=7, loc="upper left")
+        _plot_synthetic(ax_out, _synthetic(stack, list(phot.bands)), "C3", "synthetic (stack)", marker="D",
+                        filled=False)
+    _include_points(ax_out, phot)
+    ax_out.legend(fontsize=7, loc="best", framealpha=0.85)
     n = len(result.input_spectra)
     ax_out.set_title(f"calibrated inputs and stack ({n} spectr{'um' if n == 1 else 'a'})", fontsize=9, loc="left")
     for ax in axes[:-1]:

@@ -17,7 +17,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
-from conftest import A_ID, B_ID, B_OFFSET, OPEN, PA, expected_shutters  # noqa: E402
+from mini_archive import A_ID, B_ID, B_OFFSET, OPEN, PA, expected_shutters  # noqa: E402
 
 from campfire.errors import CampfireError, NotFoundError, ValidationError  # noqa: E402
 from campfire.imaging import (  # noqa: E402

@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 from astropy.io import fits
-from conftest import Z_TRUE
+from synthetic_spectrum import Z_TRUE
 
 from campfire import EMISSION_LINES
 from campfire.errors import ValidationError
