@@ -78,12 +78,26 @@ def _phi(t):
 # ----------------------------------------------------------------------------------
 # redshift χ² grid
 # ----------------------------------------------------------------------------------
+@numba.njit(cache=True, inline="always")
+def _igm_t(i, xi, tf, xll, xly, sb, i_ll_lo, i_ll_hi, i_ly_lo, i_ly_hi):
+    """IGM transmission of pixel i (index windows as computed per redshift)."""
+    if i < i_ll_lo:
+        return 0.0
+    if i < i_ll_hi:
+        return tf * _phi((xi - xll) / sb)
+    if i < i_ly_lo:
+        return tf
+    if i < i_ly_hi:
+        return tf + (1.0 - tf) * _phi((xi - xly) / sb)
+    return 1.0
+
+
 @numba.njit(cache=True)
 def zfit_chi2_grid(
     lnz, x, elo, ehi, y, w, cidx, cval, nc, pcc, pcy, ywy,
-    comp_ptr, line_xrest, line_ratio, comp_sig_intr,
+    comp_ptr, line_xrest, line_ratio, comp_sig_intr, comp_kind,
     res_x, res_sig, sig_extra, ridge, min_cover, min_snr,
-    igm_x_lya, igm_x_ll, igm_sig_v, chi2_out,
+    igm_x_lya, igm_x_ll, igm_sig_v, tforest, chi2_out,
 ):
     """χ² at every ln(1+z) in ``lnz`` for continuum (B-splines × IGM) + emission lines.
 
@@ -121,12 +135,10 @@ def zfit_chi2_grid(
 
     for iz in range(lnz.shape[0]):
         lz = lnz[iz]
-        zp1 = math.exp(lz)
-        # --- IGM transmission: 0 below the Lyman limit, t_f in the forest, 1 redward of Lyα
-        tau = 0.751 * (zp1 / 4.5) ** 2.9 - 0.132
-        if tau < 0.0:
-            tau = 0.0
-        t_f = math.exp(-tau)
+        # --- IGM transmission: 0 below the Lyman limit, the Madau (1995) forest
+        # exp(−τ(λ_obs)) (``tforest``, per pixel) up to Lyα, 1 redward; both steps
+        # smoothed by the resolution. Only pixels in [i_ll_lo, i_ly_hi) are summed
+        # explicitly; redward of the Lyα window the suffix sums give the rest.
         xly = igm_x_lya + lz
         xll = igm_x_ll + lz
         sr = np.interp(xly, res_x, res_sig)
@@ -138,16 +150,13 @@ def zfit_chi2_grid(
 
         # --- continuum normal equations: Σ w T² C Cᵀ and Σ w T y C
         for p in range(nc):
-            v[p] = t_f * (pcy[i_ll_hi, p] - pcy[i_ly_lo, p]) + pcy[i_ly_hi, p]
+            v[p] = pcy[i_ly_hi, p]
             for q in range(nc):
-                m[p, q] = t_f * t_f * (pcc[i_ll_hi, p, q] - pcc[i_ly_lo, p, q]) + pcc[i_ly_hi, p, q]
+                m[p, q] = pcc[i_ly_hi, p, q]
         for i in range(i_ll_lo, i_ly_hi):
-            if i >= i_ll_hi and i < i_ly_lo:
+            t = _igm_t(i, x[i], tforest[i], xll, xly, sb, i_ll_lo, i_ll_hi, i_ly_lo, i_ly_hi)
+            if t == 0.0:
                 continue
-            if i < i_ll_hi:
-                t = t_f * _phi((x[i] - xll) / sb)
-            else:
-                t = t_f + (1.0 - t_f) * _phi((x[i] - xly) / sb)
             j0 = cidx[i]
             for p in range(nb):
                 cp = w[i] * t * cval[i, p]
@@ -171,6 +180,25 @@ def zfit_chi2_grid(
         for k in range(ncomp):
             l0 = comp_ptr[k]
             l1 = comp_ptr[k + 1]
+            if comp_kind[k] == 1:
+                # a rest-frame continuum step (Balmer / 4000 Å break): Φ((ln λ − ln λ_b)/σ)
+                xc = line_xrest[l0] + lz
+                if xc < x0 or xc > x1:
+                    continue
+                sl = np.interp(xc, res_x, res_sig)
+                sg = math.sqrt(sl * sl + comp_sig_intr[k] ** 2 + sig_extra * sig_extra)
+                i0 = np.searchsorted(x, xc - 5.0 * sg)
+                im = np.searchsorted(x, xc)
+                i5 = np.searchsorted(x, xc + 5.0 * sg)
+                if im - i0 < 3 or i5 - im < 3:
+                    continue
+                for i in range(i0, n):
+                    prof[k, i] = _phi((x[i] - xc) / sg)
+                win0[k] = i0
+                win1[k] = n
+                act[nact] = k
+                nact += 1
+                continue
             inside = False
             lo = 1e30
             hi = -1e30
@@ -224,16 +252,7 @@ def zfit_chi2_grid(
             for p in range(nc):
                 xk[a, p] = 0.0
             for i in range(win0[k], win1[k]):
-                if i < i_ll_lo:
-                    t = 0.0
-                elif i < i_ll_hi:
-                    t = t_f * _phi((x[i] - xll) / sb)
-                elif i < i_ly_lo:
-                    t = t_f
-                elif i < i_ly_hi:
-                    t = t_f + (1.0 - t_f) * _phi((x[i] - xly) / sb)
-                else:
-                    t = 1.0
+                t = _igm_t(i, x[i], tforest[i], xll, xly, sb, i_ll_lo, i_ll_hi, i_ly_lo, i_ly_hi)
                 wp = w[i] * prof[k, i]
                 ua += wp * y[i]
                 if t != 0.0:

@@ -9,8 +9,8 @@ The model at redshift z, fitted linearly to f_ν with inverse-variance weights::
   knot spacing that follows the resolution (≈0.17 in ln λ for PRISM), so it cannot
   absorb lines but follows any galaxy/AGN continuum shape.
 * ``T_IGM``: the intergalactic medium at z: 1 redward of Lyα, the mean Lyα-forest
-  transmission exp(−τ_eff(z)) (Becker et al. 2013 fit) between the Lyman limit and
-  Lyα, 0 below the Lyman limit, each step smoothed by the instrument resolution.
+  transmission of Madau (1995), exp(−0.0036 (λ_obs/1216 Å)^3.46), between the Lyman
+  limit and Lyα, 0 below the Lyman limit, each step smoothed by the resolution.
   This gives Lyman-break galaxies without lines their redshift.
 * ``L_k``: emission-line components (:data:`LINE_COMPONENTS`; doublets with fixed
   ratios, narrow lines plus broad Hα/Hβ), pixel-integrated Gaussians whose width is
@@ -79,6 +79,13 @@ LINE_COMPONENTS: tuple[tuple[str, tuple[tuple[float, float], ...], float], ...] 
     ("Hbeta-broad", ((4862.68, 1.0),), BROAD_FWHM),
 )
 
+# Rest-frame continuum steps (Balmer / 4000 Å breaks as smoothed steps, amplitude ≥ 0,
+# handled like line components). Empty by default: tried on the demo, they recovered
+# 3 of 25 line-less quiescent PRISM spectra (the spline follows a break that smooth
+# anyway) while letting a low-z "Balmer break + lines" mimic Lyman breaks at z > 6.
+# Entries: (name, rest wavelength Å, width σ in ln λ), e.g. ("D4000", 4000.0, 0.036).
+CONTINUUM_STEPS: tuple[tuple[str, float, float], ...] = ()
+
 # NIRSpec PRISM resolving power vs wavelength (SCIENCE.md: ≈80–100 at the blue end,
 # minimum ≈30 near 1.1–1.2 μm, ≈300 at 5 μm), from the shape of the JDox dispersion curve.
 _PRISM_R = (
@@ -143,8 +150,9 @@ def resolving_power(wavelength, grating: str | None = None) -> np.ndarray:
 
 @functools.lru_cache(maxsize=1)
 def _line_tables():
+    """Flattened components: pointers, ln rest λ [μm], ratios, intrinsic σ (ln λ), kind (0 line, 1 step)."""
     ptr = [0]
-    xrest, ratio, sig = [], [], []
+    xrest, ratio, sig, kind = [], [], [], []
     for _, lines, fwhm in LINE_COMPONENTS:
         ref = lines[0][0]
         for rest, r in lines:
@@ -153,7 +161,18 @@ def _line_tables():
             ratio.append(r * rest / ref)
         ptr.append(len(xrest))
         sig.append(fwhm * FWHM_TO_SIGMA / C_KMS)
-    return (np.array(ptr, np.int64), np.array(xrest), np.array(ratio), np.array(sig))
+        kind.append(0)
+    for _, rest, width in CONTINUUM_STEPS:
+        xrest.append(math.log(rest * 1e-4))
+        ratio.append(1.0)
+        ptr.append(len(xrest))
+        sig.append(width)
+        kind.append(1)
+    return (np.array(ptr, np.int64), np.array(xrest), np.array(ratio), np.array(sig), np.array(kind, np.int64))
+
+
+def _component_names() -> list[str]:
+    return [c[0] for c in LINE_COMPONENTS] + [c[0] for c in CONTINUUM_STEPS]
 
 
 @dataclass
@@ -269,11 +288,17 @@ def _phi(t):
     return np.where(u <= 0, 0.0, np.where(u >= _PHI_N - 1, 1.0, out))
 
 
+def madau_forest(wave_um: np.ndarray) -> np.ndarray:
+    """Madau (1995) mean Lyα-forest transmission exp(−0.0036 (λ_obs/1216 Å)^3.46).
+
+    Applies blueward of Lyα at the source redshift (the fitter handles that step).
+    """
+    return np.exp(-0.0036 * (np.asarray(wave_um, float) / LYA_UM) ** 3.46)
+
+
 def _igm(lz: float, x: np.ndarray, res_x, res_sig, sig_extra: float) -> tuple[np.ndarray, tuple]:
     """IGM transmission on pixels ``x`` (and the index windows the kernel uses)."""
-    zp1 = math.exp(lz)
-    tau = max(0.0, 0.751 * (zp1 / 4.5) ** 2.9 - 0.132)
-    t_f = math.exp(-tau)
+    tf = madau_forest(np.exp(x))
     xly = math.log(LYA_UM) + lz
     xll = math.log(LYLIMIT_UM) + lz
     sr = float(np.interp(xly, res_x, res_sig))
@@ -284,20 +309,34 @@ def _igm(lz: float, x: np.ndarray, res_x, res_sig, sig_extra: float) -> tuple[np
     i_ly_hi = max(int(np.searchsorted(x, xly + 5 * sb)), i_ly_lo)
     t = np.ones(x.size)
     t[:i_ll_lo] = 0.0
-    t[i_ll_lo:i_ll_hi] = t_f * _phi((x[i_ll_lo:i_ll_hi] - xll) / sb)
-    t[i_ll_hi:i_ly_lo] = t_f
-    t[i_ly_lo:i_ly_hi] = t_f + (1 - t_f) * _phi((x[i_ly_lo:i_ly_hi] - xly) / sb)
+    t[i_ll_lo:i_ll_hi] = tf[i_ll_lo:i_ll_hi] * _phi((x[i_ll_lo:i_ll_hi] - xll) / sb)
+    t[i_ll_hi:i_ly_lo] = tf[i_ll_hi:i_ly_lo]
+    t[i_ly_lo:i_ly_hi] = tf[i_ly_lo:i_ly_hi] + (1 - tf[i_ly_lo:i_ly_hi]) * _phi((x[i_ly_lo:i_ly_hi] - xly) / sb)
     return t, (i_ll_lo, i_ll_hi, i_ly_lo, i_ly_hi)
 
 
 def _line_columns(lz, x, elo, ehi, res_x, res_sig, sig_extra, *, truncate=True):
     """Line-component profiles on pixels: (n, K) array and the active component indices."""
-    ptr, xrest, ratio, sig_intr = _line_tables()
+    ptr, xrest, ratio, sig_intr, kind = _line_tables()
     ncomp = ptr.size - 1
     cols = np.zeros((x.size, ncomp))
     active = []
     for k in range(ncomp):
         l0, l1 = ptr[k], ptr[k + 1]
+        if kind[k] == 1:
+            xc = xrest[l0] + lz
+            if xc < x[0] or xc > x[-1]:
+                continue
+            sg = math.sqrt(float(np.interp(xc, res_x, res_sig)) ** 2 + sig_intr[k] ** 2 + sig_extra**2)
+            i0 = int(np.searchsorted(x, xc - 5 * sg))
+            im = int(np.searchsorted(x, xc))
+            i5 = int(np.searchsorted(x, xc + 5 * sg))
+            if im - i0 < 3 or i5 - im < 3:
+                continue
+            start = i0 if truncate else 0
+            cols[start:, k] = _phi((x[start:] - xc) / sg)
+            active.append(k)
+            continue
         xc = xrest[l0:l1] + lz
         sl = np.interp(xc, res_x, res_sig)
         sg = np.sqrt(sl**2 + sig_intr[k] ** 2 + sig_extra**2)
@@ -407,13 +446,14 @@ def _chi2_grid(lnz: np.ndarray, d: _Prepared, sig_extra: float, engine: str) -> 
     if engine == "numpy":
         return _chi2_dense(lnz, d, sig_extra)
     k = kernels()
-    ptr, xrest, ratio, sig_intr = _line_tables()
+    ptr, xrest, ratio, sig_intr, kind = _line_tables()
     cidx, cval, nc, pcc, pcy, ywy = _kernel_inputs(d)
     out = np.empty(lnz.size)
     k.zfit_chi2_grid(
         np.ascontiguousarray(lnz, float), d.x, d.elo, d.ehi, d.y, d.w, cidx, cval, nc,
-        pcc, pcy, ywy, ptr, xrest, ratio, sig_intr, d.res_x, d.res_sig, float(sig_extra), RIDGE,
-        MIN_COVER, LINE_SNR_MIN, math.log(LYA_UM), math.log(LYLIMIT_UM), IGM_SIGMA_KMS / C_KMS, out,
+        pcc, pcy, ywy, ptr, xrest, ratio, sig_intr, kind, d.res_x, d.res_sig, float(sig_extra), RIDGE,
+        MIN_COVER, LINE_SNR_MIN, math.log(LYA_UM), math.log(LYLIMIT_UM), IGM_SIGMA_KMS / C_KMS,
+        madau_forest(np.exp(d.x)), out,
     )
     return out
 
