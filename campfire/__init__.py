@@ -13,6 +13,7 @@ from campfire.errors import (
 from campfire.flags import DQFlags, decode_flags, encode_flags, list_flags
 from campfire.lines import EMISSION_LINES, convert_flux_units, get_emission_lines
 from campfire.models import Object, Photometry, Spectrum, SpectrumCollection, SpectrumData
+from campfire.client import Campfire
 from campfire.tasks.redshift import fit_redshift
 from campfire.tasks.resample import resample_flux
 from campfire.tasks.stack import stack_spectra
