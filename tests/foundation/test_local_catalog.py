@@ -13,7 +13,7 @@ import pytest
 from astropy.table import Table
 
 from campfire import Campfire, NotFoundError, ValidationError
-from campfire.flags import DQFlags
+from campfire.flags import DQFlags, as_flag_expr
 from campfire.models import Object, SpectrumCollection
 
 
@@ -50,7 +50,7 @@ def _spec_ok(s, f, raw):
         return False
     if "observations" in f and s["observation"] not in f["observations"]:
         return False
-    if "dq_flags" in f and not f["dq_flags"].matches(s["dq_flags"]):
+    if "dq_flags" in f and not as_flag_expr(f["dq_flags"]).matches(s["dq_flags"]):
         return False
     return True
 
