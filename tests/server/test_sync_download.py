@@ -1,0 +1,430 @@
+"""sync() and download() against the real server: atomicity, staleness, resume, retries, caching.
+
+Includes the issue's "real parts": a reprocessed spectrum → stale_count 1 →
+download(stale_only=True) fetches exactly that file; a download killed mid-file (a
+SIGKILLed process) then resumed with a Range request; a server answering 500 twice
+then 200. And the reference's "Sync and download" section, run as written.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+
+import dask
+import pytest
+
+from campfire import cli
+from campfire.catalog.filters import build_query
+from campfire.client import Campfire
+from campfire.errors import APIError, CampfireError, DownloadError
+from campfire.transfer import SyncInterrupted, download_files, file_sha256
+
+pytestmark = pytest.mark.server
+
+
+def sha(path) -> str:
+    return hashlib.sha256(open(path, "rb").read()).hexdigest()
+
+
+def later_stamp() -> str:
+    return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def reprocess(server, spectrum_id: str) -> str:
+    """Rewrite a spectrum's FITS file on the server (new inode), update its hash; return the new hash."""
+    from astropy.io import fits
+
+    (fits_path,) = server.sql("SELECT fits_path FROM spectra WHERE spectrum_id = ?", (spectrum_id,))[0]
+    path = server.root / fits_path
+    new = path.with_name(path.name + ".new")
+    with fits.open(path) as hdul:
+        hdul[0].header["REDVER"] = "v9.9"
+        hdul.writeto(new)
+    os.replace(new, path)
+    digest = sha(path)
+    server.sql("UPDATE spectra SET file_hash = ?, file_size = ?, reduction_version = 'v9.9', updated_at = ? "
+               "WHERE spectrum_id = ?", (digest, path.stat().st_size, later_stamp(), spectrum_id))
+    return digest
+
+
+def client_meta(cf) -> dict:
+    conn = sqlite3.connect(cf.data_dir / "meta" / "campfire.db")
+    try:
+        return dict(conn.execute("SELECT key, value FROM archive_meta").fetchall())
+    finally:
+        conn.close()
+
+
+def local_files(cf) -> dict:
+    conn = sqlite3.connect(cf.data_dir / "meta" / "campfire.db")
+    try:
+        return dict(conn.execute("SELECT spectrum_id, sha256 FROM local_files").fetchall())
+    finally:
+        conn.close()
+
+
+def file_requests(server) -> list[dict]:
+    return [r for r in server.faults.requests if r["path"].endswith("/file")]
+
+
+REFERENCE_SECTION = '''
+result = cf.sync()
+# {'observations': 8, 'objects': 2450, 'spectra': 7200, 'stale_count': 0}
+cf.download(observations=['ember_uds_p4']) # By observation
+cf.download(programs=['EMBER-UDS'], gratings=['PRISM']) # By program + grating
+cf.download(fields=['COSMOS']) # By field
+cf.download(stale_only=True) # Re-download updated files
+result = cf.sync()
+if result['stale_count'] > 0:
+    print(f"{result['stale_count']} files updated on server")
+    cf.download(stale_only=True)
+'''
+
+
+def test_reference_sync_and_download_section_runs_as_written(server, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("CAMPFIRE_API_URL", server.url)
+    monkeypatch.setenv("CAMPFIRE_ROOT", str(tmp_path / "campfire"))
+    import campfire
+
+    # the reference's `from campfire import Campfire` (the package re-exports the client)
+    public = getattr(campfire, "Campfire", Campfire)
+    ns = {"cf": public()}
+    exec(compile(REFERENCE_SECTION, "<reference: Sync and download>", "exec"), ns)
+    cf = ns["cf"]
+    assert set(ns["result"]) == {"observations", "objects", "spectra", "stale_count"}
+    assert ns["result"]["stale_count"] == 0 and cf.is_local and cf.last_synced
+    got = local_files(cf)
+    expected = set(cf.query_spectra(observations=["ember_uds_p4"])["spectrum_id"]) \
+        | set(cf.query_spectra(programs=["EMBER-UDS"], gratings=["PRISM"])["spectrum_id"]) \
+        | set(cf.query_spectra(fields=["cosmos"])["spectrum_id"])
+    assert set(got) == expected
+    for row in cf.query_spectra(fields=["cosmos"]):
+        assert row["local_path"] and sha(row["local_path"]) == row["file_hash"] == got[row["spectrum_id"]]
+    obj = cf.get_object("ember_uds_p4_123456")
+    assert all(s.downloaded for s in obj.spectra)
+
+
+def test_sync_result_and_bookkeeping(server, make_client):
+    cf = make_client(server.url)
+    assert not cf.is_local and cf.last_synced is None
+    result = cf.sync()
+    counts = cf.remote_catalog.counts()
+    assert result == dict(counts, stale_count=0)
+    meta = client_meta(cf)
+    assert meta["owner"] == "client" and meta["server_url"] == server.url and meta["sync_cursor"]
+    assert cf.is_local and cf.last_synced == meta["last_synced"]
+    dt.datetime.fromisoformat(cf.last_synced)  # ISO timestamp
+    # the synced copy never carries secrets or the pipeline's truth tables
+    conn = sqlite3.connect(cf.data_dir / "meta" / "campfire.db")
+    try:
+        assert conn.execute("SELECT count(*) FROM truth_objects").fetchone()[0] == 0
+        names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+        assert not {"users", "refresh_tokens"} & names
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    finally:
+        conn.close()
+    assert not (cf.data_dir / "meta" / "auth.db").exists()
+    # cone search works offline: the R*Tree was rebuilt for the copy
+    assert len(cf.query_objects(cone_search=(34.4051456, -5.2101074, 5.0))) >= 1
+
+
+def test_sync_refuses_an_archive_root(server):
+    before = sha(server.db)
+    cf = Campfire(base_url=server.url, data_dir=server.root)
+    with pytest.raises(CampfireError, match="refusing to sync"):
+        cf.sync()
+    assert sha(server.db) == before
+
+
+def test_unchanged_resync_is_incremental_and_changes_arrive(fresh_server, make_client, ids):
+    cf = make_client(fresh_server.url)
+    first = cf.sync()
+    fresh_server.faults.clear()
+    assert cf.sync() == first
+    (export,) = [r for r in fresh_server.faults.requests if r["path"].endswith("/export")]
+    assert "since=" in export["query"]
+    # a change on the server arrives at the next (incremental) sync
+    oid = ids["example_object"]
+    fresh_server.sql("UPDATE objects SET redshift = 3.5, redshift_inspected = 3.5, updated_at = ? WHERE object_id = ?",
+                     (later_stamp(), oid))
+    assert cf.sync() == first
+    assert cf.get_object(oid).redshift == 3.5
+    assert "since=" in [r for r in fresh_server.faults.requests if r["path"].endswith("/export")][-1]["query"]
+    # a deletion on the server cannot be a delta: the counts differ and a full sync follows
+    (victim,) = fresh_server.sql("SELECT spectrum_id FROM spectra s JOIN programs p USING (program_id) "
+                                 "WHERE p.is_public = 1 ORDER BY spectrum_id LIMIT 1")[0]
+    fresh_server.sql("DELETE FROM spectra WHERE spectrum_id = ?", (victim,))
+    result = cf.sync()
+    assert result["spectra"] == first["spectra"] - 1 and cf.get_spectrum(victim) is None
+
+
+def test_interrupted_sync_leaves_the_previous_catalog_intact(server, make_client):
+    cf = make_client(server.url)
+    # an interrupted first sync leaves no catalog at all
+    server.faults.cut("/export", after_bytes=20_000)
+    with pytest.raises(SyncInterrupted, match="previous catalog is intact"):
+        cf.sync()
+    assert not cf.is_local and not list((cf.data_dir / "meta").glob("*.tmp"))
+    cf.sync()
+    before = sha(cf.data_dir / "meta" / "campfire.db")
+    n_before = len(cf.query_spectra())
+    # log in as alice: another visibility → a full export, cut mid-stream
+    cf.login("alice", "alice-demo")
+    server.faults.cut("/export", after_bytes=30_000)
+    with pytest.raises(SyncInterrupted):
+        cf.sync()
+    assert sha(cf.data_dir / "meta" / "campfire.db") == before
+    assert len(cf.query_spectra()) == n_before and not list((cf.data_dir / "meta").glob("*.tmp"))
+    # a cut incremental export rolls back too
+    cf.sync()
+    full = sha(cf.data_dir / "meta" / "campfire.db")
+    server.faults.cut("/export", after_bytes=200)
+    with pytest.raises(SyncInterrupted):
+        cf.sync()
+    assert sha(cf.data_dir / "meta" / "campfire.db") == full
+    assert len(cf.query_spectra()) == cf.remote_catalog.counts()["spectra"] > n_before
+
+
+def test_reprocessed_spectrum_is_stale_and_stale_only_fetches_exactly_it(fresh_server, make_client):
+    cf = make_client(fresh_server.url)
+    cf.sync()
+    got = cf.download(observations=["ember_uds_p4"], max_workers=4)
+    assert got["downloaded"] > 10 and not got["failed"]
+    assert cf.download(observations=["ember_uds_p4"])["downloaded"] == 0  # nothing to do the second time
+    target = "ember_uds_p4_prism_clear_123456"
+    new_hash = reprocess(fresh_server, target)
+    result = cf.sync()
+    assert result["stale_count"] == 1
+    assert list(cf.query_spectra(staleness=True)["spectrum_id"]) == [target]
+    fresh_server.faults.clear()
+    got = cf.download(stale_only=True)
+    assert got["downloaded"] == 1
+    assert [r["path"] for r in file_requests(fresh_server)] == [f"/api/v1/spectra/{target}/file"]
+    path = cf.get_spectrum(target)["local_path"]
+    assert sha(path) == new_hash == local_files(cf)[target]
+    assert cf.open_spectrum(target).header["REDVER"] == "v9.9"
+    assert cf.sync()["stale_count"] == 0
+
+
+DOWNLOAD_SCRIPT = textwrap.dedent("""
+    import sys
+    from campfire.catalog.filters import build_query
+    from campfire.client import Campfire
+    from campfire.transfer import download_files
+    cf = Campfire(base_url=sys.argv[1], data_dir=sys.argv[2])
+    download_files(cf, build_query("spectra", search=sys.argv[3]), max_workers=1)
+""")
+
+
+def test_download_killed_mid_file_then_resumed(fresh_server, make_client):
+    cf = make_client(fresh_server.url)
+    cf.sync()
+    target = "ember_uds_p4_prism_clear_123456"
+    row = cf.get_spectrum(target)
+    final = cf.data_dir / row["fits_path"]
+    part = final.with_name(final.name + ".part")
+    fresh_server.faults.throttle(f"/spectra/{target}/file", bytes_per_second=row["file_size"] / 8)
+    proc = subprocess.Popen([sys.executable, "-c", DOWNLOAD_SCRIPT, fresh_server.url, str(cf.data_dir), target],
+                            env=dict(os.environ), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while not (part.exists() and part.stat().st_size > row["file_size"] // 4):
+            assert proc.poll() is None, "the download finished before it could be killed"
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait(timeout=30)
+    partial = part.stat().st_size
+    assert 0 < partial < row["file_size"]
+    assert not final.exists() and target not in local_files(cf)  # a partial file never counts as downloaded
+    assert cf.get_spectrum(target)["local_path"] == ""
+    fresh_server.faults.clear()
+    got = download_files(cf, build_query("spectra", search=target), max_workers=1)
+    assert got["downloaded"] == 1
+    (req,) = file_requests(fresh_server)
+    assert req["headers"]["range"] == f"bytes={partial}-"
+    assert req["headers"]["if-range"] == f'"{row["file_hash"]}"'
+    assert got["bytes"] == row["file_size"] and sha(final) == row["file_hash"] and not part.exists()
+    assert local_files(cf)[target] == row["file_hash"]
+
+
+def test_dropped_connection_resumes_within_one_call(server, make_client):
+    cf = make_client(server.url)
+    cf.sync()
+    target = "ember_uds_p4_g395m_f290lp_123456"
+    server.faults.cut(f"/spectra/{target}/file", after_bytes=100_000)
+    got = download_files(cf, build_query("spectra", search=target), max_workers=1)
+    assert got["downloaded"] == 1
+    reqs = file_requests(server)
+    assert len(reqs) == 2 and "range" not in reqs[0]["headers"]
+    start = int(reqs[1]["headers"]["range"][len("bytes="):-1])
+    assert 0 < start <= 100_000  # what reached the .part file before the cut is kept
+    row = cf.get_spectrum(target)
+    assert sha(row["local_path"]) == row["file_hash"]
+
+
+def test_server_answering_500_twice_then_200(server, make_client):
+    cf = make_client(server.url)
+    server.faults.fail("/api/v1/objects", status=500, times=2)
+    table = cf.query_objects(remote=True, limit=5)
+    assert len(table) == 5
+    assert [r["path"] for r in server.faults.requests].count("/api/v1/objects") == 3
+    # a server that keeps failing: APIError after the configured retries
+    server.faults.clear()
+    server.faults.fail("/api/v1/objects", status=503, times=50)
+    with dask.config.set({"campfire.api.retries": 2}):
+        with pytest.raises(APIError, match="503") as err:
+            cf.query_objects(remote=True, limit=5)
+    assert err.value.status == 503
+    assert [r["path"] for r in server.faults.requests].count("/api/v1/objects") == 3
+
+
+def test_429_retry_after_is_honoured(server, make_client):
+    cf = make_client(server.url)
+    server.faults.fail("/api/v1/fields", status=429, times=1, headers={"Retry-After": "1"})
+    t0 = time.monotonic()
+    assert cf.get_fields(remote=True)
+    assert time.monotonic() - t0 >= 0.95
+
+
+def test_downloads_retry_5xx(server, make_client):
+    cf = make_client(server.url)
+    cf.sync()
+    target = "ember_uds_p4_g140m_f100lp_123456"
+    server.faults.fail(f"/spectra/{target}/file", status=502, times=2)
+    assert download_files(cf, build_query("spectra", search=target))["downloaded"] == 1
+
+
+def test_timeouts_are_bounded(server, make_client):
+    cf = make_client(server.url)
+    server.faults.throttle("/api/v1/observations", bytes_per_second=2)
+    with dask.config.set({"campfire.api.timeout": 0.3, "campfire.api.retries": 1}):
+        t0 = time.monotonic()
+        with pytest.raises(APIError, match="cannot reach|Timeout|timed out"):
+            cf.get_observations(remote=True)
+        assert time.monotonic() - t0 < 10
+
+
+def test_download_verifies_the_hash(fresh_server, make_client):
+    cf = make_client(fresh_server.url)
+    cf.sync()
+    target = "ember_uds_p4_prism_clear_123456"
+    (fits_path,) = fresh_server.sql("SELECT fits_path FROM spectra WHERE spectrum_id = ?", (target,))[0]
+    path = fresh_server.root / fits_path
+    corrupt = path.with_name("x.tmp")
+    corrupt.write_bytes(path.read_bytes()[:-10] + b"0123456789")
+    os.replace(corrupt, path)  # content changed, catalog hash did not
+    with dask.config.set({"campfire.download.retries": 1}):
+        with pytest.raises(DownloadError, match="sha256 mismatch"):
+            download_files(cf, build_query("spectra", search=target))
+    row = cf.get_spectrum(target)
+    dest = cf.data_dir / row["fits_path"]
+    assert not dest.exists() and not dest.with_name(dest.name + ".part").exists()
+    assert target not in local_files(cf)
+
+
+def test_etag_change_since_sync_says_sync_first(fresh_server, make_client):
+    cf = make_client(fresh_server.url)
+    cf.sync()
+    target = "ember_uds_p4_prism_clear_123456"
+    reprocess(fresh_server, target)  # not synced yet
+    with pytest.raises(DownloadError, match="run cf.sync"):
+        download_files(cf, build_query("spectra", search=target))
+
+
+def test_download_needs_a_prior_sync(server, make_client):
+    cf = make_client(server.url)
+    with pytest.raises(CampfireError, match="sync"):
+        cf.download(observations=["ember_uds_p4"])
+    # and never writes into an archive root
+    with pytest.raises(CampfireError, match="owned by the pipeline"):
+        download_files(Campfire(base_url=server.url, data_dir=server.root), build_query("spectra", search="x"))
+
+
+def test_open_spectrum_fallback_caches_under_products(server, make_client, ids):
+    sid = ids["example_spectrum"]
+    # no local catalog at all: fetched into products/, then Spectrum.downloaded is true
+    cf = make_client(server.url)
+    spec = cf.open_spectrum(sid)
+    row = cf.get_spectrum(sid)
+    assert spec.spectrum_id == sid and row["local_path"].startswith(str(cf.data_dir / "products"))
+    assert {s.spectrum_id: s.downloaded for s in cf.get_object(ids["example_object"]).spectra}[sid]
+    server.faults.clear()
+    cf.open_spectrum(sid)
+    assert not file_requests(server)  # present with the catalog's hash: not fetched again
+    # with a synced catalog: the first call fetches, the next makes no request at all
+    cf2 = make_client(server.url)
+    cf2.sync()
+    assert not cf2.get_spectrum(sid)["local_path"]
+    server.faults.clear()
+    cf2.open_spectrum(sid)
+    assert len(file_requests(server)) == 1 and cf2.get_spectrum(sid)["local_path"]
+    assert local_files(cf2)[sid] == cf2.get_spectrum(sid)["file_hash"]
+    server.faults.clear()
+    for s in cf2.get_object(ids["example_object"]).spectra:
+        if s.spectrum_id == sid:
+            assert s.downloaded and s.open().spectrum_id == sid
+    assert cf2.get_spectrum_data(sid)["n_wave"] > 0
+    assert server.faults.requests == []
+
+
+def test_local_work_never_waits_for_a_slow_or_dead_server(server, make_client, ids):
+    sid = ids["example_spectrum"]
+    cf = make_client(server.url)
+    cf.sync()
+    cf.open_spectrum(sid)
+    # a server that answers at 1 byte per second...
+    server.faults.clear()
+    server.faults.throttle("/api/v1/", bytes_per_second=1)
+    t0 = time.monotonic()
+    assert cf.open_spectrum(sid).spectrum_id == sid
+    assert len(cf.query_objects(fields=["uds"])) > 0 and cf.get_object(ids["example_object"]) is not None
+    assert time.monotonic() - t0 < 2 and server.faults.requests == []
+    # ...and one that is not there at all
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{s.getsockname()[1]}"
+    offline = Campfire(base_url=dead, data_dir=cf.data_dir)
+    t0 = time.monotonic()
+    assert offline.open_spectrum(sid).spectrum_id == sid and offline.get_spectrum(sid)["local_path"]
+    assert time.monotonic() - t0 < 2
+
+
+def test_local_files_survive_a_full_resync(server, make_client):
+    cf = make_client(server.url)
+    cf.sync()
+    cf.download(observations=["ember_uds_p4"])
+    before = local_files(cf)
+    cf.login("alice", "alice-demo")  # another visibility: a full export replaces the catalog
+    result = cf.sync()
+    assert local_files(cf) == before and result["stale_count"] == 0
+    assert cf.download(observations=["ember_uds_p4"])["downloaded"] == 0
+
+
+def test_cli_sync_and_download(server, tmp_path, capsys):
+    data_dir = tmp_path / "cli"
+    assert cli.main(["sync", "--server", server.url, "--data-dir", str(data_dir)]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert set(result) == {"observations", "objects", "spectra", "stale_count"}
+    assert cli.main(["download", "--server", server.url, "--data-dir", str(data_dir), "--observations",
+                     "ember_uds_p4", "--gratings", "PRISM", "--max-workers", "2"]) == 0
+    got = json.loads(capsys.readouterr().out)
+    assert got["downloaded"] > 0 and got["failed"] == []
+    assert cli.main(["download", "--server", server.url, "--data-dir", str(tmp_path / "empty")]) == 2
+    assert "sync" in capsys.readouterr().err
+
+
+def test_file_sha256_helper(tmp_path):
+    p = tmp_path / "f"
+    p.write_bytes(b"abc" * 1000)
+    assert file_sha256(p) == hashlib.sha256(b"abc" * 1000).hexdigest()
