@@ -461,7 +461,8 @@ def _download_one(remote, root: pathlib.Path, row: dict, progress=None) -> tuple
             else:  # 200: the whole file (no resume, or the server ignored If-Range)
                 mode, offset, h = "wb", 0, hashlib.sha256()
             with open(part, mode) as f:
-                for block in resp.iter_content(chunk_size=chunk_size):
+                # small reads: a dropped connection loses at most one of them (the rest resumes by Range)
+                for block in resp.iter_content(chunk_size=min(chunk_size, 65536)):
                     f.write(block)
                     h.update(block)
                     if progress is not None:

@@ -213,13 +213,16 @@ class Archive:
         return cat
 
     def file_path(self, fits_path: str) -> pathlib.Path:
-        """The absolute file of a catalog ``fits_path``; never anything outside the root."""
+        """The absolute file of a catalog ``fits_path``: only ever a file under ``<root>/products``."""
         if not fits_path or os.path.isabs(fits_path) or "\0" in fits_path:
-            raise NotFoundError("file not available")
+            raise NotFoundError("file not available on this server")
+        products = self.root / "products"
         path = (self.root / fits_path).resolve()
-        if not path.is_relative_to(self.root) or not path.is_file():
-            if not path.is_relative_to(self.root):
-                log.error("catalog fits_path %r points outside the archive root; refused", fits_path)
+        if not path.is_relative_to(products):
+            # a poisoned catalog row: never read outside the products tree (auth.db, /etc, ...)
+            log.error("catalog fits_path %r is outside %s; refused", fits_path, products)
+            raise NotFoundError("file not available on this server")
+        if not path.is_file():
             raise NotFoundError("file not available on this server")
         return path
 
@@ -589,9 +592,10 @@ def create_app(root: str | os.PathLike, *, faults=None):
         _no_extra(_query_params(request))
         return _json(_clean_row(_spectrum_or_404(c, spectrum_id)))
 
-    @api.api_route("/spectra/{spectrum_id}/file", methods=["GET", "HEAD"], tags=["files"],
-                   summary="The spectrum's FITS file (ETag = sha256 of the content; Range supported)",
-                   response_class=Response)
+    @api.head("/spectra/{spectrum_id}/file", include_in_schema=False)
+    @api.get("/spectra/{spectrum_id}/file", tags=["files"],
+             summary="The spectrum's FITS file (ETag = sha256 of the content; Range supported)",
+             response_class=Response)
     def spectrum_file(spectrum_id: str, request: Request, c: Caller = Depends(caller)):
         _no_extra(_query_params(request))
         row = _spectrum_or_404(c, spectrum_id)

@@ -293,23 +293,29 @@ class AuthStore:
             raise AuthenticationError("invalid refresh token")
         digest = _token_digest(refresh_token)
         now = time.time()
+        problem = None
+        # the revocation must be committed before the error is raised (a `with conn` block would roll it back)
         with self._lock, self._conn:
             row = self._conn.execute(
                 "SELECT family, username, expires_at, used_at, revoked FROM refresh_tokens WHERE token_hash = ?",
                 (digest,),
             ).fetchone()
             if row is None:
-                raise AuthenticationError("invalid refresh token")
-            family, username, expires_at, used_at, revoked = row
-            if used_at is not None or revoked:
-                # replay of a rotated token: someone else holds the family — end it
-                self._conn.execute("UPDATE refresh_tokens SET revoked = 1 WHERE family = ?", (family,))
-                raise AuthenticationError("refresh token was already used; all sessions of this login are revoked")
-            if expires_at < now:
-                raise AuthenticationError("refresh token expired")
-            self._conn.execute("UPDATE refresh_tokens SET used_at = ? WHERE token_hash = ?", (now, digest))
-            # forget long-dead rows now and then so the table stays small
-            self._conn.execute("DELETE FROM refresh_tokens WHERE expires_at < ?", (now - 86400,))
+                problem = "invalid refresh token"
+            else:
+                family, username, expires_at, used_at, revoked = row
+                if used_at is not None or revoked:
+                    # replay of a rotated token: someone else holds the family — end it
+                    self._conn.execute("UPDATE refresh_tokens SET revoked = 1 WHERE family = ?", (family,))
+                    problem = "refresh token was already used or revoked; all sessions of this login are revoked"
+                elif expires_at < now:
+                    problem = "refresh token expired"
+                else:
+                    self._conn.execute("UPDATE refresh_tokens SET used_at = ? WHERE token_hash = ?", (now, digest))
+                    # forget long-dead rows now and then so the table stays small
+                    self._conn.execute("DELETE FROM refresh_tokens WHERE expires_at < ?", (now - 86400,))
+        if problem:
+            raise AuthenticationError(problem)
         if not self.user_exists(username):
             raise AuthenticationError("account no longer exists")
         return self.issue(username, family=family)
@@ -344,7 +350,14 @@ class AuthStore:
 
 
 class RateLimiter:
-    """Sliding one-minute window of failed logins per key (user name, client address)."""
+    """Sliding one-minute window of failed logins per key.
+
+    Keys are ``user:<name>`` (limit ``server.login-rate`` per minute) and
+    ``addr:<client address>`` (ten times that, so one busy address — a NAT, a test
+    suite — is not locked out by a few typos, while a password spray still is).
+    """
+
+    ADDRESS_FACTOR = 10
 
     def __init__(self, per_minute: int | None = None, window: float = 60.0):
         self.per_minute = per_minute
@@ -352,13 +365,13 @@ class RateLimiter:
         self._events: dict[str, collections.deque] = {}
         self._lock = threading.Lock()
 
-    def _limit(self) -> int:
-        return int(config.get("server.login-rate", override_with=self.per_minute))
+    def _limit(self, key: str) -> int:
+        base = int(config.get("server.login-rate", override_with=self.per_minute))
+        return base * self.ADDRESS_FACTOR if key.startswith("addr:") else base
 
     def retry_after(self, *keys: str) -> float:
         """Seconds until another attempt is allowed (0 when allowed now)."""
         now = time.monotonic()
-        limit = self._limit()
         wait = 0.0
         with self._lock:
             for key in keys:
@@ -367,17 +380,17 @@ class RateLimiter:
                     continue
                 while q and q[0] <= now - self.window:
                     q.popleft()
-                if len(q) >= limit:
+                if len(q) >= self._limit(key):
                     wait = max(wait, q[0] + self.window - now)
         return wait
 
     def failed(self, *keys: str) -> None:
         now = time.monotonic()
         with self._lock:
-            for key in keys:
-                self._events.setdefault(key, collections.deque()).append(now)
             if len(self._events) > 100_000:  # bound memory under a spray of names
                 self._events.clear()
+            for key in keys:
+                self._events.setdefault(key, collections.deque()).append(now)
 
     def reset(self, key: str) -> None:
         with self._lock:

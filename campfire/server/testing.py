@@ -31,7 +31,8 @@ class ServerThread:
         self.sock.bind(("127.0.0.1", 0))  # port 0: the OS picks a free port
         self.port = self.sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(self.app, log_level=log_level, lifespan="on", timeout_keep_alive=30)
+        config = uvicorn.Config(self.app, log_level=log_level, lifespan="on", timeout_keep_alive=30,
+                                timeout_graceful_shutdown=2)
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True,
                                        name=f"campfire-server-{self.port}")
