@@ -1,7 +1,6 @@
 """The reference's plotting examples, as written, against the demo archive (locally and through a server)."""
 from __future__ import annotations
 
-import json
 import os
 import pathlib
 import shutil
@@ -158,24 +157,40 @@ def test_reference_calibration_examples(archive):
     np.testing.assert_array_equal(stack_line.get_ydata(), result.spectrum.fnu)
 
 
-def test_remote_spectrum_data_draw_the_same_heatmap(archive, tmp_path):
+def test_reference_examples_through_a_server(archive, tmp_path, monkeypatch, shown):
+    """The same examples with `cf = Campfire()` configured for a server by CAMPFIRE_API_URL."""
     pytest.importorskip("uvicorn", reason="the server extra is not installed")
-    from campfire import plot_redshift_fit, plot_spectrum
     from campfire.server.testing import running_server
 
-    with running_server(archive) as url:
-        cf = Campfire(base_url=url, data_dir=tmp_path / "client")
-        assert not cf.is_local
-        data = cf.get_spectrum_data(SPEC)
-        fit = cf.get_redshift_fit_data(SPEC)
-    fig = plot_spectrum(data, redshift=3.421, show_emission_lines=True)
-    heat = next(t for t in fig.data if t.type == "heatmap")
     local = Campfire(data_dir=archive)
+    with running_server(archive) as url:
+        monkeypatch.setenv("CAMPFIRE_API_URL", url)
+        monkeypatch.setenv("CAMPFIRE_ROOT", str(tmp_path / "client"))
+        # --- as in the reference ---
+        from campfire import plot_spectrum, plot_redshift_fit, plot_spectrum_simple
+        cf = Campfire()
+        spectrum_id = 'ember_uds_p4_prism_clear_123456'
+        data = cf.get_spectrum_data(spectrum_id)
+        fig = plot_spectrum(data, redshift=2.5, show_emission_lines=True)
+        fig.show()
+        fit = cf.get_redshift_fit_data(spectrum_id)
+        fig = plot_redshift_fit(fit, spectrum_data=data)
+        fig.show()
+        fig = plot_spectrum_simple(data, redshift=2.5)
+        fig.show()
+        spec = cf.open_spectrum('ember_uds_p4_prism_clear_123456')
+        import matplotlib.pyplot as plt
+        spec.plot(flux_unit='fnu')  # or flux_unit='flam'
+        plt.step(spec.wavelength, spec.fnu, where='mid')
+        # ---
+        assert not cf.is_local
+    assert len(shown) == 3
+    heat = next(t for t in shown[0].data if t.type == "heatmap")
     np.testing.assert_array_equal(np.array(heat.z, float), _sci_sqrt_wht(local.local_path(SPEC)))
-    fig = plot_redshift_fit(fit, spectrum_data=data)
-    chi2 = next(t for t in fig.data if t.name == "χ²(z)")
+    chi2 = next(t for t in shown[1].data if t.name == "χ²(z)")
     assert np.array(chi2.y, float) == pytest.approx(local.get_redshift_fit_data(SPEC)["chi2_grid"], nan_ok=True)
-    json.dumps(fig.to_plotly_json(), default=str)
+    spectrum = next(line for line in plt.gca().lines if line.get_gid() == "spectrum")
+    np.testing.assert_array_equal(spectrum.get_ydata(), local.open_spectrum(SPEC).fnu)
 
 
 def test_gallery_writes_every_figure(archive, tmp_path):
