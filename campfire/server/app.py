@@ -846,6 +846,10 @@ def serve(root: str | os.PathLike, host: str = "127.0.0.1", port: int = 8000, **
 
     app = create_app(root)
     log_level = uvicorn_options.pop("log_level", "info")
-    print(f"campfire: serving {pathlib.Path(root).resolve()} at http://{host}:{port} "
-          f"(API {PREFIX}, docs {PREFIX}/docs)", flush=True)
+    # uvicorn prints the URL it bound (the real port, also with --port 0)
+    print(f"campfire: serving {app.state.archive.root}; API under {PREFIX}, OpenAPI at {PREFIX}/openapi.json, "
+          f"docs at {PREFIX}/docs", flush=True)
+    if app.state.archive.is_demo():
+        print("campfire: demo archive — accounts alice/alice-demo (proprietary program member) and bob/bob-demo",
+              flush=True)
     uvicorn.run(app, host=host, port=port, log_level=log_level, **uvicorn_options)

@@ -83,6 +83,12 @@ def ids(demo_root):
             "example_object": "ember_uds_p4_123456", "example_spectrum": "ember_uds_p4_prism_clear_123456"}
 
 
+@pytest.fixture
+def archive_copy(demo_root, tmp_path):
+    """A private writable copy of the demo archive (no server)."""
+    return copy_archive(pathlib.Path(demo_root), tmp_path / "archive-copy")
+
+
 @dataclass
 class Server:
     url: str

@@ -211,3 +211,35 @@ def test_auth_db_is_separate_and_user_only(server):
         conn.close()
     assert hashes and all(h.startswith(("bcrypt$", "pbkdf2_sha256$")) for h in hashes)
     assert not any("alice-demo" in h or "bob-demo" in h for h in hashes)
+
+
+def test_campfire_serve_cli_starts_a_real_server(archive_copy):
+    """``campfire serve ROOT --port 0`` in its own process: it binds, answers, and stops on SIGTERM."""
+    import re
+    import subprocess
+    import sys
+    import time
+
+    root = archive_copy
+    proc = subprocess.Popen([sys.executable, "-m", "campfire", "serve", str(root), "--port", "0"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env=dict(os.environ, DASK_CAMPFIRE__SERVER__BCRYPT_ROUNDS="4"))
+    try:
+        deadline = time.monotonic() + 60
+        lines = []
+        port = None
+        while port is None and time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            assert line or proc.poll() is None, "".join(lines)
+            lines.append(line)
+            m = re.search(r"running on http://127\.0\.0\.1:(\d+)", line)
+            port = int(m.group(1)) if m else None
+        assert port, "".join(lines)
+        assert any("alice/alice-demo" in line for line in lines)
+        url = f"http://127.0.0.1:{port}/api/v1"
+        assert requests.get(f"{url}/health").json()["status"] == "ok"
+        r = requests.post(f"{url}/auth/token", data={"grant_type": "password", "username": "bob", "password": "bob-demo"})
+        assert r.status_code == 200
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
