@@ -1,0 +1,83 @@
+"""Small free functions that build graph layers (the ``dask.bag.core.bag_map`` way).
+
+Every layer is a plain ``{key: task}`` dict named ``f"{step}-{token}"`` where
+``token = tokenize(<parent layer name>, step, params)``; the source layer's token is
+``tokenize(selection)``. Because a parent's name already encodes its own selection
+and steps, the chain gives ``tokenize(selection, steps)`` for every layer: the same
+selection and steps always give the same keys (so persisted results are reused),
+and any change of input file hash, photometry or option gives new ones.
+
+Tasks are written in dask's tuple form ``(callable, arg, ...)``. Parameters go into a
+:func:`functools.partial` (opaque to dask's graph parser, so a list of spectrum
+references or a wavelength array is never mistaken for keys), and the partial's
+keywords are resolved *here*, at build time, from the client's config — workers
+never read ``dask.config`` (they do not see the client's ``dask.config.set``).
+
+Examples
+--------
+>>> name = layer_name('open', 'select-abc', {})
+>>> name.startswith('open-')
+True
+>>> layer_name('open', 'select-abc', {}) == name      # deterministic
+True
+>>> dsk = map_layer(name, 'select-abc', 2, len)
+>>> [k[1] for k in sorted(dsk)], dsk[(name, 0)] == (len, ('select-abc', 0))
+([0, 1], True)
+"""
+from __future__ import annotations
+
+import functools
+from typing import Any, Callable, Hashable, Iterable, Sequence
+
+from dask.base import tokenize
+
+__all__ = ["layer_name", "source_layer", "map_layer", "bind", "Batch"]
+
+
+class Batch:
+    """An opaque, picklable container of a partition's literal inputs.
+
+    Dask's graph parser looks inside tuples, lists and dicts for keys; a batch of
+    spectrum references travels through it untouched when wrapped in this.
+    """
+
+    __slots__ = ("items",)
+
+    def __init__(self, items: Sequence[Any]):
+        self.items = tuple(items)
+
+    def __reduce__(self):
+        return (Batch, (self.items,))
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __repr__(self) -> str:
+        return f"Batch({len(self.items)} items)"
+
+    def __dask_tokenize__(self):
+        return tokenize(*self.items)
+
+
+def layer_name(step: str, parent: str | None, params: Any) -> str:
+    """``f"{step}-{tokenize(parent, step, params)}"``."""
+    return f"{step}-{tokenize(parent, step, params)}"
+
+
+def bind(func: Callable, /, **params) -> Callable:
+    """``func`` with its resolved keyword parameters bound (a picklable partial)."""
+    return functools.partial(func, **params) if params else func
+
+
+def source_layer(name: str, batches: Iterable[Sequence[Any]], make: Callable) -> dict[Hashable, Any]:
+    """One task per batch: ``(make, Batch(items))``."""
+    return {(name, i): (make, Batch(b)) for i, b in enumerate(batches)}
+
+
+def map_layer(name: str, parent: str, npartitions: int, func: Callable, *extra_keys: Hashable) -> dict[Hashable, Any]:
+    """One task per partition: ``func(parent_partition_i, *extra)``.
+
+    ``extra_keys`` are keys of single results (a chosen grid, say) every partition
+    task depends on.
+    """
+    return {(name, i): (func, (parent, i), *extra_keys) for i in range(npartitions)}

@@ -1,0 +1,506 @@
+"""``LazySpectra``: a Dask collection of spectra, processed in batches.
+
+Design
+------
+``LazySpectra`` implements the Dask collection protocol itself, the way
+``dask.bag.Bag`` does: it holds a :class:`~dask.highlevelgraph.HighLevelGraph`, a
+layer name and one key ``(name, i)`` per *partition*. A partition is a **batch** of
+spectra (``campfire.graph.batch-size``, default 200) — a Python list of
+:class:`~campfire.tasks.batch.Item` — so one task does hundreds of spectra and the
+scheduler's per-task overhead stays small next to the work. Batches are made from
+the selection at build time and never split an object, so a per-object stack is a
+per-partition map and the number of spectra/objects in every partition is known
+before anything runs (``to_zarr`` uses it for row offsets).
+
+Every method adds one layer with the pure batch function of
+:mod:`campfire.tasks.batch` (which composes ``read_spectrum``,
+``calibrate_to_photometry``, ``resample_spectra``, ``stack_spectra``...): the graph
+layer holds no science. Each layer is named ``f"{step}-{token}"`` with
+``token = tokenize(parent name, step, params)`` and the source layer
+``f"select-{tokenize(selection)}"``, so keys are a deterministic function of the
+selection (ids, file locations and content hashes, photometry) and the steps with
+their parameters: building the same pipeline twice gives the same keys, and a
+``persist()``-ed collection is reused by ``compute`` on a distributed cluster.
+
+Configuration is resolved when a method is called (client side) and bound into the
+tasks as arguments; workers never read ``dask.config``.
+
+Collections:
+
+* ``cf.lazy_spectra(**filters)`` / :meth:`LazySpectra.from_query` — a catalog selection;
+* ``obj.spectra.lazy()`` / :meth:`LazySpectra.from_spectra` — Spectrum rows;
+* :meth:`LazySpectra.from_data` — SpectrumData already in memory;
+* :meth:`LazySpectra.from_refs` — explicit references (fsspec URLs, e.g. ``memory://``).
+
+``.compute()`` returns a list (one value per spectrum — or per object after
+``stack(by='object')``); ``stack(by='all')`` returns a :class:`dask.delayed.Delayed`
+whose value is the stacked :class:`~campfire.models.SpectrumData` (a tree reduction
+of partial sums with fan-in ``campfire.graph.split-every``; a median is reduced per
+wavelength chunk). With ``errors='record'`` a spectrum that fails is returned as a
+:class:`~campfire.tasks.batch.Failure` (step + reason) instead of stopping the batch.
+
+Examples
+--------
+>>> import campfire.demo
+>>> from campfire import Campfire
+>>> cf = Campfire(data_dir=campfire.demo.ensure())                      # doctest: +SKIP
+>>> lazy = cf.lazy_spectra(tags=['lrd'], gratings=['PRISM'])            # doctest: +SKIP
+>>> cal = lazy.calibrate(method='chebyshev')                            # doctest: +SKIP
+>>> grid = np.geomspace(0.6, 5.3, 800)
+>>> stacks = cal.resample(grid).stack('weighted_mean', by='object')     # doctest: +SKIP
+>>> population = cal.stack('median', by='all', rest_frame=True)         # doctest: +SKIP
+>>> per_object, pop = dask.compute(stacks, population)                  # doctest: +SKIP
+"""
+from __future__ import annotations
+
+import os
+from typing import Any, Callable, Iterable, Sequence
+
+import numpy as np
+from dask import threaded
+from dask.base import DaskMethodsMixin, tokenize
+from dask.highlevelgraph import HighLevelGraph
+
+from campfire import config
+from campfire.errors import ValidationError
+from campfire.graphs import builders
+from campfire.graphs.builders import bind, layer_name
+from campfire.models import Photometry, SpectrumData
+from campfire.tasks import batch as B
+
+__all__ = ["LazySpectra", "optimize"]
+
+STAGES = ("refs", "path", "data", "calibrated", "resampled", "stacked", "mapped")
+_DATA_STAGES = ("data", "calibrated", "resampled", "stacked", "mapped")
+_METHODS = ("weighted_mean", "mean", "median")
+
+
+def optimize(dsk, keys, **kwargs):
+    """Cull to the requested keys and fuse linear chains (download → open → calibrate ...).
+
+    The fused chain of one batch runs as one task: nothing is shipped between
+    workers mid-chain. Same as ``dask.bag``'s optimisation.
+    """
+    from dask._task_spec import convert_legacy_graph, cull, fuse_linear_task_spec
+    from dask.core import flatten
+
+    dsk = convert_legacy_graph(dict(dsk))
+    keys = list(flatten(keys))
+    return fuse_linear_task_spec(cull(dsk, keys), keys)
+
+
+def _make_items(batch) -> list:
+    return [B.Item(ref) for ref in batch.items]
+
+
+def _finalize(results, raw: bool):
+    out: list = []
+    for part in results:
+        out.extend(part if raw else B.values_of(part))
+    return out
+
+
+def _check_errors(errors: str) -> str:
+    if errors not in B.ERRORS:
+        raise ValidationError(f"errors: expected 'raise' or 'record', got {errors!r}")
+    return errors
+
+
+def _as_grid(grid) -> np.ndarray:
+    try:
+        g = np.asarray(grid, dtype=float)
+    except (TypeError, ValueError):
+        raise ValidationError(f"grid: expected an increasing array of wavelengths [μm], got {grid!r}") from None
+    if g.ndim != 1 or g.size < 2 or not np.all(np.isfinite(g)) or not np.all(np.diff(g) > 0):
+        raise ValidationError("grid: expected a 1D, finite, strictly increasing array of ≥ 2 wavelengths [μm]")
+    return g
+
+
+class LazySpectra(DaskMethodsMixin):
+    """A lazy, batched Dask collection of spectra (see the module docstring).
+
+    Parameters
+    ----------
+    dsk : HighLevelGraph
+        The graph.
+    name : str
+        The output layer; keys are ``(name, i)`` for each partition.
+    parts : tuple of tuple of SpectrumRef
+        The references in each partition (per object after ``stack(by='object')``).
+    stage : str
+        What the items hold: refs, path, data, calibrated, resampled, stacked, mapped.
+    grid : numpy.ndarray, optional
+        The common wavelength grid, once resampled.
+    errors : {'raise', 'record'}
+        Whether a failing spectrum raises or is recorded as a Failure.
+    raw : bool
+        ``compute()`` returns :class:`~campfire.tasks.batch.Item` objects instead of values.
+    steps : tuple
+        ``(step, params)`` history, for provenance and ``repr``.
+    kind : {'spectra', 'objects'}
+        One element per spectrum, or per object (after ``stack(by='object')``).
+    """
+
+    def __init__(self, dsk: HighLevelGraph, name: str, parts, *, stage: str, grid=None, errors: str = "raise",
+                 raw: bool = False, steps: tuple = (), kind: str = "spectra", selection: Any = None):
+        if not isinstance(dsk, HighLevelGraph):
+            dsk = HighLevelGraph.from_collections(name, dsk, dependencies=[])
+        self.dask = dsk
+        self.name = name
+        self.parts = tuple(tuple(p) for p in parts)
+        self.stage = stage
+        self.grid = grid
+        self.errors = _check_errors(errors)
+        self.raw = raw
+        self.steps = tuple(steps)
+        self.kind = kind
+        self.selection = selection
+
+    # -------------------------------------------------------------- dask collection protocol
+    def __dask_graph__(self) -> HighLevelGraph:
+        return self.dask
+
+    def __dask_keys__(self) -> list:
+        return [(self.name, i) for i in range(self.npartitions)]
+
+    def __dask_layers__(self) -> tuple[str, ...]:
+        return (self.name,)
+
+    def __dask_tokenize__(self):
+        return (self.name, self.raw)
+
+    __dask_optimize__ = staticmethod(optimize)
+    __dask_scheduler__ = staticmethod(threaded.get)
+
+    def __dask_postcompute__(self):
+        return _finalize, (self.raw,)
+
+    def __dask_postpersist__(self):
+        return self._rebuild, ()
+
+    def _rebuild(self, dsk, *, rename=None):
+        name = rename.get(self.name, self.name) if rename else self.name
+        return self._like(dsk, name)
+
+    def _like(self, dsk, name, **changes) -> "LazySpectra":
+        kw = dict(stage=self.stage, grid=self.grid, errors=self.errors, raw=self.raw, steps=self.steps,
+                  kind=self.kind, selection=self.selection)
+        parts = changes.pop("parts", self.parts)
+        kw.update(changes)
+        return LazySpectra(dsk, name, parts, **kw)
+
+    # ---------------------------------------------------------------------------- info
+    @property
+    def npartitions(self) -> int:
+        return len(self.parts)
+
+    @property
+    def lengths(self) -> tuple[int, ...]:
+        """Number of elements (spectra, or objects) in each partition — known before running."""
+        return tuple(len(p) for p in self.parts)
+
+    def __len__(self) -> int:
+        return sum(self.lengths)
+
+    @property
+    def refs(self) -> list[B.SpectrumRef]:
+        return [r for p in self.parts for r in p]
+
+    @property
+    def spectrum_ids(self) -> list[str]:
+        return [r.spectrum_id for r in self.refs]
+
+    @property
+    def object_ids(self) -> list[str]:
+        return list(dict.fromkeys(r.object_id for r in self.refs))
+
+    def __repr__(self) -> str:
+        what = "objects" if self.kind == "objects" else "spectra"
+        steps = " → ".join(s for s, _ in self.steps) or "select"
+        return f"LazySpectra<{steps}, {len(self)} {what}, {self.npartitions} partitions>"
+
+    # ---------------------------------------------------------------------------- constructors
+    @classmethod
+    def from_refs(cls, refs: Iterable[B.SpectrumRef], *, batch_size: int | None = None, errors: str = "raise",
+                  selection: Any = None) -> "LazySpectra":
+        """A collection over explicit references (local paths or fsspec URLs, in-memory data).
+
+        Examples
+        --------
+        >>> from campfire.tasks.batch import SpectrumRef
+        >>> lazy = LazySpectra.from_refs([SpectrumRef('a', object_id='o', url='memory://arch/a.spec.fits')])
+        >>> lazy
+        LazySpectra<select, 1 spectra, 1 partitions>
+        """
+        from campfire.graphs.selection import partition_refs
+
+        refs = list(refs)
+        size = config.get("graph.batch-size", override_with=batch_size)
+        batches = partition_refs(refs, int(size)) if refs else []
+        token = tokenize([[r.token_parts() for r in b] for b in batches])
+        name = f"select-{token}"
+        dsk = builders.source_layer(name, batches, _make_items)
+        graph = HighLevelGraph.from_collections(name, dsk, dependencies=[])
+        return cls(graph, name, batches, stage="refs", errors=errors, selection=selection)
+
+    @classmethod
+    def from_spectra(cls, spectra, *, batch_size: int | None = None, errors: str = "raise",
+                     storage_root: str | None = None) -> "LazySpectra":
+        """A collection over :class:`~campfire.models.Spectrum` rows (what ``SpectrumCollection.lazy()`` calls)."""
+        from campfire.graphs.selection import refs_from_spectra
+
+        spectra = list(spectra)
+        return cls.from_refs(refs_from_spectra(spectra, storage_root=storage_root), batch_size=batch_size,
+                             errors=errors, selection={"spectrum_ids": [s.spectrum_id for s in spectra]})
+
+    @classmethod
+    def from_data(cls, spectra: Iterable[SpectrumData], *, photometry: Photometry | None = None,
+                  redshift: float | None = None, batch_size: int | None = None, errors: str = "raise") -> "LazySpectra":
+        """A collection over spectra already in memory (they travel inside the graph)."""
+        refs = []
+        for i, s in enumerate(spectra):
+            if not isinstance(s, SpectrumData):
+                raise ValidationError(f"spectra[{i}]: expected SpectrumData, got {type(s).__name__}")
+            refs.append(B.SpectrumRef(
+                spectrum_id=s.spectrum_id or f"spectrum-{i}", object_id=s.object_id or "", grating=s.grating,
+                data=s, photometry=photometry, redshift=float("nan") if redshift is None else float(redshift),
+            ))
+        return cls.from_refs(refs, batch_size=batch_size, errors=errors)
+
+    @classmethod
+    def from_query(cls, cf, *, batch_size: int | None = None, errors: str = "raise", storage_root: str | None = None,
+                   remote: bool = False, **filters) -> "LazySpectra":
+        """A collection over the spectra of ``cf.query_spectra(**filters)``.
+
+        Parameters
+        ----------
+        cf : Campfire
+            The client (local catalog or server).
+        batch_size : int, optional
+            Spectra per task; default ``campfire.graph.batch-size``.
+        errors : {'raise', 'record'}
+            What a failing spectrum does.
+        storage_root : str, optional
+            Read files from ``storage_root/<fits_path>`` (e.g. ``s3://bucket/archive``) instead
+            of the client's data directory.
+        **filters
+            The filters of ``query_spectra``.
+        """
+        from campfire.catalog.filters import build_query
+        from campfire.graphs.selection import refs_from_rows
+
+        build_query("spectra", **filters)  # validate once, with the reference's messages
+        rows = list(cf.iter_spectra(remote=remote, **filters))
+        refs = refs_from_rows(cf, rows, storage_root=storage_root)
+        return cls.from_refs(refs, batch_size=batch_size, errors=errors, selection=dict(filters))
+
+    @classmethod
+    def concat(cls, collections: Sequence["LazySpectra"]) -> "LazySpectra":
+        """One collection of the partitions of several (their graphs merged, keys aliased).
+
+        The grid is kept when every input has the same one; steps and stage come from
+        the first collection.
+        """
+        colls = [c for c in collections if c is not None]
+        if not colls:
+            raise ValidationError("collections: nothing to concatenate")
+        if len(colls) == 1:
+            return colls[0]
+        name = f"concat-{tokenize([c.name for c in colls])}"
+        dsk: dict = {}
+        parts: list = []
+        for c in colls:
+            for i in range(c.npartitions):
+                dsk[(name, len(parts))] = (c.name, i)  # an alias: no copy, no task
+                parts.append(c.parts[i])
+        graph = HighLevelGraph.from_collections(name, dsk, dependencies=colls)
+        grids = [c.grid for c in colls]
+        same = all(g is not None and g.shape == grids[0].shape and np.array_equal(g, grids[0]) for g in grids)
+        first = colls[0]
+        return first._like(graph, name, parts=parts, grid=grids[0] if same else None,
+                           errors=first.errors)
+
+    # ---------------------------------------------------------------------------- building blocks
+    def _map(self, step: str, func: Callable, params: dict, token_params: Any, *, stage: str, **changes) -> "LazySpectra":
+        name = layer_name(step, self.name, token_params)
+        dsk = builders.map_layer(name, self.name, self.npartitions, bind(func, **params))
+        graph = HighLevelGraph.from_collections(name, dsk, dependencies=[self])
+        return self._like(graph, name, stage=stage, steps=self.steps + ((step, token_params),), **changes)
+
+    def with_errors(self, errors: str) -> "LazySpectra":
+        """The same collection with another error mode for the steps added next."""
+        return self._like(self.dask, self.name, errors=_check_errors(errors))
+
+    def items(self) -> "LazySpectra":
+        """The same graph; ``compute()`` returns :class:`~campfire.tasks.batch.Item` objects
+        (reference, value, calibration, failure) instead of bare values."""
+        return self._like(self.dask, self.name, raw=True)
+
+    # ---------------------------------------------------------------------------- steps
+    def download(self) -> "LazySpectra":
+        """Make every file readable by the workers: check local/fsspec paths, fetch server files.
+
+        Files on a server are streamed to a temporary file, verified against the catalog's
+        sha256 and renamed (``campfire.transfer``); retries and timeouts come from
+        ``campfire.download.*``, resolved now.
+        """
+        if self.stage != "refs":
+            return self
+        download = None
+        opts: dict[str, Any] = {}
+        if any(r.url.startswith(("http://", "https://")) for r in self.refs):
+            from campfire.transfer import download_one
+
+            download = download_one
+            opts = {
+                "timeout": config.get("download.timeout"),
+                "retries": config.get("download.retries"),
+                "chunk_size": config.get("download.chunk-size"),
+            }
+        params = {"errors": self.errors, "download": download, "download_options": opts}
+        return self._map("download", B.resolve_items, params, (self.errors, opts), stage="path")
+
+    def open(self) -> "LazySpectra":
+        """Read each file into a :class:`~campfire.models.SpectrumData` (through fsspec)."""
+        if self.stage in _DATA_STAGES:
+            return self
+        src = self.download() if self.stage == "refs" else self
+        return src._map("open", B.open_items, {"errors": self.errors}, (self.errors,), stage="data")
+
+    def _data(self) -> "LazySpectra":
+        return self if self.stage in _DATA_STAGES else self.open()
+
+    def calibrate(self, photometry: Photometry | None = None, *, method: str = "chebyshev", **options) -> "LazySpectra":
+        """Flux-calibrate each spectrum against photometry (``calibrate_to_photometry``).
+
+        Parameters
+        ----------
+        photometry : Photometry, optional
+            Use this for every spectrum; default: each spectrum's object photometry
+            from the catalog.
+        method : {'chebyshev', 'flat'}
+        **options
+            ``degree``, ``min_snr``, ``bands`` ... passed to ``calibrate_to_photometry``.
+
+        Examples
+        --------
+        >>> cal = cf.lazy_spectra(has_photometry=True).calibrate(degree=2)  # doctest: +SKIP
+        """
+        if photometry is not None and not isinstance(photometry, Photometry):
+            raise ValidationError(f"photometry: expected a Photometry, got {type(photometry).__name__}")
+        opts = dict(options, method=method)
+        phot_token = None if photometry is None else B.SpectrumRef("", photometry=photometry).token_parts()
+        src = self._data()
+        params = {"errors": self.errors, "photometry": photometry, "options": opts}
+        return src._map("calibrate", B.calibrate_items, params, (self.errors, phot_token, sorted(opts.items(), key=str)),
+                        stage="calibrated")
+
+    def resample(self, grid) -> "LazySpectra":
+        """Resample every spectrum onto ``grid`` [μm] (flux-conserving, batched per task)."""
+        g = _as_grid(grid)
+        src = self._data()
+        return src._map("resample", B.resample_items, {"errors": self.errors, "grid": g}, (self.errors, g),
+                        stage="resampled", grid=g)
+
+    def map(self, func: Callable[[Any], Any], *, name: str | None = None) -> "LazySpectra":
+        """Apply ``func`` to every element's value (a SpectrumData once opened).
+
+        ``func`` must be picklable for process-based schedulers (a module-level function).
+        """
+        if not callable(func):
+            raise ValidationError(f"func: expected a callable, got {func!r}")
+        step = name or getattr(func, "__name__", "map")
+        params = {"errors": self.errors, "func": func, "step": step}
+        return self._map(step, B.map_items, params, (self.errors, func), stage="mapped")
+
+    def stack(self, method: str = "weighted_mean", by: str = "object", rest_frame: bool = False, *,
+              grid=None, window=None, split_every: int | None = None, normalize: bool | None = None,
+              object_id: str | None = None):
+        """Stack spectra per object or over the whole collection.
+
+        Parameters
+        ----------
+        method : {'weighted_mean', 'mean', 'median'}
+        by : {'object', 'all'}
+            ``'object'`` → a LazySpectra of one stack per object (each object in one task);
+            ``'all'`` → a Delayed population stack (tree reduction of partial sums with
+            fan-in ``split_every``; the median per wavelength chunk).
+        rest_frame : bool
+            Shift each spectrum to its object's rest frame first; a population stack
+            then divides each spectrum by its median f_ν in ``window`` (rest μm, default
+            ``campfire.stack.rest-window``) and records the window.
+        grid : array_like, optional
+            Output grid [μm]: default the collection's grid once resampled, else (observed
+            frame) the input with the most pixels, else (rest frame)
+            ``campfire.stack.rest-grid``.
+        window : (float, float), optional
+            Rest-frame normalisation window [μm].
+        split_every : int, optional
+            Fan-in of the tree reduction; default ``campfire.graph.split-every``.
+        normalize : bool, optional
+            Divide each input by its median f_ν in ``window`` (default: True for a
+            rest-frame population stack, else False).
+        object_id : str, optional
+            Stored on a ``by='all'`` stack (its id becomes ``<object_id>_stack``).
+
+        A collection of one batch is stacked by ``stack_spectra`` itself in one task
+        (what the eager API computes); more batches go through the tree reduction,
+        equal to the one-shot stack to rounding.
+
+        Examples
+        --------
+        >>> per_object = lazy.resample(grid).stack(by='object')         # doctest: +SKIP
+        >>> population = per_object.stack('median', by='all', rest_frame=True)  # doctest: +SKIP
+        """
+        from campfire.graphs import stacking
+
+        if method not in _METHODS:
+            raise ValidationError(f"method: expected one of {', '.join(map(repr, _METHODS))}, got {method!r}")
+        if by not in ("object", "all"):
+            raise ValidationError(f"by: expected 'object' or 'all', got {by!r}")
+        if not isinstance(rest_frame, bool):
+            raise ValidationError(f"rest_frame: expected True or False, got {rest_frame!r}")
+        src = self._data()
+        if by == "object":
+            return stacking.stack_by_object(src, method, rest_frame=rest_frame, grid=grid)
+        return stacking.stack_all(src, method, rest_frame=rest_frame, grid=grid, window=window,
+                                  split_every=split_every, normalize=normalize, object_id=object_id)
+
+    # ---------------------------------------------------------------------------- outputs
+    def to_zarr(self, store, *, group: str | None = None, compute: bool = True, attrs: dict | None = None,
+                overwrite: bool = True):
+        """Write the spectra (on a common grid) to a zarr store.
+
+        Layout (under ``group``): ``wavelength`` (n_wave), ``fnu`` / ``fnu_err`` (n, n_wave,
+        chunked by ``campfire.graph.batch-size`` rows), ``count`` for stacks, ``ok`` (bool),
+        ``spectrum_id`` / ``object_id`` (strings); ``attrs`` hold the steps and anything
+        passed in ``attrs`` (provenance). Rows follow the collection order.
+
+        Parameters
+        ----------
+        store : str, os.PathLike or zarr store
+            A path, an fsspec URL (``memory://``, ``s3://``) or a zarr store.
+        compute : bool
+            Write now (True) or return a Delayed that writes when computed.
+
+        Examples
+        --------
+        >>> lazy.resample(grid).to_zarr('results.zarr', group='spectra')  # doctest: +SKIP
+        """
+        from campfire.graphs.zarr_out import to_zarr
+
+        return to_zarr(self, store, group=group, compute=compute, attrs=attrs, overwrite=overwrite)
+
+    def visualize(self, filename: str = "campfire-graph", format: str | None = None, optimize_graph: bool = False,
+                  **kwargs):
+        """Draw the task graph with graphviz; without graphviz, write the layer graph as DOT text.
+
+        Returns what ``dask.visualize`` returns, or (fallback) the path of the ``.dot`` file.
+        """
+        try:
+            import graphviz  # noqa: F401
+        except ImportError:
+            from campfire.graphs.dot import write_layer_dot
+
+            return write_layer_dot(self.dask, filename)
+        return super().visualize(filename=filename, format=format, optimize_graph=optimize_graph, **kwargs)

@@ -1,0 +1,286 @@
+"""Choosing where a graph runs: threads, processes, synchronous, a LocalCluster or a cluster.
+
+One spelling for every entry point (``campfire run --scheduler``, the workflow's
+``cluster:`` section, the ``campfire.graph.scheduler`` config key):
+
+========================  ====================================================
+``threads``               the threaded scheduler (``num_workers`` = workers)
+``processes``             the multiprocessing scheduler
+``synchronous``           one thread, no parallelism (debugging, tiny graphs)
+``local:N``               start a ``distributed.LocalCluster`` of N worker processes
+``tcp://HOST:PORT``       connect a ``distributed.Client`` to an existing scheduler
+========================  ====================================================
+
+(also ``tls://``, ``ws://``, ``inproc://`` addresses). :func:`run_context` opens
+whatever the spelling names and closes what it opened; ``distributed`` is imported
+only for the last two, so ``import campfire`` stays light.
+
+The deployment file (``dask-config.yaml`` at the top of a checkout, or any file
+``DASK_CONFIG`` points at) is merged by :func:`deployment_config` with the rule of
+``dask.config.update_defaults``: it replaces package defaults but never a value the
+user set with ``dask.config.set``, ``DASK_CAMPFIRE__*`` or their own dask config.
+
+Examples
+--------
+>>> parse_scheduler('local:4')
+('local', 4)
+>>> parse_scheduler('tcp://10.0.0.5:8786')
+('address', 'tcp://10.0.0.5:8786')
+>>> with run_context('synchronous') as ctx:
+...     ctx.kind
+'synchronous'
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import pathlib
+import time
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+
+import dask
+import dask.config
+import yaml
+
+from campfire import config
+from campfire.errors import ValidationError
+
+__all__ = ["parse_scheduler", "run_context", "RunContext", "deployment_config", "find_deployment_file", "SCHEDULERS"]
+
+SCHEDULERS = ("threads", "processes", "synchronous")
+_ADDRESS_PREFIXES = ("tcp://", "tls://", "ws://", "wss://", "inproc://", "ucx://")
+_HELP = "threads | processes | synchronous | local:N | tcp://HOST:PORT"
+
+
+def parse_scheduler(spec: str | None, workers: int | None = None) -> tuple[str, Any]:
+    """Parse a scheduler spelling into ``(kind, argument)``.
+
+    Parameters
+    ----------
+    spec : str or None
+        ``threads``, ``processes``, ``synchronous``, ``local:N``, ``local`` or a scheduler
+        address. None reads ``campfire.graph.scheduler``.
+    workers : int, optional
+        Worker count. With ``spec=None`` it means "start a LocalCluster of N workers"
+        (``campfire run --workers N``); with ``threads``/``processes`` the pool size.
+
+    Returns
+    -------
+    (kind, arg)
+        ``('threads'|'processes'|'synchronous', n_workers or None)``,
+        ``('local', n_workers)`` or ``('address', address)``.
+
+    Examples
+    --------
+    >>> parse_scheduler('threads', workers=2)
+    ('threads', 2)
+    >>> parse_scheduler(None, workers=3)
+    ('local', 3)
+    """
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
+        raise ValidationError(f"workers: expected a positive int, got {workers!r}")
+    if spec is None:
+        if workers is not None:
+            return "local", workers
+        spec = config.get("graph.scheduler")
+        if workers is None:
+            workers = config.get("graph.workers")
+    if not isinstance(spec, str) or not spec.strip():
+        raise ValidationError(f"scheduler: expected {_HELP}, got {spec!r}")
+    spec = spec.strip()
+    low = spec.lower()
+    if low in SCHEDULERS:
+        return low, workers
+    if low in ("sync", "single-threaded"):
+        return "synchronous", None
+    if low == "local" or low.startswith("local:"):
+        n = low.partition(":")[2]
+        if not n:
+            return "local", workers or os.cpu_count() or 1
+        if not n.isdigit() or int(n) < 1:
+            raise ValidationError(f"scheduler: local:N needs a positive worker count, got {spec!r}")
+        return "local", int(n)
+    if low.startswith(_ADDRESS_PREFIXES):
+        return "address", spec
+    raise ValidationError(f"scheduler: unknown scheduler {spec!r}; expected {_HELP}")
+
+
+@dataclass
+class RunContext:
+    """Where a graph runs, as opened by :func:`run_context`.
+
+    Attributes
+    ----------
+    kind : str
+        ``threads``, ``processes``, ``synchronous`` or ``distributed``.
+    n_workers : int
+        Workers (threads, processes or distributed workers).
+    client : distributed.Client or None
+        The client when distributed.
+    dashboard_link : str or None
+        The Dask dashboard URL when distributed.
+    started : float
+        ``time.perf_counter()`` when the context opened.
+    """
+
+    kind: str
+    n_workers: int
+    client: Any = None
+    dashboard_link: str | None = None
+    started: float = field(default_factory=time.perf_counter)
+    description: str = ""
+
+    @property
+    def distributed(self) -> bool:
+        return self.client is not None
+
+    def compute(self, *collections, **kwargs):
+        """``dask.compute`` on this context's scheduler."""
+        if self.client is not None:
+            return self.client.compute(list(collections), sync=True, **kwargs)
+        return dask.compute(*collections, scheduler=self.kind, **kwargs)
+
+
+@contextlib.contextmanager
+def run_context(scheduler: str | None = None, workers: int | None = None) -> Iterator[RunContext]:
+    """Open the scheduler named by ``scheduler`` / ``workers`` for the duration of a block.
+
+    Within the block ``dask.compute`` / ``.compute()`` use it (a distributed Client
+    becomes the default; local schedulers are set with ``dask.config.set``).
+
+    Parameters
+    ----------
+    scheduler : str, optional
+        See :func:`parse_scheduler`; None reads ``campfire.graph.scheduler``.
+    workers : int, optional
+        Worker count (``local:N`` / ``--workers N``, or the thread/process pool size).
+
+    Examples
+    --------
+    >>> with run_context('threads', workers=2) as ctx:  # doctest: +SKIP
+    ...     lazy.compute()
+    """
+    kind, arg = parse_scheduler(scheduler, workers)
+    if kind in SCHEDULERS:
+        n = 1 if kind == "synchronous" else int(arg or os.cpu_count() or 1)
+        settings: dict[str, Any] = {"scheduler": kind}
+        if kind != "synchronous":
+            settings["num_workers"] = n
+        with dask.config.set(settings):
+            yield RunContext(kind, n, description=f"{kind} ({n} worker{'s' if n > 1 else ''})")
+        return
+
+    from distributed import Client, LocalCluster  # heavy: only when asked for
+
+    if kind == "local":
+        threads = int(config.get("graph.threads-per-worker") or 1)
+        dashboard = config.get("graph.dashboard-address")
+        cluster = LocalCluster(
+            n_workers=arg,
+            threads_per_worker=threads,
+            processes=True,
+            dashboard_address=dashboard,
+            memory_limit=config.get("graph.memory-limit"),
+        )
+        try:
+            with Client(cluster) as client:
+                yield RunContext(
+                    "distributed", arg, client, _dashboard(client),
+                    description=f"LocalCluster ({arg} worker processes × {threads} thread)",
+                )
+        finally:
+            cluster.close()
+        return
+
+    with Client(arg, timeout=config.get("graph.connect-timeout")) as client:
+        n = len(client.scheduler_info().get("workers", {}))
+        yield RunContext("distributed", n, client, _dashboard(client), description=f"scheduler at {arg} ({n} workers)")
+
+
+def _dashboard(client) -> str | None:
+    try:
+        return client.dashboard_link
+    except Exception:  # no dashboard (bokeh missing or dashboard disabled): not an error
+        return None
+
+
+# ----------------------------------------------------------------------------- deployment file
+DEPLOYMENT_FILE = "dask-config.yaml"
+
+
+def find_deployment_file(*near: str | os.PathLike | None) -> pathlib.Path | None:
+    """The deployment's ``dask-config.yaml``: in the working directory, else beside/above ``near``.
+
+    ``campfire run workflows/NAME.yaml`` from anywhere finds the checkout's file
+    (``workflows/..``).
+    """
+    candidates = [pathlib.Path.cwd()]
+    for p in near:
+        if p is None:
+            continue
+        p = pathlib.Path(p).resolve()
+        base = p if p.is_dir() else p.parent
+        candidates += [base, base.parent]
+    for c in candidates:
+        f = c / DEPLOYMENT_FILE
+        if f.is_file():
+            return f
+    return None
+
+
+def _leaves(d: dict, prefix: str = "") -> Iterator[tuple[str, Any]]:
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict) and v:
+            yield from _leaves(v, key + ".")
+        else:
+            yield key, v
+
+
+def deployment_config(path: str | os.PathLike | None) -> dict[str, Any]:
+    """The settings of a deployment file that should apply now, as flat ``dask.config.set`` keys.
+
+    A value applies when the current config still holds the package default for it
+    (or nothing): user settings (``dask.config.set``, ``DASK_*`` env vars, their own
+    dask YAML) win over the deployment file, which wins over package defaults.
+
+    Examples
+    --------
+    >>> with dask.config.set(deployment_config('dask-config.yaml')):  # doctest: +SKIP
+    ...     run()
+    """
+    if path is None:
+        return {}
+    try:
+        with open(path) as f:
+            data = yaml.safe_load(f) or {}
+    except yaml.YAMLError as err:
+        raise ValidationError(f"{path}: not valid YAML ({err})") from err
+    if not isinstance(data, dict):
+        raise ValidationError(f"{path}: expected a mapping of Dask config keys, got {type(data).__name__}")
+    if any(str(k).startswith("distributed") for k in data):
+        # distributed registers its defaults on import; setting distributed.* keys before
+        # that would shadow them (and leaving the set() context would delete them)
+        import distributed  # noqa: F401
+    defaults = dask.config.merge(*dask.config.defaults)
+    out = {}
+    missing = object()
+    for key, value in _leaves(data):
+        current = dask.config.get(key, default=missing)
+        default = _get(defaults, key, missing)
+        if current is missing or current == default:
+            out[key] = value
+    return out
+
+
+def _get(d: dict, key: str, default):
+    for part in key.split("."):
+        if not isinstance(d, dict):
+            return default
+        cand = {k.replace("_", "-"): v for k, v in d.items()}
+        part = part.replace("_", "-")
+        if part not in cand:
+            return default
+        d = cand[part]
+    return d

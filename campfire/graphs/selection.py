@@ -1,0 +1,159 @@
+"""From catalog rows to :class:`~campfire.tasks.batch.SpectrumRef` batches (build time, client side).
+
+A selection is resolved once, in the client process, into small picklable
+references: where each file is (local path, fsspec URL under an archive root on
+shared/object storage, or the server's file URL with a local destination), its
+content hash, and the parent object's redshift and photometry. Batches never split
+an object, so per-object stacks are a per-partition map.
+
+Examples
+--------
+>>> from campfire.tasks.batch import SpectrumRef
+>>> refs = [SpectrumRef(f's{i}', object_id=f'o{i // 2}') for i in range(6)]
+>>> [[r.spectrum_id for r in b] for b in partition_refs(refs, 3)]
+[['s0', 's1'], ['s2', 's3'], ['s4', 's5']]
+"""
+from __future__ import annotations
+
+import math
+import os
+from typing import Any, Iterable, Sequence
+
+from campfire.errors import CampfireError, ValidationError
+from campfire.models import Photometry, Spectrum
+from campfire.tasks.batch import SpectrumRef
+
+__all__ = ["partition_refs", "refs_from_rows", "refs_from_spectra", "object_info", "join_url"]
+
+
+def partition_refs(refs: Sequence[SpectrumRef], batch_size: int) -> list[list[SpectrumRef]]:
+    """Pack refs into batches of at most ``batch_size``, never splitting an object.
+
+    Objects keep the order of their first spectrum; an object with more spectra than
+    ``batch_size`` gets a batch of its own.
+    """
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValidationError(f"batch_size: expected a positive int, got {batch_size!r}")
+    groups: dict[str, list[SpectrumRef]] = {}
+    for r in refs:
+        # spectra without an object each form their own group
+        groups.setdefault(r.object_id or f"\0{r.spectrum_id}", []).append(r)
+    batches: list[list[SpectrumRef]] = []
+    current: list[SpectrumRef] = []
+    for group in groups.values():
+        if current and len(current) + len(group) > batch_size:
+            batches.append(current)
+            current = []
+        current.extend(group)
+    if current:
+        batches.append(current)
+    return batches
+
+
+def join_url(root: str, relative: str) -> str:
+    """``root`` + ``/`` + ``relative`` for paths and fsspec URLs alike."""
+    return root.rstrip("/") + "/" + relative.lstrip("/")
+
+
+def _photometry(phot: dict | None, object_id: str) -> Photometry | None:
+    if not phot or not phot.get("bands"):
+        return None
+    bands = phot["bands"]
+    return Photometry(
+        bands=[b[0] for b in bands],
+        flux=[b[1] for b in bands],
+        flux_err=[b[2] for b in bands],
+        wavelength=[b[3] for b in bands],
+        catalog=phot.get("catalog") or "",
+        photo_z=phot.get("photo_z"),
+        photo_z_err_lo=phot.get("photo_z_err_lo"),
+        photo_z_err_hi=phot.get("photo_z_err_hi"),
+        object_id=object_id,
+    )
+
+
+def object_info(cf, object_ids: Iterable[str]) -> dict[str, tuple[float, Photometry | None]]:
+    """``object_id → (redshift, Photometry or None)`` for each object (one catalog pass)."""
+    backend = cf._backend(False)
+    out: dict[str, tuple[float, Photometry | None]] = {}
+    for oid in dict.fromkeys(object_ids):
+        if not oid:
+            continue
+        row = backend.object_row(oid) or {}
+        z = row.get("redshift")
+        z = float(z) if z is not None else math.nan
+        out[oid] = (z, _photometry(backend.object_photometry(oid), oid))
+    return out
+
+
+def _location(cf, row: dict, storage_root: str | None) -> tuple[str, str]:
+    """(url, dest) of a catalog row's file."""
+    rel = row.get("fits_path") or ""
+    if storage_root:
+        return join_url(storage_root, rel), ""
+    local = row.get("local_path") or ""
+    if local and os.path.exists(local):
+        return local, ""
+    if cf is not None and getattr(cf, "is_local", False) and rel and (cf.data_dir / rel).exists():
+        return str(cf.data_dir / rel), ""
+    base = getattr(cf, "base_url", None)
+    if base:
+        from campfire import config
+
+        sid = row["spectrum_id"]
+        dest = str(cf.data_dir / rel) if rel else str(cf.data_dir / "products" / f"{sid}.spec.fits")
+        return f"{base}{config.API_PREFIX}/spectra/{sid}/file", dest
+    if rel and cf is not None:
+        # listed in the catalog but not present: the download step reports it per spectrum
+        return str(cf.data_dir / rel), ""
+    raise CampfireError(f"spectrum {row.get('spectrum_id')!r}: no local file and no server to fetch it from")
+
+
+def refs_from_rows(
+    cf,
+    rows: Iterable[dict[str, Any]],
+    *,
+    storage_root: str | None = None,
+    with_objects: bool = True,
+) -> list[SpectrumRef]:
+    """SpectrumRefs of catalog rows (dicts with the ``query_spectra`` columns)."""
+    rows = list(rows)
+    info = object_info(cf, (r.get("object_id") or "" for r in rows)) if (with_objects and cf is not None) else {}
+    refs = []
+    for r in rows:
+        url, dest = _location(cf, r, storage_root)
+        z, phot = info.get(r.get("object_id") or "", (math.nan, None))
+        refs.append(
+            SpectrumRef(
+                spectrum_id=str(r["spectrum_id"]),
+                object_id=str(r.get("object_id") or ""),
+                grating=str(r.get("grating") or ""),
+                url=url,
+                file_hash=str(r.get("file_hash") or ""),
+                file_size=int(r.get("file_size") or 0),
+                redshift=z,
+                photometry=phot,
+                dest=dest,
+            )
+        )
+    return refs
+
+
+def refs_from_spectra(spectra: Iterable[Spectrum], *, storage_root: str | None = None) -> list[SpectrumRef]:
+    """SpectrumRefs of :class:`~campfire.models.Spectrum` rows (``obj.spectra.lazy()``).
+
+    When the rows came from a client (their opener is bound to a ``Campfire``), the
+    client resolves file locations and object info; otherwise ``local_path`` (or
+    ``storage_root``/``fits_path``) must point at the file.
+    """
+    spectra = list(spectra)
+    for s in spectra:
+        if not isinstance(s, Spectrum):
+            raise ValidationError(f"spectra: expected Spectrum items, got {type(s).__name__}")
+    cf = None
+    for s in spectra:
+        cf = getattr(getattr(s, "_opener", None), "__self__", None)
+        if cf is not None:
+            break
+    rows = [s.as_dict() for s in spectra]
+    return refs_from_rows(cf, rows, storage_root=storage_root, with_objects=cf is not None)

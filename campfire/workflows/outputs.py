@@ -1,0 +1,152 @@
+"""Per-batch output writers of ``campfire run`` (run inside tasks, on the workers).
+
+:func:`finish_batch` takes one batch of results (per-object stacks or per-spectrum
+results) and, for each good element, writes the FITS file (the pipeline format of
+:func:`campfire.io.fits.write_spectrum`, with provenance cards and a ``PROVENANCE``
+table) and the quick-look PNG (``spec.plot()`` drawn on a matplotlib ``Figure``
+without pyplot, so no global backend is switched in the caller's process); it
+returns one summary row per element, failed or not. Failures never raise: a bad
+object is a row with its reason.
+
+Layout under the output directory::
+
+    fits/<object_id>.fits                    per-object stack (or fits/<object_id>/<spectrum_id>.fits)
+    fits/<population name>.fits              population stacks
+    plots/<object_id>.png, plots/<population name>.png
+    <name>.zarr                              every result + metadata
+    summary.ecsv, provenance.json
+"""
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+from typing import Any, Sequence
+
+import numpy as np
+
+__all__ = ["fits_path_for", "plot_path_for", "write_fits", "write_plot", "finish_batch", "read_key"]
+
+
+def fits_path_for(outdir: str, ref, kind: str) -> str:
+    if kind == "objects":
+        return os.path.join(outdir, "fits", f"{ref.spectrum_id}.fits")
+    return os.path.join(outdir, "fits", ref.object_id or "_", f"{ref.spectrum_id}.fits")
+
+
+def plot_path_for(outdir: str, ref, kind: str) -> str:
+    if kind == "objects":
+        return os.path.join(outdir, "plots", f"{ref.spectrum_id}.png")
+    return os.path.join(outdir, "plots", ref.object_id or "_", f"{ref.spectrum_id}.png")
+
+
+def write_fits(path: str, spec, *, cards: dict[str, Any], provenance: dict[str, Any]) -> str:
+    """Write ``spec`` with provenance cards and a PROVENANCE (JSON) extension, atomically."""
+    from astropy.io import fits
+
+    from campfire.graphs.zarr_out import jsonable
+    from campfire.io.fits import write_spectrum
+
+    out = spec.copy(header={**{k: v for k, v in spec.header.items() if len(k) <= 8}, **cards})
+    p = pathlib.Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp.fits")
+    try:
+        write_spectrum(tmp, out, overwrite=True)
+        text = json.dumps(jsonable(provenance), sort_keys=True)
+        col = fits.Column(name="json", format=f"{max(1, len(text.encode()))}A", array=np.array([text]))
+        hdu = fits.BinTableHDU.from_columns([col], name="PROVENANCE")
+        with fits.open(tmp, mode="append") as hdul:
+            hdul.append(hdu)
+        os.replace(tmp, p)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return str(p)
+
+
+def read_key(path: str) -> str | None:
+    """The ``CFKEY`` card of an earlier output (None when missing or unreadable)."""
+    from astropy.io import fits
+
+    try:
+        with fits.open(path, memmap=False) as hdul:
+            return hdul[0].header.get("CFKEY")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def write_plot(path: str, spec, *, redshift: float | None = None, title: str | None = None) -> str:
+    """A quick-look PNG of ``spec`` (``spec.plot()`` on a pyplot-free Figure)."""
+    from matplotlib.figure import Figure
+
+    p = pathlib.Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    fig = Figure(figsize=(7, 3.2), dpi=100, layout="constrained")
+    ax = fig.add_subplot()
+    z = redshift if redshift is not None and np.isfinite(redshift) else None
+    spec.plot(ax=ax, redshift=z, **({"title": title} if title else {}))
+    tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp.png")
+    fig.savefig(tmp, format="png")
+    os.replace(tmp, p)
+    return str(p)
+
+
+def finish_batch(
+    items: Sequence,
+    *,
+    outdir: str,
+    kind: str,
+    fits: bool,
+    plot_ids: frozenset | None,
+    provenance: dict[str, Any],
+    keys: dict[str, str],
+    rest_frame: bool = False,
+) -> list[dict[str, Any]]:
+    """Write the outputs of one batch; return one summary row per element.
+
+    ``plot_ids`` are the ids to draw (None: all); ``keys`` maps object id → input key.
+    """
+    rows = []
+    for it in items:
+        ref = it.ref
+        row: dict[str, Any] = {
+            "object_id": ref.object_id,
+            "id": ref.spectrum_id,
+            "status": "ok" if it.failure is None else "failed",
+            "step": "" if it.failure is None else it.failure.step,
+            "reason": "" if it.failure is None else it.failure.reason,
+            "n_inputs": len(it.inputs) if kind == "objects" else 1,
+            "n_failed_inputs": len(it.failed_inputs),
+            "failed_inputs": "; ".join(str(f) for f in it.failed_inputs),
+            "bands_used": "",
+            "redshift": ref.redshift,
+            "fits": "",
+            "png": "",
+        }
+        if it.calibration is not None:
+            row["bands_used"] = ",".join(it.calibration.bands_used)
+        elif it.info.get("bands_used"):
+            row["bands_used"] = ",".join(it.info["bands_used"])
+        # structured copy of the input failures for the run summary (not a table column)
+        row["_input_failures"] = [
+            {"object_id": f.object_id, "id": f.spectrum_id, "step": f.step, "reason": f.reason} for f in it.failed_inputs
+        ]
+        if it.failure is None:
+            spec = it.value
+            try:
+                if fits:
+                    inputs = [(sid, provenance.get("inputs", {}).get(sid, "")) for sid in (it.inputs or (ref.spectrum_id,))]
+                    from campfire.workflows.provenance import fits_cards
+
+                    key = keys.get(ref.object_id, "")
+                    prov = dict(provenance, inputs=dict(inputs), object_id=ref.object_id, input_key=key)
+                    row["fits"] = write_fits(fits_path_for(outdir, ref, kind), spec,
+                                             cards=fits_cards(provenance, key, inputs), provenance=prov)
+                if plot_ids is None or ref.spectrum_id in plot_ids or ref.object_id in plot_ids:
+                    row["png"] = write_plot(plot_path_for(outdir, ref, kind), spec,
+                                            redshift=None if rest_frame else ref.redshift)
+            except Exception as err:  # an output that cannot be written fails its object, not the run
+                row.update(status="failed", step="output", reason=f"{type(err).__name__}: {err}")
+        rows.append(row)
+    return rows

@@ -1,0 +1,135 @@
+"""Provenance: enough to re-run a workflow and get the same result.
+
+Every output carries the workflow (path, sha256 of the file, its text in the zarr
+store), the selection, the catalog state (``last_synced``, catalog version and the
+sha256 of the catalog file), the content hash of every input file, and the
+campfire / dask / numpy (astropy, zarr, python) versions. FITS outputs get short
+header cards (``WFNAME``, ``WFSHA``, ``CATSYNC``, ``CATSHA``, ``CFVER``, ``DASKVER``,
+``NPVER``, ``CFKEY``, ``INSPECn``/``INHASHn``) and a ``PROVENANCE`` table extension
+holding the whole record as JSON; the zarr store keeps it in its attributes.
+
+``CFKEY`` is the object's *input key*: a token of the steps with their options and
+the object's inputs (ids, file hashes, photometry, redshift). A re-run skips an
+object whose output carries the same key; change an option or a file and the key —
+hence the output — changes.
+
+Examples
+--------
+>>> v = versions()
+>>> sorted(v)[:3]
+['astropy', 'campfire', 'dask']
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import os
+import pathlib
+import platform
+from typing import Any, Iterable, Sequence
+
+from dask.base import tokenize
+
+__all__ = ["versions", "catalog_state", "steps_token", "object_key", "fits_cards", "build_provenance", "file_sha256"]
+
+
+def versions() -> dict[str, str]:
+    """Versions of campfire and the libraries that shape results."""
+    import astropy
+    import dask
+    import numpy
+
+    import campfire
+
+    out = {"campfire": campfire.__version__, "dask": dask.__version__, "numpy": numpy.__version__,
+           "astropy": astropy.__version__, "python": platform.python_version()}
+    for mod in ("distributed", "zarr", "scipy"):
+        try:
+            out[mod] = __import__(mod).__version__
+        except ImportError:  # optional: recorded only when present
+            pass
+    try:
+        from campfire.tasks._jit import numba_available
+
+        if numba_available():
+            import numba
+
+            out["numba"] = numba.__version__
+    except ImportError:
+        pass
+    return out
+
+
+def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def catalog_state(cf) -> dict[str, Any]:
+    """``last_synced``, catalog metadata and the catalog file's sha256 (local archives)."""
+    state: dict[str, Any] = {"data_dir": str(cf.data_dir), "base_url": cf.base_url}
+    if cf.is_local:
+        cat = cf.local_catalog
+        state["last_synced"] = cf.last_synced
+        for key in ("catalog_version", "owner", "built_with", "schema_version"):
+            value = cat.meta(key)
+            if value is not None:
+                state[key] = value
+        db = pathlib.Path(cf.data_dir) / "meta" / "campfire.db"
+        if db.exists():
+            state["catalog_sha256"] = file_sha256(db)
+    return state
+
+
+def steps_token(workflow) -> str:
+    """A token of the steps and their options (what every output depends on besides its inputs)."""
+    return tokenize([(s.name, sorted(s.options.items(), key=str)) for s in workflow.steps])
+
+
+def object_key(steps: str, refs: Sequence) -> str:
+    """The input key of one object's outputs: steps + its inputs' identities and hashes."""
+    return tokenize(steps, sorted((r.token_parts() for r in refs), key=lambda t: t[0]))
+
+
+def population_key(steps: str, name: str, object_keys: Iterable[str]) -> str:
+    return tokenize(steps, name, sorted(object_keys))
+
+
+def build_provenance(workflow, cf, archive: str, refs: Sequence, *, started: str | None = None) -> dict[str, Any]:
+    """The run's provenance record (JSON-friendly)."""
+    return {
+        "workflow": {"name": workflow.name, "path": os.path.abspath(workflow.path) if workflow.path else None,
+                     "sha256": workflow.sha256, "text": workflow.text},
+        "archive": archive,
+        "selection": workflow.selection,
+        "steps": [{"name": s.name, "options": s.options} for s in workflow.steps],
+        "catalog": catalog_state(cf),
+        "inputs": {r.spectrum_id: r.file_hash for r in refs},
+        "versions": versions(),
+        "created": started or _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def fits_cards(prov: dict[str, Any], key: str, inputs: Sequence[tuple[str, str]]) -> dict[str, Any]:
+    """Primary-header cards (≤ 8-character keys, ≤ 68-character strings) of an output file."""
+    cat = prov.get("catalog", {})
+    ver = prov.get("versions", {})
+    cards: dict[str, Any] = {
+        "WFNAME": str(prov["workflow"]["name"])[:68],
+        "WFSHA": prov["workflow"]["sha256"],
+        "CATSYNC": str(cat.get("last_synced") or "")[:68],
+        "CATVER": str(cat.get("catalog_version") or "")[:68],
+        "CATSHA": str(cat.get("catalog_sha256") or ""),
+        "CFVER": ver.get("campfire", ""),
+        "DASKVER": ver.get("dask", ""),
+        "NPVER": ver.get("numpy", ""),
+        "CFKEY": key,
+        "NINPUT": len(inputs),
+    }
+    for i, (sid, sha) in enumerate(inputs[:99], start=1):
+        cards[f"INSPEC{i}"] = str(sid)[:68]
+        cards[f"INHASH{i}"] = str(sha or "")
+    return cards
