@@ -25,6 +25,7 @@ __all__ = [
     "Visibility",
     "connect",
     "create_catalog",
+    "finalize_catalog",
     "OBJECT_COLUMNS",
     "SPECTRUM_COLUMNS",
     "objects_table",
@@ -139,6 +140,16 @@ def create_catalog(path: str | os.PathLike, owner: str) -> sqlite3.Connection:
     conn.execute("INSERT OR IGNORE INTO archive_meta (key, value) VALUES ('owner', ?)", (owner,))
     conn.commit()
     return conn
+
+
+def finalize_catalog(conn: sqlite3.Connection) -> None:
+    """Refresh the query planner's statistics after a bulk load (build, sync).
+
+    Without them SQLite cannot tell that ``object_aggregates.visibility`` has a few
+    values, and drives cone searches from the wrong table (seconds instead of ms).
+    """
+    conn.execute("ANALYZE")
+    conn.commit()
 
 
 def _convert(values: Sequence, dtype: str) -> np.ndarray:

@@ -47,6 +47,8 @@ CREATE TABLE IF NOT EXISTS objects (
 );
 CREATE INDEX IF NOT EXISTS objects_field ON objects (field);
 CREATE INDEX IF NOT EXISTS objects_redshift ON objects (redshift);
+-- field + redshift drive the common science selections from objects into spectra
+CREATE INDEX IF NOT EXISTS objects_field_redshift ON objects (field, redshift);
 CREATE INDEX IF NOT EXISTS objects_updated ON objects (updated_at);
 
 -- cone search index: id = objects.rowid, boxes in degrees
