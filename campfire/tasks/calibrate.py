@@ -1,0 +1,468 @@
+"""Flux calibration of spectra against broadband photometry (slit-loss correction).
+
+The multiplier M(λ) is a Chebyshev series in the scaled wavelength
+x = 2(λ − λ_min)/(λ_max − λ_min) − 1 over the spectrum's valid range (a constant for
+``method='flat'``). It is fitted by weighted linear least squares so that the
+synthetic photometry of the calibrated spectrum matches the observed photometry:
+
+    F_b ≈ <M · f_ν>_b = Σ_k c_k <T_k(x) · f_ν>_b
+
+where <·>_b is the photon-counting band average of :mod:`campfire.tasks.synphot`.
+Dividing by the synthetic flux S_b = <f_ν>_b shows this is the fit of the observed /
+synthetic band ratios r_b = F_b / S_b by the f_ν-weighted band average of M, with
+weights 1/σ_r², σ_r² = (σ_F² + (r_b σ_S)²) / S_b². For a multiplier that is smooth
+across a band (always, at degree ≤ 3) that is M(λ_pivot) = r_b.
+
+Bands are selected automatically: a band is used when it is a known band
+(:func:`campfire.bands.known_bands`), the spectrum's valid pixels cover it fully
+(≥ 99 % of its photon weight, whole curve inside the valid range), its photometric
+S/N ≥ ``min_snr``, and its synthetic flux is positive with S/N ≥ ``min_snr``. An
+explicit ``bands`` list restricts the candidates (each must be in the photometry).
+
+**Degree.** ``degree`` is the largest degree tried. A Chebyshev series of degree d
+has d + 1 coefficients, so with n < d + 1 usable bands the largest degree is n − 1
+(down to a constant with one band). Among degrees 0 … max the fit keeps the one
+with the smallest χ² + 4·(d + 1): a coefficient must lower χ² by 4 (2σ) to be kept,
+so bands with noisy ratios (a red object's faint blue bands) cannot make an exactly
+determined polynomial swing between them; with precise photometry the full degree
+is used. Degrees whose multiplier would not stay positive over the spectrum's range
+are skipped. With no usable band a ValidationError names every candidate and why it
+was rejected. ``result.degree`` is the degree actually used.
+
+Band weights on a spectrum's grid are computed once per grid and cached (one
+matrix, all bands), so a PRISM spectrum with 8 bands calibrates in ≲1 ms.
+"""
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+
+from campfire.bands import get_band, known_bands
+from campfire.errors import ValidationError
+from campfire.models import Photometry, SpectrumData
+from campfire.tasks.synphot import band_weights
+
+__all__ = [
+    "CALIBRATION_METHODS",
+    "CalibrationResult",
+    "CalibrateAndStackResult",
+    "calibrate_to_photometry",
+    "calibrate_and_stack",
+    "select_bands",
+]
+
+CALIBRATION_METHODS = ("chebyshev", "flat")
+MIN_COVERAGE = 0.99
+DEGREE_PENALTY = 4.0  # χ² a Chebyshev coefficient must gain to be kept (≈ 2σ): see the module notes
+
+
+@dataclass(repr=False, eq=False)
+class CalibrationResult:
+    """The outcome of :func:`calibrate_to_photometry`.
+
+    Attributes
+    ----------
+    spectrum : SpectrumData
+        Calibrated spectrum (f_ν and error × multiplier).
+    original : SpectrumData
+        The input, unchanged.
+    multiplier : numpy.ndarray
+        M(λ) on ``original.wavelength``.
+    bands_used : list of str
+        Bands that entered the fit.
+    method, degree, coefficients, domain
+        The fitted model: Chebyshev coefficients in x scaled over ``domain`` [μm].
+    ratios : dict
+        {band: (observed/synthetic ratio, its error)} of the bands used.
+    rejected : dict
+        {band: reason} of the candidates that were not used.
+    chi2 : float
+        χ² of the fit over the bands used.
+    photometry : Photometry
+        What the spectrum was calibrated against.
+    """
+
+    spectrum: SpectrumData
+    original: SpectrumData
+    multiplier: np.ndarray
+    bands_used: list[str]
+    method: str = "chebyshev"
+    degree: int = 0
+    coefficients: np.ndarray = field(default_factory=lambda: np.ones(1))
+    domain: tuple[float, float] = (0.0, 1.0)
+    ratios: dict = field(default_factory=dict)
+    rejected: dict = field(default_factory=dict)
+    chi2: float = float("nan")
+    photometry: Photometry | None = None
+
+    def evaluate(self, wavelength) -> np.ndarray:
+        """The multiplier at any wavelength [μm] (the same Chebyshev series)."""
+        from numpy.polynomial import chebyshev
+
+        lo, hi = self.domain
+        x = 2.0 * (np.asarray(wavelength, float) - lo) / (hi - lo) - 1.0
+        return chebyshev.chebval(x, self.coefficients)
+
+    def plot(self, ax=None, **kwargs):
+        """Diagnostic matplotlib figure (spectrum before/after, photometry, multiplier)."""
+        from campfire.quicklook import plot_calibration
+
+        return plot_calibration(self, ax=ax, **kwargs)
+
+    def __repr__(self) -> str:
+        return (
+            f"CalibrationResult({self.original.spectrum_id or '?'}, {self.method}, degree={self.degree}, "
+            f"bands={self.bands_used}, chi2={self.chi2:.2f})"
+        )
+
+
+@dataclass(repr=False, eq=False)
+class CalibrateAndStackResult:
+    """The outcome of :func:`calibrate_and_stack`: ``spectrum`` (the stack),
+    ``calibrations`` (one CalibrationResult per input), ``input_spectra`` (the
+    calibrated inputs before stacking) and the ``photometry`` used."""
+
+    spectrum: SpectrumData
+    calibrations: list[CalibrationResult]
+    input_spectra: list[SpectrumData]
+    photometry: Photometry | None = None
+
+    def plot(self, **kwargs):
+        """3-panel diagnostic: inputs + photometry, multipliers, calibrated inputs + stack."""
+        from campfire.quicklook import plot_calibrate_and_stack
+
+        return plot_calibrate_and_stack(self, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"CalibrateAndStackResult({self.spectrum!r}, {len(self.calibrations)} calibrations)"
+
+
+# ----------------------------------------------------------------------------------
+# band weights on a grid: one matrix for all bands, cached per grid
+# ----------------------------------------------------------------------------------
+@functools.lru_cache(maxsize=128)
+def _band_matrix_cached(bands: tuple[str, ...], wave_bytes: bytes):
+    wave = np.frombuffer(wave_bytes, dtype=float)
+    mat = np.empty((len(bands), wave.size))
+    support = np.empty((len(bands), 2))
+    for i, name in enumerate(bands):
+        band = get_band(name)
+        mat[i] = band_weights(wave, band)
+        support[i] = band.support()
+    mat.setflags(write=False)
+    support.setflags(write=False)
+    return mat, support
+
+
+def _band_matrix(wave: np.ndarray, bands: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """(n_bands × n_pixels) photon weights T Δλ/λ and each band's (lo, hi) support."""
+    return _band_matrix_cached(tuple(bands), np.ascontiguousarray(wave, float).tobytes())
+
+
+def _as_spectrum(spec) -> SpectrumData:
+    if isinstance(spec, SpectrumData):
+        return spec
+    if hasattr(spec, "open") and callable(spec.open):
+        return spec.open()
+    raise ValidationError(f"spec: expected a SpectrumData or Spectrum, got {type(spec).__name__}")
+
+
+def _check_photometry(photometry) -> Photometry:
+    if photometry is None or not all(hasattr(photometry, a) for a in ("bands", "flux", "flux_err")):
+        raise ValidationError(
+            f"photometry: expected a Photometry (bands, flux, flux_err in μJy), got {type(photometry).__name__}"
+        )
+    return photometry
+
+
+def _synthetic(mat: np.ndarray, f: np.ndarray, e: np.ndarray, valid: np.ndarray):
+    w = mat * valid
+    den = w.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        flux = (w @ np.where(valid, f, 0.0)) / den
+        err = np.sqrt((w * w) @ np.where(valid, e, 0.0) ** 2) / den
+    return flux, err, w, den
+
+
+def select_bands(spec: SpectrumData, photometry: Photometry, bands: Sequence[str] | None = None,
+                 min_snr: float = 0.5) -> tuple[list[str], dict[str, str]]:
+    """The bands a calibration would use, and {band: reason} for the others.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from campfire.models import Photometry, SpectrumData
+    >>> w = np.linspace(0.6, 5.3, 800)
+    >>> spec = SpectrumData(w, np.ones(800), np.full(800, 0.1))
+    >>> phot = Photometry(['f090w', 'f444w', 'f606w'], [1, 1, 1], [0.1, 5.0, 0.1], [0.9, 4.4, 0.59])
+    >>> used, why = select_bands(spec, phot)
+    >>> used, sorted(why)
+    (['f090w'], ['f444w', 'f606w'])
+    """
+    phot = _check_photometry(photometry)
+    used, rejected = _select(spec, phot, bands, min_snr)[:2]
+    return used, rejected
+
+
+def _select(spec: SpectrumData, phot: Photometry, bands, min_snr):
+    known = set(known_bands())
+    if bands is None:
+        candidates = list(phot.bands)
+    else:
+        if isinstance(bands, str):
+            bands = [bands]
+        candidates = []
+        for b in bands:
+            key = str(b).lower()
+            if key not in phot:
+                raise ValidationError(f"bands: {b!r} is not in the photometry; its bands: {', '.join(phot.bands)}")
+            get_band(key)  # unknown curves → ValidationError listing the known bands
+            candidates.append(key)
+    rejected: dict[str, str] = {}
+    cands = []
+    for b in candidates:
+        if b not in known:
+            rejected[b] = "no transmission curve (unknown band)"
+        else:
+            cands.append(b)
+    wave = spec.wavelength
+    valid = spec.valid & np.isfinite(wave)
+    if valid.sum() < 2 or not cands:
+        for b in cands:
+            rejected[b] = "spectrum has no valid pixels"
+        return [], rejected, None
+    mat, support = _band_matrix(np.where(np.isfinite(wave), wave, 0.0), cands)
+    wlo, whi = wave[valid].min(), wave[valid].max()
+    flux_s, err_s, w, den = _synthetic(mat, spec.fnu, spec.fnu_err, valid)
+    total = mat.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cover = np.where(total > 0, den / total, 0.0)
+    used = []
+    for i, b in enumerate(cands):
+        pf, pe = phot[b].flux, phot[b].flux_err
+        lo, hi = support[i]
+        if lo < wlo or hi > whi or not cover[i] >= MIN_COVERAGE:
+            rejected[b] = f"not fully covered ({lo:.3f}-{hi:.3f} μm; spectrum valid {wlo:.3f}-{whi:.3f} μm, " \
+                          f"{min(cover[i], 1.0):.0%} of the band on valid pixels)"
+        elif not (np.isfinite(pf) and np.isfinite(pe) and pe > 0 and pf / pe >= min_snr):
+            rejected[b] = f"photometric S/N {pf / pe if pe else float('nan'):.2f} < min_snr {min_snr}"
+        elif not (flux_s[i] > 0 and err_s[i] > 0 and flux_s[i] / err_s[i] >= min_snr):
+            rejected[b] = f"synthetic flux {flux_s[i]:.3g} ± {err_s[i]:.2g} μJy: not positive at S/N ≥ {min_snr}"
+        else:
+            used.append(i)
+    return [cands[i] for i in used], rejected, (mat[used], flux_s[used], err_s[used], valid, wlo, whi)
+
+
+def calibrate_to_photometry(
+    spec,
+    photometry: Photometry,
+    method: str = "chebyshev",
+    bands: Sequence[str] | None = None,
+    degree: int = 3,
+    min_snr: float = 0.5,
+) -> CalibrationResult:
+    """Fit a smooth multiplier so the spectrum's synthetic photometry matches the photometry.
+
+    Parameters
+    ----------
+    spec : SpectrumData or Spectrum
+        The spectrum (a :class:`~campfire.models.Spectrum` is opened).
+    photometry : Photometry
+        Observed band fluxes [μJy] (``obj.photometry``).
+    method : {'chebyshev', 'flat'}
+        Chebyshev series in scaled wavelength, or one constant.
+    bands : list of str, optional
+        Restrict the candidate bands (default: every band of the photometry).
+    degree : int
+        Largest Chebyshev degree (a lower one is used when there are too few bands or
+        the extra terms are not significant; see the module notes).
+    min_snr : float
+        Minimum S/N of a band's photometry and of its synthetic flux.
+
+    Returns
+    -------
+    CalibrationResult
+        ``.spectrum``, ``.original``, ``.multiplier``, ``.bands_used``, ``.plot()``, ...
+
+    Raises
+    ------
+    ValidationError
+        Unknown method, bad degree/min_snr, a requested band missing from the
+        photometry, or no usable band (the message lists each band and why).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from campfire.models import Photometry, SpectrumData
+    >>> w = np.linspace(0.6, 5.3, 800)
+    >>> spec = SpectrumData(w, np.ones(800), np.full(800, 0.05), spectrum_id='s')
+    >>> phot = Photometry(['f115w', 'f200w', 'f356w', 'f444w'], [2.0, 2.0, 2.0, 2.0], [0.1] * 4,
+    ...                   [1.15, 1.99, 3.57, 4.40])
+    >>> result = calibrate_to_photometry(spec, phot, method='flat')
+    >>> round(float(result.multiplier[0]), 6), result.bands_used
+    (2.0, ['f115w', 'f200w', 'f356w', 'f444w'])
+    """
+    from numpy.polynomial import chebyshev
+
+    key = str(method).lower() if isinstance(method, str) else method
+    if key not in CALIBRATION_METHODS:
+        raise ValidationError(f"method: expected 'chebyshev' or 'flat', got {method!r}")
+    if isinstance(degree, bool) or not isinstance(degree, (int, np.integer)) or not 0 <= degree <= 10:
+        raise ValidationError(f"degree: expected an integer 0-10, got {degree!r}")
+    try:
+        snr = float(min_snr)
+    except (TypeError, ValueError):
+        raise ValidationError(f"min_snr: expected a number ≥ 0, got {min_snr!r}") from None
+    if not (np.isfinite(snr) and snr >= 0):
+        raise ValidationError(f"min_snr: expected a number ≥ 0, got {min_snr!r}")
+    phot = _check_photometry(photometry)
+    spec = _as_spectrum(spec)
+
+    used, rejected, fitdata = _select(spec, phot, bands, snr)
+    if not used:
+        why = "; ".join(f"{b}: {r}" for b, r in rejected.items()) or "the photometry has no bands"
+        raise ValidationError(
+            f"bands: no usable band to calibrate {spec.spectrum_id or 'the spectrum'} against "
+            f"(need full coverage and S/N ≥ {snr}): {why}"
+        )
+    mat, synth, synth_err, valid, wlo, whi = fitdata
+    obs = np.array([phot[b].flux for b in used])
+    obs_err = np.array([phot[b].flux_err for b in used])
+    ratio = obs / synth
+    sigma = np.sqrt(obs_err**2 + (ratio * synth_err) ** 2)  # error of F_b − model_b
+
+    wave = spec.wavelength
+    fin = np.isfinite(wave)
+    x = np.where(fin, 2.0 * (wave - wlo) / (whi - wlo) - 1.0, 0.0)
+    max_deg = 0 if key == "flat" else min(int(degree), len(used) - 1)
+    fz = np.where(valid, spec.fnu, 0.0)
+    wv = mat * valid
+    den = wv.sum(axis=1)
+    xv = x[valid]
+    best = None
+    for deg in range(max_deg + 1):
+        basis = chebyshev.chebvander(x, deg)  # (n, deg+1)
+        design_d = (wv @ (fz[:, None] * basis)) / den[:, None]  # <T_k f>_b
+        coef_d, *_ = np.linalg.lstsq(design_d / sigma[:, None], obs / sigma, rcond=None)
+        # the multiplier must stay positive over the valid range (a high degree
+        # extrapolating past the outermost bands can dive through zero)
+        if deg > 0 and not np.all(chebyshev.chebval(xv, coef_d) > 0):
+            continue
+        chi2_d = float(np.sum(((obs - design_d @ coef_d) / sigma) ** 2))
+        # each coefficient must pay for itself: χ² + penalty·(d+1) (noisy bands would
+        # otherwise make an exactly-determined polynomial swing between them)
+        score = chi2_d + DEGREE_PENALTY * (deg + 1)
+        if best is None or score < best[0]:
+            best = (score, deg, coef_d, design_d, chi2_d)
+    _, deg, coef, design, chi2 = best
+    mult = np.where(fin, chebyshev.chebval(x, coef), np.nan)
+    ratio_err = sigma / synth
+    calibrated = spec.copy(fnu=spec.fnu * mult, fnu_err=spec.fnu_err * mult)
+    calibrated.meta["calibration"] = {
+        "method": key, "degree": deg, "bands": list(used), "coefficients": coef.tolist(),
+        "domain": [float(wlo), float(whi)], "chi2": chi2,
+    }
+    return CalibrationResult(
+        spectrum=calibrated,
+        original=spec,
+        multiplier=mult,
+        bands_used=list(used),
+        method=key,
+        degree=deg,
+        coefficients=coef,
+        domain=(float(wlo), float(whi)),
+        ratios={b: (float(r), float(re)) for b, r, re in zip(used, ratio, ratio_err)},
+        rejected=rejected,
+        chi2=chi2,
+        photometry=phot,
+    )
+
+
+def _inputs(spectra) -> list[SpectrumData]:
+    from campfire.models import Spectrum, SpectrumCollection
+
+    if isinstance(spectra, (SpectrumData, Spectrum)):
+        spectra = [spectra]
+    if not isinstance(spectra, (SpectrumCollection, list, tuple)) and not hasattr(spectra, "__iter__"):
+        raise ValidationError(
+            f"spectra: expected a SpectrumCollection, a list of Spectrum or of SpectrumData, got {type(spectra).__name__}"
+        )
+    out = []
+    for s in spectra:
+        out.append(_as_spectrum(s))
+    if not out:
+        raise ValidationError("spectra: nothing to calibrate and stack (empty input)")
+    return out
+
+
+def calibrate_and_stack(
+    spectra,
+    photometry: Photometry | None = None,
+    method: str = "chebyshev",
+    stacking_method: str = "weighted_mean",
+    object_id: str | None = None,
+    *,
+    bands: Sequence[str] | None = None,
+    degree: int = 3,
+    min_snr: float = 0.5,
+    wavelength_grid=None,
+) -> CalibrateAndStackResult:
+    """Per-spectrum calibration → resample → stack, in one call.
+
+    Parameters
+    ----------
+    spectra : SpectrumCollection, list of Spectrum, or list of SpectrumData
+        The inputs (Spectrum rows are opened).
+    photometry : Photometry
+        Needed: the photometry every input is calibrated against (``obj.photometry``).
+        To stack without calibrating, use :func:`~campfire.tasks.stack.stack_spectra`.
+    method : {'chebyshev', 'flat'}
+        Calibration model (see :func:`calibrate_to_photometry`).
+    stacking_method : {'weighted_mean', 'median', 'mean'}
+        How the calibrated inputs are combined.
+    object_id : str, optional
+        Stored on the stack.
+    bands, degree, min_snr
+        Passed to :func:`calibrate_to_photometry`.
+    wavelength_grid : array_like, optional
+        Stack grid; default the grid of the input with the most pixels.
+
+    Returns
+    -------
+    CalibrateAndStackResult
+        ``.spectrum`` (the stack), ``.calibrations``, ``.input_spectra`` (calibrated
+        inputs before stacking), ``.plot()`` (3-panel diagnostic).
+
+    Examples
+    --------
+    >>> result = calibrate_and_stack(obj.spectra[obj.spectra.grating == 'PRISM'],  # doctest: +SKIP
+    ...                              photometry=obj.photometry, object_id=obj.object_id)
+    >>> result.spectrum  # doctest: +SKIP
+    SpectrumData(ember_uds_p4_123456_stack, PRISM, 1024 pixels, 0.60-5.30 μm)
+    """
+    from campfire.tasks.stack import _check_method, stack_spectra
+
+    _check_method(stacking_method)
+    if photometry is None:
+        raise ValidationError(
+            "photometry: calibrate_and_stack needs the photometry to calibrate against (e.g. obj.photometry); "
+            "use stack_spectra to stack without calibrating"
+        )
+    inputs = _inputs(spectra)
+    calibrations = []
+    for spec in inputs:
+        try:
+            calibrations.append(
+                calibrate_to_photometry(spec, photometry, method=method, bands=bands, degree=degree, min_snr=min_snr)
+            )
+        except ValidationError as err:
+            raise ValidationError(f"spectra: cannot calibrate {spec.spectrum_id or 'an input'}: {err}") from err
+    calibrated = [c.spectrum for c in calibrations]
+    oid = object_id or next((s.object_id for s in inputs if s.object_id), None)
+    stack = stack_spectra(calibrated, method=stacking_method, wavelength_grid=wavelength_grid, object_id=oid)
+    stack.meta["calibration"] = {"method": str(method).lower(), "bands": sorted({b for c in calibrations
+                                                                                for b in c.bands_used})}
+    return CalibrateAndStackResult(stack, calibrations, calibrated, _check_photometry(photometry))
