@@ -14,10 +14,15 @@ from campfire.flags import DQFlags, decode_flags, encode_flags, list_flags
 from campfire.lines import EMISSION_LINES, convert_flux_units, get_emission_lines
 from campfire.models import Object, Photometry, Spectrum, SpectrumCollection, SpectrumData
 from campfire.client import Campfire
+from campfire.calibration import (
+    CalibrationResult,
+    calibrate_and_stack,
+    calibrate_to_photometry,
+    resample_flux,
+    stack_spectra,
+    synthetic_photometry,
+)
 from campfire.tasks.redshift import fit_redshift
-from campfire.tasks.resample import resample_flux
-from campfire.tasks.stack import stack_spectra
-from campfire.tasks.synphot import synthetic_photometry
 
 __version__ = "0.1.0"
 
