@@ -64,9 +64,9 @@ def layer_name(step: str, parent: str | None, params: Any) -> str:
     return f"{step}-{tokenize(parent, step, params)}"
 
 
-def bind(func: Callable, /, **params) -> Callable:
-    """``func`` with its resolved keyword parameters bound (a picklable partial)."""
-    return functools.partial(func, **params) if params else func
+def bind(func: Callable, /, *args, **params) -> Callable:
+    """``func`` with its resolved parameters bound (a picklable partial)."""
+    return functools.partial(func, *args, **params) if (args or params) else func
 
 
 def source_layer(name: str, batches: Iterable[Sequence[Any]], make: Callable) -> dict[Hashable, Any]:

@@ -142,7 +142,7 @@ class LazySpectra(DaskMethodsMixin):
     """
 
     def __init__(self, dsk: HighLevelGraph, name: str, parts, *, stage: str, grid=None, errors: str = "raise",
-                 raw: bool = False, steps: tuple = (), kind: str = "spectra", selection: Any = None):
+                 raw: bool = False, steps: tuple = (), kind: str = "spectra", selection: Any = None, client=None):
         if not isinstance(dsk, HighLevelGraph):
             dsk = HighLevelGraph.from_collections(name, dsk, dependencies=[])
         self.dask = dsk
@@ -155,6 +155,8 @@ class LazySpectra(DaskMethodsMixin):
         self.steps = tuple(steps)
         self.kind = kind
         self.selection = selection
+        # the Campfire client the selection came from: fetches server files in ``download``
+        self.client = client
 
     # -------------------------------------------------------------- dask collection protocol
     def __dask_graph__(self) -> HighLevelGraph:
@@ -184,7 +186,7 @@ class LazySpectra(DaskMethodsMixin):
 
     def _like(self, dsk, name, **changes) -> "LazySpectra":
         kw = dict(stage=self.stage, grid=self.grid, errors=self.errors, raw=self.raw, steps=self.steps,
-                  kind=self.kind, selection=self.selection)
+                  kind=self.kind, selection=self.selection, client=self.client)
         parts = changes.pop("parts", self.parts)
         kw.update(changes)
         return LazySpectra(dsk, name, parts, **kw)
@@ -222,7 +224,7 @@ class LazySpectra(DaskMethodsMixin):
     # ---------------------------------------------------------------------------- constructors
     @classmethod
     def from_refs(cls, refs: Iterable[B.SpectrumRef], *, batch_size: int | None = None, errors: str = "raise",
-                  selection: Any = None) -> "LazySpectra":
+                  selection: Any = None, client=None) -> "LazySpectra":
         """A collection over explicit references (local paths or fsspec URLs, in-memory data).
 
         Examples
@@ -241,7 +243,7 @@ class LazySpectra(DaskMethodsMixin):
         name = f"select-{token}"
         dsk = builders.source_layer(name, batches, _make_items)
         graph = HighLevelGraph.from_collections(name, dsk, dependencies=[])
-        return cls(graph, name, batches, stage="refs", errors=errors, selection=selection)
+        return cls(graph, name, batches, stage="refs", errors=errors, selection=selection, client=client)
 
     @classmethod
     def from_spectra(cls, spectra, *, batch_size: int | None = None, errors: str = "raise",
@@ -250,8 +252,11 @@ class LazySpectra(DaskMethodsMixin):
         from campfire.graphs.selection import refs_from_spectra
 
         spectra = list(spectra)
+        client = next((c for c in (getattr(getattr(s, "_opener", None), "__self__", None) for s in spectra)
+                       if c is not None), None)
         return cls.from_refs(refs_from_spectra(spectra, storage_root=storage_root), batch_size=batch_size,
-                             errors=errors, selection={"spectrum_ids": [s.spectrum_id for s in spectra]})
+                             errors=errors, selection={"spectrum_ids": [s.spectrum_id for s in spectra]},
+                             client=client)
 
     @classmethod
     def from_data(cls, spectra: Iterable[SpectrumData], *, photometry: Photometry | None = None,
@@ -292,7 +297,7 @@ class LazySpectra(DaskMethodsMixin):
         build_query("spectra", **filters)  # validate once, with the reference's messages
         rows = list(cf.iter_spectra(remote=remote, **filters))
         refs = refs_from_rows(cf, rows, storage_root=storage_root)
-        return cls.from_refs(refs, batch_size=batch_size, errors=errors, selection=dict(filters))
+        return cls.from_refs(refs, batch_size=batch_size, errors=errors, selection=dict(filters), client=cf)
 
     @classmethod
     def concat(cls, collections: Sequence["LazySpectra"]) -> "LazySpectra":
@@ -340,25 +345,24 @@ class LazySpectra(DaskMethodsMixin):
     def download(self) -> "LazySpectra":
         """Make every file readable by the workers: check local/fsspec paths, fetch server files.
 
-        Files on a server are streamed to a temporary file, verified against the catalog's
-        sha256 and renamed (``campfire.transfer``); retries and timeouts come from
-        ``campfire.download.*``, resolved now.
+        Files on a server are streamed to a ``.part`` file (resumed with HTTP Range),
+        verified against the catalog's sha256, renamed into ``<data_dir>/<fits_path>`` and
+        recorded in the client's ``local_files`` (:func:`campfire.transfer.fetch_spectrum`).
+        Local paths and fsspec URLs are only checked: workers read them where they are.
         """
         if self.stage != "refs":
             return self
         download = None
-        opts: dict[str, Any] = {}
         if any(r.url.startswith(("http://", "https://")) for r in self.refs):
-            from campfire.transfer import download_one
+            if self.client is None:
+                raise ValidationError("download: server files need the Campfire client they came from "
+                                      "(build the collection with cf.lazy_spectra(...))")
+            from campfire.graphs.download import fetch_ref
 
-            download = download_one
-            opts = {
-                "timeout": config.get("download.timeout"),
-                "retries": config.get("download.retries"),
-                "chunk_size": config.get("download.chunk-size"),
-            }
-        params = {"errors": self.errors, "download": download, "download_options": opts}
-        return self._map("download", B.resolve_items, params, (self.errors, opts), stage="path")
+            download = bind(fetch_ref, self.client)
+        params = {"errors": self.errors, "download": download}
+        token = (self.errors, None if self.client is None else (self.client.base_url, str(self.client.data_dir)))
+        return self._map("download", B.resolve_items, params, token, stage="path")
 
     def open(self) -> "LazySpectra":
         """Read each file into a :class:`~campfire.models.SpectrumData` (through fsspec)."""

@@ -86,9 +86,18 @@ def object_info(cf, object_ids: Iterable[str]) -> dict[str, tuple[float, Photome
     return out
 
 
-def _location(cf, row: dict, storage_root: str | None) -> tuple[str, str]:
-    """(url, dest) of a catalog row's file."""
+def _server_url(cf, spectrum_id: str) -> str:
+    from campfire import config
+
+    return f"{cf.base_url}{config.API_PREFIX}/spectra/{spectrum_id}/file"
+
+
+def _location(cf, row: dict, storage_root: str | None, prefer_server: bool = False) -> tuple[str, str]:
+    """(url, dest) of a catalog row's file; ``dest`` (server files) is relative to ``cf.data_dir``."""
     rel = row.get("fits_path") or ""
+    base = getattr(cf, "base_url", None)
+    if prefer_server and base:
+        return _server_url(cf, row["spectrum_id"]), rel
     if storage_root:
         return join_url(storage_root, rel), ""
     local = row.get("local_path") or ""
@@ -96,13 +105,8 @@ def _location(cf, row: dict, storage_root: str | None) -> tuple[str, str]:
         return local, ""
     if cf is not None and getattr(cf, "is_local", False) and rel and (cf.data_dir / rel).exists():
         return str(cf.data_dir / rel), ""
-    base = getattr(cf, "base_url", None)
     if base:
-        from campfire import config
-
-        sid = row["spectrum_id"]
-        dest = str(cf.data_dir / rel) if rel else str(cf.data_dir / "products" / f"{sid}.spec.fits")
-        return f"{base}{config.API_PREFIX}/spectra/{sid}/file", dest
+        return _server_url(cf, row["spectrum_id"]), rel
     if rel and cf is not None:
         # listed in the catalog but not present: the download step reports it per spectrum
         return str(cf.data_dir / rel), ""
@@ -115,13 +119,18 @@ def refs_from_rows(
     *,
     storage_root: str | None = None,
     with_objects: bool = True,
+    prefer_server: bool = False,
 ) -> list[SpectrumRef]:
-    """SpectrumRefs of catalog rows (dicts with the ``query_spectra`` columns)."""
+    """SpectrumRefs of catalog rows (dicts with the ``query_spectra`` columns).
+
+    ``prefer_server`` points every file at the server (``cf.download``); otherwise a
+    local copy wins and the server is the fallback.
+    """
     rows = list(rows)
     info = object_info(cf, (r.get("object_id") or "" for r in rows)) if (with_objects and cf is not None) else {}
     refs = []
     for r in rows:
-        url, dest = _location(cf, r, storage_root)
+        url, dest = _location(cf, r, storage_root, prefer_server)
         z, phot = info.get(r.get("object_id") or "", (math.nan, None))
         refs.append(
             SpectrumRef(

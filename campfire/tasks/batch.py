@@ -60,7 +60,7 @@ class SpectrumRef:
 
     ``url`` is a local path or an fsspec URL (``memory://``, ``s3://``, ``file://``) of the
     FITS file, or an ``http(s)://`` URL of the archive server (then the file is
-    downloaded to ``dest``). ``data`` holds an in-memory spectrum instead of a file.
+    downloaded to ``dest``, a path relative to the client's data directory). ``data`` holds an in-memory spectrum instead of a file.
     ``redshift`` and ``photometry`` are the parent object's, for calibration and
     rest-frame stacks.
     """
@@ -158,15 +158,14 @@ def resolve_items(
     items: Sequence[Item],
     *,
     errors: str = "raise",
-    download: Callable[..., str] | None = None,
-    download_options: dict | None = None,
+    download: Callable[[SpectrumRef], str] | None = None,
 ) -> list[Item]:
     """The *download* step: make each file readable here and put its path in ``value``.
 
     A local path or fsspec URL is checked for existence (an archive root on shared or
-    object storage needs no copy); an ``http(s)://`` URL is fetched with ``download``
-    (``campfire.transfer.download_one(url, dest, expected_sha256, **download_options)``)
-    into ``ref.dest``, verified against ``ref.file_hash``.
+    object storage needs no copy); an ``http(s)://`` URL is fetched with
+    ``download(ref)`` (streamed, verified against ``ref.file_hash``, renamed into
+    place), which returns the local path.
     """
     def one(it: Item) -> Item:
         ref = it.ref
@@ -177,8 +176,7 @@ def resolve_items(
         if ref.url.startswith(("http://", "https://")):
             if download is None:
                 raise CampfireError(f"{ref.spectrum_id}: remote file but no downloader configured")
-            path = download(ref.url, ref.dest, ref.file_hash or None, **(download_options or {}))
-            return replace(it, value=str(path))
+            return replace(it, value=str(download(ref)))
         import fsspec.core
 
         fs, path = fsspec.core.url_to_fs(ref.url)

@@ -377,7 +377,7 @@ def _run(wf, deployment, *, scheduler, workers, dry_run, force, output, progress
 
     # ---- the plan
     fetch = [r for r in todo_refs if r.url.startswith(("http://", "https://"))
-             and not (r.dest and os.path.exists(r.dest))]
+             and not (r.dest and (pathlib.Path(cf.data_dir) / r.dest).exists())]
     plan = {
         "workflow": wf.path, "archive": archive_label, "selection": wf.selection,
         "objects": {"total": len(objects), "todo": len({r.object_id for r in todo_refs}), "skipped": len(done)},
