@@ -139,8 +139,12 @@ class Campfire:
         stale_only: bool = False,
         max_workers: int = 4,
     ) -> dict[str, Any]:
-        """Download FITS files of the synced catalog (requires a prior ``sync()``)."""
-        from campfire.transfer import download_files
+        """Download FITS files of the synced catalog (requires a prior ``sync()``).
+
+        Builds the same download graph as a workflow (``LazySpectra.download``) and
+        computes it on ``max_workers`` threads (:mod:`campfire.graphs.download`).
+        """
+        from campfire.graphs.download import download_files
 
         if not self.is_local:
             raise CampfireError("download() needs a synced catalog: run cf.sync() (or `campfire sync`) first")
