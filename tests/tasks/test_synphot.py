@@ -81,3 +81,37 @@ def test_uncovered_and_unknown_bands_raise():
         synthetic_photometry(short, np.ones(short.size), np.ones(short.size), "f444w")
     with pytest.raises(ValidationError, match="known bands"):
         synthetic_photometry(WAVE, np.ones(WAVE.size), np.ones(WAVE.size), "irac1")
+
+
+@pytest.fixture
+def demo(request) -> pathlib.Path:
+    try:
+        return pathlib.Path(request.getfixturevalue("demo_root"))
+    except pytest.FixtureLookupError:
+        pytest.skip("the demo_root fixture is not available")
+
+
+def test_demo_seds_match_independent_integration(demo):
+    """True demo SEDs (narrow lines, breaks, IGM) through every shipped band: our
+    pixel-weight integration agrees with a trapezoid on the union of the SED and filter
+    grids (both linearly interpolated; the filter grid alone would step over 150 km/s
+    lines) to 0.1% of the band flux (measured ≤ 0.01%)."""
+    import sqlite3
+
+    from campfire.demo import truth
+
+    db = sqlite3.connect(f"file:{demo / 'meta' / 'campfire.db'}?mode=ro", uri=True)
+    oids = [r[0] for r in db.execute("select object_id from truth_objects order by object_id limit 25")]
+    bands = [b for b in known_bands() if get_band(b).support()[0] > 0.31 and get_band(b).support()[1] < 5.59]
+    worst = 0.0
+    for oid in oids:
+        sed = truth.true_sed(demo, oid)
+        wave, fnu = sed["wave"], sed["fnu"].astype(float)
+        for band in bands:
+            b = get_band(band)
+            ours = synthetic_photometry(wave, fnu, np.full(wave.size, 1e-3), band)[0]
+            lam = np.union1d(b.wavelength, wave[(wave > b.wavelength[0]) & (wave < b.wavelength[-1])])
+            ref = _independent(lam, np.interp(lam, b.wavelength, b.throughput), lambda l: np.interp(l, wave, fnu))
+            scale = max(abs(ref), np.median(np.abs(fnu)) * 1e-3)  # faint bands below a Lyman break
+            worst = max(worst, abs(ours - ref) / scale)
+    assert worst < 1e-3
