@@ -244,9 +244,11 @@ def _select(spec: SpectrumData, phot: Photometry, bands, min_snr):
     for i, b in enumerate(cands):
         pf, pe = phot[b].flux, phot[b].flux_err
         lo, hi = support[i]
-        if lo < wlo or hi > whi or not cover[i] >= MIN_COVERAGE:
-            rejected[b] = f"not fully covered ({lo:.3f}-{hi:.3f} μm; spectrum valid {wlo:.3f}-{whi:.3f} μm, " \
-                          f"{min(cover[i], 1.0):.0%} of the band on valid pixels)"
+        if lo < wlo or hi > whi:
+            rejected[b] = f"not fully covered (band {lo:.3f}-{hi:.3f} μm reaches past the spectrum's valid " \
+                          f"{wlo:.3f}-{whi:.3f} μm)"
+        elif not cover[i] >= MIN_COVERAGE:
+            rejected[b] = f"not fully covered (only {max(cover[i], 0.0):.0%} of the band's weight on valid pixels)"
         elif not (np.isfinite(pf) and np.isfinite(pe) and pe > 0 and pf / pe >= min_snr):
             rejected[b] = f"photometric S/N {pf / pe if pe else float('nan'):.2f} < min_snr {min_snr}"
         elif not (flux_s[i] > 0 and err_s[i] > 0 and flux_s[i] / err_s[i] >= min_snr):
