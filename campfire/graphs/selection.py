@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import os
+from dataclasses import replace
 from typing import Any, Iterable, Sequence
 
 from campfire.errors import CampfireError, ValidationError
@@ -165,4 +166,17 @@ def refs_from_spectra(spectra: Iterable[Spectrum], *, storage_root: str | None =
         if cf is not None:
             break
     rows = [s.as_dict() for s in spectra]
-    return refs_from_rows(cf, rows, storage_root=storage_root, with_objects=cf is not None)
+    refs = []
+    for s, row in zip(spectra, rows):
+        try:
+            refs.extend(refs_from_rows(cf, [row], storage_root=storage_root, with_objects=False))
+        except CampfireError:
+            # a row with no file and no client (an in-memory opener): opened here, travels as data
+            data = s.open()
+            refs.append(SpectrumRef(spectrum_id=s.spectrum_id, object_id=s.object_id or (data.object_id or ""),
+                                    grating=s.grating, data=data))
+    if cf is not None:
+        info = object_info(cf, (r.object_id for r in refs))
+        refs = [replace(r, redshift=info[r.object_id][0], photometry=info[r.object_id][1]) if r.object_id in info else r
+                for r in refs]
+    return refs
