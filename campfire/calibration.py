@@ -14,11 +14,11 @@ Examples
 """
 from __future__ import annotations
 
+from campfire.graphs.eager import calibrate_and_stack  # the same graph as workflows, computed now
 from campfire.tasks.calibrate import (
     CALIBRATION_METHODS,
     CalibrateAndStackResult,
     CalibrationResult,
-    calibrate_and_stack,
     calibrate_to_photometry,
     select_bands,
 )
