@@ -52,6 +52,21 @@ def _cholesky_solve(lower, k, b, out):
 
 
 @numba.njit(cache=True)
+def _lower_inverse(lower, k, out):
+    """out[:k, :k] = L⁻¹ (lower triangular) for the Cholesky factor L in lower[:k, :k]."""
+    for j in range(k):
+        out[j, j] = 1.0 / lower[j, j]
+        for i in range(j + 1, k):
+            acc = 0.0
+            for m in range(j, i):
+                acc -= lower[i, m] * out[m, j]
+            out[i, j] = acc / lower[i, i]
+
+
+MAX_CORR = 0.5  # lines more correlated than this are treated as a blend when pruning
+
+
+@numba.njit(cache=True)
 def _phi_exact(t):
     return 0.5 * (1.0 + math.erf(t * _SQRT1_2))
 
@@ -128,8 +143,9 @@ def zfit_chi2_grid(
     subr = np.empty(ncomp)
     bsol = np.empty(ncomp)
     keep = np.zeros(ncomp, np.int64)
-    ev = np.empty(ncomp)
-    evs = np.empty(ncomp)
+    linv = np.empty((ncomp, ncomp))
+    sd = np.empty(ncomp)
+    low = np.zeros(ncomp, np.bool_)
     x0 = x[0]
     x1 = x[n - 1]
 
@@ -287,9 +303,9 @@ def zfit_chi2_grid(
                     sab -= xk[a, p] * zk[b, p]
                 s[a, b] = sab
                 s[b, a] = sab
-        # active set: drop all negative amplitudes at once, then the least significant
-        # line below min_snr one at a time (one at a time: of two blended lines each
-        # may look insignificant while their sum is not)
+        # active set: drop all negative amplitudes at once, then the lines below min_snr
+        # (blended ones one at a time: of two blended lines each may look insignificant
+        # while their sum is not)
         nkeep = nact
         for a in range(nact):
             keep[a] = a
@@ -317,26 +333,53 @@ def zfit_chi2_grid(
             if newk < nkeep:
                 nkeep = newk
                 continue
-            # all non-negative: significance b/σ_b with σ_b² = (S⁻¹)_aa
+            # all non-negative: significance b/σ_b with σ_b² = (S⁻¹)_aa, from L⁻¹
+            _lower_inverse(sub, nkeep, linv)
+            nlow = 0
             worst = -1
             worst_snr = min_snr
             for a in range(nkeep):
-                for b in range(nkeep):
-                    ev[b] = 1.0 if a == b else 0.0
-                _cholesky_solve(sub, nkeep, ev, evs)
-                var = evs[a]
-                snr = bsol[a] / math.sqrt(var) if var > 0.0 else 0.0
-                if snr < worst_snr:
-                    worst_snr = snr
-                    worst = a
-            if worst < 0:
+                var = 0.0
+                for m2 in range(a, nkeep):
+                    var += linv[m2, a] * linv[m2, a]
+                sd[a] = math.sqrt(var)
+                snr = bsol[a] / sd[a] if var > 0.0 else 0.0
+                low[a] = snr < min_snr
+                if low[a]:
+                    nlow += 1
+                    if snr < worst_snr:
+                        worst_snr = snr
+                        worst = a
+            if nlow == 0:
                 gain = 0.0
                 for a in range(nkeep):
                     gain += bsol[a] * subr[a]
                 break
-            for a in range(worst, nkeep - 1):
-                keep[a] = keep[a + 1]
-            nkeep -= 1
+            # drop together every insignificant line that is not blended with another
+            # (|corr| < MAX_CORR); blended ones go one at a time, the least significant first
+            newk = 0
+            for a in range(nkeep):
+                drop = False
+                if low[a]:
+                    drop = True
+                    for b in range(nkeep):
+                        if b == a:
+                            continue
+                        cov = 0.0
+                        for m2 in range(max(a, b), nkeep):
+                            cov += linv[m2, a] * linv[m2, b]
+                        if abs(cov) > MAX_CORR * sd[a] * sd[b]:
+                            drop = False
+                            break
+                if not drop:
+                    keep[newk] = keep[a]
+                    low[newk] = low[a]
+                    newk += 1
+            if newk == nkeep:
+                for a in range(worst, nkeep - 1):
+                    keep[a] = keep[a + 1]
+                newk = nkeep - 1
+            nkeep = newk
         chi2_out[iz] = chi2c - gain
 
 

@@ -106,6 +106,7 @@ RIDGE = 1e-9
 _KNOT_MAX = 0.2
 _KNOT_FAC = 40.0
 LINE_SNR_MIN = 2.0  # a line enters the model only when detected at ≥ this S/N (noise is not fitted)
+MAX_CORR = 0.5  # lines more correlated than this count as a blend when pruning (as in the kernel)
 IGM_SIGMA_KMS = 300.0  # extra smoothing of the IGM steps (damping wing, forest structure)
 LYA_UM = 0.121567
 LYLIMIT_UM = 0.0911753
@@ -402,15 +403,23 @@ def _solve_at(lz: float, d: _Prepared, sig_extra: float):
         if not pos.all():
             keep = keep[pos]
             continue
-        # least significant line below LINE_SNR_MIN goes, one at a time
+        # lines below LINE_SNR_MIN go: all unblended ones at once, blended ones
+        # (|corr| > MAX_CORR with a kept line) one at a time, least significant first
         linv = np.linalg.solve(lower, np.eye(keep.size))
-        var = np.sum(linv**2, axis=0)
-        snr = np.where(var > 0, bsol / np.sqrt(np.where(var > 0, var, 1.0)), 0.0)
-        worst = int(np.argmin(snr))
-        if snr[worst] >= LINE_SNR_MIN:
+        cov = linv.T @ linv
+        sd = np.sqrt(np.diag(cov))
+        snr = np.where(sd > 0, bsol / np.where(sd > 0, sd, 1.0), 0.0)
+        low = snr < LINE_SNR_MIN
+        if not low.any():
             gain = float(bsol @ rhs[keep])
             break
-        keep = np.delete(keep, worst)
+        corr = np.abs(cov) / np.outer(sd, sd)
+        np.fill_diagonal(corr, 0.0)
+        drop = low & ~np.any(corr > MAX_CORR, axis=1)
+        if not drop.any():
+            drop = np.zeros(keep.size, bool)
+            drop[int(np.argmin(np.where(low, snr, np.inf)))] = True
+        keep = keep[~drop]
     amps_active = np.zeros(active.size)
     if keep.size:
         amps_active[keep] = bsol

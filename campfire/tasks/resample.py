@@ -33,7 +33,7 @@ import numpy as np
 from campfire.errors import ValidationError
 from campfire.tasks._jit import kernels, resolve_engine
 
-__all__ = ["resample_flux", "resample_spectrum", "resample_batch", "resample_spectra", "bin_edges"]
+__all__ = ["resample_flux", "resample_spectrum", "resample_batch", "resample_spectra", "bin_edges", "overlap_matrix"]
 
 DEFAULT_MIN_COVERAGE = 0.5
 
@@ -81,30 +81,86 @@ def _bins_rows(w2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return edges, widths
 
 
+def overlap_matrix(new_w: np.ndarray, old_w: np.ndarray):
+    """Sparse (n_old × n_new) matrix of pixel/bin overlaps [μm] and the in-range mask.
+
+    Column j holds the overlap of every input pixel with output bin j (SpectRes's
+    arithmetic for the two partial pixels); bins reaching outside the input are empty.
+    """
+    from scipy import sparse
+
+    oe, ow = bin_edges(old_w)
+    ne, _ = bin_edges(new_w)
+    n, m = old_w.size, new_w.size
+    a, b = ne[:-1], ne[1:]
+    inside = (a >= oe[0]) & (b <= oe[-1])
+    start = np.clip(np.searchsorted(oe, a, side="right") - 1, 0, n - 1)
+    stop = np.maximum(np.clip(np.searchsorted(oe, b, side="left") - 1, 0, n - 1), start)
+    cols = np.flatnonzero(inside)
+    counts = (stop - start + 1)[cols]
+    col_idx = np.repeat(cols, counts)
+    first = np.repeat(np.cumsum(counts) - counts, counts)
+    row_idx = np.repeat(start[cols], counts) + (np.arange(counts.sum()) - first)
+    vals = ow[row_idx].astype(float)
+    is_start = row_idx == start[col_idx]
+    is_stop = row_idx == stop[col_idx]
+    single = is_start & is_stop
+    vals = np.where(is_start & ~single, ow[row_idx] * ((oe[row_idx + 1] - a[col_idx]) / (oe[row_idx + 1] - oe[row_idx])), vals)
+    vals = np.where(is_stop & ~single, ow[row_idx] * ((b[col_idx] - oe[row_idx]) / (oe[row_idx + 1] - oe[row_idx])), vals)
+    vals = np.where(single, b[col_idx] - a[col_idx], vals)
+    mat = sparse.csc_matrix((vals, (row_idx, col_idx)), shape=(n, m))
+    return mat, inside
+
+
+def _resample_shared_numpy(new_w, old_w, flux, err, fill, min_cov):
+    """numpy path for one input grid: a sparse overlap matrix applied to every row."""
+    mat, inside = overlap_matrix(new_w, old_w)
+    lead = flux.shape[:-1]
+    n, m = old_w.size, new_w.size
+    f2 = flux.reshape(-1, n)
+    good = np.isfinite(f2)
+    if err is not None:
+        e2 = err.reshape(-1, n)
+        good &= np.isfinite(e2) & (e2 > 0)
+    fz = np.where(good, f2, 0.0)
+    den_all = np.asarray(mat.sum(axis=0)).ravel()
+    if good.all():
+        den = np.broadcast_to(den_all, (f2.shape[0], m))
+    else:
+        den = (mat.T @ good.T.astype(float)).T
+    num = (mat.T @ fz.T).T
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out_f = num / den
+        ok = inside & (den > 0) & (den >= min_cov * den_all)
+        out_f = np.where(ok, out_f, fill).reshape(lead + (m,))
+        if err is None:
+            return out_f, None
+        ez2 = np.where(good, e2, 0.0) ** 2
+        var = (mat.multiply(mat).T @ ez2.T).T
+        out_e = np.where(ok, np.sqrt(var) / den, fill).reshape(lead + (m,))
+    return out_f, out_e
+
+
 def _resample_numpy(new_w, old_w, flux, err, fill, min_cov):
     """numpy path. ``old_w`` 1D (one grid for all rows of ``flux``, any leading shape)
     or 2D (one grid per row of a 2D ``flux``)."""
+    if old_w.ndim == 1:
+        return _resample_shared_numpy(new_w, old_w, flux, err, fill, min_cov)
+    # one grid per row: start/stop pointers per row, then everything vectorised
     ne, _ = bin_edges(new_w)
     a, b = ne[:-1], ne[1:]
-    shared = old_w.ndim == 1
     lead = flux.shape[:-1]
     n, m = flux.shape[-1], new_w.size
     f2 = flux.reshape(-1, n)
     e2 = err.reshape(-1, n) if err is not None else None
     rows = f2.shape[0]
-    if shared:
-        oe1, ow1 = bin_edges(old_w)
-        oe, ow = oe1[None, :], ow1[None, :]
+    oe, ow = _bins_rows(old_w)
+    start = np.empty((rows, m), np.int64)
+    stop = np.empty((rows, m), np.int64)
+    for r in range(rows):
         # first/last input pixel touched by each bin (SpectRes's start/stop pointers)
-        start = np.searchsorted(oe1, a, side="right")[None, :] - 1
-        stop = np.searchsorted(oe1, b, side="left")[None, :] - 1
-    else:
-        oe, ow = _bins_rows(old_w)
-        start = np.empty((rows, m), np.int64)
-        stop = np.empty((rows, m), np.int64)
-        for r in range(rows):
-            start[r] = np.searchsorted(oe[r], a, side="right") - 1
-            stop[r] = np.searchsorted(oe[r], b, side="left") - 1
+        start[r] = np.searchsorted(oe[r], a, side="right") - 1
+        stop[r] = np.searchsorted(oe[r], b, side="left") - 1
     inside = (a >= oe[:, :1]) & (b <= oe[:, -1:])
     start = np.clip(start, 0, n - 1)
     stop = np.maximum(np.clip(stop, 0, n - 1), start)
@@ -116,16 +172,15 @@ def _resample_numpy(new_w, old_w, flux, err, fill, min_cov):
     fz = np.where(good, f2, 0.0)
     ez = np.where(good, e2, 0.0) if e2 is not None else None
 
-    def at(arr, idx):  # arr (rows or 1, n+?) gathered at idx (rows or 1, m)
-        return np.take_along_axis(arr, np.broadcast_to(idx, (arr.shape[0], m)), axis=1) if arr.shape[0] > 1 or idx.shape[0] == 1 else arr[0][idx]
+    def at(arr, idx):
+        return np.take_along_axis(arr, idx, axis=1)
 
     # overlap of the two partial pixels (same arithmetic as SpectRes)
     oe_s1, oe_s0 = at(oe, start + 1), at(oe, start)
     oe_t1, oe_t0 = at(oe, stop + 1), at(oe, stop)
     o_start = at(ow, start) * ((oe_s1 - a) / (oe_s1 - oe_s0))
     o_stop = at(ow, stop) * ((b - oe_t0) / (oe_t1 - oe_t0))
-    start_b = np.broadcast_to(start, (rows, m))
-    stop_b = np.broadcast_to(stop, (rows, m))
+    start_b, stop_b = start, stop
     gs = np.take_along_axis(good, start_b, axis=1)
     gt = np.take_along_axis(good, stop_b, axis=1)
 
@@ -144,7 +199,7 @@ def _resample_numpy(new_w, old_w, flux, err, fill, min_cov):
         out = np.add.reduceat(values2d.ravel(), idx).reshape(rows, 2 * m)[:, 0::2]
         return np.where(has_full, out, 0.0)
 
-    ow_b = np.broadcast_to(ow, (rows, n))
+    ow_b = ow
     num = seg(fz * ow_b) + gs * o_start * np.take_along_axis(fz, start_b, 1) + gt * o_stop * np.take_along_axis(fz, stop_b, 1)
     den = seg(good * ow_b) + gs * o_start + gt * o_stop
     den_all = seg(np.ascontiguousarray(ow_b)) + o_start + o_stop
