@@ -359,7 +359,8 @@ def _run(wf, deployment, *, scheduler, workers, dry_run, force, output, progress
         names.append("rows")
     zarr_writes = []
     if zarr_path is not None and todo_refs:
-        zarr_writes = _zarr_layers(state, zarr_path, same_layout and not force, spec_order, obj_order, prov, wf)
+        zarr_writes = _zarr_layers(state, zarr_path, same_layout and not force, spec_order, obj_order, prov, wf,
+                                   create=not dry_run)
         collections.extend(zarr_writes)
         names.extend(["zarr"] * len(zarr_writes))
     pop_todo = [lab for lab in pop_labels if lab not in pops_done]
@@ -494,15 +495,22 @@ def _concat(lists):
     return [x for part in lists for x in part]
 
 
-def _zarr_layers(state, zarr_path: pathlib.Path, reuse: bool, spec_order, obj_order, prov, wf) -> list:
-    """Chunk-aligned write layers for the per-spectrum and per-object groups."""
-    from campfire.graphs.zarr_out import create_group, open_store_group, write_layer
+def _zarr_layers(state, zarr_path: pathlib.Path, reuse: bool, spec_order, obj_order, prov, wf, *,
+                 create: bool = True) -> list:
+    """Chunk-aligned write layers for the per-spectrum and per-object groups.
 
-    import zarr
+    ``create=False`` (a dry run) builds the same layers against placeholder arrays, so
+    the plan counts the tasks without touching the disk.
+    """
+    from campfire.graphs.zarr_out import create_group, write_layer
 
     rows_cfg = int(config.get("graph.batch-size"))
-    root = zarr.open_group(str(zarr_path), mode="a")
-    root.attrs.update({"workflow": wf.name, "provenance": _jsonable(prov)})
+    root = None
+    if create:
+        import zarr
+
+        root = zarr.open_group(str(zarr_path), mode="a")
+        root.attrs.update({"workflow": wf.name, "provenance": _jsonable(prov)})
     writes = []
     groups = [("spectra", state.spectra, spec_order, lambda r: r.spectrum_id)]
     if state.objects is not None:
@@ -512,7 +520,9 @@ def _zarr_layers(state, zarr_path: pathlib.Path, reuse: bool, spec_order, obj_or
             continue
         fields = ["fnu", "fnu_err", "ok"] + (["count"] if coll.stage == "stacked" else [])
         index = {ident(r): i for i, r in enumerate(order)}
-        if reuse and gname in root and all(f in root[gname] for f in fields):
+        if root is None:
+            arrays, chunk_rows = dict.fromkeys(fields), max(1, min(rows_cfg, len(order)))
+        elif reuse and gname in root and all(f in root[gname] for f in fields):
             g = root[gname]
             arrays = {f: g[f] for f in fields}
             chunk_rows = arrays["fnu"].chunks[0]

@@ -211,7 +211,7 @@ def _check_order(steps: list[StepSpec], source: str, lines: Lines) -> None:
             label = s.options["name"] or ("population_rest" if s.options["rest_frame"] else "population")
             if label in names:
                 raise _error(source, lines, ("steps", i, "stack"),
-                             f"a second population stack named {label!r}; give it another name:")
+                             f"a second population stack named {label!r}; give one of them another name (name: ...)")
             names.add(label)
 
 

@@ -106,7 +106,7 @@ def _stack(state: RunState, *, method: str, by: str, rest_frame: bool, grid, win
         source = LazySpectra.concat([state.objects, state.done_objects])
     label = name or ("population_rest" if rest_frame else "population")
     if label in state.populations:
-        raise Invalid(f"two population stacks named {label!r}; give each a different name:")
+        raise Invalid(f"two population stacks named {label!r}; give one of them another name (name: ...)")
     state.populations[label] = source.stack(method, by="all", rest_frame=rest_frame, grid=g, window=window,
                                             normalize=normalize)
     state.population_specs[label] = {"method": method, "rest_frame": rest_frame, "input": "objects" if source is not state.spectra else "spectra",

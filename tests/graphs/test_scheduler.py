@@ -1,0 +1,92 @@
+"""Scheduler spellings, run contexts, configuration precedence (package defaults < deployment
+file < user settings / DASK_CAMPFIRE__* env vars), and config resolved at build time."""
+from __future__ import annotations
+
+import dask
+import numpy as np
+import pytest
+
+from campfire import config
+from campfire.errors import ValidationError
+from campfire.graphs.scheduler import deployment_config, find_deployment_file, parse_scheduler, run_context
+
+
+@pytest.mark.parametrize(
+    "spec, workers, expected",
+    [
+        ("threads", None, ("threads", None)),
+        ("threads", 3, ("threads", 3)),
+        ("processes", 2, ("processes", 2)),
+        ("synchronous", None, ("synchronous", None)),
+        ("sync", None, ("synchronous", None)),
+        ("local:4", None, ("local", 4)),
+        ("LOCAL:2", None, ("local", 2)),
+        ("tcp://10.0.0.5:8786", None, ("address", "tcp://10.0.0.5:8786")),
+        ("tls://sched.example.org:8786", None, ("address", "tls://sched.example.org:8786")),
+        (None, 3, ("local", 3)),
+    ],
+)
+def test_parse_scheduler(spec, workers, expected):
+    assert parse_scheduler(spec, workers) == expected
+
+
+@pytest.mark.parametrize("spec", ["gpu", "local:0", "local:x", "", 5])
+def test_bad_scheduler_spellings_are_named(spec):
+    with pytest.raises(ValidationError, match="scheduler"):
+        parse_scheduler(spec)
+
+
+def test_default_scheduler_comes_from_config():
+    assert parse_scheduler(None) == ("threads", None)
+    with dask.config.set({"campfire.graph.scheduler": "processes", "campfire.graph.workers": 2}):
+        assert parse_scheduler(None) == ("processes", 2)
+
+
+def test_local_run_contexts_set_the_dask_scheduler():
+    for kind in ("threads", "synchronous", "processes"):
+        with run_context(kind, workers=2) as ctx:
+            assert ctx.kind == kind and ctx.client is None
+            assert dask.config.get("scheduler") == kind
+            assert ctx.compute(dask.delayed(sum)([1, 2, 3])) == (6,)
+
+
+def test_deployment_file_sits_between_package_defaults_and_user_settings(tmp_path, monkeypatch):
+    f = tmp_path / "dask-config.yaml"
+    f.write_text("campfire:\n  graph:\n    scheduler: local:2\n    batch-size: 50\n    split-every: 4\n")
+    monkeypatch.chdir(tmp_path)
+    assert find_deployment_file() == f
+    assert deployment_config(f) == {"campfire.graph.scheduler": "local:2", "campfire.graph.batch-size": 50,
+                                    "campfire.graph.split-every": 4}
+    # what the user set (dask.config.set, env vars, their own YAML) wins over the deployment file
+    with dask.config.set({"campfire.graph.batch-size": 7}):
+        settings = deployment_config(f)
+        assert "campfire.graph.batch-size" not in settings and settings["campfire.graph.split-every"] == 4
+    # DASK_CAMPFIRE__* variables land on the same keys
+    env = dask.config.collect_env({"DASK_CAMPFIRE__GRAPH__BATCH_SIZE": "13"})
+    with dask.config.set(env):
+        assert config.get("graph.batch-size") == 13
+        assert "campfire.graph.batch-size" not in deployment_config(f)
+
+
+def test_the_shipped_deployment_file_is_valid(monkeypatch):
+    import pathlib
+
+    import campfire
+
+    root = pathlib.Path(campfire.__file__).parents[1]
+    f = root / "dask-config.yaml"
+    if not f.exists():
+        pytest.skip("not a checkout")
+    settings = deployment_config(f)
+    kind, _ = parse_scheduler(settings.get("campfire.graph.scheduler", "threads"))
+    assert kind in ("threads", "processes", "synchronous", "local", "address")
+
+
+def test_config_is_resolved_when_the_graph_is_built(cf):
+    """Workers never read dask.config: values are bound into the tasks at build time."""
+    with dask.config.set({"campfire.graph.batch-size": 3, "campfire.stack.rest-window": [0.5, 0.6]}):
+        lazy = cf.lazy_spectra(tags=["lrd"], has_photometry=True)
+        pop = lazy.stack(by="all", rest_frame=True, grid=np.geomspace(0.1, 1.0, 300))
+    assert max(len(p) for p in lazy.parts) <= 3 or len({r.object_id for r in lazy.parts[0]}) == 1
+    got = pop.compute()  # computed outside the config block: still the window of build time
+    assert got.meta["norm_window"] == [0.5, 0.6]

@@ -1,0 +1,222 @@
+"""``campfire run`` end to end on the small demo: both shipped workflows, zarr + FITS outputs with
+provenance, a failing object recorded while the batch goes on, re-runs that skip, --force,
+--dry-run, and the CLI."""
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import shutil
+
+import dask
+import numpy as np
+import pytest
+from astropy.io import fits
+from astropy.table import Table
+
+from campfire.workflows.runner import STATE_FILE, run_workflow
+
+ROOT = pathlib.Path(__file__).parents[2]
+STACK_LRDS = ROOT / "workflows" / "stack_lrds.yaml"
+CALIBRATE_ALL = ROOT / "workflows" / "calibrate_all.yaml"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def demo_is_the_archive(demo_root):
+    """``archive: demo`` resolves to the session's small demo (not ~/.cache)."""
+    with dask.config.set({"campfire.demo-root": str(demo_root)}):
+        yield
+
+
+@pytest.fixture(scope="module")
+def cf(demo_root):
+    from campfire import Campfire
+
+    return Campfire(data_dir=demo_root)
+
+
+def quiet(_):
+    pass
+
+
+@pytest.fixture(scope="module")
+def lrd_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("stack_lrds")
+    lines: list[str] = []
+    summary = run_workflow(STACK_LRDS, output=out, progress=False, echo=lines.append)
+    return out, summary, "\n".join(lines)
+
+
+def test_stack_lrds_end_to_end(lrd_run, cf):
+    import zarr
+
+    out, summary, text = lrd_run
+    assert summary["ok"], text
+    sel = cf.query_spectra(tags=["lrd"], has_photometry=True, dq_flags="~CONTAMINATION")
+    n_obj = len(set(sel["object_id"]))
+    assert summary["objects"]["total"] == n_obj and summary["objects"]["done"] + summary["objects"]["failed"] == n_obj
+    assert summary["objects"]["done"] >= n_obj - 2
+    assert "done in" in text and "population lrd_population_rest" in text
+    # FITS per object, in the pipeline format, with provenance
+    wf_sha = __import__("hashlib").sha256(STACK_LRDS.read_bytes()).hexdigest()
+    hashes = {r["spectrum_id"]: r["file_hash"] for r in sel}
+    fits_files = sorted((out / "fits").glob("*.fits"))
+    assert len(fits_files) == summary["objects"]["done"] + 1  # + the population stack
+    with fits.open(out / "fits" / "ember_uds_p4_123456.fits") as h:
+        hdr = h[0].header
+        assert hdr["WFSHA"] == wf_sha and hdr["WFNAME"] == "stack_lrds" and hdr["OBJID"] == "ember_uds_p4_123456"
+        assert hdr["CFVER"] and hdr["DASKVER"] == dask.__version__ and hdr["NPVER"] == np.__version__
+        assert len(hdr["CATSHA"]) == 64 and hdr["CATVER"]
+        for i in range(1, hdr["NINPUT"] + 1):
+            assert hashes[hdr[f"INSPEC{i}"]] == hdr[f"INHASH{i}"]
+        prov = json.loads(h["PROVENANCE"].data["json"][0])
+        assert prov["selection"] == {"tags": ["lrd"], "has_photometry": True, "dq_flags": "~CONTAMINATION"}
+        assert prov["workflow"]["sha256"] == wf_sha and "steps:" in prov["workflow"]["text"]
+        assert set(prov["versions"]) >= {"campfire", "dask", "numpy"} and "last_synced" in prov["catalog"]
+        assert h["SPEC1D"].data["wave"].size == 655
+    # the zarr store: every result + metadata
+    z = zarr.open_group(str(out / "stack_lrds.zarr"), mode="r")
+    assert z["spectra/fnu"].shape == (len(sel), 655) and z["objects/fnu"].shape == (n_obj, 655)
+    assert z["objects/ok"][:].sum() == summary["objects"]["done"]
+    assert z.attrs["provenance"]["workflow"]["sha256"] == wf_sha
+    pop = z["population/lrd_population_rest"]
+    assert pop.attrs["meta"]["rest_frame"] and pop.attrs["meta"]["norm_window"] == [0.42, 0.48]
+    assert np.nanmedian(pop["fnu"][:][(pop["wavelength"][:] > 0.42) & (pop["wavelength"][:] < 0.48)]) == pytest.approx(1, rel=0.05)
+    # FITS and zarr hold the same numbers
+    ids = list(z["objects/object_id"][:])
+    row = ids.index("ember_uds_p4_123456")
+    np.testing.assert_array_equal(fits.getdata(out / "fits" / "ember_uds_p4_123456.fits", "SPEC1D")["flux"],
+                                  z["objects/fnu"][row])
+    # quick-look PNGs, summary table, provenance.json
+    assert (out / "plots" / "ember_uds_p4_123456.png").stat().st_size > 5000
+    assert (out / "plots" / "lrd_population_rest.png").exists()
+    t = Table.read(out / "summary.ecsv")
+    assert len(t) == n_obj and set(t["status"]) <= {"ok", "failed"} and t.meta["workflow_sha256"] == wf_sha
+    assert json.loads((out / "provenance.json").read_text())["inputs"] == hashes
+
+
+def test_workflow_results_equal_the_lazy_graph(lrd_run, cf):
+    """The workflow computes what the same LazySpectra pipeline computes (same functions, same keys)."""
+    import zarr
+
+    from campfire.graphs.stacking import grid_from_spec
+
+    out, summary, _ = lrd_run
+
+    grid = grid_from_spec({"start": 0.6, "stop": 5.3, "resolution": 300})
+    lazy = (cf.lazy_spectra(tags=["lrd"], has_photometry=True, dq_flags="~CONTAMINATION", errors="record")
+            .calibrate(method="chebyshev", degree=2, min_snr=0.5).resample(grid).stack("weighted_mean", by="object"))
+    items = {it.ref.object_id: it for it in lazy.items().compute()}
+    z = zarr.open_group(str(out / "stack_lrds.zarr"), mode="r")
+    for oid, fnu in zip(z["objects/object_id"][:], z["objects/fnu"][:]):
+        it = items[oid]
+        if it.failure is None:
+            np.testing.assert_array_equal(fnu, it.value.fnu)
+
+
+def test_rerun_skips_and_force_recomputes(lrd_run):
+    out, first, _ = lrd_run
+    lines: list[str] = []
+    again = run_workflow(STACK_LRDS, output=out, progress=False, echo=lines.append)
+    assert again["nothing_to_do"] and "nothing to do" in lines[-1]
+    assert again["objects"]["skipped"] == first["objects"]["done"]
+    state = json.loads((out / STATE_FILE).read_text())
+    assert len(state["objects"]) == first["objects"]["done"]
+    # one output removed: only that object runs again (the population is unchanged)
+    victim = out / "fits" / "ember_uds_p4_123456.fits"
+    before = fits.getdata(victim, "SPEC1D")["flux"].copy()
+    victim.unlink()
+    partial = run_workflow(STACK_LRDS, output=out, progress=False, echo=quiet)
+    assert partial["objects"]["done"] == 1 and partial["objects"]["skipped"] == first["objects"]["done"] - 1
+    np.testing.assert_array_equal(fits.getdata(victim, "SPEC1D")["flux"], before)
+    forced = run_workflow(STACK_LRDS, output=out, progress=False, echo=quiet, force=True)
+    assert forced["objects"]["done"] == first["objects"]["done"] and forced["objects"]["skipped"] == 0
+
+
+def test_dry_run_prints_the_plan_and_writes_nothing(tmp_path):
+    lines: list[str] = []
+    out = tmp_path / "never"
+    summary = run_workflow(STACK_LRDS, output=out, dry_run=True, echo=lines.append)
+    text = "\n".join(lines)
+    plan = summary["plan"]
+    assert summary["dry_run"] and not out.exists()
+    assert plan["objects"]["todo"] == plan["objects"]["total"] > 20 and plan["spectra"]["total"] > 40
+    assert plan["fetch"] == {"files": 0, "bytes": 0} and plan["tasks"] > plan["partitions"]
+    for word in ("objects:", "spectra:", "fetch:", "tasks:", "outputs:", "stack_lrds.zarr", "population:"):
+        assert word in text
+
+
+@pytest.fixture()
+def broken_archive(demo_root, tmp_path, cf):
+    """The demo with one LRD's only selected spectrum corrupted (files symlinked, catalog copied)."""
+    root = tmp_path / "archive"
+    (root / "meta").mkdir(parents=True)
+    shutil.copy2(demo_root / "meta" / "campfire.db", root / "meta" / "campfire.db")
+    os.symlink(demo_root / "imaging", root / "imaging")
+    for d in (demo_root / "products").iterdir():
+        (root / "products" / d.name).mkdir(parents=True)
+        for f in d.iterdir():
+            os.symlink(f, root / "products" / d.name / f.name)
+    sel = cf.query_spectra(tags=["lrd"], has_photometry=True, dq_flags="~CONTAMINATION")
+    counts: dict[str, int] = {}
+    for r in sel:
+        counts[r["object_id"]] = counts.get(r["object_id"], 0) + 1
+    victim = next(r for r in sel if counts[r["object_id"]] == 1)
+    target = root / victim["fits_path"]
+    data = target.read_bytes()
+    target.unlink()
+    target.write_bytes(data[: len(data) // 3])  # truncated mid-table
+    return root, victim
+
+
+def test_a_failing_object_is_recorded_and_the_batch_continues(broken_archive, tmp_path):
+    root, victim = broken_archive
+    wf = tmp_path / "broken.yaml"
+    wf.write_text(STACK_LRDS.read_text().replace("archive: demo", f"archive: {root}"))
+    lines: list[str] = []
+    out = tmp_path / "out"
+    summary = run_workflow(wf, output=out, progress=False, echo=lines.append, scheduler="synchronous")
+    failed = {f["object_id"]: f for f in summary["failures"]}
+    assert victim["object_id"] in failed and summary["ok"]
+    assert failed[victim["object_id"]]["step"] == "stack" and "open" in failed[victim["object_id"]]["reason"]
+    assert summary["objects"]["done"] >= summary["objects"]["total"] - 3
+    assert not (out / "fits" / f"{victim['object_id']}.fits").exists()
+    t = Table.read(out / "summary.ecsv")
+    row = t[t["object_id"] == victim["object_id"]][0]
+    assert row["status"] == "failed" and victim["spectrum_id"] in row["reason"]
+    assert f"failed {victim['object_id']}" in "\n".join(lines)
+    # a re-run retries only the failed object
+    again = run_workflow(wf, output=out, progress=False, echo=quiet, scheduler="synchronous")
+    assert again["objects"]["skipped"] == summary["objects"]["done"] and again["objects"]["failed"] == 1
+
+
+def test_calibrate_all_end_to_end(tmp_path, cf):
+    import zarr
+
+    out = tmp_path / "cal"
+    summary = run_workflow(CALIBRATE_ALL, output=out, progress=False, echo=quiet)
+    sel = cf.query_spectra(has_photometry=True)
+    n_obj = len(set(sel["object_id"]))
+    assert summary["ok"] and summary["objects"]["total"] == n_obj > 100
+    assert summary["objects"]["done"] + summary["objects"]["failed"] == n_obj
+    for f in summary["failures"]:
+        assert f["reason"]  # every failure says why
+    assert len(list((out / "fits").glob("*.fits"))) == summary["objects"]["done"]
+    assert len(list((out / "plots").glob("*.png"))) <= 24
+    z = zarr.open_group(str(out / "calibrate_all.zarr"), mode="r")
+    assert z["objects/fnu"].shape[0] == n_obj and z["spectra/fnu"].shape[0] == len(sel)
+    t = Table.read(out / "summary.ecsv")
+    ok = t[t["status"] == "ok"]
+    assert len(ok) == summary["objects"]["done"] and all(b for b in ok["bands_used"])
+
+
+def test_cli_run(tmp_path, capsys):
+    from campfire.cli import main
+
+    assert main(["run", str(STACK_LRDS), "--dry-run", "--output", str(tmp_path / "o")]) == 0
+    assert "tasks:" in capsys.readouterr().out
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("steps:\n  - calibrate: {degre: 2}\n")
+    assert main(["run", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "line 2" in err and "steps[0].calibrate.degre" in err
