@@ -53,10 +53,10 @@ NARROW_FWHM = 150.0
 BROAD_FWHM = 2500.0
 LINE_COMPONENTS: tuple[tuple[str, tuple[tuple[float, float], ...], float], ...] = (
     ("Lyalpha", ((1215.67, 1.0),), 300.0),
-    ("CIV", ((1549.48, 1.0),), NARROW_FWHM),
+    ("CIV", ((1548.19, 1.0), (1550.77, 0.5)), NARROW_FWHM),
     ("HeII-1640", ((1640.42, 1.0),), NARROW_FWHM),
     ("OIII]-1666", ((1666.15, 1.0), (1660.81, 0.35)), NARROW_FWHM),
-    ("CIII]", ((1908.73, 1.0),), NARROW_FWHM),
+    ("CIII]", ((1906.68, 1.0), (1908.73, 0.7)), NARROW_FWHM),
     ("MgII", ((2796.35, 1.0), (2803.53, 0.6)), NARROW_FWHM),
     ("[OII]", ((3729.88, 1.0), (3727.09, 0.75)), NARROW_FWHM),
     ("[NeIII]", ((3869.86, 1.0),), NARROW_FWHM),
@@ -75,8 +75,19 @@ LINE_COMPONENTS: tuple[tuple[str, tuple[tuple[float, float], ...], float], ...] 
     ("Pagamma", ((10941.1, 1.0),), NARROW_FWHM),
     ("Pabeta", ((12821.6, 1.0),), NARROW_FWHM),
     ("Paalpha", ((18756.1, 1.0),), NARROW_FWHM),
+    # broad (AGN / little red dot) components of the permitted lines
     ("Halpha-broad", ((6564.61, 1.0),), BROAD_FWHM),
     ("Hbeta-broad", ((4862.68, 1.0),), BROAD_FWHM),
+    ("Hgamma-broad", ((4341.69, 1.0),), BROAD_FWHM),
+    ("MgII-broad", ((2799.12, 1.0),), BROAD_FWHM),
+    ("HeI-5877-broad", ((5877.25, 1.0),), BROAD_FWHM),
+    ("HeI-10833-broad", ((10833.3, 1.0),), BROAD_FWHM),
+    ("Pabeta-broad", ((12821.6, 1.0),), BROAD_FWHM),
+    ("Paalpha-broad", ((18756.1, 1.0),), BROAD_FWHM),
+    # narrow Balmer absorption on top of broad lines (little red dots): a negative
+    # relative flux, so the non-negative amplitude makes it an absorption line
+    ("Halpha-absorption", ((6564.61, -1.0),), NARROW_FWHM),
+    ("Hbeta-absorption", ((4862.68, -1.0),), NARROW_FWHM),
 )
 
 # Rest-frame continuum steps (Balmer / 4000 Å breaks as smoothed steps, amplitude ≥ 0,
