@@ -456,6 +456,8 @@ def _is_complete(root: pathlib.Path, size: str | None, seed: int | None) -> bool
         return False
     if size is not None and marker.get("size") != size:
         return False
+    if size is None and marker.get("size") not in ("small", "full"):
+        return False  # "any demo" means one with FITS products: not the catalog-only size
     if seed is not None and marker.get("seed") != seed:
         return False
     if marker.get("size") != "catalog" and not (root / "products").is_dir():
@@ -473,8 +475,9 @@ def ensure(size: str | None = None, *, seed: int | None = None, root: str | os.P
     Parameters
     ----------
     size : {'small', 'full', 'catalog'}, optional
-        None (default) accepts any complete demo already there and builds ``'small'``
-        when there is none; a size asks for exactly that one (rebuilding if needed).
+        None (default) accepts a complete ``'small'`` or ``'full'`` demo already there
+        and builds ``'small'`` when there is none; a size asks for exactly that one
+        (rebuilding if needed).
     seed : int, optional
         None accepts any seed (builds with 0); an int asks for exactly that one.
     root : path, optional

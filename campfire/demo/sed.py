@@ -80,7 +80,7 @@ class SEDParams:
     beta: float  # UV slope, f_λ ∝ λ^β
     balmer: float = 1.0  # f_ν ratio across the Balmer limit (3646 Å)
     d4000: float = 1.0  # extra f_ν ratio across 4000 Å
-    opt_slope: float = 0.0  # extra f_ν power-law index redward of the Balmer limit
+    opt_slope: float = 0.0  # f_ν power-law index redward of the Balmer limit (the UV one is β + 2)
     red_amp: float = 0.0
     red_slope: float = 0.0
     lya_skew: float = 0.0
@@ -103,10 +103,11 @@ def _sigmoid(x):
 def continuum(p: SEDParams, rest_aa: np.ndarray) -> np.ndarray:
     """Continuum f_ν shape (arbitrary units) at rest wavelengths [Å], before the IGM."""
     lam = np.asarray(rest_aa, float)
-    uv = (lam / 1500.0) ** (p.beta + 2.0)
+    # UV power law up to the Balmer limit, then the optical f_nu power law (continuous)
+    uv = (np.minimum(lam, 3650.0) / 1500.0) ** (p.beta + 2.0)
+    opt = (np.maximum(lam, 3650.0) / 3650.0) ** p.opt_slope
     step = 1.0 + (p.balmer - 1.0) * _sigmoid((lam - 3700.0) / 60.0)
     step *= 1.0 + (p.d4000 - 1.0) * _sigmoid((lam - 4000.0) / 80.0)
-    opt = np.where(lam > 3650.0, (np.maximum(lam, 3650.0) / 3650.0) ** p.opt_slope, 1.0)
     cont = uv * step * opt
     if p.red_amp > 0:
         # the LRD red component: steep power law that turns over at the Balmer limit
@@ -264,7 +265,7 @@ def draw_sed_params(rng: np.random.Generator, sed_type: str, z: float | None = N
     kw: dict = {}
     if sed_type == "sf":
         ew = float(np.exp(rng.normal(np.log(120.0), 0.5)))
-        kw = dict(beta=rng.uniform(-2.4, -1.5), balmer=rng.uniform(1.05, 1.5), opt_slope=rng.uniform(-0.3, 0.5),
+        kw = dict(beta=rng.uniform(-2.4, -1.5), balmer=rng.uniform(1.05, 1.5), opt_slope=rng.uniform(-0.2, 0.6),
                   lines=_nebular(rng, ew, narrow) + [_line("Lyalpha", rng.uniform(0, 15), 300.0)])
         norm = np.exp(rng.normal(np.log(0.25), 0.7))
     elif sed_type == "hae":
@@ -278,12 +279,13 @@ def draw_sed_params(rng: np.random.Generator, sed_type: str, z: float | None = N
         lines.append(_line("Lyalpha", rng.uniform(40.0, 200.0), rng.uniform(250.0, 450.0)))
         lines.append(_line("CIII]", rng.uniform(5.0, 20.0), narrow))
         kw = dict(beta=rng.uniform(-2.8, -2.2), balmer=rng.uniform(0.95, 1.1), lya_skew=rng.uniform(0.8, 2.0),
+                  opt_slope=rng.uniform(-0.6, 0.0),
                   lines=lines)
         norm = np.exp(rng.normal(np.log(0.08), 0.5))
     elif sed_type == "qg":
         fw = rng.uniform(500.0, 900.0)
         kw = dict(beta=rng.uniform(-0.5, 1.0), balmer=rng.uniform(1.6, 2.4), d4000=rng.uniform(1.2, 1.6),
-                  opt_slope=rng.uniform(0.0, 0.6),
+                  opt_slope=rng.uniform(0.4, 1.2),
                   lines=[_line("Hdelta", -rng.uniform(3, 7), fw), _line("Hgamma", -rng.uniform(2, 5), fw),
                          _line("Hbeta", -rng.uniform(2, 5), fw), _line("Halpha", -rng.uniform(1, 3), fw),
                          _line("[NII]-6585", rng.uniform(0, 3), 300.0)])
@@ -293,7 +295,8 @@ def draw_sed_params(rng: np.random.Generator, sed_type: str, z: float | None = N
         broad = float(rng.uniform(2000.0, 5000.0))
         lines = _nebular(rng, ew, narrow)
         lines += [_line("Halpha", rng.uniform(150.0, 450.0), broad), _line("Hbeta", rng.uniform(30.0, 90.0), broad)]
-        kw = dict(beta=rng.uniform(-2.3, -1.5), balmer=rng.uniform(1.05, 1.4), lines=lines)
+        kw = dict(beta=rng.uniform(-2.3, -1.5), balmer=rng.uniform(1.05, 1.4), opt_slope=rng.uniform(-0.2, 0.5),
+                  lines=lines)
         norm = np.exp(rng.normal(np.log(0.5), 0.6))
     else:  # lrd
         broad = float(rng.uniform(1500.0, 4000.0))
@@ -308,8 +311,8 @@ def draw_sed_params(rng: np.random.Generator, sed_type: str, z: float | None = N
         ]
         if rng.random() < 0.4:  # narrow Balmer absorption on the broad lines
             lines += [_line("Halpha", -rng.uniform(5.0, 20.0), 250.0), _line("Hbeta", -rng.uniform(2.0, 8.0), 250.0)]
-        kw = dict(beta=rng.uniform(-2.5, -1.8), balmer=1.0, red_amp=rng.uniform(4.0, 12.0),
-                  red_slope=rng.uniform(2.0, 3.5), lines=lines)
+        kw = dict(beta=rng.uniform(-2.5, -1.8), balmer=1.0, red_amp=rng.uniform(3.0, 10.0),
+                  red_slope=rng.uniform(1.5, 3.0), lines=lines)
         norm = np.exp(rng.normal(np.log(0.8), 0.5))
     kw = {k: (float(v) if isinstance(v, (float, np.floating)) else v) for k, v in kw.items()}
     kw["lines"] = tuple(kw.get("lines", ()))

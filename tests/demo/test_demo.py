@@ -522,19 +522,13 @@ def _tree_hashes(root: pathlib.Path) -> dict[str, str]:
             for p in sorted(root.rglob("*")) if p.is_file()}
 
 
-@pytest.fixture(scope="module")
-def reduced(tmp_path_factory):
-    base = tmp_path_factory.mktemp("reduced")
-    a = campfire.demo.build(base / "a", seed=5, workers=1, progress=False, _n_objects=40, _n_spectra=80)
-    return base, a
-
-
-def test_same_seed_gives_identical_files(reduced):
-    base, a = reduced
-    b = campfire.demo.build(base / "b", seed=5, workers=2, progress=False, _n_objects=40, _n_spectra=80)
+def test_same_seed_gives_identical_files(tmp_path):
+    # in-process and in two worker processes: the same bytes, catalog included
+    a = campfire.demo.build(tmp_path / "a", seed=5, workers=1, progress=False, _n_objects=40, _n_spectra=80)
+    b = campfire.demo.build(tmp_path / "b", seed=5, workers=2, progress=False, _n_objects=40, _n_spectra=80)
     ha, hb = _tree_hashes(a), _tree_hashes(b)
-    assert ha == hb and len(ha) > 150  # the catalog included, byte for byte
-    c = campfire.demo.build(base / "c", seed=6, workers=2, progress=False, _n_objects=40, _n_spectra=80)
+    assert ha == hb and len(ha) > 150
+    c = campfire.demo.build(tmp_path / "c", seed=6, workers=1, progress=False, _n_objects=40, _n_spectra=80)
     hc = _tree_hashes(c)
     assert hc["meta/campfire.db"] != ha["meta/campfire.db"]
     assert hc["products/ember_uds_p4/ember_uds_p4_prism_clear_123456.spec.fits"] != \
