@@ -1,13 +1,15 @@
 """Moving bytes between a server and a client data_dir: catalog sync and FITS downloads.
 
-``sync_catalog`` pulls the server's bulk export (one streamed gzip NDJSON response,
-see :mod:`campfire.server.export`) into ``<data_dir>/meta/campfire.db``:
+``sync_catalog`` pulls the server's bulk export (one streamed gzip response, see
+:mod:`campfire.server.export`) into ``<data_dir>/meta/campfire.db``:
 
-* a full export is written into a temporary database next to the catalog and renamed
-  over it only when the stream ended cleanly — an interrupted sync leaves the previous
-  catalog untouched;
+* a full export is a SQLite snapshot of what the caller may see. It is decompressed
+  into a temporary file next to the catalog, indexed (schema.sql's indexes and the
+  cone-search R*Tree), given the client's ``local_files`` and bookkeeping, and only
+  then renamed over the old catalog — an interrupted sync leaves the previous
+  catalog untouched (a stream without its gzip trailer is discarded);
 * an incremental export (``since`` = the cursor stored by the previous sync) is
-  applied to the existing catalog inside one SQLite transaction — also all or
+  NDJSON applied to the existing catalog inside one SQLite transaction — also all or
   nothing — and checked against the server's counts (a mismatch, e.g. after a
   deletion on the server, triggers a full sync);
 * ``local_files`` (the hashes of the FITS files the client holds) survive every sync,
@@ -41,12 +43,13 @@ from campfire import config
 from campfire.catalog.local import SCHEMA_PATH, SCHEMA_VERSION, LocalCatalog
 from campfire.errors import APIError, CampfireError, DownloadError, NotFoundError, ValidationError
 
-__all__ = ["sync_catalog", "download_files", "fetch_spectrum", "file_sha256", "SyncInterrupted"]
+__all__ = ["sync_catalog", "download_files", "fetch_spectrum", "file_sha256", "schema_statements", "SyncInterrupted"]
 
 log = logging.getLogger("campfire.transfer")
 
 _EXPORT_TABLES = ("programs", "observations", "objects", "photometry", "spectra", "object_aggregates",
                   "tags", "object_tags")
+_SNAPSHOT_OBJECTS = {"table", "index"}  # what a snapshot's sqlite_master may hold (no triggers or views)
 
 
 class SyncInterrupted(APIError):
@@ -70,8 +73,8 @@ def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
 
 
 # =============================================================================== sync
-def _schema_statements() -> tuple[list[str], list[str]]:
-    """schema.sql split into (tables and pragmas, indexes) so bulk loads index once at the end."""
+def schema_statements() -> tuple[list[str], list[str]]:
+    """schema.sql split into (tables, indexes), so bulk loads build each index once at the end."""
     text = "\n".join(line.split("--", 1)[0] for line in SCHEMA_PATH.read_text().splitlines())
     statements, buf = [], ""
     for line in text.splitlines(keepends=True):
@@ -98,133 +101,132 @@ def _catalog_owner(db: pathlib.Path) -> tuple[bool, str | None]:
     return "schema_version" in meta, meta.get("owner")
 
 
-class _ExportReader:
-    """Decompress and split a streamed gzip NDJSON export into parsed lines."""
+def _stream_errors():
+    import requests
+    import urllib3
 
-    def __init__(self, resp):
-        self.resp = resp
-        self.bytes = 0
+    return (requests.RequestException, urllib3.exceptions.HTTPError, zlib.error, OSError)
 
-    def __iter__(self) -> Iterator[dict]:
-        import requests
-        import urllib3
 
-        z = zlib.decompressobj(31)
-        tail = b""
-        chunk_size = int(config.get("download.chunk-size"))
-        try:
-            for chunk in self.resp.iter_content(chunk_size=chunk_size):
-                self.bytes += len(chunk)
-                data = tail + z.decompress(chunk)
-                lines = data.split(b"\n")
-                tail = lines.pop()
-                for line in lines:
-                    if line:
-                        yield json.loads(line)
-            data = tail + z.flush()
-        except (requests.RequestException, urllib3.exceptions.HTTPError, zlib.error, ValueError, OSError) as err:
-            raise SyncInterrupted(
-                f"sync interrupted after {self.bytes:,} bytes ({type(err).__name__}: {err}); "
-                "the previous catalog is intact — run sync again"
-            ) from err
-        if data.strip():
-            for line in data.split(b"\n"):
-                if line.strip():
-                    yield json.loads(line)
+def _interrupted(nbytes: int, err: BaseException | None = None) -> SyncInterrupted:
+    why = f" ({type(err).__name__}: {err})" if err is not None else ""
+    return SyncInterrupted(f"sync interrupted after {nbytes:,} bytes{why}; the previous catalog is intact — "
+                           "run sync again")
+
+
+class _Gunzip:
+    """Decompress a (possibly multi-member) gzip stream; ``complete`` once the last member ended."""
+
+    def __init__(self):
+        self._z = zlib.decompressobj(31)
+        self._fresh = True  # no byte of the current member seen yet
+
+    def feed(self, data: bytes) -> bytes:
+        out = []
+        while data:
+            self._fresh = False
+            out.append(self._z.decompress(data))
+            if self._z.eof:  # a member ended; the rest is the next member
+                data = self._z.unused_data
+                self._z = zlib.decompressobj(31)
+                self._fresh = True
+            else:
+                data = b""
+        return b"".join(out)
+
+    @property
+    def complete(self) -> bool:
+        """True when the stream ended at a member boundary (a cut stream never does)."""
+        return self._fresh
+
+
+def _gunzip_stream(resp, chunk_size: int = 1 << 20) -> Iterator[bytes]:
+    """Decompressed blocks of a streamed gzip response; SyncInterrupted if it breaks or is cut short."""
+    gz = _Gunzip()
+    nbytes = 0
+    try:
+        for chunk in resp.iter_content(chunk_size=chunk_size):
+            nbytes += len(chunk)
+            out = gz.feed(chunk)
+            if out:
+                yield out
+    except _stream_errors() as err:
+        raise _interrupted(nbytes, err) from err
+    if nbytes == 0 or not gz.complete:
+        raise _interrupted(nbytes)
+
+
+def _ndjson_lines(resp) -> Iterator[dict]:
+    """Decompress and split a streamed gzip NDJSON delta into parsed lines."""
+    tail = b""
+    for block in _gunzip_stream(resp):
+        lines = (tail + block).split(b"\n")
+        tail = lines.pop()
+        for line in lines:
+            if line:
+                yield json.loads(line)
+    if tail.strip():
+        yield json.loads(tail)
 
 
 class _Loader:
-    """Writes export sections into a catalog connection."""
+    """Writes the sections of an NDJSON delta into the catalog."""
 
-    def __init__(self, conn: sqlite3.Connection, incremental: bool):
+    def __init__(self, conn: sqlite3.Connection):
         self.conn = conn
-        self.incremental = incremental
         self.known = {t: [r[1] for r in conn.execute(f"PRAGMA table_info({t})")] for t in _EXPORT_TABLES}
         self.table: str | None = None
         self.sql: str | None = None
         self.index: list[int] | None = None
+        self.columns: list[str] = []
         self.touched_objects: list[str] = []
 
     def start(self, section: dict) -> None:
         table = section.get("table")
         if table not in self.known:
-            raise CampfireError(f"sync: unexpected table {table!r} in the export (incompatible server version)")
+            raise APIError(f"sync: unexpected table {table!r} in the export (incompatible server version)")
         columns = list(section["columns"])
         keep = [c for c in columns if c in self.known[table]]
         self.index = None if keep == columns else [columns.index(c) for c in keep]
-        self.table = table
+        self.table, self.columns = table, keep
         placeholders = ",".join("?" * len(keep))
         cols = ",".join(keep)
         if section.get("mode") == "replace":
-            # small tables come whole every time: a deletion on the server reaches the client
-            if self.incremental:
-                self.conn.execute(f"DELETE FROM {table}")
+            # small tables come whole: a deletion on the server reaches the client
+            self.conn.execute(f"DELETE FROM {table}")
             self.sql = f"INSERT INTO {table} ({cols}) VALUES ({placeholders})"
         elif table == "objects":
             # keep the rowid of an existing object: the R*Tree row points at it
             updates = ",".join(f"{c}=excluded.{c}" for c in keep if c != "object_id")
-            self.sql = f"INSERT INTO objects ({cols}) VALUES ({placeholders}) ON CONFLICT(object_id) DO UPDATE SET {updates}"
+            self.sql = (f"INSERT INTO objects ({cols}) VALUES ({placeholders}) "
+                        f"ON CONFLICT(object_id) DO UPDATE SET {updates}")
         else:
             self.sql = f"INSERT OR REPLACE INTO {table} ({cols}) VALUES ({placeholders})"
-        self.columns = keep
 
     def rows(self, rows: list) -> None:
         if self.index is not None:
             rows = [[r[i] for i in self.index] for r in rows]
-        if self.incremental and self.table == "objects":
+        if self.table == "objects":
             pos = self.columns.index("object_id")
             ids = [r[pos] for r in rows]
             self.touched_objects.extend(ids)
-            # photometry of a changed object is resent whole
+            # the photometry of a changed object is resent whole
             self.conn.executemany("DELETE FROM photometry WHERE object_id = ?", [(i,) for i in ids])
         self.conn.executemany(self.sql, rows)
 
 
-def _apply(reader: _ExportReader, conn: sqlite3.Connection, incremental: bool) -> tuple[dict, dict]:
-    """Apply an export stream to ``conn``; return (header, end counts). Raises if cut short."""
-    lines = iter(reader)
-    try:
-        header = next(lines)
-    except StopIteration:
-        raise SyncInterrupted("sync: the server sent an empty export; the previous catalog is intact") from None
-    if header.get("type") != "header" or header.get("format") != "campfire-export":
-        raise APIError("sync: the server's export is not a campfire export (incompatible server version)")
-    if incremental and header.get("full"):
-        raise _NeedFull()
-    loader = _Loader(conn, incremental)
-    end = None
-    for item in lines:
-        kind = item.get("type")
-        if kind == "rows":
-            loader.rows(item["rows"])
-        elif kind == "table":
-            loader.start(item)
-        elif kind == "end":
-            end = item
-            break
-    if end is None:
-        raise SyncInterrupted("sync interrupted: the export ended without its end marker; "
-                              "the previous catalog is intact — run sync again")
-    if incremental and loader.touched_objects:
-        _refresh_rtree(conn, loader.touched_objects)
-    return header, end["counts"]
-
-
-class _NeedFull(Exception):
-    pass
-
-
 def _refresh_rtree(conn: sqlite3.Connection, object_ids: list[str] | None = None) -> None:
+    """Points (ra, dec) of the objects in the cone-search R*Tree (id = objects.rowid)."""
     if object_ids is None:
         conn.execute("DELETE FROM objects_rtree")
         conn.execute("INSERT INTO objects_rtree (id, ra_min, ra_max, dec_min, dec_max) "
                      "SELECT rowid, ra, ra, dec, dec FROM objects")
         return
-    for chunk_start in range(0, len(object_ids), 500):
-        chunk = object_ids[chunk_start:chunk_start + 500]
-        marks = ",".join("?" * len(chunk))
-        conn.execute(f"INSERT OR REPLACE INTO objects_rtree (id, ra_min, ra_max, dec_min, dec_max) "
-                     f"SELECT rowid, ra, ra, dec, dec FROM objects WHERE object_id IN ({marks})", chunk)
+    for i in range(0, len(object_ids), 500):
+        chunk = object_ids[i:i + 500]
+        conn.execute("INSERT OR REPLACE INTO objects_rtree (id, ra_min, ra_max, dec_min, dec_max) "
+                     f"SELECT rowid, ra, ra, dec, dec FROM objects WHERE object_id IN ({','.join('?' * len(chunk))})",
+                     chunk)
 
 
 def _local_counts(conn: sqlite3.Connection) -> dict[str, int]:
@@ -263,40 +265,57 @@ def _dir_lock(meta: pathlib.Path):
         os.close(fd)
 
 
-def _full_sync(remote, db: pathlib.Path, meta_values: dict) -> tuple[dict, dict]:
+def _check_complete(path: pathlib.Path) -> None:
+    """A snapshot cut at a gzip member boundary still fails here: its size must match its header."""
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        header = f.read(100)
+    if len(header) < 100 or not header.startswith(b"SQLite format 3\x00"):
+        raise _interrupted(size)
+    page_size = int.from_bytes(header[16:18], "big")
+    page_size = 65536 if page_size == 1 else page_size
+    pages = int.from_bytes(header[28:32], "big")
+    if pages and size != page_size * pages:
+        raise _interrupted(size)
+
+
+def _apply_snapshot(resp, db: pathlib.Path, meta_values: dict) -> dict:
+    """Write a streamed gzip SQLite snapshot to a temp file, index it, then rename it over ``db``."""
     tmp = db.with_name(f"{db.name}.sync-{uuid.uuid4().hex[:8]}.tmp")
-    conn = sqlite3.connect(tmp, timeout=30)
+    conn = None
     try:
-        conn.execute("PRAGMA journal_mode = OFF")  # a scratch file: atomicity comes from the rename
-        conn.execute("PRAGMA synchronous = OFF")
-        conn.execute("PRAGMA foreign_keys = OFF")
-        tables, indexes = _schema_statements()
-        for stmt in tables:
-            conn.execute(stmt)
-        resp = remote.export(None)
+        with open(tmp, "wb") as f:
+            for block in _gunzip_stream(resp):  # raises if the stream is cut (no final gzip trailer)
+                f.write(block)
+        _check_complete(tmp)
+        conn = sqlite3.connect(tmp, isolation_level=None)
         try:
-            header, counts = _apply(_ExportReader(resp), conn, incremental=False)
-        finally:
-            resp.close()
-        for stmt in indexes:
+            kinds = {r[0] for r in conn.execute("SELECT type FROM sqlite_master WHERE name NOT LIKE 'sqlite_%'")}
+            meta = dict(conn.execute("SELECT key, value FROM archive_meta").fetchall())
+        except sqlite3.DatabaseError as err:
+            raise APIError(f"sync: the server's snapshot is not a readable catalog ({err})") from err
+        if meta.get("export_format") != "sqlite-snapshot" or not kinds <= _SNAPSHOT_OBJECTS:
+            raise APIError("sync: the server's snapshot is not a campfire catalog export (incompatible server)")
+        conn.execute("PRAGMA journal_mode = OFF")  # a scratch file until the rename
+        conn.execute("PRAGMA synchronous = OFF")
+        conn.execute("PRAGMA cache_size = -131072")
+        conn.execute("BEGIN")
+        for stmt in schema_statements()[1]:  # the indexes, built once over the loaded rows
             conn.execute(stmt)
         _refresh_rtree(conn)
         if db.exists():
             # the client's own record of its files survives the new catalog
-            old = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)
-            try:
-                with contextlib.suppress(sqlite3.Error):
+            with contextlib.suppress(sqlite3.Error):
+                old = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)
+                try:
                     rows = old.execute("SELECT spectrum_id, sha256, size, downloaded_at FROM local_files").fetchall()
-                    conn.executemany("INSERT OR REPLACE INTO local_files VALUES (?, ?, ?, ?)", rows)
-            finally:
-                old.close()
-        _set_meta(conn, {"schema_version": SCHEMA_VERSION, "owner": "client", "sync_cursor": header["cursor"],
-                         **meta_values})
-        conn.commit()
-        got = _local_counts(conn)
-        if got != counts:
-            raise APIError(f"sync: the export's counts {counts} do not match what was received {got}")
-        result = dict(got, stale_count=_stale_count(conn))
+                finally:
+                    old.close()
+                conn.executemany("INSERT OR REPLACE INTO local_files VALUES (?, ?, ?, ?)", rows)
+        _set_meta(conn, {"schema_version": meta.get("schema_version", SCHEMA_VERSION), "owner": "client",
+                         "sync_cursor": meta["export_cursor"], **meta_values})
+        conn.execute("COMMIT")
+        result = dict(_local_counts(conn), stale_count=_stale_count(conn))
         conn.execute("PRAGMA journal_mode = DELETE")
         conn.close()
         conn = None
@@ -307,7 +326,7 @@ def _full_sync(remote, db: pathlib.Path, meta_values: dict) -> tuple[dict, dict]
             dfd = os.open(db.parent, os.O_RDONLY)
             os.fsync(dfd)
             os.close(dfd)
-        return header, result
+        return result
     finally:
         if conn is not None:
             conn.close()
@@ -315,37 +334,59 @@ def _full_sync(remote, db: pathlib.Path, meta_values: dict) -> tuple[dict, dict]
             os.unlink(tmp)
 
 
-def _incremental_sync(remote, db: pathlib.Path, cursor: str, meta_values: dict) -> tuple[dict, dict] | None:
-    """Apply a delta in one transaction; None when the server wants a full export instead."""
+def _apply_delta(resp, db: pathlib.Path, meta_values: dict) -> dict | None:
+    """Apply an NDJSON delta in one transaction; None when the counts say a full sync is needed."""
     conn = sqlite3.connect(db, timeout=30, isolation_level=None)
     try:
         conn.execute("PRAGMA foreign_keys = OFF")
-        resp = remote.export(cursor)
+        conn.execute("BEGIN IMMEDIATE")
         try:
-            if resp.headers.get("X-Campfire-Full") == "true":
-                return None
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                header, counts = _apply(_ExportReader(resp), conn, incremental=True)
-                got = _local_counts(conn)
-                if got != counts:
-                    log.info("sync: counts differ after the delta (%s vs %s): full sync", got, counts)
-                    conn.execute("ROLLBACK")
-                    return None
-                _set_meta(conn, {"sync_cursor": header["cursor"], **meta_values})
-                result = dict(got, stale_count=_stale_count(conn))
-                conn.execute("COMMIT")
-            except _NeedFull:
+            lines = _ndjson_lines(resp)
+            header = next(lines, None)
+            if not header or header.get("type") != "header" or header.get("format") != "campfire-export":
+                raise APIError("sync: the server's export is not a campfire export (incompatible server version)")
+            loader = _Loader(conn)
+            end = None
+            for item in lines:
+                kind = item.get("type")
+                if kind == "rows":
+                    loader.rows(item["rows"])
+                elif kind == "table":
+                    loader.start(item)
+                elif kind == "end":
+                    end = item
+                    break
+            if end is None:
+                raise _interrupted(0)
+            if loader.touched_objects:
+                _refresh_rtree(conn, loader.touched_objects)
+            got = _local_counts(conn)
+            if got != end["counts"]:
+                log.info("sync: counts differ after the delta (%s vs %s): full sync", got, end["counts"])
                 conn.execute("ROLLBACK")
                 return None
-            except BaseException:
+            _set_meta(conn, {"sync_cursor": header["cursor"], **meta_values})
+            result = dict(got, stale_count=_stale_count(conn))
+            conn.execute("COMMIT")
+            return result
+        except BaseException:
+            if conn.in_transaction:
                 conn.execute("ROLLBACK")
-                raise
-        finally:
-            resp.close()
-        return header, result
+            raise
     finally:
         conn.close()
+
+
+def _apply(resp, db: pathlib.Path, meta_values: dict) -> dict | None:
+    kind = resp.headers.get("X-Campfire-Export")
+    try:
+        if kind == "sqlite-snapshot":
+            return _apply_snapshot(resp, db, meta_values)
+        if kind == "ndjson-delta":
+            return _apply_delta(resp, db, meta_values)
+        raise APIError(f"sync: unknown export kind {kind!r} (incompatible server version)")
+    finally:
+        resp.close()
 
 
 def sync_catalog(remote, data_dir: str | os.PathLike) -> dict[str, int]:
@@ -400,12 +441,11 @@ def sync_catalog(remote, data_dir: str | os.PathLike) -> dict[str, int]:
                 conn.close()
             if meta.get("server_url") == remote.base_url and meta.get("sync_user", "") == (remote.username or ""):
                 cursor = meta.get("sync_cursor")
-        now = _now()
-        meta_values = {"last_synced": now, "server_url": remote.base_url, "sync_user": remote.username or ""}
-        outcome = _incremental_sync(remote, db, cursor, meta_values) if cursor else None
-        if outcome is None:
-            outcome = _full_sync(remote, db, meta_values)
-        return outcome[1]
+        meta_values = {"last_synced": _now(), "server_url": remote.base_url, "sync_user": remote.username or ""}
+        result = _apply(remote.export(cursor), db, meta_values)
+        if result is None:  # the delta did not add up: start over with a full export
+            result = _apply(remote.export(None), db, meta_values)
+        return result
 
 
 # ========================================================================== downloads

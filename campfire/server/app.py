@@ -61,7 +61,7 @@ from campfire.errors import (
 )
 from campfire.server import tags as tagops
 from campfire.server.auth import AuthStore, RateLimiter, seed_demo_accounts
-from campfire.server.export import export_stream
+from campfire.server.export import plan_export
 
 __all__ = ["create_app", "serve", "Archive", "API_VERSION"]
 
@@ -783,16 +783,16 @@ def create_app(root: str | os.PathLike, *, faults=None):
 
     # -- bulk export -------------------------------------------------------------------------------
     @api.get("/export", tags=["sync"], response_class=Response,
-             summary="The visible catalog as one gzip-compressed NDJSON stream (incremental with since=cursor)")
+             summary="The visible catalog in one gzip stream: a SQLite snapshot, or an NDJSON delta with since=cursor")
     def export(request: Request, c: Caller = Depends(caller)):
         params = _query_params(request)
         since = params.pop("since", None) or None
         _no_extra(params)
-        header, chunks = export_stream(archive.db_path, c.visibility, since=since, catalog_id=archive.catalog_id())
+        plan = plan_export(archive.db_path, c.visibility, since=since, catalog_id=archive.catalog_id(),
+                           workdir=archive.root / "cache" / "exports")
         return StreamingResponse(
-            chunks, media_type="application/gzip",
-            headers={"X-Campfire-Export": f"ndjson;version={header['version']}", "Cache-Control": "no-store",
-                     "X-Campfire-Full": "true" if header["full"] else "false"},
+            plan.chunks, media_type="application/gzip",
+            headers={"X-Campfire-Export": plan.kind, "X-Campfire-Cursor": plan.cursor, "Cache-Control": "no-store"},
         )
 
     app.include_router(api)

@@ -1,44 +1,67 @@
-"""The bulk catalog export behind ``sync()``: one streamed, gzip-compressed NDJSON body.
+"""The bulk catalog export behind ``sync()``: one streamed, gzip-compressed response.
 
-Format (``campfire-export`` version 1), one JSON document per line::
+``GET /api/v1/export[?since=CURSOR]`` answers with one of two bodies (the
+``X-Campfire-Export`` header says which; both are gzip streams):
 
-    {"type": "header", "format": "campfire-export", "version": 1, "full": true,
-     "cursor": "...", "since": null, "schema_version": "1"}
-    {"type": "table", "table": "spectra", "columns": [...], "mode": "replace"|"upsert"}
-    {"type": "rows", "table": "spectra", "rows": [[...], ...]}        (batches)
-    ...
-    {"type": "end", "counts": {"observations": N, "objects": N, "spectra": N}}
+``sqlite-snapshot`` — a full export
+    A SQLite database with the catalog schema holding exactly what the caller may
+    see: spectra of their programs, objects with at least one such spectrum,
+    their photometry, aggregates over the visible spectra (under the visibility key
+    ``'*'``: the client's copy holds nothing else), programs, observations, the
+    caller's visible tags and their members. Tables only — the client builds the
+    indexes and the R*Tree (the server's CPU copies rows, the client's builds
+    indexes, and the compressed transfer is a third smaller). The server builds it
+    with ``INSERT … SELECT`` inside SQLite (no row passes through Python), in one read
+    transaction (a consistent snapshot), into a temporary file that is removed after
+    streaming. ``archive_meta`` carries ``export_cursor``.
 
-Everything in it is what the caller may see: spectra of their programs only, objects
-with at least one such spectrum, aggregates over those spectra (written under the
-visibility key ``'*'``: the client's copy holds nothing else), the caller's visible
-tags and their members. ``since`` (the ``cursor`` of an earlier export for the same
-caller) limits objects, photometry, spectra and aggregates to what changed after it;
-the small tables (programs, observations, tags, object tags) always come whole, so a
-tag edit or deletion reaches the client at the next sync. Deletions of objects or
-spectra show up as a count mismatch in the ``end`` line, and the client then asks for a
-full export — cheap to check, rare to happen.
+``ndjson-delta`` — an incremental export (``since`` = the cursor of an earlier export
+of the same caller, visibility and catalog)
+    One JSON document per line::
 
-A missing ``end`` line means the stream was cut: the client discards what it read.
+        {"type": "header", "format": "campfire-export", "version": 2, "full": false, "cursor": "..."}
+        {"type": "table", "table": "spectra", "columns": [...], "mode": "upsert"|"replace"}
+        {"type": "rows", "table": "spectra", "rows": [[...], ...]}
+        {"type": "end", "counts": {"observations": N, "objects": N, "spectra": N}}
+
+    Objects, photometry, spectra and aggregates changed after the cursor (found
+    through the ``updated_at`` indexes), programs and observations whole, and the
+    tags and their members whole only when their fingerprint changed (so a tag edit
+    or deletion arrives, and an unchanged re-sync stays small). Deleted rows show up
+    as a count mismatch in the ``end`` line: the client then asks for a full export.
+    A delta that would carry more than a fifth of the catalog is sent as a snapshot.
+
+An interrupted stream is detected by the client (no gzip trailer / no ``end`` line)
+and discarded: its previous catalog is left as it was.
 """
 from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
+import hashlib
 import json
+import os
+import pathlib
 import sqlite3
+import tempfile
+import uuid
 import zlib
+from dataclasses import dataclass
 from typing import Iterator
 
 from campfire.catalog.local import Visibility, connect
 from campfire.errors import ValidationError
 
-__all__ = ["EXPORT_FORMAT", "EXPORT_VERSION", "export_stream", "encode_cursor", "decode_cursor"]
+__all__ = ["EXPORT_FORMAT", "EXPORT_VERSION", "ExportPlan", "plan_export", "encode_cursor", "decode_cursor"]
 
 EXPORT_FORMAT = "campfire-export"
-EXPORT_VERSION = 1
+EXPORT_VERSION = 2
 ROWS_PER_LINE = 2000
 FLUSH_BYTES = 1 << 20
+SNAPSHOT_TABLES = ("programs", "observations", "objects", "photometry", "spectra", "object_aggregates",
+                   "tags", "object_tags")
+DELTA_LIMIT = 0.2  # a delta above this fraction of the visible spectra is sent as a snapshot
 
 
 def encode_cursor(payload: dict) -> str:
@@ -55,20 +78,192 @@ def decode_cursor(cursor: str) -> dict:
         payload = json.loads(raw)
     except (binascii.Error, ValueError, UnicodeDecodeError):
         raise ValidationError("since: not a valid export cursor (use the 'cursor' of an earlier export)") from None
-    if not isinstance(payload, dict) or payload.get("v") != EXPORT_VERSION or not isinstance(payload.get("t"), str):
+    if not isinstance(payload, dict) or not isinstance(payload.get("t"), str):
         raise ValidationError("since: not a valid export cursor (use the 'cursor' of an earlier export)")
     return payload
 
 
-def _columns(conn: sqlite3.Connection, table: str) -> list[str]:
-    return [r[1] for r in conn.execute(f"PRAGMA table_info({table})")]  # table names are constants here
+def _columns(conn: sqlite3.Connection, table: str, schema: str = "main") -> list[str]:
+    return [r[1] for r in conn.execute(f"PRAGMA {schema}.table_info({table})")]  # constants only
 
 
+def _marks(values) -> str:
+    return ",".join("?" * len(values))
+
+
+def _tag_fingerprint(conn: sqlite3.Connection, vis: Visibility, schema: str = "main") -> str:
+    """A digest of the caller's visible tags and their member counts (changes when any edit happens)."""
+    pred, params = vis.tag_predicate("t")
+    rows = conn.execute(
+        f"SELECT t.tag_id, t.slug, t.name, t.description, t.kind, t.owner, t.updated_at, "
+        f"(SELECT count(*) FROM {schema}.object_tags ot WHERE ot.tag_id = t.tag_id) "
+        f"FROM {schema}.tags t WHERE {pred} ORDER BY t.tag_id", params,
+    ).fetchall()
+    return hashlib.sha256(json.dumps(rows).encode()).hexdigest()[:24]
+
+
+def _high_water(conn: sqlite3.Connection, schema: str = "main") -> str:
+    return conn.execute(
+        f"SELECT max(m) FROM (SELECT max(updated_at) AS m FROM {schema}.objects "
+        f"UNION ALL SELECT max(updated_at) FROM {schema}.spectra)"
+    ).fetchone()[0] or ""
+
+
+@dataclass
+class ExportPlan:
+    """What an export request will stream: its kind, cursor and a gzip chunk iterator."""
+
+    kind: str                 # "sqlite-snapshot" | "ndjson-delta"
+    cursor: str
+    chunks: Iterator[bytes]
+
+
+def plan_export(db_path, visibility: Visibility, *, since: str | None = None, catalog_id: str = "",
+                workdir: str | os.PathLike | None = None) -> ExportPlan:
+    """Decide between a snapshot and a delta for this caller and return the stream.
+
+    The cursor is taken *before* the rows are read, so a row changed meanwhile is
+    sent again next time rather than missed.
+    """
+    conn = connect(db_path, readonly=True)
+    try:
+        high = _high_water(conn)
+        tags = _tag_fingerprint(conn, visibility)
+        payload = decode_cursor(since) if since else None
+        cursor = encode_cursor({"v": EXPORT_VERSION, "t": high, "k": visibility.key, "u": visibility.user or "",
+                                "c": catalog_id, "g": tags})
+        delta_ok = (
+            payload is not None and payload.get("v") == EXPORT_VERSION and payload.get("k") == visibility.key
+            and payload.get("u", "") == (visibility.user or "") and payload.get("c", "") == catalog_id
+        )
+        if delta_ok:
+            spec_pred, spec_params = visibility.spectra_predicate("s")
+            changed = conn.execute(
+                f"SELECT count(*) FROM spectra s INDEXED BY spectra_updated WHERE s.updated_at > ? AND {spec_pred}",
+                [payload["t"]] + spec_params,
+            ).fetchone()[0]
+            total = conn.execute(f"SELECT count(*) FROM spectra s WHERE {spec_pred}", spec_params).fetchone()[0]
+            delta_ok = changed <= DELTA_LIMIT * max(total, 1)
+    finally:
+        conn.close()
+    if delta_ok:
+        header = {"type": "header", "format": EXPORT_FORMAT, "version": EXPORT_VERSION, "full": False,
+                  "cursor": cursor, "since": since}
+        return ExportPlan("ndjson-delta", cursor,
+                          _delta(db_path, visibility, header, payload["t"], payload.get("g") != tags))
+    return ExportPlan("sqlite-snapshot", cursor, _snapshot(db_path, visibility, cursor, workdir))
+
+
+# -------------------------------------------------------------------------- snapshot
+def _snapshot(db_path, vis: Visibility, cursor: str, workdir) -> Iterator[bytes]:
+    from campfire.transfer import schema_statements  # the one parser of schema.sql
+
+    workdir = pathlib.Path(workdir or tempfile.gettempdir())
+    workdir.mkdir(parents=True, exist_ok=True)
+    path = workdir / f"export-{uuid.uuid4().hex}.db"
+    try:
+        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        try:
+            _build_snapshot(conn, pathlib.Path(db_path), vis, cursor, schema_statements()[0])
+        finally:
+            conn.close()
+        yield from _gzip_members(path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+
+
+def _gzip_members(path: pathlib.Path, block_size: int = 8 << 20, threads: int = 2) -> Iterator[bytes]:
+    """The file as concatenated gzip members of ``block_size`` bytes, compressed by ``threads`` threads.
+
+    zlib releases the GIL, so two cores compress twice as fast; a multi-member gzip
+    stream is still one valid gzip file (RFC 1952), and the client reads it member by
+    member. Level 1: on loopback and LANs compression speed matters more than ratio.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    def pack(block: bytes) -> bytes:
+        z = zlib.compressobj(1, zlib.DEFLATED, 31)
+        return z.compress(block) + z.flush()
+
+    with open(path, "rb") as f, ThreadPoolExecutor(max_workers=threads) as pool:
+        pending = []
+        while True:
+            block = f.read(block_size)
+            if block:
+                pending.append(pool.submit(pack, block))
+            # keep at most threads + 1 blocks in flight: bounded memory, ordered output
+            while pending and (len(pending) > threads or not block):
+                yield pending.pop(0).result()
+            if not block:
+                break
+
+
+def _build_snapshot(conn: sqlite3.Connection, src_path: pathlib.Path, vis: Visibility, cursor: str,
+                    table_statements: list[str]) -> None:
+    conn.execute("PRAGMA journal_mode = OFF")  # a scratch file, deleted after streaming
+    conn.execute("PRAGMA synchronous = OFF")
+    conn.execute("PRAGMA cache_size = -131072")
+    for stmt in table_statements:
+        conn.execute(stmt)
+    conn.execute("ATTACH DATABASE ? AS src", (f"file:{src_path}?mode=ro",))
+    conn.execute("BEGIN")  # one read snapshot of src for every table
+    key = vis.key
+    all_ids = [r[0] for r in conn.execute("SELECT program_id FROM src.programs")]
+    everything = vis.program_ids is None or set(all_ids) <= set(vis.program_ids)
+    spec_pred, spec_params = vis.spectra_predicate("s")
+    prog_pred, prog_params = vis.spectra_predicate("p")
+    tag_pred, tag_params = vis.tag_predicate("t")
+    visible_obj = "(SELECT object_id FROM src.object_aggregates WHERE visibility = ?)"
+
+    def copy(table: str, select: str, params: list, alias: str) -> None:
+        cols = [c for c in _columns(conn, table) if c in set(_columns(conn, table, "src"))]
+        sel = ", ".join(f"{alias}.{c}" for c in cols)
+        conn.execute(f"INSERT INTO main.{table} ({', '.join(cols)}) SELECT {sel} {select}", params)
+
+    copy("programs", f"FROM src.programs p WHERE {prog_pred}", prog_params, "p")
+    copy("observations", f"FROM src.observations ob JOIN src.programs p ON p.program_id = ob.program_id "
+                         f"WHERE {prog_pred}", prog_params, "ob")
+    if everything:  # every program visible: plain copies, no per-row filter
+        copy("objects", f"FROM src.objects o WHERE o.object_id IN {visible_obj}", [key], "o")
+        copy("photometry", "FROM src.photometry ph", [], "ph")
+        copy("spectra", "FROM src.spectra s", [], "s")
+    else:
+        copy("objects", f"FROM src.objects o WHERE o.object_id IN {visible_obj}", [key], "o")
+        copy("photometry", f"FROM src.photometry ph WHERE ph.object_id IN {visible_obj}", [key], "ph")
+        copy("spectra", f"FROM src.spectra s WHERE {spec_pred}", spec_params, "s")
+    agg_cols = _columns(conn, "object_aggregates")
+    conn.execute(
+        f"INSERT INTO main.object_aggregates ({', '.join(agg_cols)}) SELECT "
+        + ", ".join("'*'" if c == "visibility" else f"a.{c}" for c in agg_cols)
+        + " FROM src.object_aggregates a WHERE a.visibility = ?", [key],
+    )
+    copy("tags", f"FROM src.tags t WHERE {tag_pred}", tag_params, "t")
+    # members of visible tags that are visible objects (a primary-key lookup per member row)
+    conn.execute(
+        "INSERT INTO main.object_tags (tag_id, object_id) SELECT ot.tag_id, ot.object_id FROM src.tags t "
+        "JOIN src.object_tags ot ON ot.tag_id = t.tag_id "
+        "JOIN src.object_aggregates a ON a.visibility = ? AND a.object_id = ot.object_id "
+        f"WHERE {tag_pred}",
+        [key] + tag_params,
+    )
+    schema_version = conn.execute("SELECT value FROM src.archive_meta WHERE key = 'schema_version'").fetchone()
+    conn.executemany("INSERT OR REPLACE INTO main.archive_meta (key, value) VALUES (?, ?)", [
+        ("schema_version", schema_version[0] if schema_version else "1"),
+        ("export_format", "sqlite-snapshot"),
+        ("export_version", str(EXPORT_VERSION)),
+        ("export_cursor", cursor),
+    ])
+    conn.execute("COMMIT")
+    conn.execute("DETACH DATABASE src")
+
+
+# ----------------------------------------------------------------------------- delta
 class _Gzip:
     """Accumulate NDJSON lines and yield gzip chunks of about FLUSH_BYTES."""
 
     def __init__(self, level: int = 1):
-        self._z = zlib.compressobj(level, zlib.DEFLATED, 31)  # wbits 31: gzip container
+        self._z = zlib.compressobj(level, zlib.DEFLATED, 31)
         self._buf: list[bytes] = []
         self._size = 0
 
@@ -89,144 +284,97 @@ class _Gzip:
         return self.flush() + self._z.flush()
 
 
-def export_stream(
-    db_path,
-    visibility: Visibility,
-    *,
-    since: str | None = None,
-    catalog_id: str = "",
-) -> tuple[dict, Iterator[bytes]]:
-    """Plan an export for ``visibility`` and return ``(header, gzip chunk iterator)``.
-
-    The header is computed eagerly (so a bad ``since`` is a 400 before streaming);
-    the rows are read lazily inside one read transaction — a consistent snapshot.
-    """
+def _delta(db_path, vis: Visibility, header: dict, t_since: str, tags_changed: bool) -> Iterator[bytes]:
     conn = connect(db_path, readonly=True)
-    try:
-        conn.execute("BEGIN")  # one snapshot for the header and every table
-        high = conn.execute(
-            "SELECT max(m) FROM (SELECT max(updated_at) AS m FROM objects UNION ALL SELECT max(updated_at) FROM spectra)"
-        ).fetchone()[0] or ""
-        schema_version = (conn.execute("SELECT value FROM archive_meta WHERE key = 'schema_version'").fetchone() or ["1"])[0]
-        t_since = None
-        if since:
-            payload = decode_cursor(since)
-            # a cursor of another caller, visibility or catalog: start over with a full export
-            if (payload.get("k") == visibility.key and payload.get("u", "") == (visibility.user or "")
-                    and payload.get("c", "") == catalog_id):
-                t_since = payload["t"]
-    except BaseException:
-        conn.close()
-        raise
-    cursor = encode_cursor({"v": EXPORT_VERSION, "t": high, "k": visibility.key, "u": visibility.user or "",
-                            "c": catalog_id})
-    header = {
-        "type": "header", "format": EXPORT_FORMAT, "version": EXPORT_VERSION, "full": t_since is None,
-        "cursor": cursor, "since": since if t_since is not None else None, "schema_version": schema_version,
-    }
-    return header, _generate(conn, visibility, header, t_since)
-
-
-def _generate(conn: sqlite3.Connection, vis: Visibility, header: dict, t_since: str | None) -> Iterator[bytes]:
     gz = _Gzip()
     try:
+        conn.execute("BEGIN")  # one consistent snapshot for every table
         out = gz.line(header)
         if out:
             yield out
         spec_pred, spec_params = vis.spectra_predicate("s")
         prog_pred, prog_params = vis.spectra_predicate("p")
-        tag_pred, tag_params = vis.tag_predicate("t")
         key = vis.key
-        full = t_since is None
-        mode = "replace" if full else "upsert"
-        # objects touched since the cursor: their own row changed or one of their visible spectra did
-        if full:
-            changed, changed_params = "1", []
-        else:
-            changed = (
-                "(o.updated_at > ? OR o.object_id IN (SELECT s.object_id FROM spectra s "
-                f"WHERE s.updated_at > ? AND {spec_pred}))"
-            )
-            changed_params = [t_since, t_since] + spec_params
-        visible_obj = "o.object_id IN (SELECT object_id FROM object_aggregates WHERE visibility = ?)"
+        # objects touched since the cursor, found through the updated_at indexes
+        touched = {r[0] for r in conn.execute("SELECT object_id FROM objects WHERE updated_at > ?", (t_since,))}
+        touched |= {r[0] for r in conn.execute(
+            f"SELECT s.object_id FROM spectra s INDEXED BY spectra_updated WHERE s.updated_at > ? AND {spec_pred}",
+            [t_since] + spec_params)}
+        ids = sorted(touched)
+        visible: list[str] = []
+        for i in range(0, len(ids), 500):
+            chunk = ids[i:i + 500]
+            visible += [r[0] for r in conn.execute(
+                f"SELECT object_id FROM object_aggregates WHERE visibility = ? AND object_id IN ({_marks(chunk)})",
+                [key] + chunk)]
 
-        def cols(table: str, alias: str) -> tuple[list[str], str]:
-            names = _columns(conn, table)
-            return names, ", ".join(f"{alias}.{c}" for c in names)
-
-        plans: list[tuple[str, list[str], str, list, str]] = []
-        names, sel = cols("programs", "p")
-        plans.append(("programs", names, f"SELECT {sel} FROM programs p WHERE {prog_pred}", prog_params, "replace"))
-        names, sel = cols("observations", "ob")
-        plans.append((
-            "observations", names,
-            f"SELECT {sel} FROM observations ob JOIN programs p ON p.program_id = ob.program_id WHERE {prog_pred}",
-            prog_params, "replace",
-        ))
-        names, sel = cols("objects", "o")
-        plans.append((
-            "objects", names,
-            f"SELECT {sel} FROM object_aggregates a JOIN objects o ON o.object_id = a.object_id "
-            f"WHERE a.visibility = ? AND {changed}",
-            [key] + changed_params, mode,
-        ))
-        names, sel = cols("photometry", "ph")
-        plans.append((
-            "photometry", names,
-            f"SELECT {sel} FROM photometry ph JOIN objects o ON o.object_id = ph.object_id "
-            f"WHERE {visible_obj} AND {changed}",
-            [key] + changed_params, mode,
-        ))
-        names, sel = cols("spectra", "s")
-        plans.append((
-            "spectra", names,
-            f"SELECT {sel} FROM spectra s WHERE {spec_pred}" + ("" if full else " AND s.updated_at > ?"),
-            spec_params + ([] if full else [t_since]), mode,
-        ))
-        names = _columns(conn, "object_aggregates")
-        sel = ", ".join("'*'" if c == "visibility" else f"a.{c}" for c in names)
-        plans.append((
-            "object_aggregates", names,
-            f"SELECT {sel} FROM object_aggregates a JOIN objects o ON o.object_id = a.object_id "
-            f"WHERE a.visibility = ? AND {changed}",
-            [key] + changed_params, mode,
-        ))
-        names, sel = cols("tags", "t")
-        plans.append(("tags", names, f"SELECT {sel} FROM tags t WHERE {tag_pred}", tag_params, "replace"))
-        plans.append((
-            "object_tags", ["tag_id", "object_id"],
-            "SELECT ot.tag_id, ot.object_id FROM object_tags ot JOIN tags t ON t.tag_id = ot.tag_id "
-            f"JOIN objects o ON o.object_id = ot.object_id WHERE {tag_pred} AND {visible_obj}",
-            tag_params + [key], "replace",
-        ))
-
-        for table, names, sql, params, table_mode in plans:
-            out = gz.line({"type": "table", "table": table, "columns": names, "mode": table_mode})
+        def section(table: str, names: list[str], mode: str, queries) -> Iterator[bytes]:
+            out = gz.line({"type": "table", "table": table, "columns": names, "mode": mode})
             if out:
                 yield out
-            cur = conn.execute(sql, params)
-            while True:
-                rows = cur.fetchmany(ROWS_PER_LINE)
-                if not rows:
-                    break
-                out = gz.line({"type": "rows", "table": table, "rows": rows})
-                if out:
-                    yield out
+            for sql, params in queries:
+                cur = conn.execute(sql, params)
+                while True:
+                    rows = cur.fetchmany(ROWS_PER_LINE)
+                    if not rows:
+                        break
+                    out = gz.line({"type": "rows", "table": table, "rows": rows})
+                    if out:
+                        yield out
+
+        def by_object(table: str, alias: str, names: list[str]):
+            sel = ", ".join(f"{alias}.{c}" for c in names)
+            for i in range(0, len(visible), 500):
+                chunk = visible[i:i + 500]
+                yield f"SELECT {sel} FROM {table} {alias} WHERE {alias}.object_id IN ({_marks(chunk)})", chunk
+
+        names = _columns(conn, "programs")
+        yield from section("programs", names, "replace", [(
+            f"SELECT {', '.join('p.' + c for c in names)} FROM programs p WHERE {prog_pred}", prog_params)])
+        names = _columns(conn, "observations")
+        yield from section("observations", names, "replace", [(
+            f"SELECT {', '.join('ob.' + c for c in names)} FROM observations ob "
+            f"JOIN programs p ON p.program_id = ob.program_id WHERE {prog_pred}", prog_params)])
+        names = _columns(conn, "objects")
+        yield from section("objects", names, "upsert", by_object("objects", "o", names))
+        names = _columns(conn, "photometry")
+        yield from section("photometry", names, "upsert", by_object("photometry", "ph", names))
+        names = _columns(conn, "spectra")
+        yield from section("spectra", names, "upsert", [(
+            f"SELECT {', '.join('s.' + c for c in names)} FROM spectra s INDEXED BY spectra_updated "
+            f"WHERE s.updated_at > ? AND {spec_pred}",
+            [t_since] + spec_params)])
+        names = _columns(conn, "object_aggregates")
+        sel = ", ".join("'*'" if c == "visibility" else f"a.{c}" for c in names)
+        yield from section("object_aggregates", names, "upsert", _agg_queries(visible, sel, key))
+        if tags_changed:
+            tag_pred, tag_params = vis.tag_predicate("t")
+            names = _columns(conn, "tags")
+            yield from section("tags", names, "replace", [(
+                f"SELECT {', '.join('t.' + c for c in names)} FROM tags t WHERE {tag_pred}", tag_params)])
+            yield from section("object_tags", ["tag_id", "object_id"], "replace", [(
+                "SELECT ot.tag_id, ot.object_id FROM object_tags ot JOIN tags t ON t.tag_id = ot.tag_id "
+                f"WHERE {tag_pred} AND ot.object_id IN (SELECT object_id FROM object_aggregates WHERE visibility = ?)",
+                tag_params + [key])])
         counts = {
             "observations": conn.execute(
                 f"SELECT count(*) FROM observations ob JOIN programs p ON p.program_id = ob.program_id WHERE {prog_pred}",
-                prog_params,
-            ).fetchone()[0],
-            "objects": conn.execute(
-                "SELECT count(*) FROM object_aggregates WHERE visibility = ?", (key,)
-            ).fetchone()[0],
+                prog_params).fetchone()[0],
+            "objects": conn.execute("SELECT count(*) FROM object_aggregates WHERE visibility = ?", (key,)).fetchone()[0],
             "spectra": conn.execute(f"SELECT count(*) FROM spectra s WHERE {spec_pred}", spec_params).fetchone()[0],
         }
-        yield gz.line({"type": "end", "counts": counts}) or b""
+        out = gz.line({"type": "end", "counts": counts})
+        if out:
+            yield out
         yield gz.finish()
     finally:
-        try:
+        with contextlib.suppress(sqlite3.Error):
             conn.execute("COMMIT")
-        except sqlite3.Error:
-            pass
         conn.close()
+
+
+def _agg_queries(visible: list[str], sel: str, key: str):
+    for i in range(0, len(visible), 500):
+        chunk = visible[i:i + 500]
+        yield (f"SELECT {sel} FROM object_aggregates a WHERE a.visibility = ? AND a.object_id IN ({_marks(chunk)})",
+               [key] + chunk)

@@ -8,6 +8,7 @@ then 200. And the reference's "Sync and download" section, run as written.
 from __future__ import annotations
 
 import datetime as dt
+import gzip
 import hashlib
 import json
 import os
@@ -21,6 +22,7 @@ import time
 
 import dask
 import pytest
+import requests
 
 from campfire import cli
 from campfire.catalog.filters import build_query
@@ -148,16 +150,24 @@ def test_sync_refuses_an_archive_root(server):
 def test_unchanged_resync_is_incremental_and_changes_arrive(fresh_server, make_client, ids):
     cf = make_client(fresh_server.url)
     first = cf.sync()
+    db = cf.data_dir / "meta" / "campfire.db"
+    inode = db.stat().st_ino
     fresh_server.faults.clear()
     assert cf.sync() == first
     (export,) = [r for r in fresh_server.faults.requests if r["path"].endswith("/export")]
     assert "since=" in export["query"]
+    assert db.stat().st_ino == inode  # applied in place (a delta), not a new snapshot
+    r = requests.get(f"{fresh_server.url}/api/v1/export", params={"since": client_meta(cf)["sync_cursor"]})
+    assert r.headers["x-campfire-export"] == "ndjson-delta"
+    lines = [json.loads(line) for line in gzip.decompress(r.content).splitlines()]
+    assert lines[0]["full"] is False and lines[-1]["type"] == "end"
+    assert not [x for x in lines if x["type"] == "rows" and x["table"] in ("spectra", "objects", "object_tags")]
     # a change on the server arrives at the next (incremental) sync
     oid = ids["example_object"]
     fresh_server.sql("UPDATE objects SET redshift = 3.5, redshift_inspected = 3.5, updated_at = ? WHERE object_id = ?",
                      (later_stamp(), oid))
     assert cf.sync() == first
-    assert cf.get_object(oid).redshift == 3.5
+    assert cf.get_object(oid).redshift == 3.5 and db.stat().st_ino == inode
     assert "since=" in [r for r in fresh_server.faults.requests if r["path"].endswith("/export")][-1]["query"]
     # a deletion on the server cannot be a delta: the counts differ and a full sync follows
     (victim,) = fresh_server.sql("SELECT spectrum_id FROM spectra s JOIN programs p USING (program_id) "
