@@ -142,7 +142,7 @@ def pixel_grid(cfg: Config, shift: float = 0.0) -> np.ndarray:
     Examples
     --------
     >>> w = pixel_grid(CONFIGS['PRISM/CLEAR'])
-    >>> w.size, round(w[0], 2), round(w[-1], 2)
+    >>> w.size, round(float(w[0]), 2), round(float(w[-1]), 2)
     (1024, 0.6, 5.3)
     """
     lo, hi = cfg.nominal
