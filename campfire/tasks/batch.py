@@ -89,6 +89,15 @@ class SpectrumRef:
         z = None if self.redshift != self.redshift else float(self.redshift)
         return (self.spectrum_id, self.object_id, self.url, self.file_hash, z, phot, data, self.dest)
 
+    def identity(self) -> tuple:
+        """What the *content* of this input is, wherever it is read from: the token parts
+        without the location when the content hash is known (a file downloaded since the
+        last run is the same input)."""
+        parts = self.token_parts()
+        if self.file_hash:
+            return parts[:2] + parts[3:7]
+        return parts
+
 
 @dataclass(frozen=True)
 class Failure:

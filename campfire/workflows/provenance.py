@@ -91,7 +91,7 @@ def steps_token(workflow) -> str:
 
 def object_key(steps: str, refs: Sequence) -> str:
     """The input key of one object's outputs: steps + its inputs' identities and hashes."""
-    return tokenize(steps, sorted((r.token_parts() for r in refs), key=lambda t: t[0]))
+    return tokenize(steps, sorted((r.identity() for r in refs), key=lambda t: t[0]))
 
 
 def population_key(steps: str, name: str, object_keys: Iterable[str]) -> str:

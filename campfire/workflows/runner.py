@@ -324,7 +324,7 @@ def _run(wf, deployment, *, scheduler, workers, dry_run, force, output, progress
         if dry_run:
             echo(f"plan of {wf.name}: nothing to do; all {len(objects)} objects complete in {outdir}")
         return summary
-    state = RunState(spectra=LazySpectra.from_refs(todo_refs, errors="record", batch_size=batch_size))
+    state = RunState(spectra=LazySpectra.from_refs(todo_refs, errors="record", batch_size=batch_size, client=cf))
     grid_spec = next((s.options["grid"] for s in wf.steps if s.name == "resample"), None)
     need_done_objects = has_object_stack and done and any(lab not in pops_done for lab in pop_labels)
     if need_done_objects:
