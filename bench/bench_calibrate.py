@@ -46,15 +46,15 @@ def main(n=500):
 
     own = []
     for s in specs:
-        t0 = time.perf_counter()
+        t0 = time.process_time()
         r = calibrate_to_photometry(s, phot)
-        own.append(time.perf_counter() - t0)
+        own.append(time.process_time() - t0)
     same = []
     for _ in range(n):
-        t0 = time.perf_counter()
+        t0 = time.process_time()
         calibrate_to_photometry(specs[0], phot)
-        same.append(time.perf_counter() - t0)
-    print(f"# calibrate bench: {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}; PRISM 1024 px, "
+        same.append(time.process_time() - t0)
+    print(f"# calibrate bench: {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}; CPU time; PRISM 1024 px, "
           f"{len(r.bands_used)} of 8 bands used (f606w reaches below 0.6 μm), degree {r.degree}\n")
     print("| case | median ms | p90 ms | spectra/s |")
     print("|---|---:|---:|---:|")
