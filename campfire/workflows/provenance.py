@@ -43,20 +43,14 @@ def versions() -> dict[str, str]:
 
     out = {"campfire": campfire.__version__, "dask": dask.__version__, "numpy": numpy.__version__,
            "astropy": astropy.__version__, "python": platform.python_version()}
-    for mod in ("distributed", "zarr", "scipy"):
+    from importlib import metadata
+
+    # installed versions from the package metadata: no need to import (distributed is heavy)
+    for dist in ("distributed", "zarr", "scipy", "numba", "fsspec"):
         try:
-            out[mod] = __import__(mod).__version__
-        except ImportError:  # optional: recorded only when present
+            out[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:  # optional: recorded only when present
             pass
-    try:
-        from campfire.tasks._jit import numba_available
-
-        if numba_available():
-            import numba
-
-            out["numba"] = numba.__version__
-    except ImportError:
-        pass
     return out
 
 

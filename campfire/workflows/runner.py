@@ -557,7 +557,9 @@ def _write_population(spec, label: str, key: str, outdir: pathlib.Path, wf, prov
                                  provenance=dict(prov, population=label, input_key=key))
     if wf.outputs.plots is not False:
         try:
-            out["png"] = write_plot(str(outdir / "plots" / f"{label}.png"), spec)
+            frame = ", rest frame" if spec.meta.get("rest_frame") else ""
+            title = f"{label}: {spec.meta.get('method', 'stack')} of {out['n_inputs']}{frame}"
+            out["png"] = write_plot(str(outdir / "plots" / f"{label}.png"), spec, title=title)
         except Exception as err:  # a plot must not lose the stack
             out["png_error"] = f"{type(err).__name__}: {err}"
     if zarr_path is not None:
