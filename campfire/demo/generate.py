@@ -38,17 +38,17 @@ _NPZ_DATE = (2024, 1, 1, 0, 0, 0)
 
 
 def write_npz(path: str | os.PathLike, **arrays) -> None:
-    """``np.savez`` with fixed zip timestamps, so the same arrays give identical bytes."""
+    """``np.savez_compressed`` with fixed zip timestamps, so the same arrays give identical bytes."""
     path = pathlib.Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as zf:
+    with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=6) as zf:
         for name, arr in arrays.items():
             buf = io.BytesIO()
             np.save(buf, np.asarray(arr), allow_pickle=False)
             info = zipfile.ZipInfo(f"{name}.npy", date_time=_NPZ_DATE)
             info.external_attr = 0o644 << 16
-            zf.writestr(info, buf.getvalue())
+            zf.writestr(info, buf.getvalue(), compress_type=zipfile.ZIP_DEFLATED, compresslevel=6)
     os.replace(tmp, path)
 
 
