@@ -511,12 +511,8 @@ def ensure(size: str | None = None, *, seed: int | None = None, root: str | os.P
     with _file_lock(root.parent / f".{root.name}.lock"):
         if _is_complete(root, size, seed):  # another process built it while we waited
             return root
-        if root.exists() and any(root.iterdir()) and read_build_marker(root) is None:
-            # an interrupted or foreign directory: only replace what looks like a demo build
-            if (root / "meta").exists() or (root / "products").exists():
-                shutil.rmtree(root)
-            else:
-                raise CampfireError(f"{root} exists and is not a demo archive; set campfire.demo-root elsewhere")
+        # builds are renamed into place whole, so a directory without the marker is not
+        # a half-built demo but someone's data: build() refuses to touch it
         return build(root, size=size or "small", seed=0 if seed is None else seed, workers=workers,
                      progress=progress, overwrite=True)
 

@@ -608,3 +608,14 @@ def test_catalog_size_rows(tmp_path):
     assert conn.execute("SELECT count(*) FROM local_files").fetchone()[0] == 0
     assert json.loads(conn.execute("SELECT value FROM archive_meta WHERE key = 'demo_build'").fetchone()[0])["size"] == "catalog"
     conn.close()
+
+
+def test_ensure_never_replaces_foreign_data(tmp_path):
+    root = tmp_path / "mine"
+    (root / "meta").mkdir(parents=True)
+    (root / "meta" / "notes.txt").write_text("mine")
+    with pytest.raises(CampfireError, match="not a demo archive"):
+        campfire.demo.ensure(root=root, progress=False)
+    assert (root / "meta" / "notes.txt").read_text() == "mine"
+    with pytest.raises(ValidationError, match="size"):
+        campfire.demo.ensure(size="medium", root=root)
