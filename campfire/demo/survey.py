@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from campfire.demo import instrument as ins
-from campfire.demo.sed import SED_TYPES, SEDParams, draw_sed_params
+from campfire.demo.sed import SEDParams, draw_sed_params
 
 __all__ = [
     "PROGRAMS",
