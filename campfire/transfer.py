@@ -40,7 +40,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from typing import Any, Iterator
 
 from campfire import config
-from campfire.catalog.local import SCHEMA_PATH, SCHEMA_VERSION, LocalCatalog
+from campfire.catalog.local import SCHEMA_PATH, SCHEMA_VERSION, LocalCatalog, finalize_catalog
 from campfire.errors import APIError, CampfireError, DownloadError, NotFoundError, ValidationError
 
 __all__ = ["sync_catalog", "download_files", "fetch_spectrum", "file_sha256", "schema_statements", "SyncInterrupted"]
@@ -315,6 +315,7 @@ def _apply_snapshot(resp, db: pathlib.Path, meta_values: dict) -> dict:
         _set_meta(conn, {"schema_version": meta.get("schema_version", SCHEMA_VERSION), "owner": "client",
                          "sync_cursor": meta["export_cursor"], **meta_values})
         conn.execute("COMMIT")
+        finalize_catalog(conn)  # planner statistics: cone searches use the R*Tree
         result = dict(_local_counts(conn), stale_count=_stale_count(conn))
         conn.execute("PRAGMA journal_mode = DELETE")
         conn.close()

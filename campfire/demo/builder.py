@@ -174,7 +174,7 @@ def _photo_z(obj: survey.ObjectPlan, seed: int) -> tuple[float, float, float] | 
 
 def _write_catalog(root: pathlib.Path, plan: survey.Plan, results: list[dict], size: str) -> dict[str, int]:
     from campfire.catalog.aggregates import refresh_standard_aggregates
-    from campfire.catalog.local import create_catalog
+    from campfire.catalog.local import create_catalog, finalize_catalog
 
     seed = plan.seed
     db = root / "meta" / "campfire.db"
@@ -286,6 +286,7 @@ def _write_catalog(root: pathlib.Path, plan: survey.Plan, results: list[dict], s
             "objects": conn.execute("SELECT count(*) FROM objects").fetchone()[0],
             "spectra": conn.execute("SELECT count(*) FROM spectra").fetchone()[0],
         }
+        finalize_catalog(conn)  # planner statistics: cone searches use the R*Tree
         conn.execute("VACUUM")
     finally:
         conn.close()

@@ -47,7 +47,7 @@ def build_catalog(root: pathlib.Path, seed: int = 0, progress: bool = True,
     """Write ``<root>/meta/campfire.db`` with ``n_spectra`` catalog rows (no FITS files)."""
     from campfire.bands import band_pivot
     from campfire.catalog.aggregates import refresh_standard_aggregates
-    from campfire.catalog.local import create_catalog
+    from campfire.catalog.local import create_catalog, finalize_catalog
     from campfire.demo.builder import DEMO_VERSION, MARKER_KEY, TAG_NAMES
 
     t0 = time.perf_counter()
@@ -282,6 +282,7 @@ def build_catalog(root: pathlib.Path, seed: int = 0, progress: bool = True,
                          (MARKER_KEY, json.dumps({"size": "catalog", "seed": seed, "version": DEMO_VERSION},
                                                  sort_keys=True)))
         counts = {"observations": len(obs_rows), "objects": n_obj, "spectra": n_s}
+        finalize_catalog(conn)  # planner statistics: cone searches use the R*Tree
         conn.execute("PRAGMA journal_mode = DELETE")
     finally:
         conn.close()
