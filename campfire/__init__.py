@@ -1,6 +1,8 @@
 """campfire: client and Dask pipeline of a JWST/NIRSpec MSA spectroscopy archive."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from campfire import config as _config  # registers the packaged Dask defaults
 from campfire.errors import (
     APIError,
@@ -25,6 +27,9 @@ from campfire.calibration import (
 from campfire.tasks.redshift import fit_redshift
 
 __version__ = "0.1.0"
+
+if TYPE_CHECKING:  # the Plotly helpers exist at runtime through __getattr__ below
+    from campfire.plotting import plot_redshift_fit, plot_spectrum, plot_spectrum_simple
 
 _LAZY = {
     # Plotly helpers (the `plotting` extra): imported on first use, so `import campfire` stays light
