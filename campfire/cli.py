@@ -109,6 +109,8 @@ def cmd_tags(args) -> int:
         cf.untag_objects(args.slug, args.object_ids)
     elif args.tags_cmd == "delete":
         cf.delete_tag(args.slug)
+    elif args.tags_cmd == "update":
+        cf.update_tag(args.slug, name=args.name, description=args.description, shared=args.shared)
     return 0
 
 
@@ -183,6 +185,13 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("object_ids", nargs="+")
     p = tsub.add_parser("delete")
     p.add_argument("slug")
+    p = tsub.add_parser("update", help="rename, re-describe, share or unshare your tag")
+    p.add_argument("slug")
+    p.add_argument("--name")
+    p.add_argument("--description")
+    share = p.add_mutually_exclusive_group()
+    share.add_argument("--shared", dest="shared", action="store_true", default=None)
+    share.add_argument("--private", dest="shared", action="store_false")
     tags.set_defaults(func=cmd_tags)
     return parser
 
