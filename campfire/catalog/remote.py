@@ -263,6 +263,11 @@ def _error_for(resp, what: str = "") -> CampfireError:
                     status=status)
 
 
+def _margin(entry: dict) -> float:
+    """Refresh this long before expiry: 30 s, or a quarter of a short token lifetime."""
+    return min(30.0, 0.25 * float(entry.get("expires_in") or 120.0))
+
+
 def _retry_after(resp) -> float | None:
     value = resp.headers.get("Retry-After")
     if not value:
@@ -346,7 +351,7 @@ class RemoteCatalog:
         entry = self._entry()
         if not entry or not entry.get("access_token"):
             return None
-        if self.auto_refresh and entry.get("refresh_token") and entry.get("expires_at", 0) - 30 < time.time():
+        if self.auto_refresh and entry.get("refresh_token") and entry.get("expires_at", 0) - _margin(entry) < time.time():
             self._refresh(entry["access_token"])
             entry = self._entry()
         return entry.get("access_token") if entry else None
@@ -358,7 +363,7 @@ class RemoteCatalog:
             entry = self.credentials.get(self.base_url)
             if not entry:
                 raise AuthenticationError(f"not logged in to {self.base_url}. {LOGIN_HINT}")
-            if entry.get("access_token") != stale_access and entry.get("expires_at", 0) - 30 > time.time():
+            if entry.get("access_token") != stale_access and entry.get("expires_at", 0) - _margin(entry) > time.time():
                 return  # another thread or process refreshed it meanwhile
             if not entry.get("refresh_token"):
                 raise AuthenticationError(f"session expired and no refresh token is stored. {LOGIN_HINT}")
@@ -379,6 +384,7 @@ class RemoteCatalog:
             "access_token": payload["access_token"],
             "refresh_token": payload.get("refresh_token"),
             "expires_at": time.time() + float(payload.get("expires_in", 0)),
+            "expires_in": float(payload.get("expires_in", 0)),
             "saved_at": time.time(),
         }
 

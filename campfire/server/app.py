@@ -120,6 +120,8 @@ class Archive:
             conn.execute("PRAGMA journal_mode = WAL")
         self.auth = AuthStore(self.root)
         self.limiter = RateLimiter()
+        for leftover in (self.root / "cache" / "exports").glob("export-*.db"):  # from a killed server
+            leftover.unlink(missing_ok=True)
         self._catalogs: dict[Visibility, LocalCatalog] = {}
         self._aggregate_keys: set[str] = set()
         self._programs: tuple[tuple, frozenset[int], frozenset[int]] | None = None

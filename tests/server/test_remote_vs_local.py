@@ -129,3 +129,18 @@ def test_remote_limits(alice, direct):
         assert_same_table(alice.query_spectra(remote=True, limit=130), direct.query_spectra(limit=130))
     with pytest.raises(Exception, match="staleness"):
         alice.query_objects(remote=True, staleness=True)
+
+
+def test_remote_errors_map_to_campfire_exceptions(alice, ids):
+    from campfire.errors import NotFoundError, ValidationError
+
+    with pytest.raises(NotFoundError):
+        alice.remote_catalog.spectrum_data("no_such_spectrum_1")
+    with pytest.raises(NotFoundError):
+        alice.remote_catalog.redshift_fit("no_such_spectrum_1")
+    with pytest.raises(ValidationError, match="unknown field 'atlantis'"):
+        alice.query_objects(remote=True, fields=["atlantis"])
+    with pytest.raises(ValidationError, match="sort"):
+        alice.query_spectra(remote=True, sort="max_snr")
+    data = alice.get_spectrum_data(ids["example_spectrum"])
+    assert data["snr_2d"].shape == (data["n_spatial"], data["n_wave"]) and data["wave"].dtype == float

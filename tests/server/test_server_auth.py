@@ -205,3 +205,24 @@ def test_refresh_tokens_are_stored_hashed(server):
     finally:
         conn.close()
     assert pair["refresh_token"] not in stored and len(stored[0]) == 64
+
+
+def test_parallel_requests_share_one_refresh(fresh_server, make_client):
+    """Eight download threads hitting an expired token at once: rotation must not look like a replay."""
+    from campfire.catalog.filters import build_query
+    from campfire.transfer import download_files
+
+    with dask.config.set({"campfire.server.access-token-ttl": 1}):
+        cf = make_client(fresh_server.url, "alice")
+    cf.sync()
+    store = cf.remote_catalog.credentials
+    time.sleep(1.5)
+    # the client believes its token is fresh: every thread gets a 401 and asks for a refresh
+    with store.locked():
+        store.put(fresh_server.url, dict(store.get(fresh_server.url), expires_at=time.time() + 3600))
+    fresh_server.faults.clear()
+    got = download_files(cf, build_query("spectra", observations=["ember_uds_p4"]), max_workers=8)
+    assert got["downloaded"] > 8 and not got["failed"]
+    grants = [r for r in fresh_server.faults.requests if r["path"] == "/api/v1/auth/token"]
+    assert 1 <= len(grants) < 8
+    assert cf.remote_catalog.whoami()["username"] == "alice"  # the session survived

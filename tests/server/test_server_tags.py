@@ -180,6 +180,9 @@ def test_cli_tags(server, people, make_client, capsys, ids):
     assert "cli-tag" in out and "From the CLI" in out and "lrd" in out
     assert cli.main(["tags", "--server", url, "create", "Bad Slug"]) == 2
     assert "slug" in capsys.readouterr().err
+    assert cli.main(["tags", "--server", url, "update", "cli-tag", "--name", "Renamed", "--private"]) == 0
+    row = tag_rows(people["alice"])[("cli-tag", "alice")]
+    assert row["name"] == "Renamed" and row["kind"] == "private"
     assert cli.main(["tags", "--server", url, "delete", "cli-tag"]) == 0
     assert ("cli-tag", "alice") not in tag_rows(people["alice"])
 
