@@ -14,6 +14,7 @@ import pytest
 from astropy.io import fits
 from astropy.table import Table
 
+from campfire.workflows.outputs import read_provenance
 from campfire.workflows.runner import STATE_FILE, run_workflow
 
 ROOT = pathlib.Path(__file__).parents[2]
@@ -69,7 +70,8 @@ def test_stack_lrds_end_to_end(lrd_run, cf):
         assert len(hdr["CATSHA"]) == 64 and hdr["CATVER"]
         for i in range(1, hdr["NINPUT"] + 1):
             assert hashes[hdr[f"INSPEC{i}"]] == hdr[f"INHASH{i}"]
-        prov = json.loads(h["PROVENANCE"].data["json"][0])
+        prov = json.loads(h["PROVENANCE"].data.tobytes())
+        assert prov == read_provenance(out / "fits" / "ember_uds_p4_123456.fits")
         assert prov["selection"] == {"tags": ["lrd"], "has_photometry": True, "dq_flags": "~CONTAMINATION"}
         assert prov["workflow"]["sha256"] == wf_sha and "steps:" in prov["workflow"]["text"]
         assert set(prov["versions"]) >= {"campfire", "dask", "numpy"} and "last_synced" in prov["catalog"]
