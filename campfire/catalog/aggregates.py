@@ -71,7 +71,7 @@ def visible_program_ids(conn: sqlite3.Connection, key: str) -> list[int] | None:
 
 
 def refresh_aggregates(conn: sqlite3.Connection, visibility_key: str,
-                       program_ids: Iterable[int] | None) -> int:
+                       program_ids: Iterable[int] | None, object_ids: Iterable[str] | None = None) -> int:
     """(Re)compute the ``object_aggregates`` rows of one visibility set.
 
     Parameters
@@ -83,6 +83,9 @@ def refresh_aggregates(conn: sqlite3.Connection, visibility_key: str,
     program_ids : iterable of int or None
         The programs whose spectra count (public ones included); None = every program.
         :func:`visible_program_ids` derives it from the key.
+    object_ids : iterable of str, optional
+        Only these objects' rows (the server refreshes the objects whose spectra
+        changed); None = every object.
 
     Returns
     -------
@@ -95,15 +98,34 @@ def refresh_aggregates(conn: sqlite3.Connection, visibility_key: str,
     """
     if not isinstance(visibility_key, str):
         raise ValidationError(f"visibility_key: expected a string ('*', '' or ids), got {visibility_key!r}")
-    conn.execute("DELETE FROM object_aggregates WHERE visibility = ?", (visibility_key,))
+    program_ids = None if program_ids is None else list(program_ids)  # read once per chunk below
+    if object_ids is not None:
+        objects = sorted(set(object_ids))
+        total = 0
+        for i in range(0, len(objects), 500):  # bounded SQL parameter lists
+            total += _refresh(conn, visibility_key, program_ids, objects[i:i + 500])
+        return total
+    return _refresh(conn, visibility_key, program_ids, None)
+
+
+def _refresh(conn: sqlite3.Connection, visibility_key: str, program_ids, objects: list[str] | None) -> int:
+    obj_sql, obj_params = "", []
+    if objects is not None:
+        obj_sql = f" AND object_id IN ({','.join('?' * len(objects))})"
+        obj_params = list(objects)
+    conn.execute("DELETE FROM object_aggregates WHERE visibility = ?" + obj_sql, [visibility_key] + obj_params)
     params: list = [visibility_key]
-    where = ""
+    clauses = []
     if program_ids is not None:
         ids = sorted({int(p) for p in program_ids})
         if not ids:
             return 0
-        where = f"WHERE s.program_id IN ({','.join('?' * len(ids))})"
+        clauses.append(f"s.program_id IN ({','.join('?' * len(ids))})")
         params += ids
+    if objects is not None:
+        clauses.append(f"s.object_id IN ({','.join('?' * len(objects))})")
+        params += obj_params
+    where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
     # SQLite 3.40 has no ORDER BY inside group_concat: a small Python aggregate sorts
     conn.create_aggregate("campfire_sorted_concat", 1, _SortedConcat)
     cur = conn.execute(
