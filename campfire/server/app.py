@@ -123,7 +123,7 @@ class Archive:
         for leftover in (self.root / "cache" / "exports").glob("export-*.db"):  # from a killed server
             leftover.unlink(missing_ok=True)
         self._catalogs: dict[Visibility, LocalCatalog] = {}
-        self._aggregate_keys: set[str] = set()
+        self._aggregate_keys: dict[str, tuple] = {}  # key -> catalog stamp last checked
         self._programs: tuple[tuple, frozenset[int], frozenset[int]] | None = None
         if self.is_demo():
             seed_demo_accounts(self.root, store=self.auth)
@@ -190,21 +190,48 @@ class Archive:
         return Visibility(program_ids=public | member, key=key, user=user, all_tags=False)
 
     def ensure_aggregates(self, vis: Visibility) -> None:
-        """Materialise object_aggregates for ``vis.key`` the first time a caller needs it."""
-        if vis.key in self._aggregate_keys:
+        """Keep object_aggregates of ``vis.key`` in step with the spectra table.
+
+        A key seen for the first time is computed in full. Each key records the
+        spectra state it was computed for (``max(updated_at)`` and the row count) in
+        ``archive_meta``; when the pipeline has changed spectra since, the objects
+        of the changed spectra are recomputed (all of them if rows were added or
+        deleted). Rows a pipeline wrote without a record are trusted as current.
+        The check runs once per change of the catalog file, not per request.
+        """
+        stamp = self._stamp()
+        if self._aggregate_keys.get(vis.key) == stamp:
             return
         with self._write_lock:
-            if vis.key in self._aggregate_keys:
+            stamp = self._stamp()
+            if self._aggregate_keys.get(vis.key) == stamp:
                 return
-            conn = self.write_conn()
-            have = conn.execute("SELECT 1 FROM object_aggregates WHERE visibility = ? LIMIT 1", (vis.key,)).fetchone()
-            if have is None:
-                from campfire.catalog.aggregates import refresh_aggregates
+            from campfire.catalog.aggregates import refresh_aggregates
 
+            conn = self.write_conn()
+            programs = None if vis.program_ids is None else sorted(vis.program_ids)
+            high, count = conn.execute("SELECT max(updated_at), count(*) FROM spectra").fetchone()
+            state = json.dumps([high or "", count])
+            meta_key = f"aggregates:{vis.key}"
+            row = conn.execute("SELECT value FROM archive_meta WHERE key = ?", (meta_key,)).fetchone()
+            recorded = json.loads(row[0]) if row else None
+            have = conn.execute("SELECT 1 FROM object_aggregates WHERE visibility = ? LIMIT 1", (vis.key,)).fetchone()
+            if recorded is None and have is None:
                 log.info("computing object aggregates for visibility %r", vis.key)
-                refresh_aggregates(conn, vis.key, None if vis.program_ids is None else sorted(vis.program_ids))
+                refresh_aggregates(conn, vis.key, programs)
+            elif recorded is not None and recorded != [high or "", count]:
+                if recorded[1] == count:
+                    changed = [r[0] for r in conn.execute(
+                        "SELECT DISTINCT object_id FROM spectra WHERE updated_at > ?", (recorded[0],))]
+                    log.info("refreshing aggregates of %d objects for visibility %r", len(changed), vis.key)
+                    refresh_aggregates(conn, vis.key, programs, object_ids=changed)
+                else:
+                    log.info("spectra added or removed: recomputing aggregates for visibility %r", vis.key)
+                    refresh_aggregates(conn, vis.key, programs)
+            if recorded != [high or "", count]:  # write only on change: a write moves every key's stamp
+                conn.execute("INSERT OR REPLACE INTO archive_meta (key, value) VALUES (?, ?)", (meta_key, state))
                 conn.commit()
-            self._aggregate_keys.add(vis.key)
+            self._aggregate_keys[vis.key] = self._stamp()
 
     def catalog(self, vis: Visibility) -> LocalCatalog:
         cat = self._catalogs.get(vis)

@@ -174,3 +174,22 @@ def test_bulk_export_holds_only_visible_rows(server, auth, oracle, user, tmp_pat
     # nothing of the pipeline's own: no truth, no local files, no triggers or views
     assert not tables["truth_objects"] and not tables["truth_spectra"] and not tables["local_files"]
     assert kinds <= {"table", "index"}
+
+
+def test_aggregates_follow_pipeline_changes(fresh_server, get_token, ids):
+    """The pipeline changes a spectrum's S/N: every visibility set's aggregates follow."""
+    import datetime as dt
+
+    oid = ids["mixed"][0]
+    headers = {"Authorization": f"Bearer {get_token(fresh_server.url, 'alice')}"}
+    url = f"{fresh_server.url}/api/v1/objects/{oid}"
+    before = {who: requests.get(url, headers=h).json()["object"]["max_snr"] for who, h in (("anon", {}), ("alice", headers))}
+    (sid,) = fresh_server.sql(
+        "SELECT s.spectrum_id FROM spectra s JOIN programs p USING (program_id) WHERE s.object_id = ? "
+        "AND p.is_public = 1 LIMIT 1", (oid,))[0]
+    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    fresh_server.sql("UPDATE spectra SET signal_to_noise = 9999.0, updated_at = ? WHERE spectrum_id = ?", (stamp, sid))
+    for who, h in (("anon", {}), ("alice", headers)):
+        after = requests.get(url, headers=h).json()["object"]["max_snr"]
+        assert after == 9999.0 != before[who]
+    assert requests.get(f"{fresh_server.url}/api/v1/objects", params={"max_snr_range": "9000,10000"}).json()["total"] == 1
