@@ -17,8 +17,11 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
+
+from numpy import bool_ as np_bool
 
 from campfire.errors import ValidationError
 from campfire.flags import FlagExpr, as_flag_expr
@@ -206,18 +209,31 @@ def _range(name: str, value, lower: float | None = None) -> tuple[float, float] 
 def _bool(name: str, value) -> bool | None:
     if value is None or isinstance(value, bool):
         return value
-    if hasattr(value, "dtype") and value.dtype == bool:  # numpy bool
+    if isinstance(value, np_bool):  # a numpy bool scalar (an array has no single truth value)
         return bool(value)
     raise ValidationError(f"{name}: expected True, False or None, got {value!r}")
+
+
+def _items(name: str, value, expected: str) -> list:
+    """A scalar (str or int) as a one-item list, an iterable's items, anything else a ValidationError."""
+    if isinstance(value, (str, numbers.Integral)):
+        return [value]
+    try:
+        return list(value)
+    except TypeError:  # a float, None inside, a 0-d array ...: not a list of anything
+        raise ValidationError(f"{name}: expected {expected}, got {value!r}") from None
+
+
+def _integer(v) -> bool:
+    """True for Python and numpy integers (a column value), never for bools."""
+    return isinstance(v, numbers.Integral) and not isinstance(v, (bool, np_bool))
 
 
 def _quality(value) -> tuple[int, ...] | None:
     if value is None:
         return None
-    if isinstance(value, (int, str)):
-        value = [value]
     out = []
-    for v in value:
+    for v in _items("redshift_quality", value, "ints 0-4 or quality names"):
         if isinstance(v, str):
             key = v.strip().lower()
             if key.isdigit():
@@ -230,7 +246,7 @@ def _quality(value) -> tuple[int, ...] | None:
                     f"redshift_quality: unknown quality {v!r}; allowed: 0-4 or "
                     + ", ".join(f"{n!r}" for n in QUALITY_NAMES)
                 )
-        if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= 4:
+        if not _integer(v) or not 0 <= v <= 4:
             raise ValidationError(
                 f"redshift_quality: expected ints 0-4 or names ({', '.join(QUALITY_NAMES)}), got {v!r}"
             )
@@ -243,14 +259,16 @@ def _quality(value) -> tuple[int, ...] | None:
 def _programs(value) -> tuple[int | str, ...] | None:
     if value is None:
         return None
-    if isinstance(value, (str, int)):
-        value = [value]
     out: list[int | str] = []
-    for v in value:
-        if isinstance(v, bool):
+    for v in _items("programs", value, "program ids (int) or slugs (str)"):
+        if isinstance(v, (bool, np_bool)):
             raise ValidationError(f"programs: expected program ids or slugs, got {v!r}")
-        if isinstance(v, int) or (isinstance(v, str) and v.strip().isdigit()):
-            out.append(int(v))
+        if _integer(v) or (isinstance(v, str) and v.strip().isdigit()):
+            pid = int(v)
+            # JWST proposal ids are positive; a negative one would come back as a slug over HTTP
+            if not 0 < pid < 2**62:
+                raise ValidationError(f"programs: expected a positive program id, got {v!r}")
+            out.append(pid)
         elif isinstance(v, str) and v.strip():
             out.append(v.strip())
         else:
@@ -301,14 +319,21 @@ def build_query(kind: str, **kwargs) -> Query:
     if limit is not None:
         if isinstance(limit, bool) or not isinstance(limit, int) or not 0 <= limit < 2**62:
             raise ValidationError(f"limit: expected a non-negative int or None, got {limit!r}")
-    offset = get("offset", 0) or 0
+    offset = get("offset")
+    if offset is None:
+        offset = 0
     # an upper bound too: SQLite integers are 64-bit (a huge offset is a ValidationError, not an overflow)
     if isinstance(offset, bool) or not isinstance(offset, int) or not 0 <= offset < 2**62:
         raise ValidationError(f"offset: expected a non-negative int, got {offset!r}")
-    sort = get("sort") or DEFAULT_SORT[kind]
-    if sort not in SORT_COLUMNS[kind]:
+    # no truth tests on caller values: an array or a FlagExpr has no single truth value
+    sort = get("sort")
+    if sort is None or (isinstance(sort, str) and not sort):
+        sort = DEFAULT_SORT[kind]
+    if not isinstance(sort, str) or sort not in SORT_COLUMNS[kind]:
         raise ValidationError(f"sort: unknown column {sort!r} for {kind}; allowed: {', '.join(SORT_COLUMNS[kind])}")
-    sort_dir = get("sort_dir") or "asc"
+    sort_dir = get("sort_dir")
+    if sort_dir is None or (isinstance(sort_dir, str) and not sort_dir):
+        sort_dir = "asc"
     if not isinstance(sort_dir, str) or sort_dir.lower() not in ("asc", "desc"):
         raise ValidationError(f"sort_dir: expected 'asc' or 'desc', got {sort_dir!r}")
     return Query(
