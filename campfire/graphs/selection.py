@@ -73,13 +73,45 @@ def _photometry(phot: dict | None, object_id: str) -> Photometry | None:
     )
 
 
+def _local_object_info(cat, ids: list[str]) -> dict[str, tuple[float, Photometry | None]]:
+    """Bulk lookup in the local SQLite catalog (schema.sql): two indexed queries per 900 ids."""
+    out: dict[str, tuple[float, Photometry | None]] = {}
+    conn = cat.conn
+    for lo in range(0, len(ids), 900):  # SQLite's default limit of bound parameters is 999
+        chunk = ids[lo:lo + 900]
+        marks = ",".join("?" * len(chunk))
+        heads = {r[0]: r[1:] for r in conn.execute(
+            "SELECT object_id, redshift, has_photometry, phot_catalog, photo_z, photo_z_err_lo, photo_z_err_hi "
+            f"FROM objects WHERE object_id IN ({marks})", chunk)}
+        bands: dict[str, list] = {}
+        for r in conn.execute(f"SELECT object_id, band, flux, flux_err, wavelength FROM photometry "
+                              f"WHERE object_id IN ({marks}) ORDER BY object_id, wavelength", chunk):
+            bands.setdefault(r[0], []).append(list(r[1:]))
+        for oid in chunk:
+            head = heads.get(oid)
+            if head is None:
+                continue
+            z = float(head[0]) if head[0] is not None else math.nan
+            phot = None
+            if head[1] and bands.get(oid):
+                phot = _photometry({"bands": bands[oid], "catalog": head[2], "photo_z": head[3],
+                                    "photo_z_err_lo": head[4], "photo_z_err_hi": head[5]}, oid)
+            out[oid] = (z, phot)
+    return out
+
+
 def object_info(cf, object_ids: Iterable[str]) -> dict[str, tuple[float, Photometry | None]]:
-    """``object_id → (redshift, Photometry or None)`` for each object (one catalog pass)."""
+    """``object_id → (redshift, Photometry or None)`` for each object.
+
+    A local catalog answers in bulk (a few indexed queries for 10,000 objects); a
+    server, object by object.
+    """
+    ids = [oid for oid in dict.fromkeys(object_ids) if oid]
+    if getattr(cf, "is_local", False):
+        return _local_object_info(cf.local_catalog, ids)
     backend = cf._backend(False)
     out: dict[str, tuple[float, Photometry | None]] = {}
-    for oid in dict.fromkeys(object_ids):
-        if not oid:
-            continue
+    for oid in ids:
         row = backend.object_row(oid) or {}
         z = row.get("redshift")
         z = float(z) if z is not None else math.nan
@@ -93,7 +125,8 @@ def _server_url(cf, spectrum_id: str) -> str:
     return f"{cf.base_url}{config.API_PREFIX}/spectra/{spectrum_id}/file"
 
 
-def _location(cf, row: dict, storage_root: str | None, prefer_server: bool = False) -> tuple[str, str]:
+def _location(cf, row: dict, storage_root: str | None, prefer_server: bool = False,
+              is_local: bool = False) -> tuple[str, str]:
     """(url, dest) of a catalog row's file; ``dest`` (server files) is relative to ``cf.data_dir``."""
     rel = row.get("fits_path") or ""
     base = getattr(cf, "base_url", None)
@@ -104,8 +137,8 @@ def _location(cf, row: dict, storage_root: str | None, prefer_server: bool = Fal
     local = row.get("local_path") or ""
     if local and os.path.exists(local):
         return local, ""
-    if cf is not None and getattr(cf, "is_local", False) and rel and (cf.data_dir / rel).exists():
-        return str(cf.data_dir / rel), ""
+    if is_local and rel and os.path.exists(os.path.join(cf.data_dir, rel)):
+        return os.path.join(cf.data_dir, rel), ""
     if base:
         return _server_url(cf, row["spectrum_id"]), rel
     if rel and cf is not None:
@@ -130,8 +163,9 @@ def refs_from_rows(
     rows = list(rows)
     info = object_info(cf, (r.get("object_id") or "" for r in rows)) if (with_objects and cf is not None) else {}
     refs = []
+    is_local = bool(cf is not None and cf.is_local)  # once: it opens the catalog to check it
     for r in rows:
-        url, dest = _location(cf, r, storage_root, prefer_server)
+        url, dest = _location(cf, r, storage_root, prefer_server, is_local)
         z, phot = info.get(r.get("object_id") or "", (math.nan, None))
         refs.append(
             SpectrumRef(

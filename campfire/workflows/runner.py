@@ -256,7 +256,7 @@ def _run(wf, deployment, *, scheduler, workers, dry_run, force, output, progress
         kind_, arg_ = parse_scheduler(sched, nworkers)
         n_w = int(arg_) if kind_ in ("threads", "processes", "local") and arg_ else (os.cpu_count() or 1)
         batch_size = max(1, min(batch_size, -(-len(refs) // (2 * n_w))))
-    full = LazySpectra.from_refs(refs, errors="record", batch_size=batch_size)
+    full = LazySpectra.from_refs(refs, errors="record", batch_size=batch_size, client=cf)
     spec_order = full.refs
     obj_order = [r for p in full.parts for r in object_refs(p)]
     objects = {r.object_id: r for r in obj_order}
@@ -324,7 +324,10 @@ def _run(wf, deployment, *, scheduler, workers, dry_run, force, output, progress
         if dry_run:
             echo(f"plan of {wf.name}: nothing to do; all {len(objects)} objects complete in {outdir}")
         return summary
-    state = RunState(spectra=LazySpectra.from_refs(todo_refs, errors="record", batch_size=batch_size, client=cf))
+    # nothing complete: the full selection is the graph's source (no second tokenization)
+    source = full if len(todo_refs) == len(spec_order) else LazySpectra.from_refs(
+        todo_refs, errors="record", batch_size=batch_size, client=cf)
+    state = RunState(spectra=source)
     grid_spec = next((s.options["grid"] for s in wf.steps if s.name == "resample"), None)
     need_done_objects = has_object_stack and done and any(lab not in pops_done for lab in pop_labels)
     if need_done_objects:
