@@ -9,6 +9,7 @@ workers can read an archive root on shared or object storage.
 """
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import pathlib
@@ -44,11 +45,57 @@ def _is_url(path) -> bool:
     return isinstance(path, str) and "://" in path
 
 
+_MAX_AXES = 999  # the FITS standard's bound on NAXIS and TFIELDS
+_BITPIX = {8, 16, 32, 64, -32, -64}
+
+
+def _header_count(header: fits.Header, key: str, default: int, hi: int | None) -> int:
+    value = header.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0 or (hi and value > hi):
+        raise FileFormatError(f"invalid {key} = {value!r} in a header")
+    return int(value)
+
+
+def _check_declared_sizes(hdul: fits.HDUList, size: int) -> None:
+    """Refuse headers that declare more than the file holds, before any data unit is read.
+
+    astropy sizes its arrays — and its list of table columns — from the header, so one
+    corrupt digit (NAXIS2 = 99999999999, TFIELDS = 99999999999) would make it allocate
+    until the machine runs out of memory. The FITS standard gives the data size:
+    |BITPIX|/8 · GCOUNT · (PCOUNT + NAXIS1 · … · NAXISn), which must fit in the file.
+    """
+    for i, hdu in enumerate(hdul):
+        header = hdu.header
+        naxis = _header_count(header, "NAXIS", 0, _MAX_AXES)
+        _header_count(header, "TFIELDS", 0, _MAX_AXES)
+        bitpix = header.get("BITPIX", 8)
+        if bitpix not in _BITPIX:
+            raise FileFormatError(f"invalid BITPIX = {bitpix!r} in HDU {i}")
+        nbytes = 0
+        if naxis:
+            # random groups (NAXIS1 = 0, GROUPS = T) leave the first axis out
+            first = 2 if header.get("GROUPS") is True and header.get("NAXIS1") == 0 else 1
+            n = 1
+            for axis in range(first, naxis + 1):
+                n *= _header_count(header, f"NAXIS{axis}", 0, None)
+            gcount = _header_count(header, "GCOUNT", 1, None)
+            pcount = _header_count(header, "PCOUNT", 0, None)
+            nbytes = abs(int(bitpix)) // 8 * gcount * (pcount + n)
+        available = size - hdul.fileinfo(i)["datLoc"]
+        if nbytes > available:
+            raise FileFormatError(
+                f"HDU {i} ({hdu.name}) declares {nbytes:,} bytes of data but the file holds {max(available, 0):,}: "
+                "the file is truncated or its header is corrupt"
+            )
+
+
 def open_fits(path: str | os.PathLike) -> fits.HDUList:
     """Open a FITS file from a local path or fsspec URL, fully read (no memmap).
 
     A truncated file is an error here, not astropy's warning: a partial download
-    must never pass for a spectrum.
+    must never pass for a spectrum. So is a header that declares more data than the
+    file holds (checked before anything is allocated), and anything else astropy
+    raises on a mangled file: every failure is a :class:`FileFormatError`.
     """
     try:
         with warnings.catch_warnings(record=True) as caught:
@@ -58,22 +105,48 @@ def open_fits(path: str | os.PathLike) -> fits.HDUList:
 
                 with fsspec.open(path, "rb") as f:
                     data = f.read()
+                size = len(data)
                 hdul = fits.open(io.BytesIO(data), memmap=False, lazy_load_hdus=False)
             else:
+                size = os.path.getsize(path)
                 hdul = fits.open(os.fspath(path), memmap=False, lazy_load_hdus=False)
-            for hdu in hdul:  # touch every data unit so truncation shows now
-                hdu.data
+            try:
+                _check_declared_sizes(hdul, size)
+                for hdu in hdul:  # touch every data unit so truncation shows now
+                    hdu.data
+            except BaseException:
+                hdul.close()
+                raise
         problems = [str(w.message) for w in caught if "truncat" in str(w.message).lower()]
         if problems:
             hdul.close()
             raise FileFormatError(f"{path}: the file is truncated ({problems[0]})")
         return hdul
-    except FileFormatError:
-        raise
+    except FileFormatError as err:
+        if str(path) in str(err):
+            raise
+        raise FileFormatError(f"{path}: {err}; expected {EXPECTED}") from err
     except FileNotFoundError as err:
         raise NotFoundError(f"no such file: {path}") from err
-    except (OSError, TypeError, ValueError, IndexError) as err:
-        raise FileFormatError(f"{path}: not a readable FITS file ({err}); expected {EXPECTED}") from err
+    except MemoryError:
+        raise
+    except Exception as err:  # astropy's VerifyError, KeyError, AttributeError ... on a mangled header
+        raise FileFormatError(
+            f"{path}: not a readable FITS file ({type(err).__name__}: {err}); expected {EXPECTED}"
+        ) from err
+
+
+@contextlib.contextmanager
+def _file_errors(path, what: str):
+    """Turn whatever a corrupt file makes astropy/numpy raise into a FileFormatError."""
+    try:
+        # garbage values in a corrupt data unit become NaN/inf quietly, not numpy warnings
+        with np.errstate(all="ignore"):
+            yield
+    except (CampfireError, MemoryError):
+        raise
+    except Exception as err:
+        raise FileFormatError(f"{path}: cannot read {what} ({type(err).__name__}: {err}); expected {EXPECTED}") from err
 
 
 def _header_dict(header: fits.Header) -> dict[str, Any]:
@@ -212,18 +285,14 @@ def decode_spectrum(raw: dict[str, Any]) -> SpectrumData:
 
 def read_spectrum(path: str | os.PathLike) -> SpectrumData:
     """Open a spectrum file as :class:`SpectrumData` (μm, μJy, NaN for bad pixels)."""
-    try:
+    with _file_errors(path, "spectrum"):
         return decode_spectrum(load_raw(path))
-    except CampfireError:
-        raise
-    except Exception as err:  # anything astropy raises on a mangled file
-        raise FileFormatError(f"{path}: cannot read spectrum ({type(err).__name__}: {err}); expected {EXPECTED}") from err
 
 
 def read_spectrum_2d(path: str | os.PathLike) -> dict[str, Any]:
     """The structure of ``get_spectrum_data``: 1D arrays, 2D S/N = SCI·√WHT and the profile."""
     spec = read_spectrum(path)
-    with open_fits(path) as hdul:
+    with _file_errors(path, "the 2D spectrum"), open_fits(path) as hdul:
         names = [h.name.upper() for h in hdul]
         if "SCI" not in names or "WHT" not in names:
             raise FileFormatError(f"{path}: no SCI/WHT 2D extensions for the 2D spectrum")
@@ -255,7 +324,7 @@ def read_spectrum_2d(path: str | os.PathLike) -> dict[str, Any]:
 
 def read_redshift_fit(path: str | os.PathLike) -> dict[str, Any]:
     """The structure of ``get_redshift_fit_data`` from the ZFIT / ZMODEL extensions."""
-    with open_fits(path) as hdul:
+    with _file_errors(path, "the redshift fit"), open_fits(path) as hdul:
         names = [h.name.upper() for h in hdul]
         if "ZFIT" not in names:
             raise NotFoundError(f"{path}: no redshift fit (ZFIT extension) in this file")
