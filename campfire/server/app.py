@@ -825,6 +825,10 @@ def create_app(root: str | os.PathLike, *, faults=None):
         )
 
     app.include_router(api)
+    # the document says what each endpoint really answers (bodies, 400/401/404 errors, auth)
+    from campfire.server.openapi import install as install_openapi
+
+    install_openapi(app, PREFIX)
 
     if faults is not None:
         from campfire.server.faults import FaultMiddleware
@@ -856,7 +860,12 @@ async def _read_form(request) -> dict[str, str]:
             raise ValidationError("body: malformed JSON") from None
         if not isinstance(data, dict):
             raise ValidationError("body: expected a JSON object")
-        return {str(k): str(v) for k, v in data.items() if v is not None}
+        # form fields are strings: a number or a list where a token belongs is a bad request,
+        # not something to stringify and look up
+        bad = sorted(str(k) for k, v in data.items() if v is not None and not isinstance(v, str))
+        if bad:
+            raise ValidationError(f"body: {', '.join(bad)}: expected a string")
+        return {str(k): v for k, v in data.items() if v is not None}
     try:
         pairs = urllib.parse.parse_qsl(body.decode("utf-8"), keep_blank_values=True, strict_parsing=False)
     except UnicodeDecodeError:
