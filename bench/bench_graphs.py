@@ -32,6 +32,21 @@ def _rss() -> int:
     return psutil.Process().memory_info().rss
 
 
+def _cpu() -> float:
+    import psutil
+
+    t = psutil.Process().cpu_times()
+    return t.user + t.system
+
+
+def _worker_cpu(client) -> float:
+    return sum(client.run(_cpu).values())
+
+
+def _load() -> str:
+    return "load average {:.1f} {:.1f} {:.1f}".format(*os.getloadavg())
+
+
 @contextlib.contextmanager
 def cluster(n_workers: int, memory_limit: str = "4GB"):
     from distributed import Client, LocalCluster
@@ -80,7 +95,7 @@ class PeakMemory:
 
 
 # ----------------------------------------------------------------------------- calibrate_all
-def bench_calibrate(root: str) -> None:
+def bench_calibrate(root: str, workers=(1, 2)) -> None:
     import dask
 
     from campfire.workflows.runner import run_workflow
@@ -91,15 +106,18 @@ def bench_calibrate(root: str) -> None:
     wf_local = tmp / "calibrate_all.yaml"
     wf_local.write_text(text)
     rates = {}
-    for n in (1, 2):
+    for n in workers:
         out = tmp / f"out{n}"
         with cluster(n) as (c, client):
             # warm-up: every worker imports campfire and compiles its numba kernels once,
             # as a long-running cluster would have; the timed run starts after that
             client.run(_warm)
-            with PeakMemory(client) as mem:
+            load = _load()
+            cpu0 = _worker_cpu(client)
+            with PeakMemory(client, every=1.0) as mem:
                 s = run_workflow(wf_local, scheduler=c.scheduler_address, output=out, progress=False,
                                  echo=lambda _: None)
+            cpu = _worker_cpu(client) - cpu0
         n_obj = s["objects"]["done"] + s["objects"]["failed"]
         rate_total = n_obj / s["seconds"]
         rate_compute = n_obj / s["timings"]["compute"]
@@ -107,10 +125,13 @@ def bench_calibrate(root: str) -> None:
         print(f"calibrate_all on {n} worker{'s' if n > 1 else ''}: {n_obj} objects ({s['spectra']['processed']} spectra, "
               f"{s['objects']['failed']} failed) in {s['seconds']:.1f} s "
               f"(compute {s['timings']['compute']:.1f} s, first task after {s['timings']['first_task_after_start']} s): "
-              f"{rate_total:.1f} objects/s end to end, {rate_compute:.1f} objects/s in compute; {mem.report()}")
+              f"{rate_total:.1f} objects/s end to end, {rate_compute:.1f} objects/s in compute; "
+              f"worker CPU {cpu:.0f} s ({cpu / s['timings']['compute']:.2f} cores busy); {mem.report()}; "
+              f"machine {load} at start")
         shutil.rmtree(out, ignore_errors=True)
-    print(f"speed-up 2 vs 1 worker: {rates[2][0] / rates[1][0]:.2f}x end to end, "
-          f"{rates[2][1] / rates[1][1]:.2f}x in compute")
+    if 1 in rates and 2 in rates:
+        print(f"speed-up 2 vs 1 worker: {rates[2][0] / rates[1][0]:.2f}x end to end, "
+              f"{rates[2][1] / rates[1][1]:.2f}x in compute")
     shutil.rmtree(tmp, ignore_errors=True)
 
 
@@ -212,7 +233,7 @@ if __name__ == "__main__":
     arg = sys.argv[2] if len(sys.argv) > 2 else None
     print(f"# bench_graphs {what} ({os.cpu_count()} cores)")
     if what == "calibrate":
-        bench_calibrate(arg)
+        bench_calibrate(arg, tuple(int(x) for x in sys.argv[3:]) or (1, 2))
     elif what == "population":
         bench_population(arg)
     elif what == "overhead":

@@ -72,26 +72,28 @@ def _field_rows(items, field: str, n_wave: int) -> np.ndarray:
     return out
 
 
-def write_chunk(arrays: dict, lo: int, hi: int, placements: Sequence[tuple[int, int, int]], *parts) -> int:
-    """Write rows ``lo:hi`` of every array in ``arrays`` (one zarr chunk) from batch results.
+def batch_rows(items, fields: Sequence[str], n_wave: int) -> dict[str, np.ndarray]:
+    """The zarr rows of one batch: ``{field: array}`` (runs where the batch is, so only
+    these arrays — not the spectra with their calibrations — travel to the chunk writer)."""
+    return {f: _field_rows(items, f, n_wave) for f in fields}
 
-    ``placements`` are ``(k, position, row)``: element ``position`` of ``parts[k]`` goes
-    to ``row``. A chunk only partly covered (a re-run that recomputes some objects) is
-    read first, so rows of earlier runs stay. Exactly one task writes each chunk.
-    Returns the number of rows written.
+
+def write_chunk(arrays: dict, lo: int, hi: int, placements: Sequence[tuple[int, int, int]], *parts) -> int:
+    """Write rows ``lo:hi`` of every array in ``arrays`` (one zarr chunk) from batch rows.
+
+    ``parts`` are :func:`batch_rows` results; ``placements`` are ``(k, position, row)``:
+    element ``position`` of ``parts[k]`` goes to ``row``. A chunk only partly covered (a
+    re-run that recomputes some objects) is read first, so rows of earlier runs stay.
+    Exactly one task writes each chunk. Returns the number of rows written.
     """
     full = len(placements) == hi - lo
     for field, arr in arrays.items():
-        n_wave = arr.shape[1] if len(arr.shape) == 2 else 0
         slab = None if full else np.asarray(arr[lo:hi])
         if slab is None:
             dtype, fill = FIELDS[field]
             slab = np.full((hi - lo,) + tuple(arr.shape[1:]), fill, dtype=dtype)
-        cache: dict[int, np.ndarray] = {}
         for k, pos, row in placements:
-            if k not in cache:
-                cache[k] = _field_rows(parts[k], field, n_wave)
-            slab[row - lo] = cache[k][pos]
+            slab[row - lo] = parts[k][field][pos]
         arr[lo:hi] = slab
     return len(placements)
 
@@ -120,13 +122,17 @@ def write_layer(coll, arrays: dict, rows: Sequence[int], chunk_rows: int, n_rows
             e += 1
     dsk: dict = {}
     keys = []
+    n_wave = int(coll.grid.size) if coll.grid is not None else 0
+    extract = bind(batch_rows, fields=tuple(arrays), n_wave=n_wave)
+    for i in range(coll.npartitions):
+        dsk[(f"{name}-rows", i)] = (extract, (coll.name, i))
     for c, placements in sorted(by_chunk.items()):
         parts = sorted({i for i, _, _ in placements})
         index = {i: k for k, i in enumerate(parts)}
         lo, hi = c * chunk_rows, min((c + 1) * chunk_rows, n_rows)
         key = (f"{name}-chunk", c)
         dsk[key] = (write_chunk, arrays, lo, hi, [(index[i], pos, row) for i, pos, row in placements],
-                    *[(coll.name, i) for i in parts])
+                    *[(f"{name}-rows", i) for i in parts])
         keys.append(key)
     dsk[name] = (_finish, *keys)
     graph = HighLevelGraph.from_collections(name, dsk, dependencies=[coll])
