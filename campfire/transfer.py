@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import errno
 import hashlib
 import json
 import logging
@@ -70,6 +71,40 @@ def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
                 break
             h.update(block)
     return h.hexdigest()
+
+
+_DISK_PROBLEMS = {
+    errno.ENOSPC: "the disk is full",
+    errno.EDQUOT: "the disk quota is exceeded",
+    errno.EFBIG: "the file is larger than this system allows",
+    errno.EROFS: "the file system is read-only",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "operation not permitted",
+}
+
+
+def _disk_problem(err: BaseException) -> str:
+    """A short reason for a local write failure (an OSError or SQLite's "disk is full")."""
+    if isinstance(err, OSError) and err.errno in _DISK_PROBLEMS:
+        return _DISK_PROBLEMS[err.errno]
+    return f"{type(err).__name__}: {err}"
+
+
+class _LocalWriteError(Exception):
+    """A failure of the local disk while writing a download, kept apart from network errors.
+
+    Not an OSError on purpose: requests' network exceptions are OSErrors too, and a
+    full disk must neither be retried nor leave a partial file behind.
+    """
+
+    def __init__(self, err: OSError):
+        super().__init__(str(err))
+        self.err = err
+
+
+def _discard(path: pathlib.Path) -> None:
+    with contextlib.suppress(OSError):
+        path.unlink()
 
 
 # =============================================================================== sync
@@ -251,8 +286,11 @@ def _set_meta(conn: sqlite3.Connection, values: dict[str, str]) -> None:
 @contextlib.contextmanager
 def _dir_lock(meta: pathlib.Path):
     """One sync/download writer per data_dir at a time (advisory lock)."""
-    meta.mkdir(parents=True, exist_ok=True)
-    fd = os.open(meta / ".campfire.lock", os.O_CREAT | os.O_RDWR, 0o644)
+    try:
+        meta.mkdir(parents=True, exist_ok=True)
+        fd = os.open(meta / ".campfire.lock", os.O_CREAT | os.O_RDWR, 0o644)
+    except OSError as err:
+        raise DownloadError(f"cannot write into {meta} ({_disk_problem(err)}); choose a writable data_dir") from err
     try:
         try:
             import fcntl
@@ -386,6 +424,13 @@ def _apply(resp, db: pathlib.Path, meta_values: dict) -> dict | None:
         if kind == "ndjson-delta":
             return _apply_delta(resp, db, meta_values)
         raise APIError(f"sync: unknown export kind {kind!r} (incompatible server version)")
+    except CampfireError:
+        raise
+    except (OSError, sqlite3.OperationalError) as err:
+        # the network side raises SyncInterrupted; what is left is the local disk (full,
+        # read-only, quota): the snapshot's temporary file is gone, a delta rolled back
+        raise DownloadError(f"sync: cannot write the catalog in {db.parent} ({_disk_problem(err)}); "
+                            "the previous catalog is intact") from err
     finally:
         resp.close()
 
@@ -469,25 +514,37 @@ def _download_one(remote, root: pathlib.Path, row: dict, progress=None) -> tuple
     expected = row.get("file_hash") or ""
     dest = _safe_dest(root, row["fits_path"])
     part = dest.with_name(dest.name + ".part")
-    dest.parent.mkdir(parents=True, exist_ok=True)
+
+    def cannot_write(err: OSError) -> DownloadError:
+        _discard(part)  # nothing half-written stays behind (and a full disk gets its space back)
+        return DownloadError(f"{spectrum_id}: cannot write {part} ({_disk_problem(err)}); nothing was kept — "
+                             "free some space or fix the permissions, then download again")
+
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise cannot_write(err) from err
     chunk_size = int(config.get("download.chunk-size"))
     retries = int(config.get("download.retries"))
     backoff = float(config.get("api.backoff"))
     attempt = 0
     while True:
-        offset = part.stat().st_size if part.exists() else 0
         h = hashlib.sha256()
-        if offset:
-            with open(part, "rb") as f:
-                while block := f.read(chunk_size):
-                    h.update(block)
+        try:
+            offset = part.stat().st_size if part.exists() else 0
+            if offset:
+                with open(part, "rb") as f:
+                    while block := f.read(chunk_size):
+                        h.update(block)
+        except OSError as err:
+            raise cannot_write(err) from err
         headers = {"Range": f"bytes={offset}-", "If-Range": f'"{expected}"'} if offset and expected else None
         try:
             resp = remote.open_file(spectrum_id, headers=headers)
         except CampfireError as err:
             if offset and isinstance(err, ValidationError) and "Range" in str(err):
                 # 416: the part is longer than the file (it changed): start over
-                part.unlink()
+                _discard(part)
                 continue
             raise DownloadError(f"{spectrum_id}: {err}") from err
         try:
@@ -501,15 +558,32 @@ def _download_one(remote, root: pathlib.Path, row: dict, progress=None) -> tuple
                 mode = "ab"
             else:  # 200: the whole file (no resume, or the server ignored If-Range)
                 mode, offset, h = "wb", 0, hashlib.sha256()
-            with open(part, mode) as f:
+            try:
+                f = open(part, mode)
+            except OSError as err:
+                raise _LocalWriteError(err) from err
+            try:
                 # small reads: a dropped connection loses at most one of them (the rest resumes by Range)
-                for block in resp.iter_content(chunk_size=min(chunk_size, 65536)):
-                    f.write(block)
+                for block in resp.iter_content(chunk_size=min(chunk_size, 65536)):  # network errors: below
+                    try:
+                        f.write(block)
+                    except OSError as err:
+                        raise _LocalWriteError(err) from err
                     h.update(block)
                     if progress is not None:
                         progress(len(block))
-                f.flush()
-                os.fsync(f.fileno())
+                try:
+                    f.flush()
+                    os.fsync(f.fileno())
+                except OSError as err:
+                    raise _LocalWriteError(err) from err
+            finally:
+                with contextlib.suppress(OSError):
+                    f.close()
+        except DownloadError:
+            raise  # a changed file is not a network hiccup: no retry
+        except _LocalWriteError as err:
+            raise cannot_write(err.err) from err.err  # retrying cannot help a full or read-only disk
         except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as err:
             resp.close()
             if attempt < retries:
@@ -522,14 +596,17 @@ def _download_one(remote, root: pathlib.Path, row: dict, progress=None) -> tuple
             resp.close()
         digest = h.hexdigest()
         if expected and digest != expected:
-            part.unlink()
+            _discard(part)
             if attempt < retries:
                 attempt += 1
                 continue
             raise DownloadError(f"{spectrum_id}: sha256 mismatch (got {digest[:12]}…, expected {expected[:12]}…); "
                                 "nothing was kept")
-        size = part.stat().st_size
-        os.replace(part, dest)
+        try:
+            size = part.stat().st_size
+            os.replace(part, dest)
+        except OSError as err:
+            raise cannot_write(err) from err
         return digest, size
 
 
@@ -552,6 +629,9 @@ def _record(db: pathlib.Path, records: list[tuple]) -> None:
                 "INSERT OR REPLACE INTO local_files (spectrum_id, sha256, size, downloaded_at) VALUES (?, ?, ?, ?)",
                 records,
             )
+    except sqlite3.OperationalError as err:  # a full disk: the files are in place, only the record is lost
+        raise DownloadError(f"cannot record {len(records)} downloaded file(s) in {db} ({_disk_problem(err)}); "
+                            "they are verified and recorded by the next download()") from err
     finally:
         conn.close()
 
@@ -614,19 +694,23 @@ def download_files(cf, query, *, max_workers: int = 4, stale_only: bool = False)
 
         with _dir_lock(root / "meta"), ThreadPoolExecutor(max_workers=max_workers) as pool:
             futures = {pool.submit(_download_one, remote, root, row, progress): row for row in todo}
-            for fut in as_completed(futures):
-                row = futures[fut]
-                try:
-                    digest, size = fut.result()
-                except CampfireError as err:
-                    failed.append({"spectrum_id": row["spectrum_id"], "error": str(err)})
-                    continue
-                done_bytes += size
-                pending.append((row["spectrum_id"], digest, size, _now()))
-                if len(pending) >= 200:  # progress survives an interruption of a long download
-                    _record(db, pending)
-                    pending = []
-            _record(db, pending)
+            try:
+                for fut in as_completed(futures):
+                    row = futures[fut]
+                    try:
+                        digest, size = fut.result()
+                    except CampfireError as err:
+                        failed.append({"spectrum_id": row["spectrum_id"], "error": str(err)})
+                        continue
+                    done_bytes += size
+                    pending.append((row["spectrum_id"], digest, size, _now()))
+                    if len(pending) >= 200:  # progress survives an interruption of a long download
+                        _record(db, pending)
+                        pending = []
+            finally:
+                # files already renamed into place are recorded even when the loop is interrupted
+                # (Ctrl-C, an unexpected error): otherwise they would look absent and be fetched again
+                _record(db, pending)
     seconds = time.perf_counter() - t0
     result = {"downloaded": len(todo) - len(failed), "skipped": skipped, "failed": failed,
               "bytes": done_bytes, "seconds": round(seconds, 3)}
