@@ -23,7 +23,7 @@ __all__ = ["FaultInjector", "FaultMiddleware"]
 
 @dataclass
 class _Rule:
-    kind: str                  # fail | throttle | cut
+    kind: str                  # fail | throttle | cut | flaky
     path: str                  # substring of the request path
     times: int = 1             # fail/cut: how many requests (-1: forever)
     status: int = 500
@@ -31,6 +31,11 @@ class _Rule:
     rate: float = 0.0          # throttle: bytes per second
     after: int = 0             # cut: bytes sent before the connection drops
     method: str | None = None
+    actions: tuple = ()        # flaky: an int status is answered as an error, a float stalls that many seconds
+    first: int = 0             # flaky: the first N attempts of each distinct request get actions[i]
+    rate: float = 0.0          # flaky: later attempts get a random action with this probability
+    rng: object = None
+    attempts: dict = field(default_factory=dict)
 
 
 class _Cut(Exception):
@@ -60,6 +65,38 @@ class FaultInjector:
         """Drop the connection of the next ``times`` matching responses after ``after_bytes``."""
         with self._lock:
             self._rules.append(_Rule("cut", path, times, after=int(after_bytes)))
+
+    def flaky(self, path: str, actions: tuple = (500,), *, first: int = 0, rate: float = 0.0, seed: int = 0,
+              method: str | None = "GET") -> None:
+        """Intermittent faults on matching requests (until :meth:`clear`).
+
+        ``actions`` are HTTP statuses (answered as errors) and floats (seconds the request
+        is stalled before it is served, so a client with a shorter timeout gives up). The
+        first ``first`` attempts of every distinct request (method, path, query) take
+        ``actions`` in turn — e.g. ``flaky('/api/v1/', (500, 2.0), first=2)``: a 500, then a
+        timeout, then the answer — and any later attempt gets a random one of them with
+        probability ``rate`` (seeded, so a run is reproducible).
+        """
+        import random
+
+        with self._lock:
+            self._rules.append(_Rule("flaky", path, -1, method=method, actions=tuple(actions), first=int(first),
+                                     rate=float(rate), rng=random.Random(seed)))
+
+    def _flaky_action(self, method: str, path: str, query: str):
+        with self._lock:
+            for rule in self._rules:
+                if rule.kind != "flaky" or rule.path not in path or (rule.method and rule.method != method):
+                    continue
+                key = (method, path, query)
+                n = rule.attempts.get(key, 0)
+                rule.attempts[key] = n + 1
+                if n < rule.first:
+                    return rule.actions[n % len(rule.actions)]
+                if rule.rate and rule.rng.random() < rule.rate:
+                    return rule.rng.choice(rule.actions)
+                return None
+        return None
 
     def clear(self) -> None:
         with self._lock:
@@ -104,6 +141,15 @@ class FaultMiddleware:
         inj = self.injector
         method, path = scope["method"], scope["path"]
         inj._record(scope)
+        action = inj._flaky_action(method, path, scope.get("query_string", b"").decode("latin-1"))
+        if isinstance(action, float):
+            await anyio.sleep(action)  # then serve it: the client has given up by now
+        elif action is not None:
+            body = json.dumps({"error": "injected", "message": f"injected intermittent fault {action}"}).encode()
+            await send({"type": "http.response.start", "status": int(action),
+                        "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+            await send({"type": "http.response.body", "body": body})
+            return
         rule = inj._take("fail", method, path)
         if rule is not None:
             body = json.dumps({"error": "injected", "message": f"injected fault {rule.status}"}).encode()
