@@ -24,8 +24,14 @@ def main(root: str, port: int, throttle: float = 0.0) -> None:
     faults = FaultInjector()
     if throttle > 0:
         faults.throttle("/file", bytes_per_second=throttle)
-    # the request log of the injector grows without bound under load; this process never reads it
-    faults._record = lambda scope: None
+    # the injector's in-memory request log would grow without bound under load: instead, file
+    # requests (with their Range header) are printed, so a test can see how a client resumed
+    def record(scope) -> None:
+        if scope["path"].endswith("/file"):
+            headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+            print(f"FILE {scope['method']} {scope['path']} range={headers.get('range', '')}", flush=True)
+
+    faults._record = record
     app = create_app(root, faults=faults)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

@@ -15,6 +15,7 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 
@@ -74,11 +75,27 @@ class ServerProcess:
             line = self.proc.stdout.readline()
             self.log.append(line)
             if line.startswith("READY"):
+                # keep draining stdout (a full pipe would block the server) into the log
+                threading.Thread(target=self._drain, daemon=True).start()
                 return self
             if not line and self.proc.poll() is not None:
                 break
         self.stop()
         raise RuntimeError("server process did not start:\n" + "".join(self.log))
+
+    def _drain(self) -> None:
+        with contextlib.suppress(ValueError, OSError):
+            for line in self.proc.stdout:
+                self.log.append(line)
+
+    def file_requests(self) -> list[tuple[str, str]]:
+        """(path, Range header) of every file request this server process answered."""
+        out = []
+        for line in list(self.log):
+            if line.startswith("FILE "):
+                _, _, path, rng = line.split(" ", 3)
+                out.append((path, rng.strip().removeprefix("range=")))
+        return out
 
     def kill(self) -> None:
         """SIGKILL: no graceful shutdown, connections drop mid-body."""
