@@ -7,8 +7,14 @@ spectra are visible), then times:
 * a full ``cf.sync()`` into an empty data_dir — one streamed gzip NDJSON response;
 * an unchanged re-sync (incremental, ``since`` cursor);
 * a re-sync after the server changed 1,000 spectra (a small delta);
-* the raw export transfer alone (bytes on the wire, MB/s), to split server+network
-  from client-side loading.
+* the raw export transfer alone (bytes on the wire), to split the server's part from
+  the client's;
+* a full sync of an anonymous client (public programs only: the filtered path).
+
+Each phase prints wall clock and the CPU seconds of the client and of the server
+process (the machine is shared; CPU time does not swing with the neighbours' load).
+The server writes into CATALOG_ROOT (WAL mode, aggregates of the bench user's
+visibility set, 1,000 touched spectra, a ``bench`` account): use a scratch copy.
 
     python bench/bench_sync.py [CATALOG_ROOT]   # default: a temp dir, built with --size catalog
 """
@@ -23,7 +29,40 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+
+
+def cpu_self() -> float:
+    import resource
+
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def cpu_of(pid: int) -> float:
+    """CPU seconds (user + system) of another process, from /proc."""
+    fields = pathlib.Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class Phase:
+    """Wall clock plus the CPU seconds of this process (client) and of the server process."""
+
+    def __init__(self, server_pid: int):
+        self.pid = server_pid
+
+    def __enter__(self):
+        self.t, self.c, self.s = time.perf_counter(), cpu_self(), cpu_of(self.pid)
+        return self
+
+    def __exit__(self, *exc):
+        self.wall = time.perf_counter() - self.t
+        self.client = cpu_self() - self.c
+        self.server = cpu_of(self.pid) - self.s
+
+    def __str__(self) -> str:
+        return f"{self.wall:.2f} s wall (CPU: client {self.client:.1f} s, server {self.server:.1f} s)"
 
 
 def start_server(root: pathlib.Path) -> tuple[subprocess.Popen, str]:
@@ -36,6 +75,8 @@ def start_server(root: pathlib.Path) -> tuple[subprocess.Popen, str]:
             raise RuntimeError("server exited")
         m = re.search(r"running on (http://127\.0\.0\.1:\d+)", line)
         if m:
+            # keep draining the server's log: a full pipe would block the server mid-request
+            threading.Thread(target=lambda: [None for _ in proc.stdout], daemon=True).start()
             return proc, m.group(1)
     raise RuntimeError("server did not start")
 
@@ -44,6 +85,7 @@ def main(root: str | None = None) -> None:
     import requests
 
     import campfire.demo
+    from campfire.catalog.remote import CredentialStore
     from campfire.client import Campfire
     from campfire.server.auth import add_user
 
@@ -72,26 +114,27 @@ def main(root: str | None = None) -> None:
         print(f"server: first request for this visibility set (aggregates) {time.perf_counter() - t0:.1f} s; "
               f"visible {counts}")
 
+        print(f"load average before the runs: {os.getloadavg()[0]:.1f} (2 cores)")
         # raw transfer: what the wire carries, without loading
         token = cf.remote_catalog._access_token()
-        t0 = time.perf_counter()
-        r = requests.get(f"{url}/api/v1/export", headers={"Authorization": f"Bearer {token}"}, stream=True)
-        nbytes = sum(len(c) for c in r.iter_content(1 << 20))
-        raw = time.perf_counter() - t0
-        print(f"export transfer alone: {nbytes / 1e6:.1f} MB gzip in {raw:.1f} s ({nbytes / 1e6 / raw:.1f} MB/s)")
+        with Phase(proc.pid) as ph:
+            r = requests.get(f"{url}/api/v1/export", headers={"Authorization": f"Bearer {token}"}, stream=True)
+            nbytes = sum(len(c) for c in r.iter_content(1 << 20))
+        print(f"export alone (server builds the snapshot, streams it; client only reads): "
+              f"{nbytes / 1e6:.1f} MB gzip, {ph}")
 
-        t0 = time.perf_counter()
-        result = cf.sync()
-        full = time.perf_counter() - t0
+        with Phase(proc.pid) as ph:
+            result = cf.sync()
         size = (work / "client" / "meta" / "campfire.db").stat().st_size
-        print(f"full sync: {full:.1f} s -> {result} ({size / 1e6:.0f} MB catalog)")
+        print(f"full sync: {ph} -> {result} ({size / 1e6:.0f} MB catalog)")
 
-        times = []
+        phases = []
         for _ in range(3):
-            t0 = time.perf_counter()
-            cf.sync()
-            times.append(time.perf_counter() - t0)
-        print(f"unchanged re-sync: best {min(times):.2f} s, worst {max(times):.2f} s (3 runs)")
+            with Phase(proc.pid) as ph:
+                cf.sync()
+            phases.append(ph)
+        best = min(phases, key=lambda p: p.wall)
+        print(f"unchanged re-sync: best {best}, worst {max(p.wall for p in phases):.2f} s wall (3 runs)")
 
         stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         conn = sqlite3.connect(root / "meta" / "campfire.db", timeout=60)
@@ -99,9 +142,17 @@ def main(root: str | None = None) -> None:
             conn.execute("UPDATE spectra SET reduction_version = 'v9', updated_at = ? WHERE spectrum_id IN "
                          "(SELECT spectrum_id FROM spectra ORDER BY spectrum_id LIMIT 1000)", (stamp,))
         conn.close()
-        t0 = time.perf_counter()
-        result = cf.sync()
-        print(f"re-sync after 1,000 spectra changed on the server: {time.perf_counter() - t0:.2f} s -> {result}")
+        with Phase(proc.pid) as ph:
+            result = cf.sync()
+        print(f"re-sync after 1,000 spectra changed on the server (incl. the server's aggregate refresh): {ph}")
+
+        # an anonymous client: the filtered path (public programs only, per-row visibility predicates)
+        anon = Campfire(base_url=url, data_dir=work / "anonymous")
+        anon.remote_catalog.credentials = CredentialStore(work / "anonymous-config" / "credentials.json")
+        anon.remote_catalog.counts()
+        with Phase(proc.pid) as ph:
+            result = anon.sync()
+        print(f"full sync, anonymous (public programs only): {ph} -> {result}")
     finally:
         proc.terminate()
         proc.wait(timeout=30)
