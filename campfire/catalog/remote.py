@@ -441,7 +441,9 @@ class RemoteCatalog:
                 resp = self.session.request(method, url, params=params, json=json_body, data=data, headers=hdrs,
                                             stream=stream, timeout=self._timeout(timeout_key))
             except (requests.ConnectionError, requests.Timeout) as err:
-                if attempt < retries:
+                # a request that may have reached the server is retried only when repeating it is harmless
+                harmless = method in _IDEMPOTENT or isinstance(err, requests.ConnectTimeout) or path == "/auth/token"
+                if attempt < retries and harmless:
                     time.sleep(backoff * 2 ** attempt)
                     attempt += 1
                     continue
