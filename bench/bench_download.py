@@ -46,7 +46,19 @@ def copy_archive(src: pathlib.Path, dest: pathlib.Path) -> None:
     shutil.copytree(src / "products", dest / "products", copy_function=os.link)
 
 
-def run(url: str, work: pathlib.Path, name: str, workers: int) -> tuple[float, int, int]:
+def cpu_self() -> float:
+    import resource
+
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def cpu_of(pid: int) -> float:
+    fields = pathlib.Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def run(url: str, work: pathlib.Path, name: str, workers: int, server_pid: int) -> tuple[float, int, int, str]:
     from campfire.catalog.filters import build_query
     from campfire.client import Campfire
     from campfire.transfer import download_files
@@ -54,11 +66,12 @@ def run(url: str, work: pathlib.Path, name: str, workers: int) -> tuple[float, i
     cf = Campfire(base_url=url, data_dir=work / name)
     cf.sync()
     query = build_query("spectra", limit=N_FILES, sort="spectrum_id")  # the same 1,000 files both times
-    t0 = time.perf_counter()
+    t0, c0, s0 = time.perf_counter(), cpu_self(), cpu_of(server_pid)
     result = download_files(cf, query, max_workers=workers)
     seconds = time.perf_counter() - t0
+    cpu = f"CPU: client {cpu_self() - c0:.1f} s, server {cpu_of(server_pid) - s0:.1f} s"
     assert result["downloaded"] == N_FILES and not result["failed"], result
-    return seconds, result["bytes"], result["downloaded"]
+    return seconds, result["bytes"], result["downloaded"], cpu
 
 
 def main(root: str | None = None) -> None:
@@ -72,16 +85,17 @@ def main(root: str | None = None) -> None:
         copy_archive(src, archive)
         proc, url = start_server(archive)
         try:
-            t8, nbytes, n = run(url, work, "parallel", workers=8)
-            t1, nbytes1, _ = run(url, work, "single", workers=1)
+            print(f"load average before the runs: {os.getloadavg()[0]:.1f} (2 cores)")
+            t8, nbytes, n, cpu8 = run(url, work, "parallel", workers=8, server_pid=proc.pid)
+            t1, nbytes1, _, cpu1 = run(url, work, "single", workers=1, server_pid=proc.pid)
         finally:
             proc.terminate()
             proc.wait(timeout=30)
         assert nbytes == nbytes1
         mb = nbytes / 1e6
         print(f"{n} files, {mb:.0f} MB (mean {mb / n * 1000:.0f} kB), loopback, streamed to .part, sha256-verified")
-        print(f"max_workers=8: {t8:.1f} s = {mb / t8:.0f} MB/s, {n / t8:.0f} files/s")
-        print(f"max_workers=1: {t1:.1f} s = {mb / t1:.0f} MB/s, {n / t1:.0f} files/s")
+        print(f"max_workers=8: {t8:.1f} s = {mb / t8:.0f} MB/s, {n / t8:.0f} files/s ({cpu8})")
+        print(f"max_workers=1: {t1:.1f} s = {mb / t1:.0f} MB/s, {n / t1:.0f} files/s ({cpu1})")
         print(f"8 connections / 1 connection: {t1 / t8:.2f}x")
     finally:
         shutil.rmtree(work, ignore_errors=True)
