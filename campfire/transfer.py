@@ -31,7 +31,6 @@ import json
 import logging
 import os
 import pathlib
-import re
 import sqlite3
 import threading
 import time
@@ -41,10 +40,11 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from typing import Any, Iterator
 
 from campfire import config
-from campfire.catalog.local import SCHEMA_PATH, SCHEMA_VERSION, LocalCatalog, finalize_catalog
+from campfire.catalog.local import SCHEMA_VERSION, LocalCatalog, finalize_catalog
+from campfire.catalog.schema import schema_statements
 from campfire.errors import APIError, CampfireError, DownloadError, NotFoundError, ValidationError
 
-__all__ = ["sync_catalog", "download_files", "fetch_spectrum", "file_sha256", "schema_statements", "SyncInterrupted"]
+__all__ = ["sync_catalog", "download_files", "fetch_spectrum", "file_sha256", "SyncInterrupted"]
 
 log = logging.getLogger("campfire.transfer")
 
@@ -108,21 +108,6 @@ def _discard(path: pathlib.Path) -> None:
 
 
 # =============================================================================== sync
-def schema_statements() -> tuple[list[str], list[str]]:
-    """schema.sql split into (tables, indexes), so bulk loads build each index once at the end."""
-    text = "\n".join(line.split("--", 1)[0] for line in SCHEMA_PATH.read_text().splitlines())
-    statements, buf = [], ""
-    for line in text.splitlines(keepends=True):
-        buf += line
-        if sqlite3.complete_statement(buf):
-            if buf.strip():
-                statements.append(buf.strip())
-            buf = ""
-    indexes = [s for s in statements if re.match(r"CREATE\s+(UNIQUE\s+)?INDEX", s, re.I)]
-    tables = [s for s in statements if s not in indexes and not s.upper().startswith("PRAGMA")]
-    return tables, indexes
-
-
 def _catalog_owner(db: pathlib.Path) -> tuple[bool, str | None]:
     """(is a campfire catalog, owner) of an existing database file."""
     try:

@@ -51,6 +51,7 @@ from dataclasses import dataclass
 from typing import Iterator
 
 from campfire.catalog.local import Visibility, connect
+from campfire.catalog.schema import schema_statements
 from campfire.errors import ValidationError
 
 __all__ = ["EXPORT_FORMAT", "EXPORT_VERSION", "ExportPlan", "plan_export", "encode_cursor", "decode_cursor"]
@@ -156,8 +157,6 @@ def plan_export(db_path, visibility: Visibility, *, since: str | None = None, ca
 
 # -------------------------------------------------------------------------- snapshot
 def _snapshot(db_path, vis: Visibility, cursor: str, workdir) -> Iterator[bytes]:
-    from campfire.transfer import schema_statements  # the one parser of schema.sql
-
     workdir = pathlib.Path(workdir or tempfile.gettempdir())
     workdir.mkdir(parents=True, exist_ok=True)
     path = workdir / f"export-{uuid.uuid4().hex}.db"
