@@ -194,6 +194,7 @@ class LazySpectra(DaskMethodsMixin):
     # ---------------------------------------------------------------------------- info
     @property
     def npartitions(self) -> int:
+        """Number of batches (one task per step each)."""
         return len(self.parts)
 
     @property
@@ -206,14 +207,17 @@ class LazySpectra(DaskMethodsMixin):
 
     @property
     def refs(self) -> list[B.SpectrumRef]:
+        """The references of every element, in collection order (known before running)."""
         return [r for p in self.parts for r in p]
 
     @property
     def spectrum_ids(self) -> list[str]:
+        """Element ids in collection order (object ids after ``stack(by='object')``)."""
         return [r.spectrum_id for r in self.refs]
 
     @property
     def object_ids(self) -> list[str]:
+        """Distinct object ids, in order of first appearance."""
         return list(dict.fromkeys(r.object_id for r in self.refs))
 
     def __repr__(self) -> str:

@@ -133,6 +133,7 @@ class RunContext:
 
     @property
     def distributed(self) -> bool:
+        """True when a distributed Client runs the graphs."""
         return self.client is not None
 
     def compute(self, *collections, **kwargs):

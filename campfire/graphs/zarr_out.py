@@ -227,4 +227,5 @@ def write_spectrum_group(store, group: str, spec, *, attrs: dict | None = None) 
 
 
 def attrs_json(attrs: dict) -> str:
+    """``attrs`` as canonical JSON text (sorted keys)."""
     return json.dumps(jsonable(attrs), sort_keys=True)

@@ -131,6 +131,7 @@ class Item:
 
     @property
     def ok(self) -> bool:
+        """True unless a step failed for this element."""
         return self.failure is None
 
 
@@ -359,6 +360,7 @@ def values_of(items: Sequence[Item]) -> list[Any]:
 
 
 def nan_safe(x: float) -> float | None:
+    """``None`` for NaN (JSON-friendly), else ``x``."""
     return None if x is None or (isinstance(x, float) and math.isnan(x)) else x
 
 

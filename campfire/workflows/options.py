@@ -46,6 +46,7 @@ class Option:
 
 
 def nullable(check: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """``None`` passes; anything else goes through ``check``."""
     def _check(value):
         return None if value is None else check(value)
 
@@ -53,12 +54,14 @@ def nullable(check: Callable[[Any], Any]) -> Callable[[Any], Any]:
 
 
 def string(value) -> str:
+    """A non-empty string, stripped."""
     if not isinstance(value, str) or not value.strip():
         raise Invalid(f"expected a non-empty string, got {value!r}")
     return value.strip()
 
 
 def choice(*allowed: str) -> Callable[[Any], str]:
+    """One of ``allowed`` (case-insensitive), lower-cased."""
     def _check(value):
         if not isinstance(value, str) or value.strip().lower() not in allowed:
             raise Invalid(f"expected one of {', '.join(map(repr, allowed))}, got {value!r}")
@@ -68,24 +71,28 @@ def choice(*allowed: str) -> Callable[[Any], str]:
 
 
 def boolean(value) -> bool:
+    """``true`` or ``false`` (not 0/1, not 'yes')."""
     if not isinstance(value, bool):
         raise Invalid(f"expected true or false, got {value!r}")
     return value
 
 
 def positive_int(value) -> int:
+    """An integer ≥ 1."""
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise Invalid(f"expected a positive integer, got {value!r}")
     return value
 
 
 def non_negative_int(value) -> int:
+    """An integer ≥ 0."""
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise Invalid(f"expected a non-negative integer, got {value!r}")
     return value
 
 
 def number(lo: float | None = None, hi: float | None = None, *, open_lo: bool = False) -> Callable[[Any], float]:
+    """A finite number within the bounds."""
     def _check(value):
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
             raise Invalid(f"expected a number, got {value!r}")
@@ -109,6 +116,7 @@ def window(value) -> tuple[float, float]:
 
 
 def band_list(value) -> tuple[str, ...]:
+    """A non-empty list of band names, lower-cased."""
     if not isinstance(value, list) or not value or not all(isinstance(v, str) and v.strip() for v in value):
         raise Invalid(f"expected a list of band names like [f150w, f444w], got {value!r}")
     return tuple(v.strip().lower() for v in value)

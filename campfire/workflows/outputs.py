@@ -30,12 +30,14 @@ __all__ = ["fits_path_for", "plot_path_for", "write_fits", "read_provenance", "w
 
 
 def fits_path_for(outdir: str, ref, kind: str) -> str:
+    """Where the FITS output of an element goes (per object, or per spectrum in its object's folder)."""
     if kind == "objects":
         return os.path.join(outdir, "fits", f"{ref.spectrum_id}.fits")
     return os.path.join(outdir, "fits", ref.object_id or "_", f"{ref.spectrum_id}.fits")
 
 
 def plot_path_for(outdir: str, ref, kind: str) -> str:
+    """Where the quick-look PNG of an element goes."""
     if kind == "objects":
         return os.path.join(outdir, "plots", f"{ref.spectrum_id}.png")
     return os.path.join(outdir, "plots", ref.object_id or "_", f"{ref.spectrum_id}.png")

@@ -55,6 +55,7 @@ def versions() -> dict[str, str]:
 
 
 def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    """sha256 of a file's bytes, read in chunks."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         while block := f.read(chunk):
@@ -102,6 +103,7 @@ def object_key(steps: str, refs: Sequence) -> str:
 
 
 def population_key(steps: str, name: str, object_keys: Iterable[str]) -> str:
+    """The input key of a population stack: the steps, its name and every object's key."""
     return tokenize(steps, name, sorted(object_keys))
 
 

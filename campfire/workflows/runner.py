@@ -616,6 +616,7 @@ def _short(text: str, n: int = 160) -> str:
 
 
 def summary_text(summary: dict) -> str:
+    """The final summary, human-readable (objects done/failed/skipped, reasons, outputs, time)."""
     o = summary["objects"]
     lines = [f"done in {summary['seconds']:.1f} s on {summary['scheduler']}: {o['done']} objects ok, "
              f"{o['failed']} failed, {o['skipped']} skipped (complete)"]

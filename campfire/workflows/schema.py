@@ -76,6 +76,8 @@ class StepSpec:
 
 @dataclass(frozen=True)
 class OutputsSpec:
+    """The ``outputs:`` section (see the module docstring)."""
+
     dir: str | None = None
     fits: bool = True
     zarr: str | None = None          # file name, or None for no zarr store
@@ -85,6 +87,8 @@ class OutputsSpec:
 
 @dataclass(frozen=True)
 class ClusterSpec:
+    """The ``cluster:`` section: scheduler spelling, workers, batch size, reduction fan-in."""
+
     scheduler: str | None = None
     workers: int | None = None
     batch_size: int | None = None

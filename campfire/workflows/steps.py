@@ -34,6 +34,7 @@ class RunState:
 
     @property
     def current(self):
+        """The collection the next step works on (the per-object stacks once made)."""
         return self.objects if self.objects is not None else self.spectra
 
 
