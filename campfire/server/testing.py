@@ -26,7 +26,9 @@ class ServerThread:
 
         self.app = create_app(root, faults=faults)
         self.faults = faults
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        # proto=IPPROTO_TCP: asyncio sets TCP_NODELAY only on sockets that say they are TCP; with
+        # proto 0 every keep-alive response waited ~40 ms for a delayed ACK (Nagle)
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind(("127.0.0.1", 0))  # port 0: the OS picks a free port
         self.port = self.sock.getsockname()[1]
