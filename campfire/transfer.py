@@ -44,7 +44,7 @@ from campfire.catalog.local import SCHEMA_VERSION, LocalCatalog, finalize_catalo
 from campfire.catalog.schema import schema_statements
 from campfire.errors import APIError, CampfireError, DownloadError, NotFoundError, ValidationError
 
-__all__ = ["sync_catalog", "download_files", "fetch_spectrum", "file_sha256", "SyncInterrupted"]
+__all__ = ["sync_catalog", "plan_downloads", "download_files", "fetch_spectrum", "file_sha256", "SyncInterrupted"]
 
 log = logging.getLogger("campfire.transfer")
 
@@ -621,6 +621,41 @@ def _record(db: pathlib.Path, records: list[tuple]) -> None:
         conn.close()
 
 
+def plan_downloads(cf, query, *, stale_only: bool = False) -> tuple[list[dict], int]:
+    """The rows of ``query`` whose files must be fetched, and how many are skipped.
+
+    Present with the catalog's hash → skipped; stale (hash changed on the server) or
+    absent → fetched; with ``stale_only`` only stale files are fetched. Refuses an
+    archive root this client does not own (a pipeline's or server's files are the source).
+    """
+    root = pathlib.Path(cf.data_dir)
+    db = root / "meta" / "campfire.db"
+    if not _writable_client_root(cf):
+        _, owner = _catalog_owner(db) if db.exists() else (False, None)
+        raise CampfireError(
+            f"download() writes into a synced data_dir; {root} is owned by the {owner or 'unknown'} "
+            "(its files are already there). Use another data_dir, then cf.sync() and cf.download()."
+        )
+    local = LocalCatalog(root)
+    try:
+        have = dict(local.conn.execute("SELECT spectrum_id, sha256 FROM local_files").fetchall())
+        rows = list(local.iter_rows(query))
+    finally:
+        local.close()
+    todo, skipped = [], 0
+    for row in rows:
+        sha = have.get(row["spectrum_id"])
+        present = sha is not None and (root / row["fits_path"]).is_file()
+        if present and sha == row["file_hash"]:
+            skipped += 1
+            continue
+        if stale_only and not (sha is not None and sha != row["file_hash"]):
+            skipped += 1
+            continue
+        todo.append(row)
+    return todo, skipped
+
+
 def download_files(cf, query, *, max_workers: int = 4, stale_only: bool = False) -> dict[str, Any]:
     """Download the FITS files of the spectra ``query`` selects in the synced catalog.
 
@@ -640,30 +675,7 @@ def download_files(cf, query, *, max_workers: int = 4, stale_only: bool = False)
 
     root = pathlib.Path(cf.data_dir)
     db = root / "meta" / "campfire.db"
-    if not _writable_client_root(cf):
-        _, owner = _catalog_owner(db) if db.exists() else (False, None)
-        raise CampfireError(
-            f"download() writes into a synced data_dir; {root} is owned by the {owner or 'unknown'} "
-            "(its files are already there). Use another data_dir, then cf.sync() and cf.download()."
-        )
-    local = LocalCatalog(root)
-    try:
-        conn = local.conn
-        have = dict(conn.execute("SELECT spectrum_id, sha256 FROM local_files").fetchall())
-        rows = list(local.iter_rows(query))
-    finally:
-        local.close()
-    todo, skipped = [], 0
-    for row in rows:
-        sha = have.get(row["spectrum_id"])
-        present = sha is not None and (root / row["fits_path"]).is_file()
-        if present and sha == row["file_hash"]:
-            skipped += 1
-            continue
-        if stale_only and not (sha is not None and sha != row["file_hash"]):
-            skipped += 1
-            continue
-        todo.append(row)
+    todo, skipped = plan_downloads(cf, query, stale_only=stale_only)
     total_bytes = sum(int(r.get("file_size") or 0) for r in todo)
     remote = cf.remote_catalog
     t0 = time.perf_counter()

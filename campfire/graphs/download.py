@@ -24,7 +24,7 @@ from typing import Any
 import dask
 
 from campfire import config
-from campfire.errors import CampfireError, DownloadError
+from campfire.errors import DownloadError
 
 __all__ = ["download_files", "fetch_ref"]
 
@@ -47,35 +47,11 @@ def download_files(cf, query, *, max_workers: int = 4, stale_only: bool = False,
     file was fetched and recorded.
     """
     from campfire import transfer
-    from campfire.catalog.local import LocalCatalog
     from campfire.graphs.collection import LazySpectra
     from campfire.graphs.selection import refs_from_rows
 
-    root = pathlib.Path(cf.data_dir)
-    db = root / "meta" / "campfire.db"
-    if not transfer._writable_client_root(cf):
-        _, owner = transfer._catalog_owner(db) if db.exists() else (False, None)
-        raise CampfireError(
-            f"download() writes into a synced data_dir; {root} is owned by the {owner or 'unknown'} "
-            "(its files are already there). Use another data_dir, then cf.sync() and cf.download()."
-        )
-    local = LocalCatalog(root)
-    try:
-        have = dict(local.conn.execute("SELECT spectrum_id, sha256 FROM local_files").fetchall())
-        rows = list(local.iter_rows(query))
-    finally:
-        local.close()
-    todo, skipped = [], 0
-    for row in rows:
-        sha = have.get(row["spectrum_id"])
-        present = sha is not None and (root / row["fits_path"]).is_file()
-        if present and sha == row["file_hash"]:
-            skipped += 1
-            continue
-        if stale_only and not (sha is not None and sha != row["file_hash"]):
-            skipped += 1
-            continue
-        todo.append(dict(row, local_path=""))
+    rows, skipped = transfer.plan_downloads(cf, query, stale_only=stale_only)
+    todo = [dict(row, local_path="") for row in rows]
     t0 = time.perf_counter()
     if not todo:
         return {"downloaded": 0, "skipped": skipped, "failed": [], "bytes": 0, "seconds": 0.0}
