@@ -490,11 +490,49 @@ def _safe_dest(root: pathlib.Path, fits_path: str) -> pathlib.Path:
     return dest
 
 
-def _download_one(remote, root: pathlib.Path, row: dict, progress=None) -> tuple[str, int]:
-    """Fetch one file to ``<dest>.part`` (resuming), verify sha256, rename. Returns (sha256, size)."""
-    import requests
-    import urllib3
+@contextlib.contextmanager
+def _file_lock(path: pathlib.Path):
+    """An exclusive lock on one download (a ``<file>.lock`` next to it), across threads and processes.
 
+    The lock file is removed on release. A waiter that then holds the lock of a removed
+    file sees that the path no longer names its file and locks the new one, so two
+    holders never overlap.
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - non-POSIX: no cross-process download lock
+        yield
+        return
+    while True:
+        fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            mine = os.fstat(fd)
+            try:
+                now = os.stat(path)
+            except FileNotFoundError:
+                now = None
+        except BaseException:
+            os.close(fd)
+            raise
+        if now is not None and (now.st_ino, now.st_dev) == (mine.st_ino, mine.st_dev):
+            break
+        os.close(fd)  # the holder before us removed this lock file: take the current one
+    try:
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+        os.close(fd)
+
+
+def _download_one(remote, root: pathlib.Path, row: dict, progress=None) -> tuple[str, int]:
+    """Fetch one file to ``<dest>.part`` (resuming), verify sha256, rename. Returns (sha256, size).
+
+    One writer per file: ``open_spectrum`` in two processes (Dask workers sharing a
+    data_dir) must not write the same ``.part`` — the second waits for the first and then
+    finds the verified file in place.
+    """
     spectrum_id = row["spectrum_id"]
     expected = row.get("file_hash") or ""
     dest = _safe_dest(root, row["fits_path"])
@@ -507,8 +545,28 @@ def _download_one(remote, root: pathlib.Path, row: dict, progress=None) -> tuple
 
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
+        lock = _file_lock(dest.with_name(dest.name + ".lock"))
+        lock.__enter__()
     except OSError as err:
         raise cannot_write(err) from err
+    try:
+        try:
+            if expected and dest.is_file() and file_sha256(dest) == expected:
+                return expected, dest.stat().st_size  # finished by another process while we waited
+        except OSError as err:
+            raise cannot_write(err) from err
+        return _fetch_locked(remote, row, dest, part, cannot_write, progress)
+    finally:
+        lock.__exit__(None, None, None)
+
+
+def _fetch_locked(remote, row: dict, dest: pathlib.Path, part: pathlib.Path, cannot_write, progress):
+    """The body of :func:`_download_one`, run while holding the file's lock."""
+    import requests
+    import urllib3
+
+    spectrum_id = row["spectrum_id"]
+    expected = row.get("file_hash") or ""
     chunk_size = int(config.get("download.chunk-size"))
     retries = int(config.get("download.retries"))
     backoff = float(config.get("api.backoff"))
