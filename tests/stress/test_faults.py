@@ -447,7 +447,7 @@ def test_read_only_directories_are_a_download_error_and_the_rest_is_recorded(fla
             download_files(cf, build_query("spectra", search=OBJECT), max_workers=1)
         assert list(blocked.iterdir()) == []
         hits = file_requests()
-        assert hits and len(hits) == len(set(hits))  # one request per file: a local error is not retried
+        assert len(hits) == len(set(hits))  # at most one request per file: a local error is not retried
     finally:
         undo()
     assert download_files(cf, build_query("spectra", search=OBJECT))["downloaded"] == 3
