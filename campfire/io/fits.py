@@ -13,6 +13,7 @@ import contextlib
 import io
 import os
 import pathlib
+import re
 import warnings
 from typing import Any
 
@@ -89,6 +90,25 @@ def _check_declared_sizes(hdul: fits.HDUList, size: int) -> None:
             )
 
 
+_COUNT_CARD = re.compile(rb"(NAXIS|TFIELDS) *= *(-?\d+)")
+
+
+def _check_axis_counts(data: bytes) -> None:
+    """Refuse NAXIS / TFIELDS outside the standard's 0..999 before astropy builds an HDU.
+
+    astropy makes a list entry per declared axis while *constructing* an HDU, before
+    :func:`_check_declared_sizes` can run, so NAXIS = 99999999 would hang the reader.
+    Cards start on 80-byte boundaries, which keeps data bytes from matching by chance.
+    """
+    for match in _COUNT_CARD.finditer(data):
+        if match.start() % 80 == 0:
+            value = int(match.group(2))
+            if not 0 <= value <= _MAX_AXES:
+                raise FileFormatError(
+                    f"{match.group(1).decode()} = {value} is outside 0..{_MAX_AXES} (corrupt header)"
+                )
+
+
 def open_fits(path: str | os.PathLike) -> fits.HDUList:
     """Open a FITS file from a local path or fsspec URL, fully read (no memmap).
 
@@ -105,11 +125,12 @@ def open_fits(path: str | os.PathLike) -> fits.HDUList:
 
                 with fsspec.open(path, "rb") as f:
                     data = f.read()
-                size = len(data)
-                hdul = fits.open(io.BytesIO(data), memmap=False, lazy_load_hdus=False)
             else:
-                size = os.path.getsize(path)
-                hdul = fits.open(os.fspath(path), memmap=False, lazy_load_hdus=False)
+                with open(os.fspath(path), "rb") as f:
+                    data = f.read()
+            size = len(data)
+            _check_axis_counts(data)
+            hdul = fits.open(io.BytesIO(data), memmap=False, lazy_load_hdus=False)
             try:
                 _check_declared_sizes(hdul, size)
                 for hdu in hdul:  # touch every data unit so truncation shows now
