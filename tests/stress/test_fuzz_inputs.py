@@ -231,8 +231,9 @@ def test_corrupt_sizes_in_a_header_fail_fast_without_allocating(demo_root, tmp_p
     # guards: open_fits's checks before astropy builds an HDU (NAXIS/TFIELDS within 0..999)
     # and before it reads data (declared sizes within the file). Without them astropy loops
     # and allocates from the header: NAXIS = 99999999999 in the primary header makes a list
-    # of 10^11 axes, TFIELDS one of 10^11 columns (the machine runs out of memory). Run in a subprocess under a 2 GiB address-space limit, so a
-    # regression fails here (MemoryError / high peak RSS) instead of taking the machine down.
+    # of 10^11 axes, TFIELDS one of 10^11 columns (the machine runs out of memory). Run in a
+    # subprocess under a 2 GiB address-space limit and a time limit, so a regression fails here
+    # (MemoryError, high peak RSS, a timeout) instead of taking the machine down.
     src = _demo_files(pathlib.Path(demo_root))[0].read_bytes()
     start = src.index(f"{card:<8}= ".encode(), where)  # 0: the primary header, 2880: the SPEC1D one
     mutant = bytearray(src)
