@@ -203,8 +203,14 @@ def test_calibrate_all_end_to_end(tmp_path, cf):
     assert summary["objects"]["done"] + summary["objects"]["failed"] == n_obj
     for f in summary["failures"]:
         assert f["reason"]  # every failure says why
-    assert len(list((out / "fits").glob("*.fits"))) == summary["objects"]["done"]
+    files = sorted((out / "fits").glob("*.fits"))
+    assert len(files) == summary["objects"]["done"]
     assert len(list((out / "plots").glob("*.png"))) <= 24
+    prov = read_provenance(files[0])
+    hashes = {r["spectrum_id"]: r["file_hash"] for r in sel}
+    assert prov["selection"] == {"has_photometry": True} and prov["workflow"]["name"] == "calibrate_all"
+    assert prov["inputs"] and all(hashes[sid] == sha for sid, sha in prov["inputs"].items())
+    assert fits.getheader(files[0])["CFKEY"] == prov["input_key"]
     z = zarr.open_group(str(out / "calibrate_all.zarr"), mode="r")
     assert z["objects/fnu"].shape[0] == n_obj and z["spectra/fnu"].shape[0] == len(sel)
     t = Table.read(out / "summary.ecsv")
