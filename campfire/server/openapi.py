@@ -24,6 +24,7 @@ import copy
 from typing import Any
 
 from campfire.catalog.local import OBJECT_COLUMNS, SPECTRUM_COLUMNS
+from campfire.server.tags import MAX_SLUG, SLUG_RE
 
 __all__ = ["OPERATIONS", "document", "install", "SECURITY_SCHEME"]
 
@@ -145,6 +146,7 @@ def _body(properties: dict, required: list[str], example: dict | None = None) ->
     return {"required": True, "content": {"application/json": content}}
 
 
+SLUG = {"type": "string", "pattern": SLUG_RE.pattern, "maxLength": MAX_SLUG}
 _TAG_FIELDS = {"name": STRING, "description": STRING, "shared": {"type": "boolean"}}
 _OBJECT_IDS = {"object_ids": {"type": "array", "items": STRING, "minItems": 1}}
 
@@ -218,7 +220,7 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
     ("get", "/tags"): {"auth": "optional", "responses": {"200": _json(TABLE), **_errors(401)}},
     ("post", "/tags"): {"auth": "required", "responses": {
         "201": _json(TAG, "created"), **_errors(400, 401, 409)},
-        "requestBody": _body({"slug": STRING, **_TAG_FIELDS}, ["slug"],
+        "requestBody": _body({"slug": SLUG, **_TAG_FIELDS}, ["slug"],
                              {"slug": "my-lrds", "name": "My LRDs", "description": "", "shared": False})},
     ("patch", "/tags/{slug}"): {"auth": "required", "responses": {
         "200": _json(TAG), **_errors(400, 401, 403, 404)}, "requestBody": _body(_TAG_FIELDS, [])},
@@ -239,8 +241,9 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
 }
 
 # path parameters are IDs / slugs: documenting the pattern lets clients (and fuzzers) know it
-_PATH_PATTERNS = {"object_id": r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,199}$",
-                  "spectrum_id": r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,199}$"}
+_PATH_PATTERNS = {"object_id": {"type": "string", "pattern": r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,199}$"},
+                  "spectrum_id": {"type": "string", "pattern": r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,199}$"},
+                  "slug": SLUG}
 
 
 def document(doc: dict, prefix: str) -> dict:
@@ -268,7 +271,7 @@ def document(doc: dict, prefix: str) -> dict:
             params = [p for p in op.get("parameters", [])]
             for p in params:
                 if p.get("in") == "path" and p["name"] in _PATH_PATTERNS:
-                    p["schema"] = {"type": "string", "pattern": _PATH_PATTERNS[p["name"]]}
+                    p["schema"] = dict(_PATH_PATTERNS[p["name"]])
             names = {(p["in"], p["name"]) for p in params}
             params += [copy.deepcopy(p) for p in spec.get("parameters", []) if (p["in"], p["name"]) not in names]
             if params:
