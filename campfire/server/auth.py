@@ -276,15 +276,19 @@ class AuthStore:
 
     def issue(self, username: str, family: str | None = None) -> TokenPair:
         """A new access token and a new refresh token (in ``family``, or a new family)."""
+        with self._lock, self._conn:
+            return self._issue_locked(username, family or uuid.uuid4().hex)
+
+    def _issue_locked(self, username: str, family: str) -> TokenPair:
+        # callers hold the lock and an open transaction
         now = time.time()
         access_ttl = int(config.get("server.access-token-ttl"))
         refresh_ttl = int(config.get("server.refresh-token-ttl"))
         refresh = secrets.token_urlsafe(32)
-        with self._lock, self._conn:
-            self._conn.execute(
-                "INSERT INTO refresh_tokens (token_hash, family, username, issued_at, expires_at) VALUES (?, ?, ?, ?, ?)",
-                (_token_digest(refresh), family or uuid.uuid4().hex, username, now, now + refresh_ttl),
-            )
+        self._conn.execute(
+            "INSERT INTO refresh_tokens (token_hash, family, username, issued_at, expires_at) VALUES (?, ?, ?, ?, ?)",
+            (_token_digest(refresh), family, username, now, now + refresh_ttl),
+        )
         return TokenPair(self._access_token(username, now, access_ttl), refresh, access_ttl, username)
 
     def rotate(self, refresh_token: str) -> TokenPair:
@@ -294,31 +298,33 @@ class AuthStore:
         digest = _token_digest(refresh_token)
         now = time.time()
         problem = None
-        # the revocation must be committed before the error is raised (a `with conn` block would roll it back)
+        # check, mark used and issue the successor in one locked transaction: a replay racing the
+        # rotation must find the successor in the family when it revokes it.
+        # The revocation must be committed before the error is raised (a `with conn` block would roll it back).
         with self._lock, self._conn:
             row = self._conn.execute(
-                "SELECT family, username, expires_at, used_at, revoked FROM refresh_tokens WHERE token_hash = ?",
+                "SELECT t.family, t.username, t.expires_at, t.used_at, t.revoked, u.disabled"
+                " FROM refresh_tokens t LEFT JOIN users u USING (username) WHERE t.token_hash = ?",
                 (digest,),
             ).fetchone()
             if row is None:
                 problem = "invalid refresh token"
             else:
-                family, username, expires_at, used_at, revoked = row
+                family, username, expires_at, used_at, revoked, disabled = row
                 if used_at is not None or revoked:
                     # replay of a rotated token: someone else holds the family — end it
                     self._conn.execute("UPDATE refresh_tokens SET revoked = 1 WHERE family = ?", (family,))
                     problem = "refresh token was already used or revoked; all sessions of this login are revoked"
                 elif expires_at < now:
                     problem = "refresh token expired"
+                elif disabled is None or disabled:
+                    problem = "account no longer exists"
                 else:
                     self._conn.execute("UPDATE refresh_tokens SET used_at = ? WHERE token_hash = ?", (now, digest))
                     # forget long-dead rows now and then so the table stays small
                     self._conn.execute("DELETE FROM refresh_tokens WHERE expires_at < ?", (now - 86400,))
-        if problem:
-            raise AuthenticationError(problem)
-        if not self.user_exists(username):
-            raise AuthenticationError("account no longer exists")
-        return self.issue(username, family=family)
+                    return self._issue_locked(username, family)
+        raise AuthenticationError(problem)
 
     def revoke(self, refresh_token: str) -> None:
         """Log out: revoke the family of ``refresh_token`` (unknown tokens are ignored)."""
