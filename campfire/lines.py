@@ -23,6 +23,7 @@ from campfire.errors import ValidationError
 __all__ = [
     "EMISSION_LINES",
     "get_emission_lines",
+    "check_redshift",
     "convert_flux_units",
     "normalize_flux_unit",
     "FNU_UNIT",
@@ -122,6 +123,28 @@ def convert_flux_units(flux, wavelength, to_unit: str = "flambda", from_unit: st
     return q.value
 
 
+def check_redshift(redshift, *, optional: bool = False) -> float | None:
+    """``redshift`` as a finite float >= 0 (the one check of every redshift argument).
+
+    With ``optional``, None passes through (e.g. a plot without line markers).
+
+    Examples
+    --------
+    >>> check_redshift("2.5"), check_redshift(None, optional=True)
+    (2.5, None)
+    """
+    if redshift is None and optional:
+        return None
+    expected = "a finite number >= 0" + (" or None" if optional else "")
+    try:
+        z = float(redshift)
+    except (TypeError, ValueError):
+        raise ValidationError(f"redshift: expected {expected}, got {redshift!r}") from None
+    if not np.isfinite(z) or z < 0:
+        raise ValidationError(f"redshift: expected {expected}, got {redshift!r}")
+    return z
+
+
 def get_emission_lines(redshift: float = 0.0, wave_min: float | None = None, wave_max: float | None = None) -> Table:
     """Lines observed at ``redshift`` inside [wave_min, wave_max] micron.
 
@@ -136,12 +159,7 @@ def get_emission_lines(redshift: float = 0.0, wave_min: float | None = None, wav
     >>> list(t['name'])
     ['Halpha', '[NII]-6550', '[NII]-6585']
     """
-    try:
-        z = float(redshift)
-    except (TypeError, ValueError):
-        raise ValidationError(f"redshift: expected a number, got {redshift!r}") from None
-    if not np.isfinite(z) or z < 0:
-        raise ValidationError(f"redshift: must be a finite number >= 0, got {redshift!r}")
+    z = check_redshift(redshift)
     names = list(EMISSION_LINES)
     rest = np.array([EMISSION_LINES[n] for n in names])
     obs = rest * (1 + z) / 1e4

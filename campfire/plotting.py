@@ -25,7 +25,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from campfire.errors import CampfireError, ValidationError
-from campfire.lines import get_emission_lines
+from campfire.lines import check_redshift, get_emission_lines
 from campfire.quicklook import _trusted
 
 __all__ = ["plot_spectrum", "plot_redshift_fit", "plot_spectrum_simple"]
@@ -87,18 +87,6 @@ def _spectrum_arrays(data, need_2d: bool = False) -> dict[str, np.ndarray]:
         for k in ("profile", "profile_fit", "profile_pix"):
             out[k] = _arr(data, k)
     return out
-
-
-def _check_redshift(redshift) -> float | None:
-    if redshift is None:
-        return None
-    try:
-        z = float(redshift)
-    except (TypeError, ValueError):
-        raise ValidationError(f"redshift: expected a number >= 0 or None, got {redshift!r}") from None
-    if not math.isfinite(z) or z < 0:
-        raise ValidationError(f"redshift: expected a finite number >= 0 or None, got {redshift!r}")
-    return z
 
 
 def _lines_in(wave: np.ndarray, z: float):
@@ -183,7 +171,7 @@ def plot_spectrum(data: Mapping[str, Any], redshift: float | None = None, show_e
     """
     go, make_subplots = _go()
     arr = _spectrum_arrays(data, need_2d=True)
-    z = _check_redshift(redshift)
+    z = check_redshift(redshift, optional=True)
     if not isinstance(show_emission_lines, bool):
         raise ValidationError(f"show_emission_lines: expected True or False, got {show_emission_lines!r}")
     if show_emission_lines and z is None:
@@ -342,7 +330,7 @@ def plot_spectrum_simple(data, redshift: float | None = None):
     """
     go, _ = _go()
     arr = _spectrum_arrays(data)
-    z = _check_redshift(redshift)
+    z = check_redshift(redshift, optional=True)
     wave = arr["wave"]
     fig = go.Figure()
     for trace in _error_band(go, wave, arr["fnu"], arr["fnu_err"]):

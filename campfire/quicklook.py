@@ -32,7 +32,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from campfire.errors import ValidationError
-from campfire.lines import get_emission_lines, normalize_flux_unit
+from campfire.lines import check_redshift, get_emission_lines, normalize_flux_unit
 
 __all__ = [
     "plot_spectrum_data",
@@ -122,18 +122,6 @@ def _flux_arrays(spec, unit: str) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(spec.flam, float), np.asarray(spec.flam_err, float)
 
 
-def _check_redshift(redshift) -> float | None:
-    if redshift is None:
-        return None
-    try:
-        z = float(redshift)
-    except (TypeError, ValueError):
-        raise ValidationError(f"redshift: expected a number >= 0 or None, got {redshift!r}") from None
-    if not math.isfinite(z) or z < 0:
-        raise ValidationError(f"redshift: expected a finite number >= 0 or None, got {redshift!r}")
-    return z
-
-
 def _get_ax(ax):
     import matplotlib.pyplot as plt
     from matplotlib.axes import Axes
@@ -219,7 +207,7 @@ def mark_emission_lines(
     """
     import matplotlib.transforms as mtransforms
 
-    z = _check_redshift(redshift)
+    z = check_redshift(redshift, optional=True)
     lo, hi = sorted(ax.get_xlim())
     wave_min = lo if wave_min is None else wave_min
     wave_max = hi if wave_max is None else wave_max
@@ -289,7 +277,7 @@ def plot_spectrum_data(
     >>> ax.figure.savefig('spectrum.png')  # doctest: +SKIP
     """
     unit = normalize_flux_unit(flux_unit, "flux_unit")
-    z = _check_redshift(redshift)
+    z = check_redshift(redshift, optional=True)
     for name in ("wavelength", "fnu", "fnu_err"):
         if not hasattr(spec, name):
             raise ValidationError(f"spec: expected a SpectrumData (with {name}), got {type(spec).__name__}")

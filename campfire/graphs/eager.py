@@ -1,11 +1,12 @@
 """The eager API on the graph path: build the same graph, ``.compute()`` it.
 
-``campfire.calibrate_and_stack`` (and ``Campfire.download``) are not a second
-implementation: they build the LazySpectra graph a workflow would build — source →
-open → calibrate → stack — and compute it on the synchronous scheduler (a handful of
-spectra: threads would only add overhead). The steps are the pure functions of
-:mod:`campfire.tasks`, so the result is bit-for-bit that of
-``campfire.tasks.calibrate.calibrate_and_stack``; the tests check it.
+``campfire.calibrate_and_stack`` (like ``Campfire.download``, :mod:`campfire.graphs.download`)
+is not a second implementation: it builds the LazySpectra graph a workflow would build —
+source → open → calibrate → stack — and computes it on the synchronous scheduler (a
+handful of spectra: threads would only add overhead). It is the only
+``calibrate_and_stack``; its steps are the pure functions of :mod:`campfire.tasks`, so
+the result is bit-for-bit that of ``calibrate_to_photometry`` on each input followed by
+``stack_spectra``; the tests check it.
 
 Examples
 --------
@@ -42,8 +43,7 @@ def lazy_inputs(spectra, *, photometry: Photometry | None = None, errors: str = 
     if all(isinstance(s, SpectrumData) for s in items):
         return LazySpectra.from_data(items, photometry=photometry, batch_size=n, errors=errors)
     if all(isinstance(s, Spectrum) for s in items):
-        lazy = LazySpectra.from_spectra(items, batch_size=n, errors=errors)
-        return lazy
+        return LazySpectra.from_spectra(items, batch_size=n, errors=errors)
     kinds = sorted({type(s).__name__ for s in items})
     raise ValidationError(f"spectra: expected all Spectrum or all SpectrumData items, got {', '.join(kinds)}")
 
@@ -109,8 +109,9 @@ def calibrate_and_stack(
     items = cal.items().compute(scheduler="synchronous")
     for it in items:
         if it.failure is not None:
-            step = "calibrate" if it.failure.step == "calibrate" else it.failure.step
-            raise ValidationError(f"spectra: cannot {step} {it.ref.spectrum_id or 'an input'}: {it.failure.reason}")
+            raise ValidationError(
+                f"spectra: cannot {it.failure.step} {it.ref.spectrum_id or 'an input'}: {it.failure.reason}"
+            )
     oid = object_id or next((it.value.object_id for it in items if it.value.object_id), None) or None
     stack = cal.stack(stacking_method, by="all", grid=wavelength_grid, object_id=oid)
     spectrum = stack.compute(scheduler="synchronous")

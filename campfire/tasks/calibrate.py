@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Sequence
 
 import numpy as np
 
@@ -50,7 +50,6 @@ __all__ = [
     "CalibrationResult",
     "CalibrateAndStackResult",
     "calibrate_to_photometry",
-    "calibrate_and_stack",
     "select_bands",
 ]
 
@@ -121,7 +120,8 @@ class CalibrationResult:
 
 @dataclass(repr=False, eq=False)
 class CalibrateAndStackResult:
-    """The outcome of :func:`calibrate_and_stack`: ``spectrum`` (the stack),
+    """The outcome of :func:`campfire.calibrate_and_stack` (built on the graph path,
+    :mod:`campfire.graphs.eager`): ``spectrum`` (the stack),
     ``calibrations`` (one CalibrationResult per input), ``input_spectra`` (the
     calibrated inputs before stacking) and the ``photometry`` used."""
 
@@ -381,90 +381,3 @@ def calibrate_to_photometry(
         chi2=chi2,
         photometry=phot,
     )
-
-
-def _inputs(spectra) -> list[SpectrumData]:
-    from campfire.models import Spectrum, SpectrumCollection
-
-    if isinstance(spectra, (SpectrumData, Spectrum)):
-        spectra = [spectra]
-    if not isinstance(spectra, (SpectrumCollection, list, tuple)) and not hasattr(spectra, "__iter__"):
-        raise ValidationError(
-            f"spectra: expected a SpectrumCollection, a list of Spectrum or of SpectrumData, got {type(spectra).__name__}"
-        )
-    out = []
-    for s in spectra:
-        out.append(_as_spectrum(s))
-    if not out:
-        raise ValidationError("spectra: nothing to calibrate and stack (empty input)")
-    return out
-
-
-def calibrate_and_stack(
-    spectra,
-    photometry: Photometry | None = None,
-    method: str = "chebyshev",
-    stacking_method: str = "weighted_mean",
-    object_id: str | None = None,
-    *,
-    bands: Sequence[str] | None = None,
-    degree: int = 3,
-    min_snr: float = 0.5,
-    wavelength_grid=None,
-) -> CalibrateAndStackResult:
-    """Per-spectrum calibration → resample → stack, in one call.
-
-    Parameters
-    ----------
-    spectra : SpectrumCollection, list of Spectrum, or list of SpectrumData
-        The inputs (Spectrum rows are opened).
-    photometry : Photometry
-        Needed: the photometry every input is calibrated against (``obj.photometry``).
-        To stack without calibrating, use :func:`~campfire.tasks.stack.stack_spectra`.
-    method : {'chebyshev', 'flat'}
-        Calibration model (see :func:`calibrate_to_photometry`).
-    stacking_method : {'weighted_mean', 'median', 'mean'}
-        How the calibrated inputs are combined.
-    object_id : str, optional
-        Stored on the stack.
-    bands, degree, min_snr
-        Passed to :func:`calibrate_to_photometry`.
-    wavelength_grid : array_like, optional
-        Stack grid; default the grid of the input with the most pixels.
-
-    Returns
-    -------
-    CalibrateAndStackResult
-        ``.spectrum`` (the stack), ``.calibrations``, ``.input_spectra`` (calibrated
-        inputs before stacking), ``.plot()`` (3-panel diagnostic).
-
-    Examples
-    --------
-    >>> result = calibrate_and_stack(obj.spectra[obj.spectra.grating == 'PRISM'],  # doctest: +SKIP
-    ...                              photometry=obj.photometry, object_id=obj.object_id)
-    >>> result.spectrum  # doctest: +SKIP
-    SpectrumData(ember_uds_p4_123456_stack, PRISM, 1024 pixels, 0.60-5.30 μm)
-    """
-    from campfire.tasks.stack import _check_method, stack_spectra
-
-    _check_method(stacking_method)
-    if photometry is None:
-        raise ValidationError(
-            "photometry: calibrate_and_stack needs the photometry to calibrate against (e.g. obj.photometry); "
-            "use stack_spectra to stack without calibrating"
-        )
-    inputs = _inputs(spectra)
-    calibrations = []
-    for spec in inputs:
-        try:
-            calibrations.append(
-                calibrate_to_photometry(spec, photometry, method=method, bands=bands, degree=degree, min_snr=min_snr)
-            )
-        except ValidationError as err:
-            raise ValidationError(f"spectra: cannot calibrate {spec.spectrum_id or 'an input'}: {err}") from err
-    calibrated = [c.spectrum for c in calibrations]
-    oid = object_id or next((s.object_id for s in inputs if s.object_id), None)
-    stack = stack_spectra(calibrated, method=stacking_method, wavelength_grid=wavelength_grid, object_id=oid)
-    stack.meta["calibration"] = {"method": str(method).lower(), "bands": sorted({b for c in calibrations
-                                                                                for b in c.bands_used})}
-    return CalibrateAndStackResult(stack, calibrations, calibrated, _check_photometry(photometry))

@@ -8,6 +8,7 @@ import pytest
 
 from campfire.graphs.collection import LazySpectra
 from campfire.graphs.scheduler import run_context
+from pure_steps import calibrate_then_stack
 
 pytestmark = pytest.mark.cluster
 
@@ -33,8 +34,6 @@ def _items(c):
 
 
 def test_cluster_results_equal_threaded_and_eager(cf, cluster_client):
-    from campfire.tasks.calibrate import calibrate_and_stack as eager
-
     threaded = dask.compute(*[_items(c) for c in pipeline(cf)], scheduler="threads")
     on_cluster = cluster_client.compute([_items(c) for c in pipeline(cf)], sync=True)
     assert len(cluster_client.scheduler_info()["workers"]) == 2
@@ -46,13 +45,13 @@ def test_cluster_results_equal_threaded_and_eager(cf, cluster_client):
                 assert same(a.value.fnu, b.value.fnu) and same(a.value.fnu_err, b.value.fnu_err)
     for a, b in zip(threaded[2:], on_cluster[2:]):
         assert same(a.fnu, b.fnu) and same(a.fnu_err, b.fnu_err) and same(a.count, b.count)
-    # per-object stacks on the cluster equal the eager calibrate_and_stack of each object
+    # per-object stacks on the cluster equal each object's inputs calibrated and stacked by the pure functions
     for it in on_cluster[1][:6]:
         if it.failure is not None:
             continue
         obj = cf.get_object(it.ref.object_id)
         good = [s for s in obj.spectra if s.spectrum_id in it.inputs]
-        want = eager(good, photometry=obj.photometry, degree=2, wavelength_grid=GRID, object_id=obj.object_id)
+        want = calibrate_then_stack(good, obj.photometry, degree=2, wavelength_grid=GRID, object_id=obj.object_id)
         assert same(it.value.fnu, want.spectrum.fnu) and same(it.value.fnu_err, want.spectrum.fnu_err)
 
 

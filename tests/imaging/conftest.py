@@ -1,10 +1,12 @@
-"""Fixtures of the imaging tests: a tiny archive root with known geometry (mini_archive.py)."""
+"""Fixtures of the imaging tests: a tiny archive root with known geometry (mini_archive.py); a copy
+of the demo archive and the figure clean-up shared with tests/plots (tests/shared_fixtures.py)."""
 from __future__ import annotations
 
 import pathlib
 
 import pytest
 from mini_archive import build_mini_root
+from shared_fixtures import archive, close_figures  # noqa: F401 (fixtures of this folder)
 
 
 @pytest.fixture(scope="session")

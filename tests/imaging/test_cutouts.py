@@ -31,12 +31,6 @@ from campfire.imaging import (  # noqa: E402
 )
 
 
-@pytest.fixture(autouse=True)
-def _close_figures():
-    yield
-    plt.close("all")
-
-
 def _pixel_of(east: float, north: float, fov: float, n: int) -> tuple[float, float]:
     """(row, col) of an offset in a north-up, east-left cutout of n × n pixels."""
     scale = fov / n

@@ -2,9 +2,7 @@
 from __future__ import annotations
 
 import json
-import os
 import pathlib
-import shutil
 import sqlite3
 
 import matplotlib
@@ -18,34 +16,9 @@ import pytest  # noqa: E402
 from campfire.client import Campfire  # noqa: E402
 from campfire.errors import NotFoundError, ValidationError  # noqa: E402
 from campfire.imaging import make_cutout_png, read_cutout_png, shutter_geometry  # noqa: E402
+from shared_fixtures import link_copy  # noqa: E402
 
 OBJ = "ember_uds_p4_123456"
-
-
-def link_copy(src: pathlib.Path, dest: pathlib.Path) -> pathlib.Path:
-    """A private archive root: the catalog copied, the rest hard-linked (the demo root stays untouched)."""
-    dest.mkdir(parents=True)
-    for item in src.iterdir():
-        if item.name == "cache":
-            continue
-        if item.name == "meta":
-            shutil.copytree(item, dest / "meta", ignore=shutil.ignore_patterns("*.lock"))
-        elif item.is_dir():
-            shutil.copytree(item, dest / item.name, copy_function=os.link)
-        else:
-            shutil.copy2(item, dest / item.name)
-    return dest
-
-
-@pytest.fixture(autouse=True)
-def _close_figures():
-    yield
-    plt.close("all")
-
-
-@pytest.fixture(scope="module")
-def archive(demo_root, tmp_path_factory) -> pathlib.Path:
-    return link_copy(pathlib.Path(demo_root), tmp_path_factory.mktemp("imaging-demo") / "root")
 
 
 @pytest.fixture

@@ -1,7 +1,9 @@
-"""Fixtures of the plotting tests: a synthetic pipeline-format spectrum (synthetic_spectrum.py)."""
+"""Fixtures of the plotting tests: a synthetic pipeline-format spectrum (synthetic_spectrum.py); a copy
+of the demo archive and the figure clean-up shared with tests/imaging (tests/shared_fixtures.py)."""
 from __future__ import annotations
 
 import pytest
+from shared_fixtures import archive, close_figures  # noqa: F401 (fixtures of this folder)
 from synthetic_spectrum import write_synthetic
 
 

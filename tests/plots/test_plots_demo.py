@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import os
 import pathlib
-import shutil
 
 import matplotlib
 
@@ -19,32 +18,6 @@ from campfire.client import Campfire  # noqa: E402
 
 OBJ = "ember_uds_p4_123456"
 SPEC = "ember_uds_p4_prism_clear_123456"
-
-
-def link_copy(src: pathlib.Path, dest: pathlib.Path) -> pathlib.Path:
-    """A private archive root: the catalog copied, the rest hard-linked (the demo root stays untouched)."""
-    dest.mkdir(parents=True)
-    for item in src.iterdir():
-        if item.name == "cache":
-            continue
-        if item.name == "meta":
-            shutil.copytree(item, dest / "meta", ignore=shutil.ignore_patterns("*.lock"))
-        elif item.is_dir():
-            shutil.copytree(item, dest / item.name, copy_function=os.link)
-        else:
-            shutil.copy2(item, dest / item.name)
-    return dest
-
-
-@pytest.fixture(autouse=True)
-def _close_figures():
-    yield
-    plt.close("all")
-
-
-@pytest.fixture(scope="module")
-def archive(demo_root, tmp_path_factory) -> pathlib.Path:
-    return link_copy(pathlib.Path(demo_root), tmp_path_factory.mktemp("plots-demo") / "root")
 
 
 @pytest.fixture

@@ -23,12 +23,6 @@ from campfire.quicklook import (  # noqa: E402
 )
 
 
-@pytest.fixture(autouse=True)
-def _close_figures():
-    yield
-    plt.close("all")
-
-
 @pytest.fixture
 def spec(spec_file) -> SpectrumData:
     return SpectrumData.from_fits(spec_file)

@@ -1,36 +1,23 @@
 """Fixtures of the hardening suite: real servers (in a thread or in their own process), callers, secrets.
 
-The helpers live in stresskit.py; the ``ids`` fixture of tests/server (proprietary-only,
-mixed and public IDs of the demo) is re-used as it is.
+The helpers live in stresskit.py; the fixtures ``ids`` (proprietary-only, mixed and public
+IDs of the demo), ``_fast_server_config`` and ``credentials_dir`` of tests/server are re-used
+as they are.
 """
 from __future__ import annotations
 
 import contextlib
 import pathlib
 
-import dask
 import pytest
 
 from stresskit import Secrets, ServerProcess, catalog_secrets, copy_archive, free_port, server_helpers
 
-ids = server_helpers.ids  # the same fixture as in tests/server
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _fast_server_config():
-    # cheap bcrypt and short backoffs keep the suite fast; everything else is the default
-    with dask.config.set({"campfire.server.bcrypt-rounds": 4, "campfire.api.backoff": 0.01}):
-        yield
-
-
-@pytest.fixture(autouse=True)
-def credentials_dir(tmp_path, monkeypatch):
-    """Every test gets its own credentials file (never the user's)."""
-    path = tmp_path / "campfire-config"
-    monkeypatch.setenv("CAMPFIRE_CONFIG_DIR", str(path))
-    monkeypatch.delenv("CAMPFIRE_API_URL", raising=False)
-    monkeypatch.delenv("CAMPFIRE_ROOT", raising=False)
-    return path
+# the same fixtures as in tests/server: the ``ids`` of the demo, and (autouse) cheap bcrypt and
+# short backoffs for the session and a private credentials file for every test
+ids = server_helpers.ids
+_fast_server_config = server_helpers._fast_server_config
+credentials_dir = server_helpers.credentials_dir
 
 
 @pytest.fixture

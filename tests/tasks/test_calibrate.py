@@ -11,10 +11,10 @@ import pytest
 from campfire.bands import get_band
 from campfire.errors import ValidationError
 from campfire.models import Photometry, Spectrum, SpectrumCollection, SpectrumData
+from campfire.calibration import calibrate_and_stack  # the public one: a graph, computed now
 from campfire.tasks.calibrate import (
     CalibrateAndStackResult,
     CalibrationResult,
-    calibrate_and_stack,
     calibrate_to_photometry,
     select_bands,
 )
