@@ -61,7 +61,7 @@ def cpu_of(pid: int) -> float:
 def run(url: str, work: pathlib.Path, name: str, workers: int, server_pid: int) -> tuple[float, int, int, str]:
     from campfire.catalog.filters import build_query
     from campfire.client import Campfire
-    from campfire.transfer import download_files
+    from campfire.graphs.download import download_files
 
     cf = Campfire(base_url=url, data_dir=work / name)
     cf.sync()

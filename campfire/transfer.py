@@ -15,11 +15,13 @@
 * ``local_files`` (the hashes of the FITS files the client holds) survive every sync,
   so files whose server hash changed show up as stale.
 
-``download_files`` fetches FITS files in parallel (a thread pool of
-``max_workers`` connections, a tqdm progress bar), streaming each to ``<file>.part``,
-resuming a partial ``.part`` with an HTTP Range request, verifying the sha256 against
-the catalog, and renaming it into place; only then is it recorded in ``local_files``.
-``fetch_spectrum`` does the same for one file (``open_spectrum``'s API fallback).
+``fetch_spectrum`` fetches one FITS file: it streams it to ``<file>.part``, resumes a
+partial ``.part`` with an HTTP Range request, verifies the sha256 against the catalog,
+renames it into place, and only then records it in ``local_files``. It is the
+per-file step of every download: ``open_spectrum``'s API fallback, and the
+``download`` step of a LazySpectra graph, which ``Campfire.download``
+(:func:`campfire.graphs.download.download_files`) computes on ``max_workers`` threads
+over the files :func:`plan_downloads` selects.
 """
 from __future__ import annotations
 
@@ -32,19 +34,17 @@ import logging
 import os
 import pathlib
 import sqlite3
-import threading
 import time
 import uuid
 import zlib
-from concurrent.futures import ThreadPoolExecutor, as_completed
-from typing import Any, Iterator
+from typing import Iterator
 
 from campfire import config
 from campfire.catalog.local import SCHEMA_VERSION, LocalCatalog, finalize_catalog
 from campfire.catalog.schema import schema_statements
 from campfire.errors import APIError, CampfireError, DownloadError, NotFoundError, ValidationError
 
-__all__ = ["sync_catalog", "plan_downloads", "download_files", "fetch_spectrum", "file_sha256", "SyncInterrupted"]
+__all__ = ["sync_catalog", "plan_downloads", "fetch_spectrum", "file_sha256", "SyncInterrupted"]
 
 log = logging.getLogger("campfire.transfer")
 
@@ -526,7 +526,7 @@ def _file_lock(path: pathlib.Path):
         os.close(fd)
 
 
-def _download_one(remote, root: pathlib.Path, row: dict, progress=None) -> tuple[str, int]:
+def _download_one(remote, root: pathlib.Path, row: dict) -> tuple[str, int]:
     """Fetch one file to ``<dest>.part`` (resuming), verify sha256, rename. Returns (sha256, size).
 
     One writer per file: ``open_spectrum`` in two processes (Dask workers sharing a
@@ -555,12 +555,12 @@ def _download_one(remote, root: pathlib.Path, row: dict, progress=None) -> tuple
                 return expected, dest.stat().st_size  # finished by another process while we waited
         except OSError as err:
             raise cannot_write(err) from err
-        return _fetch_locked(remote, row, dest, part, cannot_write, progress)
+        return _fetch_locked(remote, row, dest, part, cannot_write)
     finally:
         lock.__exit__(None, None, None)
 
 
-def _fetch_locked(remote, row: dict, dest: pathlib.Path, part: pathlib.Path, cannot_write, progress):
+def _fetch_locked(remote, row: dict, dest: pathlib.Path, part: pathlib.Path, cannot_write):
     """The body of :func:`_download_one`, run while holding the file's lock."""
     import requests
     import urllib3
@@ -613,8 +613,6 @@ def _fetch_locked(remote, row: dict, dest: pathlib.Path, part: pathlib.Path, can
                     except OSError as err:
                         raise _LocalWriteError(err) from err
                     h.update(block)
-                    if progress is not None:
-                        progress(len(block))
                 try:
                     f.flush()
                     os.fsync(f.fileno())
@@ -712,68 +710,6 @@ def plan_downloads(cf, query, *, stale_only: bool = False) -> tuple[list[dict], 
             continue
         todo.append(row)
     return todo, skipped
-
-
-def download_files(cf, query, *, max_workers: int = 4, stale_only: bool = False) -> dict[str, Any]:
-    """Download the FITS files of the spectra ``query`` selects in the synced catalog.
-
-    Files already present with the catalog's hash are skipped; stale ones (hash changed
-    on the server) are fetched again. With ``stale_only`` only stale files are fetched.
-
-    Returns
-    -------
-    dict
-        ``{'downloaded', 'skipped', 'failed', 'bytes', 'seconds'}``.
-
-    Examples
-    --------
-    >>> download_files(cf, build_query('spectra', observations=['ember_uds_p4']))  # doctest: +SKIP
-    """
-    from tqdm.auto import tqdm
-
-    root = pathlib.Path(cf.data_dir)
-    db = root / "meta" / "campfire.db"
-    todo, skipped = plan_downloads(cf, query, stale_only=stale_only)
-    total_bytes = sum(int(r.get("file_size") or 0) for r in todo)
-    remote = cf.remote_catalog
-    t0 = time.perf_counter()
-    done_bytes = 0
-    failed: list[dict] = []
-    pending: list[tuple] = []
-    lock = threading.Lock()
-    with tqdm(total=total_bytes, unit="B", unit_scale=True, unit_divisor=1024, desc="download",
-              disable=None if todo else True, leave=False) as bar:
-        def progress(n: int) -> None:
-            with lock:
-                bar.update(n)
-
-        with _dir_lock(root / "meta"), ThreadPoolExecutor(max_workers=max_workers) as pool:
-            futures = {pool.submit(_download_one, remote, root, row, progress): row for row in todo}
-            try:
-                for fut in as_completed(futures):
-                    row = futures[fut]
-                    try:
-                        digest, size = fut.result()
-                    except CampfireError as err:
-                        failed.append({"spectrum_id": row["spectrum_id"], "error": str(err)})
-                        continue
-                    done_bytes += size
-                    pending.append((row["spectrum_id"], digest, size, _now()))
-                    if len(pending) >= 200:  # progress survives an interruption of a long download
-                        _record(db, pending)
-                        pending = []
-            finally:
-                # files already renamed into place are recorded even when the loop is interrupted
-                # (Ctrl-C, an unexpected error): otherwise they would look absent and be fetched again
-                _record(db, pending)
-    seconds = time.perf_counter() - t0
-    result = {"downloaded": len(todo) - len(failed), "skipped": skipped, "failed": failed,
-              "bytes": done_bytes, "seconds": round(seconds, 3)}
-    if failed:
-        first = failed[0]["error"]
-        raise DownloadError(f"{len(failed)} of {len(todo)} downloads failed (first: {first}); "
-                            f"{result['downloaded']} succeeded and are recorded. Run download() again to resume.")
-    return result
 
 
 def fetch_spectrum(cf, spectrum_id: str, row: dict | None = None) -> str:

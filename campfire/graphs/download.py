@@ -6,7 +6,9 @@ with the server's file URL, and downloaded by the same ``download`` step a workf
 uses — each task fetching a small batch through :func:`campfire.transfer.fetch_spectrum`
 (stream to ``.part``, resume with HTTP Range, verify sha256, rename, record in
 ``local_files``). ``max_workers`` threads run the tasks; failures are recorded per
-file and reported together, so one bad file never stops the others.
+file and reported together, so one bad file never stops the others. This is the only
+download executor: ``Campfire.download``, ``campfire download`` and the benchmarks all
+call :func:`download_files`.
 
 Examples
 --------
@@ -15,6 +17,7 @@ Examples
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import pathlib
 import sys
@@ -42,16 +45,42 @@ def download_files(cf, query, *, max_workers: int = 4, stale_only: bool = False,
                    ) -> dict[str, Any]:
     """Download the FITS files of the spectra ``query`` selects in the synced catalog.
 
-    Returns ``{'downloaded', 'skipped', 'failed', 'bytes', 'seconds'}``; raises
-    :class:`~campfire.errors.DownloadError` naming the first failure after every other
-    file was fetched and recorded.
+    Files already present with the catalog's hash are skipped; stale ones (hash changed
+    on the server) are fetched again; with ``stale_only`` only stale files are fetched
+    (:func:`campfire.transfer.plan_downloads`).
+
+    Parameters
+    ----------
+    cf : Campfire
+        A client whose ``data_dir`` holds a synced catalog.
+    query : Query
+        The spectra selection (``build_query('spectra', ...)``).
+    max_workers : int
+        Threads, i.e. parallel connections to the server.
+    stale_only : bool
+        Fetch only files whose server hash changed since they were downloaded.
+    progress : bool, optional
+        A tqdm progress bar of the download tasks; default: when stderr is a terminal.
+
+    Returns
+    -------
+    dict
+        ``{'downloaded', 'skipped', 'failed', 'bytes', 'seconds'}``; raises
+        :class:`~campfire.errors.DownloadError` naming the first failure after every
+        other file was fetched and recorded.
+
+    Examples
+    --------
+    >>> download_files(cf, build_query('spectra', observations=['ember_uds_p4']), max_workers=8)  # doctest: +SKIP
     """
     from campfire import transfer
     from campfire.graphs.collection import LazySpectra
     from campfire.graphs.selection import refs_from_rows
 
     rows, skipped = transfer.plan_downloads(cf, query, stale_only=stale_only)
-    todo = [dict(row, local_path="") for row in rows]
+    # no object_id: batches keep an object's spectra together, which a download does not
+    # need — the files of one object are fetched in parallel like any others
+    todo = [dict(row, local_path="", object_id="") for row in rows]
     t0 = time.perf_counter()
     if not todo:
         return {"downloaded": 0, "skipped": skipped, "failed": [], "bytes": 0, "seconds": 0.0}
@@ -62,19 +91,14 @@ def download_files(cf, query, *, max_workers: int = 4, stale_only: bool = False,
     lazy = LazySpectra.from_refs(refs, batch_size=batch, errors="record", client=cf).download()
     if progress is None:
         progress = sys.stderr.isatty()
-    callbacks = []
+    bar = contextlib.nullcontext()
     if progress:
         from tqdm.dask import TqdmCallback
         from tqdm.std import tqdm as std_tqdm
 
-        callbacks.append(TqdmCallback(desc="download", tqdm_class=std_tqdm, file=sys.stderr, leave=False))
-    with dask.config.set(scheduler="threads", num_workers=max_workers):
-        import contextlib
-
-        with contextlib.ExitStack() as stack:
-            for cb in callbacks:
-                stack.enter_context(cb)
-            items = lazy.items().compute()
+        bar = TqdmCallback(desc="download", tqdm_class=std_tqdm, file=sys.stderr, leave=False)
+    with dask.config.set(scheduler="threads", num_workers=max_workers), bar:
+        items = lazy.items().compute()
     failed = [{"spectrum_id": it.ref.spectrum_id, "error": it.failure.reason} for it in items if it.failure is not None]
     done_bytes = 0
     for it in items:

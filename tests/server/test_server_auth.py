@@ -210,7 +210,7 @@ def test_refresh_tokens_are_stored_hashed(server):
 def test_parallel_requests_share_one_refresh(fresh_server, make_client):
     """Eight download threads hitting an expired token at once: rotation must not look like a replay."""
     from campfire.catalog.filters import build_query
-    from campfire.transfer import download_files
+    from campfire.graphs.download import download_files
 
     with dask.config.set({"campfire.server.access-token-ttl": 1}):
         cf = make_client(fresh_server.url, "alice")

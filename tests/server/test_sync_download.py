@@ -28,7 +28,8 @@ from campfire import cli
 from campfire.catalog.filters import build_query
 from campfire.client import Campfire
 from campfire.errors import APIError, CampfireError, DownloadError
-from campfire.transfer import SyncInterrupted, download_files, file_sha256
+from campfire.graphs.download import download_files
+from campfire.transfer import SyncInterrupted, file_sha256
 
 pytestmark = pytest.mark.server
 
@@ -229,7 +230,7 @@ DOWNLOAD_SCRIPT = textwrap.dedent("""
     import sys
     from campfire.catalog.filters import build_query
     from campfire.client import Campfire
-    from campfire.transfer import download_files
+    from campfire.graphs.download import download_files
     cf = Campfire(base_url=sys.argv[1], data_dir=sys.argv[2])
     download_files(cf, build_query("spectra", search=sys.argv[3]), max_workers=1)
 """)

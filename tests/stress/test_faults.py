@@ -32,7 +32,8 @@ import requests
 from campfire.catalog.filters import build_query
 from campfire.client import Campfire
 from campfire.errors import APIError, DownloadError
-from campfire.transfer import SyncInterrupted, download_files
+from campfire.graphs.download import download_files
+from campfire.transfer import SyncInterrupted
 from stresskit import API, DEMO_PASSWORDS, ServerProcess, copy_archive, start_server
 
 pytestmark = pytest.mark.server
