@@ -118,6 +118,12 @@ class SpectrumData:
     def n_pixels(self) -> int:
         return int(self.wavelength.shape[0])
 
+    @property
+    def rest_frame(self) -> bool:
+        """True when ``wavelength`` is rest-frame (``meta['rest_frame']``: ``to_rest_frame``, a
+        rest-frame stack)."""
+        return bool(self.meta.get("rest_frame"))
+
     def __len__(self) -> int:
         return self.n_pixels
 
@@ -128,7 +134,11 @@ class SpectrumData:
             rng = f"{lo:.2f}-{hi:.2f} μm"
         else:
             rng = "no valid pixels"
-        return f"SpectrumData({self.spectrum_id or '?'}, {self.grating or '?'}, {self.n_pixels} pixels, {rng})"
+        if "+" in self.grating:
+            grating = f"mixed: {self.grating}"  # a stack of several gratings
+        else:
+            grating = self.grating or ("stack" if "n_spectra" in self.meta else "?")  # n_spectra: stacks
+        return f"SpectrumData({self.spectrum_id or '?'}, {grating}, {self.n_pixels} pixels, {rng})"
 
     def copy(self, **changes) -> "SpectrumData":
         """A copy with arrays copied and ``changes`` applied."""

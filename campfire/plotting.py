@@ -26,14 +26,13 @@ import numpy as np
 
 from campfire.errors import CampfireError, ValidationError
 from campfire.lines import check_redshift, get_emission_lines
-from campfire.quicklook import _trusted
+from campfire.quicklook import WAVE_LABEL, _trusted, wavelength_label
 
 __all__ = ["plot_spectrum", "plot_redshift_fit", "plot_spectrum_simple"]
 
 SPECTRUM_KEYS = ("wave", "fnu", "fnu_err")
 SPECTRUM_2D_KEYS = ("snr_2d", "profile", "profile_fit", "profile_pix")
 FIT_KEYS = ("redshift", "chi2_min", "confidence", "z_grid", "chi2_grid", "model_wave", "model_fnu")
-WAVE_TITLE = "Observed wavelength [μm]"
 FNU_TITLE = "f<sub>ν</sub> [μJy]"
 
 
@@ -210,7 +209,7 @@ def plot_spectrum(data: Mapping[str, Any], redshift: float | None = None, show_e
 
     # x of the 2D panel and the 1D panel are one axis: zoom/pan moves both
     fig.update_xaxes(matches="x3", showticklabels=False, row=1, col=1)
-    fig.update_xaxes(title_text=WAVE_TITLE, row=2, col=1)
+    fig.update_xaxes(title_text=WAVE_LABEL, row=2, col=1)
     fig.update_yaxes(title_text="spatial pixel", row=1, col=1)
     fig.update_yaxes(matches="y", showticklabels=False, row=1, col=2)
     fig.update_xaxes(title_text="profile", row=1, col=2, showticklabels=False)
@@ -300,7 +299,7 @@ def plot_redshift_fit(fit: Mapping[str, Any], spectrum_data: Mapping[str, Any] |
                                      line={"color": "#d62728", "width": 1.4}), row=2, col=1)
         if z_best >= 0 and math.isfinite(z_best):
             _add_lines(fig, _lines_in(wave, z_best), "x2", "y2", label_row=True)
-        fig.update_xaxes(title_text=WAVE_TITLE, row=2, col=1)
+        fig.update_xaxes(title_text=WAVE_LABEL, row=2, col=1)
         yrange = _robust_range(_trusted(spec["fnu"], spec["fnu_err"]) if spec is not None else f["model_fnu"])
         fig.update_yaxes(title_text=FNU_TITLE, row=2, col=1, range=yrange)
     title = f"redshift fit: z = {z_best:.4f}, χ²_min = {f['chi2_min']:.1f}, confidence = {f['confidence']:.2f}"
@@ -345,7 +344,8 @@ def plot_spectrum_simple(data, redshift: float | None = None):
         title = f"{sid}: {title}"
     if z is not None:
         title += f" · z = {z:.4f}"
-    fig.update_layout(title={"text": title, "font": {"size": 14}}, xaxis_title=WAVE_TITLE, yaxis_title=FNU_TITLE,
+    fig.update_layout(title={"text": title, "font": {"size": 14}}, xaxis_title=wavelength_label(data),
+                      yaxis_title=FNU_TITLE,
                       yaxis_range=_robust_range(_trusted(arr["fnu"], arr["fnu_err"])), height=420, width=1000,
                       template="plotly_white",
                       showlegend=False, margin={"l": 70, "r": 30, "t": 60, "b": 60})

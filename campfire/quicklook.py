@@ -40,11 +40,13 @@ __all__ = [
     "plot_calibrate_and_stack",
     "mark_emission_lines",
     "flux_label",
+    "wavelength_label",
     "pretty_line_name",
     "label_indices",
 ]
 
 WAVE_LABEL = "Observed wavelength [μm]"
+REST_WAVE_LABEL = "Rest-frame wavelength [μm]"
 
 # which line names a crowded group of markers: the strong lines first
 _LABEL_PRIORITY = {
@@ -114,6 +116,20 @@ def flux_label(flux_unit: str, exponent: int = 0) -> str:
         return rf"$f_\nu$ [{scale}μJy]"
     scale = "" if exponent == 0 else f"$10^{{{exponent}}}$ "
     return rf"$f_\lambda$ [{scale}erg s$^{{-1}}$ cm$^{{-2}}$ Å$^{{-1}}$]"
+
+
+def wavelength_label(spec) -> str:
+    """The wavelength axis label of ``spec``: rest-frame for a rest-frame spectrum or stack.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from campfire import SpectrumData
+    >>> w = np.linspace(0.2, 0.8, 10)
+    >>> wavelength_label(SpectrumData(w, np.ones(10), np.ones(10), meta={'rest_frame': True}))
+    'Rest-frame wavelength [μm]'
+    """
+    return REST_WAVE_LABEL if getattr(spec, "rest_frame", False) else WAVE_LABEL
 
 
 def _flux_arrays(spec, unit: str) -> tuple[np.ndarray, np.ndarray]:
@@ -291,6 +307,9 @@ def plot_spectrum_data(
         prev_unit, exponent = ax._campfire_flux
         if prev_unit != unit:
             raise ValidationError(f"flux_unit: these axes already show {prev_unit!r}; got {unit!r}")
+        if getattr(ax, "_campfire_wave", None) not in (None, wavelength_label(spec)):
+            raise ValidationError(f"spec: these axes show {ax._campfire_wave!r}; "
+                                  f"{spec.spectrum_id or 'this spectrum'} is not in that frame")
     scale = 10.0 ** -exponent
     flux, err = flux * scale, err * scale
     default_label = label if label is not None else (spec.spectrum_id or None)
@@ -313,9 +332,10 @@ def plot_spectrum_data(
             ax.set_xlim(wlo - pad, whi + pad)
     _robust_ylim(ax, _trusted(flux, err), had_data)
     ax.axhline(0.0, color="0.6", linewidth=0.5, zorder=0)
-    ax.set_xlabel(WAVE_LABEL)
+    ax.set_xlabel(wavelength_label(spec))
     ax.set_ylabel(flux_label(unit, exponent))
     ax._campfire_flux = (unit, exponent)
+    ax._campfire_wave = wavelength_label(spec)
     if z is not None and show_lines:
         mark_emission_lines(ax, z)
     if title is None:

@@ -479,10 +479,10 @@ def population_chunks(
     on_grid: bool = False,
     min_coverage: float | None = None,
 ) -> list[tuple]:
-    """One batch split into wavelength chunks for a median: ``[(fnu, err, ids, excluded), ...]``.
+    """One batch split into wavelength chunks for a median: ``[(fnu, err, ids, excluded, gratings), ...]``.
 
     The grid is cut into ``n_chunks`` nearly equal pixel ranges; every chunk carries
-    the batch's ids and exclusions so the final step can report them.
+    the batch's ids, exclusions and gratings so the final step can report them.
     """
     edges = chunk_edges(grid.size, n_chunks)
     specs, excluded = _prepare_population(items, grid=grid, rest_frame=rest_frame, window=window, on_grid=on_grid,
@@ -490,7 +490,8 @@ def population_chunks(
     f = np.array([s.fnu for s in specs], float).reshape(len(specs), grid.size)
     e = np.array([s.fnu_err for s in specs], float).reshape(len(specs), grid.size)
     ids = tuple(s.spectrum_id for s in specs)
-    return [(f[:, lo:hi], e[:, lo:hi], ids, excluded) for lo, hi in zip(edges[:-1], edges[1:])]
+    gratings = tuple(s.grating for s in specs)
+    return [(f[:, lo:hi], e[:, lo:hi], ids, excluded, gratings) for lo, hi in zip(edges[:-1], edges[1:])]
 
 
 def chunk_edges(n_pixels: int, n_chunks: int) -> list[int]:
@@ -511,7 +512,8 @@ def median_of_chunk(pieces: Sequence[tuple]) -> tuple:
     e = np.concatenate([p[1] for p in pieces], axis=0) if pieces else np.empty((0, width))
     ids = tuple(i for p in pieces for i in p[2])
     excluded = tuple(x for p in pieces for x in p[3])
-    return (*median_chunk(f, e), ids, excluded)
+    gratings = tuple(g for p in pieces for g in p[4])
+    return (*median_chunk(f, e), ids, excluded, gratings)
 
 
 def finalize_median(
@@ -523,8 +525,11 @@ def finalize_median(
     object_id: str | None = None,
 ) -> SpectrumData:
     """Concatenate the chunk medians into the population stack."""
+    from campfire.tasks.stack import stack_grating
+
     ids = chunks[0][3] if chunks else ()
     excluded = chunks[0][4] if chunks else ()
+    gratings = chunks[0][5] if chunks else ()
     if not ids:
         why = "; ".join(str(f) for f in excluded[:5])
         raise CampfireError(f"stack: no usable spectra{f' ({why})' if why else ''}")
@@ -534,7 +539,7 @@ def finalize_median(
     meta = {"method": "median", "n_spectra": len(ids), "inputs": list(ids)}
     meta.update(_population_meta(rest_frame, window, excluded))
     return SpectrumData(np.asarray(grid, float).copy(), med, err, spectrum_id=f"{object_id}_stack" if object_id else "stack",
-                        object_id=object_id, count=cnt, meta=meta)
+                        grating=stack_grating(gratings), object_id=object_id, count=cnt, meta=meta)
 
 
 def object_refs(refs: Sequence[SpectrumRef]) -> list[SpectrumRef]:

@@ -49,6 +49,7 @@ __all__ = [
     "median_chunk",
     "stack_median",
     "stack_spectra",
+    "stack_grating",
     "to_rest_frame",
     "normalize_in_window",
     "default_grid",
@@ -84,7 +85,8 @@ class Partial:
     """Per-pixel sums over some stack inputs, all on one grid of ``n`` pixels.
 
     Add two with :func:`combine_partials` (or ``a + b``). ``n_spectra`` counts the
-    inputs and ``spectrum_ids`` names them (for provenance in ``meta``).
+    inputs, ``spectrum_ids`` names them (for provenance in ``meta``) and ``gratings``
+    holds their distinct gratings (the stack's label, :func:`stack_grating`).
     """
 
     sum_wf: np.ndarray
@@ -95,11 +97,12 @@ class Partial:
     count: np.ndarray
     n_spectra: int = 0
     spectrum_ids: tuple[str, ...] = ()
+    gratings: tuple[str, ...] = ()
 
     @classmethod
     def empty(cls, n: int) -> "Partial":
         z = np.zeros(n)
-        return cls(z, z.copy(), z.copy(), z.copy(), z.copy(), np.zeros(n, np.int64), 0, ())
+        return cls(z, z.copy(), z.copy(), z.copy(), z.copy(), np.zeros(n, np.int64), 0, (), ())
 
     @property
     def n_pixels(self) -> int:
@@ -109,8 +112,25 @@ class Partial:
         return combine_partials(self, other)
 
 
-def _rows(spectra_on_grid) -> Iterable[tuple[np.ndarray, np.ndarray, str]]:
-    """(fnu, err, id) per input: SpectrumData items, or a (fnu 2D, err 2D) tuple."""
+def stack_grating(gratings: Iterable[str]) -> str:
+    """The grating label of a stack: its inputs' distinct gratings, sorted, joined by ``+``.
+
+    An input that is itself a stack (``'G395M+PRISM'``) adds each of its gratings.
+
+    Examples
+    --------
+    >>> stack_grating(['PRISM', 'G395M+PRISM', ''])
+    'G395M+PRISM'
+    """
+    return "+".join(_distinct_gratings(gratings))
+
+
+def _distinct_gratings(labels: Iterable[str]) -> tuple[str, ...]:
+    return tuple(sorted({g for label in labels for g in str(label or "").split("+") if g}))
+
+
+def _rows(spectra_on_grid) -> Iterable[tuple[np.ndarray, np.ndarray, str, str]]:
+    """(fnu, err, id, grating) per input: SpectrumData items, or a (fnu 2D, err 2D) tuple."""
     if isinstance(spectra_on_grid, tuple) and len(spectra_on_grid) == 2 and not isinstance(
         spectra_on_grid[0], SpectrumData
     ):
@@ -119,12 +139,12 @@ def _rows(spectra_on_grid) -> Iterable[tuple[np.ndarray, np.ndarray, str]]:
         if f2.shape != e2.shape:
             raise ValidationError(f"spectra_on_grid: flux {f2.shape} and error {e2.shape} shapes differ")
         for f, e in zip(f2, e2):
-            yield f, e, ""
+            yield f, e, "", ""
         return
     for s in spectra_on_grid:
         if not isinstance(s, SpectrumData):
             raise ValidationError(f"spectra_on_grid: expected SpectrumData items, got {type(s).__name__}")
-        yield s.fnu, s.fnu_err, s.spectrum_id
+        yield s.fnu, s.fnu_err, s.spectrum_id, s.grating
 
 
 def stack_partials(spectra_on_grid, n_pixels: int | None = None) -> Partial:
@@ -153,11 +173,11 @@ def stack_partials(spectra_on_grid, n_pixels: int | None = None) -> Partial:
     >>> finalize_stack(p, w).fnu
     array([2., 2., 2., 2.])
     """
-    acc: Partial | None = None
     ids: list[str] = []
+    gratings: list[str] = []
     sums = None
     n_spec = 0
-    for f, e, sid in _rows(spectra_on_grid):
+    for f, e, sid, grating in _rows(spectra_on_grid):
         f = np.asarray(f, float)
         e = np.asarray(e, float)
         if sums is None:
@@ -180,12 +200,12 @@ def stack_partials(spectra_on_grid, n_pixels: int | None = None) -> Partial:
         sums[5] += good
         n_spec += 1
         ids.append(sid)
+        gratings.append(grating)
     if sums is None:
         if n_pixels is None:
             raise ValidationError("spectra_on_grid: no inputs (pass n_pixels for an empty partial)")
         return Partial.empty(int(n_pixels))
-    acc = Partial(*sums, n_spectra=n_spec, spectrum_ids=tuple(ids))
-    return acc
+    return Partial(*sums, n_spectra=n_spec, spectrum_ids=tuple(ids), gratings=_distinct_gratings(gratings))
 
 
 def combine_partials(a: Partial, b: Partial, *more: Partial) -> Partial:
@@ -210,6 +230,7 @@ def combine_partials(a: Partial, b: Partial, *more: Partial) -> Partial:
         count=np.sum([p.count for p in parts], axis=0).astype(np.int64),
         n_spectra=sum(p.n_spectra for p in parts),
         spectrum_ids=tuple(i for p in parts for i in p.spectrum_ids),
+        gratings=_distinct_gratings(g for p in parts for g in p.gratings),
     )
     return out
 
@@ -242,6 +263,8 @@ def finalize_stack(
         The common wavelength grid [μm] (length ``partial.n_pixels``).
     method : {'weighted_mean', 'mean'}
         See the module notes (a median is not a sum: use :func:`median_chunk`).
+    grating : str, optional
+        The stack's grating label; default the inputs' (:func:`stack_grating`).
 
     Returns
     -------
@@ -265,7 +288,7 @@ def finalize_stack(
     return SpectrumData(
         grid.copy(), fnu, err,
         spectrum_id=spectrum_id or (f"{object_id}_stack" if object_id else "stack"),
-        grating=grating, object_id=object_id, count=cnt.copy(), meta=info,
+        grating=grating or stack_grating(partial.gratings), object_id=object_id, count=cnt.copy(), meta=info,
     )
 
 
@@ -485,6 +508,11 @@ def stack_spectra(
             raise ValidationError(f"redshift: expected one value or one per spectrum ({len(specs)}), got {zs.size}")
         specs = [to_rest_frame(s, z) for s, z in zip(specs, zs)]
         meta["rest_frame"] = True
+    elif any(s.rest_frame for s in specs):  # inputs already shifted (to_rest_frame, rest-frame stacks)
+        if not all(s.rest_frame for s in specs):
+            raise ValidationError("spectra: some inputs are in the rest frame and some are not; "
+                                  "stack observed-frame inputs with redshift=... instead")
+        meta["rest_frame"] = True
     if normalize is not False and normalize is not None:
         window = _resolve_window(None if normalize is True else normalize)
         specs = [normalize_in_window(s, window) for s in specs]
@@ -498,8 +526,7 @@ def stack_spectra(
     on_grid = resample_spectra(
         specs, grid, min_coverage=DEFAULT_MIN_COVERAGE if min_coverage is None else min_coverage
     )
-    gratings = sorted({s.grating for s in specs if s.grating})
-    grating = "+".join(gratings)
+    grating = stack_grating(s.grating for s in specs)
     if m == "median":
         out = stack_median(on_grid, grid, object_id=object_id, grating=grating, meta=meta)
     else:

@@ -162,6 +162,9 @@ def test_tree_reduction_equals_one_shot_stack(cf, opened, method):
     order = [s.spectrum_id for s in opened]
     want = stack_spectra(opened, method=method, wavelength_grid=GRID)
     assert sorted(got.meta["inputs"]) == sorted(order)
+    # labelled with the input gratings, like the one-shot stack (not '?')
+    assert got.grating == want.grating == "+".join(sorted({s.grating for s in opened}))
+    assert f"mixed: {want.grating}" in repr(got)
     np.testing.assert_allclose(got.fnu, want.fnu, rtol=1e-12, atol=0, equal_nan=True)
     np.testing.assert_allclose(got.fnu_err, want.fnu_err, rtol=1e-12, atol=0, equal_nan=True)
     assert same(got.count, want.count)
@@ -182,6 +185,10 @@ def test_rest_frame_population_stack(cf, opened, method):
     lazy = cf.lazy_spectra(**SEL, batch_size=5, errors="record")
     got = lazy.stack(method, by="all", rest_frame=True, grid=REST, window=(0.42, 0.48)).compute()
     assert got.meta["rest_frame"] and got.meta["norm_window"] == [0.42, 0.48]
+    plt = pytest.importorskip("matplotlib.pyplot")
+    ax = got.plot()
+    assert ax.get_xlabel() == "Rest-frame wavelength [μm]"  # the quick look says which frame
+    plt.close(ax.figure)
     used = set(got.meta["inputs"])
     excluded = got.meta.get("excluded", [])
     assert len(used) + len(excluded) == len(opened) and len(used) > 20

@@ -127,6 +127,15 @@ def test_spectrum_simple(spec_data, spec_file):
     assert set(_shapes(fig)) == set(_expected_lines(spec_data["wave"]))
     fig2 = plot_spectrum_simple(SpectrumData.from_fits(spec_file))  # a SpectrumData works too
     assert _shapes(fig2) == {}
+    assert fig.layout.xaxis.title.text == fig2.layout.xaxis.title.text == "Observed wavelength [μm]"
+
+
+def test_spectrum_simple_of_a_rest_frame_stack(spec_file):
+    from campfire import SpectrumData, stack_spectra
+
+    spec = SpectrumData.from_fits(spec_file)
+    fig = plot_spectrum_simple(stack_spectra([spec], redshift=Z_TRUE))
+    assert fig.layout.xaxis.title.text == "Rest-frame wavelength [μm]"
 
 
 @pytest.mark.parametrize("call, match", [

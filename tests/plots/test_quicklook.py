@@ -113,6 +113,20 @@ def test_two_spectra_on_one_axes_share_the_scale(spec):
         spec.plot(ax=ax, flux_unit="fnu")
 
 
+def test_rest_frame_stack_is_labelled_rest_frame(spec):
+    from campfire.calibration import stack_spectra
+
+    ax = spec.plot()
+    assert ax.get_xlabel() == "Observed wavelength [μm]"
+    stack = stack_spectra([spec, spec.copy(spectrum_id="again")], redshift=Z_TRUE)
+    plt.figure()
+    ax = stack.plot()
+    assert ax.get_xlabel() == "Rest-frame wavelength [μm]"
+    assert ax.get_xlim()[1] < spec.wavelength.max() / (1 + Z_TRUE) * 1.05  # the data are rest-frame μm too
+    with pytest.raises(ValidationError, match="not in that frame"):
+        spec.plot(ax=ax)  # an observed spectrum on rest-frame axes
+
+
 @pytest.mark.parametrize("kwargs, match", [
     ({"flux_unit": "jansky"}, r"flux_unit: unknown flux unit 'jansky'; allowed: 'fnu'"),
     ({"redshift": -1}, "redshift"),

@@ -160,6 +160,32 @@ def test_rest_frame_normalisation():
         to_rest_frame(one, 1.0)
 
 
+def test_a_stack_is_labelled_with_its_input_gratings():
+    prism = _realisations(3, seed=5)
+    g395m = [s.copy(grating="G395M", spectrum_id=f"m{i}") for i, s in enumerate(_realisations(2, seed=6))]
+    one = stack_spectra(prism, method="mean")
+    assert one.grating == "PRISM" and repr(one).startswith("SpectrumData(stack, PRISM, ")
+    mixed = stack_spectra(prism + g395m, method="median")
+    assert mixed.grating == "G395M+PRISM" and "mixed: G395M+PRISM" in repr(mixed)
+    # a stack of stacks, and the partial sums a tree reduction combines, keep the label
+    assert stack_spectra([one, mixed]).grating == "G395M+PRISM"
+    tree = finalize_stack(combine_partials(stack_partials(prism), stack_partials(g395m)), W)
+    assert tree.grating == "G395M+PRISM"
+    # inputs without a grating: the repr still says it is a stack (never '?')
+    bare = finalize_stack(stack_partials((np.ones((2, W.size)), np.ones((2, W.size)))), W)
+    assert bare.grating == "" and repr(bare).startswith("SpectrumData(stack, stack, ")
+
+
+def test_rest_frame_inputs_make_a_rest_frame_stack():
+    specs = _realisations(3, seed=7)
+    shifted = [to_rest_frame(s, 2.0) for s in specs]
+    assert all(s.rest_frame for s in shifted) and not any(s.rest_frame for s in specs)
+    assert stack_spectra(shifted).rest_frame and stack_spectra(specs, redshift=2.0).rest_frame
+    assert not stack_spectra(specs).rest_frame
+    with pytest.raises(ValidationError, match="rest frame"):
+        stack_spectra([specs[0], shifted[1]])
+
+
 def test_validation():
     s = SpectrumData(np.linspace(1, 2, 20), np.ones(20), np.full(20, 0.1))
     with pytest.raises(ValidationError, match="method"):
