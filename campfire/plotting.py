@@ -26,7 +26,7 @@ import numpy as np
 
 from campfire.errors import CampfireError, ValidationError
 from campfire.lines import check_redshift, get_emission_lines
-from campfire.quicklook import WAVE_LABEL, _trusted, wavelength_label
+from campfire.quicklook import WAVE_LABEL, _trusted, is_rest_frame, wavelength_label
 
 __all__ = ["plot_spectrum", "plot_redshift_fit", "plot_spectrum_simple"]
 
@@ -337,7 +337,8 @@ def plot_spectrum_simple(data, redshift: float | None = None):
     fig.add_trace(go.Scatter(x=wave, y=arr["fnu"], mode="lines", name="f<sub>ν</sub>",
                              line={"color": "#1f77b4", "width": 1.2, "shape": "hvh"}))
     if z is not None:
-        _add_lines(fig, _lines_in(wave, z), "x", "y", label_row=True)
+        # a rest-frame spectrum has its lines at λ_rest whatever its redshift was
+        _add_lines(fig, _lines_in(wave, 0.0 if is_rest_frame(data) else z), "x", "y", label_row=True)
     title = "1D spectrum"
     sid = data.get("spectrum_id") if isinstance(data, Mapping) else getattr(data, "spectrum_id", "")
     if sid:

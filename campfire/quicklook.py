@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Mapping
 from typing import Any, Sequence
 
 import numpy as np
@@ -129,7 +130,14 @@ def wavelength_label(spec) -> str:
     >>> wavelength_label(SpectrumData(w, np.ones(10), np.ones(10), meta={'rest_frame': True}))
     'Rest-frame wavelength [μm]'
     """
-    return REST_WAVE_LABEL if getattr(spec, "rest_frame", False) else WAVE_LABEL
+    return REST_WAVE_LABEL if is_rest_frame(spec) else WAVE_LABEL
+
+
+def is_rest_frame(spec) -> bool:
+    """True for a rest-frame SpectrumData (``.rest_frame``) or data dict (``'rest_frame'`` key)."""
+    if isinstance(spec, Mapping):
+        return bool(spec.get("rest_frame"))
+    return bool(getattr(spec, "rest_frame", False))
 
 
 def _flux_arrays(spec, unit: str) -> tuple[np.ndarray, np.ndarray]:
@@ -337,7 +345,8 @@ def plot_spectrum_data(
     ax._campfire_flux = (unit, exponent)
     ax._campfire_wave = wavelength_label(spec)
     if z is not None and show_lines:
-        mark_emission_lines(ax, z)
+        # a rest-frame spectrum has its lines at λ_rest whatever its redshift was
+        mark_emission_lines(ax, 0.0 if is_rest_frame(spec) else z)
     if title is None:
         parts = [p for p in (spec.spectrum_id, f"({spec.grating})" if spec.grating else "") if p]
         if z is not None:

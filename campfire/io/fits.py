@@ -218,7 +218,7 @@ def load_raw(path: str | os.PathLike) -> dict[str, Any]:
                     key: cols[c.lower()].unit
                     for key, c in (("wave", wcol), ("flux", fcol), ("err", ecol))
                 }
-                for opt in ("flam", "flam_err"):
+                for opt in ("flam", "flam_err", "count"):
                     if opt in cols:
                         arrays[opt] = np.array(data[cols[opt].name], dtype=float)
                         units[opt] = cols[opt].unit
@@ -280,9 +280,11 @@ def decode_spectrum(raw: dict[str, Any]) -> SpectrumData:
     bad = ~np.isfinite(fnu) | ~np.isfinite(err) | (err <= 0) | ~np.isfinite(wave)
     fnu = np.where(bad, np.nan, fnu)
     err = np.where(bad, np.nan, err)
+    count = arrays.get("count")  # stacks: inputs per pixel
     if np.any(np.diff(wave[np.isfinite(wave)]) <= 0):
         order = np.argsort(wave)
         wave, fnu, err = wave[order], fnu[order], err[order]
+        count = None if count is None else count[order]
     stem = pathlib.PurePath(str(path)).name
     for suffix in (".fits", ".spec", "_x1d"):
         stem = stem.removesuffix(suffix)
@@ -301,6 +303,8 @@ def decode_spectrum(raw: dict[str, Any]) -> SpectrumData:
         object_id=header.get("OBJID"),
         header=header,
         fits_path=None if _is_url(path) else str(path),
+        count=count,
+        meta={"rest_frame": True} if header.get("RESTFRM") else {},
     )
 
 
@@ -450,14 +454,23 @@ def write_spectrum_file(
     return str(path)
 
 
+# keywords that describe the HDU they came from (an input's table), not the spectrum
+_STRUCTURAL = re.compile(
+    r"^(SIMPLE|BITPIX|NAXIS\d*|EXTEND|XTENSION|PCOUNT|GCOUNT|TFIELDS|T(TYPE|FORM|UNIT|DIM|NULL|SCAL|ZERO|DISP)\d+"
+    r"|EXTNAME|EXTVER|CHECKSUM|DATASUM|BUNIT|END)$"
+)
+
+
 def write_spectrum(path: str | os.PathLike, spec: SpectrumData, overwrite: bool = False) -> str:
     """Write a :class:`SpectrumData` (a stack, a calibrated spectrum) in the pipeline format."""
-    header = {k: v for k, v in spec.header.items() if len(k) <= 8}
+    header = {k: v for k, v in spec.header.items() if len(k) <= 8 and not _STRUCTURAL.match(k)}
     header.update(SPECID=spec.spectrum_id, GRATING=spec.grating or "")
     if spec.object_id:
         header["OBJID"] = spec.object_id
     if spec.filter:
         header["FILTER"] = spec.filter
+    if spec.rest_frame:
+        header["RESTFRM"] = (True, "wavelengths are rest-frame")
     extra = {"count": spec.count} if spec.count is not None else None
     return write_spectrum_file(
         path, wave=spec.wavelength, flux=spec.fnu, err=spec.fnu_err, header=header,

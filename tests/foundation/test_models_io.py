@@ -42,6 +42,17 @@ def test_open_real_dja_v4(path):
     assert spec.flam[i] == pytest.approx(flam, rel=1e-9)
 
 
+@pytest.mark.parametrize("path", DJA, ids=lambda p: p.name)
+def test_real_file_round_trips_through_our_writer(path, tmp_path):
+    # the input's table keywords (NAXIS1, TTYPE1, BUNIT...) must not leak into the primary HDU we write
+    spec = SpectrumData.from_fits(path)
+    again = SpectrumData.from_fits(spec.to_fits(tmp_path / "again.spec.fits"))
+    np.testing.assert_array_equal(again.wavelength, spec.wavelength)
+    np.testing.assert_allclose(again.fnu, spec.fnu, rtol=1e-12, equal_nan=True)
+    np.testing.assert_allclose(again.fnu_err, spec.fnu_err, rtol=1e-12, equal_nan=True)
+    assert (again.spectrum_id, again.grating, again.rest_frame) == (spec.spectrum_id, spec.grating, False)
+
+
 def test_older_msaexp_file_zero_error_pixels_are_bad():
     path = REAL / "msaexp_tests" / "static-test-driz-center-bkg_933.spec.fits"
     spec = SpectrumData.from_fits(path)

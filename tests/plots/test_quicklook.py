@@ -127,6 +127,24 @@ def test_rest_frame_stack_is_labelled_rest_frame(spec):
         spec.plot(ax=ax)  # an observed spectrum on rest-frame axes
 
 
+def test_rest_frame_stack_marks_lines_at_rest_wavelengths(spec, tmp_path):
+    from campfire.calibration import stack_spectra
+
+    stack = stack_spectra([spec, spec.copy(spectrum_id="again")], redshift=Z_TRUE)
+    ax = stack.plot(redshift=Z_TRUE)
+    markers = _line_markers(ax)
+    assert "Halpha" in markers
+    for name, x in markers.items():
+        assert x == pytest.approx(EMISSION_LINES[name] / 1e4, rel=1e-12)
+    # the rest-frame mark and the counts survive a trip through the pipeline FITS format
+    again = SpectrumData.from_fits(stack.to_fits(tmp_path / "stack.fits"))
+    assert again.rest_frame and again.count is not None
+    np.testing.assert_array_equal(again.count, stack.count)
+    plt.figure()
+    assert again.plot().get_xlabel() == "Rest-frame wavelength [μm]"
+    assert not SpectrumData.from_fits(spec.to_fits(tmp_path / "obs.fits")).rest_frame
+
+
 @pytest.mark.parametrize("kwargs, match", [
     ({"flux_unit": "jansky"}, r"flux_unit: unknown flux unit 'jansky'; allowed: 'fnu'"),
     ({"redshift": -1}, "redshift"),
