@@ -63,9 +63,6 @@ def _lower_inverse(lower, k, out):
             out[i, j] = acc / lower[i, i]
 
 
-MAX_CORR = 0.5  # lines more correlated than this are treated as a blend when pruning
-
-
 @numba.njit(cache=True)
 def _phi_exact(t):
     return 0.5 * (1.0 + math.erf(t * _SQRT1_2))
@@ -107,20 +104,185 @@ def _igm_t(i, xi, tf, xll, xly, sb, i_ll_lo, i_ll_hi, i_ly_lo, i_ly_hi):
     return 1.0
 
 
+@numba.njit(cache=True, inline="always")
+def _step_val(prof, win0, win1, k, i):
+    """Value of continuum-step component k at pixel i: 0 before, Φ on, 1 after its window."""
+    if i < win0[k]:
+        return 0.0
+    if i < win1[k]:
+        return prof[k, i]
+    return 1.0
+
+
+@numba.njit(cache=True)
+def _subset_solve(s, rhs, keep, nkeep, ridge, sub, subr, yv, bsol, linv, sd):
+    """Cholesky solve of S_KK b = rhs_K (factor left in sub, L⁻¹rhs in yv, σ_b in sd)."""
+    for a in range(nkeep):
+        subr[a] = rhs[keep[a]]
+        for b in range(nkeep):
+            sub[a, b] = s[keep[a], keep[b]]
+        sub[a, a] = sub[a, a] * (1.0 + ridge) + 1e-300
+    if not _cholesky_inplace(sub, nkeep):
+        return False
+    for i in range(nkeep):
+        acc = subr[i]
+        for m in range(i):
+            acc -= sub[i, m] * yv[m]
+        yv[i] = acc / sub[i, i]
+    for i in range(nkeep - 1, -1, -1):
+        acc = yv[i]
+        for m in range(i + 1, nkeep):
+            acc -= sub[m, i] * bsol[m]
+        bsol[i] = acc / sub[i, i]
+    _lower_inverse(sub, nkeep, linv)
+    for a in range(nkeep):
+        var = 0.0
+        for m in range(a, nkeep):
+            var += linv[m, a] * linv[m, a]
+        sd[a] = math.sqrt(var)
+    return True
+
+
+@numba.njit(cache=True)
+def _remove(keep, inset, nkeep, idx):
+    """Drop keep[idx] (order kept); returns the new count."""
+    inset[keep[idx]] = False
+    for a in range(idx, nkeep - 1):
+        keep[a] = keep[a + 1]
+    return nkeep - 1
+
+
+@numba.njit(cache=True)
+def _select(s, rhs, nact, act, comp_kind, ridge, min_snr, keep, banned, inset, sub, subr,
+            yv, bsol, linv, sd, cvec, a0, wk, lm, tmp, cidx, cval, nb, nc, afull, prof, win0, win1,
+            ib_pix, ir_pix, brk_rmax):
+    """Components and non-negative amplitudes minimising χ² + min_snr² per component.
+
+    The twin of ``campfire.tasks.redshift._select_components``: stepwise, remove a
+    negative amplitude (most negative b/σ first), the continuum steps when the break
+    contrast exceeds ``brk_rmax`` (then barred), a component below ``min_snr`` (least
+    significant first); else add the candidate of largest Δχ² if above the penalty.
+    Returns the number kept (indices in keep, amplitudes in bsol, rhs_K in subr).
+    """
+    pen = min_snr * min_snr
+    for a in range(nact):
+        banned[a] = False
+        inset[a] = False
+    nkeep = 0
+    solved = True
+    for it in range(4 * nact + 4):
+        grow = it < 3 * nact + 3
+        if nkeep > 0:
+            if not _subset_solve(s, rhs, keep, nkeep, ridge, sub, subr, yv, bsol, linv, sd):
+                return 0
+            solved = True
+            imin = 0
+            anyneg = False
+            anylow = False
+            for a in range(nkeep):
+                if bsol[a] / sd[a] < bsol[imin] / sd[imin]:
+                    imin = a
+                if bsol[a] < 0.0:
+                    anyneg = True
+                if bsol[a] / sd[a] < min_snr:
+                    anylow = True
+            if anyneg:
+                nkeep = _remove(keep, inset, nkeep, imin)
+                solved = False
+                continue
+            nstep = 0
+            for a in range(nkeep):
+                if comp_kind[act[keep[a]]] == 1:
+                    nstep += 1
+            if nstep > 0:
+                # the continuum contrast across the Balmer/4000 Å break must stay ≤ brk_rmax;
+                # continuum given the components: a = a0 − M⁻¹Xᵀb = a0 − L⁻ᵀ(W b)
+                for p in range(nc):
+                    acc = 0.0
+                    for a in range(nkeep):
+                        acc += wk[keep[a], p] * bsol[a]
+                    tmp[p] = acc
+                for i in range(nc - 1, -1, -1):
+                    acc = tmp[i]
+                    for p in range(i + 1, nc):
+                        acc -= lm[p, i] * afull[p]
+                    afull[i] = acc / lm[i, i]
+                for p in range(nc):
+                    afull[p] = a0[p] - afull[p]
+                cb = 0.0
+                cr = 0.0
+                for p in range(nb):
+                    cb += afull[cidx[ib_pix] + p] * cval[ib_pix, p]
+                    cr += afull[cidx[ir_pix] + p] * cval[ir_pix, p]
+                for a in range(nkeep):
+                    k = act[keep[a]]
+                    if comp_kind[k] == 1:
+                        cb += bsol[a] * _step_val(prof, win0, win1, k, ib_pix)
+                        cr += bsol[a] * _step_val(prof, win0, win1, k, ir_pix)
+                if cr > brk_rmax * cb:
+                    newk = 0
+                    for a in range(nkeep):
+                        if comp_kind[act[keep[a]]] == 1:
+                            banned[keep[a]] = True
+                            inset[keep[a]] = False
+                        else:
+                            keep[newk] = keep[a]
+                            newk += 1
+                    nkeep = newk
+                    solved = False
+                    continue
+            if anylow:
+                nkeep = _remove(keep, inset, nkeep, imin)
+                solved = False
+                continue
+        if not grow:
+            break
+        best = -1
+        best_gain = pen
+        for j in range(nact):
+            if banned[j] or inset[j]:
+                continue
+            sjj = s[j, j] * (1.0 + ridge) + 1e-300
+            r = sjj
+            q = rhs[j]
+            for i in range(nkeep):
+                acc = s[keep[i], j]
+                for m in range(i):
+                    acc -= sub[i, m] * cvec[m]
+                cvec[i] = acc / sub[i, i]
+                r -= cvec[i] * cvec[i]
+                q -= cvec[i] * yv[i]
+            if q > 0.0 and r > 1e-12 * sjj and q * q / r > best_gain:
+                best = j
+                best_gain = q * q / r
+        if best < 0:
+            break
+        keep[nkeep] = best
+        inset[best] = True
+        nkeep += 1
+        solved = False
+    if nkeep > 0 and not solved:
+        if not _subset_solve(s, rhs, keep, nkeep, ridge, sub, subr, yv, bsol, linv, sd):
+            return 0
+    return nkeep
+
+
 @numba.njit(cache=True)
 def zfit_chi2_grid(
-    lnz, x, elo, ehi, y, w, cidx, cval, nc, pcc, pcy, ywy,
+    lnz, x, elo, ehi, y, w, cidx, cval, nc, pcc, pcy, ywy, sw, sy, sc,
     comp_ptr, line_xrest, line_ratio, comp_sig_intr, comp_kind,
     res_x, res_sig, sig_extra, ridge, min_cover, min_snr,
-    igm_x_lya, igm_x_ll, igm_sig_v, tforest, chi2_out,
+    igm_x_lya, igm_x_ll, igm_sig_v, tforest, pen, brk_x_blue, brk_x_red, brk_rmax, chi2_out,
 ):
-    """χ² at every ln(1+z) in ``lnz`` for continuum (B-splines × IGM) + emission lines.
+    """Penalised χ² at every ln(1+z) in ``lnz``: continuum (B-splines × IGM) + lines + steps.
 
     Same model and algorithm as ``campfire.tasks.redshift._chi2_dense``: the continuum
     Gram matrix comes from suffix sums (the IGM transmission is piecewise constant
-    except in two narrow transition windows, summed explicitly), line components are
-    local, the line amplitudes are solved on the Schur complement of the continuum
-    block, and negative line amplitudes are dropped by a deterministic active set.
+    except in two narrow transition windows, summed explicitly) plus the curvature
+    prior ``pen``; line components are local, continuum steps are explicit within ±4σ
+    of their edge and 1 beyond it (suffix sums ``sw``, ``sy``, ``sc`` of w, w·y, w·C);
+    amplitudes are solved on the Schur complement of the continuum block and the
+    components chosen by :func:`_select`.
     """
     n = x.shape[0]
     nb = cval.shape[1]  # non-zero B-splines per pixel (4 for cubic), starting at cidx[i]
@@ -134,7 +296,7 @@ def zfit_chi2_grid(
     win1 = np.zeros(ncomp, np.int64)
     act = np.zeros(ncomp, np.int64)
     xk = np.empty((ncomp, nc))
-    zk = np.empty((ncomp, nc))
+    wk = np.empty((ncomp, nc))
     g = np.empty((ncomp, ncomp))
     u = np.empty(ncomp)
     s = np.empty((ncomp, ncomp))
@@ -145,9 +307,13 @@ def zfit_chi2_grid(
     keep = np.zeros(ncomp, np.int64)
     linv = np.empty((ncomp, ncomp))
     sd = np.empty(ncomp)
-    low = np.zeros(ncomp, np.bool_)
+    banned = np.zeros(ncomp, np.bool_)
+    inset = np.zeros(ncomp, np.bool_)
+    yv = np.empty(ncomp)
+    cvec = np.empty(ncomp)
     x0 = x[0]
     x1 = x[n - 1]
+    afull = np.empty(nc)
 
     for iz in range(lnz.shape[0]):
         lz = lnz[iz]
@@ -163,12 +329,16 @@ def zfit_chi2_grid(
         i_ll_hi = np.searchsorted(x, xll + 5.0 * sb)
         i_ly_lo = max(np.searchsorted(x, xly - 5.0 * sb), i_ll_hi)
         i_ly_hi = max(np.searchsorted(x, xly + 5.0 * sb), i_ly_lo)
+        # break-contrast pixels (continuum steps are used only when both are in range)
+        steps_ok = brk_x_blue + lz >= x0 and brk_x_red + lz <= x1
+        ib_pix = min(np.searchsorted(x, brk_x_blue + lz), n - 1)
+        ir_pix = min(np.searchsorted(x, brk_x_red + lz), n - 1)
 
         # --- continuum normal equations: Σ w T² C Cᵀ and Σ w T y C
         for p in range(nc):
             v[p] = pcy[i_ly_hi, p]
             for q in range(nc):
-                m[p, q] = pcc[i_ly_hi, p, q]
+                m[p, q] = pcc[i_ly_hi, p, q] + pen[p, q]
         for i in range(i_ll_lo, i_ly_hi):
             t = _igm_t(i, x[i], tforest[i], xll, xly, sb, i_ll_lo, i_ll_hi, i_ly_lo, i_ly_hi)
             if t == 0.0:
@@ -199,19 +369,20 @@ def zfit_chi2_grid(
             if comp_kind[k] == 1:
                 # a rest-frame continuum step (Balmer / 4000 Å break): Φ((ln λ − ln λ_b)/σ)
                 xc = line_xrest[l0] + lz
-                if xc < x0 or xc > x1:
+                if xc < x0 or xc > x1 or not steps_ok:
                     continue
                 sl = np.interp(xc, res_x, res_sig)
                 sg = math.sqrt(sl * sl + comp_sig_intr[k] ** 2 + sig_extra * sig_extra)
-                i0 = np.searchsorted(x, xc - 5.0 * sg)
+                # Φ on [−4σ, 4σ), 1 redward (the suffix sums take over there)
+                i0 = np.searchsorted(x, xc - 4.0 * sg)
                 im = np.searchsorted(x, xc)
-                i5 = np.searchsorted(x, xc + 5.0 * sg)
-                if im - i0 < 3 or i5 - im < 3:
+                i4 = np.searchsorted(x, xc + 4.0 * sg)
+                if im - i0 < 3 or i4 - im < 3:
                     continue
-                for i in range(i0, n):
+                for i in range(i0, i4):
                     prof[k, i] = _phi((x[i] - xc) / sg)
                 win0[k] = i0
-                win1[k] = n
+                win1[k] = i4
                 act[nact] = k
                 nact += 1
                 continue
@@ -246,8 +417,15 @@ def zfit_chi2_grid(
                 sl = np.interp(xc, res_x, res_sig)
                 sg = math.sqrt(sl * sl + comp_sig_intr[k] ** 2 + sig_extra * sig_extra)
                 fac = line_ratio[l] * norm
+                phi_hi = 0.0
                 for i in range(i0, i1):
-                    frac = _phi((ehi[i] - xc) / sg) - _phi((elo[i] - xc) / sg)
+                    # adjacent pixels share an edge: reuse its Φ (same value, half the calls)
+                    if i > i0 and elo[i] == ehi[i - 1]:
+                        phi_lo = phi_hi
+                    else:
+                        phi_lo = _phi((elo[i] - xc) / sg)
+                    phi_hi = _phi((ehi[i] - xc) / sg)
+                    frac = phi_hi - phi_lo
                     prof[k, i] += fac * frac / (ehi[i] - elo[i])
                     if l == l0:
                         cover += frac
@@ -275,23 +453,37 @@ def zfit_chi2_grid(
                     j0 = cidx[i]
                     for p in range(nb):
                         xk[a, j0 + p] += wp * t * cval[i, p]
+            if comp_kind[k] == 1:
+                # a step is 1 beyond its window (redward of the IGM: T = 1 there)
+                ua += sy[win1[k]]
+                for p in range(nc):
+                    xk[a, p] += sc[win1[k], p]
             u[a] = ua
             for b in range(a + 1):
                 kb = act[b]
-                lo_i = max(win0[k], win0[kb])
-                hi_i = min(win1[k], win1[kb])
                 gab = 0.0
-                for i in range(lo_i, hi_i):
-                    gab += w[i] * prof[k, i] * prof[kb, i]
+                if comp_kind[k] != 1 and comp_kind[kb] != 1:
+                    for i in range(max(win0[k], win0[kb]), min(win1[k], win1[kb])):
+                        gab += w[i] * prof[k, i] * prof[kb, i]
+                elif comp_kind[k] == 1 and comp_kind[kb] == 1:
+                    hi_i = max(win1[k], win1[kb])
+                    for i in range(max(win0[k], win0[kb]), hi_i):
+                        gab += w[i] * _step_val(prof, win0, win1, k, i) * _step_val(prof, win0, win1, kb, i)
+                    gab += sw[hi_i]
+                else:
+                    ks = k if comp_kind[k] == 1 else kb
+                    kl = kb if comp_kind[k] == 1 else k
+                    for i in range(max(win0[kl], win0[ks]), win1[kl]):
+                        gab += w[i] * prof[kl, i] * _step_val(prof, win0, win1, ks, i)
                 g[a, b] = gab
                 g[b, a] = gab
-        # Schur complement of the continuum block
+        # Schur complement of the continuum block: S = G − Wᵀ W with W = L⁻¹ Xᵀ (M = L Lᵀ)
         for a in range(nact):
-            for p in range(nc):
-                tmp[p] = xk[a, p]
-            _cholesky_solve(m, nc, tmp, v)  # v reused as scratch
-            for p in range(nc):
-                zk[a, p] = v[p]
+            for i in range(nc):
+                acc = xk[a, i]
+                for p in range(i):
+                    acc -= m[i, p] * wk[a, p]
+                wk[a, i] = acc / m[i, i]
         for a in range(nact):
             r = u[a]
             for p in range(nc):
@@ -300,86 +492,17 @@ def zfit_chi2_grid(
             for b in range(a + 1):
                 sab = g[a, b]
                 for p in range(nc):
-                    sab -= xk[a, p] * zk[b, p]
+                    sab -= wk[a, p] * wk[b, p]
                 s[a, b] = sab
                 s[b, a] = sab
-        # active set: drop all negative amplitudes at once, then the lines below min_snr
-        # (blended ones one at a time: of two blended lines each may look insignificant
-        # while their sum is not)
-        nkeep = nact
-        for a in range(nact):
-            keep[a] = a
+        # component selection: minimise χ² + min_snr² per component (see _select below)
+        nkeep = _select(s, rhs, nact, act, comp_kind, ridge, min_snr, keep, banned, inset, sub, subr,
+                        yv, bsol, linv, sd, cvec, a0, wk, m, tmp, cidx, cval, nb, nc, afull, prof, win0, win1,
+                        ib_pix, ir_pix, brk_rmax)
         gain = 0.0
-        for _ in range(2 * nact + 1):
-            if nkeep == 0:
-                gain = 0.0
-                break
-            for a in range(nkeep):
-                subr[a] = rhs[keep[a]]
-                for b in range(nkeep):
-                    sub[a, b] = s[keep[a], keep[b]]
-            for a in range(nkeep):
-                sub[a, a] = sub[a, a] * (1.0 + ridge) + 1e-300
-            ok = _cholesky_inplace(sub, nkeep)
-            if not ok:
-                gain = 0.0
-                break
-            _cholesky_solve(sub, nkeep, subr, bsol)
-            newk = 0
-            for a in range(nkeep):
-                if bsol[a] >= 0.0:
-                    keep[newk] = keep[a]
-                    newk += 1
-            if newk < nkeep:
-                nkeep = newk
-                continue
-            # all non-negative: significance b/σ_b with σ_b² = (S⁻¹)_aa, from L⁻¹
-            _lower_inverse(sub, nkeep, linv)
-            nlow = 0
-            worst = -1
-            worst_snr = min_snr
-            for a in range(nkeep):
-                var = 0.0
-                for m2 in range(a, nkeep):
-                    var += linv[m2, a] * linv[m2, a]
-                sd[a] = math.sqrt(var)
-                snr = bsol[a] / sd[a] if var > 0.0 else 0.0
-                low[a] = snr < min_snr
-                if low[a]:
-                    nlow += 1
-                    if snr < worst_snr:
-                        worst_snr = snr
-                        worst = a
-            if nlow == 0:
-                gain = 0.0
-                for a in range(nkeep):
-                    gain += bsol[a] * subr[a]
-                break
-            # drop together every insignificant line that is not blended with another
-            # (|corr| < MAX_CORR); blended ones go one at a time, the least significant first
-            newk = 0
-            for a in range(nkeep):
-                drop = False
-                if low[a]:
-                    drop = True
-                    for b in range(nkeep):
-                        if b == a:
-                            continue
-                        cov = 0.0
-                        for m2 in range(max(a, b), nkeep):
-                            cov += linv[m2, a] * linv[m2, b]
-                        if abs(cov) > MAX_CORR * sd[a] * sd[b]:
-                            drop = False
-                            break
-                if not drop:
-                    keep[newk] = keep[a]
-                    low[newk] = low[a]
-                    newk += 1
-            if newk == nkeep:
-                for a in range(worst, nkeep - 1):
-                    keep[a] = keep[a + 1]
-                newk = nkeep - 1
-            nkeep = newk
+        for a in range(nkeep):
+            gain += bsol[a] * subr[a]
+        gain -= min_snr * min_snr * nkeep
         chi2_out[iz] = chi2c - gain
 
 

@@ -7,7 +7,10 @@ The model at redshift z, fitted linearly to f_ν with inverse-variance weights::
 * ``B_c``: cubic B-splines in ln λ over the observed range — a flexible continuum
   template set (the approach of msaexp's spline fits), smooth on the scale of a
   knot spacing that follows the resolution (≈0.17 in ln λ for PRISM), so it cannot
-  absorb lines but follows any galaxy/AGN continuum shape.
+  absorb lines but follows any galaxy/AGN continuum shape. A curvature prior on the
+  coefficients (:data:`SPLINE_CURVATURE`) keeps it from bending into a break: at low
+  S/N an unconstrained spline could drop to zero within one knot interval and fake a
+  Lyman or Balmer break anywhere.
 * ``T_IGM``: the intergalactic medium at z: 1 redward of Lyα, the mean Lyα-forest
   transmission of Madau (1995), exp(−0.0036 (λ_obs/1216 Å)^3.46), between the Lyman
   limit and Lyα, 0 below the Lyman limit, each step smoothed by the resolution.
@@ -15,8 +18,18 @@ The model at redshift z, fitted linearly to f_ν with inverse-variance weights::
 * ``L_k``: emission-line components (:data:`LINE_COMPONENTS`; doublets with fixed
   ratios, narrow lines plus broad Hα/Hβ), pixel-integrated Gaussians whose width is
   the instrument resolution at the observed wavelength (:func:`resolving_power`:
-  R ≈ 30–300 for PRISM, ≈1000 for the M gratings) ⊕ the intrinsic width. Line
-  amplitudes are non-negative (absent lines cost nothing, dips are not "lines").
+  R ≈ 30–300 for PRISM, ≈1000 for the M gratings) ⊕ the intrinsic width; and the
+  rest-frame Balmer and 4000 Å breaks as smoothed up-steps (:data:`CONTINUUM_STEPS`),
+  which give line-less quiescent galaxies their redshift. A step is allowed only while
+  the break contrast stays physical (:data:`BREAK_MAX_RATIO`), so a low-z Balmer break
+  cannot imitate the zero flux blueward of a Lyman break.
+
+The amplitudes b_k are non-negative (absent lines cost nothing, dips are not
+"lines"). Which components enter is a model choice made per redshift by minimising
+χ² + LINE_SNR_MIN² per component (stepwise: add the component of largest Δχ², drop
+negative or insignificant ones), so lines fitted to noise at a wrong redshift do not
+outweigh fewer real features. The "χ²" reported (``chi2_grid``, ``chi2_min``) is this
+penalised χ², spline curvature prior included.
 
 The grid is coarse-to-fine: a coarse pass over the whole ``z_range`` with line
 widths broadened by half a grid step (so a narrow grating line is never stepped
@@ -25,7 +38,7 @@ parabolic refinement of the best point. ``confidence`` is the probability mass
 within |Δz|/(1+z) < 0.01 of the best redshift, from p(z) ∝ exp(−Δχ²/2s) on the
 coarse grid, where s = max(1, χ²_min/dof) absorbs underestimated errors.
 
-A compiled kernel (numba) evaluates the grid in ≈10–30 ms per PRISM spectrum; a
+A compiled kernel (numba) evaluates the grid in ≈20–40 ms per PRISM spectrum; a
 plain numpy implementation of the same model (:func:`_chi2_dense`) is the fallback
 and the reference the kernel is tested against.
 """
@@ -90,12 +103,23 @@ LINE_COMPONENTS: tuple[tuple[str, tuple[tuple[float, float], ...], float], ...] 
     ("Hbeta-absorption", ((4862.68, -1.0),), NARROW_FWHM),
 )
 
-# Rest-frame continuum steps (Balmer / 4000 Å breaks as smoothed steps, amplitude ≥ 0,
-# handled like line components). Empty by default: tried on the demo, they recovered
-# 3 of 25 line-less quiescent PRISM spectra (the spline follows a break that smooth
-# anyway) while letting a low-z "Balmer break + lines" mimic Lyman breaks at z > 6.
-# Entries: (name, rest wavelength Å, width σ in ln λ), e.g. ("D4000", 4000.0, 0.036).
-CONTINUUM_STEPS: tuple[tuple[str, float, float], ...] = ()
+# Rest-frame continuum steps: the Balmer break (its effective centre in low-resolution
+# spectra, where the high-order Balmer lines crowd redward of the 3646 Å limit) and the
+# 4000 Å break, as smoothed up-steps Φ((ln λ − ln λ_b)/σ) with amplitude ≥ 0, selected
+# like line components. (name, rest wavelength Å, intrinsic width σ in ln λ.)
+# The spline alone cannot follow a break this sharp; without the steps, a staircase of
+# [O II], [Ne III], Hε, Hδ emission lines filled it in at a wrong redshift.
+CONTINUUM_STEPS: tuple[tuple[str, float, float], ...] = (
+    ("Balmer-break", 3700.0, 0.015),
+    ("4000A-break", 4000.0, 0.018),
+)
+# A step is only allowed while the continuum contrast f_ν(4300 Å) / f_ν(3550 Å) of the
+# model stays ≤ BREAK_MAX_RATIO (a generous bound: the demo's quiescent galaxies reach
+# ≈ 5 with their Balmer, 4000 Å and red-slope factors together): otherwise a low-z
+# "Balmer break" onto zero flux would mimic a Lyman break. When the contrast is
+# exceeded the steps are barred at that redshift.
+BREAK_CHECK_UM = (0.3550, 0.4300)
+BREAK_MAX_RATIO = 6.0
 
 # NIRSpec PRISM resolving power vs wavelength (SCIENCE.md: ≈80–100 at the blue end,
 # minimum ≈30 near 1.1–1.2 μm, ≈300 at 5 μm), from the shape of the JDox dispersion curve.
@@ -118,9 +142,17 @@ MIN_COVER = 0.25  # a line counts when ≥ this fraction of its flux lands on va
 RIDGE = 1e-9
 _KNOT_MAX = 0.2
 _KNOT_FAC = 40.0
-LINE_SNR_MIN = 2.0  # a line enters the model only when detected at ≥ this S/N (noise is not fitted)
-MAX_CORR = 0.5  # lines more correlated than this count as a blend when pruning (as in the kernel)
+# a line or step enters the model only when detected at ≥ this S/N; each component used
+# costs LINE_SNR_MIN² in the χ² compared across redshifts (so noise fitted by lines at a
+# wrong redshift does not win over fewer, real features)
+LINE_SNR_MIN = 2.0
 IGM_SIGMA_KMS = 300.0  # extra smoothing of the IGM steps (damping wing, forest structure)
+# curvature prior on the continuum spline: second differences of the B-spline
+# coefficients ~ N(0, (SPLINE_CURVATURE · level)²), level = the 80th percentile of |f_ν|
+# of a z-independent spline fit (≥ the median error). A smooth continuum (a power law
+# up to |α| ≈ 3) costs ≲ 1 per knot at any redshift; a spline that drops to zero within
+# a knot interval (a break it would fake) costs ≳ 10
+SPLINE_CURVATURE = 0.3
 LYA_UM = 0.121567
 LYLIMIT_UM = 0.0911753
 
@@ -204,6 +236,7 @@ class _Prepared:
     wave_all: np.ndarray  # finite wavelengths inside the valid range (for the model)
     x_all_edges: tuple[np.ndarray, np.ndarray]
     grating: str
+    pen: np.ndarray  # curvature prior on the spline coefficients (nc, nc), added to the normal matrix
     kernel_inputs: tuple | None = None
 
 
@@ -212,6 +245,23 @@ def _bspline_design(x: np.ndarray, knots: np.ndarray) -> np.ndarray:
 
     xc = np.clip(x, knots[3], knots[-4])
     return BSpline.design_matrix(xc, knots, 3).toarray()
+
+
+def _curvature_prior(cont: np.ndarray, y: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Penalty matrix DᵀD/(SPLINE_CURVATURE·level)² on the second differences D of the spline coefficients.
+
+    ``level`` is the 80th percentile of |f_ν| of a redshift-independent spline fit, at
+    least 1 (the median error: ``y`` is in those units).
+    """
+    nc = cont.shape[1]
+    if SPLINE_CURVATURE <= 0 or nc < 3:
+        return np.zeros((nc, nc))
+    m = cont.T @ (w[:, None] * cont)
+    m[np.diag_indices_from(m)] += RIDGE * m.diagonal().max() + 1e-300
+    a = np.linalg.solve(m, cont.T @ (w * y))
+    level = max(float(np.quantile(np.abs(cont @ a), 0.8)), 1.0)
+    dd = np.diff(np.eye(nc), 2, axis=0)
+    return dd.T @ dd / (SPLINE_CURVATURE * level) ** 2
 
 
 def _as_spectrum(spec):
@@ -276,6 +326,7 @@ def _prepare(spec) -> _Prepared:
         x=x, elo=elo, ehi=ehi, y=y, w=w, cont=cont, knots=knots, scale=scale,
         res_x=res_x, res_sig=res_sig, wave_all=wave_f[in_range],
         x_all_edges=(edges[:-1][in_range], edges[1:][in_range]), grating=grating,
+        pen=_curvature_prior(cont, y, w),
     )
 
 
@@ -341,14 +392,17 @@ def _line_columns(lz, x, elo, ehi, res_x, res_sig, sig_extra, *, truncate=True):
             xc = xrest[l0] + lz
             if xc < x[0] or xc > x[-1]:
                 continue
-            sg = math.sqrt(float(np.interp(xc, res_x, res_sig)) ** 2 + sig_intr[k] ** 2 + sig_extra**2)
-            i0 = int(np.searchsorted(x, xc - 5 * sg))
-            im = int(np.searchsorted(x, xc))
-            i5 = int(np.searchsorted(x, xc + 5 * sg))
-            if im - i0 < 3 or i5 - im < 3:
+            if not (math.log(BREAK_CHECK_UM[0]) + lz >= x[0] and math.log(BREAK_CHECK_UM[1]) + lz <= x[-1]):
                 continue
-            start = i0 if truncate else 0
-            cols[start:, k] = _phi((x[start:] - xc) / sg)
+            sg = math.sqrt(float(np.interp(xc, res_x, res_sig)) ** 2 + sig_intr[k] ** 2 + sig_extra**2)
+            i0 = int(np.searchsorted(x, xc - 4 * sg))
+            im = int(np.searchsorted(x, xc))
+            i4 = int(np.searchsorted(x, xc + 4 * sg))
+            if im - i0 < 3 or i4 - im < 3:
+                continue
+            # Φ((ln λ − ln λ_b)/σ) within ±4σ, 0 blueward and 1 redward of that
+            cols[i0:i4, k] = _phi((x[i0:i4] - xc) / sg)
+            cols[i4:, k] = 1.0
             active.append(k)
             continue
         xc = xrest[l0:l1] + lz
@@ -377,13 +431,14 @@ def _line_columns(lz, x, elo, ehi, res_x, res_sig, sig_extra, *, truncate=True):
 
 
 def _solve_at(lz: float, d: _Prepared, sig_extra: float):
-    """Dense fit at one ln(1+z): (χ², continuum coefs, line amplitudes by component, active)."""
+    """Dense fit at one ln(1+z): (penalised χ², continuum coefs, amplitudes by component, active)."""
     t, _ = _igm(lz, d.x, d.res_x, d.res_sig, sig_extra)
     tc = d.cont * t[:, None]
     lines, active = _line_columns(lz, d.x, d.elo, d.ehi, d.res_x, d.res_sig, sig_extra)
     w = d.w
     m = tc.T @ (w[:, None] * tc)
     v = tc.T @ (w * d.y)
+    m += d.pen
     m[np.diag_indices_from(m)] += RIDGE * m.diagonal().max() + 1e-300
     a0 = np.linalg.solve(m, v)
     ywy = float(np.sum(w * d.y**2))
@@ -398,41 +453,20 @@ def _solve_at(lz: float, d: _Prepared, sig_extra: float):
     zk = np.linalg.solve(m, xk.T)
     s = g - xk @ zk
     rhs = u - xk @ a0
-    keep = np.arange(active.size)
-    gain, bsol = 0.0, np.zeros(0)
-    for _ in range(2 * active.size + 1):
-        if keep.size == 0:
-            gain = 0.0
-            break
-        sub = s[np.ix_(keep, keep)].copy()
-        sub[np.diag_indices_from(sub)] = sub.diagonal() * (1 + RIDGE) + 1e-300
-        try:
-            lower = np.linalg.cholesky(sub)
-        except np.linalg.LinAlgError:
-            gain, keep = 0.0, keep[:0]
-            break
-        bsol = np.linalg.solve(lower.T, np.linalg.solve(lower, rhs[keep]))
-        pos = bsol >= 0
-        if not pos.all():
-            keep = keep[pos]
-            continue
-        # lines below LINE_SNR_MIN go: all unblended ones at once, blended ones
-        # (|corr| > MAX_CORR with a kept line) one at a time, least significant first
-        linv = np.linalg.solve(lower, np.eye(keep.size))
-        cov = linv.T @ linv
-        sd = np.sqrt(np.diag(cov))
-        snr = np.where(sd > 0, bsol / np.where(sd > 0, sd, 1.0), 0.0)
-        low = snr < LINE_SNR_MIN
-        if not low.any():
-            gain = float(bsol @ rhs[keep])
-            break
-        corr = np.abs(cov) / np.outer(sd, sd)
-        np.fill_diagonal(corr, 0.0)
-        drop = low & ~np.any(corr > MAX_CORR, axis=1)
-        if not drop.any():
-            drop = np.zeros(keep.size, bool)
-            drop[int(np.argmin(np.where(low, snr, np.inf)))] = True
-        keep = keep[~drop]
+    is_step = _line_tables()[4][active] == 1
+    ib, ir = _break_pixels(lz, d.x)
+
+    def contrast_bad(keep, bsol):
+        # the continuum contrast across the Balmer/4000 Å break must stay physical
+        # (≤ BREAK_MAX_RATIO): otherwise the steps go (they would mimic a Lyman break)
+        st = is_step[keep]
+        a_full = a0 - zk[:, keep] @ bsol
+        cb = float(d.cont[ib] @ a_full + lk[ib, keep] @ np.where(st, bsol, 0.0))
+        cr = float(d.cont[ir] @ a_full + lk[ir, keep] @ np.where(st, bsol, 0.0))
+        return cr > BREAK_MAX_RATIO * cb
+
+    keep, bsol = _select_components(s, rhs, is_step, contrast_bad)
+    gain = float(bsol @ rhs[keep]) - LINE_SNR_MIN**2 * keep.size if keep.size else 0.0
     amps_active = np.zeros(active.size)
     if keep.size:
         amps_active[keep] = bsol
@@ -440,6 +474,91 @@ def _solve_at(lz: float, d: _Prepared, sig_extra: float):
     # continuum coefficients given the lines: a = M⁻¹(v − Xᵀ b)
     a = a0 - zk @ amps_active
     return chi2c - gain, a, amps, active
+
+
+def _subset_solve(s, rhs, keep):
+    """Solve S_KK b = rhs_K (ridge as in the kernel): (L, L⁻¹ rhs_K, b, σ_b) or None."""
+    sub = s[np.ix_(keep, keep)].copy()
+    sub[np.diag_indices_from(sub)] = sub.diagonal() * (1 + RIDGE) + 1e-300
+    try:
+        lower = np.linalg.cholesky(sub)
+    except np.linalg.LinAlgError:
+        return None
+    y = np.linalg.solve(lower, rhs[keep])
+    b = np.linalg.solve(lower.T, y)
+    linv = np.linalg.solve(lower, np.eye(keep.size))
+    sd = np.sqrt(np.sum(linv**2, axis=0))
+    return lower, y, b, sd
+
+
+def _select_components(s, rhs, is_step, contrast_bad):
+    """Components (indices into ``rhs``) and amplitudes minimising χ² + LINE_SNR_MIN² per component.
+
+    Stepwise: remove a negative amplitude (most negative b/σ first), the continuum steps
+    when the break contrast is unphysical (then they are barred at this redshift), a
+    component below LINE_SNR_MIN (least significant first); else add the candidate of
+    largest Δχ² (its b/σ squared, given the kept ones) if that exceeds the penalty.
+    """
+    n = rhs.size
+    pen = LINE_SNR_MIN**2
+    banned = np.zeros(n, bool)
+    keep = np.zeros(0, np.int64)
+    bsol = np.zeros(0)
+    solved = True
+    for it in range(4 * n + 4):
+        grow = it < 3 * n + 3  # after that only removals (ends any cycling)
+        if keep.size:
+            sol = _subset_solve(s, rhs, keep)
+            if sol is None:
+                return np.zeros(0, np.int64), np.zeros(0)
+            lower, y, bsol, sd = sol
+            solved = True
+            snr = bsol / sd
+            if np.any(bsol < 0):
+                keep, solved = np.delete(keep, int(np.argmin(snr))), False
+                continue
+            st = is_step[keep]
+            if st.any() and contrast_bad(keep, bsol):
+                banned[keep[st]] = True
+                keep, solved = keep[~st], False
+                continue
+            if np.any(snr < LINE_SNR_MIN):
+                keep, solved = np.delete(keep, int(np.argmin(snr))), False
+                continue
+        if not grow:
+            break
+        # Δχ² of adding j = q²/r: q, r its correlation with the residual and its variance
+        # left after projecting out the kept components
+        sjj = np.diagonal(s) * (1 + RIDGE) + 1e-300
+        if keep.size:
+            c = np.linalg.solve(lower, s[keep])
+            r = sjj - np.sum(c * c, axis=0)
+            q = rhs - y @ c
+        else:
+            r, q = sjj, rhs.copy()
+        ok = (q > 0) & (r > 1e-12 * sjj) & ~banned
+        ok[keep] = False
+        gains = np.where(ok, q * q / np.where(ok, r, 1.0), -np.inf)
+        best = int(np.argmax(gains))
+        if not gains[best] > pen:
+            break
+        keep, solved = np.append(keep, best), False
+    if not keep.size:
+        return keep, np.zeros(0)
+    if not solved:
+        sol = _subset_solve(s, rhs, keep)
+        if sol is None:
+            return np.zeros(0, np.int64), np.zeros(0)
+        bsol = sol[2]
+    return keep, bsol
+
+
+def _break_pixels(lz: float, x: np.ndarray) -> tuple[int, int]:
+    """Pixels where the break contrast is judged (just blueward of the Balmer step, redward of 4000 Å)."""
+    n = x.size
+    ib = min(int(np.searchsorted(x, math.log(BREAK_CHECK_UM[0]) + lz)), n - 1)
+    ir = min(int(np.searchsorted(x, math.log(BREAK_CHECK_UM[1]) + lz)), n - 1)
+    return ib, ir
 
 
 def _chi2_dense(lnz: np.ndarray, d: _Prepared, sig_extra: float) -> np.ndarray:
@@ -460,7 +579,14 @@ def _kernel_inputs(d: _Prepared) -> tuple:
         nb = min(4, nc)
         cidx = np.minimum(np.argmax(d.cont > 0, axis=1), nc - nb).astype(np.int64)
         cval = np.ascontiguousarray(d.cont[np.arange(d.x.size)[:, None], cidx[:, None] + np.arange(nb)])
-        d.kernel_inputs = (cidx, cval, nc, pcc, pcy, float(np.sum(d.w * d.y**2)))
+        # plain suffix sums Σ w, Σ w y, Σ w C (continuum steps are 1 redward of their edge)
+        sw = np.zeros(d.x.size + 1)
+        sy = np.zeros(d.x.size + 1)
+        sc = np.zeros((d.x.size + 1, nc))
+        sw[:-1] = np.cumsum(d.w[::-1])[::-1]
+        sy[:-1] = np.cumsum((d.w * d.y)[::-1])[::-1]
+        sc[:-1] = np.cumsum(wc[::-1], axis=0)[::-1]
+        d.kernel_inputs = (cidx, cval, nc, pcc, pcy, float(np.sum(d.w * d.y**2)), sw, sy, sc)
     return d.kernel_inputs
 
 
@@ -469,13 +595,14 @@ def _chi2_grid(lnz: np.ndarray, d: _Prepared, sig_extra: float, engine: str) -> 
         return _chi2_dense(lnz, d, sig_extra)
     k = kernels()
     ptr, xrest, ratio, sig_intr, kind = _line_tables()
-    cidx, cval, nc, pcc, pcy, ywy = _kernel_inputs(d)
+    cidx, cval, nc, pcc, pcy, ywy, sw, sy, sc = _kernel_inputs(d)
     out = np.empty(lnz.size)
     k.zfit_chi2_grid(
         np.ascontiguousarray(lnz, float), d.x, d.elo, d.ehi, d.y, d.w, cidx, cval, nc,
-        pcc, pcy, ywy, ptr, xrest, ratio, sig_intr, kind, d.res_x, d.res_sig, float(sig_extra), RIDGE,
+        pcc, pcy, ywy, sw, sy, sc, ptr, xrest, ratio, sig_intr, kind, d.res_x, d.res_sig, float(sig_extra), RIDGE,
         MIN_COVER, LINE_SNR_MIN, math.log(LYA_UM), math.log(LYLIMIT_UM), IGM_SIGMA_KMS / C_KMS,
-        madau_forest(np.exp(d.x)), out,
+        madau_forest(np.exp(d.x)), d.pen, math.log(BREAK_CHECK_UM[0]), math.log(BREAK_CHECK_UM[1]),
+        BREAK_MAX_RATIO, out,
     )
     return out
 
@@ -513,7 +640,9 @@ def fit_redshift(
     -------
     dict
         Exactly the keys of ``get_redshift_fit_data``: ``redshift`` (float),
-        ``chi2_min`` (float, χ² at the best redshift), ``confidence`` (0–1, probability
+        ``chi2_min`` (float, the penalised χ² at the best redshift: χ² plus the spline
+        curvature prior plus LINE_SNR_MIN² per line/step component used, the quantity
+        ``chi2_grid`` holds), ``confidence`` (0–1, probability
         within |Δz|/(1+z) < 0.01 of ``redshift``), ``z_grid`` and ``chi2_grid`` (the
         coarse grid with the fine zooms merged in, sorted by z), ``model_wave`` [μm]
         and ``model_fnu`` [μJy] (best-fit model over the spectrum's valid range).
