@@ -470,7 +470,9 @@ def sync_catalog(remote, data_dir: str | os.PathLike) -> dict[str, int]:
                 meta = dict(conn.execute("SELECT key, value FROM archive_meta").fetchall())
             finally:
                 conn.close()
-            if meta.get("server_url") == remote.base_url and meta.get("sync_user", "") == (remote.username or ""):
+            # a delta applies to the catalog as it is: one written by an older schema gets a full export
+            if (meta.get("server_url") == remote.base_url and meta.get("sync_user", "") == (remote.username or "")
+                    and meta.get("schema_version") == SCHEMA_VERSION):
                 cursor = meta.get("sync_cursor")
         meta_values = {"last_synced": _now(), "server_url": remote.base_url, "sync_user": remote.username or ""}
         result = _apply(remote.export(cursor), db, meta_values)

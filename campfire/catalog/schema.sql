@@ -1,7 +1,13 @@
 -- campfire catalog schema: one file shared by the pipeline (demo builder), the server
 -- and the client's synced copy (<root>/meta/campfire.db). Values are stored lower-case
 -- (fields, observations, tags), gratings/filters upper-case, program slugs as given.
+-- Schema version 2 (campfire.catalog.local.SCHEMA_VERSION): spectra carry copies of their
+-- object's field, redshift, redshift_quality and has_photometry, kept equal by the triggers
+-- at the end; campfire.catalog.schema.upgrade_catalog() brings a version-1 file up to date.
 PRAGMA foreign_keys = ON;
+-- 16 KiB pages: a scan of a million spectra rows takes ~30 % less time than with 4 KiB
+-- (fewer pages to fetch and parse). Only a new, empty file takes it (or a VACUUM).
+PRAGMA page_size = 16384;
 
 CREATE TABLE IF NOT EXISTS archive_meta (
     key   TEXT PRIMARY KEY,      -- schema_version, owner (pipeline|server|client), last_synced,
@@ -73,7 +79,11 @@ CREATE TABLE IF NOT EXISTS spectra (
     n_pix             INTEGER,
     wave_min          REAL,
     wave_max          REAL,
-    updated_at        TEXT NOT NULL
+    updated_at        TEXT NOT NULL,
+    object_field            TEXT,            -- copies of the object's field, redshift, redshift_quality
+    object_redshift         REAL,            -- and has_photometry (the triggers at the end keep them
+    object_redshift_quality INTEGER,         -- equal): query_spectra filters on them without a join.
+    object_has_photometry   INTEGER          -- NULL only while the object is missing
 );
 CREATE INDEX IF NOT EXISTS spectra_object ON spectra (object_id);
 CREATE INDEX IF NOT EXISTS spectra_grating ON spectra (grating, signal_to_noise);
@@ -81,6 +91,8 @@ CREATE INDEX IF NOT EXISTS spectra_observation ON spectra (observation);
 CREATE INDEX IF NOT EXISTS spectra_program ON spectra (program_id);
 CREATE INDEX IF NOT EXISTS spectra_snr ON spectra (signal_to_noise);
 CREATE INDEX IF NOT EXISTS spectra_updated ON spectra (updated_at);
+CREATE INDEX IF NOT EXISTS spectra_field_redshift ON spectra (object_field, object_redshift);
+CREATE INDEX IF NOT EXISTS spectra_redshift ON spectra (object_redshift);
 
 -- Cross-spectrum aggregates, materialised per visibility set so a non-member never sees
 -- a proprietary program through them. visibility = '*' (all programs), '' (public only)
@@ -169,3 +181,39 @@ CREATE TABLE IF NOT EXISTS truth_photometry (
     flux_true REAL NOT NULL,                     -- the true SED through the band [uJy]
     PRIMARY KEY (object_id, band)
 ) WITHOUT ROWID;
+
+-- Keep the spectra's copies of their object's columns equal to the object's, whoever
+-- writes (pipeline, server, sync, a hand-written UPDATE). A bulk load that creates the
+-- triggers after its rows (sync snapshots) fills the copies in finalize_catalog().
+CREATE TRIGGER IF NOT EXISTS spectra_object_copy_insert AFTER INSERT ON spectra
+BEGIN
+    UPDATE spectra SET (object_field, object_redshift, object_redshift_quality, object_has_photometry) =
+        (SELECT o.field, o.redshift, o.redshift_quality, o.has_photometry FROM objects o WHERE o.object_id = NEW.object_id)
+    WHERE rowid = NEW.rowid;
+END;
+CREATE TRIGGER IF NOT EXISTS spectra_object_copy_move AFTER UPDATE OF object_id ON spectra
+BEGIN
+    UPDATE spectra SET (object_field, object_redshift, object_redshift_quality, object_has_photometry) =
+        (SELECT o.field, o.redshift, o.redshift_quality, o.has_photometry FROM objects o WHERE o.object_id = NEW.object_id)
+    WHERE rowid = NEW.rowid;
+END;
+CREATE TRIGGER IF NOT EXISTS objects_copy_insert AFTER INSERT ON objects
+BEGIN
+    UPDATE spectra SET object_field = NEW.field, object_redshift = NEW.redshift,
+        object_redshift_quality = NEW.redshift_quality, object_has_photometry = NEW.has_photometry
+    WHERE object_id = NEW.object_id;
+END;
+CREATE TRIGGER IF NOT EXISTS objects_copy_update AFTER UPDATE OF object_id, field, redshift, redshift_quality, has_photometry ON objects
+WHEN NEW.object_id IS NOT OLD.object_id OR NEW.field IS NOT OLD.field OR NEW.redshift IS NOT OLD.redshift
+    OR NEW.redshift_quality IS NOT OLD.redshift_quality OR NEW.has_photometry IS NOT OLD.has_photometry
+BEGIN
+    UPDATE spectra SET object_field = NEW.field, object_redshift = NEW.redshift,
+        object_redshift_quality = NEW.redshift_quality, object_has_photometry = NEW.has_photometry
+    WHERE object_id = NEW.object_id;
+END;
+CREATE TRIGGER IF NOT EXISTS objects_copy_delete AFTER DELETE ON objects
+BEGIN
+    UPDATE spectra SET object_field = NULL, object_redshift = NULL, object_redshift_quality = NULL,
+        object_has_photometry = NULL
+    WHERE object_id = OLD.object_id;
+END;

@@ -18,6 +18,7 @@ from astropy.io import fits
 
 import campfire.demo
 from campfire.catalog.aggregates import refresh_aggregates, visible_program_ids
+from campfire.catalog.local import SCHEMA_VERSION
 from campfire.demo import instrument as ins
 from campfire.demo import survey, truth
 from campfire.demo.generate import spectrum_statistic
@@ -76,7 +77,7 @@ def objects(db):
 
 def test_layout_and_catalog_metadata(demo_root, db):
     meta = {r["key"]: r["value"] for r in _rows(db, "SELECT * FROM archive_meta")}
-    assert meta["owner"] == "pipeline" and meta["schema_version"] == "1"
+    assert meta["owner"] == "pipeline" and meta["schema_version"] == SCHEMA_VERSION
     assert json.loads(meta["demo_build"]) == {"size": "small", "seed": 0, "version": campfire.demo.DEMO_VERSION}
     assert "last_synced" not in meta and meta["catalog_version"]
     counts = {t: db.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in ("objects", "spectra", "observations")}

@@ -1,0 +1,308 @@
+"""Catalog schema version 2: the spectra's copies of their object's columns, the upgrade of
+version-1 files, and the access paths LocalCatalog chooses for query_spectra.
+
+Every access path must return exactly the rows (and row order) of every other one, so
+the same filter cases run through: the default choice, forced table scans, a version-1
+catalog answered through the join, and that catalog after ``upgrade_catalog``.
+"""
+from __future__ import annotations
+
+import logging
+import shutil
+import sqlite3
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from test_local_catalog import expected_objects, expected_spectra, filter_cases, raw  # noqa: F401, F811 (fixture)
+
+from campfire import Campfire
+from campfire.catalog import local as local_mod
+from campfire.catalog.filters import build_query
+from campfire.catalog.local import SCHEMA_VERSION, LocalCatalog, create_catalog, finalize_catalog
+from campfire.catalog.schema import OBJECT_COPIES, has_object_copies, schema_statements, upgrade_catalog
+from campfire.flags import DQFlags
+
+COPIES = ", ".join(OBJECT_COPIES)
+
+
+def _copy_root(demo_root, dest):
+    """A private copy of the demo catalog at the current schema (a prebuilt older demo is upgraded)."""
+    (dest / "meta").mkdir(parents=True)
+    shutil.copyfile(demo_root / "meta" / "campfire.db", dest / "meta" / "campfire.db")
+    upgrade_catalog(dest)
+    return dest
+
+
+def make_v1(root):
+    """Turn the catalog under ``root`` into what campfire wrote before schema version 2."""
+    conn = sqlite3.connect(root / "meta" / "campfire.db")
+    for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'").fetchall():
+        conn.execute(f"DROP TRIGGER {name}")
+    conn.execute("DROP INDEX spectra_field_redshift")
+    conn.execute("DROP INDEX spectra_redshift")
+    for col in OBJECT_COPIES:
+        conn.execute(f"ALTER TABLE spectra DROP COLUMN {col}")
+    conn.execute("UPDATE archive_meta SET value = '1' WHERE key = 'schema_version'")
+    conn.commit()
+    conn.execute("ANALYZE")
+    conn.close()
+    return root
+
+
+@pytest.fixture(scope="module")
+def v1_root(demo_root, tmp_path_factory):
+    return make_v1(_copy_root(demo_root, tmp_path_factory.mktemp("v1") / "root"))
+
+
+@pytest.fixture(scope="module")
+def v2_root(demo_root, tmp_path_factory):
+    return _copy_root(demo_root, tmp_path_factory.mktemp("v2") / "root")
+
+
+def _version(conn) -> str:
+    return conn.execute("SELECT value FROM archive_meta WHERE key = 'schema_version'").fetchone()[0]
+
+
+def _mismatched_copies(conn) -> int:
+    return conn.execute(
+        "SELECT count(*) FROM spectra s LEFT JOIN objects o ON o.object_id = s.object_id WHERE "
+        + " OR ".join(f"s.{copy} IS NOT o.{col}" for copy, col in OBJECT_COPIES.items())
+    ).fetchone()[0]
+
+
+def _cases(raw):
+    cases = [dict(f) for f in filter_cases(raw)]
+    cases += [
+        {},
+        {"limit": 25},
+        {"gratings": ["PRISM"], "limit": 10, "offset": 5},
+        {"sort": "signal_to_noise", "sort_dir": "desc", "limit": 20},
+        {"sort": "observation", "redshift_range": (1.0, 5.0)},
+        {"redshift_range": (0.0, 20.0), "gratings": ["PRISM"], "max_snr_range": (3.0, 1e9),
+         "dq_flags": ~DQFlags.CONTAMINATION, "inspected_only": True, "sort": "exposure_time"},
+        {"tags": ["lrd"], "sort": "object_id", "sort_dir": "desc", "limit": 7},
+        {"redshift_range": (2.0, 4.0), "search": "uds", "limit": 5},
+    ]
+    return cases
+
+
+def _spectra(catalog, f):
+    q = build_query("spectra", **f)
+    return catalog.query(q), catalog.count(q)
+
+
+def _same_table(a, b, label):
+    assert a.colnames == b.colnames, label
+    assert len(a) == len(b), label
+    for name in a.colnames:
+        x, y = np.asarray(a[name]), np.asarray(b[name])
+        if name == "local_path":  # absolute: the copies live under other roots
+            x, y = np.char.partition(x, "/products/")[:, 1:], np.char.partition(y, "/products/")[:, 1:]
+        assert x.dtype.kind == y.dtype.kind, (label, name)
+        assert np.array_equal(x, y, equal_nan=x.dtype.kind == "f"), (label, name)
+
+
+def test_new_catalogs_are_version_2_with_equal_copies(demo_root):
+    conn = sqlite3.connect(f"file:{demo_root / 'meta' / 'campfire.db'}?mode=ro", uri=True)
+    try:
+        assert _version(conn) == "2", "the demo predates catalog schema 2 (a stale CAMPFIRE_TEST_DEMO_ROOT?)"
+        assert has_object_copies(conn)
+        assert _mismatched_copies(conn) == 0
+        assert conn.execute("SELECT count(*) FROM spectra WHERE object_field IS NULL").fetchone()[0] == 0
+    finally:
+        conn.close()
+
+
+def test_schema_statements_put_indexes_and_triggers_after_the_rows():
+    tables, post = schema_statements()
+    assert not any("TRIGGER" in s or "INDEX" in s for s in tables)
+    assert {s.split()[5] for s in post if "TRIGGER" in s} == {
+        "spectra_object_copy_insert", "spectra_object_copy_move", "objects_copy_insert", "objects_copy_update",
+        "objects_copy_delete"}
+
+
+def test_every_access_path_returns_the_same_rows(v2_root, v1_root, raw, monkeypatch):
+    """Default choice, forced scans and version 1 (the join): one answer, in one order."""
+    v2 = LocalCatalog(v2_root)
+    old = LocalCatalog(v1_root)
+    assert v2._layout().copies and not old._layout().copies
+    for f in _cases(raw):
+        want = _spectra(old, f)
+        got = _spectra(v2, f)
+        _same_table(want[0], got[0], f)
+        assert want[1] == got[1], f
+        if "limit" not in f:
+            assert got[1] == len(got[0]), f
+        if not {"limit", "offset", "sort"} & set(f):
+            assert set(got[0]["spectrum_id"]) == expected_spectra(raw, f), f
+    # the same with every index refused (a catalog too large for any filter to be selective)
+    monkeypatch.setattr(local_mod, "_MIN_CAP", 0)
+    monkeypatch.setattr(local_mod, "_SELECTIVE", 0.0)
+    for page_walk in (0, 10**9):
+        monkeypatch.setattr(local_mod, "_PAGE_WALK", page_walk)
+        scan = LocalCatalog(v2_root)
+        for f in _cases(raw):
+            _same_table(_spectra(old, f)[0], _spectra(scan, f)[0], (f, page_walk))
+            assert _spectra(scan, f)[1] == _spectra(old, f)[1], f
+
+
+def test_objects_and_records_agree_between_versions(v2_root, v1_root, raw):
+    new, old = Campfire(data_dir=v2_root), Campfire(data_dir=v1_root)
+    for f in filter_cases(raw):
+        _same_table(old.query_objects(**f), new.query_objects(**f), f)
+        assert set(new.query_objects(**f)["object_id"]) == expected_objects(raw, f)
+    oid = "ember_uds_p4_123456"
+
+    def rel(row):  # local_path is absolute: the copies live under other roots
+        return dict(row, local_path=row["local_path"].rpartition("/products/")[1:])
+
+    assert [rel(r) for r in new.local_catalog.object_spectra(oid)] == \
+        [rel(r) for r in old.local_catalog.object_spectra(oid)]
+    sid = new.local_catalog.object_spectra(oid)[0]["spectrum_id"]
+    assert rel(new.local_catalog.spectrum_row(sid)) == rel(old.local_catalog.spectrum_row(sid))
+
+
+def test_access_paths_follow_the_probes(v2_root, monkeypatch):
+    """Selective filters drive an index; broad ones scan the table once; a small page walks the order."""
+    cat = LocalCatalog(v2_root)
+    n = cat._layout().n_spectra
+    monkeypatch.setattr(local_mod, "_MIN_CAP", 0)
+    monkeypatch.setattr(local_mod, "_SELECTIVE", 0.2)  # the demo is small: call 20 % selective
+
+    def plan(count=False, **f):
+        sql, params = cat.compile(build_query("spectra", **f).resolve(cat.vocabulary()), count=count)
+        return " | ".join(r[-1] for r in cat.conn.execute("EXPLAIN QUERY PLAN " + sql, params))
+
+    some_obs = cat.observations()[0]
+    assert "USING INDEX spectra_observation" in plan(observations=[some_obs])
+    assert "USING INDEX spectra_field_redshift" in plan(fields=["uds"], redshift_range=(3, 4))
+    assert "USING INDEX spectra_redshift" in plan(redshift_range=(7.0, 7.5))
+    broad = plan(gratings=["PRISM"], redshift_range=(0, 20))
+    assert "SCAN s" in broad and "USING INDEX" not in broad.split("|")[0] and "TEMP B-TREE FOR ORDER BY" in broad
+    walk = plan(gratings=["PRISM"], limit=10)
+    assert "SCAN s USING INDEX sqlite_autoindex_spectra_1" in walk and "TEMP B-TREE" not in walk
+    assert "SCAN s USING INDEX sqlite_autoindex_spectra_1" in plan()  # everything, in order, no sort
+    # any page in spectrum_id order walks (nearly storage order); other orders only small pages
+    assert "SCAN s USING INDEX sqlite_autoindex_spectra_1" in plan(gratings=["PRISM"], limit=10**6)
+    assert "SCAN s USING INDEX spectra_snr" in plan(gratings=["PRISM"], sort="signal_to_noise", limit=10)
+    big = plan(gratings=["PRISM"], sort="signal_to_noise", limit=10**6)
+    assert big.startswith("SCAN s |") and "TEMP B-TREE FOR ORDER BY" in big
+    assert plan(gratings=["PRISM"], search="uds", limit=10).startswith("SCAN s |")  # a search may pass few
+    assert "SEARCH s USING INDEX spectra_snr" in plan(max_snr_range=(1e6, 1e9))
+    # counts: over one index alone when it holds every filter, else one scan
+    assert "COVERING INDEX spectra_redshift" in plan(count=True, redshift_range=(0, 20))
+    assert "COVERING INDEX spectra_grating" in plan(count=True, gratings=["PRISM"], max_snr_range=(0, 1e9))
+    assert plan(count=True, gratings=["PRISM"], inspected_only=True) == "SCAN s"
+    assert n > 0
+
+
+def test_upgrade_in_place(demo_root, tmp_path, raw, caplog):
+    root = make_v1(_copy_root(demo_root, tmp_path / "root"))
+    with caplog.at_level(logging.WARNING, logger="campfire.catalog"):
+        old = Campfire(data_dir=root)
+        old.query_spectra(gratings=["PRISM"])
+    assert "schema 1" in caplog.text and "python -m campfire.catalog.schema upgrade" in caplog.text
+    before = {repr(f): old.query_spectra(**f) for f in filter_cases(raw)}
+    assert upgrade_catalog(root) is True
+    assert upgrade_catalog(root) is False  # idempotent
+    conn = sqlite3.connect(root / "meta" / "campfire.db")
+    try:
+        assert _version(conn) == SCHEMA_VERSION
+        assert _mismatched_copies(conn) == 0
+    finally:
+        conn.close()
+    new = Campfire(data_dir=root)  # a fresh client; an existing one notices the file changed
+    assert new.local_catalog._layout().copies and old.local_catalog._layout().copies
+    for f in filter_cases(raw):
+        _same_table(before[repr(f)], new.query_spectra(**f), f)
+
+
+def test_upgrade_from_the_command_line(demo_root, tmp_path):
+    root = make_v1(_copy_root(demo_root, tmp_path / "root"))
+    out = subprocess.run([sys.executable, "-m", "campfire.catalog.schema", "upgrade", str(root)],
+                         capture_output=True, text=True, check=True)
+    assert f"upgraded to schema {SCHEMA_VERSION}" in out.stdout
+    out = subprocess.run([sys.executable, "-m", "campfire.catalog.schema", "upgrade", str(root)],
+                         capture_output=True, text=True, check=True)
+    assert "already at schema" in out.stdout
+
+
+def test_triggers_keep_the_copies_equal(demo_root, tmp_path):
+    root = _copy_root(demo_root, tmp_path / "root")
+    db = root / "meta" / "campfire.db"
+    conn = sqlite3.connect(db)
+    cat = Campfire(data_dir=root)
+    oid = "ember_uds_p4_123456"
+    n = len(cat.query_spectra(search=oid))
+    assert n >= 3
+    # an object's redshift or inspection changes (a server edit, a sync delta's upsert)
+    conn.execute("UPDATE objects SET redshift = 9.87, redshift_quality = 1, has_photometry = 0 WHERE object_id = ?",
+                 (oid,))
+    conn.commit()
+    assert set(cat.query_spectra(redshift_range=(9.86, 9.88))["object_id"]) == {oid}
+    assert len(cat.query_spectra(redshift_range=(9.86, 9.88), redshift_quality=[1], has_photometry=False)) == n
+    # an upsert as sync applies it
+    conn.execute("INSERT INTO objects (object_id, field, ra, dec, cx, cy, cz, redshift, redshift_quality, updated_at) "
+                 "SELECT object_id, 'cosmos', ra, dec, cx, cy, cz, 2.5, 4, updated_at FROM objects WHERE object_id = ? "
+                 "ON CONFLICT(object_id) DO UPDATE SET field = excluded.field, redshift = excluded.redshift, "
+                 "redshift_quality = excluded.redshift_quality", (oid,))
+    conn.commit()
+    assert len(cat.query_spectra(fields=["cosmos"], redshift_range=(2.5, 2.5), redshift_quality=[4],
+                                 search=oid)) == n
+    # a spectrum written without the copies gets them; one that arrives before its object too
+    conn.execute("PRAGMA foreign_keys = OFF")
+    cols = [r[1] for r in conn.execute("PRAGMA table_info(spectra)") if r[1] not in OBJECT_COPIES]
+    sel = ", ".join("'late_obj_prism_clear_1'" if c == "spectrum_id" else "'late_obj'" if c == "object_id" else c
+                    for c in cols)
+    conn.execute(f"INSERT INTO spectra ({', '.join(cols)}) SELECT {sel} FROM spectra WHERE object_id = ? LIMIT 1",
+                 (oid,))
+    assert conn.execute("SELECT object_field FROM spectra WHERE object_id = 'late_obj'").fetchone() == (None,)
+    conn.execute("INSERT INTO objects (object_id, field, ra, dec, cx, cy, cz, redshift, redshift_quality, updated_at) "
+                 "VALUES ('late_obj', 'uds', 1, 1, 1, 0, 0, 6.5, 3, 'x')")
+    conn.commit()
+    assert conn.execute(f"SELECT {COPIES} FROM spectra WHERE object_id = 'late_obj'").fetchone() == ("uds", 6.5, 3, 0)
+    conn.execute("DELETE FROM objects WHERE object_id = 'late_obj'")
+    conn.commit()
+    assert conn.execute("SELECT object_field FROM spectra WHERE object_id = 'late_obj'").fetchone() == (None,)
+    assert _mismatched_copies(conn) == 0
+    conn.close()
+
+
+def test_finalize_fills_a_bulk_load(tmp_path):
+    """Rows loaded before the triggers exist (a sync snapshot) get their copies in finalize_catalog."""
+    tables, post = schema_statements()
+    db = tmp_path / "meta" / "campfire.db"
+    db.parent.mkdir(parents=True)
+    conn = sqlite3.connect(db)
+    for stmt in tables:
+        conn.execute(stmt)
+    conn.execute("INSERT INTO archive_meta VALUES ('schema_version', '1'), ('owner', 'client')")
+    conn.execute("INSERT INTO programs VALUES (1, 'p', 'P', 'pi', 1)")
+    conn.execute("INSERT INTO observations (observation, program_id, field) VALUES ('obs', 1, 'uds')")
+    conn.execute("INSERT INTO objects (object_id, field, ra, dec, cx, cy, cz, redshift, redshift_quality, "
+                 "has_photometry, updated_at) VALUES ('obs_1', 'uds', 1, 1, 1, 0, 0, 4.5, 4, 1, 'x')")
+    conn.execute("INSERT INTO spectra (spectrum_id, object_id, target_id, observation, program_id, grating, filter, "
+                 "fits_path, updated_at) VALUES ('obs_prism_clear_1', 'obs_1', 'obs_1', 'obs', 1, 'PRISM', 'CLEAR', "
+                 "'products/obs/obs_prism_clear_1.spec.fits', 'x')")
+    conn.commit()
+    for stmt in post:
+        conn.execute(stmt)
+    conn.commit()
+    finalize_catalog(conn)
+    assert conn.execute(f"SELECT {COPIES} FROM spectra").fetchone() == ("uds", 4.5, 4, 1)
+    assert _version(conn) == SCHEMA_VERSION
+    conn.close()
+    got = LocalCatalog(tmp_path).query(build_query("spectra", fields=["uds"], redshift_range=(4, 5),
+                                                   has_photometry=True, redshift_quality=["secure"]))
+    assert list(got["spectrum_id"]) == ["obs_prism_clear_1"]
+
+
+def test_create_catalog_is_current(tmp_path):
+    conn = create_catalog(tmp_path / "meta" / "campfire.db", owner="pipeline")
+    try:
+        assert has_object_copies(conn)
+        assert _version(conn) == SCHEMA_VERSION
+    finally:
+        conn.close()
