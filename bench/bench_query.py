@@ -1,10 +1,13 @@
 """Local catalog speed on the 1,000,000-spectrum demo catalog (issue 2).
 
-Prints: median/p90 time of a multi-filter query_spectra, of a 30-arcsec cone search
-(R*Tree index vs a full scan of the same predicate), and the peak memory of
-iter_spectra over the whole catalog (tracemalloc, flat = streaming).
+Prints: median/p90 time of a multi-filter query_spectra, of large (~50,000-row)
+query_spectra results without a field filter — with the access path LocalCatalog chose,
+and through the schema-1 join for comparison (``--no-join`` skips those slow runs) —,
+of a 30-arcsec cone search (R*Tree index vs a full scan of the same predicate), and
+the peak memory of iter_spectra over the whole catalog (tracemalloc, flat = streaming).
 
-    python bench/bench_query.py [ROOT]   # ROOT defaults to a temp dir; builds --size catalog
+    python bench/bench_query.py [ROOT] [--no-join] [--no-iter]
+    # ROOT defaults to a temp dir; builds --size catalog there if it has no catalog
 """
 from __future__ import annotations
 
@@ -29,7 +32,56 @@ def timeit(fn, repeat=15):
     return statistics.median(times) * 1e3, float(np.percentile(times, 90)) * 1e3
 
 
-def main(root: str | None = None) -> None:
+def _plan(catalog, query) -> str:
+    sql, params = catalog.compile(query.resolve(catalog.vocabulary()))
+    return "; ".join(row[-1] for row in catalog.conn.execute("EXPLAIN QUERY PLAN " + sql, params))
+
+
+def large_results(cf, join: bool = True) -> None:
+    """~50,000-row answers from 1,000,000 spectra without a field filter (the slow case of issue 2)."""
+    import dataclasses
+
+    from campfire.catalog.filters import build_query
+    from campfire.catalog.local import LocalCatalog, spectra_table
+    from campfire.flags import DQFlags
+
+    cases = {
+        "gratings=['PRISM'], redshift_range=(4, 6), max_snr_range=(5, 1e9), dq_flags=~CONTAMINATION & ~LOW_SNR, "
+        "inspected_only=True": dict(gratings=["PRISM"], redshift_range=(4.0, 6.0), max_snr_range=(5, 1e9),
+                                    dq_flags=~DQFlags.CONTAMINATION & ~DQFlags.LOW_SNR, inspected_only=True),
+        "redshift_range=(5.0, 5.4)": dict(redshift_range=(5.0, 5.4)),
+        "gratings=['G235M'], limit=50_000": dict(gratings=["G235M"], limit=50_000),
+        "redshift_range=(8.0, 8.2)": dict(redshift_range=(8.0, 8.2)),
+    }
+    cat = cf.local_catalog
+    # the schema-1 access path on the same file: spectra JOIN objects, SQLite's own plan
+    joined = LocalCatalog(cat.root)
+    joined._layout_cache = (joined._stamp(), dataclasses.replace(joined._layout(), copies=False))
+    for label, kw in cases.items():
+        q = build_query("spectra", **kw)
+        n = len(cf.query_spectra(**kw))
+        med, p90 = timeit(lambda: cf.query_spectra(**kw), repeat=7)
+        # where the time goes: choosing the path; execute (a plan with a sort finds and sorts every
+        # row here, one without streams them during the fetch); fetch + Table
+        rq = q.resolve(cat.vocabulary())
+        t0 = time.perf_counter()
+        sql, params = cat.compile(rq)
+        t1 = time.perf_counter()
+        cur = cat.conn.execute(sql, params)
+        t2 = time.perf_counter()
+        spectra_table(cur.fetchall())
+        t3 = time.perf_counter()
+        print(f"query_spectra({label}) -> {n:,} rows: median {med:.0f} ms, p90 {p90:.0f} ms "
+              f"[one run: path {1e3 * (t1 - t0):.0f} ms + execute {1e3 * (t2 - t1):.0f} ms + "
+              f"fetch and Table {1e3 * (t3 - t2):.0f} ms; "
+              f"plan: {_plan(cat, q)}]")
+        if join:
+            med_j, p90_j = timeit(lambda: joined.query(q), repeat=3)
+            print(f"    through the schema-1 join: median {med_j:.0f} ms, p90 {p90_j:.0f} ms "
+                  f"(plan: {_plan(joined, q)})")
+
+
+def main(root: str | None = None, join: bool = True, iterate: bool = True) -> None:
     import campfire.demo
     from campfire import Campfire
     from campfire.flags import DQFlags
@@ -51,6 +103,7 @@ def main(root: str | None = None) -> None:
     n_rows = len(cf.query_spectra(**multi))
     med, p90 = timeit(lambda: cf.query_spectra(**multi))
     print(f"query_spectra multi-filter ({n_rows:,} rows): median {med:.1f} ms, p90 {p90:.1f} ms")
+    large_results(cf, join=join)
 
     # a cone centred on a real object
     ra, dec = conn.execute("SELECT ra, dec FROM objects ORDER BY rowid LIMIT 1 OFFSET ?", (n_obj // 2,)).fetchone()
@@ -72,7 +125,7 @@ def main(root: str | None = None) -> None:
             "objects", cone_search=cone))[1]).fetchall()
     print("cone plan:", "; ".join(row[-1] for row in plan))
 
-    for limit in (10_000, 100_000, None):
+    for limit in (10_000, 100_000, None) if iterate else ():
         tracemalloc.start()
         t0 = time.perf_counter()
         n = 0
@@ -87,4 +140,5 @@ def main(root: str | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else None)
+    args = [a for a in sys.argv[1:] if not a.startswith("--")]
+    main(args[0] if args else None, join="--no-join" not in sys.argv, iterate="--no-iter" not in sys.argv)
