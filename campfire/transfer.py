@@ -41,7 +41,7 @@ from typing import Iterator
 
 from campfire import config
 from campfire.catalog.local import SCHEMA_VERSION, LocalCatalog, finalize_catalog
-from campfire.catalog.schema import schema_statements
+from campfire.catalog.schema import has_object_copies, schema_statements
 from campfire.errors import APIError, CampfireError, DownloadError, NotFoundError, ValidationError
 
 __all__ = ["sync_catalog", "plan_downloads", "fetch_spectrum", "file_sha256", "SyncInterrupted"]
@@ -323,8 +323,10 @@ def _apply_snapshot(resp, db: pathlib.Path, meta_values: dict) -> dict:
         conn.execute("PRAGMA synchronous = OFF")
         conn.execute("PRAGMA cache_size = -131072")
         conn.execute("BEGIN")
-        for stmt in schema_statements()[1]:  # the indexes, built once over the loaded rows
-            conn.execute(stmt)
+        if has_object_copies(conn):
+            for stmt in schema_statements()[1]:  # the indexes, built once over the loaded rows
+                conn.execute(stmt)
+        # else: an older server's schema-1 snapshot; finalize_catalog below upgrades it (columns, indexes)
         _refresh_rtree(conn)
         if db.exists():
             # the client's own record of its files survives the new catalog

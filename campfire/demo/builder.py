@@ -25,7 +25,7 @@ from campfire.errors import CampfireError, ValidationError
 
 __all__ = ["build", "ensure", "main_build", "DEMO_VERSION", "SIZE_NAMES", "read_build_marker"]
 
-DEMO_VERSION = "1"  # bump when the generator changes: ensure() rebuilds older demos
+DEMO_VERSION = "2"  # 2: catalog schema 2, redshift_auto from the break-aware fitter. Bump when the generator changes: ensure() rebuilds older demos
 SIZE_NAMES = ("small", "full", "catalog")
 MARKER_KEY = "demo_build"
 

@@ -411,6 +411,38 @@ def test_local_work_never_waits_for_a_slow_or_dead_server(server, make_client, i
     assert time.monotonic() - t0 < 2
 
 
+def test_sync_from_a_server_still_on_catalog_schema_1(server, make_client, monkeypatch):
+    """An older server's snapshot has no object copies on spectra: the client upgrades its copy."""
+    import re
+
+    from campfire.catalog.schema import OBJECT_COPIES, schema_statements
+    from campfire.server import export
+
+    def v1_tables():
+        tables, _ = schema_statements()
+        copies = "|".join(OBJECT_COPIES)
+        return [re.sub(rf",\s*({copies})\s+\w+[^,\n]*(?=[,\n])", "", t) if "TABLE IF NOT EXISTS spectra" in t else t
+                for t in tables]
+
+    assert not any(c in " ".join(v1_tables()) for c in OBJECT_COPIES)
+    monkeypatch.setattr(export, "schema_statements", lambda: (v1_tables(), schema_statements()[1]))
+    cf = make_client(server.url)
+    result = cf.sync()
+    assert result == dict(cf.remote_catalog.counts(), stale_count=0)
+    conn = sqlite3.connect(cf.data_dir / "meta" / "campfire.db")
+    try:
+        cols = {r[1] for r in conn.execute("PRAGMA table_info(spectra)")}
+        assert set(OBJECT_COPIES) <= cols
+        assert conn.execute("SELECT count(*) FROM spectra WHERE object_field IS NULL").fetchone()[0] == 0
+        assert conn.execute("SELECT value FROM archive_meta WHERE key = 'schema_version'").fetchone()[0] == "2"
+    finally:
+        conn.close()
+    # the copy answers like the server
+    want = cf.query_spectra(redshift_range=(3, 6), remote=True, limit=10_000)
+    got = cf.query_spectra(redshift_range=(3, 6), limit=10_000)
+    assert sorted(got["spectrum_id"]) == sorted(want["spectrum_id"]) and len(got) > 0
+
+
 def test_local_files_survive_a_full_resync(server, make_client):
     cf = make_client(server.url)
     cf.sync()
