@@ -494,6 +494,15 @@ class Object:
         return "\n".join(lines)
 
 
+def as_spectrum_data(spec, name: str = "spec") -> SpectrumData:
+    """``spec`` as arrays: a SpectrumData as is, a Spectrum (or anything with ``.open()``) opened."""
+    if isinstance(spec, SpectrumData):
+        return spec
+    if callable(getattr(spec, "open", None)):
+        return spec.open()
+    raise ValidationError(f"{name}: expected a SpectrumData or Spectrum, got {type(spec).__name__}")
+
+
 def split_list(value: Any) -> list[str]:
     """A comma-joined catalog cell ('lrd,blagn') as a list."""
     if value is None:

@@ -42,7 +42,7 @@ import numpy as np
 
 from campfire.bands import get_band, known_bands
 from campfire.errors import ValidationError
-from campfire.models import Photometry, SpectrumData
+from campfire.models import Photometry, SpectrumData, as_spectrum_data
 from campfire.tasks.synphot import band_weights
 
 __all__ = [
@@ -160,14 +160,6 @@ def _band_matrix_cached(bands: tuple[str, ...], wave_bytes: bytes):
 def _band_matrix(wave: np.ndarray, bands: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
     """(n_bands × n_pixels) photon weights T Δλ/λ and each band's (lo, hi) support."""
     return _band_matrix_cached(tuple(bands), np.ascontiguousarray(wave, float).tobytes())
-
-
-def _as_spectrum(spec) -> SpectrumData:
-    if isinstance(spec, SpectrumData):
-        return spec
-    if hasattr(spec, "open") and callable(spec.open):
-        return spec.open()
-    raise ValidationError(f"spec: expected a SpectrumData or Spectrum, got {type(spec).__name__}")
 
 
 def _check_photometry(photometry) -> Photometry:
@@ -321,7 +313,7 @@ def calibrate_to_photometry(
     if not (np.isfinite(snr) and snr >= 0):
         raise ValidationError(f"min_snr: expected a number ≥ 0, got {min_snr!r}")
     phot = _check_photometry(photometry)
-    spec = _as_spectrum(spec)
+    spec = as_spectrum_data(spec)
 
     used, rejected, fitdata = _select(spec, phot, bands, snr)
     if not used:

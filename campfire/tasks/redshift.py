@@ -264,16 +264,6 @@ def _curvature_prior(cont: np.ndarray, y: np.ndarray, w: np.ndarray) -> np.ndarr
     return dd.T @ dd / (SPLINE_CURVATURE * level) ** 2
 
 
-def _as_spectrum(spec):
-    from campfire.models import SpectrumData
-
-    if isinstance(spec, SpectrumData):
-        return spec
-    if hasattr(spec, "open") and callable(spec.open):
-        return spec.open()
-    raise ValidationError(f"spec: expected a SpectrumData or Spectrum, got {type(spec).__name__}")
-
-
 def _prepare(spec) -> _Prepared:
     wave = np.asarray(spec.wavelength, float)
     f = np.asarray(spec.fnu, float)
@@ -666,7 +656,9 @@ def fit_redshift(
     if not (np.isfinite(z_lo) and np.isfinite(z_hi) and 0 <= z_lo < z_hi <= 30):
         raise ValidationError(f"z_range: expected 0 <= z_min < z_max <= 30, got {z_range!r}")
     eng = resolve_engine(engine)
-    spec = _as_spectrum(spec)
+    from campfire.models import as_spectrum_data
+
+    spec = as_spectrum_data(spec)
     d = _prepare(spec)
 
     # coarse pass: uniform in ln(1+z), lines broadened by half a step
