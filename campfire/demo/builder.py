@@ -356,7 +356,7 @@ def build(root: str | os.PathLike | None = None, size: str = "small", seed: int 
     root : path, optional
         Where to build; default :func:`campfire.config.demo_root` (``~/.cache/campfire/demo``).
     size : {'small', 'full', 'catalog'}
-        ``'small'`` (default): 240 objects / 520 spectra, every feature, < 1 min.
+        ``'small'`` (default): 240 objects / 460 spectra, every feature, < 1 min.
         ``'full'``: 2,450 objects / 7,200 spectra / 8 observations (the reference's numbers).
         ``'catalog'``: 1,000,000 spectra of catalog rows only (no FITS files).
     seed : int
