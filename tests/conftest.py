@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import sys
 
 import pytest
 
@@ -9,6 +10,15 @@ import pytest
 os.environ.setdefault("CAMPFIRE_CONFIG_DIR", os.path.join(os.environ.get("TMPDIR", "/tmp"), f"campfire-test-config-{os.getpid()}"))
 os.environ.pop("CAMPFIRE_API_URL", None)
 os.environ.pop("CAMPFIRE_ROOT", None)
+
+
+@pytest.fixture(autouse=True)
+def close_figures():
+    """No matplotlib figure outlives its test (plot() draws on the current axes, like pandas)."""
+    yield
+    plt = sys.modules.get("matplotlib.pyplot")  # never imported: nothing to close
+    if plt is not None:
+        plt.close("all")
 
 
 def pytest_addoption(parser):

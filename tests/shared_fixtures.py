@@ -1,10 +1,9 @@
 """Fixtures shared by the plot and imaging tests, and the demo-archive copy they use.
 
 tests/ is on ``sys.path`` (through tests/conftest.py): the conftest.py of a folder
-re-exports the fixtures it wants (``from shared_fixtures import archive, close_figures``),
+re-exports the fixtures it wants (``from shared_fixtures import archive``),
 a test module imports ``link_copy``. ``archive`` is one private copy of the session's
-demo archive per test module; ``close_figures`` (autouse) lets no matplotlib figure
-outlive its test.
+demo archive per test module. (Figures are closed after every test by tests/conftest.py.)
 """
 from __future__ import annotations
 
@@ -15,7 +14,7 @@ import sys
 
 import pytest
 
-__all__ = ["archive", "close_figures", "link_copy"]
+__all__ = ["archive", "link_copy"]
 
 
 def link_copy(src: pathlib.Path, dest: pathlib.Path) -> pathlib.Path:
@@ -31,14 +30,6 @@ def link_copy(src: pathlib.Path, dest: pathlib.Path) -> pathlib.Path:
         else:
             shutil.copy2(item, dest / item.name)
     return dest
-
-
-@pytest.fixture(autouse=True)
-def close_figures():
-    yield
-    plt = sys.modules.get("matplotlib.pyplot")  # never imported by this test: nothing to close
-    if plt is not None:
-        plt.close("all")
 
 
 @pytest.fixture(scope="module")

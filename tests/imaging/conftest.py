@@ -6,7 +6,7 @@ import pathlib
 
 import pytest
 from mini_archive import build_mini_root
-from shared_fixtures import archive, close_figures  # noqa: F401 (fixtures of this folder)
+from shared_fixtures import archive  # noqa: F401 (fixtures of this folder)
 
 
 @pytest.fixture(scope="session")

@@ -3,7 +3,7 @@ of the demo archive and the figure clean-up shared with tests/imaging (tests/sha
 from __future__ import annotations
 
 import pytest
-from shared_fixtures import archive, close_figures  # noqa: F401 (fixtures of this folder)
+from shared_fixtures import archive  # noqa: F401 (fixtures of this folder)
 from synthetic_spectrum import write_synthetic
 
 
