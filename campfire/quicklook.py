@@ -317,7 +317,8 @@ def plot_spectrum_data(
             raise ValidationError(f"flux_unit: these axes already show {prev_unit!r}; got {unit!r}")
         if getattr(ax, "_campfire_wave", None) not in (None, wavelength_label(spec)):
             raise ValidationError(f"spec: these axes show {ax._campfire_wave!r}; "
-                                  f"{spec.spectrum_id or 'this spectrum'} is not in that frame")
+                                  f"{spec.spectrum_id or 'this spectrum'} is not in that frame; "
+                                  "plot it on new axes (plt.figure() first, or pass ax=)")
     scale = 10.0 ** -exponent
     flux, err = flux * scale, err * scale
     default_label = label if label is not None else (spec.spectrum_id or None)
