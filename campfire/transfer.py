@@ -28,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import datetime as _dt
 import errno
+import functools
 import hashlib
 import json
 import logging
@@ -110,6 +111,23 @@ def _discard(path: pathlib.Path) -> None:
 # =============================================================================== sync
 def _catalog_owner(db: pathlib.Path) -> tuple[bool, str | None]:
     """(is a campfire catalog, owner) of an existing database file."""
+    try:
+        st = os.stat(db)
+    except OSError:
+        return False, None
+    # asked once per downloaded file: remembered until the file changes (a sync replaces it)
+    key = (str(db), st.st_mtime_ns, st.st_size, st.st_ino)
+    if key not in _OWNER_CACHE:
+        if len(_OWNER_CACHE) > 64:
+            _OWNER_CACHE.clear()
+        _OWNER_CACHE[key] = _read_catalog_owner(db)
+    return _OWNER_CACHE[key]
+
+
+_OWNER_CACHE: dict[tuple, tuple[bool, str | None]] = {}
+
+
+def _read_catalog_owner(db: pathlib.Path) -> tuple[bool, str | None]:
     try:
         conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)
         try:
@@ -484,12 +502,17 @@ def sync_catalog(remote, data_dir: str | os.PathLike) -> dict[str, int]:
 
 
 # ========================================================================== downloads
+@functools.lru_cache(maxsize=64)
+def _resolved(root: str) -> pathlib.Path:
+    return pathlib.Path(root).resolve()
+
+
 def _safe_dest(root: pathlib.Path, fits_path: str) -> pathlib.Path:
     """``root/fits_path``, refusing anything that would leave ``root``."""
     if not fits_path or os.path.isabs(fits_path) or "\0" in fits_path:
         raise DownloadError(f"refusing unsafe file path {fits_path!r} from the catalog")
     dest = (root / fits_path).resolve()
-    if not dest.is_relative_to(root.resolve()):
+    if not dest.is_relative_to(_resolved(str(root))):
         raise DownloadError(f"refusing file path {fits_path!r}: it leaves {root}")
     return dest
 

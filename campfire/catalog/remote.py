@@ -326,6 +326,13 @@ class RemoteCatalog:
 
             s = requests.Session()
             s.headers["User-Agent"] = "campfire-client/0.1"
+            # read the proxy and CA-bundle environment once per session: with trust_env,
+            # requests scans os.environ on every request (≈1 ms of CPU per downloaded file)
+            s.proxies.update(requests.utils.get_environ_proxies(self.base_url))
+            bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+            if bundle:
+                s.verify = bundle
+            s.trust_env = False
             self._local.session = s
         return s
 
