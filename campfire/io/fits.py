@@ -323,6 +323,10 @@ def read_spectrum_2d(path: str | os.PathLike) -> dict[str, Any]:
             raise FileFormatError(f"{path}: no SCI/WHT 2D extensions for the 2D spectrum")
         sci = np.array(hdul["SCI"].data, dtype=float)
         wht = np.array(hdul["WHT"].data, dtype=float)
+        if sci.ndim != 2 or wht.shape != sci.shape or 0 in sci.shape:
+            raise FileFormatError(
+                f"{path}: SCI and WHT must be non-empty 2D images of one shape, got {sci.shape} and {wht.shape}"
+            )
         with np.errstate(invalid="ignore"):
             snr = sci * np.sqrt(np.where(wht > 0, wht, np.nan))
         if "PROF1D" in names:

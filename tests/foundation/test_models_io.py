@@ -114,6 +114,23 @@ def test_write_read_round_trip_and_determinism(tmp_path):
         write_spectrum_file(tmp_path / "a.spec.fits", **kw)
 
 
+@pytest.mark.parametrize("sci_shape, wht_shape", [((50,), (50,)), ((7, 50), (7, 49)), ((0, 50), (0, 50))])
+def test_2d_extensions_of_the_wrong_shape_are_a_file_format_error(tmp_path, sci_shape, wht_shape):
+    # found by the --runslow FITS mutation fuzzing: NAXIS = 1 on SCI gave an IndexError
+    wave = np.linspace(0.6, 5.3, 50)
+    path = write_spectrum_file(tmp_path / "odd.spec.fits", wave=wave, flux=np.ones(50), err=np.ones(50),
+                               header={"SPECID": "odd_prism_clear_1", "GRATING": "PRISM"},
+                               sci=np.ones((7, 50)), wht=np.ones((7, 50)))
+    from astropy.io import fits
+
+    with fits.open(path, mode="update") as hdul:
+        hdul["SCI"].data = np.ones(sci_shape, np.float32)
+        hdul["WHT"].data = np.ones(wht_shape, np.float32)
+    with pytest.raises(FileFormatError, match="SCI and WHT must be non-empty 2D images"):
+        read_spectrum_2d(path)
+    assert SpectrumData.from_fits(path).spectrum_id == "odd_prism_clear_1"  # the 1D spectrum still opens
+
+
 def test_spectrumdata_validation_and_repr():
     with pytest.raises(ValidationError, match="fnu: expected 3 values"):
         SpectrumData([1, 2, 3], [1, 2], [1, 1, 1])
