@@ -96,9 +96,9 @@ def _json(schema: dict, description: str = "OK") -> dict:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
-def _binary(media_type: str, description: str, headers: dict | None = None) -> dict:
-    out = {"description": description, "content": {media_type: {"schema": {"type": "string",
-                                                                            "format": "binary"}}}}
+def _binary(media_type: str, description: str, headers: dict | None = None, also: tuple[str, ...] = ()) -> dict:
+    binary = {"schema": {"type": "string", "format": "binary"}}
+    out = {"description": description, "content": {m: dict(binary) for m in (media_type, *also)}}
     if headers:
         out["headers"] = headers
     return out
@@ -179,13 +179,16 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
         "200": _json(SPECTRUM_ROW), **_errors(400, 401, 404)}},
     ("get", "/spectra/{spectrum_id}/file"): {"auth": "optional", "responses": {
         "200": _binary("application/fits", "the FITS file", _ETAG),
-        "206": _binary("application/fits", "the requested byte range (Range: bytes=START-[END])", _ETAG),
+        "206": _binary("application/fits", "the requested byte range (Range: bytes=START-[END]); several "
+                       "ranges come as multipart/byteranges (RFC 9110)", _ETAG,
+                       also=("multipart/byteranges",)),
         "304": {"description": "If-None-Match matched the ETag"},
         **_errors(400, 401, 404),
         "416": {**_error(_ERRORS[416]), "headers": {"Content-Range": {"schema": STRING}}}},
         "parameters": [
             {"name": "Range", "in": "header", "required": False, "schema": STRING,
-             "description": "bytes=START-[END] to resume a download"},
+             "description": "bytes=START-[END] to resume a download "
+                            "(several comma-separated ranges: multipart/byteranges)"},
             {"name": "If-Range", "in": "header", "required": False, "schema": STRING,
              "description": "the ETag the partial file came from"},
             {"name": "If-None-Match", "in": "header", "required": False, "schema": STRING}]},

@@ -63,6 +63,13 @@ def test_spectrum_file_etag_is_the_content_hash_and_range_resumes(server, ids):
     assert requests.get(api(server, f"/spectra/{sid}/file"), headers={"If-None-Match": f'"{digest}"'}).status_code == 304
     head = requests.head(api(server, f"/spectra/{sid}/file"))
     assert head.status_code == 200 and head.headers["etag"] == f'"{digest}"'
+    # several ranges: one multipart/byteranges answer, a media type the OpenAPI document declares
+    multi = requests.get(api(server, f"/spectra/{sid}/file"), headers={"Range": "bytes=0-9,100-109"})
+    media = multi.headers["content-type"].split(";")[0]
+    assert multi.status_code == 206 and media == "multipart/byteranges"
+    assert r.content[:10] in multi.content and r.content[100:110] in multi.content
+    doc = requests.get(api(server, "/openapi.json")).json()
+    assert media in doc["paths"]["/api/v1/spectra/{spectrum_id}/file"]["get"]["responses"]["206"]["content"]
 
 
 def test_spectrum_data_and_redshift_fit_are_json_with_nulls(server, ids):
