@@ -8,7 +8,6 @@ pictures in :mod:`campfire.imaging` / :mod:`campfire.quicklook`.
 from __future__ import annotations
 
 import os
-import pathlib
 from typing import Any, Iterator
 
 from astropy.table import Table

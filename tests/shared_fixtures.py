@@ -10,11 +10,10 @@ from __future__ import annotations
 import os
 import pathlib
 import shutil
-import sys
 
 import pytest
 
-__all__ = ["archive", "link_copy"]
+__all__ = ["archive", "link_copy", "missing_tool"]
 
 
 def link_copy(src: pathlib.Path, dest: pathlib.Path) -> pathlib.Path:
@@ -36,3 +35,11 @@ def link_copy(src: pathlib.Path, dest: pathlib.Path) -> pathlib.Path:
 def archive(demo_root, tmp_path_factory) -> pathlib.Path:
     """A copy of the demo archive shared by the tests of one module."""
     return link_copy(pathlib.Path(demo_root), tmp_path_factory.mktemp("demo-copy") / "root")
+
+
+def missing_tool(why: str) -> None:
+    """A system tool a test needs is absent: skip on a developer's machine, fail in CI (``CI`` set),
+    where .ci/run installs it — so a broken CI image cannot turn a test into a silent skip."""
+    if os.environ.get("CI"):
+        pytest.fail(f"{why} (CI installs it: see .ci/run)")
+    pytest.skip(why)

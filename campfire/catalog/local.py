@@ -30,7 +30,7 @@ import numpy as np
 from astropy.table import Table
 
 from campfire.catalog.filters import KNOWN_GRATINGS, Query, Vocabulary
-from campfire.errors import CampfireError, ValidationError
+from campfire.errors import CampfireError
 
 __all__ = [
     "LocalCatalog",

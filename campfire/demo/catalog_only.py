@@ -179,7 +179,6 @@ def build_catalog(root: pathlib.Path, seed: int = 0, progress: bool = True,
 
     # --- spectra rows
     ti, ci = np.nonzero(take)
-    conf = np.array(conf_keys)[ci]
     grat = np.array([c.split("/")[0] for c in conf_keys])[ci]
     filt = np.array([c.split("/")[1] for c in conf_keys])[ci]
     spec_ids = np.char.lower(np.char.add(np.char.add(np.char.add(np.char.add(np.char.add(

@@ -53,7 +53,6 @@ Examples
 """
 from __future__ import annotations
 
-import os
 from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np

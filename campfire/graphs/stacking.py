@@ -26,7 +26,6 @@ import math
 from typing import Any
 
 import numpy as np
-from dask.base import tokenize
 from dask.delayed import Delayed
 from dask.highlevelgraph import HighLevelGraph
 

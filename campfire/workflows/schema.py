@@ -50,7 +50,7 @@ import pathlib
 from dataclasses import dataclass, field
 from typing import Any
 
-from campfire.catalog.filters import FILTER_NAMES, PAGING_NAMES, build_query
+from campfire.catalog.filters import FILTER_NAMES, build_query
 from campfire.errors import ValidationError
 from campfire.workflows import options as O
 from campfire.workflows.options import Invalid

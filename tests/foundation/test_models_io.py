@@ -164,7 +164,6 @@ def test_collection_indexing_and_photometry():
 
 
 def test_specutils_round_trip():
-    pytest.importorskip("specutils", reason="specutils is an optional dependency (campfire[all])")
     spec = SpectrumData(np.linspace(1, 2, 10), np.arange(10.0) + 1, np.full(10, 0.5), spectrum_id="s", grating="PRISM")
     back = SpectrumData.from_specutils(spec.to_specutils())
     np.testing.assert_allclose(back.wavelength, spec.wavelength)

@@ -14,7 +14,8 @@ def cf(demo_root):
 @pytest.fixture(scope="module")
 def cluster_client():
     """A real ``distributed.LocalCluster`` of 2 worker processes (one thread each)."""
-    distributed = pytest.importorskip("distributed")
+    import distributed
+
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
                                   silence_logs=40) as cluster, distributed.Client(cluster) as client:
         yield client

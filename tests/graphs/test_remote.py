@@ -18,7 +18,6 @@ GRID = np.geomspace(0.6, 5.3, 400)
 @pytest.fixture(scope="module")
 def server_url(demo_root, tmp_path_factory):
     """A server over a private copy of the demo (catalog copied, files hard-linked)."""
-    pytest.importorskip("uvicorn")
     from campfire.server.testing import ServerThread
 
     root = tmp_path_factory.mktemp("served") / "root"

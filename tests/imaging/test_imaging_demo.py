@@ -115,7 +115,6 @@ def test_demo_bad_inputs(cf):
 # -- through the reference server ----------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def server_url(archive):
-    pytest.importorskip("uvicorn", reason="the server extra is not installed")
     from campfire.server.testing import running_server
 
     with running_server(archive) as url:

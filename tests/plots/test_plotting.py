@@ -6,16 +6,16 @@ import subprocess
 import sys
 
 import numpy as np
+import plotly.graph_objects as go
 import pytest
 from astropy.io import fits
+from shared_fixtures import missing_tool
 from synthetic_spectrum import Z_TRUE
 
 from campfire import EMISSION_LINES
 from campfire.errors import ValidationError
 
-go = pytest.importorskip("plotly.graph_objects", reason="the plotting extra (plotly) is not installed")
-
-from campfire.plotting import plot_redshift_fit, plot_spectrum, plot_spectrum_simple  # noqa: E402
+from campfire.plotting import plot_redshift_fit, plot_spectrum, plot_spectrum_simple
 
 
 def _shapes(fig, xref=None) -> dict[str, float]:
@@ -165,7 +165,7 @@ def test_figures_render_to_png(spec_data, fit_data, tmp_path):
     from campfire.gallery import chrome_executable, figures_to_png
 
     if chrome_executable() is None:
-        pytest.skip("no Chrome/Chromium to render Plotly to PNG here (apt-get install chromium)")
+        missing_tool("no Chrome/Chromium to render Plotly to PNG here (apt-get install chromium)")
     figs = [plot_spectrum(spec_data, redshift=Z_TRUE, show_emission_lines=True),
             plot_redshift_fit(fit_data, spectrum_data=spec_data),
             plot_spectrum_simple(spec_data, redshift=Z_TRUE)]
@@ -189,7 +189,7 @@ def test_chromium_screenshot_fallback_without_kaleido(spec_data, tmp_path, monke
     import campfire.gallery as gallery
 
     if gallery.chrome_executable() is None:
-        pytest.skip("no Chrome/Chromium to render Plotly to PNG here (apt-get install chromium)")
+        missing_tool("no Chrome/Chromium to render Plotly to PNG here (apt-get install chromium)")
     monkeypatch.setattr(gallery, "_kaleido_ok", lambda: False)
     fig = plot_spectrum_simple(spec_data, redshift=Z_TRUE)
     (path,) = gallery.figures_to_png([fig], [tmp_path / "simple.png"])

@@ -19,7 +19,6 @@ from campfire.lines import convert_flux_units  # noqa: E402
 from campfire.quicklook import (  # noqa: E402
     plot_calibrate_and_stack,
     plot_calibration,
-    plot_spectrum_data,
 )
 
 

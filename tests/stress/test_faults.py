@@ -34,6 +34,7 @@ from campfire.client import Campfire
 from campfire.errors import APIError, DownloadError
 from campfire.graphs.download import download_files
 from campfire.transfer import SyncInterrupted
+from shared_fixtures import missing_tool
 from stresskit import API, DEMO_PASSWORDS, ServerProcess, copy_archive, start_server
 
 pytestmark = pytest.mark.server
@@ -405,7 +406,7 @@ def _read_only(path: pathlib.Path):
         return lambda: os.chmod(path, 0o755)
     done = subprocess.run(["chattr", "+i", str(path)], capture_output=True)
     if done.returncode != 0:
-        pytest.skip("running as root without chattr: cannot make a directory read-only")
+        missing_tool("running as root without chattr: cannot make a directory read-only")
     return lambda: subprocess.run(["chattr", "-i", str(path)], check=True)
 
 
@@ -534,7 +535,8 @@ def test_dask_worker_killed_during_campfire_run(demo_root, tmp_path):
     # guards: campfire run's graph being pure, retryable tasks (no side effect that breaks when
     # a task runs twice; outputs written from the gathered results) on distributed, which
     # reschedules the tasks of a dead worker (distributed.scheduler.allowed-failures)
-    distributed = pytest.importorskip("distributed")
+    import distributed
+
     from campfire.workflows.runner import run_workflow
 
     # the shipped stack_lrds workflow on two fields (13 objects), in batches of 3 spectra: many

@@ -25,7 +25,7 @@ import textwrap
 import numpy as np
 import pytest
 from astropy.io import fits
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from campfire.catalog.filters import FILTER_NAMES, PAGING_NAMES, Query, Vocabulary, build_query, query_from_params

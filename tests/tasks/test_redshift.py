@@ -221,11 +221,8 @@ def test_public_name():
 # demo archive truth (needs the session fixture ``demo_root`` from tests/conftest.py)
 # ------------------------------------------------------------------------------------
 @pytest.fixture
-def demo(request) -> pathlib.Path:
-    try:
-        return pathlib.Path(request.getfixturevalue("demo_root"))
-    except pytest.FixtureLookupError:
-        pytest.skip("the demo_root fixture is not available")
+def demo(demo_root) -> pathlib.Path:
+    return pathlib.Path(demo_root)
 
 
 def _has_lines(params: dict, z: float, lo: float, hi: float, ew_min: float = 20.0) -> bool:

@@ -6,13 +6,13 @@ import warnings
 
 import numpy as np
 import pytest
+import spectres
 
 from campfire.errors import ValidationError
 from campfire.models import SpectrumData
 from campfire.tasks._jit import numba_available
 from campfire.tasks.resample import bin_edges, resample_batch, resample_flux, resample_spectrum
 
-spectres = pytest.importorskip("spectres")
 
 ENGINES = ["numpy"] + (["numba"] if numba_available() else [])
 RTOL = 1e-8  # the contract: agree with spectres to 1e-8 relative wherever both are defined

@@ -84,11 +84,8 @@ def test_uncovered_and_unknown_bands_raise():
 
 
 @pytest.fixture
-def demo(request) -> pathlib.Path:
-    try:
-        return pathlib.Path(request.getfixturevalue("demo_root"))
-    except pytest.FixtureLookupError:
-        pytest.skip("the demo_root fixture is not available")
+def demo(demo_root) -> pathlib.Path:
+    return pathlib.Path(demo_root)
 
 
 def test_demo_seds_match_independent_integration(demo):
