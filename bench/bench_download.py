@@ -12,31 +12,14 @@ from __future__ import annotations
 
 import os
 import pathlib
-import re
 import shutil
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 
+from bench_sync import cpu_of, cpu_self, start_server  # the same harness (this folder is on sys.path)
+
 N_FILES = 1000
-
-
-def start_server(root: pathlib.Path) -> tuple[subprocess.Popen, str]:
-    proc = subprocess.Popen([sys.executable, "-m", "campfire", "serve", str(root), "--port", "0"],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if not line and proc.poll() is not None:
-            raise RuntimeError("server exited")
-        m = re.search(r"running on (http://127\.0\.0\.1:\d+)", line)
-        if m:
-            # keep draining the server's log: a full pipe would block the server mid-request
-            threading.Thread(target=lambda: [None for _ in proc.stdout], daemon=True).start()
-            return proc, m.group(1)
-    raise RuntimeError("server did not start")
 
 
 def copy_archive(src: pathlib.Path, dest: pathlib.Path) -> None:
@@ -44,18 +27,6 @@ def copy_archive(src: pathlib.Path, dest: pathlib.Path) -> None:
     (dest / "meta").mkdir(parents=True)
     shutil.copy2(src / "meta" / "campfire.db", dest / "meta" / "campfire.db")
     shutil.copytree(src / "products", dest / "products", copy_function=os.link)
-
-
-def cpu_self() -> float:
-    import resource
-
-    r = resource.getrusage(resource.RUSAGE_SELF)
-    return r.ru_utime + r.ru_stime
-
-
-def cpu_of(pid: int) -> float:
-    fields = pathlib.Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def run(url: str, work: pathlib.Path, name: str, workers: int, server_pid: int) -> tuple[float, int, int, str]:
