@@ -42,7 +42,9 @@ def large_results(cf, join: bool = True) -> None:
     import dataclasses
 
     from campfire.catalog.filters import build_query
-    from campfire.catalog.local import LocalCatalog, spectra_table
+    from campfire.catalog.columns import spectra_table
+    from campfire.catalog.db import change_stamp
+    from campfire.catalog.local import LocalCatalog
     from campfire.flags import DQFlags
 
     cases = {
@@ -56,7 +58,7 @@ def large_results(cf, join: bool = True) -> None:
     cat = cf.local_catalog
     # the schema-1 access path on the same file: spectra JOIN objects, SQLite's own plan
     joined = LocalCatalog(cat.root)
-    joined._layout_cache = (joined._stamp(), dataclasses.replace(joined._layout(), copies=False))
+    joined._layout_cache = (change_stamp(joined.db_path), dataclasses.replace(joined._layout(), copies=False))
     for label, kw in cases.items():
         q = build_query("spectra", **kw)
         n = len(cf.query_spectra(**kw))

@@ -13,6 +13,7 @@ from typing import Any, Iterator
 from astropy.table import Table
 
 from campfire import config
+from campfire.catalog.backend import CatalogBackend
 from campfire.catalog.filters import build_query
 from campfire.catalog.local import LocalCatalog
 from campfire.errors import CampfireError, NotFoundError, ValidationError
@@ -104,7 +105,7 @@ class Campfire:
             self._remote = RemoteCatalog(self.base_url, auto_refresh=self.auto_refresh, data_dir=self.data_dir)
         return self._remote
 
-    def _backend(self, remote: bool = False):
+    def _backend(self, remote: bool = False) -> CatalogBackend:
         if not isinstance(remote, bool):
             raise ValidationError(f"remote: expected True or False, got {remote!r}")
         if remote or not self.is_local:

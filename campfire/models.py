@@ -15,32 +15,13 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 import numpy as np
 from astropy.table import Table
 
+from campfire.catalog.columns import SPECTRUM_COLUMN_NAMES as SPECTRUM_COLUMNS  # the columns of query_spectra
 from campfire.errors import CampfireError, ValidationError
 from campfire.lines import FLAM_UNIT, FNU_UNIT, WAVE_UNIT, convert_flux_units
 
 __all__ = ["SpectrumData", "Spectrum", "SpectrumCollection", "Photometry", "Object", "BandFlux"]
 
 BandFlux = namedtuple("BandFlux", ["flux", "flux_err", "wavelength"])
-
-# columns of query_spectra, in the reference's order, then the extra ones
-SPECTRUM_COLUMNS = (
-    "spectrum_id",
-    "target_id",
-    "object_id",
-    "grating",
-    "fits_path",
-    "signal_to_noise",
-    "exposure_time",
-    "reduction_version",
-    "redshift_auto",
-    "dq_flags",
-    "local_path",
-    "filter",
-    "observation",
-    "program",
-    "file_hash",
-    "file_size",
-)
 
 
 def _as_1d(name: str, value, n: int | None = None) -> np.ndarray:

@@ -41,8 +41,10 @@ import zlib
 from typing import Iterator
 
 from campfire import config
-from campfire.catalog.local import SCHEMA_VERSION, LocalCatalog, finalize_catalog
-from campfire.catalog.schema import has_object_copies, schema_statements
+from campfire.catalog.db import catalog_path, connect, opened, read_meta, write_meta
+from campfire.catalog.local import LocalCatalog
+from campfire.catalog.schema import SCHEMA_VERSION, finalize_catalog, has_object_copies, schema_statements
+from campfire.catalog.writer import CatalogWriter
 from campfire.errors import APIError, CampfireError, DownloadError, NotFoundError, ValidationError
 
 __all__ = ["sync_catalog", "plan_downloads", "fetch_spectrum", "file_sha256", "SyncInterrupted"]
@@ -129,12 +131,9 @@ _OWNER_CACHE: dict[tuple, tuple[bool, str | None]] = {}
 
 def _read_catalog_owner(db: pathlib.Path) -> tuple[bool, str | None]:
     try:
-        conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)
-        try:
-            meta = dict(conn.execute("SELECT key, value FROM archive_meta").fetchall())
-        finally:
-            conn.close()
-    except sqlite3.Error:
+        with opened(db, timeout=10) as conn:
+            meta = read_meta(conn)
+    except (sqlite3.Error, CampfireError):
         return False, None
     return "schema_version" in meta, meta.get("owner")
 
@@ -253,20 +252,6 @@ class _Loader:
         self.conn.executemany(self.sql, rows)
 
 
-def _refresh_rtree(conn: sqlite3.Connection, object_ids: list[str] | None = None) -> None:
-    """Points (ra, dec) of the objects in the cone-search R*Tree (id = objects.rowid)."""
-    if object_ids is None:
-        conn.execute("DELETE FROM objects_rtree")
-        conn.execute("INSERT INTO objects_rtree (id, ra_min, ra_max, dec_min, dec_max) "
-                     "SELECT rowid, ra, ra, dec, dec FROM objects")
-        return
-    for i in range(0, len(object_ids), 500):
-        chunk = object_ids[i:i + 500]
-        conn.execute("INSERT OR REPLACE INTO objects_rtree (id, ra_min, ra_max, dec_min, dec_max) "
-                     f"SELECT rowid, ra, ra, dec, dec FROM objects WHERE object_id IN ({','.join('?' * len(chunk))})",
-                     chunk)
-
-
 def _local_counts(conn: sqlite3.Connection) -> dict[str, int]:
     return {
         "observations": conn.execute("SELECT count(*) FROM observations").fetchone()[0],
@@ -280,10 +265,6 @@ def _stale_count(conn: sqlite3.Connection) -> int:
         "SELECT count(*) FROM local_files lf JOIN spectra s ON s.spectrum_id = lf.spectrum_id "
         "WHERE lf.sha256 != s.file_hash"
     ).fetchone()[0]
-
-
-def _set_meta(conn: sqlite3.Connection, values: dict[str, str]) -> None:
-    conn.executemany("INSERT OR REPLACE INTO archive_meta (key, value) VALUES (?, ?)", list(values.items()))
 
 
 @contextlib.contextmanager
@@ -329,14 +310,15 @@ def _apply_snapshot(resp, db: pathlib.Path, meta_values: dict) -> dict:
             for block in _gunzip_stream(resp):  # raises if the stream is cut (no final gzip trailer)
                 f.write(block)
         _check_complete(tmp)
-        conn = sqlite3.connect(tmp, isolation_level=None)
+        conn = connect(tmp, readonly=False, autocommit=True)
         try:
             kinds = {r[0] for r in conn.execute("SELECT type FROM sqlite_master WHERE name NOT LIKE 'sqlite_%'")}
-            meta = dict(conn.execute("SELECT key, value FROM archive_meta").fetchall())
+            meta = read_meta(conn)
         except sqlite3.DatabaseError as err:
             raise APIError(f"sync: the server's snapshot is not a readable catalog ({err})") from err
         if meta.get("export_format") != "sqlite-snapshot" or not kinds <= _SNAPSHOT_OBJECTS:
             raise APIError("sync: the server's snapshot is not a campfire catalog export (incompatible server)")
+        conn.execute("PRAGMA foreign_keys = OFF")  # the server's rows, loaded as they are
         conn.execute("PRAGMA journal_mode = OFF")  # a scratch file until the rename
         conn.execute("PRAGMA synchronous = OFF")
         conn.execute("PRAGMA cache_size = -131072")
@@ -345,17 +327,13 @@ def _apply_snapshot(resp, db: pathlib.Path, meta_values: dict) -> dict:
             for stmt in schema_statements()[1]:  # the indexes, built once over the loaded rows
                 conn.execute(stmt)
         # else: an older server's schema-1 snapshot; finalize_catalog below upgrades it (columns, indexes)
-        _refresh_rtree(conn)
+        CatalogWriter(conn).index_objects()
         if db.exists():
             # the client's own record of its files survives the new catalog
-            with contextlib.suppress(sqlite3.Error):
-                old = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)
-                try:
-                    rows = old.execute("SELECT spectrum_id, sha256, size, downloaded_at FROM local_files").fetchall()
-                finally:
-                    old.close()
-                conn.executemany("INSERT OR REPLACE INTO local_files VALUES (?, ?, ?, ?)", rows)
-        _set_meta(conn, {"schema_version": meta.get("schema_version", SCHEMA_VERSION), "owner": "client",
+            with contextlib.suppress(sqlite3.Error), opened(db, timeout=30) as old:
+                rows = old.execute("SELECT spectrum_id, sha256, size, downloaded_at FROM local_files").fetchall()
+                CatalogWriter(conn).add_local_files(rows, replace=True)
+        write_meta(conn, {"schema_version": meta.get("schema_version", SCHEMA_VERSION), "owner": "client",
                          "sync_cursor": meta["export_cursor"], **meta_values})
         conn.execute("COMMIT")
         finalize_catalog(conn)  # planner statistics: cone searches use the R*Tree
@@ -380,7 +358,7 @@ def _apply_snapshot(resp, db: pathlib.Path, meta_values: dict) -> dict:
 
 def _apply_delta(resp, db: pathlib.Path, meta_values: dict) -> dict | None:
     """Apply an NDJSON delta in one transaction; None when the counts say a full sync is needed."""
-    conn = sqlite3.connect(db, timeout=30, isolation_level=None)
+    conn = connect(db, readonly=False, timeout=30, autocommit=True)
     try:
         conn.execute("PRAGMA foreign_keys = OFF")
         conn.execute("BEGIN IMMEDIATE")
@@ -403,13 +381,13 @@ def _apply_delta(resp, db: pathlib.Path, meta_values: dict) -> dict | None:
             if end is None:
                 raise _interrupted(0)
             if loader.touched_objects:
-                _refresh_rtree(conn, loader.touched_objects)
+                CatalogWriter(conn).index_objects(loader.touched_objects)
             got = _local_counts(conn)
             if got != end["counts"]:
                 log.info("sync: counts differ after the delta (%s vs %s): full sync", got, end["counts"])
                 conn.execute("ROLLBACK")
                 return None
-            _set_meta(conn, {"sync_cursor": header["cursor"], **meta_values})
+            write_meta(conn, {"sync_cursor": header["cursor"], **meta_values})
             result = dict(got, stale_count=_stale_count(conn))
             conn.execute("COMMIT")
             return result
@@ -467,10 +445,10 @@ def sync_catalog(remote, data_dir: str | os.PathLike) -> dict[str, int]:
     {'observations': 8, 'objects': 2450, 'spectra': 7200, 'stale_count': 0}
     """
     root = pathlib.Path(data_dir).expanduser()
-    meta_dir = root / "meta"
-    db = meta_dir / "campfire.db"
+    db = catalog_path(root)
+    meta_dir = db.parent
     with _dir_lock(meta_dir):
-        for leftover in meta_dir.glob("campfire.db.sync-*.tmp"):  # from a killed sync
+        for leftover in meta_dir.glob(f"{db.name}.sync-*.tmp"):  # from a killed sync
             with contextlib.suppress(OSError):
                 leftover.unlink()
         cursor = None
@@ -485,11 +463,7 @@ def sync_catalog(remote, data_dir: str | os.PathLike) -> dict[str, int]:
                     f"refusing to sync into {root}: it is an archive root owned by the {owner or 'unknown'} "
                     "(its catalog is the source, not a copy). Use another data_dir for the synced copy."
                 )
-            conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-            try:
-                meta = dict(conn.execute("SELECT key, value FROM archive_meta").fetchall())
-            finally:
-                conn.close()
+            meta = read_meta(db)
             # a delta applies to the catalog as it is: one written by an older schema gets a full export
             if (meta.get("server_url") == remote.base_url and meta.get("sync_user", "") == (remote.username or "")
                     and meta.get("schema_version") == SCHEMA_VERSION):
@@ -680,7 +654,7 @@ def _fetch_locked(remote, row: dict, dest: pathlib.Path, part: pathlib.Path, can
 
 def _writable_client_root(cf) -> bool:
     """True when data_dir holds a client's synced catalog (the only kind downloads write into)."""
-    db = pathlib.Path(cf.data_dir) / "meta" / "campfire.db"
+    db = catalog_path(cf.data_dir)
     if not db.exists():
         return False
     valid, owner = _catalog_owner(db)
@@ -690,13 +664,10 @@ def _writable_client_root(cf) -> bool:
 def _record(db: pathlib.Path, records: list[tuple]) -> None:
     if not records:
         return
-    conn = sqlite3.connect(db, timeout=60)
+    conn = connect(db, readonly=False, timeout=60)
     try:
         with conn:
-            conn.executemany(
-                "INSERT OR REPLACE INTO local_files (spectrum_id, sha256, size, downloaded_at) VALUES (?, ?, ?, ?)",
-                records,
-            )
+            CatalogWriter(conn).add_local_files(records, replace=True)
     except sqlite3.OperationalError as err:  # a full disk: the files are in place, only the record is lost
         raise DownloadError(f"cannot record {len(records)} downloaded file(s) in {db} ({_disk_problem(err)}); "
                             "they are verified and recorded by the next download()") from err
@@ -712,7 +683,7 @@ def plan_downloads(cf, query, *, stale_only: bool = False) -> tuple[list[dict], 
     archive root this client does not own (a pipeline's or server's files are the source).
     """
     root = pathlib.Path(cf.data_dir)
-    db = root / "meta" / "campfire.db"
+    db = catalog_path(root)
     if not _writable_client_root(cf):
         _, owner = _catalog_owner(db) if db.exists() else (False, None)
         raise CampfireError(
@@ -751,7 +722,7 @@ def fetch_spectrum(cf, spectrum_id: str, row: dict | None = None) -> str:
         row = remote.spectrum_row(spectrum_id)
         if row is None:
             raise NotFoundError(f"spectrum {spectrum_id!r} not found on {remote.base_url}")
-    db = root / "meta" / "campfire.db"
+    db = catalog_path(root)
     client_root = _writable_client_root(cf)
     if db.exists() and not client_root:
         raise NotFoundError(
@@ -764,6 +735,6 @@ def fetch_spectrum(cf, spectrum_id: str, row: dict | None = None) -> str:
     else:
         digest, size = _download_one(remote, root, row)
     if client_root:
-        with _dir_lock(root / "meta"):
+        with _dir_lock(db.parent):
             _record(db, [(spectrum_id, digest, size, _now())])
     return str(dest)

@@ -26,7 +26,9 @@ RANKS = {
     "io": 1,
     "models": 2,
     "quicklook": 2,
-    "catalog": 3,
+    # issue 12 puts models and catalog on one tier (io → models, catalog → tasks): models reads the
+    # spectrum column list of campfire.catalog.columns, the one place it is spelled
+    "catalog": 2,
     "transfer": 3,
     "tasks": 4,
     "imaging": 4,

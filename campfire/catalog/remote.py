@@ -40,16 +40,22 @@ from astropy.table import Table
 
 from campfire import config
 from campfire.catalog.filters import Query
-from campfire.catalog.local import OBJECT_COLUMNS, SPECTRUM_COLUMNS, _row_dict, _table, objects_table, spectra_table
+from campfire.catalog.columns import (
+    OBJECT_COLUMNS,
+    PROGRAM_COLUMNS,
+    SPECTRUM_COLUMNS,
+    TAG_COLUMNS,
+    columns_of,
+    make_table,
+    objects_table,
+    row_dict,
+    spectra_table,
+)
 from campfire.errors import APIError, AuthenticationError, CampfireError, NotFoundError, ValidationError
 
 __all__ = ["RemoteCatalog", "CredentialStore"]
 
 LOGIN_HINT = "Run: campfire login"
-_PROGRAM_COLUMNS = (("program_id", "", "int"), ("slug", "", "str"), ("program_name", "", "str"),
-                    ("pi_name", "", "str"), ("is_public", "", "bool"))
-_TAG_COLUMNS = (("slug", "", "str"), ("name", "", "str"), ("member_count", "", "int"),
-                ("kind", "", "str"), ("owner", "", "str"), ("description", "", "str"))
 _IDEMPOTENT = {"GET", "HEAD", "PUT", "DELETE", "OPTIONS"}
 _MAX_RETRY_AFTER = 120.0
 
@@ -198,8 +204,7 @@ def _path_id(name: str, value: str) -> str:
 # =========================================================================== 3. parsing
 def _parse_table(kind: str, payload: dict) -> Table:
     """A page of ``/objects`` or ``/spectra`` → the Table the local backend returns."""
-    columns = OBJECT_COLUMNS if kind == "objects" else SPECTRUM_COLUMNS
-    _check_columns(payload, columns)
+    _check_columns(payload, columns_of(kind))
     rows = [tuple(r) for r in payload["rows"]]
     return objects_table(rows) if kind == "objects" else spectra_table(rows)
 
@@ -212,8 +217,7 @@ def _check_columns(payload: dict, columns) -> None:
 
 def _parse_row(columns, row: dict) -> dict:
     """A JSON row (nulls) → the dict LocalCatalog returns (NaN, 0, '' for missing values)."""
-    names = [c[0] for c in columns]
-    return _row_dict(names, columns, tuple(row.get(n) for n in names))
+    return row_dict(columns, tuple(row.get(c[0]) for c in columns))
 
 
 def _parse_generic_table(columns, payload: dict) -> Table:
@@ -221,7 +225,7 @@ def _parse_generic_table(columns, payload: dict) -> Table:
     got = payload.get("columns", [])
     index = [got.index(n) if n in got else None for n in names]
     rows = [tuple(r[i] if i is not None else None for i in index) for r in payload.get("rows", [])]
-    return _table(columns, rows)
+    return make_table(columns, rows)
 
 
 def _parse_arrays(payload: dict) -> dict:
@@ -511,8 +515,7 @@ class RemoteCatalog:
 
     def _iter_dicts(self, q: Query, page_size: int | None = None) -> Iterator[dict[str, Any]]:
         page_size = int(page_size or config.get("api.page-size"))
-        columns = OBJECT_COLUMNS if q.kind == "objects" else SPECTRUM_COLUMNS
-        names = [c[0] for c in columns]
+        columns = columns_of(q.kind)
         remaining = q.limit
         offset = q.offset
         while remaining is None or remaining > 0:
@@ -521,7 +524,7 @@ class RemoteCatalog:
             _check_columns(payload, columns)
             rows = payload["rows"]
             for row in rows:
-                d = _row_dict(names, columns, tuple(row))
+                d = row_dict(columns, row)
                 if q.kind == "spectra":
                     d["local_path"] = self._local_path(d)
                 yield d
@@ -547,13 +550,13 @@ class RemoteCatalog:
         self._detail_cache[object_id] = (now, payload)
         return payload
 
-    def object_row(self, object_id: str) -> dict | None:
+    def object_row(self, object_id: str) -> dict[str, Any] | None:
         """One object row (as query_objects columns), or None if it does not exist for you."""
         self._detail_cache.pop(object_id, None)
         detail = self._object_detail(object_id)
         return None if detail is None else _parse_row(OBJECT_COLUMNS, detail["object"])
 
-    def object_spectra(self, object_id: str) -> list[dict]:
+    def object_spectra(self, object_id: str) -> list[dict[str, Any]]:
         detail = self._object_detail(object_id)
         if detail is None:
             return []
@@ -562,7 +565,7 @@ class RemoteCatalog:
             r["local_path"] = self._local_path(r)
         return rows
 
-    def object_photometry(self, object_id: str) -> dict | None:
+    def object_photometry(self, object_id: str) -> dict[str, Any] | None:
         detail = self._object_detail(object_id)
         if detail is None or detail.get("photometry") is None:
             return None
@@ -570,7 +573,7 @@ class RemoteCatalog:
         phot["bands"] = [[b[0]] + [float("nan") if v is None else v for v in b[1:]] for b in phot.get("bands", [])]
         return phot
 
-    def spectrum_row(self, spectrum_id: str) -> dict | None:
+    def spectrum_row(self, spectrum_id: str) -> dict[str, Any] | None:
         """One spectrum row, or None if it does not exist for you."""
         try:
             payload = self._get_json(f"/spectra/{_path_id('spectrum_id', spectrum_id)}")
@@ -641,7 +644,7 @@ class RemoteCatalog:
 
     # -- metadata -------------------------------------------------------------------------------
     def programs(self) -> Table:
-        return _parse_generic_table(_PROGRAM_COLUMNS, self._get_json("/programs"))
+        return _parse_generic_table(PROGRAM_COLUMNS, self._get_json("/programs"))
 
     def fields(self) -> list[str]:
         return list(self._get_json("/fields"))
@@ -660,7 +663,7 @@ class RemoteCatalog:
 
     def tags(self) -> Table:
         """slug, name, member_count, kind, owner, description of the tags you may see."""
-        return _parse_generic_table(_TAG_COLUMNS, self._get_json("/tags"))
+        return _parse_generic_table(TAG_COLUMNS, self._get_json("/tags"))
 
     # -- tag editing -----------------------------------------------------------------------------
     def create_tag(self, slug: str, name: str, *, shared: bool = False, description: str = "") -> dict:

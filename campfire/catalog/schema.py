@@ -16,7 +16,7 @@ Schema versions (``archive_meta.schema_version``):
 :func:`upgrade_catalog` brings a version-1 file to version 2 in place (one transaction;
 6 s per million spectra, plus 8 s to repack the file). A version-1 catalog that is not upgraded still
 answers every query, through the join (see ``LocalCatalog``); writers that finish
-with :func:`campfire.catalog.local.finalize_catalog` (demo builds, sync) upgrade it.
+with :func:`finalize_catalog` (demo builds, sync) upgrade it.
 From the shell: ``python -m campfire.catalog.schema upgrade ROOT`` (which also repacks
 the file, see :func:`repack_catalog`).
 
@@ -38,12 +38,23 @@ import sqlite3
 import sys
 import time
 
-from campfire.catalog.local import OBJECT_COPIES, SCHEMA_PATH, SCHEMA_VERSION
+from campfire.catalog.db import catalog_path, connect, opened, read_meta, write_meta
 
-__all__ = ["schema_statements", "OBJECT_COPIES", "has_object_copies", "fill_object_copies", "upgrade_catalog",
-           "repack_catalog"]
+__all__ = ["SCHEMA_PATH", "SCHEMA_VERSION", "OBJECT_COPIES", "schema_statements", "create_catalog",
+           "finalize_catalog", "has_object_copies", "fill_object_copies", "upgrade_catalog", "repack_catalog"]
 
 log = logging.getLogger("campfire.catalog")
+
+SCHEMA_PATH = pathlib.Path(__file__).with_name("schema.sql")
+SCHEMA_VERSION = "2"
+
+# spectra column -> the objects column it copies (schema version 2)
+OBJECT_COPIES = {
+    "object_field": "field",
+    "object_redshift": "redshift",
+    "object_redshift_quality": "redshift_quality",
+    "object_has_photometry": "has_photometry",
+}
 
 _COPY_TYPES = {"object_field": "TEXT", "object_redshift": "REAL", "object_redshift_quality": "INTEGER",
                "object_has_photometry": "INTEGER"}
@@ -70,6 +81,55 @@ def schema_statements() -> tuple[list[str], list[str]]:
     return tables, post
 
 
+def create_catalog(path: str | os.PathLike, owner: str) -> sqlite3.Connection:
+    """Create (or open) a catalog with the schema and mark who owns it.
+
+    Parameters
+    ----------
+    path : path
+        The database file (:func:`campfire.catalog.db.catalog_path` of the archive root).
+    owner : {'pipeline', 'server', 'client'}
+        Who writes this catalog; ``sync()`` never overwrites one it does not own.
+
+    Returns
+    -------
+    sqlite3.Connection
+        A writable connection; the caller closes it.
+
+    Examples
+    --------
+    >>> conn = create_catalog(catalog_path('/tmp/archive'), owner='pipeline')  # doctest: +SKIP
+    """
+    conn = connect(path, readonly=False)
+    conn.executescript(SCHEMA_PATH.read_text())
+    write_meta(conn, {"schema_version": SCHEMA_VERSION})
+    conn.execute("INSERT OR IGNORE INTO archive_meta (key, value) VALUES ('owner', ?)", (owner,))
+    conn.commit()
+    return conn
+
+
+def finalize_catalog(conn: sqlite3.Connection) -> None:
+    """Bring a bulk-loaded catalog (build, sync) to the current schema and refresh the planner's statistics.
+
+    Fills the spectra's copies of their object's columns where the load left them unset
+    (a sync snapshot's rows are inserted before the triggers exist), adds whatever an
+    older schema lacks (:func:`upgrade_catalog`) and records the schema version.
+    Without the statistics SQLite cannot tell that ``object_aggregates.visibility``
+    has a few values, and drives cone searches from the wrong table (seconds instead
+    of ms).
+
+    Parameters
+    ----------
+    conn : sqlite3.Connection
+        A writable connection; an open transaction is committed first.
+    """
+    if conn.in_transaction:
+        conn.commit()
+    upgrade_catalog(conn)
+    conn.execute("ANALYZE")
+    conn.commit()
+
+
 def has_object_copies(conn: sqlite3.Connection) -> bool:
     """True when ``spectra`` has the object-copy columns of schema version 2."""
     cols = {r[1] for r in conn.execute("PRAGMA table_info(spectra)")}
@@ -87,11 +147,6 @@ def fill_object_copies(conn: sqlite3.Connection, *, only_missing: bool = True) -
     where = " AND spectra.object_field IS NULL" if only_missing else ""
     cur = conn.execute(f"UPDATE spectra SET {sets} FROM objects o WHERE o.object_id = spectra.object_id{where}")
     return max(cur.rowcount, 0)
-
-
-def _schema_version(conn: sqlite3.Connection) -> str | None:
-    row = conn.execute("SELECT value FROM archive_meta WHERE key = 'schema_version'").fetchone()
-    return row[0] if row else None
 
 
 def upgrade_catalog(conn_or_path: sqlite3.Connection | str | os.PathLike) -> bool:
@@ -117,20 +172,17 @@ def upgrade_catalog(conn_or_path: sqlite3.Connection | str | os.PathLike) -> boo
         return _upgrade(conn_or_path)
     path = pathlib.Path(conn_or_path)
     if path.is_dir():
-        path = path / "meta" / "campfire.db"
+        path = catalog_path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no catalog at {path}")
-    conn = sqlite3.connect(path, timeout=60)
-    try:
+    with opened(path, readonly=False, timeout=60) as conn:
         return _upgrade(conn)
-    finally:
-        conn.close()
 
 
 def _upgrade(conn: sqlite3.Connection) -> bool:
     if conn.in_transaction:
         raise sqlite3.OperationalError("upgrade_catalog: commit the open transaction first")
-    if _schema_version(conn) == SCHEMA_VERSION and _complete(conn):
+    if read_meta(conn).get("schema_version") == SCHEMA_VERSION and _complete(conn):
         return False
     t0 = time.perf_counter()
     conn.execute("BEGIN IMMEDIATE")  # one writer; readers keep the old catalog until COMMIT
@@ -142,8 +194,7 @@ def _upgrade(conn: sqlite3.Connection) -> bool:
         filled = fill_object_copies(conn, only_missing=True)  # before the new indexes: cheaper
         for stmt in schema_statements()[1]:  # IF NOT EXISTS: only the missing ones are built
             conn.execute(stmt)
-        conn.execute("INSERT OR REPLACE INTO archive_meta (key, value) VALUES ('schema_version', ?)",
-                     (SCHEMA_VERSION,))
+        write_meta(conn, {"schema_version": SCHEMA_VERSION})
         conn.execute("COMMIT")
     except BaseException:
         if conn.in_transaction:
@@ -174,7 +225,7 @@ def repack_catalog(path: str | os.PathLike, page_size: int = 16384) -> bool:
     which scans ~30 % faster. It rewrites the whole file (and needs as much free
     disk space again) and needs the catalog to itself.
     """
-    conn = sqlite3.connect(path, timeout=5, isolation_level=None)
+    conn = connect(path, readonly=False, timeout=5, autocommit=True)
     try:
         if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() == "wal":
             return False  # the page size of a WAL database cannot change
@@ -203,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
         state = f"upgraded to schema {SCHEMA_VERSION}" if changed else f"already at schema {SCHEMA_VERSION}"
         if changed and repack:
             db = pathlib.Path(root)
-            db = db / "meta" / "campfire.db" if db.is_dir() else db
+            db = catalog_path(db) if db.is_dir() else db
             state += ", repacked" if repack_catalog(db) else ", not repacked"
         print(f"{root}: {state} ({time.perf_counter() - t0:.1f} s)")
     return 0

@@ -1,7 +1,7 @@
 -- campfire catalog schema: one file shared by the pipeline (demo builder), the server
 -- and the client's synced copy (<root>/meta/campfire.db). Values are stored lower-case
 -- (fields, observations, tags), gratings/filters upper-case, program slugs as given.
--- Schema version 2 (campfire.catalog.local.SCHEMA_VERSION): spectra carry copies of their
+-- Schema version 2 (campfire.catalog.schema.SCHEMA_VERSION): spectra carry copies of their
 -- object's field, redshift, redshift_quality and has_photometry, kept equal by the triggers
 -- at the end; campfire.catalog.schema.upgrade_catalog() brings a version-1 file up to date.
 PRAGMA foreign_keys = ON;

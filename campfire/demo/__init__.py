@@ -16,7 +16,8 @@ Examples
 """
 from __future__ import annotations
 
-from campfire.demo.builder import DEMO_VERSION, SIZE_NAMES, build, ensure, main_build, read_build_marker
+from campfire.demo.builder import build, ensure, main_build
+from campfire.demo.identity import DEMO_VERSION, SIZE_NAMES, read_build_marker
 from campfire.demo.survey import EXAMPLE, PROPRIETARY_PROGRAMS
 
 __all__ = [

@@ -7,35 +7,32 @@ archive; :func:`ensure` adds a file lock so concurrent callers build once.
 from __future__ import annotations
 
 import contextlib
-import json
-import math
 import os
 import pathlib
 import shutil
-import sqlite3
 import sys
 import time
 from typing import Any, Iterator
 
 import numpy as np
 
+from campfire.catalog.aggregates import refresh_standard_aggregates
+from campfire.catalog.db import catalog_path, write_meta
+from campfire.catalog.schema import create_catalog, finalize_catalog
+from campfire.catalog.writer import CatalogWriter, unit_vector
 from campfire.demo import survey
-from campfire.demo.sed import TAGGED_TYPES
+from campfire.demo.catalog_only import build_catalog
+from campfire.demo.identity import (
+    DEMO_VERSION,
+    SIZE_NAMES,
+    demo_meta,
+    read_build_marker,
+    write_build_marker,
+    write_system_tags,
+)
 from campfire.errors import CampfireError, ValidationError
 
-__all__ = ["build", "ensure", "main_build", "DEMO_VERSION", "SIZE_NAMES", "read_build_marker"]
-
-DEMO_VERSION = "2"  # 2: catalog schema 2, redshift_auto from the break-aware fitter. Bump when the generator changes: ensure() rebuilds older demos
-SIZE_NAMES = ("small", "full", "catalog")
-MARKER_KEY = "demo_build"
-
-TAG_NAMES = {
-    "lrd": ("Little red dot", "Compact red source with a V-shaped SED and broad Balmer lines"),
-    "blagn": ("Broad-line AGN", "Broad Hα/Hβ on a galaxy continuum"),
-    "lae": ("Lyman-α emitter", "Strong Lyα emission, blue UV continuum"),
-    "hae": ("Hα emitter", "Strong Hα (+[N II]) star-forming galaxy"),
-    "qg": ("Quiescent galaxy", "Strong Balmer/4000 Å break, weak or no emission lines"),
-}
+__all__ = ["build", "ensure", "main_build"]
 
 
 def _progress(total: int, desc: str, enabled: bool):
@@ -119,11 +116,6 @@ def _run_tasks(tasks: list[tuple], workers: int, progress: bool) -> list[Any]:
 # catalog
 
 
-def _unit_vector(ra: float, dec: float) -> tuple[float, float, float]:
-    a, d = math.radians(ra), math.radians(dec)
-    return math.cos(d) * math.cos(a), math.cos(d) * math.sin(a), math.sin(d)
-
-
 def _inspection(obj: survey.ObjectPlan, spectra: list[dict], seed: int) -> dict[str, Any]:
     """Redshift fields of an object: automatic fit of its best spectrum + a visual grade."""
     rng = survey._rng(seed, "inspect", obj.index)
@@ -173,44 +165,25 @@ def _photo_z(obj: survey.ObjectPlan, seed: int) -> tuple[float, float, float] | 
 
 
 def _write_catalog(root: pathlib.Path, plan: survey.Plan, results: list[dict], size: str) -> dict[str, int]:
-    from campfire.catalog.aggregates import refresh_standard_aggregates
-    from campfire.catalog.local import create_catalog, finalize_catalog
-
     seed = plan.seed
-    db = root / "meta" / "campfire.db"
+    db = catalog_path(root)
     if db.exists():
         db.unlink()
     conn = create_catalog(db, owner="pipeline")
+    writer = CatalogWriter(conn)
     stamp = survey.reduction_time(seed)
     try:
         with conn:
-            conn.execute("INSERT OR REPLACE INTO archive_meta (key, value) VALUES ('owner', 'pipeline')")
-            meta = {
-                "catalog_version": f"demo-v{DEMO_VERSION}-{size}-seed{seed}",
-                "built_with": "campfire.demo",
-                "generator": f"campfire.demo v{DEMO_VERSION}",
-                "created_at": stamp,
-            }
-            conn.executemany("INSERT OR REPLACE INTO archive_meta (key, value) VALUES (?, ?)", meta.items())
-            conn.executemany(
-                "INSERT INTO programs (program_id, slug, program_name, pi_name, is_public) VALUES (?, ?, ?, ?, ?)",
-                [(p.program_id, p.slug, p.name, p.pi, int(p.is_public)) for p in survey.PROGRAMS],
-            )
+            write_meta(conn, demo_meta(size, seed, stamp))
+            writer.add_programs([(p.program_id, p.slug, p.name, p.pi, int(p.is_public)) for p in survey.PROGRAMS])
             used = {t.observation for o in plan.objects for t in o.targets}
-            conn.executemany(
-                "INSERT INTO observations (observation, program_id, field, ra, dec, pa_v3, observed_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            writer.add_observations(
                 [(o.name, o.program.program_id, o.field, *(round(v, 7) for v in survey.pointing(o)),
                   round((o.pa_aper - survey.V3_IDL_Y_ANGLE) % 360.0, 3), survey.observation_date(o, seed))
                  for o in survey.OBSERVATIONS if o.name in used],
             )
-            tag_ids = {slug: i + 1 for i, slug in enumerate(TAGGED_TYPES)}
-            conn.executemany(
-                "INSERT INTO tags (tag_id, slug, name, description, kind, owner, updated_at) "
-                "VALUES (?, ?, ?, ?, 'system', NULL, ?)",
-                [(tag_ids[s], s, TAG_NAMES[s][0], TAG_NAMES[s][1], stamp) for s in TAGGED_TYPES],
-            )
-            obj_rows, rtree, phot_rows, tphot, tobj, tags, spec_rows, tspec, local = [], [], [], [], [], [], [], [], []
+            tag_ids = write_system_tags(writer, stamp)
+            obj_rows, phot_rows, tphot, tobj, tags, spec_rows, tspec, local = [], [], [], [], [], [], [], []
             by_index = {r["index"]: r for r in results}
             for obj in plan.objects:
                 res = by_index[obj.index]
@@ -218,12 +191,11 @@ def _write_catalog(root: pathlib.Path, plan: survey.Plan, results: list[dict], s
                 pz = _photo_z(obj, seed)
                 has_phot = bool(res["photometry"])
                 obj_rows.append((
-                    obj.object_id, obj.field, obj.ra, obj.dec, *_unit_vector(obj.ra, obj.dec),
+                    obj.object_id, obj.field, obj.ra, obj.dec, *unit_vector(obj.ra, obj.dec),
                     insp["redshift"], insp["redshift_auto"], insp["redshift_inspected"], insp["redshift_quality"],
                     int(has_phot), obj.phot_catalog if has_phot else None,
                     *(pz if (pz and has_phot) else (None, None, None)), stamp,
                 ))
-                rtree.append((obj.index + 1, obj.ra, obj.ra, obj.dec, obj.dec))
                 for p in res["photometry"]:
                     phot_rows.append((obj.object_id, p["band"], p["flux"], p["flux_err"], p["wavelength"]))
                     tphot.append((obj.object_id, p["band"], p["flux_true"]))
@@ -247,40 +219,15 @@ def _write_catalog(root: pathlib.Path, plan: survey.Plan, results: list[dict], s
                         f"truth/spectra/{t['spectrum_id']}.npz",
                     ))
                     local.append((s["spectrum_id"], s["file_hash"], s["file_size"], stamp))
-            # objects inserted in plan order: rowid = index + 1 matches the R*Tree ids
-            conn.executemany(
-                "INSERT INTO objects (object_id, field, ra, dec, cx, cy, cz, redshift, redshift_auto, "
-                "redshift_inspected, redshift_quality, has_photometry, phot_catalog, photo_z, photo_z_err_lo, "
-                "photo_z_err_hi, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                obj_rows,
-            )
-            conn.executemany("INSERT INTO objects_rtree (id, ra_min, ra_max, dec_min, dec_max) VALUES (?, ?, ?, ?, ?)",
-                             rtree)
-            conn.executemany(
-                "INSERT INTO spectra (spectrum_id, object_id, target_id, observation, program_id, grating, filter, "
-                "fits_path, signal_to_noise, exposure_time, reduction_version, redshift_auto, dq_flags, file_hash, "
-                "file_size, n_pix, wave_min, wave_max, updated_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                spec_rows,
-            )
-            conn.executemany("INSERT INTO photometry (object_id, band, flux, flux_err, wavelength) VALUES (?, ?, ?, ?, ?)",
-                             phot_rows)
-            conn.executemany("INSERT INTO object_tags (tag_id, object_id) VALUES (?, ?)", tags)
-            conn.executemany("INSERT INTO local_files (spectrum_id, sha256, size, downloaded_at) VALUES (?, ?, ?, ?)",
-                             local)
-            conn.executemany(
-                "INSERT INTO truth_objects (object_id, z_true, sed_type, norm_fnu, r_e, sersic_n, axis_ratio, pa, "
-                "sed_params, sed_file) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", tobj)
-            conn.executemany(
-                "INSERT INTO truth_spectra (spectrum_id, object_id, slitloss_model, src_sigma, dx, dy, throughput, "
-                "psf_scale, slitloss_1um, slitloss_3um, slitloss_5um, gap_min, gap_max, cover_min, cover_max, "
-                "det_start, shift, contamination, background, stuck_neighbours, truth_file) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", tspec)
-            conn.executemany("INSERT INTO truth_photometry (object_id, band, flux_true) VALUES (?, ?, ?)", tphot)
+            writer.add_objects(obj_rows)
+            writer.index_objects()
+            writer.add_spectra(spec_rows)
+            writer.add_photometry(phot_rows)
+            writer.add_object_tags(tags)
+            writer.add_local_files(local)
+            _write_truth(conn, tobj, tspec, tphot)
             refresh_standard_aggregates(conn)
-            conn.execute("INSERT OR REPLACE INTO archive_meta (key, value) VALUES (?, ?)",
-                         (MARKER_KEY, json.dumps({"size": size, "seed": seed, "version": DEMO_VERSION},
-                                                 sort_keys=True)))
+            write_build_marker(conn, size, seed)
         counts = {
             "observations": conn.execute("SELECT count(*) FROM observations").fetchone()[0],
             "objects": conn.execute("SELECT count(*) FROM objects").fetchone()[0],
@@ -293,6 +240,19 @@ def _write_catalog(root: pathlib.Path, plan: survey.Plan, results: list[dict], s
     return counts
 
 
+def _write_truth(conn, objects: list[tuple], spectra: list[tuple], photometry: list[tuple]) -> None:
+    """The demo's ground truth (tables only the demo has; see campfire/demo/README.md)."""
+    conn.executemany(
+        "INSERT INTO truth_objects (object_id, z_true, sed_type, norm_fnu, r_e, sersic_n, axis_ratio, pa, "
+        "sed_params, sed_file) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", objects)
+    conn.executemany(
+        "INSERT INTO truth_spectra (spectrum_id, object_id, slitloss_model, src_sigma, dx, dy, throughput, "
+        "psf_scale, slitloss_1um, slitloss_3um, slitloss_5um, gap_min, gap_max, cover_min, cover_max, "
+        "det_start, shift, contamination, background, stuck_neighbours, truth_file) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", spectra)
+    conn.executemany("INSERT INTO truth_photometry (object_id, band, flux_true) VALUES (?, ?, ?)", photometry)
+
+
 def _write_sed_grid(root: pathlib.Path) -> None:
     from campfire.demo.generate import write_npz
     from campfire.demo.sed import TRUTH_EDGES, TRUTH_WAVE
@@ -303,12 +263,10 @@ def _write_sed_grid(root: pathlib.Path) -> None:
 def _build_into(tmp: pathlib.Path, size: str, seed: int, workers: int, progress: bool,
                 n_objects: int | None, n_spectra: int | None) -> dict[str, int]:
     if size == "catalog":
-        from campfire.demo.catalog_only import build_catalog
-
         return build_catalog(tmp, seed=seed, progress=progress)
     plan = survey.make_plan(size, seed, n_objects=n_objects, n_spectra=n_spectra)
     (tmp / "products").mkdir(parents=True, exist_ok=True)
-    (tmp / "meta").mkdir(parents=True, exist_ok=True)
+    catalog_path(tmp).parent.mkdir(parents=True, exist_ok=True)
     _write_sed_grid(tmp)
     chunk = 4
     objs = plan.objects
@@ -319,27 +277,6 @@ def _build_into(tmp: pathlib.Path, size: str, seed: int, workers: int, progress:
     results = _run_tasks(tasks, workers, progress)
     flat = [r for batch in results[len(fields):] for r in batch]
     return _write_catalog(tmp, plan, flat, size)
-
-
-def read_build_marker(root: str | os.PathLike) -> dict[str, Any] | None:
-    """The ``demo_build`` marker of an archive root ({size, seed, version}), or None."""
-    db = pathlib.Path(root) / "meta" / "campfire.db"
-    if not db.is_file():
-        return None
-    try:
-        conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-        try:
-            row = conn.execute("SELECT value FROM archive_meta WHERE key = ?", (MARKER_KEY,)).fetchone()
-        finally:
-            conn.close()
-    except sqlite3.Error:
-        return None
-    if not row:
-        return None
-    try:
-        return json.loads(row[0])
-    except ValueError:
-        return None
 
 
 def _default_workers() -> int:

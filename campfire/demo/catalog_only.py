@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import hashlib
-import json
 import math
 import pathlib
 import sys
@@ -24,8 +23,14 @@ import time
 
 import numpy as np
 
+from campfire.bands import band_pivot
+from campfire.catalog.aggregates import refresh_standard_aggregates
+from campfire.catalog.db import catalog_path, write_meta
+from campfire.catalog.schema import create_catalog, finalize_catalog
+from campfire.catalog.writer import CatalogWriter
 from campfire.demo import survey
-from campfire.demo.sed import REDSHIFT_RANGES, TAGGED_TYPES
+from campfire.demo.identity import demo_meta, write_build_marker, write_system_tags
+from campfire.demo.sed import REDSHIFT_RANGES
 
 __all__ = ["build_catalog", "N_SPECTRA"]
 
@@ -44,12 +49,24 @@ _RANGE = {"PRISM/CLEAR": (0.6, 5.3), "G140M/F070LP": (0.70, 1.27), "G140M/F100LP
 
 def build_catalog(root: pathlib.Path, seed: int = 0, progress: bool = True,
                   n_spectra: int = N_SPECTRA) -> dict[str, int]:
-    """Write ``<root>/meta/campfire.db`` with ``n_spectra`` catalog rows (no FITS files)."""
-    from campfire.bands import band_pivot
-    from campfire.catalog.aggregates import refresh_standard_aggregates
-    from campfire.catalog.local import create_catalog, finalize_catalog
-    from campfire.demo.builder import DEMO_VERSION, MARKER_KEY, TAG_NAMES
+    """Write ``<root>/meta/campfire.db`` with ``n_spectra`` catalog rows (no FITS files).
 
+    Parameters
+    ----------
+    root : pathlib.Path
+        The archive root to write (its catalog is created).
+    seed : int
+        Everything random derives from it.
+    progress : bool
+        Print timings of the stages to stderr.
+    n_spectra : int
+        Spectra rows to write.
+
+    Returns
+    -------
+    dict
+        ``{'observations', 'objects', 'spectra'}`` written.
+    """
     t0 = time.perf_counter()
 
     def say(msg):
@@ -200,45 +217,31 @@ def build_catalog(root: pathlib.Path, seed: int = 0, progress: bool = True,
     fsize = 2880 * np.ceil((npix * (12 * 15 + 40) + 40000) / 2880).astype(np.int64)
     say("spectra arrays")
 
-    db = root / "meta" / "campfire.db"
-    db.parent.mkdir(parents=True, exist_ok=True)
-    conn = create_catalog(db, owner="pipeline")
+    conn = create_catalog(catalog_path(root), owner="pipeline")
+    writer = CatalogWriter(conn)
     conn.execute("PRAGMA journal_mode = OFF")
     conn.execute("PRAGMA synchronous = OFF")
     try:
         with conn:
-            conn.executemany("INSERT OR REPLACE INTO archive_meta (key, value) VALUES (?, ?)", [
-                ("owner", "pipeline"), ("catalog_version", f"demo-v{DEMO_VERSION}-catalog-seed{seed}"),
-                ("built_with", "campfire.demo"), ("generator", f"campfire.demo v{DEMO_VERSION}"),
-                ("created_at", stamp)])
-            conn.executemany("INSERT INTO programs VALUES (?, ?, ?, ?, ?)", programs)
-            conn.executemany("INSERT INTO observations (observation, program_id, field, ra, dec, pa_v3, observed_at) "
-                             "VALUES (?, ?, ?, ?, ?, ?, ?)", obs_rows)
-            tag_ids = {s: i + 1 for i, s in enumerate(TAGGED_TYPES)}
-            conn.executemany("INSERT INTO tags (tag_id, slug, name, description, kind, owner, updated_at) "
-                             "VALUES (?, ?, ?, ?, 'system', NULL, ?)",
-                             [(tag_ids[s], s, TAG_NAMES[s][0], TAG_NAMES[s][1], stamp) for s in TAGGED_TYPES])
+            write_meta(conn, demo_meta("catalog", seed, stamp))
+            writer.add_programs(programs)
+            writer.add_observations(obs_rows)
+            tag_ids = write_system_tags(writer, stamp)
 
             def none(x):
                 return None if (isinstance(x, float) and math.isnan(x)) else x
 
             catname = np.array([catalogs[f][0] for f in o_field])
-            conn.executemany(
-                "INSERT INTO objects (object_id, field, ra, dec, cx, cy, cz, redshift, redshift_auto, "
-                "redshift_inspected, redshift_quality, has_photometry, phot_catalog, photo_z, photo_z_err_lo, "
-                "photo_z_err_hi, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                ((str(obj_ids[i]), str(o_field[i]), float(o_ra[i]), float(o_dec[i]), float(cx[i]), float(cy[i]),
-                  float(cz[i]), round(float(z_best[i]), 5), round(float(z_auto[i]), 5), none(float(z_insp[i])),
-                  int(quality[i]), int(has_phot[i]), str(catname[i]) if has_phot[i] else None,
-                  float(photo_z[i]) if has_phot[i] else None, 0.1 if has_phot[i] else None,
-                  0.12 if has_phot[i] else None, stamp) for i in range(n_obj)),
+            writer.add_objects(
+                (str(obj_ids[i]), str(o_field[i]), float(o_ra[i]), float(o_dec[i]), float(cx[i]), float(cy[i]),
+                 float(cz[i]), round(float(z_best[i]), 5), round(float(z_auto[i]), 5), none(float(z_insp[i])),
+                 int(quality[i]), int(has_phot[i]), str(catname[i]) if has_phot[i] else None,
+                 float(photo_z[i]) if has_phot[i] else None, 0.1 if has_phot[i] else None,
+                 0.12 if has_phot[i] else None, stamp) for i in range(n_obj)
             )
-            conn.executemany("INSERT INTO objects_rtree (id, ra_min, ra_max, dec_min, dec_max) VALUES (?, ?, ?, ?, ?)",
-                             ((i + 1, float(o_ra[i]), float(o_ra[i]), float(o_dec[i]), float(o_dec[i]))
-                              for i in range(n_obj)))
+            writer.index_objects()
             say("objects")
-            tagged = [(tag_ids[str(t)], str(obj_ids[i])) for i, t in enumerate(types) if str(t) in tag_ids]
-            conn.executemany("INSERT INTO object_tags (tag_id, object_id) VALUES (?, ?)", tagged)
+            writer.add_object_tags((tag_ids[str(t)], str(obj_ids[i])) for i, t in enumerate(types) if str(t) in tag_ids)
             phot = []
             for f in field_names:
                 bands = catalogs[f][1]
@@ -248,8 +251,7 @@ def build_catalog(root: pathlib.Path, seed: int = 0, progress: bool = True,
                     err = 10 ** (-0.4 * (depth - 23.9)) / 5
                     flux = np.exp(rng.normal(np.log(0.3), 1.0, sel.size))
                     phot += [(str(obj_ids[i]), band, float(fl), err, piv) for i, fl in zip(sel, flux)]
-            conn.executemany("INSERT INTO photometry (object_id, band, flux, flux_err, wavelength) VALUES (?, ?, ?, ?, ?)",
-                             phot)
+            writer.add_photometry(phot)
             say(f"{len(phot)} photometry rows")
             obs_prog = np.array([r[1] for r in obs_rows])
             so = t_obs[ti]
@@ -267,19 +269,11 @@ def build_catalog(root: pathlib.Path, seed: int = 0, progress: bool = True,
                            hashlib.sha256(f"{sid}:{seed}".encode()).hexdigest(), int(fsize[j]), int(npix[j]),
                            float(lo[j]), float(hi[j]), stamp)
 
-            conn.executemany(
-                "INSERT INTO spectra (spectrum_id, object_id, target_id, observation, program_id, grating, filter, "
-                "fits_path, signal_to_noise, exposure_time, reduction_version, redshift_auto, dq_flags, file_hash, "
-                "file_size, n_pix, wave_min, wave_max, updated_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                rows(),
-            )
+            writer.add_spectra(rows())
             say(f"{n_s} spectra")
             refresh_standard_aggregates(conn)
             say("aggregates")
-            conn.execute("INSERT OR REPLACE INTO archive_meta (key, value) VALUES (?, ?)",
-                         (MARKER_KEY, json.dumps({"size": "catalog", "seed": seed, "version": DEMO_VERSION},
-                                                 sort_keys=True)))
+            write_build_marker(conn, "catalog", seed)
         counts = {"observations": len(obs_rows), "objects": n_obj, "spectra": n_s}
         finalize_catalog(conn)  # planner statistics: cone searches use the R*Tree
         conn.execute("PRAGMA journal_mode = DELETE")

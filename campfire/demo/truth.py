@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from campfire.catalog.db import catalog_path, opened
 from campfire.errors import NotFoundError
 
 __all__ = ["true_sed", "spectrum_truth", "truth_object", "truth_spectrum", "sed_grid"]
@@ -61,13 +62,10 @@ def spectrum_truth(root: str | os.PathLike, spectrum_id: str) -> dict[str, np.nd
 
 
 def _row(root, table: str, key: str, value: str) -> dict[str, Any]:
-    db = _root(root) / "meta" / "campfire.db"
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-    conn.row_factory = sqlite3.Row
-    try:
+    db = catalog_path(_root(root))
+    with opened(db) as conn:
+        conn.row_factory = sqlite3.Row
         row = conn.execute(f"SELECT * FROM {table} WHERE {key} = ?", (value,)).fetchone()
-    finally:
-        conn.close()
     if row is None:
         raise NotFoundError(f"{value!r} is not in {table} of {db}")
     return dict(row)

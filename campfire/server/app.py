@@ -51,7 +51,10 @@ from starlette.responses import (
 
 from campfire import config
 from campfire.catalog.filters import FILTER_NAMES, PAGING_NAMES, query_from_params
-from campfire.catalog.local import OBJECT_COLUMNS, SPECTRUM_COLUMNS, LocalCatalog, Visibility, connect
+from campfire.catalog.columns import columns_of
+from campfire.catalog.db import catalog_path, change_stamp, connect, opened, read_meta, write_meta
+from campfire.catalog.local import LocalCatalog
+from campfire.catalog.visibility import Visibility
 from campfire.errors import (
     AuthenticationError,
     CampfireError,
@@ -110,7 +113,7 @@ class Archive:
 
     def __init__(self, root: str | os.PathLike):
         self.root = pathlib.Path(root).expanduser().resolve()
-        self.db_path = self.root / "meta" / "campfire.db"
+        self.db_path = catalog_path(self.root)
         if not LocalCatalog.is_valid(self.root):
             raise CampfireError(f"{self.root} is not an archive root (no valid meta/campfire.db)")
         self._write_lock = threading.RLock()
@@ -142,19 +145,10 @@ class Archive:
         return self._write_conn
 
     def meta(self, key: str) -> str | None:
-        conn = connect(self.db_path, readonly=True)
-        try:
-            row = conn.execute("SELECT value FROM archive_meta WHERE key = ?", (key,)).fetchone()
-        finally:
-            conn.close()
-        return row[0] if row else None
+        return read_meta(self.db_path).get(key)
 
     def is_demo(self) -> bool:
-        conn = connect(self.db_path, readonly=True)
-        try:
-            meta = dict(conn.execute("SELECT key, value FROM archive_meta").fetchall())
-        finally:
-            conn.close()
+        meta = read_meta(self.db_path)
         markers = (meta.get("demo"), meta.get("built_with"), meta.get("generator"))
         return any(m and ("demo" in str(m).lower() or str(m).lower() in ("1", "true")) for m in markers)
 
@@ -162,24 +156,14 @@ class Archive:
         return self.meta("catalog_id") or self.meta("catalog_version") or self.meta("built_at") or ""
 
     def _stamp(self) -> tuple:
-        st = self.db_path.stat()
-        stamp = (st.st_mtime_ns, st.st_size)
-        try:  # WAL mode: changes land in -wal until a checkpoint
-            wst = self.db_path.with_name(self.db_path.name + "-wal").stat()
-            stamp += (wst.st_mtime_ns, wst.st_size)
-        except FileNotFoundError:
-            pass
-        return stamp
+        return change_stamp(self.db_path)
 
     def program_sets(self) -> tuple[frozenset[int], frozenset[int]]:
         """(public program ids, proprietary program ids), re-read when the catalog changes."""
         stamp = self._stamp()
         if self._programs is None or self._programs[0] != stamp:
-            conn = connect(self.db_path, readonly=True)
-            try:
+            with opened(self.db_path) as conn:
                 rows = conn.execute("SELECT program_id, is_public FROM programs").fetchall()
-            finally:
-                conn.close()
             self._programs = (
                 stamp,
                 frozenset(p for p, pub in rows if pub),
@@ -219,8 +203,8 @@ class Archive:
             high, count = conn.execute("SELECT max(updated_at), count(*) FROM spectra").fetchone()
             state = json.dumps([high or "", count])
             meta_key = f"aggregates:{vis.key}"
-            row = conn.execute("SELECT value FROM archive_meta WHERE key = ?", (meta_key,)).fetchone()
-            recorded = json.loads(row[0]) if row else None
+            value = read_meta(conn).get(meta_key)
+            recorded = json.loads(value) if value else None
             have = conn.execute("SELECT 1 FROM object_aggregates WHERE visibility = ? LIMIT 1", (vis.key,)).fetchone()
             if recorded is None and have is None:
                 log.info("computing object aggregates for visibility %r", vis.key)
@@ -235,7 +219,7 @@ class Archive:
                     log.info("spectra added or removed: recomputing aggregates for visibility %r", vis.key)
                     refresh_aggregates(conn, vis.key, programs)
             if recorded != [high or "", count]:  # write only on change: a write moves every key's stamp
-                conn.execute("INSERT OR REPLACE INTO archive_meta (key, value) VALUES (?, ?)", (meta_key, state))
+                write_meta(conn, {meta_key: state})
                 conn.commit()
             self._aggregate_keys[vis.key] = self._stamp()
 
@@ -582,7 +566,7 @@ def create_app(root: str | os.PathLike, *, faults=None):
                                   "(or use iter_objects / iter_spectra)")
         q = q.resolve(c.catalog.vocabulary())
         rows = c.catalog.query_rows(q)
-        columns = OBJECT_COLUMNS if kind == "objects" else SPECTRUM_COLUMNS
+        columns = columns_of(kind)
         total = c.catalog.count(q) if want_count in ("true", "1") else None
         return _json({"kind": kind, "total": total, "limit": q.limit, "offset": q.offset,
                       "columns": [col[0] for col in columns], "rows": rows})

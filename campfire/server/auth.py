@@ -33,7 +33,6 @@ import os
 import pathlib
 import re
 import secrets
-import sqlite3
 import threading
 import time
 import uuid
@@ -41,6 +40,7 @@ from dataclasses import dataclass
 from typing import Iterable
 
 from campfire import config
+from campfire.catalog.db import catalog_path, connect, opened
 from campfire.errors import AuthenticationError, CampfireError, ValidationError
 
 __all__ = [
@@ -190,8 +190,7 @@ class AuthStore:
             os.close(fd)
         os.chmod(self.path, 0o600)
         self._lock = threading.Lock()
-        self._conn = sqlite3.connect(self.path, check_same_thread=False, timeout=30)
-        self._conn.execute("PRAGMA foreign_keys = ON")
+        self._conn = connect(self.path, readonly=False)
         self._conn.executescript(_SCHEMA)
         self._conn.commit()
         self._secret = self._load_secret()
@@ -409,14 +408,11 @@ def _resolve_programs(root: pathlib.Path, programs: Iterable[int | str]) -> list
     programs = list(programs)
     if not programs:
         return []
-    db = root / "meta" / "campfire.db"
+    db = catalog_path(root)
     if not db.exists():
         raise CampfireError(f"no catalog at {db}: cannot grant programs")
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-    try:
+    with opened(db) as conn:
         known = conn.execute("SELECT program_id, slug FROM programs").fetchall()
-    finally:
-        conn.close()
     by_slug = {slug.lower(): pid for pid, slug in known}
     ids = {pid for pid, _ in known}
     out = []
@@ -452,12 +448,8 @@ def add_user(root: str | os.PathLike, name: str, password: str, programs: Iterab
 
 
 def _proprietary_program_ids(root: pathlib.Path) -> list[int]:
-    db = root / "meta" / "campfire.db"
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-    try:
+    with opened(catalog_path(root)) as conn:
         return [r[0] for r in conn.execute("SELECT program_id FROM programs WHERE is_public = 0")]
-    finally:
-        conn.close()
 
 
 def seed_demo_accounts(root: str | os.PathLike, store: AuthStore | None = None) -> None:

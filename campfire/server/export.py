@@ -50,8 +50,9 @@ import zlib
 from dataclasses import dataclass
 from typing import Iterator
 
-from campfire.catalog.local import Visibility, connect
+from campfire.catalog.db import connect, write_meta
 from campfire.catalog.schema import schema_statements
+from campfire.catalog.visibility import Visibility
 from campfire.errors import ValidationError
 
 __all__ = ["EXPORT_FORMAT", "EXPORT_VERSION", "ExportPlan", "plan_export", "encode_cursor", "decode_cursor"]
@@ -138,7 +139,7 @@ def plan_export(db_path, visibility: Visibility, *, since: str | None = None, ca
             and payload.get("u", "") == (visibility.user or "") and payload.get("c", "") == catalog_id
         )
         if delta_ok:
-            spec_pred, spec_params = visibility.spectra_predicate("s")
+            spec_pred, spec_params = visibility.program_predicate("s")
             changed = conn.execute(
                 f"SELECT count(*) FROM spectra s INDEXED BY spectra_updated WHERE s.updated_at > ? AND {spec_pred}",
                 [payload["t"]] + spec_params,
@@ -161,7 +162,7 @@ def _snapshot(db_path, vis: Visibility, cursor: str, workdir) -> Iterator[bytes]
     workdir.mkdir(parents=True, exist_ok=True)
     path = workdir / f"export-{uuid.uuid4().hex}.db"
     try:
-        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        conn = connect(path, readonly=False, autocommit=True)
         try:
             _build_snapshot(conn, pathlib.Path(db_path), vis, cursor, schema_statements()[0])
         finally:
@@ -200,6 +201,7 @@ def _gzip_members(path: pathlib.Path, block_size: int = 8 << 20, threads: int = 
 
 def _build_snapshot(conn: sqlite3.Connection, src_path: pathlib.Path, vis: Visibility, cursor: str,
                     table_statements: list[str]) -> None:
+    conn.execute("PRAGMA foreign_keys = OFF")  # rows copied as the source holds them
     conn.execute("PRAGMA journal_mode = OFF")  # a scratch file, deleted after streaming
     conn.execute("PRAGMA synchronous = OFF")
     conn.execute("PRAGMA cache_size = -131072")
@@ -210,8 +212,8 @@ def _build_snapshot(conn: sqlite3.Connection, src_path: pathlib.Path, vis: Visib
     key = vis.key
     all_ids = [r[0] for r in conn.execute("SELECT program_id FROM src.programs")]
     everything = vis.program_ids is None or set(all_ids) <= set(vis.program_ids)
-    spec_pred, spec_params = vis.spectra_predicate("s")
-    prog_pred, prog_params = vis.spectra_predicate("p")
+    spec_pred, spec_params = vis.program_predicate("s")
+    prog_pred, prog_params = vis.program_predicate("p")
     tag_pred, tag_params = vis.tag_predicate("t")
     visible_obj = "(SELECT object_id FROM src.object_aggregates WHERE visibility = ?)"
 
@@ -247,12 +249,12 @@ def _build_snapshot(conn: sqlite3.Connection, src_path: pathlib.Path, vis: Visib
         [key] + tag_params,
     )
     schema_version = conn.execute("SELECT value FROM src.archive_meta WHERE key = 'schema_version'").fetchone()
-    conn.executemany("INSERT OR REPLACE INTO main.archive_meta (key, value) VALUES (?, ?)", [
-        ("schema_version", schema_version[0] if schema_version else "1"),
-        ("export_format", "sqlite-snapshot"),
-        ("export_version", str(EXPORT_VERSION)),
-        ("export_cursor", cursor),
-    ])
+    write_meta(conn, {  # main's archive_meta: an unqualified name is looked up in main before src
+        "schema_version": schema_version[0] if schema_version else "1",
+        "export_format": "sqlite-snapshot",
+        "export_version": str(EXPORT_VERSION),
+        "export_cursor": cursor,
+    })
     conn.execute("COMMIT")
     conn.execute("DETACH DATABASE src")
 
@@ -291,8 +293,8 @@ def _delta(db_path, vis: Visibility, header: dict, t_since: str, tags_changed: b
         out = gz.line(header)
         if out:
             yield out
-        spec_pred, spec_params = vis.spectra_predicate("s")
-        prog_pred, prog_params = vis.spectra_predicate("p")
+        spec_pred, spec_params = vis.program_predicate("s")
+        prog_pred, prog_params = vis.program_predicate("p")
         key = vis.key
         # objects touched since the cursor, found through the updated_at indexes
         touched = {r[0] for r in conn.execute("SELECT object_id FROM objects WHERE updated_at > ?", (t_since,))}

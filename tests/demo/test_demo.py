@@ -18,7 +18,7 @@ from astropy.io import fits
 
 import campfire.demo
 from campfire.catalog.aggregates import refresh_aggregates, visible_program_ids
-from campfire.catalog.local import SCHEMA_VERSION
+from campfire.catalog.schema import SCHEMA_VERSION
 from campfire.demo import instrument as ins
 from campfire.demo import survey, truth
 from campfire.demo.generate import spectrum_statistic

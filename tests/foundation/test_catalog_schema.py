@@ -18,10 +18,18 @@ import pytest
 from test_local_catalog import expected_objects, expected_spectra, filter_cases, raw  # noqa: F401, F811 (fixture)
 
 from campfire import Campfire
-from campfire.catalog import local as local_mod
+from campfire.catalog import planner
 from campfire.catalog.filters import build_query
-from campfire.catalog.local import SCHEMA_VERSION, LocalCatalog, create_catalog, finalize_catalog
-from campfire.catalog.schema import OBJECT_COPIES, has_object_copies, schema_statements, upgrade_catalog
+from campfire.catalog.local import LocalCatalog
+from campfire.catalog.schema import (
+    OBJECT_COPIES,
+    SCHEMA_VERSION,
+    create_catalog,
+    finalize_catalog,
+    has_object_copies,
+    schema_statements,
+    upgrade_catalog,
+)
 from campfire.flags import DQFlags
 
 COPIES = ", ".join(OBJECT_COPIES)
@@ -138,10 +146,10 @@ def test_every_access_path_returns_the_same_rows(v2_root, v1_root, raw, monkeypa
         if not {"limit", "offset", "sort"} & set(f):
             assert set(got[0]["spectrum_id"]) == expected_spectra(raw, f), f
     # the same with every index refused (a catalog too large for any filter to be selective)
-    monkeypatch.setattr(local_mod, "_MIN_CAP", 0)
-    monkeypatch.setattr(local_mod, "_SELECTIVE", 0.0)
+    monkeypatch.setattr(planner, "_MIN_CAP", 0)
+    monkeypatch.setattr(planner, "_SELECTIVE", 0.0)
     for page_walk in (0, 10**9):
-        monkeypatch.setattr(local_mod, "_PAGE_WALK", page_walk)
+        monkeypatch.setattr(planner, "_PAGE_WALK", page_walk)
         scan = LocalCatalog(v2_root)
         for f in _cases(raw):
             _same_table(_spectra(old, f)[0], _spectra(scan, f)[0], (f, page_walk))
@@ -168,8 +176,8 @@ def test_access_paths_follow_the_probes(v2_root, monkeypatch):
     """Selective filters drive an index; broad ones scan the table once; a small page walks the order."""
     cat = LocalCatalog(v2_root)
     n = cat._layout().n_spectra
-    monkeypatch.setattr(local_mod, "_MIN_CAP", 0)
-    monkeypatch.setattr(local_mod, "_SELECTIVE", 0.2)  # the demo is small: call 20 % selective
+    monkeypatch.setattr(planner, "_MIN_CAP", 0)
+    monkeypatch.setattr(planner, "_SELECTIVE", 0.2)  # the demo is small: call 20 % selective
 
     def plan(count=False, **f):
         sql, params = cat.compile(build_query("spectra", **f).resolve(cat.vocabulary()), count=count)

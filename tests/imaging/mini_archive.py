@@ -146,7 +146,7 @@ def _write_stamps(folder: pathlib.Path) -> list[dict]:
 
 
 def _write_catalog(root: pathlib.Path) -> None:
-    from campfire.catalog.local import create_catalog
+    from campfire.catalog.schema import create_catalog
 
     conn = create_catalog(root / "meta" / "campfire.db", owner="pipeline")
     now = "2026-01-01T00:00:00"
