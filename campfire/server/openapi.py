@@ -23,7 +23,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from campfire.catalog.local import OBJECT_COLUMNS, SPECTRUM_COLUMNS
+from campfire.catalog.columns import OBJECT_COLUMNS, SPECTRUM_COLUMNS
 from campfire.server.tags import MAX_SLUG, SLUG_RE
 
 __all__ = ["OPERATIONS", "document", "install", "SECURITY_SCHEME"]

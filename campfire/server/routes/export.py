@@ -1,0 +1,28 @@
+"""The bulk export behind ``sync()``: the visible catalog in one gzip stream (see :mod:`campfire.server.export`)."""
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Request
+from starlette.responses import Response, StreamingResponse
+
+from campfire.server.archive import Archive, Caller
+from campfire.server.deps import caller, get_archive
+from campfire.server.export import plan_export
+from campfire.server.params import no_extra, query_params
+
+__all__ = ["router"]
+
+router = APIRouter(tags=["sync"])
+
+
+@router.get("/export", response_class=Response,
+            summary="The visible catalog in one gzip stream: a SQLite snapshot, or an NDJSON delta with since=cursor")
+def export(request: Request, c: Caller = Depends(caller), archive: Archive = Depends(get_archive)):
+    params = query_params(request)
+    since = params.pop("since", None) or None
+    no_extra(params)
+    plan = plan_export(archive.db_path, c.visibility, since=since, catalog_id=archive.catalog_id(),
+                       workdir=archive.root / "cache" / "exports")
+    return StreamingResponse(
+        plan.chunks, media_type="application/gzip",
+        headers={"X-Campfire-Export": plan.kind, "X-Campfire-Cursor": plan.cursor, "Cache-Control": "no-store"},
+    )
