@@ -38,7 +38,7 @@ def run(url: str, work: pathlib.Path, name: str, workers: int, server_pid: int) 
     cf.sync()
     query = build_query("spectra", limit=N_FILES, sort="spectrum_id")  # the same 1,000 files both times
     t0, c0, s0 = time.perf_counter(), cpu_self(), cpu_of(server_pid)
-    result = download_files(cf, query, max_workers=workers)
+    result = download_files(cf.remote_catalog, cf.data_dir, query, max_workers=workers)
     seconds = time.perf_counter() - t0
     cpu = f"CPU: client {cpu_self() - c0:.1f} s, server {cpu_of(server_pid) - s0:.1f} s"
     assert result["downloaded"] == N_FILES and not result["failed"], result

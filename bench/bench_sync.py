@@ -116,7 +116,7 @@ def main(root: str | None = None) -> None:
 
         print(f"load average before the runs: {os.getloadavg()[0]:.1f} (2 cores)")
         # raw transfer: what the wire carries, without loading
-        token = cf.remote_catalog._access_token()
+        token = cf.remote_catalog.http.access_token()
         with Phase(proc.pid) as ph:
             r = requests.get(f"{url}/api/v1/export", headers={"Authorization": f"Bearer {token}"}, stream=True)
             nbytes = sum(len(c) for c in r.iter_content(1 << 20))

@@ -156,7 +156,8 @@ class Campfire:
             "spectra", observations=observations, programs=programs, fields=fields, gratings=gratings,
             staleness=True if stale_only else None,
         )
-        return download_files(self, query, max_workers=max_workers, stale_only=stale_only)
+        remote = self.remote_catalog if self.base_url else None
+        return download_files(remote, self.data_dir, query, max_workers=max_workers, stale_only=stale_only)
 
     # -- queries ----------------------------------------------------------------------
     def query_objects(self, *, remote: bool = False, **filters) -> Table:
@@ -274,7 +275,7 @@ class Campfire:
             raise CampfireError(NO_ARCHIVE.format(data_dir=self.data_dir))
         from campfire.transfer import fetch_spectrum
 
-        path = fetch_spectrum(self, spectrum_id, row)
+        path = fetch_spectrum(self.remote_catalog, self.data_dir, spectrum_id, row)
         return SpectrumData.from_fits(path) if open_ else path
 
     def _open_spectrum_obj(self, spectrum: Spectrum) -> SpectrumData:

@@ -362,7 +362,7 @@ class LazySpectra(DaskMethodsMixin):
                                       "(build the collection with cf.lazy_spectra(...))")
             from campfire.graphs.download import fetch_ref
 
-            download = bind(fetch_ref, self.client)
+            download = bind(fetch_ref, self.client.remote_catalog, self.client.data_dir)
         params = {"errors": self.errors, "download": download}
         token = (self.errors, None if self.client is None else (self.client.base_url, str(self.client.data_dir)))
         return self._map("download", B.resolve_items, params, token, stage="path")

@@ -221,7 +221,7 @@ def test_parallel_requests_share_one_refresh(fresh_server, make_client):
     with store.locked():
         store.put(fresh_server.url, dict(store.get(fresh_server.url), expires_at=time.time() + 3600))
     fresh_server.faults.clear()
-    got = download_files(cf, build_query("spectra", observations=["ember_uds_p4"]), max_workers=8)
+    got = download_files(cf.remote_catalog, cf.data_dir, build_query("spectra", observations=["ember_uds_p4"]), max_workers=8)
     assert got["downloaded"] > 8 and not got["failed"]
     grants = [r for r in fresh_server.faults.requests if r["path"] == "/api/v1/auth/token"]
     assert 1 <= len(grants) < 8

@@ -232,7 +232,7 @@ DOWNLOAD_SCRIPT = textwrap.dedent("""
     from campfire.client import Campfire
     from campfire.graphs.download import download_files
     cf = Campfire(base_url=sys.argv[1], data_dir=sys.argv[2])
-    download_files(cf, build_query("spectra", search=sys.argv[3]), max_workers=1)
+    download_files(cf.remote_catalog, cf.data_dir, build_query("spectra", search=sys.argv[3]), max_workers=1)
 """)
 
 
@@ -260,7 +260,7 @@ def test_download_killed_mid_file_then_resumed(fresh_server, make_client):
     assert not final.exists() and target not in local_files(cf)  # a partial file never counts as downloaded
     assert cf.get_spectrum(target)["local_path"] == ""
     fresh_server.faults.clear()
-    got = download_files(cf, build_query("spectra", search=target), max_workers=1)
+    got = download_files(cf.remote_catalog, cf.data_dir, build_query("spectra", search=target), max_workers=1)
     assert got["downloaded"] == 1
     (req,) = file_requests(fresh_server)
     assert req["headers"]["range"] == f"bytes={partial}-"
@@ -274,7 +274,7 @@ def test_dropped_connection_resumes_within_one_call(server, make_client):
     cf.sync()
     target = "ember_uds_p4_g395m_f290lp_123456"
     server.faults.cut(f"/spectra/{target}/file", after_bytes=100_000)
-    got = download_files(cf, build_query("spectra", search=target), max_workers=1)
+    got = download_files(cf.remote_catalog, cf.data_dir, build_query("spectra", search=target), max_workers=1)
     assert got["downloaded"] == 1
     reqs = file_requests(server)
     assert len(reqs) == 2 and "range" not in reqs[0]["headers"]
@@ -313,7 +313,7 @@ def test_downloads_retry_5xx(server, make_client):
     cf.sync()
     target = "ember_uds_p4_g140m_f100lp_123456"
     server.faults.fail(f"/spectra/{target}/file", status=502, times=2)
-    assert download_files(cf, build_query("spectra", search=target))["downloaded"] == 1
+    assert download_files(cf.remote_catalog, cf.data_dir, build_query("spectra", search=target))["downloaded"] == 1
 
 
 def test_timeouts_are_bounded(server, make_client):
@@ -337,7 +337,7 @@ def test_download_verifies_the_hash(fresh_server, make_client):
     os.replace(corrupt, path)  # content changed, catalog hash did not
     with dask.config.set({"campfire.download.retries": 1}):
         with pytest.raises(DownloadError, match="sha256 mismatch"):
-            download_files(cf, build_query("spectra", search=target))
+            download_files(cf.remote_catalog, cf.data_dir, build_query("spectra", search=target))
     row = cf.get_spectrum(target)
     dest = cf.data_dir / row["fits_path"]
     assert not dest.exists() and not dest.with_name(dest.name + ".part").exists()
@@ -350,7 +350,7 @@ def test_etag_change_since_sync_says_sync_first(fresh_server, make_client):
     target = "ember_uds_p4_prism_clear_123456"
     reprocess(fresh_server, target)  # not synced yet
     with pytest.raises(DownloadError, match="run cf.sync"):
-        download_files(cf, build_query("spectra", search=target))
+        download_files(cf.remote_catalog, cf.data_dir, build_query("spectra", search=target))
 
 
 def test_download_needs_a_prior_sync(server, make_client):
@@ -359,7 +359,8 @@ def test_download_needs_a_prior_sync(server, make_client):
         cf.download(observations=["ember_uds_p4"])
     # and never writes into an archive root
     with pytest.raises(CampfireError, match="owned by the pipeline"):
-        download_files(Campfire(base_url=server.url, data_dir=server.root), build_query("spectra", search="x"))
+        archive = Campfire(base_url=server.url, data_dir=server.root)
+        download_files(archive.remote_catalog, archive.data_dir, build_query("spectra", search="x"))
 
 
 def test_open_spectrum_fallback_caches_under_products(server, make_client, ids):

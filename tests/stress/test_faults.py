@@ -73,7 +73,7 @@ def n_runs(request, ci: int, slow: int) -> int:
 def _start_download(cf, search: str, box: dict) -> threading.Thread:
     def run():
         try:
-            box["result"] = download_files(cf, build_query("spectra", search=search), max_workers=3)
+            box["result"] = download_files(cf.remote_catalog, cf.data_dir, build_query("spectra", search=search), max_workers=3)
         except BaseException as err:  # noqa: BLE001 - handed to the test thread
             box["error"] = err
     t = threading.Thread(target=run, daemon=True)
@@ -121,7 +121,7 @@ def test_server_killed_mid_download_then_restarted_resumes(server_process_factor
     # the server comes back at the same address (no throttle): the next download resumes each file
     back = ServerProcess(srv.root, srv.port).start()
     try:
-        got = download_files(cf, build_query("spectra", search=OBJECT), max_workers=3)
+        got = download_files(cf.remote_catalog, cf.data_dir, build_query("spectra", search=OBJECT), max_workers=3)
         assert got["downloaded"] == 3 and not got["failed"]
         ranges = dict(back.file_requests())
         for r in rows:
@@ -243,7 +243,7 @@ def test_sync_cut_at_random_offsets_keeps_the_previous_catalog(request, flaky_se
     cf.sync()
     before, digest = catalog_state(_db(cf)), sha(_db(cf))
     cf.login("alice", DEMO_PASSWORDS["alice"])  # another visibility: the next sync is a full snapshot
-    token = cf.remote_catalog._access_token()
+    token = cf.remote_catalog.http.access_token()
     size = len(requests.get(f"{srv.url}{API}/export", headers={"Authorization": f"Bearer {token}"}).content)
     cuts = sorted(rng.randrange(1, size) for _ in range(n_runs(request, 8, 60)))
     for cut in cuts:
@@ -263,7 +263,7 @@ def test_sync_cut_at_random_offsets_keeps_the_previous_catalog(request, flaky_se
     cursor = conn.execute("SELECT value FROM archive_meta WHERE key = 'sync_cursor'").fetchone()[0]
     conn.close()
     delta = requests.get(f"{srv.url}{API}/export", params={"since": cursor},
-                         headers={"Authorization": f"Bearer {cf.remote_catalog._access_token()}"})
+                         headers={"Authorization": f"Bearer {cf.remote_catalog.http.access_token()}"})
     assert delta.headers["x-campfire-export"] == "ndjson-delta"
     for cut in sorted(rng.randrange(1, len(delta.content)) for _ in range(n_runs(request, 6, 40))):
         srv.faults.cut("/export", after_bytes=cut)
@@ -330,7 +330,7 @@ def test_sync_process_killed_at_random_moments(request, flaky_server, tmp_path):
 
 # ------------------------------------------------------------------- full and read-only disks
 class _FullDisk:
-    """``open`` for campfire.transfer whose .part files take ``room`` bytes, then fail with ENOSPC."""
+    """``open`` for campfire.transfer.download whose .part files take ``room`` bytes, then fail with ENOSPC."""
 
     def __init__(self, room: int):
         self.room = room
@@ -376,10 +376,10 @@ def test_disk_full_while_downloading_is_a_download_error_with_nothing_left(flaky
     cf.sync()
     rows = [dict(r) for r in cf.query_spectra(search=OBJECT)]
     disk = _FullDisk(room=150_000)
-    monkeypatch.setattr("campfire.transfer.open", disk, raising=False)
+    monkeypatch.setattr("campfire.transfer.download.open", disk, raising=False)
     srv.faults.clear()
     with pytest.raises(DownloadError, match="disk is full") as err:
-        download_files(cf, build_query("spectra", search=OBJECT), max_workers=1)
+        download_files(cf.remote_catalog, cf.data_dir, build_query("spectra", search=OBJECT), max_workers=1)
     assert "nothing was kept" in str(err.value)
     assert disk.opened >= 1
     for r in rows:
@@ -394,7 +394,7 @@ def test_disk_full_while_downloading_is_a_download_error_with_nothing_left(flaky
     assert len(hits) == len(set(hits))
     # space again: everything arrives
     monkeypatch.undo()
-    assert download_files(cf, build_query("spectra", search=OBJECT))["failed"] == []
+    assert download_files(cf.remote_catalog, cf.data_dir, build_query("spectra", search=OBJECT))["failed"] == []
     assert all(sha(cf.data_dir / r["fits_path"]) == r["file_hash"] for r in rows)
 
 
@@ -430,12 +430,12 @@ def test_read_only_directories_are_a_download_error_and_the_rest_is_recorded(fla
     try:
         srv.faults.clear()
         with pytest.raises(DownloadError, match="nothing was kept") as err:
-            download_files(cf, build_query("spectra", search=OBJECT), max_workers=2)
+            download_files(cf.remote_catalog, cf.data_dir, build_query("spectra", search=OBJECT), max_workers=2)
         assert any(w in str(err.value) for w in ("permission denied", "not permitted", "read-only")), err.value
         assert sorted(p.name for p in products.iterdir()) == ["cinder_egs_p2"] and not file_requests()
         # in one call: the blocked observation fails, the writable one arrives and is recorded
         with pytest.raises(DownloadError):
-            download_files(cf, build_query("spectra", observations=["cinder_egs_p2", "ember_uds_p4"]), max_workers=2)
+            download_files(cf.remote_catalog, cf.data_dir, build_query("spectra", observations=["cinder_egs_p2", "ember_uds_p4"]), max_workers=2)
         recorded = local_files(cf)
         assert set(recorded) == other
     finally:
@@ -446,13 +446,13 @@ def test_read_only_directories_are_a_download_error_and_the_rest_is_recorded(fla
     try:
         srv.faults.clear()
         with pytest.raises(DownloadError, match="nothing was kept"):
-            download_files(cf, build_query("spectra", search=OBJECT), max_workers=1)
+            download_files(cf.remote_catalog, cf.data_dir, build_query("spectra", search=OBJECT), max_workers=1)
         assert list(blocked.iterdir()) == []
         hits = file_requests()
         assert len(hits) == len(set(hits))  # at most one request per file: a local error is not retried
     finally:
         undo()
-    assert download_files(cf, build_query("spectra", search=OBJECT))["downloaded"] == 3
+    assert download_files(cf.remote_catalog, cf.data_dir, build_query("spectra", search=OBJECT))["downloaded"] == 3
 
 
 SYNC_WITH_A_SMALL_DISK = textwrap.dedent("""

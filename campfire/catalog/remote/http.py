@@ -1,0 +1,338 @@
+"""The one place the client touches HTTP: sessions, retries, token refresh, errors.
+
+The second of the client's stages (astroquery's ``_request``). Each thread gets its own
+``requests.Session`` whose ``HTTPAdapter`` retries with urllib3's :class:`~urllib3.util.Retry`:
+connection errors, timeouts, 5xx and 429 on requests that are safe to repeat
+(``campfire.api.retries`` / ``campfire.api.backoff``, exponential backoff, ``Retry-After``
+honoured up to two minutes). What is ours is the OAuth2 side: the access token is
+refreshed shortly before it expires, and a ``401`` is answered once by refreshing it
+(:meth:`APIClient.refresh`: once across threads and processes, under the credentials
+file's lock) and sending again. Error responses become :mod:`campfire.errors`.
+
+Examples
+--------
+>>> api = APIClient('http://127.0.0.1:8000')                          # doctest: +SKIP
+>>> api.login('alice', 'alice-demo')                                   # doctest: +SKIP
+>>> api.request('GET', '/fields').json()                               # doctest: +SKIP
+['cosmos', 'egs', 'gds', 'uds']
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+import time
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util import Retry
+
+from campfire import config
+from campfire.catalog.remote.credentials import CredentialStore, refresh_margin, token_entry
+from campfire.catalog.remote.payloads import password_grant, refresh_grant
+from campfire.errors import APIError, AuthenticationError, CampfireError, NotFoundError, ValidationError
+
+__all__ = ["APIClient", "LOGIN_HINT", "error_for", "error_message", "retry_policy"]
+
+LOGIN_HINT = "Run: campfire login"
+IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
+# statuses a request is sent again after: any, when repeating it is harmless; else only those that say
+# the server did not process it
+RETRY_STATUSES = (429, 500, 502, 503, 504)
+UNPROCESSED_STATUSES = (429, 503)
+MAX_RETRY_AFTER = 120.0
+
+
+class _Retry(Retry):
+    """urllib3's Retry, with two limits of ours.
+
+    * only the statuses of ``status_forcelist`` are retried (urllib3 also repeats any
+      413/429/503 that carries ``Retry-After``: a login's 429 means too many failed
+      logins, which waiting does not fix);
+    * a ``Retry-After`` longer than :data:`MAX_RETRY_AFTER` is cut to it.
+    """
+
+    def is_retry(self, method: str, status_code: int, has_retry_after: bool = False) -> bool:
+        return bool(self.status_forcelist) and status_code in self.status_forcelist
+
+    def get_retry_after(self, response) -> float | None:
+        after = super().get_retry_after(response)
+        return None if after is None else min(after, MAX_RETRY_AFTER)
+
+
+def retry_policy(retries: int, backoff: float, statuses: tuple[int, ...], *, repeatable: bool) -> Retry:
+    """The urllib3 Retry of one request.
+
+    Parameters
+    ----------
+    retries : int
+        At most this many retries in all.
+    backoff : float
+        Backoff factor: urllib3 sleeps ``backoff * 2 ** (n - 1)`` seconds before the n-th
+        retry after the first (or what ``Retry-After`` says).
+    statuses : tuple of int
+        Statuses answered by a retry.
+    repeatable : bool
+        The request may be sent again after it may have reached the server (a timeout
+        or a dropped connection while waiting for the answer). A connection that was
+        never made is retried either way.
+
+    Examples
+    --------
+    >>> retry_policy(3, 0.5, (503,), repeatable=False).read
+    0
+    """
+    return _Retry(
+        total=retries, connect=retries, read=retries if repeatable else 0, other=retries if repeatable else 0,
+        status=retries, status_forcelist=statuses, allowed_methods=None, backoff_factor=backoff,
+        respect_retry_after_header=True, raise_on_status=False, raise_on_redirect=False,
+    )
+
+
+def error_message(resp) -> str:
+    """The message of an error response (the server's JSON ``message``, or its text)."""
+    try:
+        payload = resp.json()
+    except ValueError:
+        text = (resp.text or "").strip()
+        return text[:300] or resp.reason or f"HTTP {resp.status_code}"
+    if isinstance(payload, dict):
+        return str(payload.get("message") or payload.get("error_description") or payload.get("detail")
+                   or payload.get("error") or payload)
+    return str(payload)
+
+
+def error_for(resp, what: str = "") -> CampfireError:
+    """The campfire exception for an error response."""
+    status = resp.status_code
+    message = error_message(resp)
+    if status == 401:
+        return AuthenticationError(f"{message}. {LOGIN_HINT}")
+    if status == 404:
+        return NotFoundError(message if not what else f"{what}: {message}")
+    if 400 <= status < 500 and status != 429:
+        return ValidationError(message)
+    return APIError(f"HTTP {status} from {resp.request.method if resp.request else ''} {resp.url}: {message}",
+                    status=status)
+
+
+class APIClient:
+    """HTTP access to one campfire server's API, with its stored tokens.
+
+    Parameters
+    ----------
+    base_url : str
+        Server root; ``/api/v1`` is appended.
+    auto_refresh : bool
+        Refresh an expired access token with the stored refresh token.
+    credentials : CredentialStore, optional
+        Where tokens are kept (default: :func:`campfire.config.credentials_path`).
+    """
+
+    def __init__(self, base_url: str, auto_refresh: bool = True, credentials: CredentialStore | None = None):
+        self.base_url = base_url.rstrip("/")
+        self.api_url = self.base_url + config.API_PREFIX
+        self.auto_refresh = auto_refresh
+        self._credentials = credentials or CredentialStore()
+        self._local = threading.local()
+        self._creds_lock = threading.RLock()
+        self._creds_cache: tuple[float, dict | None] | None = None
+
+    # -- sessions ---------------------------------------------------------------------------
+    @property
+    def session(self) -> requests.Session:
+        """One ``requests.Session`` per thread (connection pooling, no shared state)."""
+        s = getattr(self._local, "session", None)
+        if s is None:
+            s = requests.Session()
+            s.headers["User-Agent"] = "campfire-client/0.1"
+            # read the proxy and CA-bundle environment once per session: with trust_env,
+            # requests scans os.environ on every request (≈1 ms of CPU per downloaded file)
+            s.proxies.update(requests.utils.get_environ_proxies(self.base_url))
+            bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+            if bundle:
+                s.verify = bundle
+            s.trust_env = False
+            # one adapter per thread: send() sets its retry policy for each request
+            adapter = HTTPAdapter(max_retries=retry_policy(0, 0.0, (), repeatable=False))
+            s.mount("http://", adapter)
+            s.mount("https://", adapter)
+            self._local.session, self._local.adapter = s, adapter
+        return s
+
+    @staticmethod
+    def _timeout(key: str) -> tuple[float, float]:
+        total = float(config.get(key))
+        return (min(total, 10.0), total)
+
+    # -- credentials ------------------------------------------------------------------------
+    @property
+    def credentials(self) -> CredentialStore:
+        """The token store (assign another one to use a different file)."""
+        return self._credentials
+
+    @credentials.setter
+    def credentials(self, store: CredentialStore) -> None:
+        with self._creds_lock:
+            self._credentials = store
+            self._creds_cache = None
+
+    def _entry(self) -> dict | None:
+        with self._creds_lock:
+            stamp = self._credentials.mtime()
+            if self._creds_cache is None or self._creds_cache[0] != stamp:
+                self._creds_cache = (stamp, self._credentials.get(self.base_url))
+            return self._creds_cache[1]
+
+    def _store(self, entry: dict | None) -> None:
+        self._credentials.put(self.base_url, entry)
+        with self._creds_lock:
+            self._creds_cache = None
+
+    @property
+    def username(self) -> str | None:
+        """The user whose tokens are stored for this server (None: anonymous)."""
+        entry = self._entry()
+        return entry.get("username") if entry else None
+
+    def access_token(self) -> str | None:
+        """The stored access token, refreshed first when it is about to expire (None: anonymous)."""
+        entry = self._entry()
+        if not entry or not entry.get("access_token"):
+            return None
+        if (self.auto_refresh and entry.get("refresh_token")
+                and entry.get("expires_at", 0) - refresh_margin(entry) < time.time()):
+            self.refresh(entry["access_token"])
+            entry = self._entry()
+        return entry.get("access_token") if entry else None
+
+    def refresh(self, stale_access: str | None) -> None:
+        """Exchange the refresh token for a new pair, once across threads and processes.
+
+        Raises
+        ------
+        AuthenticationError
+            Nothing to refresh with, or the server refused (log in again).
+        """
+        with self._creds_lock, self._credentials.locked():
+            self._creds_cache = None
+            entry = self._credentials.get(self.base_url)
+            if not entry:
+                raise AuthenticationError(f"not logged in to {self.base_url}. {LOGIN_HINT}")
+            if (entry.get("access_token") != stale_access
+                    and entry.get("expires_at", 0) - refresh_margin(entry) > time.time()):
+                return  # another thread or process refreshed it meanwhile
+            if not entry.get("refresh_token"):
+                raise AuthenticationError(f"session expired and no refresh token is stored. {LOGIN_HINT}")
+            resp = self.send("POST", "/auth/token", data=refresh_grant(entry["refresh_token"]), auth=False,
+                             retry_statuses=(500, 502, 503, 504))
+            if resp.status_code != 200:
+                message = error_message(resp)
+                if resp.status_code in (400, 401):
+                    raise AuthenticationError(f"session expired ({message}). {LOGIN_HINT}")
+                raise error_for(resp)
+            self._credentials.put(self.base_url, token_entry(resp.json()))
+            self._creds_cache = None
+
+    def login(self, username: str, password: str) -> None:
+        """Log in with the OAuth2 password grant; tokens go to the 0600 credentials file.
+
+        Raises
+        ------
+        ValidationError
+            Empty user name or password.
+        AuthenticationError
+            Wrong user name or password, or too many failed logins.
+        """
+        data = password_grant(username, password)
+        resp = self.send("POST", "/auth/token", data=data, auth=False, retry_statuses=(500, 502, 503, 504))
+        if resp.status_code == 429:
+            raise AuthenticationError(f"{error_message(resp)} (too many failed logins)")
+        if resp.status_code in (400, 401):
+            raise AuthenticationError(f"login failed: {error_message(resp)}")
+        if resp.status_code != 200:
+            raise error_for(resp)
+        with self._credentials.locked():
+            self._store(token_entry(resp.json()))
+
+    def logout(self) -> None:
+        """Revoke the stored refresh token on the server and forget the tokens."""
+        entry = self._entry()
+        if entry and entry.get("refresh_token"):
+            with contextlib.suppress(CampfireError):
+                self.send("POST", "/auth/revoke", data={"token": entry["refresh_token"]}, auth=False)
+        with self._credentials.locked():
+            self._store(None)
+
+    # -- requests ---------------------------------------------------------------------------
+    def send(self, method: str, path: str, *, params=None, json_body=None, data=None, headers=None,
+             stream: bool = False, auth: bool = True, timeout_key: str = "api.timeout",
+             retry_statuses: tuple[int, ...] | None = None) -> requests.Response:
+        """Send one request (retried as the module docstring says); the final response, whatever its status.
+
+        Parameters
+        ----------
+        method, path : str
+            E.g. ``'GET'``, ``'/objects'`` (relative to ``/api/v1``).
+        params, json_body, data, headers
+            Query string, JSON body, form body, extra headers.
+        stream : bool
+            Do not read the body yet (files, the export).
+        auth : bool
+            Send the access token, and refresh it once on a 401.
+        timeout_key : str
+            The ``campfire.*`` config key of the timeout in seconds.
+        retry_statuses : tuple of int, optional
+            Statuses to retry; default: 429 and 5xx for idempotent methods, 429 and 503 otherwise.
+
+        Raises
+        ------
+        APIError
+            The server cannot be reached (after the retries).
+        """
+        repeatable = method in IDEMPOTENT or path == "/auth/token"  # a token request is harmless to repeat
+        if retry_statuses is None:
+            retry_statuses = RETRY_STATUSES if method in IDEMPOTENT else UNPROCESSED_STATUSES
+        retries = int(config.get("api.retries"))
+        policy = retry_policy(retries, float(config.get("api.backoff")), retry_statuses, repeatable=repeatable)
+        session = self.session
+        url = self.api_url + path
+        refreshed = False
+        while True:
+            hdrs = dict(headers or {})
+            token = self.access_token() if auth else None
+            if token:
+                hdrs["Authorization"] = f"Bearer {token}"
+            self._local.adapter.max_retries = policy  # this thread's adapter: no other request sees it
+            try:
+                resp = session.request(method, url, params=params, json=json_body, data=data, headers=hdrs,
+                                       stream=stream, timeout=self._timeout(timeout_key))
+            except (requests.ConnectionError, requests.Timeout) as err:
+                raise APIError(f"cannot reach {self.base_url} ({type(err).__name__}: {err}); "
+                               f"retried up to {retries} times") from err
+            if (resp.status_code == 401 and token and not refreshed and self.auto_refresh
+                    and (self._entry() or {}).get("refresh_token")):
+                resp.close()
+                self.refresh(token)
+                refreshed = True
+                continue
+            return resp
+
+    def request(self, method: str, path: str, *, what: str = "", **kwargs) -> requests.Response:
+        """:meth:`send`, with an error response raised as a campfire exception.
+
+        ``what`` names the record in a 404's message. Raises NotFoundError (404),
+        AuthenticationError (401), ValidationError (other 4xx), APIError (5xx, 429).
+        """
+        resp = self.send(method, path, **kwargs)
+        if resp.status_code >= 400:
+            err = error_for(resp, what)
+            resp.close()
+            if isinstance(err, AuthenticationError) and not self._entry():
+                err = AuthenticationError(f"{error_message(resp)}. {LOGIN_HINT}")
+            raise err
+        return resp
+
+    def get_json(self, path: str, params=None, what: str = ""):
+        """``GET path`` → its JSON."""
+        return self.request("GET", path, params=params, what=what).json()

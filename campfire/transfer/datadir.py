@@ -1,0 +1,136 @@
+"""The client's data_dir as a place to write: whose catalog it holds, safe paths, hashes, disk errors.
+
+A client writes only into a data_dir holding its own synced catalog (``owner`` =
+``client`` in ``archive_meta``): an archive root of a pipeline or server is the
+source, never overwritten. Files land only under the data_dir, each verified by its
+sha256 and recorded in ``local_files``.
+"""
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import errno
+import functools
+import hashlib
+import os
+import pathlib
+import sqlite3
+
+from campfire.catalog.db import catalog_path, connect, opened, read_meta
+from campfire.catalog.writer import CatalogWriter
+from campfire.errors import CampfireError, DownloadError
+
+__all__ = ["file_sha256", "disk_problem", "discard", "catalog_owner", "is_client_root", "safe_dest",
+           "record_files", "now"]
+
+
+def now() -> str:
+    """The current UTC time, ISO 8601 to the second."""
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    """The sha256 hex digest of a file."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while True:
+            block = f.read(chunk)
+            if not block:
+                break
+            h.update(block)
+    return h.hexdigest()
+
+
+_DISK_PROBLEMS = {
+    errno.ENOSPC: "the disk is full",
+    errno.EDQUOT: "the disk quota is exceeded",
+    errno.EFBIG: "the file is larger than this system allows",
+    errno.EROFS: "the file system is read-only",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "operation not permitted",
+}
+
+
+def disk_problem(err: BaseException) -> str:
+    """A short reason for a local write failure (an OSError or SQLite's "disk is full")."""
+    if isinstance(err, OSError) and err.errno in _DISK_PROBLEMS:
+        return _DISK_PROBLEMS[err.errno]
+    return f"{type(err).__name__}: {err}"
+
+
+def discard(path: pathlib.Path) -> None:
+    """Remove ``path`` if it is there."""
+    with contextlib.suppress(OSError):
+        path.unlink()
+
+
+def catalog_owner(db: pathlib.Path) -> tuple[bool, str | None]:
+    """(is a campfire catalog, owner) of an existing database file."""
+    try:
+        st = os.stat(db)
+    except OSError:
+        return False, None
+    # asked once per downloaded file: remembered until the file changes (a sync replaces it)
+    key = (str(db), st.st_mtime_ns, st.st_size, st.st_ino)
+    if key not in _OWNER_CACHE:
+        if len(_OWNER_CACHE) > 64:
+            _OWNER_CACHE.clear()
+        _OWNER_CACHE[key] = _read_catalog_owner(db)
+    return _OWNER_CACHE[key]
+
+
+_OWNER_CACHE: dict[tuple, tuple[bool, str | None]] = {}
+
+
+def _read_catalog_owner(db: pathlib.Path) -> tuple[bool, str | None]:
+    try:
+        with opened(db, timeout=10) as conn:
+            meta = read_meta(conn)
+    except (sqlite3.Error, CampfireError):
+        return False, None
+    return "schema_version" in meta, meta.get("owner")
+
+
+def is_client_root(data_dir: str | os.PathLike) -> bool:
+    """True when data_dir holds a client's synced catalog (the only kind downloads write into)."""
+    db = catalog_path(data_dir)
+    if not db.exists():
+        return False
+    valid, owner = catalog_owner(db)
+    return valid and owner == "client"
+
+
+@functools.lru_cache(maxsize=64)
+def _resolved(root: str) -> pathlib.Path:
+    return pathlib.Path(root).resolve()
+
+
+def safe_dest(root: pathlib.Path, fits_path: str) -> pathlib.Path:
+    """``root/fits_path``, refusing anything that would leave ``root``."""
+    if not fits_path or os.path.isabs(fits_path) or "\0" in fits_path:
+        raise DownloadError(f"refusing unsafe file path {fits_path!r} from the catalog")
+    dest = (root / fits_path).resolve()
+    if not dest.is_relative_to(_resolved(str(root))):
+        raise DownloadError(f"refusing file path {fits_path!r}: it leaves {root}")
+    return dest
+
+
+def record_files(db: pathlib.Path, records: list[tuple]) -> None:
+    """Record verified files in the catalog's ``local_files``: (spectrum_id, sha256, size, downloaded_at).
+
+    Raises
+    ------
+    DownloadError
+        The catalog cannot be written (a full disk); the files themselves are in place.
+    """
+    if not records:
+        return
+    conn = connect(db, readonly=False, timeout=60)
+    try:
+        with conn:
+            CatalogWriter(conn).add_local_files(records, replace=True)
+    except sqlite3.OperationalError as err:  # a full disk: the files are in place, only the record is lost
+        raise DownloadError(f"cannot record {len(records)} downloaded file(s) in {db} ({disk_problem(err)}); "
+                            "they are verified and recorded by the next download()") from err
+    finally:
+        conn.close()

@@ -1,0 +1,303 @@
+"""Fetching FITS files from a server into a client data_dir: plan, stream, resume, verify, record.
+
+:func:`fetch_spectrum` fetches one file: it streams it to ``<file>.part``, resumes a
+partial ``.part`` with an HTTP Range request, verifies the sha256 against the catalog,
+renames it into place, and only then records it in ``local_files``. It is the per-file
+step of every download: ``open_spectrum``'s API fallback, and the ``download`` step of
+a graph (:func:`fetch_ref`), which ``Campfire.download``
+(:func:`campfire.graphs.download.download_files`) computes on ``max_workers`` threads
+over the files :func:`plan_downloads` selects. Everything here takes the server
+(:class:`~campfire.catalog.remote.RemoteCatalog`) and the data_dir, never the client.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import pathlib
+import time
+
+import requests
+import urllib3
+
+from campfire import config
+from campfire.catalog.db import catalog_path
+from campfire.catalog.filters import Query
+from campfire.catalog.local import LocalCatalog
+from campfire.catalog.remote import RemoteCatalog
+from campfire.errors import CampfireError, DownloadError, NotFoundError, ValidationError
+from campfire.transfer.datadir import (
+    catalog_owner,
+    discard,
+    disk_problem,
+    file_sha256,
+    is_client_root,
+    now,
+    record_files,
+    safe_dest,
+)
+from campfire.transfer.locks import dir_lock, file_lock
+
+__all__ = ["plan_downloads", "fetch_spectrum", "fetch_ref"]
+
+
+class _LocalWriteError(Exception):
+    """A failure of the local disk while writing a download, kept apart from network errors.
+
+    Not an OSError on purpose: requests' network exceptions are OSErrors too, and a
+    full disk must neither be retried nor leave a partial file behind.
+    """
+
+    def __init__(self, err: OSError):
+        super().__init__(str(err))
+        self.err = err
+
+
+def _download_one(remote, root: pathlib.Path, row: dict) -> tuple[str, int]:
+    """Fetch one file to ``<dest>.part`` (resuming), verify sha256, rename. Returns (sha256, size).
+
+    One writer per file: ``open_spectrum`` in two processes (Dask workers sharing a
+    data_dir) must not write the same ``.part`` — the second waits for the first and then
+    finds the verified file in place.
+    """
+    spectrum_id = row["spectrum_id"]
+    expected = row.get("file_hash") or ""
+    dest = safe_dest(root, row["fits_path"])
+    part = dest.with_name(dest.name + ".part")
+
+    def cannot_write(err: OSError) -> DownloadError:
+        discard(part)  # nothing half-written stays behind (and a full disk gets its space back)
+        return DownloadError(f"{spectrum_id}: cannot write {part} ({disk_problem(err)}); nothing was kept — "
+                             "free some space or fix the permissions, then download again")
+
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        lock = file_lock(dest.with_name(dest.name + ".lock"))
+        lock.__enter__()
+    except OSError as err:
+        raise cannot_write(err) from err
+    try:
+        try:
+            if expected and dest.is_file() and file_sha256(dest) == expected:
+                return expected, dest.stat().st_size  # finished by another process while we waited
+        except OSError as err:
+            raise cannot_write(err) from err
+        return _fetch_locked(remote, row, dest, part, cannot_write)
+    finally:
+        lock.__exit__(None, None, None)
+
+
+def _fetch_locked(remote, row: dict, dest: pathlib.Path, part: pathlib.Path, cannot_write):
+    """The body of :func:`_download_one`, run while holding the file's lock."""
+    spectrum_id = row["spectrum_id"]
+    expected = row.get("file_hash") or ""
+    chunk_size = int(config.get("download.chunk-size"))
+    retries = int(config.get("download.retries"))
+    backoff = float(config.get("api.backoff"))
+    attempt = 0
+    while True:
+        h = hashlib.sha256()
+        try:
+            offset = part.stat().st_size if part.exists() else 0
+            if offset:
+                with open(part, "rb") as f:
+                    while block := f.read(chunk_size):
+                        h.update(block)
+        except OSError as err:
+            raise cannot_write(err) from err
+        headers = {"Range": f"bytes={offset}-", "If-Range": f'"{expected}"'} if offset and expected else None
+        try:
+            resp = remote.open_file(spectrum_id, headers=headers)
+        except CampfireError as err:
+            if offset and isinstance(err, ValidationError) and "Range" in str(err):
+                # 416: the part is longer than the file (it changed): start over
+                discard(part)
+                continue
+            raise DownloadError(f"{spectrum_id}: {err}") from err
+        try:
+            etag = (resp.headers.get("ETag") or "").strip('"')
+            if expected and etag and etag != expected:
+                raise DownloadError(
+                    f"{spectrum_id}: the file changed on the server since your last sync "
+                    f"(server hash {etag[:12]}…, catalog {expected[:12]}…); run cf.sync() first"
+                )
+            if resp.status_code == 206:
+                mode = "ab"
+            else:  # 200: the whole file (no resume, or the server ignored If-Range)
+                mode, offset, h = "wb", 0, hashlib.sha256()
+            try:
+                f = open(part, mode)
+            except OSError as err:
+                raise _LocalWriteError(err) from err
+            try:
+                # small reads: a dropped connection loses at most one of them (the rest resumes by Range)
+                for block in resp.iter_content(chunk_size=min(chunk_size, 65536)):  # network errors: below
+                    try:
+                        f.write(block)
+                    except OSError as err:
+                        raise _LocalWriteError(err) from err
+                    h.update(block)
+                try:
+                    f.flush()
+                    os.fsync(f.fileno())
+                except OSError as err:
+                    raise _LocalWriteError(err) from err
+            finally:
+                with contextlib.suppress(OSError):
+                    f.close()
+        except DownloadError:
+            raise  # a changed file is not a network hiccup: no retry
+        except _LocalWriteError as err:
+            raise cannot_write(err.err) from err.err  # retrying cannot help a full or read-only disk
+        except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as err:
+            resp.close()
+            if attempt < retries:
+                attempt += 1
+                time.sleep(backoff * 2 ** (attempt - 1))
+                continue  # resume from what reached the .part file
+            raise DownloadError(f"{spectrum_id}: download failed after {attempt + 1} attempts ({err}); "
+                                f"{part.name} is kept and resumes next time") from err
+        finally:
+            resp.close()
+        digest = h.hexdigest()
+        if expected and digest != expected:
+            discard(part)
+            if attempt < retries:
+                attempt += 1
+                continue
+            raise DownloadError(f"{spectrum_id}: sha256 mismatch (got {digest[:12]}…, expected {expected[:12]}…); "
+                                "nothing was kept")
+        try:
+            size = part.stat().st_size
+            os.replace(part, dest)
+        except OSError as err:
+            raise cannot_write(err) from err
+        return digest, size
+
+
+def plan_downloads(data_dir: str | os.PathLike, query: Query, *, stale_only: bool = False
+                   ) -> tuple[list[dict], int]:
+    """The rows of ``query`` whose files must be fetched into ``data_dir``, and how many are skipped.
+
+    Present with the catalog's hash → skipped; stale (hash changed on the server) or
+    absent → fetched; with ``stale_only`` only stale files are fetched.
+
+    Parameters
+    ----------
+    data_dir : path
+        A client data_dir with a synced catalog.
+    query : Query
+        The spectra selection (``build_query('spectra', ...)``).
+    stale_only : bool
+        Only files whose server hash changed since they were downloaded.
+
+    Returns
+    -------
+    (list of dict, int)
+        The catalog rows to fetch, and the number of files skipped.
+
+    Raises
+    ------
+    CampfireError
+        ``data_dir`` is an archive root this client does not own (a pipeline's or
+        server's files are the source).
+
+    Examples
+    --------
+    >>> rows, skipped = plan_downloads(cf.data_dir, build_query('spectra', fields=['uds']))  # doctest: +SKIP
+    """
+    root = pathlib.Path(data_dir)
+    db = catalog_path(root)
+    if not is_client_root(root):
+        _, owner = catalog_owner(db) if db.exists() else (False, None)
+        raise CampfireError(
+            f"download() writes into a synced data_dir; {root} is owned by the {owner or 'unknown'} "
+            "(its files are already there). Use another data_dir, then cf.sync() and cf.download()."
+        )
+    local = LocalCatalog(root)
+    try:
+        have = dict(local.conn.execute("SELECT spectrum_id, sha256 FROM local_files").fetchall())
+        rows = list(local.iter_rows(query))
+    finally:
+        local.close()
+    todo, skipped = [], 0
+    for row in rows:
+        sha = have.get(row["spectrum_id"])
+        present = sha is not None and (root / row["fits_path"]).is_file()
+        if present and sha == row["file_hash"]:
+            skipped += 1
+            continue
+        if stale_only and not (sha is not None and sha != row["file_hash"]):
+            skipped += 1
+            continue
+        todo.append(row)
+    return todo, skipped
+
+
+def fetch_spectrum(remote: RemoteCatalog, data_dir: str | os.PathLike, spectrum_id: str,
+                   row: dict | None = None) -> str:
+    """The local path of one spectrum's FITS file, fetched into ``<data_dir>/products/`` if needed.
+
+    Streams to ``<file>.part`` (resuming a partial one with HTTP Range), verifies the
+    sha256 against the catalog, renames it into place and records it in the synced
+    catalog's ``local_files``. A file already present with the catalog's hash is
+    returned without any request.
+
+    Parameters
+    ----------
+    remote : RemoteCatalog
+        The server the file comes from.
+    data_dir : path
+        The client's data directory (a synced copy, or one without a catalog).
+    spectrum_id : str
+    row : dict, optional
+        The spectrum's catalog row (``fits_path``, ``file_hash``); None: asked from the server.
+
+    Returns
+    -------
+    str
+        The absolute path of the verified file.
+
+    Raises
+    ------
+    NotFoundError
+        No such spectrum on the server, or ``data_dir`` is an archive root this client
+        does not write into.
+    DownloadError
+        The download failed (network, hash mismatch, full disk); nothing half-written is kept.
+
+    Examples
+    --------
+    >>> fetch_spectrum(cf.remote_catalog, cf.data_dir, 'ember_uds_p4_prism_clear_123456')  # doctest: +SKIP
+    """
+    root = pathlib.Path(data_dir)
+    if row is None:
+        row = remote.spectrum_row(spectrum_id)
+        if row is None:
+            raise NotFoundError(f"spectrum {spectrum_id!r} not found on {remote.base_url}")
+    db = catalog_path(root)
+    client_root = is_client_root(root)
+    if db.exists() and not client_root:
+        raise NotFoundError(
+            f"spectrum {spectrum_id!r}: its file is missing from the archive root {root}, which this client "
+            "does not write into"
+        )
+    dest = safe_dest(root, row["fits_path"])
+    if dest.is_file() and row.get("file_hash") and file_sha256(dest) == row["file_hash"]:
+        digest, size = row["file_hash"], dest.stat().st_size
+    else:
+        digest, size = _download_one(remote, root, row)
+    if client_root:
+        with dir_lock(db.parent):
+            record_files(db, [(spectrum_id, digest, size, now())])
+    return str(dest)
+
+
+def fetch_ref(remote: RemoteCatalog, data_dir: str | os.PathLike, ref) -> str:
+    """:func:`fetch_spectrum` for a :class:`~campfire.tasks.batch.SpectrumRef` (the graphs' download step).
+
+    ``ref.dest`` is the file's place under ``data_dir`` (its catalog ``fits_path``).
+    """
+    row = {"spectrum_id": ref.spectrum_id, "fits_path": ref.dest, "file_hash": ref.file_hash,
+           "file_size": ref.file_size}
+    return fetch_spectrum(remote, data_dir, ref.spectrum_id, row)
