@@ -1,28 +1,34 @@
 """``Campfire``: the eager facade of the reference. Thin: validate → query/graph → compute.
 
 Queries go to the local SQLite catalog when ``<data_dir>/meta/campfire.db`` exists
-(and ``remote=False``), otherwise to the HTTP API (:mod:`campfire.catalog.remote`).
-Science steps live in :mod:`campfire.tasks`, graphs in :mod:`campfire.graphs`,
-pictures in :mod:`campfire.imaging` / :mod:`campfire.quicklook`.
+(and ``remote=False``), otherwise to the HTTP API (:mod:`campfire.catalog.remote`);
+both implement :class:`~campfire.catalog.backend.CatalogBackend`. Sync and downloads
+live in :mod:`campfire.transfer`, science steps in :mod:`campfire.tasks`, graphs in
+:mod:`campfire.graphs`, pictures in :mod:`campfire.imaging` / :mod:`campfire.quicklook`.
 """
 from __future__ import annotations
 
 import os
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator, Unpack
 
 from astropy.table import Table
 
 from campfire import config
 from campfire.catalog.backend import CatalogBackend
-from campfire.catalog.filters import build_query
+from campfire.catalog.db import CATALOG_FILE
+from campfire.catalog.filters import QueryFilters, build_query
 from campfire.catalog.local import LocalCatalog
 from campfire.errors import CampfireError, NotFoundError, ValidationError
 from campfire.models import Object, Photometry, Spectrum, SpectrumCollection, SpectrumData, split_list
 
+if TYPE_CHECKING:
+    from campfire.catalog.remote import RemoteCatalog
+    from campfire.graphs.collection import LazySpectra
+
 __all__ = ["Campfire"]
 
 NO_ARCHIVE = (
-    "no archive to read: {data_dir} has no catalog (meta/campfire.db) and no server is configured. "
+    "no archive to read: {data_dir} has no catalog (" + CATALOG_FILE + ") and no server is configured. "
     "Set CAMPFIRE_API_URL (or pass base_url=) to use a server and run cf.sync(), set CAMPFIRE_ROOT "
     "(or pass data_dir=) to an archive root, or use the built-in demo archive: "
     "Campfire(data_dir=campfire.demo.ensure())"
@@ -47,6 +53,11 @@ class Campfire:
     auto_refresh : bool
         Refresh expired OAuth access tokens transparently.
 
+    Raises
+    ------
+    ValidationError
+        ``base_url`` is not a string or ``auto_refresh`` not a bool.
+
     Examples
     --------
     >>> import campfire.demo
@@ -64,7 +75,7 @@ class Campfire:
         self.data_dir = config.resolve_data_dir(data_dir)
         self.auto_refresh = auto_refresh
         self._local: LocalCatalog | None = None
-        self._remote = None
+        self._remote: RemoteCatalog | None = None
 
     def __reduce__(self):
         return (Campfire, (self.base_url, self.data_dir, self.auto_refresh))
@@ -88,6 +99,13 @@ class Campfire:
 
     @property
     def local_catalog(self) -> LocalCatalog:
+        """The SQLite backend over ``<data_dir>/meta/campfire.db``.
+
+        Raises
+        ------
+        CampfireError
+            There is no valid catalog in ``data_dir``.
+        """
         if self._local is None:
             if not self.is_local:
                 raise CampfireError(NO_ARCHIVE.format(data_dir=self.data_dir))
@@ -95,17 +113,48 @@ class Campfire:
         return self._local
 
     @property
-    def remote_catalog(self):
-        """The HTTP backend (:class:`campfire.catalog.remote.RemoteCatalog`)."""
+    def remote_catalog(self) -> RemoteCatalog:
+        """The HTTP backend (:class:`campfire.catalog.remote.RemoteCatalog`).
+
+        Raises
+        ------
+        CampfireError
+            No server is configured (``base_url`` / ``$CAMPFIRE_API_URL``).
+        """
         if self._remote is None:
             if not self.base_url:
                 raise CampfireError(NO_ARCHIVE.format(data_dir=self.data_dir))
-            from campfire.catalog.remote import RemoteCatalog
+            from campfire.catalog.remote import RemoteCatalog  # requests: only when a server is used
 
             self._remote = RemoteCatalog(self.base_url, auto_refresh=self.auto_refresh, data_dir=self.data_dir)
         return self._remote
 
-    def _backend(self, remote: bool = False) -> CatalogBackend:
+    def catalog(self, remote: bool = False) -> CatalogBackend:
+        """The catalog queries go to: the local one when there is one and ``remote`` is False, else the server's.
+
+        Parameters
+        ----------
+        remote : bool
+            Force the HTTP API.
+
+        Returns
+        -------
+        CatalogBackend
+            A :class:`~campfire.catalog.local.LocalCatalog` or
+            :class:`~campfire.catalog.remote.RemoteCatalog`.
+
+        Raises
+        ------
+        ValidationError
+            ``remote`` is not a bool.
+        CampfireError
+            Neither a local catalog nor a server.
+
+        Examples
+        --------
+        >>> cf.catalog().counts()  # doctest: +SKIP
+        {'observations': 8, 'objects': 240, 'spectra': 460}
+        """
         if not isinstance(remote, bool):
             raise ValidationError(f"remote: expected True or False, got {remote!r}")
         if remote or not self.is_local:
@@ -116,13 +165,51 @@ class Campfire:
 
     # -- sync, download, login (HTTP; see campfire.transfer) ---------------------------
     def login(self, username: str, password: str) -> None:
-        """Log in to the server and store tokens in the user-only credentials file."""
+        """Log in to the server and store tokens in the user-only credentials file.
+
+        Parameters
+        ----------
+        username, password : str
+            The account (``campfire users add`` on the server).
+
+        Raises
+        ------
+        AuthenticationError
+            Wrong user name or password, or too many failed logins.
+        CampfireError
+            No server is configured.
+
+        Examples
+        --------
+        >>> cf.login('alice', 'alice-demo')  # doctest: +SKIP
+        """
         self.remote_catalog.login(username, password)
 
     def sync(self) -> dict[str, int]:
         """Pull the object/spectra catalog from the server into ``<data_dir>/meta/campfire.db``.
 
-        Returns ``{'observations', 'objects', 'spectra', 'stale_count'}``.
+        Metadata only, no FITS files; incremental after the first sync. An interrupted
+        sync leaves the previous catalog as it was.
+
+        Returns
+        -------
+        dict
+            ``{'observations', 'objects', 'spectra', 'stale_count'}``; ``stale_count``
+            counts the downloaded files whose server copy changed.
+
+        Raises
+        ------
+        CampfireError
+            No server, or ``data_dir`` is an archive root a pipeline or server owns.
+        APIError
+            The server failed or the stream broke (``SyncInterrupted``).
+        DownloadError
+            The local disk is full or read-only.
+
+        Examples
+        --------
+        >>> cf.sync()  # doctest: +SKIP
+        {'observations': 8, 'objects': 2450, 'spectra': 7200, 'stale_count': 0}
         """
         from campfire.transfer import sync_catalog
 
@@ -141,8 +228,37 @@ class Campfire:
     ) -> dict[str, Any]:
         """Download FITS files of the synced catalog (requires a prior ``sync()``).
 
-        Builds the same download graph as a workflow (``LazySpectra.download``) and
-        computes it on ``max_workers`` threads (:mod:`campfire.graphs.download`).
+        Files already present with the catalog's hash are skipped; each file is
+        streamed, resumed after an interruption, verified by its sha256 and recorded
+        (:mod:`campfire.graphs.download`, computed on ``max_workers`` threads).
+
+        Parameters
+        ----------
+        observations, programs, fields, gratings : list, optional
+            Which spectra (the filters of ``query_spectra``).
+        stale_only : bool
+            Only re-download files whose server copy changed.
+        max_workers : int
+            Parallel downloads.
+
+        Returns
+        -------
+        dict
+            ``{'downloaded', 'skipped', 'failed', 'bytes', 'seconds'}``.
+
+        Raises
+        ------
+        CampfireError
+            No synced catalog in ``data_dir`` (run ``sync()``), or no server.
+        ValidationError
+            A bad filter, ``stale_only`` or ``max_workers``.
+        DownloadError
+            Some files failed (after every other file was fetched and recorded).
+
+        Examples
+        --------
+        >>> cf.download(programs=['EMBER-UDS'], gratings=['PRISM'])  # doctest: +SKIP
+        {'downloaded': 42, 'skipped': 0, 'failed': [], 'bytes': 11975040, 'seconds': 1.8}
         """
         from campfire.graphs.download import download_files
 
@@ -160,12 +276,34 @@ class Campfire:
         return download_files(remote, self.data_dir, query, max_workers=max_workers, stale_only=stale_only)
 
     # -- queries ----------------------------------------------------------------------
-    def query_objects(self, *, remote: bool = False, **filters) -> Table:
-        """Query objects (one row per sky position) → astropy Table.
+    def query_objects(self, *, remote: bool = False, **filters: Unpack[QueryFilters]) -> Table:
+        """Query objects (one row per sky position).
 
-        Filters: fields, programs, gratings, observations, redshift_range,
-        redshift_quality, max_snr_range, dq_flags, tags, inspected_only, staleness,
-        has_photometry, search, cone_search, limit, offset, sort='object_id', sort_dir='asc'.
+        Parameters
+        ----------
+        remote : bool
+            Force the HTTP API even when a local catalog exists.
+        **filters
+            fields, programs, gratings, observations, redshift_range, redshift_quality,
+            max_snr_range, dq_flags, tags, inspected_only, staleness, has_photometry,
+            search, cone_search, limit (unlimited locally, ``campfire.api.page-size``
+            remotely), offset, sort (``'object_id'``), sort_dir (``'asc'``) — see
+            :class:`~campfire.catalog.filters.QueryFilters`.
+
+        Returns
+        -------
+        astropy.table.Table
+            object_id, field, ra, dec, redshift, redshift_auto, redshift_inspected,
+            redshift_quality, programs, tags, gratings, n_spectra, max_snr,
+            max_exposure_time, has_photometry, photo_z, photo_z_err_lo, photo_z_err_hi.
+
+        Raises
+        ------
+        ValidationError
+            An unknown filter or value (the message names it and what is allowed), or
+            ``staleness`` with ``remote=True``.
+        CampfireError
+            Neither a local catalog nor a server.
 
         Examples
         --------
@@ -173,45 +311,141 @@ class Campfire:
         """
         return self._query("objects", remote, filters)
 
-    def query_spectra(self, *, remote: bool = False, **filters) -> Table:
-        """Query spectra (one row per spectrum) → astropy Table.
+    def query_spectra(self, *, remote: bool = False, **filters: Unpack[QueryFilters]) -> Table:
+        """Query spectra (one row per spectrum).
 
-        Same vocabulary as :meth:`query_objects`; inspection filters join through the
-        parent object, ``dq_flags`` and ``max_snr_range`` apply per spectrum.
+        Same vocabulary as :meth:`query_objects`; the inspection filters
+        (redshift_range, redshift_quality, inspected_only, tags) apply to the parent
+        object, ``dq_flags`` and ``max_snr_range`` to each spectrum; sort defaults to
+        ``'spectrum_id'``.
+
+        Parameters
+        ----------
+        remote : bool
+            Force the HTTP API.
+        **filters
+            See :meth:`query_objects`.
+
+        Returns
+        -------
+        astropy.table.Table
+            spectrum_id, target_id, object_id, grating, fits_path, signal_to_noise,
+            exposure_time, reduction_version, redshift_auto, dq_flags, local_path,
+            filter, observation, program, file_hash, file_size.
+
+        Raises
+        ------
+        ValidationError
+            An unknown filter or value.
+        CampfireError
+            Neither a local catalog nor a server.
+
+        Examples
+        --------
+        >>> from campfire.flags import DQFlags
+        >>> cf.query_spectra(gratings=['PRISM'], dq_flags=~DQFlags.CONTAMINATION & ~DQFlags.LOW_SNR)  # doctest: +SKIP
         """
         return self._query("spectra", remote, filters)
 
     def _query(self, kind: str, remote: bool, filters: dict) -> Table:
-        backend = self._backend(remote)
-        query = build_query(kind, **self._defaults(filters, backend))
-        return backend.query(query)
-
-    def _defaults(self, filters: dict, backend) -> dict:
+        backend = self.catalog(remote)
         if backend is not self._local and "limit" not in filters:
             filters = dict(filters, limit=config.get("api.page-size"))
+        self._check_staleness(filters, backend)
+        return backend.query(build_query(kind, **filters))
+
+    def _check_staleness(self, filters: dict, backend: CatalogBackend) -> None:
         if filters.get("staleness") is not None and backend is not self._local:
             raise ValidationError("staleness: cannot be used with remote=True (the server does not know your local files)")
-        return filters
 
-    def iter_objects(self, *, remote: bool = False, **filters) -> Iterator[dict]:
-        """Stream object rows (dicts) without holding the result set in memory."""
-        backend = self._backend(remote)
-        if filters.get("staleness") is not None and backend is not self._local:
-            raise ValidationError("staleness: cannot be used with remote=True")
+    def iter_objects(self, *, remote: bool = False, **filters: Unpack[QueryFilters]) -> Iterator[dict]:
+        """Stream object rows (dicts) without holding the result set in memory.
+
+        Locally one SQLite cursor; remotely page after page of the API.
+
+        Parameters
+        ----------
+        remote : bool
+            Force the HTTP API.
+        **filters
+            See :meth:`query_objects` (``limit`` is unlimited here by default).
+
+        Returns
+        -------
+        iterator of dict
+            One dict per row with the :meth:`query_objects` columns.
+
+        Raises
+        ------
+        ValidationError
+            An unknown filter or value.
+
+        Examples
+        --------
+        >>> for row in cf.iter_objects(redshift_range=(2.0, 4.0)):  # doctest: +SKIP
+        ...     print(row['object_id'], row['redshift'])
+        """
+        backend = self.catalog(remote)
+        self._check_staleness(filters, backend)
         return backend.iter_rows(build_query("objects", **filters))
 
-    def iter_spectra(self, *, remote: bool = False, **filters) -> Iterator[dict]:
-        """Stream spectrum rows (dicts) without holding the result set in memory."""
-        backend = self._backend(remote)
-        if filters.get("staleness") is not None and backend is not self._local:
-            raise ValidationError("staleness: cannot be used with remote=True")
+    def iter_spectra(self, *, remote: bool = False, **filters: Unpack[QueryFilters]) -> Iterator[dict]:
+        """Stream spectrum rows (dicts) without holding the result set in memory.
+
+        Parameters
+        ----------
+        remote : bool
+            Force the HTTP API.
+        **filters
+            See :meth:`query_spectra`.
+
+        Returns
+        -------
+        iterator of dict
+            One dict per row with the :meth:`query_spectra` columns.
+
+        Raises
+        ------
+        ValidationError
+            An unknown filter or value.
+
+        Examples
+        --------
+        >>> ids = [r['spectrum_id'] for r in cf.iter_spectra(gratings=['PRISM'])]  # doctest: +SKIP
+        """
+        backend = self.catalog(remote)
+        self._check_staleness(filters, backend)
         return backend.iter_rows(build_query("spectra", **filters))
 
     # -- single records --------------------------------------------------------------
     def get_object(self, object_id: str, *, remote: bool = False) -> Object | None:
-        """One object with ``.spectra`` and ``.photometry`` attached, or None if not found."""
+        """One object with ``.spectra`` and ``.photometry`` attached.
+
+        Parameters
+        ----------
+        object_id : str
+            E.g. ``'ember_uds_p4_123456'``.
+        remote : bool
+            Force the HTTP API.
+
+        Returns
+        -------
+        Object or None
+            None when there is no such object (or you may not see it).
+
+        Raises
+        ------
+        ValidationError
+            ``object_id`` is not an ID string.
+
+        Examples
+        --------
+        >>> obj = cf.get_object('ember_uds_p4_123456')  # doctest: +SKIP
+        >>> obj.spectra.gratings, obj.photometry.photo_z  # doctest: +SKIP
+        (['G140M', 'G395M', 'PRISM'], 3.51)
+        """
         _check_id("object_id", object_id)
-        backend = self._backend(remote)
+        backend = self.catalog(remote)
         row = backend.object_row(object_id)
         if row is None:
             return None
@@ -244,13 +478,53 @@ class Campfire:
         )
 
     def get_spectrum(self, spectrum_id: str, *, remote: bool = False) -> dict | None:
-        """One spectrum's catalog row as a dict, or None if not found."""
+        """One spectrum's catalog row.
+
+        Parameters
+        ----------
+        spectrum_id : str
+            E.g. ``'ember_uds_p4_prism_clear_123456'``.
+        remote : bool
+            Force the HTTP API.
+
+        Returns
+        -------
+        dict or None
+            The :meth:`query_spectra` columns; None when there is no such spectrum.
+
+        Raises
+        ------
+        ValidationError
+            ``spectrum_id`` is not an ID string.
+
+        Examples
+        --------
+        >>> cf.get_spectrum('ember_uds_p4_prism_clear_123456')['grating']  # doctest: +SKIP
+        'PRISM'
+        """
         _check_id("spectrum_id", spectrum_id)
-        return self._backend(remote).spectrum_row(spectrum_id)
+        return self.catalog(remote).spectrum_row(spectrum_id)
 
     # -- opening spectra ----------------------------------------------------------------
     def open_spectrum(self, spectrum_id: str) -> SpectrumData:
         """Open a spectrum: the local FITS file first, else fetch it from the API into ``products/``.
+
+        Parameters
+        ----------
+        spectrum_id : str
+
+        Returns
+        -------
+        SpectrumData
+
+        Raises
+        ------
+        ValidationError
+            ``spectrum_id`` is not an ID string.
+        NotFoundError
+            No such spectrum, or its file is not here and there is no server to fetch it from.
+        DownloadError
+            The file could not be fetched.
 
         Examples
         --------
@@ -260,7 +534,27 @@ class Campfire:
         return self.local_path(spectrum_id, fetch=True, open_=True)
 
     def local_path(self, spectrum_id: str, fetch: bool = True, open_: bool = False):
-        """The local FITS path of a spectrum (fetching it when allowed), or its opened data."""
+        """The local FITS path of a spectrum (fetching it when allowed), or its opened data.
+
+        Parameters
+        ----------
+        spectrum_id : str
+        fetch : bool
+            Fetch the file from the server when it is not here.
+        open_ : bool
+            Return the opened :class:`SpectrumData` instead of the path.
+
+        Returns
+        -------
+        str or SpectrumData
+
+        Raises
+        ------
+        NotFoundError
+            Not in the catalog, or not here and not fetched.
+        CampfireError
+            Neither a local catalog nor a server.
+        """
         row = self.local_catalog.spectrum_row(spectrum_id) if self.is_local else None
         if row is not None and row["local_path"] and os.path.exists(row["local_path"]):
             return SpectrumData.from_fits(row["local_path"]) if open_ else row["local_path"]
@@ -285,7 +579,26 @@ class Campfire:
 
     # -- 2D data, fits, imaging -----------------------------------------------------------
     def get_spectrum_data(self, spectrum_id: str) -> dict[str, Any]:
-        """``{wave, fnu, fnu_err, snr_2d, n_spatial, n_wave, profile, profile_fit, profile_pix}``."""
+        """The arrays behind the 2D quick-look of a spectrum.
+
+        Parameters
+        ----------
+        spectrum_id : str
+
+        Returns
+        -------
+        dict
+            ``{wave, fnu, fnu_err, snr_2d, n_spatial, n_wave, profile, profile_fit, profile_pix}``.
+
+        Raises
+        ------
+        NotFoundError
+            No such spectrum, or its file has no 2D data.
+
+        Examples
+        --------
+        >>> cf.get_spectrum_data('ember_uds_p4_prism_clear_123456')['snr_2d'].shape  # doctest: +SKIP
+        """
         _check_id("spectrum_id", spectrum_id)
         if self.is_local or not self.base_url:
             from campfire.io.fits import read_spectrum_2d
@@ -294,7 +607,26 @@ class Campfire:
         return self.remote_catalog.spectrum_data(spectrum_id)
 
     def get_redshift_fit_data(self, spectrum_id: str) -> dict[str, Any]:
-        """``{redshift, chi2_min, confidence, z_grid, chi2_grid, model_wave, model_fnu}``."""
+        """The stored redshift fit of a spectrum (its χ² curve and best model).
+
+        Parameters
+        ----------
+        spectrum_id : str
+
+        Returns
+        -------
+        dict
+            ``{redshift, chi2_min, confidence, z_grid, chi2_grid, model_wave, model_fnu}``.
+
+        Raises
+        ------
+        NotFoundError
+            No such spectrum, or its file has no fit.
+
+        Examples
+        --------
+        >>> cf.get_redshift_fit_data('ember_uds_p4_prism_clear_123456')['redshift']  # doctest: +SKIP
+        """
         _check_id("spectrum_id", spectrum_id)
         if self.is_local or not self.base_url:
             from campfire.io.fits import read_redshift_fit
@@ -303,20 +635,94 @@ class Campfire:
         return self.remote_catalog.redshift_fit(spectrum_id)
 
     def get_cutout(self, object_id: str, fov: float = 5.0, size: int | None = None) -> str:
-        """Path of a cached cutout PNG around an object."""
+        """Path of a cached cutout PNG around an object.
+
+        Parameters
+        ----------
+        object_id : str
+        fov : float
+            Field of view in arcseconds.
+        size : int, optional
+            Output pixels per side (default: the native scale).
+
+        Returns
+        -------
+        str
+            The PNG under ``<data_dir>/cache/``.
+
+        Raises
+        ------
+        NotFoundError
+            No such object, or no imaging covers it.
+
+        Examples
+        --------
+        >>> path = cf.get_cutout('ember_uds_p4_123456', fov=3.2)  # doctest: +SKIP
+        """
         from campfire.imaging import cutout_for_client
 
         return cutout_for_client(self, _check_id("object_id", object_id), fov=fov, size=size)
 
     def get_shutters(self, object_id: str, fov: float = 5.0) -> dict:
-        """Cached MSA shutter geometry (dict) around an object."""
+        """Cached MSA shutter geometry around an object.
+
+        Parameters
+        ----------
+        object_id : str
+        fov : float
+            Field of view in arcseconds.
+
+        Returns
+        -------
+        dict
+            The shutters and observations (see :func:`campfire.imaging.plot_cutout`).
+
+        Raises
+        ------
+        NotFoundError
+            No such object.
+
+        Examples
+        --------
+        >>> data = cf.get_shutters('ember_uds_p4_123456', fov=3.2)  # doctest: +SKIP
+        """
         from campfire.imaging import shutters_for_client
 
         return shutters_for_client(self, _check_id("object_id", object_id), fov=fov)
 
     def plot_cutout(self, object_id: str, fov: float = 5.0, size: int | None = None, shutters=True, ax=None,
                     shutter_style: dict | None = None, scalebar: bool = True):
-        """Plot a cutout with the MSA shutters drawn as vector patches."""
+        """Plot a cutout with the MSA shutters drawn as vector patches.
+
+        Parameters
+        ----------
+        object_id : str
+        fov : float
+            Field of view in arcseconds.
+        size : int, optional
+            Output pixels per side (default: native resolution).
+        shutters : bool or {'all', 'target'}
+            True or 'all': every shutter; 'target': the target's only; False: none.
+        ax : matplotlib.axes.Axes, optional
+            Default ``plt.gca()``.
+        shutter_style : dict, optional
+            Per-category overrides ('target', 'other', 'stuck_closed').
+        scalebar : bool
+            Draw a scalebar.
+
+        Returns
+        -------
+        matplotlib.axes.Axes
+
+        Raises
+        ------
+        NotFoundError
+            No such object, or no imaging covers it.
+
+        Examples
+        --------
+        >>> cf.plot_cutout('ember_uds_p4_123456', fov=3.2, ax=ax)  # doctest: +SKIP
+        """
         from campfire.imaging import plot_cutout
 
         path = self.get_cutout(object_id, fov=fov, size=size)
@@ -325,33 +731,150 @@ class Campfire:
                            which=shutters, shutter_style=shutter_style, scalebar=scalebar)
 
     # -- lazy collections ----------------------------------------------------------------
-    def lazy_spectra(self, **filters):
-        """A lazy Dask collection over the spectra matching ``filters`` (see campfire.graphs)."""
+    def lazy_spectra(self, **filters) -> LazySpectra:
+        """A lazy Dask collection over the spectra matching ``filters`` (see :mod:`campfire.graphs`).
+
+        Parameters
+        ----------
+        **filters
+            The filters of :meth:`query_spectra`, plus ``batch_size``, ``errors``
+            (``'raise'`` or ``'record'``), ``storage_root`` and ``remote``
+            (:meth:`LazySpectra.from_query <campfire.graphs.collection.LazySpectra.from_query>`).
+
+        Returns
+        -------
+        LazySpectra
+            Nothing runs until ``.compute()`` (or ``dask.compute``).
+
+        Raises
+        ------
+        ValidationError
+            An unknown filter or value.
+
+        Examples
+        --------
+        >>> lazy = cf.lazy_spectra(tags=['lrd'], gratings=['PRISM'])  # doctest: +SKIP
+        >>> stack = lazy.calibrate().stack('median', by='all', rest_frame=True).compute()  # doctest: +SKIP
+        """
         from campfire.graphs.collection import LazySpectra
 
         return LazySpectra.from_query(self, **filters)
 
     # -- metadata -------------------------------------------------------------------------
     def get_metadata(self, *, remote: bool = False) -> dict[str, list]:
-        """``{'programs': [...], 'fields': [...], 'gratings': [...], 'observations': [...]}``."""
-        return self._backend(remote).metadata()
+        """Programs, fields, gratings and observations at once.
+
+        Parameters
+        ----------
+        remote : bool
+            Force the HTTP API.
+
+        Returns
+        -------
+        dict
+            ``{'programs': [...], 'fields': [...], 'gratings': [...], 'observations': [...]}``.
+
+        Examples
+        --------
+        >>> cf.get_metadata()['fields']  # doctest: +SKIP
+        ['cosmos', 'egs', 'gds', 'uds']
+        """
+        return self.catalog(remote).metadata()
 
     def get_programs(self, *, remote: bool = False) -> Table:
-        """astropy Table: program_id, slug, program_name, pi_name, is_public."""
-        return self._backend(remote).programs()
+        """The programs you may see.
+
+        Parameters
+        ----------
+        remote : bool
+            Force the HTTP API.
+
+        Returns
+        -------
+        astropy.table.Table
+            program_id, slug, program_name, pi_name, is_public.
+
+        Examples
+        --------
+        >>> cf.get_programs()['slug']  # doctest: +SKIP
+        """
+        return self.catalog(remote).programs()
 
     def get_fields(self, *, remote: bool = False) -> list[str]:
-        return self._backend(remote).fields()
+        """The fields you may see, sorted.
+
+        Parameters
+        ----------
+        remote : bool
+            Force the HTTP API.
+
+        Returns
+        -------
+        list of str
+
+        Examples
+        --------
+        >>> cf.get_fields()  # doctest: +SKIP
+        ['cosmos', 'egs', 'gds', 'uds']
+        """
+        return self.catalog(remote).fields()
 
     def get_gratings(self, *, remote: bool = False) -> list[str]:
-        return self._backend(remote).gratings()
+        """The gratings of the spectra you may see, in instrument order.
+
+        Parameters
+        ----------
+        remote : bool
+            Force the HTTP API.
+
+        Returns
+        -------
+        list of str
+
+        Examples
+        --------
+        >>> cf.get_gratings()  # doctest: +SKIP
+        ['PRISM', 'G140M', 'G235M', 'G395M']
+        """
+        return self.catalog(remote).gratings()
 
     def get_observations(self, *, remote: bool = False) -> list[str]:
-        return self._backend(remote).observations()
+        """The observations you may see, sorted.
+
+        Parameters
+        ----------
+        remote : bool
+            Force the HTTP API.
+
+        Returns
+        -------
+        list of str
+
+        Examples
+        --------
+        >>> cf.get_observations()[:2]  # doctest: +SKIP
+        ['cinder_egs_p1', 'cinder_egs_p2']
+        """
+        return self.catalog(remote).observations()
 
     def get_tags(self, *, remote: bool = False) -> Table:
-        """astropy Table: slug, name, member_count (+ kind, owner, description)."""
-        return self._backend(remote).tags()
+        """The tags you may see, with how many visible objects carry each.
+
+        Parameters
+        ----------
+        remote : bool
+            Force the HTTP API.
+
+        Returns
+        -------
+        astropy.table.Table
+            slug, name, member_count, kind, owner, description.
+
+        Examples
+        --------
+        >>> cf.get_tags()['slug']  # doctest: +SKIP
+        """
+        return self.catalog(remote).tags()
 
     # -- user tags (server-side; see campfire.server.tags) ----------------------------------
     def create_tag(self, slug: str, name: str, shared: bool = False, description: str = "") -> dict:
@@ -359,6 +882,27 @@ class Campfire:
 
         Slugs are lower-case letters, digits and hyphens, unique per owner; system
         slugs (lrd, blagn, ...) are reserved. A synced catalog sees it at the next sync.
+
+        Parameters
+        ----------
+        slug : str
+        name : str
+            Display name.
+        shared : bool
+            Visible to every logged-in user.
+        description : str
+
+        Returns
+        -------
+        dict
+            The tag's row (slug, name, member_count, kind, owner, description).
+
+        Raises
+        ------
+        AuthenticationError
+            Not logged in.
+        ValidationError
+            A bad or reserved slug, or one you already have.
 
         Examples
         --------
@@ -368,11 +912,53 @@ class Campfire:
 
     def update_tag(self, slug: str, *, name: str | None = None, description: str | None = None,
                    shared: bool | None = None) -> dict:
-        """Rename, re-describe, share or unshare one of your tags."""
+        """Rename, re-describe, share or unshare one of your tags.
+
+        Parameters
+        ----------
+        slug : str
+        name, description : str, optional
+            New values (None: unchanged).
+        shared : bool, optional
+            Share (True) or make private (False); None: unchanged.
+
+        Returns
+        -------
+        dict
+            The tag's row.
+
+        Raises
+        ------
+        AuthenticationError
+            Not logged in.
+        NotFoundError
+            You have no such tag.
+
+        Examples
+        --------
+        >>> cf.update_tag('my-lrds', shared=True)  # doctest: +SKIP
+        """
         return self.remote_catalog.update_tag(slug, name=name, description=description, shared=shared)
 
     def tag_objects(self, slug: str, object_ids) -> int:
-        """Add objects (that you can see) to your tag; returns how many were new.
+        """Add objects (that you can see) to your tag.
+
+        Parameters
+        ----------
+        slug : str
+        object_ids : str or list of str
+
+        Returns
+        -------
+        int
+            How many were new.
+
+        Raises
+        ------
+        AuthenticationError
+            Not logged in.
+        ValidationError
+            An object you cannot see (then nothing changes).
 
         Examples
         --------
@@ -382,9 +968,46 @@ class Campfire:
         return self.remote_catalog.tag_objects(slug, object_ids)
 
     def untag_objects(self, slug: str, object_ids) -> int:
-        """Remove objects from your tag; returns how many were removed."""
+        """Remove objects from your tag.
+
+        Parameters
+        ----------
+        slug : str
+        object_ids : str or list of str
+
+        Returns
+        -------
+        int
+            How many were removed.
+
+        Raises
+        ------
+        AuthenticationError
+            Not logged in.
+
+        Examples
+        --------
+        >>> cf.untag_objects('my-lrds', ['ember_uds_p4_123456'])  # doctest: +SKIP
+        1
+        """
         return self.remote_catalog.untag_objects(slug, object_ids)
 
     def delete_tag(self, slug: str) -> None:
-        """Delete one of your tags (its memberships go with it)."""
+        """Delete one of your tags (its memberships go with it).
+
+        Parameters
+        ----------
+        slug : str
+
+        Raises
+        ------
+        AuthenticationError
+            Not logged in.
+        NotFoundError
+            You have no such tag.
+
+        Examples
+        --------
+        >>> cf.delete_tag('my-lrds')  # doctest: +SKIP
+        """
         self.remote_catalog.delete_tag(slug)

@@ -19,7 +19,7 @@ import dataclasses
 import math
 import numbers
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping
+from typing import Any, Mapping, Sequence, TypedDict
 
 from numpy import bool_ as np_bool
 
@@ -27,6 +27,7 @@ from campfire.errors import ValidationError
 from campfire.flags import FlagExpr, as_flag_expr
 
 __all__ = [
+    "QueryFilters",
     "Query",
     "Vocabulary",
     "build_query",
@@ -59,6 +60,34 @@ FILTER_NAMES = (
     "search", "cone_search",
 )
 PAGING_NAMES = ("limit", "offset", "sort", "sort_dir")
+
+
+class QueryFilters(TypedDict, total=False):
+    """The keyword arguments of ``query_objects`` / ``query_spectra`` / ``iter_*`` / ``lazy_spectra``.
+
+    For type checkers and IDEs (``**filters: Unpack[QueryFilters]``); :func:`build_query`
+    validates the values at run time and names the parameter when one is wrong. Every
+    filter is optional; None means "no filter".
+    """
+
+    fields: Sequence[str] | None                 # e.g. ['cosmos', 'uds'] (any case)
+    programs: Sequence[int | str] | None         # JWST proposal ids or program slugs
+    gratings: Sequence[str] | None               # e.g. ['PRISM', 'G395M']
+    observations: Sequence[str] | None           # observation names
+    redshift_range: tuple[float, float] | None   # (min, max) of the object's best redshift
+    redshift_quality: Sequence[int | str] | None  # 0-4 or names: [3, 4] or ['probable', 'secure']
+    max_snr_range: tuple[float, float] | None    # objects: best S/N; spectra: the spectrum's S/N
+    dq_flags: Any                                # an int bitmask or a DQFlags expression (campfire.flags)
+    tags: Sequence[str] | None                   # tag slugs, e.g. ['lrd', 'blagn']
+    inspected_only: bool | None
+    staleness: bool | None                       # local catalog only: files whose server hash changed
+    has_photometry: bool | None
+    search: str | None                           # text search on IDs
+    cone_search: tuple[float, float, float] | None  # (ra, dec, radius_arcsec)
+    limit: int | None                            # unlimited locally; campfire.api.page-size remotely
+    offset: int
+    sort: str                                    # a column (objects: 'object_id', spectra: 'spectrum_id')
+    sort_dir: str                                # 'asc' or 'desc'
 
 
 @dataclass(frozen=True)
@@ -98,7 +127,24 @@ class Query:
 
     # -- vocabulary -----------------------------------------------------------------
     def resolve(self, vocab: Vocabulary) -> "Query":
-        """Check names against ``vocab``; program slugs become program ids."""
+        """Check names against ``vocab``; program slugs become program ids.
+
+        Parameters
+        ----------
+        vocab : Vocabulary
+            What the archive (as the caller sees it) knows.
+
+        Returns
+        -------
+        Query
+            The same query with program ids.
+
+        Raises
+        ------
+        ValidationError
+            A field, grating, observation, tag or program the archive does not know
+            (the message lists the allowed ones).
+        """
         changes: dict[str, Any] = {}
         for name, known in (
             ("fields", vocab.fields),
@@ -134,7 +180,18 @@ class Query:
 
     # -- HTTP ------------------------------------------------------------------------
     def to_params(self) -> dict[str, str]:
-        """Query-string parameters of the HTTP API (lists comma-joined, ranges 'lo,hi')."""
+        """Query-string parameters of the HTTP API (lists comma-joined, ranges 'lo,hi').
+
+        Returns
+        -------
+        dict of str to str
+            What :func:`query_from_params` turns back into the same Query.
+
+        Examples
+        --------
+        >>> build_query('spectra', gratings=['prism'], redshift_range=(4, 6)).to_params()
+        {'gratings': 'PRISM', 'redshift_range': '4.0,6.0', 'sort': 'spectrum_id', 'sort_dir': 'asc'}
+        """
         out: dict[str, str] = {}
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
@@ -302,6 +359,28 @@ def build_query(kind: str, **kwargs) -> Query:
 
     Unknown keywords raise ValidationError listing the allowed ones — nothing is
     silently ignored.
+
+    Parameters
+    ----------
+    kind : {'objects', 'spectra'}
+    **kwargs
+        The filters and paging of :class:`QueryFilters`.
+
+    Returns
+    -------
+    Query
+        Frozen; names are normalised (fields lower-case, gratings upper-case).
+
+    Raises
+    ------
+    ValidationError
+        An unknown keyword or a bad value; the message names the parameter and what
+        is allowed.
+
+    Examples
+    --------
+    >>> build_query('objects', tags=['LRD'], limit=5).tags
+    ('lrd',)
     """
     if kind not in SORT_COLUMNS:
         raise ValidationError(f"kind: expected 'objects' or 'spectra', got {kind!r}")
@@ -360,7 +439,28 @@ def build_query(kind: str, **kwargs) -> Query:
 
 
 def query_from_params(kind: str, params: Mapping[str, str]) -> Query:
-    """The inverse of :meth:`Query.to_params` (what the server does with a query string)."""
+    """The inverse of :meth:`Query.to_params` (what the server does with a query string).
+
+    Parameters
+    ----------
+    kind : {'objects', 'spectra'}
+    params : mapping of str to str
+        Query-string parameters (repeated keys already comma-joined).
+
+    Returns
+    -------
+    Query
+
+    Raises
+    ------
+    ValidationError
+        As :func:`build_query`, and for booleans other than true/false/1/0.
+
+    Examples
+    --------
+    >>> query_from_params('objects', {'fields': 'uds,cosmos', 'limit': '10'}).fields
+    ('uds', 'cosmos')
+    """
     kwargs: dict[str, Any] = {}
     for key, raw in params.items():
         if key in ("fields", "programs", "gratings", "observations", "tags", "redshift_quality"):
@@ -380,20 +480,3 @@ def query_from_params(kind: str, params: Mapping[str, str]) -> Query:
         else:
             kwargs[key] = raw
     return build_query(kind, **kwargs)
-
-
-def filter_kwargs(kwargs: Mapping[str, Any]) -> dict[str, Any]:
-    """The subset of ``kwargs`` that are filters (drops None values)."""
-    return {k: v for k, v in kwargs.items() if k in FILTER_NAMES and v is not None}
-
-
-def iter_chunks(items: Iterable, size: int):
-    """Yield lists of at most ``size`` items."""
-    chunk = []
-    for item in items:
-        chunk.append(item)
-        if len(chunk) == size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk

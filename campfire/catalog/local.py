@@ -208,7 +208,21 @@ class LocalCatalog:
             return objects_table(rows) if q.kind == "objects" else spectra_table(rows)
 
     def count(self, q: Query) -> int:
-        """Number of rows matching ``q`` (ignores limit and offset)."""
+        """Number of rows matching ``q`` (ignores limit and offset).
+
+        Parameters
+        ----------
+        q : Query
+
+        Returns
+        -------
+        int
+
+        Raises
+        ------
+        ValidationError
+            A name in ``q`` this catalog does not know.
+        """
         q = q.resolve(self.vocabulary())
         sql, params = self.compile(q, count=True)
         return int(self.conn.execute(sql, params).fetchone()[0])

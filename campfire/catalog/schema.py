@@ -40,13 +40,17 @@ import time
 
 from campfire.catalog.db import catalog_path, connect, opened, read_meta, write_meta
 
-__all__ = ["SCHEMA_PATH", "SCHEMA_VERSION", "OBJECT_COPIES", "schema_statements", "create_catalog",
+__all__ = ["SCHEMA_PATH", "SCHEMA_VERSION", "OBJECT_COPIES", "EXPORT_TABLES", "schema_statements", "create_catalog",
            "finalize_catalog", "has_object_copies", "fill_object_copies", "upgrade_catalog", "repack_catalog"]
 
 log = logging.getLogger("campfire.catalog")
 
 SCHEMA_PATH = pathlib.Path(__file__).with_name("schema.sql")
 SCHEMA_VERSION = "2"
+
+# the tables a server's export carries to a client (not archive_meta, local_files or the demo's truth)
+EXPORT_TABLES = ("programs", "observations", "objects", "photometry", "spectra", "object_aggregates",
+                 "tags", "object_tags")
 
 # spectra column -> the objects column it copies (schema version 2)
 OBJECT_COPIES = {

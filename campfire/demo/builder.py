@@ -16,6 +16,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from campfire import config
 from campfire.catalog.aggregates import refresh_standard_aggregates
 from campfire.catalog.db import catalog_path, write_meta
 from campfire.catalog.schema import create_catalog, finalize_catalog
@@ -284,8 +285,7 @@ def _default_workers() -> int:
 
 
 def build(root: str | os.PathLike | None = None, size: str = "small", seed: int = 0, *,
-          workers: int | None = None, progress: bool = True, overwrite: bool = True,
-          _n_objects: int | None = None, _n_spectra: int | None = None) -> pathlib.Path:
+          workers: int | None = None, progress: bool = True, overwrite: bool = True) -> pathlib.Path:
     """Build a demo archive root (catalog, FITS products, imaging, ground truth).
 
     Parameters
@@ -326,8 +326,13 @@ def build(root: str | os.PathLike | None = None, size: str = "small", seed: int 
     >>> from campfire import Campfire
     >>> Campfire(data_dir=root).get_object('ember_uds_p4_123456')  # doctest: +SKIP
     """
-    from campfire import config
+    return _build(root, size, seed, workers=workers, progress=progress, overwrite=overwrite)
 
+
+def _build(root: str | os.PathLike | None, size: str, seed: int, *, workers: int | None = None,
+           progress: bool = True, overwrite: bool = True, n_objects: int | None = None,
+           n_spectra: int | None = None) -> pathlib.Path:
+    """:func:`build`, optionally of a smaller survey plan (``n_objects``, ``n_spectra``: tests)."""
     size, seed = _validate(size, seed)
     root = pathlib.Path(root).expanduser() if root is not None else config.demo_root()
     root = root.absolute()
@@ -350,7 +355,7 @@ def build(root: str | os.PathLike | None = None, size: str = "small", seed: int 
     tmp.mkdir()
     t0 = time.perf_counter()
     try:
-        counts = _build_into(tmp, size, seed, workers, progress, _n_objects, _n_spectra)
+        counts = _build_into(tmp, size, seed, workers, progress, n_objects, n_spectra)
         _swap_into_place(tmp, root)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -436,8 +441,6 @@ def ensure(size: str | None = None, *, seed: int | None = None, root: str | os.P
     >>> from campfire import Campfire
     >>> cf = Campfire(data_dir=campfire.demo.ensure())  # doctest: +SKIP
     """
-    from campfire import config
-
     if size is not None:
         size, _ = _validate(size, 0)
     if seed is not None:

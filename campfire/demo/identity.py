@@ -7,7 +7,7 @@ same way, and :func:`read_build_marker` tells a complete demo from anything else
 Examples
 --------
 >>> sorted(demo_meta('small', 0, '2024-01-01T00:00:00'))
-['built_with', 'catalog_version', 'created_at', 'generator']
+['built_with', 'catalog_version', 'created_at', 'generator', 'owner']
 """
 from __future__ import annotations
 

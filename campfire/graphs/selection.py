@@ -109,7 +109,7 @@ def object_info(cf, object_ids: Iterable[str]) -> dict[str, tuple[float, Photome
     ids = [oid for oid in dict.fromkeys(object_ids) if oid]
     if getattr(cf, "is_local", False):
         return _local_object_info(cf.local_catalog, ids)
-    backend = cf._backend(False)
+    backend = cf.catalog(False)
     out: dict[str, tuple[float, Photometry | None]] = {}
     for oid in ids:
         row = backend.object_row(oid) or {}

@@ -61,8 +61,6 @@ EXPORT_FORMAT = "campfire-export"
 EXPORT_VERSION = 2
 ROWS_PER_LINE = 2000
 FLUSH_BYTES = 1 << 20
-SNAPSHOT_TABLES = ("programs", "observations", "objects", "photometry", "spectra", "object_aggregates",
-                   "tags", "object_tags")
 DELTA_LIMIT = 0.2  # a delta above this fraction of the visible spectra is sent as a snapshot
 
 

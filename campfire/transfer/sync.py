@@ -32,7 +32,7 @@ import urllib3
 
 from campfire.catalog.db import catalog_path, connect, opened, read_meta, write_meta
 from campfire.catalog.remote import RemoteCatalog
-from campfire.catalog.schema import SCHEMA_VERSION, finalize_catalog, has_object_copies, schema_statements
+from campfire.catalog.schema import EXPORT_TABLES, SCHEMA_VERSION, finalize_catalog, has_object_copies, schema_statements
 from campfire.catalog.writer import CatalogWriter
 from campfire.errors import APIError, CampfireError, DownloadError
 from campfire.transfer.datadir import catalog_owner, disk_problem, now
@@ -42,8 +42,6 @@ __all__ = ["sync_catalog", "SyncInterrupted"]
 
 log = logging.getLogger("campfire.transfer")
 
-_EXPORT_TABLES = ("programs", "observations", "objects", "photometry", "spectra", "object_aggregates",
-                  "tags", "object_tags")
 _SNAPSHOT_OBJECTS = {"table", "index"}  # what a snapshot's sqlite_master may hold (no triggers or views)
 # what a broken stream raises: the network's errors, a corrupt gzip, the socket's OSError
 _STREAM_ERRORS = (requests.RequestException, urllib3.exceptions.HTTPError, zlib.error, OSError)
@@ -119,7 +117,7 @@ class _Loader:
 
     def __init__(self, conn: sqlite3.Connection):
         self.conn = conn
-        self.known = {t: [r[1] for r in conn.execute(f"PRAGMA table_info({t})")] for t in _EXPORT_TABLES}
+        self.known = {t: [r[1] for r in conn.execute(f"PRAGMA table_info({t})")] for t in EXPORT_TABLES}
         self.table: str | None = None
         self.sql: str | None = None
         self.index: list[int] | None = None

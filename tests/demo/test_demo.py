@@ -21,6 +21,7 @@ from campfire.catalog.aggregates import refresh_aggregates, visible_program_ids
 from campfire.catalog.schema import SCHEMA_VERSION
 from campfire.demo import instrument as ins
 from campfire.demo import survey, truth
+from campfire.demo.builder import _build  # a smaller survey plan than the public sizes
 from campfire.demo.generate import spectrum_statistic
 from campfire.demo.sed import TAGGED_TYPES, TRUTH_WAVE, SEDParams, true_sed
 from campfire.errors import CampfireError, ValidationError
@@ -525,11 +526,11 @@ def _tree_hashes(root: pathlib.Path) -> dict[str, str]:
 
 def test_same_seed_gives_identical_files(tmp_path):
     # in-process and in two worker processes: the same bytes, catalog included
-    a = campfire.demo.build(tmp_path / "a", seed=5, workers=1, progress=False, _n_objects=40, _n_spectra=80)
-    b = campfire.demo.build(tmp_path / "b", seed=5, workers=2, progress=False, _n_objects=40, _n_spectra=80)
+    a = _build(tmp_path / "a", "small", 5, workers=1, progress=False, n_objects=40, n_spectra=80)
+    b = _build(tmp_path / "b", "small", 5, workers=2, progress=False, n_objects=40, n_spectra=80)
     ha, hb = _tree_hashes(a), _tree_hashes(b)
     assert ha == hb and len(ha) > 150
-    c = campfire.demo.build(tmp_path / "c", seed=6, workers=1, progress=False, _n_objects=40, _n_spectra=80)
+    c = _build(tmp_path / "c", "small", 6, workers=1, progress=False, n_objects=40, n_spectra=80)
     hc = _tree_hashes(c)
     assert hc["meta/campfire.db"] != ha["meta/campfire.db"]
     assert hc["products/ember_uds_p4/ember_uds_p4_prism_clear_123456.spec.fits"] != \
@@ -540,11 +541,10 @@ def test_ensure_builds_once_and_reuses(tmp_path, monkeypatch):
     import campfire.demo.builder as B
 
     calls = []
-    real = B.build
 
     def small_build(root, size="small", seed=0, **kw):
         calls.append(size)
-        return real(root, size=size, seed=seed, _n_objects=40, _n_spectra=80, **kw)
+        return B._build(root, size, seed, n_objects=40, n_spectra=80, **kw)
 
     monkeypatch.setattr(B, "build", small_build)
     root = tmp_path / "demo"

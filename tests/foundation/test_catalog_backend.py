@@ -41,5 +41,5 @@ def test_signatures_are_compatible(impl, member):
 
 def test_a_local_client_talks_to_a_backend(demo_root):
     cf = Campfire(data_dir=demo_root)
-    assert isinstance(cf._backend(), CatalogBackend)
+    assert isinstance(cf.catalog(), CatalogBackend)
     assert isinstance(RemoteCatalog("http://127.0.0.1:9", data_dir=demo_root), CatalogBackend)

@@ -89,3 +89,10 @@ def test_http_round_trip():
 def test_round_trip_property(lo, width, quality, flags, limit):
     q = build_query("objects", redshift_range=(lo, lo + width), redshift_quality=quality, dq_flags=flags, limit=limit)
     assert query_from_params("objects", q.to_params()) == q
+
+
+def test_the_typed_filters_are_the_vocabulary():
+    # QueryFilters (the type of **filters) names exactly what build_query accepts
+    from campfire.catalog.filters import FILTER_NAMES, PAGING_NAMES, QueryFilters
+
+    assert list(QueryFilters.__annotations__) == list(FILTER_NAMES + PAGING_NAMES)

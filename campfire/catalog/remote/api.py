@@ -140,6 +140,22 @@ class RemoteCatalog:
 
         ``limit=None`` gets the server's default page (``campfire.api.page-size``);
         a limit above the server's maximum is fetched in several pages.
+
+        Parameters
+        ----------
+        q : Query
+            From :func:`campfire.catalog.filters.build_query`.
+
+        Returns
+        -------
+        astropy.table.Table
+
+        Raises
+        ------
+        ValidationError
+            The server refused the query (an unknown field, program, tag, ...).
+        APIError
+            The server failed or cannot be reached (after the retries).
         """
         max_limit = int(config.get("api.max-limit"))
         if q.limit is not None and q.limit > max_limit:
@@ -149,12 +165,33 @@ class RemoteCatalog:
         return self._with_local_paths(parse_table(q.kind, payload))
 
     def count(self, q: Query) -> int:
-        """Number of rows matching ``q`` (ignores limit and offset)."""
+        """Number of rows matching ``q`` (ignores limit and offset).
+
+        Parameters
+        ----------
+        q : Query
+
+        Returns
+        -------
+        int
+        """
         payload = self.http.get_json(f"/{q.kind}", query_payload(q, limit=0, offset=0))
         return int(payload["total"])
 
     def iter_rows(self, q: Query, page_size: int | None = None) -> Iterator[dict[str, Any]]:
-        """Stream rows as dicts, paging through the API (``campfire.api.page-size`` per request)."""
+        """Stream rows as dicts, paging through the API.
+
+        Parameters
+        ----------
+        q : Query
+        page_size : int, optional
+            Rows per request (default ``campfire.api.page-size``).
+
+        Returns
+        -------
+        iterator of dict
+            One dict per row, as :meth:`LocalCatalog.iter_rows <campfire.catalog.local.LocalCatalog.iter_rows>`.
+        """
         page_size = int(page_size or config.get("api.page-size"))
         columns = columns_of(q.kind)
         remaining = q.limit

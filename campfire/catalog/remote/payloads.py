@@ -7,7 +7,7 @@ Examples
 --------
 >>> from campfire.catalog.filters import build_query
 >>> query_payload(build_query('objects', fields=['uds']), limit=10, count=False)
-{'fields': 'uds', 'limit': '10', 'count': 'false'}
+{'fields': 'uds', 'sort': 'object_id', 'sort_dir': 'asc', 'limit': '10', 'count': 'false'}
 """
 from __future__ import annotations
 
