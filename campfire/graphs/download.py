@@ -29,16 +29,7 @@ import dask
 from campfire import config
 from campfire.errors import DownloadError
 
-__all__ = ["download_files", "fetch_ref"]
-
-
-def fetch_ref(cf, ref) -> str:
-    """Download one server file for a reference (the per-item downloader of the download step)."""
-    from campfire.transfer import fetch_spectrum
-
-    row = {"spectrum_id": ref.spectrum_id, "fits_path": ref.dest, "file_hash": ref.file_hash,
-           "file_size": ref.file_size}
-    return fetch_spectrum(cf, ref.spectrum_id, row)
+__all__ = ["download_files"]  # the per-file downloader is campfire.graphs.fetch.fetch_ref
 
 
 def download_files(cf, query, *, max_workers: int = 4, stale_only: bool = False, progress: bool | None = None

@@ -33,7 +33,16 @@ import numpy as np
 from campfire.errors import ValidationError
 from campfire.tasks._jit import kernels, resolve_engine
 
-__all__ = ["resample_flux", "resample_spectrum", "resample_batch", "resample_spectra", "bin_edges", "overlap_matrix"]
+__all__ = [
+    "resample_flux",
+    "resample_spectrum",
+    "resample_batch",
+    "resample_spectra",
+    "bin_edges",
+    "overlap_matrix",
+    "check_grid",
+    "DEFAULT_MIN_COVERAGE",
+]
 
 DEFAULT_MIN_COVERAGE = 0.5
 
@@ -51,8 +60,37 @@ def bin_edges(wavelength: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return edges, widths
 
 
-def _check_grid(name: str, w) -> np.ndarray:
-    arr = np.asarray(w, dtype=float)
+def check_grid(name: str, w) -> np.ndarray:
+    """``w`` as a wavelength grid: a 1D, finite, strictly increasing float array of ≥ 2 values.
+
+    The one grid check of campfire (resampling, stacks, ``LazySpectra.resample``,
+    workflow grids): the error names the parameter.
+
+    Parameters
+    ----------
+    name : str
+        The parameter name for the message (``'grid'``, ``'wavelength_grid'`` ...).
+    w : array_like
+        Wavelengths [μm].
+
+    Returns
+    -------
+    numpy.ndarray
+
+    Raises
+    ------
+    ValidationError
+        Not numbers, not 1D, fewer than 2 values, not finite or not strictly increasing.
+
+    Examples
+    --------
+    >>> check_grid('grid', [1, 2, 3])
+    array([1., 2., 3.])
+    """
+    try:
+        arr = np.asarray(w, dtype=float)
+    except (TypeError, ValueError):
+        raise ValidationError(f"{name}: expected an increasing array of wavelengths [μm], got {w!r}") from None
     if arr.ndim != 1 or arr.size < 2:
         raise ValidationError(f"{name}: expected a 1D array of ≥ 2 wavelengths, got shape {arr.shape}")
     if not np.all(np.isfinite(arr)):
@@ -270,8 +308,8 @@ def resample_flux(
     >>> e.round(4)
     array([0.0707, 0.0707])
     """
-    new_w = _check_grid("new_wavelength", new_wavelength)
-    old_w = _check_grid("wavelength", wavelength)
+    new_w = check_grid("new_wavelength", new_wavelength)
+    old_w = check_grid("wavelength", wavelength)
     f = np.asarray(flux, dtype=float)
     if f.ndim < 1 or f.shape[-1] != old_w.size:
         raise ValidationError(
@@ -345,7 +383,7 @@ def resample_batch(
     >>> f.shape, bool(np.allclose(f, 1)), e
     ((2, 9), True, None)
     """
-    new_w = _check_grid("new_wavelength", new_wavelength)
+    new_w = check_grid("new_wavelength", new_wavelength)
     min_cov = _check_coverage(min_coverage)
     fill = float(fill)
     has_err = errors is not None
@@ -464,10 +502,10 @@ def resample_spectrum(spec, new_wavelength, *, min_coverage: float = DEFAULT_MIN
     >>> import numpy as np
     >>> from campfire.models import SpectrumData
     >>> spec = SpectrumData(np.linspace(1, 2, 101), np.ones(101), np.full(101, 0.1))
-    >>> spec.resample(np.linspace(1.1, 1.9, 41)).fnu_err[:2].round(4)  # ½ + 1 + ½ pixel per bin
+    >>> resample_spectrum(spec, np.linspace(1.1, 1.9, 41)).fnu_err[:2].round(4)  # ½ + 1 + ½ pixel per bin
     array([0.0612, 0.0612])
     """
-    new_w = _check_grid("new_wavelength", new_wavelength)
+    new_w = check_grid("new_wavelength", new_wavelength)
     order = np.argsort(spec.wavelength, kind="stable")
     w = spec.wavelength[order]
     keep = np.isfinite(w)
@@ -488,7 +526,7 @@ def resample_spectrum(spec, new_wavelength, *, min_coverage: float = DEFAULT_MIN
 
 def resample_spectra(spectra, new_wavelength, *, min_coverage: float = DEFAULT_MIN_COVERAGE, engine: str = "auto"):
     """Many SpectrumData onto one grid in one batched call; returns a list of SpectrumData."""
-    new_w = _check_grid("new_wavelength", new_wavelength)
+    new_w = check_grid("new_wavelength", new_wavelength)
     specs = list(spectra)
     ws, fs, es = [], [], []
     for s in specs:

@@ -25,8 +25,15 @@ no input covers are NaN.
 Rest-frame population stacks: :func:`to_rest_frame` divides wavelengths by (1+z)
 (f_ν by (1+z) too, the rest-frame flux density per unit frequency), and
 :func:`normalize_in_window` divides a spectrum by its median f_ν in a rest-frame
-window (``campfire.stack.rest-window``, [0.42, 0.48] μm by default, read when the
-function runs) and records the window in ``meta``.
+window and records the window in ``meta``. Every stack — the one-shot
+:func:`stack_spectra` and the streamed tree of :mod:`campfire.tasks.population` —
+prepares its inputs with the same two functions: :func:`to_stack_frame` (rest frame →
+normalisation, per input) and :func:`onto_grid` (one batched resample).
+
+The functions here are pure: inputs are :class:`~campfire.models.SpectrumData` and
+plain values. The configured default window (``campfire.stack.rest-window``) and the
+opening of ``Spectrum`` rows belong to the callers: ``campfire.stack_spectra`` /
+``campfire.calibration`` and the graph builders resolve them and pass them in.
 """
 from __future__ import annotations
 
@@ -38,6 +45,7 @@ import numpy as np
 
 from campfire.errors import ValidationError
 from campfire.models import SpectrumData
+from campfire.tasks.resample import DEFAULT_MIN_COVERAGE, check_grid, resample_spectra
 
 __all__ = [
     "STACK_METHODS",
@@ -52,6 +60,10 @@ __all__ = [
     "stack_grating",
     "to_rest_frame",
     "normalize_in_window",
+    "to_stack_frame",
+    "onto_grid",
+    "check_method",
+    "check_window",
     "default_grid",
     "median_error_factor",
 ]
@@ -73,7 +85,14 @@ def median_error_factor(n) -> np.ndarray:
     return np.where(n > table.size, math.sqrt(math.pi / 2.0), table[np.clip(n, 1, table.size) - 1])
 
 
-def _check_method(method: str, allowed=STACK_METHODS) -> str:
+def check_method(method: str, allowed: Sequence[str] = STACK_METHODS) -> str:
+    """``method`` lower-cased if it is one of ``allowed``, else a ValidationError naming them.
+
+    Examples
+    --------
+    >>> check_method('Median')
+    'median'
+    """
     key = str(method).lower() if isinstance(method, str) else method
     if key not in allowed:
         raise ValidationError(f"method: expected one of {', '.join(repr(m) for m in allowed)}, got {method!r}")
@@ -271,7 +290,7 @@ def finalize_stack(
     SpectrumData
         With ``count`` per pixel and ``meta`` recording method and inputs.
     """
-    m = _check_method(method, ("weighted_mean", "mean"))
+    m = check_method(method, ("weighted_mean", "mean"))
     grid = np.asarray(grid, float)
     if grid.shape != (partial.n_pixels,):
         raise ValidationError(f"grid: expected {partial.n_pixels} wavelengths (the partial's), got shape {grid.shape}")
@@ -378,11 +397,14 @@ def to_rest_frame(spec: SpectrumData, z: float) -> SpectrumData:
     return out
 
 
-def _resolve_window(window) -> tuple[float, float]:
-    if window is None or window is True:
-        from campfire import config
+def check_window(window) -> tuple[float, float]:
+    """A normalisation window ``(min, max)`` [μm] as two floats, or a ValidationError.
 
-        window = config.get("stack.rest-window")
+    Examples
+    --------
+    >>> check_window([0.42, 0.48])
+    (0.42, 0.48)
+    """
     try:
         lo, hi = (float(v) for v in window)
     except (TypeError, ValueError):
@@ -392,15 +414,16 @@ def _resolve_window(window) -> tuple[float, float]:
     return lo, hi
 
 
-def normalize_in_window(spec: SpectrumData, window=None) -> SpectrumData:
+def normalize_in_window(spec: SpectrumData, window) -> SpectrumData:
     """Divide by the median f_ν of the valid pixels in ``window`` [μm].
 
     Parameters
     ----------
     spec : SpectrumData
         Usually rest-frame (:func:`to_rest_frame`).
-    window : (float, float), optional
-        Default: config ``campfire.stack.rest-window`` ([0.42, 0.48] μm), read now.
+    window : (float, float)
+        The window [μm] (``campfire.calibration.normalize_in_window`` defaults it to the
+        configured ``campfire.stack.rest-window``).
 
     Returns
     -------
@@ -410,9 +433,16 @@ def normalize_in_window(spec: SpectrumData, window=None) -> SpectrumData:
     Raises
     ------
     ValidationError
-        No valid pixel in the window, or a non-positive median there.
+        A malformed window, no valid pixel in it, or a non-positive median there.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> s = SpectrumData(np.linspace(0.4, 0.5, 11), np.full(11, 4.0), np.full(11, 0.1))
+    >>> normalize_in_window(s, (0.42, 0.48)).fnu[:2], normalize_in_window(s, (0.42, 0.48)).meta['norm_value']
+    (array([1., 1.]), 4.0)
     """
-    lo, hi = _resolve_window(window)
+    lo, hi = check_window(window)
     sel = spec.valid & (spec.wavelength >= lo) & (spec.wavelength <= hi)
     if not sel.any():
         raise ValidationError(
@@ -427,6 +457,73 @@ def normalize_in_window(spec: SpectrumData, window=None) -> SpectrumData:
     return out
 
 
+def to_stack_frame(spec: SpectrumData, *, redshift: float | None = None,
+                   window: tuple[float, float] | None = None) -> SpectrumData:
+    """One input as it enters a stack: to the rest frame (``redshift``), then normalised (``window``).
+
+    The first half of every stack's prelude (the eager :func:`stack_spectra` and the
+    streamed population stacks alike); :func:`onto_grid` is the second.
+
+    Parameters
+    ----------
+    spec : SpectrumData
+    redshift : float, optional
+        Shift to the rest frame first (:func:`to_rest_frame`).
+    window : (float, float), optional
+        Then divide by the median f_ν in this window [μm] (:func:`normalize_in_window`).
+
+    Returns
+    -------
+    SpectrumData
+        ``spec`` itself when neither is given.
+
+    Raises
+    ------
+    ValidationError
+        A bad redshift, an input already in the rest frame, or an unusable window.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> s = SpectrumData(np.array([0.9, 1.0]), np.array([2.0, 2.0]), np.array([0.2, 0.2]))
+    >>> to_stack_frame(s, redshift=1.0, window=(0.4, 0.6)).fnu
+    array([1., 1.])
+    """
+    if redshift is not None:
+        spec = to_rest_frame(spec, redshift)
+    if window is not None:
+        spec = normalize_in_window(spec, window)
+    return spec
+
+
+def onto_grid(spectra: Sequence[SpectrumData], grid, *, min_coverage: float | None = None) -> list[SpectrumData]:
+    """Prepared stack inputs resampled onto the stack grid in one batched call (the prelude's end).
+
+    Parameters
+    ----------
+    spectra : sequence of SpectrumData
+        Inputs from :func:`to_stack_frame`.
+    grid : array_like
+        The stack grid [μm].
+    min_coverage : float, optional
+        Fraction of an output bin that good pixels must cover (default
+        :data:`~campfire.tasks.resample.DEFAULT_MIN_COVERAGE`).
+
+    Returns
+    -------
+    list of SpectrumData
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> s = SpectrumData(np.linspace(1, 2, 11), np.ones(11), np.full(11, 0.1))
+    >>> onto_grid([s], np.linspace(1.2, 1.8, 4))[0].fnu
+    array([1., 1., 1., 1.])
+    """
+    cov = DEFAULT_MIN_COVERAGE if min_coverage is None else min_coverage
+    return resample_spectra(spectra, grid, min_coverage=cov)
+
+
 def default_grid(spectra: Sequence[SpectrumData]) -> np.ndarray:
     """The finite, sorted wavelengths of the input with the most pixels (first on ties)."""
     best = max(spectra, key=lambda s: int(np.isfinite(s.wavelength).sum()))
@@ -435,19 +532,18 @@ def default_grid(spectra: Sequence[SpectrumData]) -> np.ndarray:
 
 
 def _as_data(spectra) -> list[SpectrumData]:
-    out = []
-    for s in spectra:
-        if isinstance(s, SpectrumData):
-            out.append(s)
-        elif hasattr(s, "open") and callable(s.open):
-            out.append(s.open())
-        else:
-            raise ValidationError(f"spectra: expected SpectrumData or Spectrum items, got {type(s).__name__}")
+    out = list(spectra)
+    for s in out:
+        if not isinstance(s, SpectrumData):
+            raise ValidationError(
+                f"spectra: expected SpectrumData items, got {type(s).__name__} "
+                "(open Spectrum rows first, or call campfire.stack_spectra, which opens them)"
+            )
     return out
 
 
 def stack_spectra(
-    spectra,
+    spectra: Sequence[SpectrumData],
     method: str = "weighted_mean",
     wavelength_grid=None,
     object_id: str | None = None,
@@ -460,8 +556,8 @@ def stack_spectra(
 
     Parameters
     ----------
-    spectra : sequence of SpectrumData or Spectrum
-        The inputs (a :class:`~campfire.models.Spectrum` is opened).
+    spectra : sequence of SpectrumData
+        The inputs (``campfire.stack_spectra`` also takes ``Spectrum`` rows and opens them).
     method : {'weighted_mean', 'median', 'mean'}
         Inverse-variance weighted mean, NaN-aware median, or plain mean (module notes).
     wavelength_grid : array_like, optional
@@ -471,9 +567,10 @@ def stack_spectra(
         Stored on the result (``spectrum_id`` becomes ``<object_id>_stack``).
     redshift : float or sequence of float, optional
         Shift every input (one z for all, or one per input) to the rest frame first.
-    normalize : bool or (float, float)
-        Divide each input by its median f_ν in a window before combining: True uses
-        config ``campfire.stack.rest-window``; a tuple is the window [μm].
+    normalize : False, None or (float, float)
+        Divide each input by its median f_ν in this window [μm] before combining
+        (``campfire.stack_spectra`` also takes True: the configured
+        ``campfire.stack.rest-window``, read when it runs).
     min_coverage : float, optional
         Passed to the resampler (fraction of an output bin good pixels must cover).
 
@@ -482,6 +579,12 @@ def stack_spectra(
     SpectrumData
         The stack, with ``count`` (inputs per pixel) and ``meta`` (method, inputs,
         rest-frame/normalisation settings).
+
+    Raises
+    ------
+    ValidationError
+        Unknown method, no inputs or inputs that are not SpectrumData, a redshift list
+        of the wrong length, a bad grid or window, or inputs mixing rest and observed frames.
 
     Examples
     --------
@@ -493,39 +596,35 @@ def stack_spectra(
     >>> float(st.fnu[10]), int(st.count[10]), st.spectrum_id
     (2.0, 2, 'obj_stack')
     """
-    from campfire.tasks.resample import DEFAULT_MIN_COVERAGE, resample_spectra
-
-    m = _check_method(method)
+    m = check_method(method)
     specs = _as_data(spectra)
     if not specs:
         raise ValidationError("spectra: nothing to stack (empty input)")
     meta: dict = {}
+    zs: list = [None] * len(specs)
     if redshift is not None:
-        zs = np.atleast_1d(np.asarray(redshift, float))
-        if zs.size == 1:
-            zs = np.repeat(zs, len(specs))
-        if zs.size != len(specs):
-            raise ValidationError(f"redshift: expected one value or one per spectrum ({len(specs)}), got {zs.size}")
-        specs = [to_rest_frame(s, z) for s, z in zip(specs, zs)]
+        z = np.atleast_1d(np.asarray(redshift, float))
+        if z.size == 1:
+            z = np.repeat(z, len(specs))
+        if z.size != len(specs):
+            raise ValidationError(f"redshift: expected one value or one per spectrum ({len(specs)}), got {z.size}")
+        zs = list(z)
         meta["rest_frame"] = True
     elif any(s.rest_frame for s in specs):  # inputs already shifted (to_rest_frame, rest-frame stacks)
         if not all(s.rest_frame for s in specs):
             raise ValidationError("spectra: some inputs are in the rest frame and some are not; "
                                   "stack observed-frame inputs with redshift=... instead")
         meta["rest_frame"] = True
+    window = None
+    if normalize is True:
+        raise ValidationError("normalize: expected False or a (min, max) window in micron here; "
+                              "campfire.stack_spectra(normalize=True) uses the configured campfire.stack.rest-window")
     if normalize is not False and normalize is not None:
-        window = _resolve_window(None if normalize is True else normalize)
-        specs = [normalize_in_window(s, window) for s in specs]
+        window = check_window(normalize)
         meta["norm_window"] = list(window)
-    if wavelength_grid is None:
-        grid = default_grid(specs)
-    else:
-        from campfire.tasks.resample import _check_grid
-
-        grid = _check_grid("wavelength_grid", wavelength_grid)
-    on_grid = resample_spectra(
-        specs, grid, min_coverage=DEFAULT_MIN_COVERAGE if min_coverage is None else min_coverage
-    )
+    specs = [to_stack_frame(s, redshift=z, window=window) for s, z in zip(specs, zs)]
+    grid = default_grid(specs) if wavelength_grid is None else check_grid("wavelength_grid", wavelength_grid)
+    on_grid = onto_grid(specs, grid, min_coverage=min_coverage)
     grating = stack_grating(s.grating for s in specs)
     if m == "median":
         out = stack_median(on_grid, grid, object_id=object_id, grating=grating, meta=meta)

@@ -338,7 +338,7 @@ def _run(wf, deployment, *, scheduler, workers, dry_run, force, output, progress
                   for oid in (r.object_id for r in obj_order) if oid in done]
         lazy_done = LazySpectra.from_refs(loaded, errors="record", batch_size=batch_size).open()
         grid = grid_from_spec(grid_spec) if grid_spec is not None else None
-        state.done_objects = lazy_done._like(lazy_done.dask, lazy_done.name, stage="stacked", kind="objects", grid=grid)
+        state.done_objects = lazy_done.as_stacks(grid)
     for i, step in enumerate(wf.steps):
         try:
             get_step(step.name).apply(state, **step.options)
