@@ -23,7 +23,6 @@ import functools
 
 from campfire.errors import ValidationError
 from campfire.graphs.eager import calibrate_and_stack  # the same graph as workflows, computed now
-from campfire.graphs.stacking import resolve_window
 from campfire.models import CalibrateAndStackResult, CalibrationResult, SpectrumData, as_spectrum_data
 from campfire.tasks import calibrate as _calibrate
 from campfire.tasks import stack as _stack
@@ -77,11 +76,15 @@ def stack_spectra(spectra, *args, normalize=False, **kwargs) -> SpectrumData:
         raise ValidationError(f"spectra: expected a sequence of SpectrumData or Spectrum, got {type(spectra).__name__}")
     specs = [as_spectrum_data(s, "spectra") for s in spectra]
     if normalize is True:
+        from campfire.graphs.stacking import resolve_window  # the configured window, read now
+
         normalize = resolve_window(None)
     return _stack.stack_spectra(specs, *args, normalize=normalize, **kwargs)
 
 
 @functools.wraps(_stack.normalize_in_window)
 def normalize_in_window(spec: SpectrumData, window=None) -> SpectrumData:
+    from campfire.graphs.stacking import resolve_window  # the configured window, read now
+
     return _stack.normalize_in_window(spec, resolve_window(window))
 

@@ -21,7 +21,6 @@ from typing import Sequence
 import dask
 
 from campfire.errors import ValidationError
-from campfire.graphs.collection import LazySpectra
 from campfire.models import CalibrateAndStackResult, Photometry, Spectrum, SpectrumCollection, SpectrumData
 from campfire.tasks.calibrate import check_photometry
 from campfire.tasks.stack import check_method
@@ -48,6 +47,8 @@ def lazy_inputs(spectra, *, photometry: Photometry | None = None, errors: str = 
     ValidationError
         Empty input, or a mix of kinds.
     """
+    from campfire.graphs.collection import LazySpectra  # Dask's graph machinery: loaded on first use
+
     if isinstance(spectra, (SpectrumData, Spectrum)):
         spectra = [spectra]
     if not isinstance(spectra, (SpectrumCollection, list, tuple)):
