@@ -165,6 +165,14 @@ def plot_spectrum(data: Mapping[str, Any], redshift: float | None = None, show_e
         Heatmap (``name='snr_2d'``; ``z`` is ``snr_2d`` unchanged), profile and fit,
         spectrum with error band. Zooming in wavelength moves both panels together.
 
+    Raises
+    ------
+    ValidationError
+        Missing or malformed arrays (the message names the key), a bad redshift, or
+        ``show_emission_lines`` without ``redshift``.
+    CampfireError
+        Plotly is not installed (``pip install "campfire[plotting]"``).
+
     Examples
     --------
     >>> data = cf.get_spectrum_data('ember_uds_p4_prism_clear_123456')  # doctest: +SKIP
@@ -265,6 +273,13 @@ def plot_redshift_fit(fit: Mapping[str, Any], spectrum_data: Mapping[str, Any] |
     -------
     plotly.graph_objects.Figure
 
+    Raises
+    ------
+    ValidationError
+        Missing or malformed arrays in ``fit`` or ``spectrum_data``.
+    CampfireError
+        Plotly is not installed.
+
     Examples
     --------
     >>> fit = cf.get_redshift_fit_data('ember_uds_p4_prism_clear_123456')  # doctest: +SKIP
@@ -325,6 +340,13 @@ def plot_spectrum_simple(data, redshift: float | None = None):
     Returns
     -------
     plotly.graph_objects.Figure
+
+    Raises
+    ------
+    ValidationError
+        Missing or malformed arrays, or a bad redshift.
+    CampfireError
+        Plotly is not installed.
 
     Examples
     --------

@@ -387,10 +387,6 @@ class LazySpectra(DaskMethodsMixin):
         g = None if grid is None else check_grid("grid", grid)
         return self._like(self.dask, self.name, stage="stacked", kind="objects", grid=g)
 
-    def with_errors(self, errors: str) -> "LazySpectra":
-        """The same collection with another error mode for the steps added next."""
-        return self._like(self.dask, self.name, errors=B.check_errors(errors))
-
     def items(self) -> "LazySpectra":
         """The same graph; ``compute()`` returns :class:`~campfire.tasks.batch.Item` objects
         (reference, value, calibration, failure) instead of bare values."""

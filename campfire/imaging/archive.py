@@ -35,7 +35,27 @@ class Image:
 
 
 def read_json(path: pathlib.Path) -> dict[str, Any]:
-    """A JSON file of the imaging folder (NotFoundError / CampfireError naming the file)."""
+    """A JSON file of the imaging folder.
+
+    Parameters
+    ----------
+    path : pathlib.Path
+
+    Returns
+    -------
+    dict
+
+    Raises
+    ------
+    NotFoundError
+        No such file.
+    CampfireError
+        Not valid JSON (the message names the file).
+
+    Examples
+    --------
+    >>> index = read_json(root / 'imaging' / 'uds' / 'index.json')  # doctest: +SKIP
+    """
     try:
         return json.loads(path.read_text())
     except FileNotFoundError as err:
@@ -63,7 +83,32 @@ def _read_image(path: pathlib.Path, band: str | None, pixscale: float | None) ->
 
 
 def load_images(root: pathlib.Path, field: str, ra: float, dec: float, fov: float) -> list[Image]:
-    """Every image of the field whose footprint may reach into the ``fov`` square."""
+    """Every image of the field whose footprint may reach into the ``fov`` square, nearest first.
+
+    Parameters
+    ----------
+    root : pathlib.Path
+        Archive root.
+    field : str
+    ra, dec : float
+        The object [deg].
+    fov : float
+        Side [arcsec].
+
+    Returns
+    -------
+    list of Image
+        Empty when the field has no imaging index.
+
+    Raises
+    ------
+    CampfireError
+        A corrupt index.
+
+    Examples
+    --------
+    >>> images = load_images(root, 'uds', 34.4, -5.1, 3.2)  # doctest: +SKIP
+    """
     folder = root / "imaging" / field
     index_path = folder / "index.json"
     if not index_path.is_file():
@@ -85,12 +130,27 @@ def load_images(root: pathlib.Path, field: str, ra: float, dec: float, fov: floa
 def object_row(root: pathlib.Path, object_id: str) -> dict[str, Any]:
     """The object's catalog row (and its spectra under ``'_spectra'``) from the archive root's catalog.
 
+    Parameters
+    ----------
+    root : pathlib.Path
+        Archive root.
+    object_id : str
+
+    Returns
+    -------
+    dict
+
     Raises
     ------
     CampfireError
         ``root`` is not an archive root.
     NotFoundError
         No such object.
+
+    Examples
+    --------
+    >>> object_row(root, 'ember_uds_p4_123456')['field']  # doctest: +SKIP
+    'uds'
     """
     if not LocalCatalog.is_valid(root):
         raise CampfireError(f"{root} is not an archive root (no valid meta/campfire.db)")

@@ -61,6 +61,33 @@ def cutout_for_client(cf, object_id: str, fov: float = 5.0, size: int | None = N
     otherwise it comes from ``GET /api/v1/objects/{id}/cutout.png?fov=&size=``
     (``cf.remote_catalog.cutout_png``). Either way it is stored under
     ``<data_dir>/cache/cutouts/``.
+
+    Parameters
+    ----------
+    cf : Campfire
+    object_id : str
+    fov : float
+        Side [arcsec].
+    size : int, optional
+        Pixels per side (native resolution when None).
+
+    Returns
+    -------
+    str
+        The PNG's path.
+
+    Raises
+    ------
+    ValidationError
+        Bad ``object_id``, ``fov`` or ``size``.
+    NotFoundError
+        Unknown object, or no imaging covers it.
+    CampfireError
+        No imaging here and no server to ask.
+
+    Examples
+    --------
+    >>> path = cutout_for_client(cf, 'ember_uds_p4_123456', fov=3.2)  # what cf.get_cutout does  # doctest: +SKIP
     """
     object_id = check_object_id(object_id)
     fov = check_fov(fov)
@@ -82,6 +109,31 @@ def shutters_for_client(cf, object_id: str, fov: float = 5.0) -> dict[str, Any]:
     Local archives call :func:`shutter_geometry`; otherwise it comes from
     ``GET /api/v1/objects/{id}/shutters?fov=`` (``cf.remote_catalog.shutters``).
     Cached as JSON under ``<data_dir>/cache/shutters/``.
+
+    Parameters
+    ----------
+    cf : Campfire
+    object_id : str
+    fov : float
+        Side of the square [arcsec].
+
+    Returns
+    -------
+    dict
+        See :func:`campfire.imaging.shutters.shutter_geometry`.
+
+    Raises
+    ------
+    ValidationError
+        Bad ``object_id`` or ``fov``.
+    NotFoundError
+        Unknown object.
+    CampfireError
+        No imaging here and no server to ask.
+
+    Examples
+    --------
+    >>> geo = shutters_for_client(cf, 'ember_uds_p4_123456', fov=3.2)  # what cf.get_shutters does  # doctest: +SKIP
     """
     object_id = check_object_id(object_id)
     fov = check_fov(fov)

@@ -19,7 +19,26 @@ SIZE_RANGE = (16, 2048)  # output pixels per side
 
 
 def check_fov(fov) -> float:
-    """``fov`` [arcsec] as a float in (0, :data:`FOV_MAX`], or a ValidationError."""
+    """``fov`` [arcsec] as a float in (0, :data:`FOV_MAX`].
+
+    Parameters
+    ----------
+    fov : float
+
+    Returns
+    -------
+    float
+
+    Raises
+    ------
+    ValidationError
+        Not a number in range (the message gives the range).
+
+    Examples
+    --------
+    >>> check_fov(3)
+    3.0
+    """
     if isinstance(fov, bool) or not isinstance(fov, (int, float, np.integer, np.floating)):
         raise ValidationError(f"fov: expected a number of arcsec in (0, {FOV_MAX:g}], got {fov!r}")
     value = float(fov)
@@ -29,7 +48,26 @@ def check_fov(fov) -> float:
 
 
 def check_size(size) -> int | None:
-    """``size`` [pixels] as an int in :data:`SIZE_RANGE` (or None: native resolution), or a ValidationError."""
+    """``size`` [pixels] as an int in :data:`SIZE_RANGE`, or None (native resolution).
+
+    Parameters
+    ----------
+    size : int or None
+
+    Returns
+    -------
+    int or None
+
+    Raises
+    ------
+    ValidationError
+        Not None and not an int in range.
+
+    Examples
+    --------
+    >>> check_size(None), check_size(64)
+    (None, 64)
+    """
     if size is None:
         return None
     lo, hi = SIZE_RANGE
@@ -39,7 +77,26 @@ def check_size(size) -> int | None:
 
 
 def check_object_id(object_id) -> str:
-    """``object_id`` if it is a plain ID string (no path separators), or a ValidationError."""
+    """``object_id`` if it is a plain ID string (no path separators).
+
+    Parameters
+    ----------
+    object_id : str
+
+    Returns
+    -------
+    str
+
+    Raises
+    ------
+    ValidationError
+        Not a non-empty string, or one with ``/``, ``\\`` or NUL.
+
+    Examples
+    --------
+    >>> check_object_id('ember_uds_p4_123456')
+    'ember_uds_p4_123456'
+    """
     if not isinstance(object_id, str) or not object_id or any(c in object_id for c in "/\\\0"):
         raise ValidationError(f"object_id: expected an ID string like 'ember_uds_p4_123456', got {object_id!r}")
     return object_id
@@ -50,6 +107,18 @@ def sky_to_offsets(ra, dec, ra0: float, dec0: float) -> tuple[np.ndarray, np.nda
 
     The cutout grid is a TAN projection about the object, so these are exactly its
     pixel coordinates times the pixel scale.
+
+    Parameters
+    ----------
+    ra, dec : float or array_like
+        Positions [deg].
+    ra0, dec0 : float
+        The tangent point (the object) [deg].
+
+    Returns
+    -------
+    (east, north) : numpy.ndarray
+        Offsets [arcsec].
 
     Examples
     --------
@@ -67,7 +136,26 @@ def sky_to_offsets(ra, dec, ra0: float, dec0: float) -> tuple[np.ndarray, np.nda
 
 
 def offsets_to_sky(east, north, ra0: float, dec0: float) -> tuple[np.ndarray, np.ndarray]:
-    """Inverse of :func:`sky_to_offsets`: (ra, dec) [deg] of gnomonic offsets [arcsec]."""
+    """Inverse of :func:`sky_to_offsets`: (ra, dec) [deg] of gnomonic offsets [arcsec].
+
+    Parameters
+    ----------
+    east, north : float or array_like
+        Offsets [arcsec].
+    ra0, dec0 : float
+        The tangent point [deg].
+
+    Returns
+    -------
+    (ra, dec) : numpy.ndarray
+        [deg], ra in [0, 360).
+
+    Examples
+    --------
+    >>> ra, dec = offsets_to_sky(0.0, 36.0, 150.0, 2.0)
+    >>> round(float(ra), 6), round(float(dec), 6)
+    (150.0, 2.01)
+    """
     as2rad = math.pi / 180.0 / 3600.0
     xi, eta = np.asarray(east, float) * as2rad, np.asarray(north, float) * as2rad
     a0, d0 = math.radians(ra0), math.radians(dec0)

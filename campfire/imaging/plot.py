@@ -49,7 +49,26 @@ matplotlib patch property.
 
 
 def selected_categories(which) -> tuple[str, ...]:
-    """``shutters=`` → the categories to draw: True/'all', 'target', False/None, or a list."""
+    """``shutters=`` → the categories to draw: True/'all', 'target', False/None, or a list.
+
+    Parameters
+    ----------
+    which : bool, str, list of str or None
+
+    Returns
+    -------
+    tuple of str
+
+    Raises
+    ------
+    ValidationError
+        Anything else (the message lists the choices).
+
+    Examples
+    --------
+    >>> selected_categories('target'), selected_categories(False)
+    (('target',), ())
+    """
     if which is None or which is False:
         return ()
     if which is True or which == "all":
@@ -232,6 +251,15 @@ def plot_cutout(
     matplotlib.axes.Axes
         Shutter patches carry ``gid='shutter:<category>:<index>'`` (corner marks
         ``...:corner<k>``).
+
+    Raises
+    ------
+    ValidationError
+        A file that is not a PNG, a ``fov`` or ``object_id`` that does not match the
+        cutout or the geometry, a bad ``shutters``, ``which``, ``shutter_style``,
+        ``marker``, ``scalebar`` or ``ax``.
+    NotFoundError
+        No such PNG file.
 
     Examples
     --------

@@ -44,6 +44,12 @@ def render_cutout(images: Sequence[tuple[np.ndarray, Any]], ra: float, dec: floa
     -------
     (cube, scale) : (ndarray of shape (n_band, n, n), float)
         Row 0 is the northern edge, column 0 the eastern edge; NaN off the mosaics.
+
+    Examples
+    --------
+    >>> cube, scale = render_cutout([(image, wcs)], 34.4, -5.1, fov=3.2, pixscale=0.04)  # doctest: +SKIP
+    >>> cube.shape, scale  # doctest: +SKIP
+    ((1, 80, 80), 0.04)
     """
     from scipy.ndimage import map_coordinates
 
@@ -109,6 +115,25 @@ def encode_png(image: np.ndarray, meta: Mapping[str, Any], size: int | None = No
     """PNG bytes of a 0..1 grey or RGB image, with ``meta`` as a JSON text chunk.
 
     Deterministic: the same image and metadata give the same bytes.
+
+    Parameters
+    ----------
+    image : numpy.ndarray
+        (n, n) grey or (n, n, 3) RGB, values 0..1.
+    meta : dict
+        JSON-serialisable; read back by :func:`read_cutout_png`.
+    size : int, optional
+        Resample to ``size`` × ``size`` pixels (Lanczos).
+
+    Returns
+    -------
+    bytes
+
+    Examples
+    --------
+    >>> png = encode_png(np.zeros((4, 4)), {'fov': 1.0})
+    >>> read_cutout_png(png)[1]
+    {'fov': 1.0}
     """
     from PIL import Image
     from PIL.PngImagePlugin import PngInfo
@@ -126,6 +151,23 @@ def encode_png(image: np.ndarray, meta: Mapping[str, Any], size: int | None = No
 
 def read_cutout_png(path: str | os.PathLike | bytes) -> tuple[np.ndarray, dict[str, Any]]:
     """The pixels (uint8, grey or RGB, row 0 = north) and the campfire metadata of a cutout PNG.
+
+    Parameters
+    ----------
+    path : str, os.PathLike or bytes
+        A PNG file, or its bytes.
+
+    Returns
+    -------
+    (numpy.ndarray, dict)
+        The metadata is empty for a PNG campfire did not write.
+
+    Raises
+    ------
+    NotFoundError
+        No such file.
+    ValidationError
+        Not a PNG image, or not a path.
 
     Examples
     --------
@@ -188,6 +230,11 @@ def make_cutout_png(root: str | os.PathLike, object_id: str, fov: float, size: i
         Side in arcsec, 0 < fov ≤ 60.
     size : int, optional
         Output pixels per side (16–2048); native resolution when None.
+
+    Returns
+    -------
+    bytes
+        The PNG (its ``campfire`` text chunk holds the geometry).
 
     Raises
     ------

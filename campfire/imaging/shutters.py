@@ -40,6 +40,13 @@ def msa_shutters(doc: Mapping[str, Any], object_id: str) -> tuple[list[tuple[str
     (list of (str, dict), str or None)
         Each shutter once, with its category and ``source_id``; the object's own
         slitlet first.
+
+    Examples
+    --------
+    >>> doc = {'observation': 'obs1', 'targets': [{'object_id': 'o', 'source_id': 7, 'shutters': [
+    ...     {'quadrant': 1, 'row': 2, 'column': 3}]}], 'stuck_closed': [{'quadrant': 1, 'row': 2, 'column': 4}]}
+    >>> [(cat, sh['column']) for cat, sh in msa_shutters(doc, 'o')[0]], msa_shutters(doc, 'o')[1]
+    ([('target', 3), ('stuck_closed', 4)], '7')
     """
     out: list[tuple[str, dict]] = []
     seen: set[tuple] = set()

@@ -243,9 +243,6 @@ def load_raw(path: str | os.PathLike) -> dict[str, Any]:
         raise FileFormatError(f"{path}: no SPEC1D or EXTRACT1D extension (has {', '.join(names)}); expected {EXPECTED}")
 
 
-_WAVE_UNITS = {"um": u.um, "micron": u.um, "microns": u.um, "angstrom": u.AA, "a": u.AA, "nm": u.nm, "m": u.m}
-
-
 def _unit(text, fallback, what: str, path: str):
     text = (text or fallback or "").strip()
     if not text:

@@ -101,7 +101,17 @@ class Spectrum:
         return cls(**kwargs, _opener=opener)
 
     def as_dict(self) -> dict:
-        """The row as a dict of :data:`SPECTRUM_COLUMNS`."""
+        """The row as a dict of :data:`SPECTRUM_COLUMNS`.
+
+        Returns
+        -------
+        dict
+
+        Examples
+        --------
+        >>> Spectrum('a', grating='PRISM').as_dict()['grating']
+        'PRISM'
+        """
         return {k: getattr(self, k) for k in SPECTRUM_COLUMNS}
 
     @property
@@ -144,6 +154,11 @@ class Spectrum:
 
     def plot(self, **kwargs):
         """Quick-look plot: ``s.open().plot(**kwargs)`` (see :meth:`SpectrumData.plot`).
+
+        Parameters
+        ----------
+        **kwargs
+            ``flux_unit``, ``ax``, ``redshift`` ... of :meth:`SpectrumData.plot`.
 
         Returns
         -------
@@ -242,6 +257,10 @@ class SpectrumCollection(Sequence):
     def to_table(self) -> Table:
         """The rows as an astropy Table (:data:`SPECTRUM_COLUMNS`).
 
+        Returns
+        -------
+        astropy.table.Table
+
         Examples
         --------
         >>> len(SpectrumCollection([Spectrum('a'), Spectrum('b')]).to_table())
@@ -251,7 +270,21 @@ class SpectrumCollection(Sequence):
         return Table(rows=rows, names=SPECTRUM_COLUMNS) if rows else Table(names=SPECTRUM_COLUMNS)
 
     def open(self) -> list[SpectrumData]:
-        """Every spectrum opened (:meth:`Spectrum.open`), in order."""
+        """Every spectrum opened (:meth:`Spectrum.open`), in order.
+
+        Returns
+        -------
+        list of SpectrumData
+
+        Raises
+        ------
+        CampfireError
+            A spectrum with no local file and no client to fetch it.
+
+        Examples
+        --------
+        >>> specs = obj.spectra.open()  # doctest: +SKIP
+        """
         return [s.open() for s in self._spectra]
 
     def lazy(self):
@@ -334,6 +367,14 @@ class Object:
 
 def split_list(value: Any) -> list[str]:
     """A comma-joined catalog cell ('lrd,blagn') as a list.
+
+    Parameters
+    ----------
+    value : str, list or None
+
+    Returns
+    -------
+    list of str
 
     Examples
     --------

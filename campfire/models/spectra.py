@@ -20,7 +20,24 @@ __all__ = ["SpectrumData", "as_1d", "as_spectrum_data"]
 
 
 def as_1d(name: str, value, n: int | None = None) -> np.ndarray:
-    """``value`` as a 1D float array (of ``n`` values when given), or a ValidationError naming ``name``.
+    """``value`` as a 1D float array (of ``n`` values when given).
+
+    Parameters
+    ----------
+    name : str
+        The parameter name for the error message.
+    value : array_like
+    n : int, optional
+        The required length.
+
+    Returns
+    -------
+    numpy.ndarray
+
+    Raises
+    ------
+    ValidationError
+        Not 1D, or not ``n`` values.
 
     Examples
     --------

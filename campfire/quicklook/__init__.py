@@ -6,17 +6,6 @@
   (:func:`plot_calibration`) and ``calibrate_and_stack(...).plot()``
   (:func:`plot_calibrate_and_stack`).
 
-Examples
---------
->>> import numpy as np
->>> import matplotlib
->>> matplotlib.use('Agg')
->>> from campfire import SpectrumData
->>> w = np.linspace(1, 5, 400)
->>> spec = SpectrumData(w, 1 + 0.1 * w, np.full(w.size, 0.05), spectrum_id='demo', grating='PRISM')
->>> ax = plot_spectrum_data(spec, flux_unit='flam', redshift=3.0)
->>> ax.get_xlabel()
-'Observed wavelength [μm]'
 """
 from campfire.quicklook.calibration import plot_calibrate_and_stack, plot_calibration
 from campfire.quicklook.spectrum import (

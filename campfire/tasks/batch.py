@@ -81,7 +81,19 @@ class SpectrumRef:
     dest: str = ""
 
     def token_parts(self) -> tuple:
-        """The plain values that identify this input (for deterministic graph keys)."""
+        """The plain values that identify this input (for deterministic graph keys).
+
+        Returns
+        -------
+        tuple
+            Ids, location, content hash, redshift, and the bytes of the photometry and of
+            in-memory data: ``tokenize`` of it is stable across processes.
+
+        Examples
+        --------
+        >>> SpectrumRef('a', object_id='o', url='x.fits').token_parts()[:3]
+        ('a', 'o', 'x.fits')
+        """
         phot = None
         if self.photometry is not None:
             p = self.photometry
@@ -94,9 +106,20 @@ class SpectrumRef:
         return (self.spectrum_id, self.object_id, self.url, self.file_hash, z, phot, data, self.dest)
 
     def identity(self) -> tuple:
-        """What the *content* of this input is, wherever it is read from: the token parts
-        without the location when the content hash is known (a file downloaded since the
-        last run is the same input)."""
+        """What the *content* of this input is, wherever it is read from.
+
+        Returns
+        -------
+        tuple
+            :meth:`token_parts` without the location when the content hash is known (a
+            file downloaded since the last run is the same input).
+
+        Examples
+        --------
+        >>> a = SpectrumRef('a', url='http://server/a', file_hash='ab12')
+        >>> a.identity() == SpectrumRef('a', url='/data/a.fits', file_hash='ab12').identity()
+        True
+        """
         parts = self.token_parts()
         if self.file_hash:
             return parts[:2] + parts[3:7]
@@ -140,13 +163,46 @@ class Item:
 
 
 def failure_reason(err: BaseException) -> str:
-    """The reason recorded in a :class:`Failure`: campfire's own message, else ``Type: message``."""
+    """The reason recorded in a :class:`Failure`: campfire's own message, else ``Type: message``.
+
+    Parameters
+    ----------
+    err : BaseException
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> failure_reason(ZeroDivisionError('division by zero'))
+    'ZeroDivisionError: division by zero'
+    """
     text = str(err).strip() or type(err).__name__
     return text if isinstance(err, CampfireError) else f"{type(err).__name__}: {text}"
 
 
 def check_errors(errors: str) -> str:
-    """``errors`` if it is ``'raise'`` or ``'record'``, else a ValidationError."""
+    """``errors`` if it is ``'raise'`` or ``'record'``.
+
+    Parameters
+    ----------
+    errors : str
+
+    Returns
+    -------
+    str
+
+    Raises
+    ------
+    ValidationError
+        Any other value.
+
+    Examples
+    --------
+    >>> check_errors('record')
+    'record'
+    """
     if errors not in ERRORS:
         raise ValidationError(f"errors: expected 'raise' or 'record', got {errors!r}")
     return errors
@@ -167,6 +223,18 @@ def each_item(items: Sequence[Item], step: str, errors: str, fn: Callable[[Item]
     Returns
     -------
     list of Item
+
+    Raises
+    ------
+    Exception
+        Whatever ``fn`` raises, with ``errors='raise'``; ValidationError for a bad ``errors``.
+
+    Examples
+    --------
+    >>> items = [Item(SpectrumRef('a'), value=1), Item(SpectrumRef('b'), value=0)]
+    >>> out = each_item(items, 'invert', 'record', lambda it: replace(it, value=1 / it.value))
+    >>> out[0].value, out[1].failure.reason
+    (1.0, 'ZeroDivisionError: division by zero')
     """
     check_errors(errors)
     out = []
@@ -193,8 +261,32 @@ def calibrate_items(
 ) -> list[Item]:
     """The *calibrate* step: ``calibrate_to_photometry`` per spectrum.
 
-    ``photometry`` overrides each object's own (``ref.photometry``); the
-    :class:`~campfire.tasks.calibrate.CalibrationResult` is kept in ``calibration``.
+    Parameters
+    ----------
+    items : sequence of Item
+        Opened spectra (``value`` a SpectrumData).
+    errors : {'raise', 'record'}
+    photometry : Photometry, optional
+        Used for every spectrum instead of its object's own (``ref.photometry``).
+    options : dict, optional
+        Keyword arguments of ``calibrate_to_photometry`` (method, degree, min_snr, bands).
+
+    Returns
+    -------
+    list of Item
+        ``value`` the calibrated spectrum, ``calibration`` the
+        :class:`~campfire.models.CalibrationResult`.
+
+    Raises
+    ------
+    CampfireError
+        No photometry for an object (``errors='raise'``).
+    ValidationError
+        What ``calibrate_to_photometry`` raises (``errors='raise'``).
+
+    Examples
+    --------
+    See the module's example.
     """
     def one(it: Item) -> Item:
         phot = photometry if photometry is not None else it.ref.photometry
@@ -217,6 +309,29 @@ def resample_items(
 
     If the batched call fails (one spectrum with a broken grid), the batch is redone
     one spectrum at a time so only the bad one is recorded.
+
+    Parameters
+    ----------
+    items : sequence of Item
+        Opened spectra.
+    grid : numpy.ndarray
+        The output grid [μm].
+    errors : {'raise', 'record'}
+    min_coverage : float, optional
+        Passed to ``resample_spectra``.
+
+    Returns
+    -------
+    list of Item
+
+    Raises
+    ------
+    ValidationError
+        A spectrum that cannot be resampled (``errors='raise'``).
+
+    Examples
+    --------
+    See the module's example.
     """
     check_errors(errors)
     kw = {} if min_coverage is None else {"min_coverage": min_coverage}
@@ -234,7 +349,31 @@ def resample_items(
 
 
 def map_items(items: Sequence[Item], *, func: Callable[[Any], Any], errors: str = "raise", step: str = "map") -> list[Item]:
-    """Apply a user function to each good ``value``."""
+    """Apply a user function to each good ``value``.
+
+    Parameters
+    ----------
+    items : sequence of Item
+    func : callable
+        ``func(value) -> new value``.
+    errors : {'raise', 'record'}
+    step : str
+        The step name recorded in a :class:`Failure`.
+
+    Returns
+    -------
+    list of Item
+
+    Raises
+    ------
+    Exception
+        Whatever ``func`` raises (``errors='raise'``).
+
+    Examples
+    --------
+    >>> [it.value for it in map_items([Item(SpectrumRef('a'), value=2)], func=lambda v: v * 10)]
+    [20]
+    """
     return each_item(items, step, errors, lambda it: replace(it, value=func(it.value)))
 
 
@@ -260,6 +399,39 @@ def stack_object_items(
     With ``rest_frame`` each spectrum is shifted by its object's redshift first. An
     object whose spectra all failed becomes a failed item naming their reasons;
     partial failures are kept in ``failed_inputs``.
+
+    Parameters
+    ----------
+    items : sequence of Item
+        Opened spectra of whole objects.
+    method : {'weighted_mean', 'mean', 'median'}
+    grid : numpy.ndarray, optional
+        Stack grid; default ``stack_spectra``'s (the largest input's).
+    errors : {'raise', 'record'}
+    rest_frame : bool
+    options : dict, optional
+        Other keyword arguments of ``stack_spectra``.
+
+    Returns
+    -------
+    list of Item
+        One per object (reference from :func:`object_refs`), ``inputs`` naming the
+        spectra used and ``info['bands_used']`` their calibration bands.
+
+    Raises
+    ------
+    ValidationError
+        What ``stack_spectra`` raises (``errors='raise'``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> w = np.linspace(1, 2, 20)
+    >>> items = [Item(SpectrumRef(s, object_id='o'), value=SpectrumData(w, np.ones(20), np.ones(20), spectrum_id=s))
+    ...          for s in ('a', 'b')]
+    >>> out = stack_object_items(items, method='mean')
+    >>> out[0].ref.spectrum_id, out[0].inputs
+    ('o', ('a', 'b'))
     """
     check_errors(errors)
     out = []
@@ -291,13 +463,43 @@ def stack_object_items(
 
 
 def values_of(items: Sequence[Item]) -> list[Any]:
-    """Values of the items, a :class:`Failure` in place of each failed one."""
+    """Values of the items, a :class:`Failure` in place of each failed one (what ``compute()`` returns).
+
+    Parameters
+    ----------
+    items : sequence of Item
+
+    Returns
+    -------
+    list
+
+    Examples
+    --------
+    >>> values_of([Item(SpectrumRef('a'), value=1)])
+    [1]
+    """
     return [it.value if it.failure is None else it.failure for it in items]
 
 
 def object_refs(refs: Sequence[SpectrumRef]) -> list[SpectrumRef]:
-    """The reference of each object's stack, in order of first appearance (what
-    :func:`stack_object_items` returns as ``Item.ref``)."""
+    """The reference of each object's stack, in order of first appearance.
+
+    What :func:`stack_object_items` returns as ``Item.ref``: the object's id in place
+    of the spectrum's, without file location.
+
+    Parameters
+    ----------
+    refs : sequence of SpectrumRef
+
+    Returns
+    -------
+    list of SpectrumRef
+
+    Examples
+    --------
+    >>> [r.spectrum_id for r in object_refs([SpectrumRef('s1', object_id='o'), SpectrumRef('s2', object_id='o')])]
+    ['o']
+    """
     seen: dict[str, SpectrumRef] = {}
     for r in refs:
         key = r.object_id or "\0" + r.spectrum_id
@@ -308,7 +510,25 @@ def object_refs(refs: Sequence[SpectrumRef]) -> list[SpectrumRef]:
 
 
 def guarded(*args, func: Callable, step: str = "stack", object_id: str = "", **kwargs):
-    """``func(*args, **kwargs)``, or a :class:`Failure` when it raises (``errors='record'`` results)."""
+    """``func(*args, **kwargs)``, or a :class:`Failure` when it raises (``errors='record'`` results).
+
+    Parameters
+    ----------
+    *args, **kwargs
+        Passed to ``func``.
+    func : callable
+    step, object_id : str
+        Recorded in the Failure.
+
+    Returns
+    -------
+    object or Failure
+
+    Examples
+    --------
+    >>> guarded(1, 0, func=divmod).reason
+    'ZeroDivisionError: integer division or modulo by zero'
+    """
     try:
         return func(*args, **kwargs)
     except Exception as err:  # recorded: a population stack with no usable input must not stop the run

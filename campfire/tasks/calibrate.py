@@ -79,7 +79,20 @@ def _band_matrix(wave: np.ndarray, bands: Sequence[str]) -> tuple[np.ndarray, np
 
 
 def check_photometry(photometry) -> Photometry:
-    """``photometry`` if it has bands, flux and flux_err, else a ValidationError naming it.
+    """``photometry`` if it has bands, flux and flux_err.
+
+    Parameters
+    ----------
+    photometry : Photometry
+
+    Returns
+    -------
+    Photometry
+
+    Raises
+    ------
+    ValidationError
+        Anything else (the message names the parameter).
 
     Examples
     --------
@@ -107,6 +120,25 @@ def _synthetic(mat: np.ndarray, f: np.ndarray, e: np.ndarray, valid: np.ndarray)
 def select_bands(spec: SpectrumData, photometry: Photometry, bands: Sequence[str] | None = None,
                  min_snr: float = 0.5) -> tuple[list[str], dict[str, str]]:
     """The bands a calibration would use, and {band: reason} for the others.
+
+    Parameters
+    ----------
+    spec : SpectrumData
+    photometry : Photometry
+    bands : list of str, optional
+        Restrict the candidates (each must be in the photometry).
+    min_snr : float
+        Minimum S/N of a band's photometry and of its synthetic flux.
+
+    Returns
+    -------
+    (list of str, dict)
+        The bands used, and the reason each other candidate was rejected.
+
+    Raises
+    ------
+    ValidationError
+        Not a Photometry, or a requested band missing from it or unknown.
 
     Examples
     --------

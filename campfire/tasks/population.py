@@ -109,16 +109,62 @@ def population_partial(
     The same per-spectrum operations as ``stack_spectra(redshift=..., normalize=...)``
     (rest frame → window normalisation → resample → ``stack_partials``); only the
     order of the sums differs, so the tree result equals the one-shot stack to rounding.
+
+    Parameters
+    ----------
+    items : sequence of Item
+        One batch (opened spectra; failed items are carried as exclusions).
+    grid : numpy.ndarray
+        The stack grid [μm].
+    rest_frame : bool
+        Shift each spectrum by its object's redshift (``ref.redshift``) first.
+    window : (float, float), optional
+        Normalise each spectrum by its median f_ν there [μm].
+    on_grid : bool
+        The spectra are on ``grid`` already (no resampling).
+    min_coverage : float, optional
+        Passed to the resampler.
+
+    Returns
+    -------
+    PopulationPartial
+
+    Examples
+    --------
+    See the module's example.
     """
     specs, excluded = _prepare(items, grid=grid, rest_frame=rest_frame, window=window, on_grid=on_grid,
-                                          min_coverage=min_coverage)
+                               min_coverage=min_coverage)
     return PopulationPartial(stack_partials(specs, n_pixels=grid.size), excluded)
 
 
 def combine_population(parts: Sequence[PopulationPartial]) -> PopulationPartial:
-    """Sum of population partials (the tree reduction's combine)."""
+    """Sum of population partials (the tree reduction's combine).
+
+    Parameters
+    ----------
+    parts : sequence of PopulationPartial
+
+    Returns
+    -------
+    PopulationPartial
+
+    Raises
+    ------
+    ValidationError
+        No parts, or partials on different grids.
+
+    Examples
+    --------
+    See the module's example.
+    """
     parts = list(parts)
     return PopulationPartial(sum_partials([p.partial for p in parts]), tuple(f for p in parts for f in p.excluded))
+
+
+def _nothing_usable(excluded: Sequence[Failure]) -> CampfireError:
+    why = "; ".join(str(f) for f in excluded[:5])
+    return CampfireError(f"stack: no usable spectra{f' ({why})' if why else ''}")
 
 
 def _population_meta(rest_frame: bool, window, excluded: Sequence[Failure]) -> dict:
@@ -141,13 +187,37 @@ def finalize_population(
     window: tuple[float, float] | None = None,
     object_id: str | None = None,
 ) -> SpectrumData:
-    """The population stack from the total partial; fails when no input was usable.
+    """The population stack from the total partial.
 
-    Named like ``stack_spectra``'s result (``<object_id>_stack`` or ``stack``).
+    Parameters
+    ----------
+    total : PopulationPartial
+    grid : numpy.ndarray
+        The stack grid [μm].
+    method : {'weighted_mean', 'mean'}
+    rest_frame : bool
+        Recorded in ``meta``.
+    window : (float, float), optional
+        Recorded in ``meta['norm_window']``.
+    object_id : str, optional
+        Named like ``stack_spectra``'s result (``<object_id>_stack`` or ``stack``).
+
+    Returns
+    -------
+    SpectrumData
+        ``meta['excluded']`` names the inputs left out and why.
+
+    Raises
+    ------
+    CampfireError
+        No input was usable.
+
+    Examples
+    --------
+    See the module's example.
     """
     if total.partial.n_spectra == 0:
-        why = "; ".join(str(f) for f in total.excluded[:5])
-        raise CampfireError(f"stack: no usable spectra{f' ({why})' if why else ''}")
+        raise _nothing_usable(total.excluded)
     return finalize_stack(total.partial, grid, method, object_id=object_id,
                           meta=_population_meta(rest_frame, window, total.excluded))
 
@@ -162,14 +232,36 @@ def population_chunks(
     on_grid: bool = False,
     min_coverage: float | None = None,
 ) -> list[tuple]:
-    """One batch split into wavelength chunks for a median: ``[(fnu, err, ids, excluded, gratings), ...]``.
+    """One batch split into wavelength chunks for a median.
 
-    The grid is cut into ``n_chunks`` nearly equal pixel ranges; every chunk carries
-    the batch's ids, exclusions and gratings so the final step can report them.
+    The grid is cut into ``n_chunks`` nearly equal pixel ranges (:func:`chunk_edges`);
+    every chunk carries the batch's ids, exclusions and gratings so the final step can
+    report them.
+
+    Parameters
+    ----------
+    items : sequence of Item
+    grid : numpy.ndarray
+    n_chunks : int
+    rest_frame, window, on_grid, min_coverage
+        As in :func:`population_partial`.
+
+    Returns
+    -------
+    list of tuple
+        ``(fnu, err, ids, excluded, gratings)`` per chunk, fluxes of shape (n_spectra, chunk width).
+
+    Examples
+    --------
+    >>> from campfire.tasks.batch import SpectrumRef
+    >>> w = np.linspace(1, 2, 10)
+    >>> item = Item(SpectrumRef('a'), value=SpectrumData(w, np.ones(10), np.ones(10), spectrum_id='a'))
+    >>> [c[0].shape for c in population_chunks([item], w, n_chunks=3, on_grid=True)]
+    [(1, 3), (1, 4), (1, 3)]
     """
     edges = chunk_edges(grid.size, n_chunks)
     specs, excluded = _prepare(items, grid=grid, rest_frame=rest_frame, window=window, on_grid=on_grid,
-                                          min_coverage=min_coverage)
+                               min_coverage=min_coverage)
     f = np.array([s.fnu for s in specs], float).reshape(len(specs), grid.size)
     e = np.array([s.fnu_err for s in specs], float).reshape(len(specs), grid.size)
     ids = tuple(s.spectrum_id for s in specs)
@@ -180,6 +272,16 @@ def population_chunks(
 def chunk_edges(n_pixels: int, n_chunks: int) -> list[int]:
     """Pixel boundaries of ``n_chunks`` nearly equal chunks of ``n_pixels``.
 
+    Parameters
+    ----------
+    n_pixels, n_chunks : int
+
+    Returns
+    -------
+    list of int
+
+    Examples
+    --------
     >>> chunk_edges(10, 3)
     [0, 3, 7, 10]
     """
@@ -187,7 +289,24 @@ def chunk_edges(n_pixels: int, n_chunks: int) -> list[int]:
 
 
 def median_of_chunk(pieces: Sequence[tuple]) -> tuple:
-    """The median over every batch's piece of one chunk (``median_chunk``)."""
+    """The median over every batch's piece of one chunk (:func:`~campfire.tasks.stack.median_chunk`).
+
+    Parameters
+    ----------
+    pieces : sequence of tuple
+        Chunk ``c`` of every batch's :func:`population_chunks`.
+
+    Returns
+    -------
+    tuple
+        ``(median, error, count, ids, excluded, gratings)``.
+
+    Examples
+    --------
+    >>> piece = (np.array([[1.0, 2.0]]), np.ones((1, 2)), ('a',), (), ('PRISM',))
+    >>> median_of_chunk([piece, piece])[0]
+    array([1., 2.])
+    """
     width = pieces[0][0].shape[1] if pieces else 0
     f = np.concatenate([p[0] for p in pieces], axis=0) if pieces else np.empty((0, width))
     e = np.concatenate([p[1] for p in pieces], axis=0) if pieces else np.empty((0, width))
@@ -205,13 +324,36 @@ def finalize_median(
     window: tuple[float, float] | None = None,
     object_id: str | None = None,
 ) -> SpectrumData:
-    """Concatenate the chunk medians into the population stack."""
+    """Concatenate the chunk medians into the population stack.
+
+    Parameters
+    ----------
+    chunks : sequence of tuple
+        :func:`median_of_chunk` of every chunk, in order.
+    grid : numpy.ndarray
+    rest_frame, window, object_id
+        As in :func:`finalize_population`.
+
+    Returns
+    -------
+    SpectrumData
+
+    Raises
+    ------
+    CampfireError
+        No input was usable.
+
+    Examples
+    --------
+    >>> piece = (np.array([[1.0, 2.0]]), np.ones((1, 2)), ('a',), (), ('PRISM',))
+    >>> finalize_median([median_of_chunk([piece])], np.array([1.0, 1.1])).fnu
+    array([1., 2.])
+    """
     ids = chunks[0][3] if chunks else ()
     excluded = chunks[0][4] if chunks else ()
     gratings = chunks[0][5] if chunks else ()
     if not ids:
-        why = "; ".join(str(f) for f in excluded[:5])
-        raise CampfireError(f"stack: no usable spectra{f' ({why})' if why else ''}")
+        raise _nothing_usable(excluded)
     med = np.concatenate([c[0] for c in chunks])
     err = np.concatenate([c[1] for c in chunks])
     cnt = np.concatenate([c[2] for c in chunks]).astype(np.int64)
@@ -236,19 +378,61 @@ def stack_all_items(
     spectrum that cannot be shifted or normalised is left out and reported in
     ``meta['excluded']`` instead of failing the stack); the numbers are those of
     ``stack_spectra(spectra, redshift=..., normalize=window)``.
+
+    Parameters
+    ----------
+    items : sequence of Item
+    method : {'weighted_mean', 'mean', 'median'}
+    grid : numpy.ndarray, optional
+        Default: the largest input's (``stack_spectra``'s).
+    rest_frame, window, object_id
+        As in :func:`finalize_population`.
+
+    Returns
+    -------
+    SpectrumData
+
+    Raises
+    ------
+    CampfireError
+        No input was usable.
+    ValidationError
+        What ``stack_spectra`` raises.
+
+    Examples
+    --------
+    >>> from campfire.tasks.batch import SpectrumRef
+    >>> w = np.linspace(1, 2, 10)
+    >>> items = [Item(SpectrumRef(s), value=SpectrumData(w, np.full(10, v), np.ones(10), spectrum_id=s))
+    ...          for s, v in (('a', 1.0), ('b', 3.0))]
+    >>> stack_all_items(items, method='mean').fnu[:2]
+    array([2., 2.])
     """
-    specs, excluded = _prepare(items, grid=np.empty(0), rest_frame=rest_frame, window=window,
-                                          on_grid=True, min_coverage=None)
+    specs, excluded = _prepare(items, grid=np.empty(0), rest_frame=rest_frame, window=window, on_grid=True,
+                               min_coverage=None)
     if not specs:
-        why = "; ".join(str(f) for f in excluded[:5])
-        raise CampfireError(f"stack: no usable spectra{f' ({why})' if why else ''}")
+        raise _nothing_usable(excluded)
     out = stack_spectra(specs, method=method, wavelength_grid=grid, object_id=object_id)
     out.meta.update(_population_meta(rest_frame, window, excluded))
     return out
 
 
 def largest_grid(items: Sequence[Item]) -> np.ndarray | None:
-    """The wavelength array of the good spectrum with the most pixels (None if none)."""
+    """The wavelength array of the good spectrum with the most pixels (None if none).
+
+    Parameters
+    ----------
+    items : sequence of Item
+
+    Returns
+    -------
+    numpy.ndarray or None
+
+    Examples
+    --------
+    >>> largest_grid([]) is None
+    True
+    """
     best = None
     for it in items:
         if it.failure is None and isinstance(it.value, SpectrumData):
@@ -258,7 +442,26 @@ def largest_grid(items: Sequence[Item]) -> np.ndarray | None:
 
 
 def pick_grid(grids: Iterable[np.ndarray | None]) -> np.ndarray:
-    """The largest of per-batch :func:`largest_grid` results (first wins on ties)."""
+    """The largest of per-batch :func:`largest_grid` results (first wins on ties).
+
+    Parameters
+    ----------
+    grids : iterable of numpy.ndarray or None
+
+    Returns
+    -------
+    numpy.ndarray
+
+    Raises
+    ------
+    CampfireError
+        Every candidate is None (no usable spectrum).
+
+    Examples
+    --------
+    >>> pick_grid([None, np.arange(3.0), np.arange(2.0)])
+    array([0., 1., 2.])
+    """
     best = None
     for g in grids:
         if g is not None and (best is None or g.size > best.size):
@@ -269,5 +472,24 @@ def pick_grid(grids: Iterable[np.ndarray | None]) -> np.ndarray:
 
 
 def pick_grid_one(grid: np.ndarray | None) -> np.ndarray:
-    """:func:`pick_grid` of a single candidate (the last step of the grid reduction)."""
+    """:func:`pick_grid` of a single candidate (the last step of the grid reduction).
+
+    Parameters
+    ----------
+    grid : numpy.ndarray or None
+
+    Returns
+    -------
+    numpy.ndarray
+
+    Raises
+    ------
+    CampfireError
+        ``grid`` is None.
+
+    Examples
+    --------
+    >>> pick_grid_one(np.arange(2.0))
+    array([0., 1.])
+    """
     return pick_grid([grid])

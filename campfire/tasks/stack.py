@@ -79,14 +79,44 @@ _MEDIAN_VAR_RATIO = np.array([
 
 
 def median_error_factor(n) -> np.ndarray:
-    """σ(median)/σ(mean) for ``n`` Gaussian inputs (→ √(π/2) for large n)."""
+    """σ(median)/σ(mean) for ``n`` Gaussian inputs (→ √(π/2) for large n).
+
+    Parameters
+    ----------
+    n : int or array_like of int
+        Number of inputs per pixel.
+
+    Returns
+    -------
+    numpy.ndarray
+
+    Examples
+    --------
+    >>> median_error_factor([1, 1000]).round(4)
+    array([1.    , 1.2533])
+    """
     n = np.asarray(n, np.int64)
     table = np.sqrt(_MEDIAN_VAR_RATIO)
     return np.where(n > table.size, math.sqrt(math.pi / 2.0), table[np.clip(n, 1, table.size) - 1])
 
 
 def check_method(method: str, allowed: Sequence[str] = STACK_METHODS) -> str:
-    """``method`` lower-cased if it is one of ``allowed``, else a ValidationError naming them.
+    """``method`` lower-cased if it is one of ``allowed``.
+
+    Parameters
+    ----------
+    method : str
+    allowed : sequence of str
+        Default :data:`STACK_METHODS`.
+
+    Returns
+    -------
+    str
+
+    Raises
+    ------
+    ValidationError
+        Another value (the message lists ``allowed``).
 
     Examples
     --------
@@ -120,11 +150,27 @@ class Partial:
 
     @classmethod
     def empty(cls, n: int) -> "Partial":
+        """The partial of no inputs on a grid of ``n`` pixels (zeros).
+
+        Parameters
+        ----------
+        n : int
+
+        Returns
+        -------
+        Partial
+
+        Examples
+        --------
+        >>> Partial.empty(4).n_pixels
+        4
+        """
         z = np.zeros(n)
         return cls(z, z.copy(), z.copy(), z.copy(), z.copy(), np.zeros(n, np.int64), 0, (), ())
 
     @property
     def n_pixels(self) -> int:
+        """Length of the grid."""
         return int(self.sum_w.shape[0])
 
     def __add__(self, other: "Partial") -> "Partial":
@@ -135,6 +181,14 @@ def stack_grating(gratings: Iterable[str]) -> str:
     """The grating label of a stack: its inputs' distinct gratings, sorted, joined by ``+``.
 
     An input that is itself a stack (``'G395M+PRISM'``) adds each of its gratings.
+
+    Parameters
+    ----------
+    gratings : iterable of str
+
+    Returns
+    -------
+    str
 
     Examples
     --------
@@ -180,6 +234,11 @@ def stack_partials(spectra_on_grid, n_pixels: int | None = None) -> Partial:
     Returns
     -------
     Partial
+
+    Raises
+    ------
+    ValidationError
+        Inputs of different lengths, or no inputs and no ``n_pixels``.
 
     Examples
     --------
@@ -230,6 +289,20 @@ def stack_partials(spectra_on_grid, n_pixels: int | None = None) -> Partial:
 def combine_partials(a: Partial, b: Partial, *more: Partial) -> Partial:
     """Sum of partials (associative, commutative): the tree reduction's combine step.
 
+    Parameters
+    ----------
+    a, b, *more : Partial
+        Partials on one grid.
+
+    Returns
+    -------
+    Partial
+
+    Raises
+    ------
+    ValidationError
+        Not a Partial, or grids of different lengths.
+
     Examples
     --------
     >>> import numpy as np
@@ -255,7 +328,26 @@ def combine_partials(a: Partial, b: Partial, *more: Partial) -> Partial:
 
 
 def sum_partials(partials: Sequence[Partial]) -> Partial:
-    """:func:`combine_partials` over a list (the shape ``tree_reduce`` combines take)."""
+    """:func:`combine_partials` over a list (the shape ``tree_reduce`` combines take).
+
+    Parameters
+    ----------
+    partials : sequence of Partial
+
+    Returns
+    -------
+    Partial
+
+    Raises
+    ------
+    ValidationError
+        An empty list, or what :func:`combine_partials` raises.
+
+    Examples
+    --------
+    >>> sum_partials([Partial.empty(2)] * 3).n_pixels
+    2
+    """
     parts = list(partials)
     if not parts:
         raise ValidationError("partials: nothing to combine")
@@ -282,13 +374,28 @@ def finalize_stack(
         The common wavelength grid [μm] (length ``partial.n_pixels``).
     method : {'weighted_mean', 'mean'}
         See the module notes (a median is not a sum: use :func:`median_chunk`).
+    object_id, spectrum_id : str, optional
+        The stack's identity (default id ``<object_id>_stack`` or ``stack``).
     grating : str, optional
         The stack's grating label; default the inputs' (:func:`stack_grating`).
+    meta : dict, optional
+        Added to the result's ``meta``.
 
     Returns
     -------
     SpectrumData
         With ``count`` per pixel and ``meta`` recording method and inputs.
+
+    Raises
+    ------
+    ValidationError
+        A median or unknown method, or a grid of the wrong length.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> finalize_stack(Partial.empty(2), [1.0, 2.0], 'mean').fnu
+    array([nan, nan])
     """
     m = check_method(method, ("weighted_mean", "mean"))
     grid = np.asarray(grid, float)
@@ -324,6 +431,11 @@ def median_chunk(fluxes, errors) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     (median, error, count) : arrays of length k
         NaN-aware median, σ = c(N)·√Σσ²/N (module notes), and N per pixel.
 
+    Raises
+    ------
+    ValidationError
+        Fluxes and errors of different shapes.
+
     Examples
     --------
     >>> import numpy as np
@@ -350,7 +462,39 @@ def median_chunk(fluxes, errors) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 def stack_median(spectra_on_grid: Sequence[SpectrumData], grid, *, chunk: int = 4096, object_id=None, grating="",
                  meta=None) -> SpectrumData:
-    """Median stack of spectra already on ``grid``, evaluated chunk by chunk."""
+    """Median stack of spectra already on ``grid``, evaluated chunk by chunk.
+
+    Parameters
+    ----------
+    spectra_on_grid : sequence of SpectrumData
+        All on ``grid``.
+    grid : array_like
+        The common grid [μm].
+    chunk : int
+        Pixels per :func:`median_chunk` call.
+    object_id : str, optional
+    grating : str
+        The stack's grating label.
+    meta : dict, optional
+        Added to the result's ``meta``.
+
+    Returns
+    -------
+    SpectrumData
+
+    Raises
+    ------
+    ValidationError
+        No inputs, or inputs not on ``grid``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> w = np.linspace(1, 2, 3)
+    >>> specs = [SpectrumData(w, np.full(3, v), np.ones(3)) for v in (1.0, 5.0, 2.0)]
+    >>> stack_median(specs, w).fnu
+    array([2., 2., 2.])
+    """
     specs = list(spectra_on_grid)
     grid = np.asarray(grid, float)
     if not specs:
@@ -376,6 +520,23 @@ def stack_median(spectra_on_grid: Sequence[SpectrumData], grid, *, chunk: int = 
 def to_rest_frame(spec: SpectrumData, z: float) -> SpectrumData:
     """The spectrum in the rest frame: λ/(1+z), f_ν/(1+z) (errors likewise); z kept in ``meta``.
 
+    Parameters
+    ----------
+    spec : SpectrumData
+        Observed frame.
+    z : float
+        Redshift (> -1).
+
+    Returns
+    -------
+    SpectrumData
+        ``meta['rest_frame']`` True, ``meta['redshift']`` = z.
+
+    Raises
+    ------
+    ValidationError
+        A bad redshift, or a spectrum already in the rest frame.
+
     Examples
     --------
     >>> import numpy as np
@@ -398,7 +559,20 @@ def to_rest_frame(spec: SpectrumData, z: float) -> SpectrumData:
 
 
 def check_window(window) -> tuple[float, float]:
-    """A normalisation window ``(min, max)`` [μm] as two floats, or a ValidationError.
+    """A normalisation window ``(min, max)`` [μm] as two floats.
+
+    Parameters
+    ----------
+    window : (float, float)
+
+    Returns
+    -------
+    (float, float)
+
+    Raises
+    ------
+    ValidationError
+        Not two finite numbers with 0 < min < max.
 
     Examples
     --------
@@ -525,7 +699,24 @@ def onto_grid(spectra: Sequence[SpectrumData], grid, *, min_coverage: float | No
 
 
 def default_grid(spectra: Sequence[SpectrumData]) -> np.ndarray:
-    """The finite, sorted wavelengths of the input with the most pixels (first on ties)."""
+    """The finite, sorted wavelengths of the input with the most pixels (first on ties).
+
+    Parameters
+    ----------
+    spectra : sequence of SpectrumData
+
+    Returns
+    -------
+    numpy.ndarray
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> a = SpectrumData(np.linspace(1, 2, 3), np.ones(3), np.ones(3))
+    >>> b = SpectrumData(np.linspace(1, 2, 5), np.ones(5), np.ones(5))
+    >>> default_grid([a, b]).size
+    5
+    """
     best = max(spectra, key=lambda s: int(np.isfinite(s.wavelength).sum()))
     w = best.wavelength[np.isfinite(best.wavelength)]
     return np.unique(w)

@@ -36,7 +36,6 @@ __all__ = [
     "read_provenance",
     "write_plot",
     "finish_batch",
-    "read_key",
     "write_population",
     "write_summary_table",
     "write_json",
@@ -96,17 +95,6 @@ def read_provenance(path: str) -> dict[str, Any]:
 
     with fits.open(path, memmap=False) as hdul:
         return json.loads(hdul["PROVENANCE"].data.tobytes().decode())
-
-
-def read_key(path: str) -> str | None:
-    """The ``CFKEY`` card of an earlier output (None when missing or unreadable)."""
-    from astropy.io import fits
-
-    try:
-        with fits.open(path, memmap=False) as hdul:
-            return hdul[0].header.get("CFKEY")
-    except (OSError, ValueError, IndexError):
-        return None
 
 
 def write_plot(path: str, spec, *, redshift: float | None = None, title: str | None = None) -> str:
