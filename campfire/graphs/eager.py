@@ -23,7 +23,7 @@ import dask
 from campfire.errors import ValidationError
 from campfire.models import CalibrateAndStackResult, Photometry, Spectrum, SpectrumCollection, SpectrumData
 from campfire.tasks.calibrate import check_photometry
-from campfire.tasks.stack import check_method
+from campfire.tasks.combine import check_method
 
 __all__ = ["calibrate_and_stack", "lazy_inputs"]
 

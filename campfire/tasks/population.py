@@ -33,16 +33,8 @@ import numpy as np
 from campfire.errors import CampfireError
 from campfire.models import SpectrumData
 from campfire.tasks.batch import Failure, Item, failure_reason
-from campfire.tasks.stack import (
-    finalize_stack,
-    median_chunk,
-    onto_grid,
-    stack_grating,
-    stack_partials,
-    stack_spectra,
-    sum_partials,
-    to_stack_frame,
-)
+from campfire.tasks.combine import finalize_stack, median_chunk, stack_grating, stack_partials, sum_partials
+from campfire.tasks.stack import onto_grid, stack_spectra, to_stack_frame
 
 __all__ = [
     "PopulationPartial",
