@@ -1,6 +1,7 @@
 """campfire: client and Dask pipeline of a JWST/NIRSpec MSA spectroscopy archive."""
 from __future__ import annotations
 
+from importlib import metadata as _metadata
 from typing import TYPE_CHECKING
 
 from campfire import config as _config  # registers the packaged Dask defaults
@@ -26,7 +27,20 @@ from campfire.calibration import (
 )
 from campfire.tasks.redshift import fit_redshift
 
-__version__ = "0.1.0"
+try:  # the version is pyproject's, read from the installed metadata
+    __version__ = _metadata.version("campfire")
+except _metadata.PackageNotFoundError:  # a source tree that is not installed
+    __version__ = "unknown"
+
+__all__ = [  # the reference's names (+ resample_flux, fit_redshift); the Plotly helpers load on first use
+    "Campfire",
+    "Object", "SpectrumCollection", "Spectrum", "SpectrumData", "Photometry",
+    "calibrate_to_photometry", "stack_spectra", "calibrate_and_stack", "synthetic_photometry", "CalibrationResult",
+    "resample_flux", "fit_redshift",
+    "convert_flux_units", "get_emission_lines", "EMISSION_LINES",
+    "DQFlags", "list_flags", "decode_flags", "encode_flags",
+    "CampfireError", "AuthenticationError", "NotFoundError", "DownloadError", "ValidationError", "APIError",
+]
 
 if TYPE_CHECKING:  # the Plotly helpers exist at runtime through __getattr__ below
     from campfire.plotting import plot_redshift_fit, plot_spectrum, plot_spectrum_simple

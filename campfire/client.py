@@ -450,23 +450,10 @@ class Campfire:
         if row is None:
             return None
         spectra = SpectrumCollection(
-            Spectrum.from_row(r, opener=self._open_spectrum_obj) for r in backend.object_spectra(object_id)
+            (Spectrum.from_row(r, opener=self._open_spectrum_obj) for r in backend.object_spectra(object_id)),
+            lazy=self._lazy_from_spectra,
         )
-        phot = backend.object_photometry(object_id)
-        photometry = None
-        if phot is not None and phot["bands"]:
-            bands = phot["bands"]
-            photometry = Photometry(
-                bands=[b[0] for b in bands],
-                flux=[b[1] for b in bands],
-                flux_err=[b[2] for b in bands],
-                wavelength=[b[3] for b in bands],
-                catalog=phot["catalog"],
-                photo_z=phot["photo_z"],
-                photo_z_err_lo=phot["photo_z_err_lo"],
-                photo_z_err_hi=phot["photo_z_err_hi"],
-                object_id=object_id,
-            )
+        photometry = Photometry.from_record(backend.object_photometry(object_id), object_id=object_id)
         scalars = {k: v for k, v in row.items() if k not in ("programs", "tags", "gratings")}
         return Object(
             **scalars,
@@ -759,6 +746,12 @@ class Campfire:
         from campfire.graphs.collection import LazySpectra
 
         return LazySpectra.from_query(self, **filters)
+
+    def _lazy_from_spectra(self, spectra):
+        # the lazy factory get_object attaches to obj.spectra (obj.spectra.lazy())
+        from campfire.graphs.collection import LazySpectra
+
+        return LazySpectra.from_spectra(spectra, client=self)
 
     # -- metadata -------------------------------------------------------------------------
     def get_metadata(self, *, remote: bool = False) -> dict[str, list]:

@@ -117,7 +117,30 @@ class FlagExpr:
     # -- construction ---------------------------------------------------------
     @classmethod
     def from_value(cls, value: Any, *, conjunctive: bool = False) -> "FlagExpr":
-        """Coerce a member, int, string or expression. A plain int N means any of N's bits."""
+        """Coerce a member, int, string or expression. A plain int N means any of N's bits.
+
+        Parameters
+        ----------
+        value : DQFlags, int, str or FlagExpr
+            0 means "no flag set".
+        conjunctive : bool
+            Read an int as "all of its bits" (the ``&`` side of an expression).
+
+        Returns
+        -------
+        FlagExpr
+
+        Raises
+        ------
+        ValidationError
+            Another type, unknown bits, or an unparsable string (the message shows the
+            supported forms).
+
+        Examples
+        --------
+        >>> FlagExpr.from_value(3).matches(2), FlagExpr.from_value(3, conjunctive=True).matches(2)
+        (True, False)
+        """
         if isinstance(value, FlagExpr):
             return value
         if isinstance(value, str):
@@ -187,7 +210,21 @@ class FlagExpr:
 
     # -- evaluation and compilation --------------------------------------------
     def matches(self, flags: int) -> bool:
-        """Evaluate on one bitmask in Python (the reference semantics)."""
+        """Evaluate on one bitmask in Python (the reference semantics).
+
+        Parameters
+        ----------
+        flags : int
+
+        Returns
+        -------
+        bool
+
+        Examples
+        --------
+        >>> (~DQFlags.CONTAMINATION & ~DQFlags.LOW_SNR).matches(1)
+        True
+        """
         flags = int(flags)
         return (
             all(flags & g for g in self.any_of)
@@ -196,7 +233,22 @@ class FlagExpr:
         )
 
     def to_sql(self, column: str) -> tuple[str, list[int]]:
-        """A SQL predicate over an integer ``column`` with bound parameters."""
+        """A SQL predicate over an integer ``column`` with bound parameters.
+
+        Parameters
+        ----------
+        column : str
+            The (trusted) column expression.
+
+        Returns
+        -------
+        (str, list of int)
+
+        Examples
+        --------
+        >>> (DQFlags.CHIP_GAP | DQFlags.LOW_SNR).to_sql('s.dq_flags')
+        ('((s.dq_flags & ?) != 0)', [5])
+        """
         parts, params = [], []
         for group in self.any_of:
             parts.append(f"({column} & ?) != 0")
@@ -327,7 +379,28 @@ def parse_flag_expr(text: str, kind: str = "dq_flags") -> FlagExpr:
 
 
 def as_flag_expr(value: Any, kind: str = "dq_flags") -> FlagExpr | None:
-    """Validate a ``dq_flags=`` argument: None, int, member, string or FlagExpr."""
+    """Validate a ``dq_flags=`` argument: None, int, member, string or FlagExpr.
+
+    Parameters
+    ----------
+    value : None, int, DQFlags, str or FlagExpr
+    kind : str
+        The flag type (``'dq_flags'``).
+
+    Returns
+    -------
+    FlagExpr or None
+
+    Raises
+    ------
+    ValidationError
+        A retired or unknown flag type, or a value :meth:`FlagExpr.from_value` refuses.
+
+    Examples
+    --------
+    >>> as_flag_expr(None) is None, as_flag_expr(0).matches(0)
+    (True, True)
+    """
     if value is None:
         return None
     if kind in _RETIRED:
@@ -351,6 +424,16 @@ def _flag_type(kind: str) -> type[enum.IntFlag]:
 def list_flags(flag_type: str | None = None) -> None:
     """Print the flags of one type (or all types) with their bits and meaning.
 
+    Parameters
+    ----------
+    flag_type : str, optional
+        ``'dq_flags'``; default every type.
+
+    Raises
+    ------
+    ValidationError
+        An unknown flag type.
+
     Examples
     --------
     >>> list_flags('dq_flags')  # doctest: +ELLIPSIS
@@ -370,7 +453,29 @@ def list_flags(flag_type: str | None = None) -> None:
 
 
 def decode_flags(value: int, flag_type: str = "dq_flags") -> list[str]:
-    """Names of the bits set in ``value``: ``decode_flags(3, 'dq_flags') == ['CHIP_GAP', 'CONTAMINATION']``."""
+    """Names of the bits set in ``value``.
+
+    Parameters
+    ----------
+    value : int
+        A bitmask.
+    flag_type : str
+        ``'dq_flags'``.
+
+    Returns
+    -------
+    list of str
+
+    Raises
+    ------
+    ValidationError
+        Not an int, bits outside the type, or an unknown type.
+
+    Examples
+    --------
+    >>> decode_flags(3, 'dq_flags')
+    ['CHIP_GAP', 'CONTAMINATION']
+    """
     kind = _flag_type(flag_type)
     if isinstance(value, bool) or not isinstance(value, (int,)) and not hasattr(value, "__index__"):
         raise ValidationError(f"value: expected an int bitmask, got {value!r}")
@@ -380,7 +485,28 @@ def decode_flags(value: int, flag_type: str = "dq_flags") -> list[str]:
 
 
 def encode_flags(names, flag_type: str = "dq_flags") -> int:
-    """The bitmask of flag names: ``encode_flags(['CHIP_GAP', 'CONTAMINATION']) == 3``."""
+    """The bitmask of flag names (case-insensitive).
+
+    Parameters
+    ----------
+    names : str or iterable of str
+    flag_type : str
+        ``'dq_flags'``.
+
+    Returns
+    -------
+    int
+
+    Raises
+    ------
+    ValidationError
+        An unknown name (the message lists the known ones) or type.
+
+    Examples
+    --------
+    >>> encode_flags(['CHIP_GAP', 'CONTAMINATION'], 'dq_flags')
+    3
+    """
     kind = _flag_type(flag_type)
     if isinstance(names, str):
         names = [names]

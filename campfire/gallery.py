@@ -278,14 +278,7 @@ def write_gallery(out_dir: str | os.PathLike, data_dir: str | os.PathLike | None
         g.attempt(title, make)
 
     # -- calibration and stacking (campfire.calibration, the deploy extra) ------------------------
-    def science(name: str):
-        import campfire
-
-        if hasattr(campfire, name):
-            return getattr(campfire, name)
-        import campfire.calibration
-
-        return getattr(campfire.calibration, name)
+    from campfire.calibration import calibrate_and_stack, calibrate_to_photometry, stack_spectra
 
     # an object with several PRISM spectra, so that the stack combines something
     counts: dict[str, int] = {}
@@ -294,44 +287,43 @@ def write_gallery(out_dir: str | os.PathLike, data_dir: str | os.PathLike | None
     multi_id = next((o for o, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])) if n >= 2), None)
 
     def calibration():
-        result = science("calibrate_to_photometry")(spec, obj.photometry)
+        result = calibrate_to_photometry(spec, obj.photometry)
         fig = result.plot(redshift=z)
         g.save(fig, "calibration", "calibrate_to_photometry(spec, obj.photometry).plot()")
 
     def stack():
         prism = obj.spectra[obj.spectra.grating == "PRISM"]
-        stacked = science("stack_spectra")([s.open() for s in prism], method="weighted_mean", object_id=obj.object_id)
+        stacked = stack_spectra([s.open() for s in prism], method="weighted_mean", object_id=obj.object_id)
         fig = plt.figure(figsize=(9, 4.5))
         stacked.plot()
         g.save(fig, "stack", "stack_spectra([s.open() for s in prism], ...).plot()")
         if multi_id:
             other = cf.get_object(multi_id)
             prism = other.spectra[other.spectra.grating == "PRISM"]
-            stacked = science("stack_spectra")([s.open() for s in prism], method="weighted_mean", object_id=multi_id)
+            stacked = stack_spectra([s.open() for s in prism], method="weighted_mean", object_id=multi_id)
             fig = plt.figure(figsize=(9, 4.5))
             stacked.plot(redshift=other.redshift if other.redshift == other.redshift else None)
             g.save(fig, "stack_multi", f"stack of the {len(prism)} PRISM spectra of {multi_id}")
 
-    def calibrate_and_stack():
-        cas = science("calibrate_and_stack")
+    def calibrated_stack():
         prism = obj.spectra[obj.spectra.grating == "PRISM"]
-        result = cas(prism, photometry=obj.photometry, method="chebyshev", stacking_method="weighted_mean",
-                     object_id=obj.object_id)
+        result = calibrate_and_stack(prism, photometry=obj.photometry, method="chebyshev",
+                                     stacking_method="weighted_mean", object_id=obj.object_id)
         g.save(result.plot(), "calibrate_and_stack", "calibrate_and_stack(...).plot(): 3-panel diagnostic")
         if multi_id:
             other = cf.get_object(multi_id)
-            result = cas(other.spectra[other.spectra.grating == "PRISM"], photometry=other.photometry,
-                         method="chebyshev", stacking_method="weighted_mean", object_id=multi_id)
+            result = calibrate_and_stack(other.spectra[other.spectra.grating == "PRISM"], photometry=other.photometry,
+                                         method="chebyshev", stacking_method="weighted_mean", object_id=multi_id)
             fig = result.plot(redshift=other.redshift if other.redshift == other.redshift else None)
             g.save(fig, "calibrate_and_stack_multi", f"calibrate_and_stack of the PRISM spectra of {multi_id}")
 
     for title, make in (("calibration", calibration), ("stack", stack),
-                        ("calibrate_and_stack", calibrate_and_stack)):
+                        ("calibrate_and_stack", calibrated_stack)):
         g.attempt(title, make)
 
     # -- Plotly helpers ------------------------------------------------------------------------------
     def plotly_figures():
-        from campfire import plot_redshift_fit, plot_spectrum, plot_spectrum_simple
+        from campfire.plotting import plot_redshift_fit, plot_spectrum, plot_spectrum_simple
 
         data = cf.get_spectrum_data(spec_id)
         figs = {"plotly_spectrum": plot_spectrum(data, redshift=z, show_emission_lines=z is not None)}

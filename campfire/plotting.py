@@ -26,7 +26,14 @@ import numpy as np
 
 from campfire.errors import CampfireError, ValidationError
 from campfire.lines import check_redshift, get_emission_lines
-from campfire.quicklook import WAVE_LABEL, _trusted, is_rest_frame, wavelength_label
+from campfire.quicklook.spectrum import (
+    WAVE_LABEL,
+    is_rest_frame,
+    label_indices,
+    pretty_line_name,
+    trusted_flux,
+    wavelength_label,
+)
 
 __all__ = ["plot_spectrum", "plot_redshift_fit", "plot_spectrum_simple"]
 
@@ -93,15 +100,11 @@ def _lines_in(wave: np.ndarray, z: float):
     if finite.size == 0:
         return []
     table = get_emission_lines(redshift=z, wave_min=float(finite.min()), wave_max=float(finite.max()))
-    from campfire.quicklook import pretty_line_name
-
     return [(str(n), pretty_line_name(str(n)), float(w)) for n, w in zip(table["name"], table["observed_wavelength"].value)]
 
 
 def _add_lines(fig, lines, xref: str, yref: str, label_row: bool) -> None:
     """Dashed vertical markers at (1+z)λ_rest spanning one subplot; names on top when ``label_row``."""
-    from campfire.quicklook import label_indices
-
     waves = [w for _, _, w in lines]
     span = (max(waves) - min(waves)) if waves else 0.0
     # crowded neighbours share one label (the strongest line's), as in the matplotlib figures
@@ -162,6 +165,14 @@ def plot_spectrum(data: Mapping[str, Any], redshift: float | None = None, show_e
         Heatmap (``name='snr_2d'``; ``z`` is ``snr_2d`` unchanged), profile and fit,
         spectrum with error band. Zooming in wavelength moves both panels together.
 
+    Raises
+    ------
+    ValidationError
+        Missing or malformed arrays (the message names the key), a bad redshift, or
+        ``show_emission_lines`` without ``redshift``.
+    CampfireError
+        Plotly is not installed (``pip install "campfire[plotting]"``).
+
     Examples
     --------
     >>> data = cf.get_spectrum_data('ember_uds_p4_prism_clear_123456')  # doctest: +SKIP
@@ -213,7 +224,7 @@ def plot_spectrum(data: Mapping[str, Any], redshift: float | None = None, show_e
     fig.update_yaxes(title_text="spatial pixel", row=1, col=1)
     fig.update_yaxes(matches="y", showticklabels=False, row=1, col=2)
     fig.update_xaxes(title_text="profile", row=1, col=2, showticklabels=False)
-    fig.update_yaxes(title_text=FNU_TITLE, row=2, col=1, range=_robust_range(_trusted(arr["fnu"], arr["fnu_err"])))
+    fig.update_yaxes(title_text=FNU_TITLE, row=2, col=1, range=_robust_range(trusted_flux(arr["fnu"], arr["fnu_err"])))
     title = "2D spectrum (S/N) · profile · 1D spectrum"
     if isinstance(data, Mapping) and data.get("spectrum_id"):
         title = f"{data['spectrum_id']}: {title}"
@@ -262,6 +273,13 @@ def plot_redshift_fit(fit: Mapping[str, Any], spectrum_data: Mapping[str, Any] |
     -------
     plotly.graph_objects.Figure
 
+    Raises
+    ------
+    ValidationError
+        Missing or malformed arrays in ``fit`` or ``spectrum_data``.
+    CampfireError
+        Plotly is not installed.
+
     Examples
     --------
     >>> fit = cf.get_redshift_fit_data('ember_uds_p4_prism_clear_123456')  # doctest: +SKIP
@@ -300,7 +318,7 @@ def plot_redshift_fit(fit: Mapping[str, Any], spectrum_data: Mapping[str, Any] |
         if z_best >= 0 and math.isfinite(z_best):
             _add_lines(fig, _lines_in(wave, z_best), "x2", "y2", label_row=True)
         fig.update_xaxes(title_text=WAVE_LABEL, row=2, col=1)
-        yrange = _robust_range(_trusted(spec["fnu"], spec["fnu_err"]) if spec is not None else f["model_fnu"])
+        yrange = _robust_range(trusted_flux(spec["fnu"], spec["fnu_err"]) if spec is not None else f["model_fnu"])
         fig.update_yaxes(title_text=FNU_TITLE, row=2, col=1, range=yrange)
     title = f"redshift fit: z = {z_best:.4f}, χ²_min = {f['chi2_min']:.1f}, confidence = {f['confidence']:.2f}"
     fig.update_layout(title={"text": title, "font": {"size": 14}}, height=620 if rows == 2 else 380, width=1000,
@@ -322,6 +340,13 @@ def plot_spectrum_simple(data, redshift: float | None = None):
     Returns
     -------
     plotly.graph_objects.Figure
+
+    Raises
+    ------
+    ValidationError
+        Missing or malformed arrays, or a bad redshift.
+    CampfireError
+        Plotly is not installed.
 
     Examples
     --------
@@ -347,7 +372,7 @@ def plot_spectrum_simple(data, redshift: float | None = None):
         title += f" · z = {z:.4f}"
     fig.update_layout(title={"text": title, "font": {"size": 14}}, xaxis_title=wavelength_label(data),
                       yaxis_title=FNU_TITLE,
-                      yaxis_range=_robust_range(_trusted(arr["fnu"], arr["fnu_err"])), height=420, width=1000,
+                      yaxis_range=_robust_range(trusted_flux(arr["fnu"], arr["fnu_err"])), height=420, width=1000,
                       template="plotly_white",
                       showlegend=False, margin={"l": 70, "r": 30, "t": 60, "b": 60})
     return fig

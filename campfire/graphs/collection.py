@@ -12,10 +12,11 @@ the selection at build time and never split an object, so a per-object stack is 
 per-partition map and the number of spectra/objects in every partition is known
 before anything runs (``to_zarr`` uses it for row offsets).
 
-Every method adds one layer with the pure batch function of
-:mod:`campfire.tasks.batch` (which composes ``read_spectrum``,
-``calibrate_to_photometry``, ``resample_spectra``, ``stack_spectra``...): the graph
-layer holds no science. Each layer is named ``f"{step}-{token}"`` with
+Every method adds one layer with a batch function — the pure ones of
+:mod:`campfire.tasks.batch` / :mod:`campfire.tasks.population` (which compose
+``calibrate_to_photometry``, ``resample_spectra``, ``stack_spectra``...), or the I/O
+steps of :mod:`campfire.graphs.fetch` (download, open): the graph layer holds no
+science. Each layer is named ``f"{step}-{token}"`` with
 ``token = tokenize(parent name, step, params)`` and the source layer
 ``f"select-{tokenize(selection)}"``, so keys are a deterministic function of the
 selection (ids, file locations and content hashes, photometry) and the steps with
@@ -23,7 +24,13 @@ their parameters: building the same pipeline twice gives the same keys, and a
 ``persist()``-ed collection is reused by ``compute`` on a distributed cluster.
 
 Configuration is resolved when a method is called (client side) and bound into the
-tasks as arguments; workers never read ``dask.config``.
+tasks as arguments; workers never read ``dask.config``. So is the downloader of server
+files: the client the selection came from is bound into the download step.
+
+Dask machinery: the collection protocol is implemented here (a Bag of batches whose
+``compute()`` returns values, not Items), the optimisation is ``dask.bag``'s own
+(:func:`dask.bag.core.optimize`: cull + fuse linear chains), and the tree reductions
+are :mod:`campfire.graphs.reduction` (see there for why not ``Bag.reduction``).
 
 Collections:
 
@@ -57,6 +64,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 from dask import threaded
+from dask.bag.core import optimize as bag_optimize
 from dask.base import DaskMethodsMixin, tokenize
 from dask.highlevelgraph import HighLevelGraph
 
@@ -64,8 +72,12 @@ from campfire import config
 from campfire.errors import ValidationError
 from campfire.graphs import builders
 from campfire.graphs.builders import bind, layer_name
+from campfire.graphs.fetch import is_server_url, open_items, resolve_items
+from campfire.transfer import fetch_ref
+from campfire.graphs.selection import partition_refs, refs_from_rows, refs_from_spectra
 from campfire.models import Photometry, SpectrumData
 from campfire.tasks import batch as B
+from campfire.tasks.resample import check_grid
 
 __all__ = ["LazySpectra", "optimize"]
 
@@ -78,14 +90,9 @@ def optimize(dsk, keys, **kwargs):
     """Cull to the requested keys and fuse linear chains (download → open → calibrate ...).
 
     The fused chain of one batch runs as one task: nothing is shipped between
-    workers mid-chain. Same as ``dask.bag``'s optimisation.
+    workers mid-chain. This is ``dask.bag``'s optimisation (:func:`dask.bag.core.optimize`).
     """
-    from dask._task_spec import convert_legacy_graph, cull, fuse_linear_task_spec
-    from dask.core import flatten
-
-    dsk = convert_legacy_graph(dict(dsk))
-    keys = list(flatten(keys))
-    return fuse_linear_task_spec(cull(dsk, keys), keys)
+    return bag_optimize(dict(dsk), keys, **kwargs)
 
 
 def _make_items(batch) -> list:
@@ -97,22 +104,6 @@ def _finalize(results, raw: bool):
     for part in results:
         out.extend(part if raw else B.values_of(part))
     return out
-
-
-def _check_errors(errors: str) -> str:
-    if errors not in B.ERRORS:
-        raise ValidationError(f"errors: expected 'raise' or 'record', got {errors!r}")
-    return errors
-
-
-def _as_grid(grid) -> np.ndarray:
-    try:
-        g = np.asarray(grid, dtype=float)
-    except (TypeError, ValueError):
-        raise ValidationError(f"grid: expected an increasing array of wavelengths [μm], got {grid!r}") from None
-    if g.ndim != 1 or g.size < 2 or not np.all(np.isfinite(g)) or not np.all(np.diff(g) > 0):
-        raise ValidationError("grid: expected a 1D, finite, strictly increasing array of ≥ 2 wavelengths [μm]")
-    return g
 
 
 class LazySpectra(DaskMethodsMixin):
@@ -149,7 +140,7 @@ class LazySpectra(DaskMethodsMixin):
         self.parts = tuple(tuple(p) for p in parts)
         self.stage = stage
         self.grid = grid
-        self.errors = _check_errors(errors)
+        self.errors = B.check_errors(errors)
         self.raw = raw
         self.steps = tuple(steps)
         self.kind = kind
@@ -237,8 +228,6 @@ class LazySpectra(DaskMethodsMixin):
         >>> lazy
         LazySpectra<select, 1 spectra, 1 partitions>
         """
-        from campfire.graphs.selection import partition_refs
-
         refs = list(refs)
         size = config.get("graph.batch-size", override_with=batch_size)
         batches = partition_refs(refs, int(size)) if refs else []
@@ -249,15 +238,37 @@ class LazySpectra(DaskMethodsMixin):
         return cls(graph, name, batches, stage="refs", errors=errors, selection=selection, client=client)
 
     @classmethod
-    def from_spectra(cls, spectra, *, batch_size: int | None = None, errors: str = "raise",
+    def from_spectra(cls, spectra, *, client=None, batch_size: int | None = None, errors: str = "raise",
                      storage_root: str | None = None) -> "LazySpectra":
-        """A collection over :class:`~campfire.models.Spectrum` rows (what ``SpectrumCollection.lazy()`` calls)."""
-        from campfire.graphs.selection import refs_from_spectra
+        """A collection over :class:`~campfire.models.Spectrum` rows (``obj.spectra.lazy()``).
 
+        Parameters
+        ----------
+        spectra : iterable of Spectrum
+        client : Campfire, optional
+            The client the rows came from: it resolves file locations (local copy, else
+            the server) and each object's redshift and photometry, and fetches server
+            files in the download step. Without one, a row is read from its
+            ``local_path`` (or ``storage_root``), else opened here through its opener
+            and carried in the graph.
+        batch_size, errors, storage_root
+            As in :meth:`from_query`.
+
+        Returns
+        -------
+        LazySpectra
+
+        Raises
+        ------
+        ValidationError
+            An item that is not a Spectrum.
+
+        Examples
+        --------
+        >>> lazy = LazySpectra.from_spectra(obj.spectra, client=cf)  # what obj.spectra.lazy() does  # doctest: +SKIP
+        """
         spectra = list(spectra)
-        client = next((c for c in (getattr(getattr(s, "_opener", None), "__self__", None) for s in spectra)
-                       if c is not None), None)
-        return cls.from_refs(refs_from_spectra(spectra, storage_root=storage_root), batch_size=batch_size,
+        return cls.from_refs(refs_from_spectra(spectra, cf=client, storage_root=storage_root), batch_size=batch_size,
                              errors=errors, selection={"spectrum_ids": [s.spectrum_id for s in spectra]},
                              client=client)
 
@@ -295,7 +306,6 @@ class LazySpectra(DaskMethodsMixin):
             The filters of ``query_spectra``.
         """
         from campfire.catalog.filters import build_query
-        from campfire.graphs.selection import refs_from_rows
 
         build_query("spectra", **filters)  # validate once, with the reference's messages
         rows = list(cf.iter_spectra(remote=remote, **filters))
@@ -329,15 +339,54 @@ class LazySpectra(DaskMethodsMixin):
                            errors=first.errors)
 
     # ---------------------------------------------------------------------------- building blocks
-    def _map(self, step: str, func: Callable, params: dict, token_params: Any, *, stage: str, **changes) -> "LazySpectra":
-        name = layer_name(step, self.name, token_params)
-        dsk = builders.map_layer(name, self.name, self.npartitions, bind(func, **params))
-        graph = HighLevelGraph.from_collections(name, dsk, dependencies=[self])
-        return self._like(graph, name, stage=stage, steps=self.steps + ((step, token_params),), **changes)
+    def map_partitions(self, func: Callable, *, step: str, token: Any, stage: str, **changes) -> "LazySpectra":
+        """A collection with one more layer: ``func(batch)`` on every partition.
 
-    def with_errors(self, errors: str) -> "LazySpectra":
-        """The same collection with another error mode for the steps added next."""
-        return self._like(self.dask, self.name, errors=_check_errors(errors))
+        The building block of every step (``dask.bag``'s ``map_partitions`` with
+        explicit names): ``func`` takes a partition (a list of
+        :class:`~campfire.tasks.batch.Item`) and returns one, with its parameters bound
+        (:func:`~campfire.graphs.builders.bind`).
+
+        Parameters
+        ----------
+        func : callable
+            ``func(list_of_items) -> list_of_items``; picklable for process schedulers.
+        step : str
+            The layer's name prefix (``f"{step}-{tokenize(parent, step, token)}"``) and its
+            entry in :attr:`steps`.
+        token : object
+            What identifies ``func``'s parameters (plain values; it makes the keys).
+        stage : str
+            What the items hold afterwards (:data:`STAGES`).
+        **changes
+            Other attributes of the result (``kind``, ``grid``, ``parts``).
+
+        Returns
+        -------
+        LazySpectra
+        """
+        name = layer_name(step, self.name, token)
+        dsk = builders.map_layer(name, self.name, self.npartitions, func)
+        graph = HighLevelGraph.from_collections(name, dsk, dependencies=[self])
+        return self._like(graph, name, stage=stage, steps=self.steps + ((step, token),), **changes)
+
+    def as_stacks(self, grid=None) -> "LazySpectra":
+        """The same graph, its elements described as per-object stacks (on ``grid``).
+
+        For stacks read back from files (a workflow's earlier per-object outputs): a
+        population stack over them then treats them like ``stack(by='object')`` results.
+
+        Parameters
+        ----------
+        grid : array_like, optional
+            Their common wavelength grid [μm].
+
+        Returns
+        -------
+        LazySpectra
+        """
+        g = None if grid is None else check_grid("grid", grid)
+        return self._like(self.dask, self.name, stage="stacked", kind="objects", grid=g)
 
     def items(self) -> "LazySpectra":
         """The same graph; ``compute()`` returns :class:`~campfire.tasks.batch.Item` objects
@@ -356,23 +405,22 @@ class LazySpectra(DaskMethodsMixin):
         if self.stage != "refs":
             return self
         download = None
-        if any(r.url.startswith(("http://", "https://")) for r in self.refs):
+        if any(is_server_url(r.url) for r in self.refs):
             if self.client is None:
                 raise ValidationError("download: server files need the Campfire client they came from "
                                       "(build the collection with cf.lazy_spectra(...))")
-            from campfire.graphs.download import fetch_ref
-
             download = bind(fetch_ref, self.client.remote_catalog, self.client.data_dir)
-        params = {"errors": self.errors, "download": download}
         token = (self.errors, None if self.client is None else (self.client.base_url, str(self.client.data_dir)))
-        return self._map("download", B.resolve_items, params, token, stage="path")
+        return self.map_partitions(bind(resolve_items, errors=self.errors, download=download), step="download",
+                                   token=token, stage="path")
 
     def open(self) -> "LazySpectra":
         """Read each file into a :class:`~campfire.models.SpectrumData` (through fsspec)."""
         if self.stage in _DATA_STAGES:
             return self
         src = self.download() if self.stage == "refs" else self
-        return src._map("open", B.open_items, {"errors": self.errors}, (self.errors,), stage="data")
+        return src.map_partitions(bind(open_items, errors=self.errors), step="open", token=(self.errors,),
+                                  stage="data")
 
     def _data(self) -> "LazySpectra":
         return self if self.stage in _DATA_STAGES else self.open()
@@ -398,16 +446,16 @@ class LazySpectra(DaskMethodsMixin):
         opts = dict(options, method=method)
         phot_token = None if photometry is None else B.SpectrumRef("", photometry=photometry).token_parts()
         src = self._data()
-        params = {"errors": self.errors, "photometry": photometry, "options": opts}
-        return src._map("calibrate", B.calibrate_items, params, (self.errors, phot_token, sorted(opts.items(), key=str)),
-                        stage="calibrated")
+        func = bind(B.calibrate_items, errors=self.errors, photometry=photometry, options=opts)
+        return src.map_partitions(func, step="calibrate", token=(self.errors, phot_token, sorted(opts.items(), key=str)),
+                                  stage="calibrated")
 
     def resample(self, grid) -> "LazySpectra":
         """Resample every spectrum onto ``grid`` [μm] (flux-conserving, batched per task)."""
-        g = _as_grid(grid)
+        g = check_grid("grid", grid)
         src = self._data()
-        return src._map("resample", B.resample_items, {"errors": self.errors, "grid": g}, (self.errors, g),
-                        stage="resampled", grid=g)
+        return src.map_partitions(bind(B.resample_items, errors=self.errors, grid=g), step="resample",
+                                  token=(self.errors, g), stage="resampled", grid=g)
 
     def map(self, func: Callable[[Any], Any], *, name: str | None = None) -> "LazySpectra":
         """Apply ``func`` to every element's value (a SpectrumData once opened).
@@ -417,8 +465,8 @@ class LazySpectra(DaskMethodsMixin):
         if not callable(func):
             raise ValidationError(f"func: expected a callable, got {func!r}")
         step = name or getattr(func, "__name__", "map")
-        params = {"errors": self.errors, "func": func, "step": step}
-        return self._map(step, B.map_items, params, (self.errors, func), stage="mapped")
+        return self.map_partitions(bind(B.map_items, errors=self.errors, func=func, step=step), step=step,
+                                   token=(self.errors, func), stage="mapped")
 
     def stack(self, method: str = "weighted_mean", by: str = "object", rest_frame: bool = False, *,
               grid=None, window=None, split_every: int | None = None, normalize: bool | None = None,

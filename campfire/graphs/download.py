@@ -4,7 +4,7 @@ The files to fetch are chosen from the synced catalog
 (:func:`campfire.transfer.plan_downloads`: absent from ``local_files``, or stale — the
 catalog's hash differs from the local copy's), turned into spectrum references with
 the server's file URL, and put through the same per-batch ``download`` step a
-``LazySpectra`` uses (:func:`campfire.tasks.batch.resolve_items` with
+``LazySpectra`` uses (:func:`campfire.graphs.fetch.resolve_items` with
 :func:`campfire.transfer.fetch_ref`: stream to ``.part``, resume with HTTP Range, verify
 sha256, rename, record in ``local_files``), as a :mod:`dask.bag`. ``max_workers``
 threads run the batches; failures are recorded per file and reported together, so one
@@ -35,10 +35,11 @@ from campfire import config
 from campfire.catalog.filters import Query
 from campfire.catalog.remote import RemoteCatalog
 from campfire.errors import CampfireError, DownloadError
-from campfire.tasks.batch import Item, SpectrumRef, resolve_items
+from campfire.graphs.fetch import resolve_items
+from campfire.tasks.batch import Item, SpectrumRef
 from campfire.transfer import fetch_ref, plan_downloads
 
-__all__ = ["download_files", "fetch_ref"]
+__all__ = ["download_files"]
 
 
 def _download_batch(refs: Sequence[SpectrumRef], *, fetch: Callable[[SpectrumRef], str]) -> list[Item]:

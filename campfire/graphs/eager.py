@@ -21,14 +21,33 @@ from typing import Sequence
 import dask
 
 from campfire.errors import ValidationError
-from campfire.models import Photometry, Spectrum, SpectrumCollection, SpectrumData
+from campfire.models import CalibrateAndStackResult, Photometry, Spectrum, SpectrumCollection, SpectrumData
+from campfire.tasks.calibrate import check_photometry
+from campfire.tasks.combine import check_method
 
 __all__ = ["calibrate_and_stack", "lazy_inputs"]
 
 
 def lazy_inputs(spectra, *, photometry: Photometry | None = None, errors: str = "raise"):
-    """A one-batch LazySpectra of a SpectrumCollection, a list of Spectrum or of SpectrumData."""
-    from campfire.graphs.collection import LazySpectra
+    """A one-batch LazySpectra of a SpectrumCollection, a list of Spectrum or of SpectrumData.
+
+    Parameters
+    ----------
+    spectra : SpectrumCollection, list of Spectrum, list of SpectrumData, or one of either
+    photometry : Photometry, optional
+        Carried by in-memory inputs (rows get their object's from the catalog).
+    errors : {'raise', 'record'}
+
+    Returns
+    -------
+    LazySpectra
+
+    Raises
+    ------
+    ValidationError
+        Empty input, or a mix of kinds.
+    """
+    from campfire.graphs.collection import LazySpectra  # Dask's graph machinery: loaded on first use
 
     if isinstance(spectra, (SpectrumData, Spectrum)):
         spectra = [spectra]
@@ -92,16 +111,13 @@ def calibrate_and_stack(
     ...                              stacking_method='weighted_mean', object_id=obj.object_id)
     >>> result.spectrum  # doctest: +SKIP
     """
-    from campfire.tasks.calibrate import CalibrateAndStackResult, _check_photometry
-    from campfire.tasks.stack import _check_method
-
-    _check_method(stacking_method)
+    check_method(stacking_method)
     if photometry is None:
         raise ValidationError(
             "photometry: calibrate_and_stack needs the photometry to calibrate against (e.g. obj.photometry); "
             "use stack_spectra to stack without calibrating"
         )
-    phot = _check_photometry(photometry)
+    phot = check_photometry(photometry)
     lazy = lazy_inputs(spectra, errors="record")
     cal = lazy.calibrate(phot, method=method, bands=bands, degree=degree, min_snr=min_snr)
     # persisted once, so the stack step below reads the calibrated batch instead of redoing it

@@ -1,11 +1,21 @@
 """Tree reductions: many partitions → one result with bounded fan-in.
 
-:func:`tree_reduce` is ``dask.bag.Bag.reduction`` written as a free function over
-keys: a *part* task per input partition, then levels of *combine* tasks, each
-reading at most ``split_every`` results of the level below, then one *finalize*
-task. For a stack the part is ``(Σ w·f, Σ w, n)`` of one batch and combine adds
-them, so no task ever holds more than ``split_every`` partial sums — a population
-stack of 10,000 spectra never has them all in one process.
+:func:`tree_reduce` has the shape of ``dask.bag.Bag.reduction``: a *part* task per
+input partition, then levels of *combine* tasks, each reading at most ``split_every``
+results of the level below, then one *finalize* task. For a stack the part is
+``(Σ w·f, Σ w, n)`` of one batch and combine adds them, so no task ever holds more
+than ``split_every`` partial sums — a population stack of 10,000 spectra never has
+them all in one process.
+
+Why not ``Bag.reduction`` itself: a part task here also takes keys computed at run
+time (``part_extra``: the stack grid, when it is chosen by a reduction over the inputs
+instead of being known when the graph is built), which ``Bag.reduction``'s
+``perpartition(partition)`` cannot receive; and the levels are keyed
+``(f"{name}-combine", depth, i)`` under the layer's deterministic name, which the
+tree-shape and key tests check (``Bag.reduction`` names them
+``f"{name}-aggregate-{token}{depth}"``). The rest of the machinery is Dask's: the
+layers are ``HighLevelGraph`` layers of the ``LazySpectra`` collection, optimised by
+``dask.bag.core.optimize``.
 
 :func:`chunked_gather` is the median's shape: a median does not decompose into
 partial sums, so each partition splits its values into wavelength chunks and one

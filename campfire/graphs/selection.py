@@ -56,23 +56,6 @@ def join_url(root: str, relative: str) -> str:
     return root.rstrip("/") + "/" + relative.lstrip("/")
 
 
-def _photometry(phot: dict | None, object_id: str) -> Photometry | None:
-    if not phot or not phot.get("bands"):
-        return None
-    bands = phot["bands"]
-    return Photometry(
-        bands=[b[0] for b in bands],
-        flux=[b[1] for b in bands],
-        flux_err=[b[2] for b in bands],
-        wavelength=[b[3] for b in bands],
-        catalog=phot.get("catalog") or "",
-        photo_z=phot.get("photo_z"),
-        photo_z_err_lo=phot.get("photo_z_err_lo"),
-        photo_z_err_hi=phot.get("photo_z_err_hi"),
-        object_id=object_id,
-    )
-
-
 def _local_object_info(cat, ids: list[str]) -> dict[str, tuple[float, Photometry | None]]:
     """Bulk lookup in the local SQLite catalog (schema.sql): two indexed queries per 900 ids."""
     out: dict[str, tuple[float, Photometry | None]] = {}
@@ -94,8 +77,8 @@ def _local_object_info(cat, ids: list[str]) -> dict[str, tuple[float, Photometry
             z = float(head[0]) if head[0] is not None else math.nan
             phot = None
             if head[1] and bands.get(oid):
-                phot = _photometry({"bands": bands[oid], "catalog": head[2], "photo_z": head[3],
-                                    "photo_z_err_lo": head[4], "photo_z_err_hi": head[5]}, oid)
+                phot = Photometry.from_record({"bands": bands[oid], "catalog": head[2], "photo_z": head[3],
+                                               "photo_z_err_lo": head[4], "photo_z_err_hi": head[5]}, oid)
             out[oid] = (z, phot)
     return out
 
@@ -115,7 +98,7 @@ def object_info(cf, object_ids: Iterable[str]) -> dict[str, tuple[float, Photome
         row = backend.object_row(oid) or {}
         z = row.get("redshift")
         z = float(z) if z is not None else math.nan
-        out[oid] = (z, _photometry(backend.object_photometry(oid), oid))
+        out[oid] = (z, Photometry.from_record(backend.object_photometry(oid), oid))
     return out
 
 
@@ -183,27 +166,37 @@ def refs_from_rows(
     return refs
 
 
-def refs_from_spectra(spectra: Iterable[Spectrum], *, storage_root: str | None = None) -> list[SpectrumRef]:
+def refs_from_spectra(spectra: Iterable[Spectrum], *, cf=None, storage_root: str | None = None) -> list[SpectrumRef]:
     """SpectrumRefs of :class:`~campfire.models.Spectrum` rows (``obj.spectra.lazy()``).
 
-    When the rows came from a client (their opener is bound to a ``Campfire``), the
-    client resolves file locations and object info; otherwise ``local_path`` (or
-    ``storage_root``/``fits_path``) must point at the file.
+    Parameters
+    ----------
+    spectra : iterable of Spectrum
+    cf : Campfire, optional
+        The client the rows came from: it resolves file locations (local copy first,
+        else the server) and each object's redshift and photometry.
+    storage_root : str, optional
+        Read files from ``storage_root/<fits_path>``.
+
+    Returns
+    -------
+    list of SpectrumRef
+        Without a client, a row with no file to point at is opened here (through the
+        opener the client attached, in this process) and travels in the graph as data.
+
+    Raises
+    ------
+    ValidationError
+        An item that is not a Spectrum.
     """
     spectra = list(spectra)
     for s in spectra:
         if not isinstance(s, Spectrum):
             raise ValidationError(f"spectra: expected Spectrum items, got {type(s).__name__}")
-    cf = None
-    for s in spectra:
-        cf = getattr(getattr(s, "_opener", None), "__self__", None)
-        if cf is not None:
-            break
-    rows = [s.as_dict() for s in spectra]
     refs = []
-    for s, row in zip(spectra, rows):
+    for s in spectra:
         try:
-            refs.extend(refs_from_rows(cf, [row], storage_root=storage_root, with_objects=False))
+            refs.extend(refs_from_rows(cf, [s.as_dict()], storage_root=storage_root, with_objects=False))
         except CampfireError:
             # a row with no file and no client (an in-memory opener): opened here, travels as data
             data = s.open()

@@ -34,6 +34,9 @@ from campfire.errors import ValidationError
 from campfire.graphs.builders import bind, layer_name
 from campfire.graphs.reduction import chunked_gather, tree_reduce
 from campfire.tasks import batch as B
+from campfire.tasks import population as P
+from campfire.tasks.resample import check_grid
+from campfire.tasks.stack import check_window
 
 __all__ = ["stack_by_object", "stack_all", "grid_from_spec", "resolve_window"]
 
@@ -63,23 +66,33 @@ def grid_from_spec(spec) -> np.ndarray:
 
 
 def resolve_window(window) -> tuple[float, float]:
-    """The rest-frame normalisation window: ``window`` or ``campfire.stack.rest-window`` (read now)."""
-    w = config.get("stack.rest-window", override_with=window)
-    try:
-        lo, hi = (float(v) for v in w)
-    except (TypeError, ValueError):
-        raise ValidationError(f"window: expected (min, max) in micron, got {w!r}") from None
-    if not 0 < lo < hi:
-        raise ValidationError(f"window: expected 0 < min < max micron, got {w!r}")
-    return lo, hi
+    """The rest-frame normalisation window: ``window``, else ``campfire.stack.rest-window`` (read now).
+
+    Parameters
+    ----------
+    window : (float, float) or None
+
+    Returns
+    -------
+    (float, float)
+
+    Raises
+    ------
+    ValidationError
+        A malformed window (:func:`campfire.tasks.stack.check_window`).
+
+    Examples
+    --------
+    >>> resolve_window(None)
+    (0.42, 0.48)
+    """
+    return check_window(config.get("stack.rest-window", override_with=window))
 
 
 def _grid_arg(grid) -> np.ndarray | None:
     if grid is None:
         return None
-    from campfire.graphs.collection import _as_grid
-
-    return _as_grid(grid_from_spec(grid) if isinstance(grid, dict) else grid)
+    return check_grid("grid", grid_from_spec(grid) if isinstance(grid, dict) else grid)
 
 
 def stack_by_object(src, method: str, *, rest_frame: bool = False, grid=None):
@@ -87,10 +100,10 @@ def stack_by_object(src, method: str, *, rest_frame: bool = False, grid=None):
     g = _grid_arg(grid)
     if g is None and not rest_frame:
         g = src.grid
-    params = {"errors": src.errors, "method": method, "grid": g, "rest_frame": rest_frame}
+    func = bind(B.stack_object_items, errors=src.errors, method=method, grid=g, rest_frame=rest_frame)
     parts = [B.object_refs(p) for p in src.parts]
-    return src._map("stack-object", B.stack_object_items, params, (src.errors, method, g, rest_frame),
-                    stage="stacked", kind="objects", parts=parts, grid=g)
+    return src.map_partitions(func, step="stack-object", token=(src.errors, method, g, rest_frame),
+                              stage="stacked", kind="objects", parts=parts, grid=g)
 
 
 def _identity(x):
@@ -101,7 +114,7 @@ def _grid_layer(src) -> tuple[dict, str]:
     """Tasks that pick the largest input grid (``stack_spectra``'s default) at run time."""
     name = layer_name("stack-grid", src.name, ())
     keys = [(src.name, i) for i in range(src.npartitions)]
-    return tree_reduce(name, keys, part=B.largest_grid, combine=B.pick_grid, finalize=B.pick_grid_one,
+    return tree_reduce(name, keys, part=P.largest_grid, combine=P.pick_grid, finalize=P.pick_grid_one,
                        split_every=config.get("graph.split-every"))
 
 
@@ -132,7 +145,7 @@ def stack_all(src, method: str, *, rest_frame: bool = False, grid=None, window=N
     guard = (lambda f: bind(B.guarded, func=f)) if src.errors == "record" else (lambda f: f)
     if src.npartitions == 1:
         # one batch: the one-shot stack_spectra itself (what the eager API computes)
-        one = guard(bind(B.stack_all_items, method=method, grid=g, rest_frame=rest_frame, window=win,
+        one = guard(bind(P.stack_all_items, method=method, grid=g, rest_frame=rest_frame, window=win,
                          object_id=object_id))
         graph = HighLevelGraph.from_collections(name, {name: (one, inputs[0])}, dependencies=[src])
         return Delayed(name, graph, layer=name)
@@ -144,24 +157,24 @@ def stack_all(src, method: str, *, rest_frame: bool = False, grid=None, window=N
             n_chunks = max(1, math.ceil(g.size / int(config.get("graph.wave-chunk"))))
         else:
             n_chunks = int(config.get("graph.median-chunks"))
-        split = bind(B.population_chunks, n_chunks=n_chunks, **opts)
-        fin = guard(bind(B.finalize_median, rest_frame=rest_frame, window=win, object_id=object_id))
+        split = bind(P.population_chunks, n_chunks=n_chunks, **opts)
+        fin = guard(bind(P.finalize_median, rest_frame=rest_frame, window=win, object_id=object_id))
         if g is None:
-            red, key = chunked_gather(name, inputs, split=split, gather=B.median_of_chunk, concat=_identity,
+            red, key = chunked_gather(name, inputs, split=split, gather=P.median_of_chunk, concat=_identity,
                                       n_chunks=n_chunks, split_extra=(grid_key,))
             red[key] = (fin, red[key], grid_key)
         else:
-            red, key = chunked_gather(name, inputs, split=bind(split, grid=g), gather=B.median_of_chunk,
+            red, key = chunked_gather(name, inputs, split=bind(split, grid=g), gather=P.median_of_chunk,
                                       concat=bind(fin, grid=g), n_chunks=n_chunks)
     else:
-        part = bind(B.population_partial, **opts)
-        fin = guard(bind(B.finalize_population, method=method, rest_frame=rest_frame, window=win, object_id=object_id))
+        part = bind(P.population_partial, **opts)
+        fin = guard(bind(P.finalize_population, method=method, rest_frame=rest_frame, window=win, object_id=object_id))
         if g is None:
-            red, key = tree_reduce(name, inputs, part=part, combine=B.combine_population, finalize=_identity,
+            red, key = tree_reduce(name, inputs, part=part, combine=P.combine_population, finalize=_identity,
                                    split_every=split_every, part_extra=(grid_key,))
             red[key] = (fin, red[key], grid_key)
         else:
-            red, key = tree_reduce(name, inputs, part=bind(part, grid=g), combine=B.combine_population,
+            red, key = tree_reduce(name, inputs, part=bind(part, grid=g), combine=P.combine_population,
                                    finalize=bind(fin, grid=g), split_every=split_every)
     dsk.update(red)
     graph = HighLevelGraph.from_collections(name, dsk, dependencies=[src])

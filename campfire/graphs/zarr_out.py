@@ -22,7 +22,6 @@ Examples
 """
 from __future__ import annotations
 
-import json
 import os
 from typing import Any, Sequence
 
@@ -224,8 +223,3 @@ def write_spectrum_group(store, group: str, spec, *, attrs: dict | None = None) 
     meta = {"spectrum_id": spec.spectrum_id, "meta": spec.meta, "wave_unit": "um", "flux_unit": "uJy"}
     meta.update(attrs or {})
     g.attrs.update(jsonable(meta))
-
-
-def attrs_json(attrs: dict) -> str:
-    """``attrs`` as canonical JSON text (sorted keys)."""
-    return json.dumps(jsonable(attrs), sort_keys=True)

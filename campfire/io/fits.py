@@ -1,8 +1,10 @@
 """The pipeline FITS format (msaexp / DJA "v4" ``*.spec.fits``), read and written.
 
 Reading is layered the xarray way: :func:`load_raw` (bytes → columns + headers, the
-only place that touches the file) → :func:`decode_spectrum` (pure: units, bad pixels)
-→ :class:`~campfire.models.SpectrumData`.
+only place that touches the file) → :func:`decode_spectrum` (pure: units, bad pixels →
+a *record*: the plain fields of a spectrum) → ``SpectrumData.from_record`` in
+:mod:`campfire.models` (the model). This module knows nothing of the model classes, so
+the model layer can sit on top of it (``SpectrumData.from_fits`` reads through here).
 
 Paths may be local paths or fsspec URLs (``memory://``, ``s3://`` ...), so Dask
 workers can read an archive root on shared or object storage.
@@ -22,13 +24,12 @@ import numpy as np
 from astropy.io import fits
 
 from campfire.errors import CampfireError, FileFormatError, NotFoundError
-from campfire.models import SpectrumData
 
 __all__ = [
     "open_fits",
     "load_raw",
     "decode_spectrum",
-    "read_spectrum",
+    "read_spectrum_record",
     "read_spectrum_2d",
     "read_redshift_fit",
     "write_spectrum",
@@ -242,9 +243,6 @@ def load_raw(path: str | os.PathLike) -> dict[str, Any]:
         raise FileFormatError(f"{path}: no SPEC1D or EXTRACT1D extension (has {', '.join(names)}); expected {EXPECTED}")
 
 
-_WAVE_UNITS = {"um": u.um, "micron": u.um, "microns": u.um, "angstrom": u.AA, "a": u.AA, "nm": u.nm, "m": u.m}
-
-
 def _unit(text, fallback, what: str, path: str):
     text = (text or fallback or "").strip()
     if not text:
@@ -257,8 +255,26 @@ def _unit(text, fallback, what: str, path: str):
         raise FileFormatError(f"{path}: unknown {what} unit {text!r}") from err
 
 
-def decode_spectrum(raw: dict[str, Any]) -> SpectrumData:
-    """Pure: apply units (trusting TUNIT over BUNIT), mark bad pixels NaN, merge headers."""
+def decode_spectrum(raw: dict[str, Any]) -> dict[str, Any]:
+    """Pure: apply units (trusting TUNIT over BUNIT), mark bad pixels NaN, merge headers.
+
+    Parameters
+    ----------
+    raw : dict
+        What :func:`load_raw` returns.
+
+    Returns
+    -------
+    dict
+        The spectrum's fields (``wavelength`` [μm], ``fnu`` / ``fnu_err`` [μJy], NaN for
+        bad pixels; ``spectrum_id``, ``grating``, ``filter``, ``object_id``, ``header``,
+        ``fits_path``, ``count``, ``meta``): the keyword arguments of ``SpectrumData``.
+
+    Raises
+    ------
+    FileFormatError
+        A missing or unknown unit, or one that is not a length / flux density.
+    """
     path = raw["path"]
     arrays, units = raw["arrays"], raw["units"]
     header = dict(raw["ext_header"])
@@ -293,30 +309,55 @@ def decode_spectrum(raw: dict[str, Any]) -> SpectrumData:
     exptime = header.get("EXPTIME", header.get("EFFEXPTM"))
     if exptime is not None and "EXPTIME" not in header:
         header["EXPTIME"] = exptime
-    return SpectrumData(
-        wavelength=wave,
-        fnu=fnu,
-        fnu_err=err,
-        spectrum_id=str(header.get("SPECID") or stem),
-        grating=grating,
-        filter=filt or None,
-        object_id=header.get("OBJID"),
-        header=header,
-        fits_path=None if _is_url(path) else str(path),
-        count=count,
-        meta={"rest_frame": True} if header.get("RESTFRM") else {},
-    )
+    return {
+        "wavelength": wave,
+        "fnu": fnu,
+        "fnu_err": err,
+        "spectrum_id": str(header.get("SPECID") or stem),
+        "grating": grating,
+        "filter": filt or None,
+        "object_id": header.get("OBJID"),
+        "header": header,
+        "fits_path": None if _is_url(path) else str(path),
+        "count": count,
+        "meta": {"rest_frame": True} if header.get("RESTFRM") else {},
+    }
 
 
-def read_spectrum(path: str | os.PathLike) -> SpectrumData:
-    """Open a spectrum file as :class:`SpectrumData` (μm, μJy, NaN for bad pixels)."""
+def read_spectrum_record(path: str | os.PathLike) -> dict[str, Any]:
+    """Read a spectrum file into its decoded fields (μm, μJy, NaN for bad pixels).
+
+    ``SpectrumData.from_fits(path)`` is ``SpectrumData.from_record(read_spectrum_record(path))``.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A local path or an fsspec URL of a ``*.spec.fits`` (msaexp / DJA) or JWST ``x1d`` file.
+
+    Returns
+    -------
+    dict
+        See :func:`decode_spectrum`.
+
+    Raises
+    ------
+    FileFormatError
+        Not a readable spectrum file (every failure of a corrupt file ends here).
+    NotFoundError
+        No such file.
+
+    Examples
+    --------
+    >>> rec = read_spectrum_record('/path/to/file.spec.fits')  # doctest: +SKIP
+    >>> rec['wavelength'][:3], rec['grating']  # doctest: +SKIP
+    """
     with _file_errors(path, "spectrum"):
         return decode_spectrum(load_raw(path))
 
 
 def read_spectrum_2d(path: str | os.PathLike) -> dict[str, Any]:
     """The structure of ``get_spectrum_data``: 1D arrays, 2D S/N = SCI·√WHT and the profile."""
-    spec = read_spectrum(path)
+    spec = read_spectrum_record(path)
     with _file_errors(path, "the 2D spectrum"), open_fits(path) as hdul:
         names = [h.name.upper() for h in hdul]
         if "SCI" not in names or "WHT" not in names:
@@ -339,9 +380,9 @@ def read_spectrum_2d(path: str | os.PathLike) -> dict[str, Any]:
             profile = np.nansum(sci, axis=1)
             pfit = np.full_like(profile, np.nan)
     return {
-        "wave": spec.wavelength,
-        "fnu": spec.fnu,
-        "fnu_err": spec.fnu_err,
+        "wave": spec["wavelength"],
+        "fnu": spec["fnu"],
+        "fnu_err": spec["fnu_err"],
         "snr_2d": snr,
         "n_spatial": int(sci.shape[0]),
         "n_wave": int(sci.shape[1]),
@@ -465,8 +506,13 @@ _STRUCTURAL = re.compile(
 )
 
 
-def write_spectrum(path: str | os.PathLike, spec: SpectrumData, overwrite: bool = False) -> str:
-    """Write a :class:`SpectrumData` (a stack, a calibrated spectrum) in the pipeline format."""
+def write_spectrum(path: str | os.PathLike, spec, overwrite: bool = False) -> str:
+    """Write a spectrum (a ``SpectrumData``: a stack, a calibrated spectrum) in the pipeline format.
+
+    ``spec`` needs the ``SpectrumData`` attributes (``wavelength``, ``fnu``, ``fnu_err``,
+    ``header``, ``spectrum_id``, ``grating``, ``object_id``, ``filter``, ``count``,
+    ``rest_frame``); ``SpectrumData.to_fits`` calls this.
+    """
     header = {k: v for k, v in spec.header.items() if len(k) <= 8 and not _STRUCTURAL.match(k)}
     header.update(SPECID=spec.spectrum_id, GRATING=spec.grating or "")
     if spec.object_id:

@@ -35,109 +35,25 @@ matrix, all bands), so a PRISM spectrum with 8 bands calibrates in ≲1 ms.
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass, field
 from typing import Sequence
 
 import numpy as np
 
 from campfire.bands import get_band, known_bands
+from campfire.bands.synphot import band_weights
 from campfire.errors import ValidationError
-from campfire.models import Photometry, SpectrumData, as_spectrum_data
-from campfire.tasks.synphot import band_weights
+from campfire.models import CalibrationResult, Photometry, SpectrumData
 
 __all__ = [
     "CALIBRATION_METHODS",
-    "CalibrationResult",
-    "CalibrateAndStackResult",
     "calibrate_to_photometry",
+    "check_photometry",
     "select_bands",
 ]
 
 CALIBRATION_METHODS = ("chebyshev", "flat")
 MIN_COVERAGE = 0.99
 DEGREE_PENALTY = 4.0  # χ² a Chebyshev coefficient must gain to be kept (≈ 2σ): see the module notes
-
-
-@dataclass(repr=False, eq=False)
-class CalibrationResult:
-    """The outcome of :func:`calibrate_to_photometry`.
-
-    Attributes
-    ----------
-    spectrum : SpectrumData
-        Calibrated spectrum (f_ν and error × multiplier).
-    original : SpectrumData
-        The input, unchanged.
-    multiplier : numpy.ndarray
-        M(λ) on ``original.wavelength``.
-    bands_used : list of str
-        Bands that entered the fit.
-    method, degree, coefficients, domain
-        The fitted model: Chebyshev coefficients in x scaled over ``domain`` [μm].
-    ratios : dict
-        {band: (observed/synthetic ratio, its error)} of the bands used.
-    rejected : dict
-        {band: reason} of the candidates that were not used.
-    chi2 : float
-        χ² of the fit over the bands used.
-    photometry : Photometry
-        What the spectrum was calibrated against.
-    """
-
-    spectrum: SpectrumData
-    original: SpectrumData
-    multiplier: np.ndarray
-    bands_used: list[str]
-    method: str = "chebyshev"
-    degree: int = 0
-    coefficients: np.ndarray = field(default_factory=lambda: np.ones(1))
-    domain: tuple[float, float] = (0.0, 1.0)
-    ratios: dict = field(default_factory=dict)
-    rejected: dict = field(default_factory=dict)
-    chi2: float = float("nan")
-    photometry: Photometry | None = None
-
-    def evaluate(self, wavelength) -> np.ndarray:
-        """The multiplier at any wavelength [μm] (the same Chebyshev series)."""
-        from numpy.polynomial import chebyshev
-
-        lo, hi = self.domain
-        x = 2.0 * (np.asarray(wavelength, float) - lo) / (hi - lo) - 1.0
-        return chebyshev.chebval(x, self.coefficients)
-
-    def plot(self, ax=None, **kwargs):
-        """Diagnostic matplotlib figure (spectrum before/after, photometry, multiplier)."""
-        from campfire.quicklook import plot_calibration
-
-        return plot_calibration(self, ax=ax, **kwargs)
-
-    def __repr__(self) -> str:
-        return (
-            f"CalibrationResult({self.original.spectrum_id or '?'}, {self.method}, degree={self.degree}, "
-            f"bands={self.bands_used}, chi2={self.chi2:.2f})"
-        )
-
-
-@dataclass(repr=False, eq=False)
-class CalibrateAndStackResult:
-    """The outcome of :func:`campfire.calibrate_and_stack` (built on the graph path,
-    :mod:`campfire.graphs.eager`): ``spectrum`` (the stack),
-    ``calibrations`` (one CalibrationResult per input), ``input_spectra`` (the
-    calibrated inputs before stacking) and the ``photometry`` used."""
-
-    spectrum: SpectrumData
-    calibrations: list[CalibrationResult]
-    input_spectra: list[SpectrumData]
-    photometry: Photometry | None = None
-
-    def plot(self, **kwargs):
-        """3-panel diagnostic: inputs + photometry, multipliers, calibrated inputs + stack."""
-        from campfire.quicklook import plot_calibrate_and_stack
-
-        return plot_calibrate_and_stack(self, **kwargs)
-
-    def __repr__(self) -> str:
-        return f"CalibrateAndStackResult({self.spectrum!r}, {len(self.calibrations)} calibrations)"
 
 
 # ----------------------------------------------------------------------------------
@@ -162,7 +78,29 @@ def _band_matrix(wave: np.ndarray, bands: Sequence[str]) -> tuple[np.ndarray, np
     return _band_matrix_cached(tuple(bands), np.ascontiguousarray(wave, float).tobytes())
 
 
-def _check_photometry(photometry) -> Photometry:
+def check_photometry(photometry) -> Photometry:
+    """``photometry`` if it has bands, flux and flux_err.
+
+    Parameters
+    ----------
+    photometry : Photometry
+
+    Returns
+    -------
+    Photometry
+
+    Raises
+    ------
+    ValidationError
+        Anything else (the message names the parameter).
+
+    Examples
+    --------
+    >>> check_photometry(None)
+    Traceback (most recent call last):
+    ...
+    campfire.errors.ValidationError: photometry: expected a Photometry (bands, flux, flux_err in μJy), got NoneType
+    """
     if photometry is None or not all(hasattr(photometry, a) for a in ("bands", "flux", "flux_err")):
         raise ValidationError(
             f"photometry: expected a Photometry (bands, flux, flux_err in μJy), got {type(photometry).__name__}"
@@ -183,6 +121,25 @@ def select_bands(spec: SpectrumData, photometry: Photometry, bands: Sequence[str
                  min_snr: float = 0.5) -> tuple[list[str], dict[str, str]]:
     """The bands a calibration would use, and {band: reason} for the others.
 
+    Parameters
+    ----------
+    spec : SpectrumData
+    photometry : Photometry
+    bands : list of str, optional
+        Restrict the candidates (each must be in the photometry).
+    min_snr : float
+        Minimum S/N of a band's photometry and of its synthetic flux.
+
+    Returns
+    -------
+    (list of str, dict)
+        The bands used, and the reason each other candidate was rejected.
+
+    Raises
+    ------
+    ValidationError
+        Not a Photometry, or a requested band missing from it or unknown.
+
     Examples
     --------
     >>> import numpy as np
@@ -194,7 +151,7 @@ def select_bands(spec: SpectrumData, photometry: Photometry, bands: Sequence[str
     >>> used, sorted(why)
     (['f090w'], ['f444w', 'f606w'])
     """
-    phot = _check_photometry(photometry)
+    phot = check_photometry(photometry)
     used, rejected = _select(spec, phot, bands, min_snr)[:2]
     return used, rejected
 
@@ -262,8 +219,9 @@ def calibrate_to_photometry(
 
     Parameters
     ----------
-    spec : SpectrumData or Spectrum
-        The spectrum (a :class:`~campfire.models.Spectrum` is opened).
+    spec : SpectrumData
+        The spectrum (``campfire.calibrate_to_photometry``, the public name, also takes a
+        :class:`~campfire.models.Spectrum` row and opens it first).
     photometry : Photometry
         Observed band fluxes [μJy] (``obj.photometry``).
     method : {'chebyshev', 'flat'}
@@ -284,8 +242,9 @@ def calibrate_to_photometry(
     Raises
     ------
     ValidationError
-        Unknown method, bad degree/min_snr, a requested band missing from the
-        photometry, or no usable band (the message lists each band and why).
+        Unknown method, bad degree/min_snr, ``spec`` not a SpectrumData, a requested
+        band missing from the photometry, or no usable band (the message lists each
+        band and why).
 
     Examples
     --------
@@ -312,8 +271,12 @@ def calibrate_to_photometry(
         raise ValidationError(f"min_snr: expected a number ≥ 0, got {min_snr!r}") from None
     if not (np.isfinite(snr) and snr >= 0):
         raise ValidationError(f"min_snr: expected a number ≥ 0, got {min_snr!r}")
-    phot = _check_photometry(photometry)
-    spec = as_spectrum_data(spec)
+    phot = check_photometry(photometry)
+    if not isinstance(spec, SpectrumData):
+        raise ValidationError(
+            f"spec: expected a SpectrumData, got {type(spec).__name__} "
+            "(open a Spectrum row first, or call campfire.calibrate_to_photometry, which opens it)"
+        )
 
     used, rejected, fitdata = _select(spec, phot, bands, snr)
     if not used:

@@ -33,13 +33,38 @@ import numpy as np
 from campfire.errors import ValidationError
 from campfire.tasks._jit import kernels, resolve_engine
 
-__all__ = ["resample_flux", "resample_spectrum", "resample_batch", "resample_spectra", "bin_edges", "overlap_matrix"]
+__all__ = [
+    "resample_flux",
+    "resample_spectrum",
+    "resample_batch",
+    "resample_spectra",
+    "bin_edges",
+    "overlap_matrix",
+    "check_grid",
+    "DEFAULT_MIN_COVERAGE",
+]
 
 DEFAULT_MIN_COVERAGE = 0.5
 
 
 def bin_edges(wavelength: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Pixel edges and widths from centres (SpectRes ``make_bins``)."""
+    """Pixel edges and widths from centres (SpectRes ``make_bins``).
+
+    Parameters
+    ----------
+    wavelength : numpy.ndarray
+        Pixel centres (≥ 2, increasing).
+
+    Returns
+    -------
+    (edges, widths) : numpy.ndarray
+        ``n + 1`` edges half-way between centres (end pixels mirrored) and ``n`` widths.
+
+    Examples
+    --------
+    >>> bin_edges(np.array([1.0, 2.0, 4.0]))
+    (array([0.5, 1.5, 3. , 5. ]), array([1. , 1.5, 2. ]))
+    """
     w = np.asarray(wavelength, float)
     edges = np.empty(w.size + 1)
     widths = np.empty(w.size)
@@ -51,8 +76,37 @@ def bin_edges(wavelength: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return edges, widths
 
 
-def _check_grid(name: str, w) -> np.ndarray:
-    arr = np.asarray(w, dtype=float)
+def check_grid(name: str, w) -> np.ndarray:
+    """``w`` as a wavelength grid: a 1D, finite, strictly increasing float array of ≥ 2 values.
+
+    The one grid check of campfire (resampling, stacks, ``LazySpectra.resample``,
+    workflow grids): the error names the parameter.
+
+    Parameters
+    ----------
+    name : str
+        The parameter name for the message (``'grid'``, ``'wavelength_grid'`` ...).
+    w : array_like
+        Wavelengths [μm].
+
+    Returns
+    -------
+    numpy.ndarray
+
+    Raises
+    ------
+    ValidationError
+        Not numbers, not 1D, fewer than 2 values, not finite or not strictly increasing.
+
+    Examples
+    --------
+    >>> check_grid('grid', [1, 2, 3])
+    array([1., 2., 3.])
+    """
+    try:
+        arr = np.asarray(w, dtype=float)
+    except (TypeError, ValueError):
+        raise ValidationError(f"{name}: expected an increasing array of wavelengths [μm], got {w!r}") from None
     if arr.ndim != 1 or arr.size < 2:
         raise ValidationError(f"{name}: expected a 1D array of ≥ 2 wavelengths, got shape {arr.shape}")
     if not np.all(np.isfinite(arr)):
@@ -86,6 +140,23 @@ def overlap_matrix(new_w: np.ndarray, old_w: np.ndarray):
 
     Column j holds the overlap of every input pixel with output bin j (SpectRes's
     arithmetic for the two partial pixels); bins reaching outside the input are empty.
+
+    Parameters
+    ----------
+    new_w, old_w : numpy.ndarray
+        Output bin and input pixel centres (increasing).
+
+    Returns
+    -------
+    (scipy.sparse.csc_matrix, numpy.ndarray of bool)
+
+    Examples
+    --------
+    >>> mat, inside = overlap_matrix(np.array([1.5, 2.5]), np.arange(1.0, 4.0))
+    >>> mat.toarray().round(2), inside
+    (array([[0.5, 0. ],
+           [0.5, 0.5],
+           [0. , 0.5]]), array([ True,  True]))
     """
     from scipy import sparse
 
@@ -269,9 +340,15 @@ def resample_flux(
     >>> f, e = resample_flux(np.array([1.25, 1.45]), w, np.ones(11), np.full(11, 0.1))
     >>> e.round(4)
     array([0.0707, 0.0707])
+
+    Raises
+    ------
+    ValidationError
+        A grid that is not 1D, finite and strictly increasing, arrays of mismatched
+        shapes, a bad ``min_coverage`` or an unknown ``engine``.
     """
-    new_w = _check_grid("new_wavelength", new_wavelength)
-    old_w = _check_grid("wavelength", wavelength)
+    new_w = check_grid("new_wavelength", new_wavelength)
+    old_w = check_grid("wavelength", wavelength)
     f = np.asarray(flux, dtype=float)
     if f.ndim < 1 or f.shape[-1] != old_w.size:
         raise ValidationError(
@@ -344,8 +421,13 @@ def resample_batch(
     >>> f, e = resample_batch(np.linspace(1.1, 1.9, 9), grids, [np.ones(50), np.ones(70)])
     >>> f.shape, bool(np.allclose(f, 1)), e
     ((2, 9), True, None)
+
+    Raises
+    ------
+    ValidationError
+        As :func:`resample_flux`; the message names the offending spectrum.
     """
-    new_w = _check_grid("new_wavelength", new_wavelength)
+    new_w = check_grid("new_wavelength", new_wavelength)
     min_cov = _check_coverage(min_coverage)
     fill = float(fill)
     has_err = errors is not None
@@ -459,15 +541,33 @@ def resample_spectrum(spec, new_wavelength, *, min_coverage: float = DEFAULT_MIN
     see the module notes); identifiers, header and meta are kept. A stack's ``count``
     becomes the overlap-weighted mean count, rounded.
 
+    Parameters
+    ----------
+    spec : SpectrumData
+    new_wavelength : array_like
+        Output grid [μm].
+    min_coverage : float
+        See :func:`resample_flux`.
+
+    Returns
+    -------
+    SpectrumData
+        ``meta['resampled']`` is True.
+
+    Raises
+    ------
+    ValidationError
+        A bad grid, or a spectrum with fewer than 2 distinct finite wavelengths.
+
     Examples
     --------
     >>> import numpy as np
     >>> from campfire.models import SpectrumData
     >>> spec = SpectrumData(np.linspace(1, 2, 101), np.ones(101), np.full(101, 0.1))
-    >>> spec.resample(np.linspace(1.1, 1.9, 41)).fnu_err[:2].round(4)  # ½ + 1 + ½ pixel per bin
+    >>> resample_spectrum(spec, np.linspace(1.1, 1.9, 41)).fnu_err[:2].round(4)  # ½ + 1 + ½ pixel per bin
     array([0.0612, 0.0612])
     """
-    new_w = _check_grid("new_wavelength", new_wavelength)
+    new_w = check_grid("new_wavelength", new_wavelength)
     order = np.argsort(spec.wavelength, kind="stable")
     w = spec.wavelength[order]
     keep = np.isfinite(w)
@@ -487,8 +587,35 @@ def resample_spectrum(spec, new_wavelength, *, min_coverage: float = DEFAULT_MIN
 
 
 def resample_spectra(spectra, new_wavelength, *, min_coverage: float = DEFAULT_MIN_COVERAGE, engine: str = "auto"):
-    """Many SpectrumData onto one grid in one batched call; returns a list of SpectrumData."""
-    new_w = _check_grid("new_wavelength", new_wavelength)
+    """Many SpectrumData onto one grid in one batched call (:func:`resample_batch`).
+
+    Parameters
+    ----------
+    spectra : iterable of SpectrumData
+    new_wavelength : array_like
+        Output grid [μm].
+    min_coverage : float
+        See :func:`resample_flux`.
+    engine : {'auto', 'numba', 'numpy'}
+
+    Returns
+    -------
+    list of SpectrumData
+        Identities, header and meta kept; ``count`` dropped.
+
+    Raises
+    ------
+    ValidationError
+        As :func:`resample_batch`.
+
+    Examples
+    --------
+    >>> from campfire.models import SpectrumData
+    >>> specs = [SpectrumData(np.linspace(1, 2, 11), np.ones(11), np.ones(11)) for _ in range(2)]
+    >>> [s.n_pixels for s in resample_spectra(specs, np.linspace(1.2, 1.8, 4))]
+    [4, 4]
+    """
+    new_w = check_grid("new_wavelength", new_wavelength)
     specs = list(spectra)
     ws, fs, es = [], [], []
     for s in specs:

@@ -1,45 +1,52 @@
-"""Stacking spectra on a common grid: mean and weighted mean from partial sums, median per chunk.
+"""Stacking spectra: inputs onto one grid (rest frame → normalisation → resample), then combined.
 
-A stack is built from *partials* — per-pixel sums over some of the inputs, all on
-one wavelength grid::
+:func:`stack_spectra` is the one-shot stack. Its inputs are prepared by the *stack
+prelude* every stack shares — the one-shot one here and the streamed tree of
+:mod:`campfire.tasks.population` alike: :func:`to_stack_frame` (per input:
+:func:`to_rest_frame`, which divides wavelengths by (1+z) and f_ν by (1+z) too — the
+rest-frame flux density per unit frequency — then :func:`normalize_in_window`, which
+divides by the median f_ν in a rest-frame window and records it in ``meta``) and
+:func:`onto_grid` (one batched resample). The combining itself — partial sums for the
+means, chunks for the median — is :mod:`campfire.tasks.combine`'s (its names are
+re-exported here).
 
-    Σ w f,  Σ w,  Σ f,  Σ f²,  Σ σ²,  N          (w = 1/σ², over good pixels only)
-
-:func:`stack_partials` makes one from a batch (or a stream) of spectra,
-:func:`combine_partials` adds two (associative and commutative: plain sums), and
-:func:`finalize_stack` turns the total into a :class:`~campfire.models.SpectrumData`:
-
-* ``weighted_mean``: f = Σwf / Σw,   σ = 1 / √Σw
-* ``mean``:          f = Σf / N,     σ = √Σσ² / N
-
-so a population stack is a tree reduction that never holds more than a few
-partials in memory. A median does not decompose into sums: :func:`median_chunk`
-takes one wavelength chunk of every input (N × k values) and returns the NaN-aware
-median with σ = c(N) · √Σσ² / N, where c(N) = σ(median)/σ(mean) for Gaussian noise
-(tabulated for N ≤ 40: 1 for N ≤ 2, 1.09 for N = 4, 1.16 for N = 3; √(π/2) beyond).
-
-Pixels that are NaN, or have a non-finite or non-positive error, do not enter any
-sum; ``count`` is the number of inputs that contributed to each pixel, and pixels
-no input covers are NaN.
-
-Rest-frame population stacks: :func:`to_rest_frame` divides wavelengths by (1+z)
-(f_ν by (1+z) too, the rest-frame flux density per unit frequency), and
-:func:`normalize_in_window` divides a spectrum by its median f_ν in a rest-frame
-window (``campfire.stack.rest-window``, [0.42, 0.48] μm by default, read when the
-function runs) and records the window in ``meta``.
+The functions here are pure: inputs are :class:`~campfire.models.SpectrumData` and
+plain values. The configured default window (``campfire.stack.rest-window``) and the
+opening of ``Spectrum`` rows belong to the callers: ``campfire.stack_spectra`` /
+``campfire.calibration`` and the graph builders resolve them and pass them in.
 """
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
-from typing import Iterable, Sequence
+from typing import Sequence
 
 import numpy as np
 
 from campfire.errors import ValidationError
 from campfire.models import SpectrumData
+from campfire.tasks.combine import (
+    STACK_METHODS,
+    Partial,
+    check_method,
+    combine_partials,
+    finalize_stack,
+    median_chunk,
+    median_error_factor,
+    stack_grating,
+    stack_median,
+    stack_partials,
+    sum_partials,
+)
+from campfire.tasks.resample import DEFAULT_MIN_COVERAGE, check_grid, resample_spectra
 
 __all__ = [
+    "stack_spectra",
+    "to_rest_frame",
+    "normalize_in_window",
+    "to_stack_frame",
+    "onto_grid",
+    "check_window",
+    "default_grid",
+    # the combining steps, from campfire.tasks.combine
     "STACK_METHODS",
     "Partial",
     "stack_partials",
@@ -48,314 +55,31 @@ __all__ = [
     "finalize_stack",
     "median_chunk",
     "stack_median",
-    "stack_spectra",
     "stack_grating",
-    "to_rest_frame",
-    "normalize_in_window",
-    "default_grid",
+    "check_method",
     "median_error_factor",
 ]
-
-STACK_METHODS = ("weighted_mean", "median", "mean")
-# Var(median)/Var(mean) of n Gaussian samples (Monte Carlo, ±0.5%): small even n are
-# much better than the asymptotic π/2, which is used beyond the table
-_MEDIAN_VAR_RATIO = np.array([
-    1.0, 1.0, 1.346, 1.195, 1.434, 1.287, 1.47, 1.345, 1.494, 1.386, 1.511, 1.41, 1.524, 1.429, 1.519,
-    1.448, 1.523, 1.461, 1.532, 1.467, 1.537, 1.479, 1.545, 1.488, 1.549, 1.496, 1.547, 1.499, 1.543,
-    1.5, 1.548, 1.505, 1.546, 1.507, 1.552, 1.507, 1.553, 1.518, 1.556, 1.517,
-])
-
-
-def median_error_factor(n) -> np.ndarray:
-    """σ(median)/σ(mean) for ``n`` Gaussian inputs (→ √(π/2) for large n)."""
-    n = np.asarray(n, np.int64)
-    table = np.sqrt(_MEDIAN_VAR_RATIO)
-    return np.where(n > table.size, math.sqrt(math.pi / 2.0), table[np.clip(n, 1, table.size) - 1])
-
-
-def _check_method(method: str, allowed=STACK_METHODS) -> str:
-    key = str(method).lower() if isinstance(method, str) else method
-    if key not in allowed:
-        raise ValidationError(f"method: expected one of {', '.join(repr(m) for m in allowed)}, got {method!r}")
-    return key
-
-
-@dataclass(frozen=True)
-class Partial:
-    """Per-pixel sums over some stack inputs, all on one grid of ``n`` pixels.
-
-    Add two with :func:`combine_partials` (or ``a + b``). ``n_spectra`` counts the
-    inputs, ``spectrum_ids`` names them (for provenance in ``meta``) and ``gratings``
-    holds their distinct gratings (the stack's label, :func:`stack_grating`).
-    """
-
-    sum_wf: np.ndarray
-    sum_w: np.ndarray
-    sum_f: np.ndarray
-    sum_f2: np.ndarray
-    sum_e2: np.ndarray
-    count: np.ndarray
-    n_spectra: int = 0
-    spectrum_ids: tuple[str, ...] = ()
-    gratings: tuple[str, ...] = ()
-
-    @classmethod
-    def empty(cls, n: int) -> "Partial":
-        z = np.zeros(n)
-        return cls(z, z.copy(), z.copy(), z.copy(), z.copy(), np.zeros(n, np.int64), 0, (), ())
-
-    @property
-    def n_pixels(self) -> int:
-        return int(self.sum_w.shape[0])
-
-    def __add__(self, other: "Partial") -> "Partial":
-        return combine_partials(self, other)
-
-
-def stack_grating(gratings: Iterable[str]) -> str:
-    """The grating label of a stack: its inputs' distinct gratings, sorted, joined by ``+``.
-
-    An input that is itself a stack (``'G395M+PRISM'``) adds each of its gratings.
-
-    Examples
-    --------
-    >>> stack_grating(['PRISM', 'G395M+PRISM', ''])
-    'G395M+PRISM'
-    """
-    return "+".join(_distinct_gratings(gratings))
-
-
-def _distinct_gratings(labels: Iterable[str]) -> tuple[str, ...]:
-    return tuple(sorted({g for label in labels for g in str(label or "").split("+") if g}))
-
-
-def _rows(spectra_on_grid) -> Iterable[tuple[np.ndarray, np.ndarray, str, str]]:
-    """(fnu, err, id, grating) per input: SpectrumData items, or a (fnu 2D, err 2D) tuple."""
-    if isinstance(spectra_on_grid, tuple) and len(spectra_on_grid) == 2 and not isinstance(
-        spectra_on_grid[0], SpectrumData
-    ):
-        f2 = np.atleast_2d(np.asarray(spectra_on_grid[0], float))
-        e2 = np.atleast_2d(np.asarray(spectra_on_grid[1], float))
-        if f2.shape != e2.shape:
-            raise ValidationError(f"spectra_on_grid: flux {f2.shape} and error {e2.shape} shapes differ")
-        for f, e in zip(f2, e2):
-            yield f, e, "", ""
-        return
-    for s in spectra_on_grid:
-        if not isinstance(s, SpectrumData):
-            raise ValidationError(f"spectra_on_grid: expected SpectrumData items, got {type(s).__name__}")
-        yield s.fnu, s.fnu_err, s.spectrum_id, s.grating
-
-
-def stack_partials(spectra_on_grid, n_pixels: int | None = None) -> Partial:
-    """Partial sums of spectra that are already on one common grid.
-
-    Parameters
-    ----------
-    spectra_on_grid : iterable of SpectrumData, or (fnu, fnu_err) 2D arrays
-        Inputs resampled onto the stack grid (all of one length). A generator is
-        consumed one spectrum at a time, so memory stays at one partial.
-    n_pixels : int, optional
-        Grid length; needed only to return an empty partial for no inputs.
-
-    Returns
-    -------
-    Partial
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from campfire.models import SpectrumData
-    >>> w = np.linspace(1, 2, 4)
-    >>> a = SpectrumData(w, np.ones(4), np.full(4, 0.1))
-    >>> b = SpectrumData(w, np.full(4, 3.0), np.full(4, 0.1))
-    >>> p = stack_partials([a, b])
-    >>> finalize_stack(p, w).fnu
-    array([2., 2., 2., 2.])
-    """
-    ids: list[str] = []
-    gratings: list[str] = []
-    sums = None
-    n_spec = 0
-    for f, e, sid, grating in _rows(spectra_on_grid):
-        f = np.asarray(f, float)
-        e = np.asarray(e, float)
-        if sums is None:
-            n = f.shape[0]
-            sums = [np.zeros(n) for _ in range(5)] + [np.zeros(n, np.int64)]
-        if f.shape != sums[0].shape or e.shape != f.shape:
-            raise ValidationError(
-                f"spectra_on_grid: every input must be on the same grid ({sums[0].shape[0]} pixels), "
-                f"got {f.shape[0]} (resample them first)"
-            )
-        good = np.isfinite(f) & np.isfinite(e) & (e > 0)
-        fg = np.where(good, f, 0.0)
-        eg = np.where(good, e, 1.0)
-        w = np.where(good, 1.0 / (eg * eg), 0.0)
-        sums[0] += w * fg
-        sums[1] += w
-        sums[2] += fg
-        sums[3] += fg * fg
-        sums[4] += np.where(good, eg * eg, 0.0)
-        sums[5] += good
-        n_spec += 1
-        ids.append(sid)
-        gratings.append(grating)
-    if sums is None:
-        if n_pixels is None:
-            raise ValidationError("spectra_on_grid: no inputs (pass n_pixels for an empty partial)")
-        return Partial.empty(int(n_pixels))
-    return Partial(*sums, n_spectra=n_spec, spectrum_ids=tuple(ids), gratings=_distinct_gratings(gratings))
-
-
-def combine_partials(a: Partial, b: Partial, *more: Partial) -> Partial:
-    """Sum of partials (associative, commutative): the tree reduction's combine step.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> p = Partial.empty(3)
-    >>> combine_partials(p, p, p).n_spectra
-    0
-    """
-    parts = (a, b) + more
-    n = a.n_pixels
-    for p in parts:
-        if not isinstance(p, Partial):
-            raise ValidationError(f"partials: expected Partial, got {type(p).__name__}")
-        if p.n_pixels != n:
-            raise ValidationError(f"partials: grids differ ({n} vs {p.n_pixels} pixels)")
-    out = Partial(
-        *(np.sum([getattr(p, k) for p in parts], axis=0) for k in ("sum_wf", "sum_w", "sum_f", "sum_f2", "sum_e2")),
-        count=np.sum([p.count for p in parts], axis=0).astype(np.int64),
-        n_spectra=sum(p.n_spectra for p in parts),
-        spectrum_ids=tuple(i for p in parts for i in p.spectrum_ids),
-        gratings=_distinct_gratings(g for p in parts for g in p.gratings),
-    )
-    return out
-
-
-def sum_partials(partials: Sequence[Partial]) -> Partial:
-    """:func:`combine_partials` over a list (the shape ``tree_reduce`` combines take)."""
-    parts = list(partials)
-    if not parts:
-        raise ValidationError("partials: nothing to combine")
-    return parts[0] if len(parts) == 1 else combine_partials(*parts)
-
-
-def finalize_stack(
-    partial: Partial,
-    grid,
-    method: str = "weighted_mean",
-    *,
-    object_id: str | None = None,
-    spectrum_id: str | None = None,
-    grating: str = "",
-    meta: dict | None = None,
-) -> SpectrumData:
-    """The stacked spectrum from total partial sums.
-
-    Parameters
-    ----------
-    partial : Partial
-        Sums over all inputs.
-    grid : array_like
-        The common wavelength grid [μm] (length ``partial.n_pixels``).
-    method : {'weighted_mean', 'mean'}
-        See the module notes (a median is not a sum: use :func:`median_chunk`).
-    grating : str, optional
-        The stack's grating label; default the inputs' (:func:`stack_grating`).
-
-    Returns
-    -------
-    SpectrumData
-        With ``count`` per pixel and ``meta`` recording method and inputs.
-    """
-    m = _check_method(method, ("weighted_mean", "mean"))
-    grid = np.asarray(grid, float)
-    if grid.shape != (partial.n_pixels,):
-        raise ValidationError(f"grid: expected {partial.n_pixels} wavelengths (the partial's), got shape {grid.shape}")
-    cnt = partial.count
-    with np.errstate(invalid="ignore", divide="ignore"):
-        if m == "weighted_mean":
-            fnu = np.where(partial.sum_w > 0, partial.sum_wf / partial.sum_w, np.nan)
-            err = np.where(partial.sum_w > 0, 1.0 / np.sqrt(partial.sum_w), np.nan)
-        else:
-            fnu = np.where(cnt > 0, partial.sum_f / cnt, np.nan)
-            err = np.where(cnt > 0, np.sqrt(partial.sum_e2) / cnt, np.nan)
-    info = {"method": m, "n_spectra": partial.n_spectra, "inputs": list(partial.spectrum_ids)}
-    info.update(meta or {})
-    return SpectrumData(
-        grid.copy(), fnu, err,
-        spectrum_id=spectrum_id or (f"{object_id}_stack" if object_id else "stack"),
-        grating=grating or stack_grating(partial.gratings), object_id=object_id, count=cnt.copy(), meta=info,
-    )
-
-
-def median_chunk(fluxes, errors) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Median across inputs of one wavelength chunk: pure, for a chunked median graph.
-
-    Parameters
-    ----------
-    fluxes, errors : array_like, shape (n_inputs, k)
-        The chunk of every input (on the common grid); bad pixels as in the stack.
-
-    Returns
-    -------
-    (median, error, count) : arrays of length k
-        NaN-aware median, σ = c(N)·√Σσ²/N (module notes), and N per pixel.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> m, e, n = median_chunk([[1.0, 2.0], [5.0, np.nan], [3.0, 4.0]], np.ones((3, 2)))
-    >>> m, n
-    (array([3., 3.]), array([3, 2]))
-    """
-    f = np.atleast_2d(np.asarray(fluxes, float))
-    e = np.atleast_2d(np.asarray(errors, float))
-    if f.shape != e.shape:
-        raise ValidationError(f"errors: expected the shape of fluxes {f.shape}, got {e.shape}")
-    good = np.isfinite(f) & np.isfinite(e) & (e > 0)
-    n = good.sum(axis=0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        import warnings
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns → NaN, by design
-            med = np.nanmedian(np.where(good, f, np.nan), axis=0) if f.shape[0] else np.full(f.shape[1], np.nan)
-        err = np.where(n > 0, median_error_factor(n) * np.sqrt(np.sum(np.where(good, e * e, 0.0), axis=0)) / n, np.nan)
-    med = np.where(n > 0, med, np.nan)
-    return med, err, n.astype(np.int64)
-
-
-def stack_median(spectra_on_grid: Sequence[SpectrumData], grid, *, chunk: int = 4096, object_id=None, grating="",
-                 meta=None) -> SpectrumData:
-    """Median stack of spectra already on ``grid``, evaluated chunk by chunk."""
-    specs = list(spectra_on_grid)
-    grid = np.asarray(grid, float)
-    if not specs:
-        raise ValidationError("spectra: nothing to stack")
-    f = np.array([s.fnu for s in specs], float)
-    e = np.array([s.fnu_err for s in specs], float)
-    if f.shape[1] != grid.size:
-        raise ValidationError(f"spectra_on_grid: expected {grid.size} pixels (the grid's), got {f.shape[1]}")
-    med = np.empty(grid.size)
-    err = np.empty(grid.size)
-    cnt = np.empty(grid.size, np.int64)
-    for lo in range(0, grid.size, chunk):
-        sl = slice(lo, lo + chunk)
-        med[sl], err[sl], cnt[sl] = median_chunk(f[:, sl], e[:, sl])
-    info = {"method": "median", "n_spectra": len(specs), "inputs": [s.spectrum_id for s in specs]}
-    info.update(meta or {})
-    return SpectrumData(
-        grid.copy(), med, err, spectrum_id=f"{object_id}_stack" if object_id else "stack", grating=grating,
-        object_id=object_id, count=cnt, meta=info,
-    )
 
 
 def to_rest_frame(spec: SpectrumData, z: float) -> SpectrumData:
     """The spectrum in the rest frame: λ/(1+z), f_ν/(1+z) (errors likewise); z kept in ``meta``.
+
+    Parameters
+    ----------
+    spec : SpectrumData
+        Observed frame.
+    z : float
+        Redshift (> -1).
+
+    Returns
+    -------
+    SpectrumData
+        ``meta['rest_frame']`` True, ``meta['redshift']`` = z.
+
+    Raises
+    ------
+    ValidationError
+        A bad redshift, or a spectrum already in the rest frame.
 
     Examples
     --------
@@ -378,11 +102,27 @@ def to_rest_frame(spec: SpectrumData, z: float) -> SpectrumData:
     return out
 
 
-def _resolve_window(window) -> tuple[float, float]:
-    if window is None or window is True:
-        from campfire import config
+def check_window(window) -> tuple[float, float]:
+    """A normalisation window ``(min, max)`` [μm] as two floats.
 
-        window = config.get("stack.rest-window")
+    Parameters
+    ----------
+    window : (float, float)
+
+    Returns
+    -------
+    (float, float)
+
+    Raises
+    ------
+    ValidationError
+        Not two finite numbers with 0 < min < max.
+
+    Examples
+    --------
+    >>> check_window([0.42, 0.48])
+    (0.42, 0.48)
+    """
     try:
         lo, hi = (float(v) for v in window)
     except (TypeError, ValueError):
@@ -392,15 +132,16 @@ def _resolve_window(window) -> tuple[float, float]:
     return lo, hi
 
 
-def normalize_in_window(spec: SpectrumData, window=None) -> SpectrumData:
+def normalize_in_window(spec: SpectrumData, window) -> SpectrumData:
     """Divide by the median f_ν of the valid pixels in ``window`` [μm].
 
     Parameters
     ----------
     spec : SpectrumData
         Usually rest-frame (:func:`to_rest_frame`).
-    window : (float, float), optional
-        Default: config ``campfire.stack.rest-window`` ([0.42, 0.48] μm), read now.
+    window : (float, float)
+        The window [μm] (``campfire.calibration.normalize_in_window`` defaults it to the
+        configured ``campfire.stack.rest-window``).
 
     Returns
     -------
@@ -410,9 +151,16 @@ def normalize_in_window(spec: SpectrumData, window=None) -> SpectrumData:
     Raises
     ------
     ValidationError
-        No valid pixel in the window, or a non-positive median there.
+        A malformed window, no valid pixel in it, or a non-positive median there.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> s = SpectrumData(np.linspace(0.4, 0.5, 11), np.full(11, 4.0), np.full(11, 0.1))
+    >>> normalize_in_window(s, (0.42, 0.48)).fnu[:2], normalize_in_window(s, (0.42, 0.48)).meta['norm_value']
+    (array([1., 1.]), 4.0)
     """
-    lo, hi = _resolve_window(window)
+    lo, hi = check_window(window)
     sel = spec.valid & (spec.wavelength >= lo) & (spec.wavelength <= hi)
     if not sel.any():
         raise ValidationError(
@@ -427,27 +175,110 @@ def normalize_in_window(spec: SpectrumData, window=None) -> SpectrumData:
     return out
 
 
+def to_stack_frame(spec: SpectrumData, *, redshift: float | None = None,
+                   window: tuple[float, float] | None = None) -> SpectrumData:
+    """One input as it enters a stack: to the rest frame (``redshift``), then normalised (``window``).
+
+    The first half of every stack's prelude (the eager :func:`stack_spectra` and the
+    streamed population stacks alike); :func:`onto_grid` is the second.
+
+    Parameters
+    ----------
+    spec : SpectrumData
+    redshift : float, optional
+        Shift to the rest frame first (:func:`to_rest_frame`).
+    window : (float, float), optional
+        Then divide by the median f_ν in this window [μm] (:func:`normalize_in_window`).
+
+    Returns
+    -------
+    SpectrumData
+        ``spec`` itself when neither is given.
+
+    Raises
+    ------
+    ValidationError
+        A bad redshift, an input already in the rest frame, or an unusable window.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> s = SpectrumData(np.array([0.9, 1.0]), np.array([2.0, 2.0]), np.array([0.2, 0.2]))
+    >>> to_stack_frame(s, redshift=1.0, window=(0.4, 0.6)).fnu
+    array([1., 1.])
+    """
+    if redshift is not None:
+        spec = to_rest_frame(spec, redshift)
+    if window is not None:
+        spec = normalize_in_window(spec, window)
+    return spec
+
+
+def onto_grid(spectra: Sequence[SpectrumData], grid, *, min_coverage: float | None = None) -> list[SpectrumData]:
+    """Prepared stack inputs resampled onto the stack grid in one batched call (the prelude's end).
+
+    Parameters
+    ----------
+    spectra : sequence of SpectrumData
+        Inputs from :func:`to_stack_frame`.
+    grid : array_like
+        The stack grid [μm].
+    min_coverage : float, optional
+        Fraction of an output bin that good pixels must cover (default
+        :data:`~campfire.tasks.resample.DEFAULT_MIN_COVERAGE`).
+
+    Returns
+    -------
+    list of SpectrumData
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> s = SpectrumData(np.linspace(1, 2, 11), np.ones(11), np.full(11, 0.1))
+    >>> onto_grid([s], np.linspace(1.2, 1.8, 4))[0].fnu
+    array([1., 1., 1., 1.])
+    """
+    cov = DEFAULT_MIN_COVERAGE if min_coverage is None else min_coverage
+    return resample_spectra(spectra, grid, min_coverage=cov)
+
+
 def default_grid(spectra: Sequence[SpectrumData]) -> np.ndarray:
-    """The finite, sorted wavelengths of the input with the most pixels (first on ties)."""
+    """The finite, sorted wavelengths of the input with the most pixels (first on ties).
+
+    Parameters
+    ----------
+    spectra : sequence of SpectrumData
+
+    Returns
+    -------
+    numpy.ndarray
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> a = SpectrumData(np.linspace(1, 2, 3), np.ones(3), np.ones(3))
+    >>> b = SpectrumData(np.linspace(1, 2, 5), np.ones(5), np.ones(5))
+    >>> default_grid([a, b]).size
+    5
+    """
     best = max(spectra, key=lambda s: int(np.isfinite(s.wavelength).sum()))
     w = best.wavelength[np.isfinite(best.wavelength)]
     return np.unique(w)
 
 
 def _as_data(spectra) -> list[SpectrumData]:
-    out = []
-    for s in spectra:
-        if isinstance(s, SpectrumData):
-            out.append(s)
-        elif hasattr(s, "open") and callable(s.open):
-            out.append(s.open())
-        else:
-            raise ValidationError(f"spectra: expected SpectrumData or Spectrum items, got {type(s).__name__}")
+    out = list(spectra)
+    for s in out:
+        if not isinstance(s, SpectrumData):
+            raise ValidationError(
+                f"spectra: expected SpectrumData items, got {type(s).__name__} "
+                "(open Spectrum rows first, or call campfire.stack_spectra, which opens them)"
+            )
     return out
 
 
 def stack_spectra(
-    spectra,
+    spectra: Sequence[SpectrumData],
     method: str = "weighted_mean",
     wavelength_grid=None,
     object_id: str | None = None,
@@ -460,8 +291,8 @@ def stack_spectra(
 
     Parameters
     ----------
-    spectra : sequence of SpectrumData or Spectrum
-        The inputs (a :class:`~campfire.models.Spectrum` is opened).
+    spectra : sequence of SpectrumData
+        The inputs (``campfire.stack_spectra`` also takes ``Spectrum`` rows and opens them).
     method : {'weighted_mean', 'median', 'mean'}
         Inverse-variance weighted mean, NaN-aware median, or plain mean (module notes).
     wavelength_grid : array_like, optional
@@ -471,9 +302,10 @@ def stack_spectra(
         Stored on the result (``spectrum_id`` becomes ``<object_id>_stack``).
     redshift : float or sequence of float, optional
         Shift every input (one z for all, or one per input) to the rest frame first.
-    normalize : bool or (float, float)
-        Divide each input by its median f_ν in a window before combining: True uses
-        config ``campfire.stack.rest-window``; a tuple is the window [μm].
+    normalize : False, None or (float, float)
+        Divide each input by its median f_ν in this window [μm] before combining
+        (``campfire.stack_spectra`` also takes True: the configured
+        ``campfire.stack.rest-window``, read when it runs).
     min_coverage : float, optional
         Passed to the resampler (fraction of an output bin good pixels must cover).
 
@@ -482,6 +314,12 @@ def stack_spectra(
     SpectrumData
         The stack, with ``count`` (inputs per pixel) and ``meta`` (method, inputs,
         rest-frame/normalisation settings).
+
+    Raises
+    ------
+    ValidationError
+        Unknown method, no inputs or inputs that are not SpectrumData, a redshift list
+        of the wrong length, a bad grid or window, or inputs mixing rest and observed frames.
 
     Examples
     --------
@@ -493,39 +331,35 @@ def stack_spectra(
     >>> float(st.fnu[10]), int(st.count[10]), st.spectrum_id
     (2.0, 2, 'obj_stack')
     """
-    from campfire.tasks.resample import DEFAULT_MIN_COVERAGE, resample_spectra
-
-    m = _check_method(method)
+    m = check_method(method)
     specs = _as_data(spectra)
     if not specs:
         raise ValidationError("spectra: nothing to stack (empty input)")
     meta: dict = {}
+    zs: list = [None] * len(specs)
     if redshift is not None:
-        zs = np.atleast_1d(np.asarray(redshift, float))
-        if zs.size == 1:
-            zs = np.repeat(zs, len(specs))
-        if zs.size != len(specs):
-            raise ValidationError(f"redshift: expected one value or one per spectrum ({len(specs)}), got {zs.size}")
-        specs = [to_rest_frame(s, z) for s, z in zip(specs, zs)]
+        z = np.atleast_1d(np.asarray(redshift, float))
+        if z.size == 1:
+            z = np.repeat(z, len(specs))
+        if z.size != len(specs):
+            raise ValidationError(f"redshift: expected one value or one per spectrum ({len(specs)}), got {z.size}")
+        zs = list(z)
         meta["rest_frame"] = True
     elif any(s.rest_frame for s in specs):  # inputs already shifted (to_rest_frame, rest-frame stacks)
         if not all(s.rest_frame for s in specs):
             raise ValidationError("spectra: some inputs are in the rest frame and some are not; "
                                   "stack observed-frame inputs with redshift=... instead")
         meta["rest_frame"] = True
+    window = None
+    if normalize is True:
+        raise ValidationError("normalize: expected False or a (min, max) window in micron here; "
+                              "campfire.stack_spectra(normalize=True) uses the configured campfire.stack.rest-window")
     if normalize is not False and normalize is not None:
-        window = _resolve_window(None if normalize is True else normalize)
-        specs = [normalize_in_window(s, window) for s in specs]
+        window = check_window(normalize)
         meta["norm_window"] = list(window)
-    if wavelength_grid is None:
-        grid = default_grid(specs)
-    else:
-        from campfire.tasks.resample import _check_grid
-
-        grid = _check_grid("wavelength_grid", wavelength_grid)
-    on_grid = resample_spectra(
-        specs, grid, min_coverage=DEFAULT_MIN_COVERAGE if min_coverage is None else min_coverage
-    )
+    specs = [to_stack_frame(s, redshift=z, window=window) for s, z in zip(specs, zs)]
+    grid = default_grid(specs) if wavelength_grid is None else check_grid("wavelength_grid", wavelength_grid)
+    on_grid = onto_grid(specs, grid, min_coverage=min_coverage)
     grating = stack_grating(s.grating for s in specs)
     if m == "median":
         out = stack_median(on_grid, grid, object_id=object_id, grating=grating, meta=meta)

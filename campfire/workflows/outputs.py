@@ -1,6 +1,6 @@
-"""Per-batch output writers of ``campfire run`` (run inside tasks, on the workers).
+"""Output writers of ``campfire run``.
 
-:func:`finish_batch` takes one batch of results (per-object stacks or per-spectrum
+Per batch, inside the tasks (on the workers): :func:`finish_batch` takes one batch of results (per-object stacks or per-spectrum
 results) and, for each good element, writes the FITS file (the pipeline format of
 :func:`campfire.io.fits.write_spectrum`, with provenance cards and a ``PROVENANCE``
 table) and the quick-look PNG (``spec.plot()`` drawn on a matplotlib ``Figure``
@@ -15,6 +15,9 @@ Layout under the output directory::
     plots/<object_id>.png, plots/<population name>.png
     <name>.zarr                              every result + metadata
     summary.ecsv, provenance.json
+
+After the compute, in the runner: :func:`write_population` (a population stack's FITS,
+PNG and zarr group), :func:`write_summary_table` (ECSV) and :func:`write_json`.
 """
 from __future__ import annotations
 
@@ -26,7 +29,17 @@ from typing import Any, Sequence
 
 import numpy as np
 
-__all__ = ["fits_path_for", "plot_path_for", "write_fits", "read_provenance", "write_plot", "finish_batch", "read_key"]
+__all__ = [
+    "fits_path_for",
+    "plot_path_for",
+    "write_fits",
+    "read_provenance",
+    "write_plot",
+    "finish_batch",
+    "write_population",
+    "write_summary_table",
+    "write_json",
+]
 
 
 def fits_path_for(outdir: str, ref, kind: str) -> str:
@@ -82,17 +95,6 @@ def read_provenance(path: str) -> dict[str, Any]:
 
     with fits.open(path, memmap=False) as hdul:
         return json.loads(hdul["PROVENANCE"].data.tobytes().decode())
-
-
-def read_key(path: str) -> str | None:
-    """The ``CFKEY`` card of an earlier output (None when missing or unreadable)."""
-    from astropy.io import fits
-
-    try:
-        with fits.open(path, memmap=False) as hdul:
-            return hdul[0].header.get("CFKEY")
-    except (OSError, ValueError, IndexError):
-        return None
 
 
 def write_plot(path: str, spec, *, redshift: float | None = None, title: str | None = None) -> str:
@@ -169,3 +171,61 @@ def finish_batch(
                 row.update(status="failed", step="output", reason=f"{type(err).__name__}: {err}")
         rows.append(row)
     return rows
+
+
+def write_json(path: pathlib.Path, data: dict) -> None:
+    """``data`` as indented JSON, written atomically (provenance.json, the run state)."""
+    from campfire.graphs.zarr_out import jsonable
+
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w") as f:
+        json.dump(jsonable(data), f, indent=1, sort_keys=True)
+    os.replace(tmp, path)
+
+
+def write_population(spec, label: str, key: str, outdir: pathlib.Path, wf, prov: dict, zarr_path) -> dict:
+    """Write a population stack (FITS with provenance, PNG, zarr group); return its summary entry."""
+    from campfire.graphs.zarr_out import write_spectrum_group
+    from campfire.workflows.provenance import fits_cards
+
+    out: dict[str, Any] = {"status": "ok", "n_inputs": int(spec.meta.get("n_spectra", 0)),
+                           "excluded": len(spec.meta.get("excluded", []))}
+    spec = spec.copy(spectrum_id=label)
+    inputs = [(sid, prov["inputs"].get(sid, "")) for sid in spec.meta.get("inputs", [])]
+    if wf.outputs.fits:
+        out["fits"] = write_fits(str(outdir / "fits" / f"{label}.fits"), spec, cards=fits_cards(prov, key, inputs),
+                                 provenance=dict(prov, population=label, input_key=key))
+    if wf.outputs.plots is not False:
+        try:
+            frame = ", rest frame" if spec.meta.get("rest_frame") else ""
+            title = f"{label}: {spec.meta.get('method', 'stack')} of {out['n_inputs']}{frame}"
+            out["png"] = write_plot(str(outdir / "plots" / f"{label}.png"), spec, title=title)
+        except Exception as err:  # a plot must not lose the stack
+            out["png_error"] = f"{type(err).__name__}: {err}"
+    if zarr_path is not None:
+        write_spectrum_group(str(zarr_path), f"population/{label}", spec, attrs={"input_key": key, "provenance": prov})
+        out["zarr"] = f"{zarr_path}/population/{label}"
+    return out
+
+
+SUMMARY_COLUMNS = ("object_id", "id", "status", "step", "reason", "n_inputs", "n_failed_inputs", "failed_inputs",
+                   "bands_used", "redshift", "fits", "png")
+
+
+def write_summary_table(path: pathlib.Path, rows: list[dict], prov: dict) -> None:
+    """The run's summary table (one row per object or spectrum, ECSV), written atomically."""
+    from astropy.table import Table
+
+    from campfire.graphs.zarr_out import jsonable
+
+    cols = list(SUMMARY_COLUMNS)
+    dtypes = [str, str, str, str, str, int, int, str, str, float, str, str]
+    defaults = {"n_inputs": 0, "n_failed_inputs": 0, "redshift": np.nan}
+    data = {c: [r.get(c, defaults.get(c, "")) for r in rows] for c in cols}  # private keys (_...) are left out
+    t = Table(data, names=cols, dtype=dtypes) if rows else Table(names=cols, dtype=dtypes)
+    t.meta.update(workflow=prov["workflow"]["name"], workflow_sha256=prov["workflow"]["sha256"],
+                  catalog=prov["catalog"], versions=prov["versions"], created=prov["created"],
+                  selection=jsonable(prov["selection"]))
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    t.write(tmp, format="ascii.ecsv", overwrite=True)
+    os.replace(tmp, path)

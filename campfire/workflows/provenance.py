@@ -35,18 +35,18 @@ __all__ = ["versions", "catalog_state", "steps_token", "object_key", "fits_cards
 
 def versions() -> dict[str, str]:
     """Versions of campfire and the libraries that shape results."""
+    from importlib import metadata
+
     import astropy
     import dask
     import numpy
 
-    import campfire
-
-    out = {"campfire": campfire.__version__, "dask": dask.__version__, "numpy": numpy.__version__,
+    out = {"campfire": "unknown", "dask": dask.__version__, "numpy": numpy.__version__,
            "astropy": astropy.__version__, "python": platform.python_version()}
-    from importlib import metadata
 
-    # installed versions from the package metadata: no need to import (distributed is heavy)
-    for dist in ("distributed", "zarr", "scipy", "numba", "fsspec"):
+    # installed versions from the package metadata (campfire's is pyproject's, as campfire.__version__);
+    # no need to import (distributed is heavy)
+    for dist in ("campfire", "distributed", "zarr", "scipy", "numba", "fsspec"):
         try:
             out[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:  # optional: recorded only when present

@@ -111,10 +111,6 @@ class Workflow:
     sha256: str = ""
     lines: Lines | None = field(default=None, compare=False, repr=False)
 
-    def line_of(self, *path) -> int | None:
-        """Line of a key in the file (for errors found later, e.g. an unknown tag)."""
-        return self.lines.nearest(path) if self.lines is not None else None
-
     def error(self, path: tuple, message: str) -> ValidationError:
         """A ValidationError naming ``path`` and its line in this file."""
         return _error(self.path or "<workflow>", self.lines or Lines(), path, message)

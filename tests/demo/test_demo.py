@@ -26,7 +26,8 @@ from campfire.demo.generate import spectrum_statistic
 from campfire.demo.sed import TAGGED_TYPES, TRUTH_WAVE, SEDParams, true_sed
 from campfire.errors import CampfireError, ValidationError
 from campfire.flags import DQFlags
-from campfire.io.fits import read_redshift_fit, read_spectrum
+from campfire.io.fits import read_redshift_fit
+from campfire.models import SpectrumData
 from campfire.lines import EMISSION_LINES
 from campfire.tasks.synphot import synthetic_photometry
 
@@ -140,7 +141,7 @@ def test_reference_example_object(demo_root, db):
     assert {s["slug"] for s in specs} == {"EMBER-UDS"} and {s["observation"] for s in specs} == {"ember_uds_p4"}
     bands = [r["band"] for r in _rows(db, "SELECT band FROM photometry WHERE object_id = 'ember_uds_p4_123456'")]
     assert sorted(bands) == sorted(["f606w", "f814w", "f125w", "f160w", "f150w", "f277w", "f356w", "f444w"])
-    spec = read_spectrum(demo_root / "products/ember_uds_p4/ember_uds_p4_prism_clear_123456.spec.fits")
+    spec = SpectrumData.from_fits(demo_root / "products/ember_uds_p4/ember_uds_p4_prism_clear_123456.spec.fits")
     assert repr(spec) == "SpectrumData(ember_uds_p4_prism_clear_123456, PRISM, 1024 pixels, 0.60-5.30 μm)"
     assert spec.header["EXPTIME"] > 0
     assert campfire.demo.PROPRIETARY_PROGRAMS == ("EMBER-DEEP",)

@@ -6,8 +6,8 @@ direct composition bit for bit.
 """
 from __future__ import annotations
 
-from campfire.models import SpectrumData
-from campfire.tasks.calibrate import CalibrateAndStackResult, calibrate_to_photometry
+from campfire.models import CalibrateAndStackResult, SpectrumData
+from campfire.tasks.calibrate import calibrate_to_photometry
 from campfire.tasks.stack import stack_spectra
 
 

@@ -14,7 +14,7 @@ import pytest
 from campfire.errors import CampfireError, ValidationError
 from campfire.graphs.collection import LazySpectra
 from campfire.graphs.reduction import reduction_depth
-from campfire.io.fits import read_spectrum
+from campfire.models import SpectrumData
 from campfire.tasks.batch import Failure, SpectrumRef
 from campfire.tasks.calibrate import calibrate_to_photometry
 from campfire.tasks.resample import resample_spectra
@@ -87,7 +87,7 @@ def test_keys_are_deterministic(cf):
 def test_open_calibrate_resample_equal_the_pure_functions(cf, opened):
     lazy = cf.lazy_spectra(**SEL, errors="record", batch_size=9)
     for spec, ref in zip(opened, lazy.refs):
-        direct = read_spectrum(ref.url)
+        direct = SpectrumData.from_fits(ref.url)
         assert spec.spectrum_id == direct.spectrum_id and same(spec.fnu, direct.fnu) and same(spec.fnu_err, direct.fnu_err)
     items = lazy.calibrate(degree=2).items().compute()
     n_ok = 0
@@ -229,9 +229,9 @@ def test_workers_read_through_fsspec_memory(memory_archive):
     by_id = {r["spectrum_id"]: r for r in rows}
     assert [s.spectrum_id for s in got] == lazy.spectrum_ids and set(by_id) == set(lazy.spectrum_ids)
     for spec in got:
-        assert same(spec.fnu, read_spectrum(by_id[spec.spectrum_id]["local_path"]).fnu)
+        assert same(spec.fnu, SpectrumData.from_fits(by_id[spec.spectrum_id]["local_path"]).fnu)
     stack = LazySpectra.from_refs(refs, batch_size=2).stack(by="all", grid=GRID).compute()
-    want = stack_spectra([read_spectrum(r["local_path"]) for r in rows], wavelength_grid=GRID)
+    want = stack_spectra([SpectrumData.from_fits(r["local_path"]) for r in rows], wavelength_grid=GRID)
     np.testing.assert_allclose(stack.fnu, want.fnu, rtol=1e-12, equal_nan=True)
 
 

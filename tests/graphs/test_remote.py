@@ -38,7 +38,7 @@ def own_credentials(tmp_path, monkeypatch):
 
 def test_lazy_collection_downloads_from_the_server(server_url, tmp_path, cf):
     from campfire import Campfire
-    from campfire.io.fits import read_spectrum
+    from campfire.models import SpectrumData
     from campfire.tasks.stack import stack_spectra
 
     remote = Campfire(base_url=server_url, data_dir=tmp_path / "client")
@@ -47,12 +47,12 @@ def test_lazy_collection_downloads_from_the_server(server_url, tmp_path, cf):
     opened = lazy.open().compute(scheduler="threads")
     local = {r["spectrum_id"]: r["local_path"] for r in cf.query_spectra(**SEL)}
     for spec in opened:
-        want = read_spectrum(local[spec.spectrum_id])
+        want = SpectrumData.from_fits(local[spec.spectrum_id])
         assert np.array_equal(spec.fnu, want.fnu, equal_nan=True)
     # files landed under the client's data_dir, at the catalog's relative paths
     assert all((tmp_path / "client" / r.dest).is_file() for r in lazy.refs)
     pop = remote.lazy_spectra(**SEL, batch_size=5).stack(by="all", grid=GRID, split_every=2).compute()
-    want = stack_spectra([read_spectrum(local[s.spectrum_id]) for s in opened], wavelength_grid=GRID)
+    want = stack_spectra([SpectrumData.from_fits(local[s.spectrum_id]) for s in opened], wavelength_grid=GRID)
     np.testing.assert_allclose(pop.fnu, want.fnu, rtol=1e-12, equal_nan=True)
 
 

@@ -163,8 +163,8 @@ def test_client_caches_cutout_and_shutters(mini_cf, monkeypatch):
     def boom(*args, **kwargs):
         raise AssertionError("served from the cache, not recomputed")
 
-    monkeypatch.setattr(imaging, "make_cutout_png", boom)
-    monkeypatch.setattr(imaging, "shutter_geometry", boom)
+    monkeypatch.setattr(imaging.cache, "make_cutout_png", boom)  # what the client's cache calls
+    monkeypatch.setattr(imaging.cache, "shutter_geometry", boom)
     assert mini_cf.get_cutout(A_ID, fov=3.2) == path
     assert mini_cf.get_shutters(A_ID, fov=3.2) == data
     # another fov or size is another cache entry

@@ -251,8 +251,9 @@ def test_corrupt_sizes_in_a_header_fail_fast_without_allocating(demo_root, tmp_p
         import resource, sys
         resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))
         from campfire.errors import CampfireError
-        from campfire.io.fits import read_spectrum, read_spectrum_2d, read_redshift_fit
-        for reader in (read_spectrum, read_spectrum_2d, read_redshift_fit):
+        from campfire.io.fits import read_spectrum_2d, read_redshift_fit
+        from campfire.models import SpectrumData
+        for reader in (SpectrumData.from_fits, read_spectrum_2d, read_redshift_fit):
             try:
                 reader({str(path)!r})
             except CampfireError as err:

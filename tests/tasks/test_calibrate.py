@@ -10,14 +10,10 @@ import pytest
 
 from campfire.bands import get_band
 from campfire.errors import ValidationError
-from campfire.models import Photometry, Spectrum, SpectrumCollection, SpectrumData
+from campfire.models import CalibrateAndStackResult, CalibrationResult, Photometry, Spectrum, SpectrumCollection, SpectrumData
 from campfire.calibration import calibrate_and_stack  # the public one: a graph, computed now
-from campfire.tasks.calibrate import (
-    CalibrateAndStackResult,
-    CalibrationResult,
-    calibrate_to_photometry,
-    select_bands,
-)
+from campfire.calibration import calibrate_to_photometry  # the public one: also opens Spectrum rows
+from campfire.tasks.calibrate import select_bands
 from campfire.tasks.synphot import synthetic_photometry
 
 BANDS = ["f606w", "f814w", "f125w", "f160w", "f150w", "f277w", "f356w", "f444w"]  # the demo's UVCANDELS set
@@ -227,7 +223,7 @@ def test_demo_chebyshev_recovers_injected_slit_loss(demo):
     bands (measured 2.6%; the catalog's ≥ 2% photometric errors and faint blue bands of red
     objects set that floor)."""
     from campfire.demo import truth
-    from campfire.io.fits import read_spectrum
+    from campfire.models import SpectrumData
 
     db = sqlite3.connect(f"file:{demo / 'meta' / 'campfire.db'}?mode=ro", uri=True)
     rows = db.execute(
@@ -243,7 +239,7 @@ def test_demo_chebyshev_recovers_injected_slit_loss(demo):
             continue
         bands, flux, err = zip(*phot_rows[oid])
         phot = Photometry(list(bands), flux, err, [get_band(b).pivot for b in bands])
-        spec = read_spectrum(demo / path)
+        spec = SpectrumData.from_fits(demo / path)
         try:
             result = calibrate_to_photometry(spec, phot)
         except ValidationError:
@@ -268,14 +264,14 @@ def test_demo_chebyshev_recovers_injected_slit_loss(demo):
 def test_demo_flat_recovers_a_constant(demo):
     """A constant injected into a demo spectrum's *true* model (no slit loss) comes back to 1%."""
     from campfire.demo import truth
-    from campfire.io.fits import read_spectrum
+    from campfire.models import SpectrumData
 
     db = sqlite3.connect(f"file:{demo / 'meta' / 'campfire.db'}?mode=ro", uri=True)
     sid, oid, path = db.execute(
         "select s.spectrum_id, s.object_id, s.fits_path from spectra s join photometry p on p.object_id = s.object_id "
         "where s.grating = 'PRISM' and s.signal_to_noise > 10 order by s.signal_to_noise desc limit 1"
     ).fetchone()
-    spec = read_spectrum(demo / path)
+    spec = SpectrumData.from_fits(demo / path)
     model = truth.spectrum_truth(demo, sid)["model"]
     true_phot = dict(db.execute("select band, flux_true from truth_photometry where object_id = ?", (oid,)).fetchall())
     bands = list(true_phot)

@@ -12,12 +12,12 @@ from campfire.tasks.stack import (
     combine_partials,
     finalize_stack,
     median_chunk,
-    normalize_in_window,
     stack_partials,
-    stack_spectra,
     sum_partials,
     to_rest_frame,
 )
+# the public names: they open Spectrum rows and read the configured window (the tasks take values)
+from campfire.calibration import normalize_in_window, stack_spectra
 
 W = np.exp(np.linspace(np.log(0.7), np.log(5.0), 400))
 TRUTH = 1.0 + 0.5 * np.sin(W * 3)

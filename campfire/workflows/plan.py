@@ -1,0 +1,362 @@
+"""What a ``campfire run`` will do: the selection, the graph of the steps and outputs, the plan.
+
+1. :func:`open_archive` — a workflow's ``archive:`` value → a client;
+2. :func:`select` — the selection resolved into spectrum references (file locations,
+   content hashes, object photometry), their order, batches and *input keys*;
+3. :func:`build_graph` — the steps (LazySpectra methods) applied to what is not
+   complete yet (:mod:`campfire.workflows.resume`) and the output layers added:
+   per-batch FITS + PNG writers, chunk-aligned zarr writers, population stacks;
+4. :func:`make_plan` / :func:`plan_text` — what ``--dry-run`` prints.
+
+Nothing here computes; :mod:`campfire.workflows.runner` does, in one ``dask.compute``.
+"""
+from __future__ import annotations
+
+import os
+import pathlib
+from dataclasses import dataclass, field
+from typing import Any
+
+from dask.base import tokenize
+
+from campfire import config
+from campfire.errors import CampfireError, ValidationError
+from campfire.graphs.builders import bind
+from campfire.graphs.collection import LazySpectra
+from campfire.graphs.fetch import is_server_url
+from campfire.graphs.scheduler import parse_scheduler
+from campfire.graphs.selection import refs_from_rows
+from campfire.graphs.stacking import grid_from_spec
+from campfire.graphs.zarr_out import jsonable
+from campfire.tasks.batch import SpectrumRef, object_refs
+from campfire.workflows import provenance as P
+from campfire.workflows.outputs import finish_batch, fits_path_for
+from campfire.workflows.registry import get_step
+from campfire.workflows.options import Invalid
+from campfire.workflows.steps import RunState
+
+__all__ = ["open_archive", "Selection", "select", "RunGraph", "build_graph", "make_plan", "plan_text"]
+
+
+def open_archive(archive: str):
+    """``(Campfire, description)`` of a workflow's ``archive:`` value.
+
+    ``demo`` / ``demo:SIZE`` (built on first use, sizes side by side), an ``http(s)://``
+    server, or an archive root directory.
+
+    Raises
+    ------
+    CampfireError
+        A directory that is not an archive root.
+    """
+    from campfire.client import Campfire
+
+    low = archive.lower()
+    if low.startswith("demo"):
+        import campfire.demo
+
+        size = low.partition(":")[2] or None
+        root = config.demo_root()
+        if size is not None:
+            marker = campfire.demo.read_build_marker(root) if root.exists() else None
+            if marker is None or marker.get("size") != size:
+                # never rebuild the user's default demo into another size: keep sizes side by side
+                root = root.with_name(f"{root.name}-{size}")
+        path = campfire.demo.ensure(size, root=root)
+        return Campfire(data_dir=path), f"demo ({path})"
+    if low.startswith(("http://", "https://")):
+        cf = Campfire(base_url=archive)
+        return cf, f"server {cf.base_url}"
+    root = pathlib.Path(archive).expanduser()
+    cf = Campfire(data_dir=root)
+    if not cf.is_local:
+        raise CampfireError(f"archive: {root} is not an archive root (no valid meta/campfire.db)")
+    return cf, f"archive root {cf.data_dir}"
+
+
+@dataclass
+class Selection:
+    """A workflow's inputs, resolved: references in collection order and their keys.
+
+    ``kind`` is ``'objects'`` when a per-object stack makes one output per object, else
+    ``'spectra'``; ``keys`` maps object id → input key (steps + input hashes,
+    :func:`campfire.workflows.provenance.object_key`); ``layout`` identifies the order of
+    the rows of the zarr store.
+    """
+
+    cf: Any
+    archive: str
+    full: LazySpectra
+    batch_size: int
+    objects: dict[str, SpectrumRef]
+    by_object: dict[str, list[SpectrumRef]]
+    keys: dict[str, str]
+    kind: str
+    populations: dict[str, Any]
+    population_keys: dict[str, str]
+    layout: str
+
+    @property
+    def refs(self) -> list[SpectrumRef]:
+        """Every spectrum, in collection order."""
+        return self.full.refs
+
+    @property
+    def object_order(self) -> list[SpectrumRef]:
+        """The reference of each object's stack, in collection order."""
+        return list(self.objects.values())
+
+
+def _selection_error(wf, err: ValidationError) -> ValidationError:
+    msg = str(err)
+    key, sep, rest = msg.partition(": ")
+    if sep and key in wf.selection:
+        return wf.error(("selection", key), rest)
+    return wf.error(("selection",), msg)
+
+
+def _batch_size(wf, n_refs: int, scheduler: str | None, workers: int | None) -> int:
+    batch_size = int(config.get("graph.batch-size"))  # the workflow's cluster.batch_size is merged into it
+    if wf.cluster.batch_size is None:
+        # small selections: at least two batches per worker so every worker has work;
+        # large ones: campfire.graph.batch-size spectra per task
+        kind, arg = parse_scheduler(scheduler or wf.cluster.scheduler, workers if workers is not None else wf.cluster.workers)
+        n_workers = int(arg) if kind in ("threads", "processes", "local") and arg else (os.cpu_count() or 1)
+        batch_size = max(1, min(batch_size, -(-n_refs // (2 * n_workers))))
+    return batch_size
+
+
+def select(wf, *, scheduler: str | None = None, workers: int | None = None) -> Selection:
+    """Open the archive and resolve the workflow's selection (nothing is read but the catalog).
+
+    Raises
+    ------
+    ValidationError
+        A bad selection (the message points into the workflow file).
+    """
+    cf, archive = open_archive(wf.archive)
+    try:
+        rows = list(cf.iter_spectra(**wf.selection))
+    except ValidationError as err:
+        raise _selection_error(wf, err) from err
+    refs = refs_from_rows(cf, rows)
+    batch_size = _batch_size(wf, len(refs), scheduler, workers)
+    full = LazySpectra.from_refs(refs, errors="record", batch_size=batch_size, client=cf)
+    objects = {r.object_id: r for p in full.parts for r in object_refs(p)}
+    by_object: dict[str, list] = {}
+    for r in full.refs:
+        by_object.setdefault(r.object_id, []).append(r)
+    steps_tok = P.steps_token(wf)
+    keys = {oid: P.object_key(steps_tok, rs) for oid, rs in by_object.items()}
+    per_object = any(s.name == "stack" and s.options["by"] == "object" for s in wf.steps)
+    populations = {(s.options["name"] or ("population_rest" if s.options["rest_frame"] else "population")): s
+                   for s in wf.steps if s.name == "stack" and s.options["by"] == "all"}
+    return Selection(
+        cf=cf, archive=archive, full=full, batch_size=batch_size, objects=objects, by_object=by_object, keys=keys,
+        kind="objects" if per_object else "spectra", populations=populations,
+        population_keys={lab: P.population_key(steps_tok, lab, keys.values()) for lab in populations},
+        layout=tokenize([r.spectrum_id for r in full.refs], steps_tok),
+    )
+
+
+@dataclass
+class RunGraph:
+    """The collections one ``dask.compute`` evaluates, named for the runner (``rows``,
+    ``zarr``, ``population:<name>``), and what is computed."""
+
+    state: RunState
+    todo_refs: list[SpectrumRef]
+    population_todo: list[str]
+    collections: list = field(default_factory=list)
+    names: list[str] = field(default_factory=list)
+    outputs: dict[str, Any] = field(default_factory=dict)
+
+
+def _plot_ids(wf, sel: Selection) -> frozenset | None:
+    if wf.outputs.plots is True:
+        return None
+    if wf.outputs.plots is False:
+        return frozenset()
+    return frozenset(r.object_id for r in sel.object_order[: int(wf.outputs.plots)])
+
+
+def build_graph(wf, sel: Selection, done, outdir: pathlib.Path, prov: dict, *, create: bool = True) -> RunGraph:
+    """The steps applied to what is not complete, with the output layers.
+
+    Parameters
+    ----------
+    wf : Workflow
+    sel : Selection
+    done : Completed
+        What earlier runs completed (:func:`campfire.workflows.resume.completed`).
+    outdir : pathlib.Path
+    prov : dict
+        The provenance record the outputs carry.
+    create : bool
+        Open (create) the zarr store; False for a dry run, which builds the same layers
+        against placeholders so the plan counts the tasks without touching the disk.
+
+    Raises
+    ------
+    ValidationError
+        A step's options do not fit the data (the message points into the workflow file).
+    """
+    todo_refs = [r for r in sel.refs if r.object_id not in done.objects]
+    source = sel.full if len(todo_refs) == len(sel.refs) else LazySpectra.from_refs(
+        todo_refs, errors="record", batch_size=sel.batch_size, client=sel.cf)
+    state = RunState(spectra=source)
+    if sel.kind == "objects" and done.objects and len(done.populations) < len(sel.populations):
+        # population stacks over objects read the stacks of complete objects back from their files
+        grid_spec = next((s.options["grid"] for s in wf.steps if s.name == "resample"), None)
+        loaded = [SpectrumRef(spectrum_id=oid, object_id=oid, url=fits_path_for(str(outdir), ref, "objects"),
+                              redshift=ref.redshift, photometry=ref.photometry)
+                  for oid, ref in sel.objects.items() if oid in done.objects]
+        state.done_objects = LazySpectra.from_refs(loaded, errors="record", batch_size=sel.batch_size).open().as_stacks(
+            grid_from_spec(grid_spec) if grid_spec is not None else None)
+    for i, step in enumerate(wf.steps):
+        try:
+            get_step(step.name).apply(state, **step.options)
+        except Invalid as err:
+            raise wf.error(("steps", i), str(err)) from None
+        except ValidationError as err:
+            raise wf.error(("steps", i), str(err)) from err
+
+    graph = RunGraph(state=state, todo_refs=todo_refs,
+                     population_todo=[lab for lab in sel.populations if lab not in done.populations])
+    results = state.current
+    if todo_refs:
+        rest_frame = any(s.name == "stack" and s.options["by"] == "object" and s.options["rest_frame"] for s in wf.steps)
+        finish = bind(finish_batch, outdir=str(outdir), kind=sel.kind, fits=wf.outputs.fits, plot_ids=_plot_ids(wf, sel),
+                      provenance=prov, keys=sel.keys, rest_frame=rest_frame)
+        graph.collections.append(_gather(results, finish, "finish"))
+        graph.names.append("rows")
+    zarr_path = outdir / wf.outputs.zarr if wf.outputs.zarr else None
+    if zarr_path is not None and todo_refs:
+        writes = _zarr_layers(state, zarr_path, done.same_layout, sel, prov, wf, create=create)
+        graph.collections.extend(writes)
+        graph.names.extend(["zarr"] * len(writes))
+    for lab in graph.population_todo:
+        graph.collections.append(state.populations[lab])
+        graph.names.append(f"population:{lab}")
+    graph.outputs["dir"] = str(outdir)
+    if wf.outputs.fits:
+        graph.outputs["fits"] = str(outdir / "fits")
+    if wf.outputs.plots is not False:
+        graph.outputs["plots"] = str(outdir / "plots")
+    if zarr_path is not None:
+        graph.outputs["zarr"] = str(zarr_path)
+    if wf.outputs.table:
+        graph.outputs["table"] = str(outdir / wf.outputs.table)
+    return graph
+
+
+def _gather(coll, func, step: str):
+    """A Delayed list: ``func`` per partition, results concatenated (small rows only)."""
+    from dask.delayed import Delayed
+    from dask.highlevelgraph import HighLevelGraph
+
+    name = f"{step}-{tokenize(coll.name, func)}"
+    dsk = {(f"{name}-part", i): (func, (coll.name, i)) for i in range(coll.npartitions)}
+    dsk[name] = (_concat, [(f"{name}-part", i) for i in range(coll.npartitions)])
+    graph = HighLevelGraph.from_collections(name, dsk, dependencies=[coll])
+    return Delayed(name, graph, layer=name)
+
+
+def _concat(lists):
+    return [x for part in lists for x in part]
+
+
+def _zarr_layers(state: RunState, zarr_path: pathlib.Path, reuse: bool, sel: Selection, prov: dict, wf, *,
+                 create: bool = True) -> list:
+    """Chunk-aligned write layers for the per-spectrum and per-object groups (``create=False``:
+    against placeholder arrays, for a dry run)."""
+    from campfire.graphs.zarr_out import create_group, write_layer
+
+    rows_cfg = int(config.get("graph.batch-size"))
+    root = None
+    if create:
+        import zarr
+
+        root = zarr.open_group(str(zarr_path), mode="a")
+        root.attrs.update({"workflow": wf.name, "provenance": jsonable(prov)})
+    writes = []
+    groups = [("spectra", state.spectra, sel.refs, lambda r: r.spectrum_id)]
+    if state.objects is not None:
+        groups.append(("objects", state.objects, sel.object_order, lambda r: r.object_id))
+    for gname, coll, order, ident in groups:
+        if coll.grid is None or not len(coll):
+            continue
+        fields = ["fnu", "fnu_err", "ok"] + (["count"] if coll.stage == "stacked" else [])
+        index = {ident(r): i for i, r in enumerate(order)}
+        if root is None:
+            arrays, chunk_rows = dict.fromkeys(fields), max(1, min(rows_cfg, len(order)))
+        elif reuse and gname in root and all(f in root[gname] for f in fields):
+            g = root[gname]
+            arrays = {f: g[f] for f in fields}
+            chunk_rows = arrays["fnu"].chunks[0]
+        else:
+            g, arrays, chunk_rows = create_group(
+                str(zarr_path), gname, ids=[r.spectrum_id for r in order], object_ids=[r.object_id for r in order],
+                grid=coll.grid, fields=fields, chunk_rows=rows_cfg,
+                attrs={"kind": coll.kind, "stage": coll.stage, "steps": [s for s, _ in coll.steps]},
+            )
+        rows = [index[ident(r)] for r in coll.refs]
+        writes.append(write_layer(coll, arrays, rows, chunk_rows, len(order)))
+    return writes
+
+
+def _graph_size(collections) -> int:
+    from dask.highlevelgraph import HighLevelGraph
+
+    graphs = [c.__dask_graph__() for c in collections]
+    return len(HighLevelGraph.merge(*graphs)) if graphs else 0
+
+
+def make_plan(wf, sel: Selection, done, graph: RunGraph) -> dict[str, Any]:
+    """The plan of a run: objects and spectra to process, files to fetch, tasks, outputs."""
+    fetch = [r for r in graph.todo_refs if is_server_url(r.url)
+             and not (r.dest and (pathlib.Path(sel.cf.data_dir) / r.dest).exists())]
+    return {
+        "workflow": wf.path, "archive": sel.archive, "selection": wf.selection,
+        "objects": {"total": len(sel.objects), "todo": len({r.object_id for r in graph.todo_refs}),
+                    "skipped": len(done.objects)},
+        "spectra": {"total": len(sel.refs), "todo": len(graph.todo_refs)},
+        "fetch": {"files": len(fetch), "bytes": int(sum(r.file_size for r in fetch))},
+        "tasks": _graph_size(graph.collections),
+        "partitions": graph.state.spectra.npartitions,
+        "batch_size": sel.batch_size,
+        "steps": [s.name + ("" if s.name != "stack" else f"(by={s.options['by']})") for s in wf.steps],
+        "populations": {lab: ("skip" if lab in done.populations else "compute") for lab in sel.populations},
+        "outputs": graph.outputs,
+    }
+
+
+def _human_bytes(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if n < 1024 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TB"
+
+
+def plan_text(wf, plan: dict) -> str:
+    """The ``--dry-run`` plan, human-readable."""
+    import json
+
+    o, s, f = plan["objects"], plan["spectra"], plan["fetch"]
+    lines = [
+        f"plan of {wf.name} ({plan['workflow']})",
+        f"  archive:    {plan['archive']}",
+        f"  selection:  {json.dumps(jsonable(plan['selection']))}",
+        f"  objects:    {o['total']} ({o['todo']} to process, {o['skipped']} complete and skipped)",
+        f"  spectra:    {s['total']} ({s['todo']} to process)",
+        f"  fetch:      {f['files']} files, {_human_bytes(f['bytes'])}",
+        f"  steps:      {' → '.join(plan['steps'])}",
+        f"  tasks:      {plan['tasks']} ({plan['partitions']} batches of ≤ {plan['batch_size']} spectra)",
+    ]
+    for lab, what in plan["populations"].items():
+        lines.append(f"  population: {lab} ({what})")
+    lines.append("  outputs:")
+    for k, v in plan["outputs"].items():
+        lines.append(f"    {k:6s} {v}")
+    return "\n".join(lines)
