@@ -102,19 +102,13 @@ def object_info(cf, object_ids: Iterable[str]) -> dict[str, tuple[float, Photome
     return out
 
 
-def _server_url(cf, spectrum_id: str) -> str:
-    from campfire import config
-
-    return f"{cf.base_url}{config.API_PREFIX}/spectra/{spectrum_id}/file"
-
-
 def _location(cf, row: dict, storage_root: str | None, prefer_server: bool = False,
               is_local: bool = False) -> tuple[str, str]:
     """(url, dest) of a catalog row's file; ``dest`` (server files) is relative to ``cf.data_dir``."""
     rel = row.get("fits_path") or ""
     base = getattr(cf, "base_url", None)
     if prefer_server and base:
-        return _server_url(cf, row["spectrum_id"]), rel
+        return cf.remote_catalog.file_url(row["spectrum_id"]), rel
     if storage_root:
         return join_url(storage_root, rel), ""
     local = row.get("local_path") or ""
@@ -123,7 +117,7 @@ def _location(cf, row: dict, storage_root: str | None, prefer_server: bool = Fal
     if is_local and rel and os.path.exists(os.path.join(cf.data_dir, rel)):
         return os.path.join(cf.data_dir, rel), ""
     if base:
-        return _server_url(cf, row["spectrum_id"]), rel
+        return cf.remote_catalog.file_url(row["spectrum_id"]), rel
     if rel and cf is not None:
         # listed in the catalog but not present: the download step reports it per spectrum
         return str(cf.data_dir / rel), ""
