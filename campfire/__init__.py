@@ -1,7 +1,6 @@
 """campfire: client and Dask pipeline of a JWST/NIRSpec MSA spectroscopy archive."""
 from __future__ import annotations
 
-from importlib import metadata as _metadata
 from typing import TYPE_CHECKING
 
 from campfire import config as _config  # registers the packaged Dask defaults
@@ -9,8 +8,10 @@ from campfire.errors import (
     APIError,
     AuthenticationError,
     CampfireError,
+    CampfireWarning,
     DownloadError,
     NotFoundError,
+    PartialFailureWarning,
     ValidationError,
 )
 from campfire.flags import DQFlags, decode_flags, encode_flags, list_flags
@@ -27,10 +28,6 @@ from campfire.calibration import (
 )
 from campfire.tasks.redshift import fit_redshift
 
-try:  # the version is pyproject's, read from the installed metadata
-    __version__ = _metadata.version("campfire")
-except _metadata.PackageNotFoundError:  # a source tree that is not installed
-    __version__ = "unknown"
 
 __all__ = [  # the reference's names (+ resample_flux, fit_redshift); the Plotly helpers load on first use
     "Campfire",
@@ -40,12 +37,13 @@ __all__ = [  # the reference's names (+ resample_flux, fit_redshift); the Plotly
     "convert_flux_units", "get_emission_lines", "EMISSION_LINES",
     "DQFlags", "list_flags", "decode_flags", "encode_flags",
     "CampfireError", "AuthenticationError", "NotFoundError", "DownloadError", "ValidationError", "APIError",
+    "CampfireWarning", "PartialFailureWarning",
 ]
 
 if TYPE_CHECKING:  # the Plotly helpers exist at runtime through __getattr__ below
     from campfire.plotting import plot_redshift_fit, plot_spectrum, plot_spectrum_simple
 
-_LAZY = {
+_LAZY = {  # heavy or optional parts load on first use, so `import campfire` stays light
     # Plotly helpers (the `plotting` extra): imported on first use, so `import campfire` stays light
     "plot_spectrum": "campfire.plotting",
     "plot_redshift_fit": "campfire.plotting",
@@ -54,6 +52,10 @@ _LAZY = {
 
 
 def __getattr__(name: str):
+    if name == "__version__":
+        # pyproject's, from the installed metadata (importlib.metadata: ~30 ms, so on first use)
+        value = globals()["__version__"] = _config.package_version()
+        return value
     if name in _LAZY:
         import importlib
 

@@ -9,21 +9,24 @@ live in :mod:`campfire.transfer`, science steps in :mod:`campfire.tasks`, graphs
 from __future__ import annotations
 
 import os
+import warnings
 from typing import TYPE_CHECKING, Any, Iterator, Unpack
 
-from astropy.table import Table
 
 from campfire import config
 from campfire.catalog.backend import CatalogBackend
 from campfire.catalog.db import CATALOG_FILE
 from campfire.catalog.filters import QueryFilters, build_query
 from campfire.catalog.local import LocalCatalog
-from campfire.errors import CampfireError, NotFoundError, ValidationError
+from campfire.errors import CampfireError, CampfireWarning, NotFoundError, ValidationError
 from campfire.models import Object, Photometry, Spectrum, SpectrumCollection, SpectrumData, split_list
 
 if TYPE_CHECKING:
     from campfire.catalog.remote import RemoteCatalog
     from campfire.graphs.collection import LazySpectra
+
+if TYPE_CHECKING:
+    from astropy.table import Table
 
 __all__ = ["Campfire"]
 
@@ -33,6 +36,11 @@ NO_ARCHIVE = (
     "(or pass data_dir=) to an archive root, or use the built-in demo archive: "
     "Campfire(data_dir=campfire.demo.ensure())"
 )
+NO_SERVER = (
+    "no server is configured{action}: set CAMPFIRE_API_URL (or pass base_url=) to the URL of a "
+    "`campfire serve`, e.g. http://127.0.0.1:8000"
+)
+LOCAL_ARCHIVE_NOTE = " ({data_dir} has its own catalog: queries read it without a server or a sync)"
 
 
 def _check_id(name: str, value: Any) -> str:
@@ -123,11 +131,16 @@ class Campfire:
         """
         if self._remote is None:
             if not self.base_url:
-                raise CampfireError(NO_ARCHIVE.format(data_dir=self.data_dir))
+                raise self._no_server()
             from campfire.catalog.remote import RemoteCatalog  # requests: only when a server is used
 
             self._remote = RemoteCatalog(self.base_url, auto_refresh=self.auto_refresh, data_dir=self.data_dir)
         return self._remote
+
+    def _no_server(self, action: str = "") -> CampfireError:
+        # "no catalog" would be wrong when data_dir has one: what is missing is the server
+        note = LOCAL_ARCHIVE_NOTE.format(data_dir=self.data_dir) if self.is_local else ""
+        return CampfireError(NO_SERVER.format(action=f" to {action}" if action else "") + note)
 
     def catalog(self, remote: bool = False) -> CatalogBackend:
         """The catalog queries go to: the local one when there is one and ``remote`` is False, else the server's.
@@ -183,6 +196,8 @@ class Campfire:
         --------
         >>> cf.login('alice', 'alice-demo')  # doctest: +SKIP
         """
+        if not self.base_url:
+            raise self._no_server("log in to")
         self.remote_catalog.login(username, password)
 
     def sync(self) -> dict[str, int]:
@@ -213,6 +228,8 @@ class Campfire:
         """
         from campfire.transfer import sync_catalog
 
+        if not self.base_url:
+            raise self._no_server("sync from")
         result = sync_catalog(self.remote_catalog, self.data_dir)
         self._local = None
         return result
@@ -263,7 +280,7 @@ class Campfire:
         from campfire.graphs.download import download_files
 
         if not self.is_local:
-            raise CampfireError("download() needs a synced catalog: run cf.sync() (or `campfire sync`) first")
+            raise CampfireError(f"download() needs a synced catalog in {self.data_dir}: run cf.sync() first")
         if isinstance(max_workers, bool) or not isinstance(max_workers, int) or max_workers < 1:
             raise ValidationError(f"max_workers: expected a positive int, got {max_workers!r}")
         if not isinstance(stale_only, bool):
@@ -331,7 +348,10 @@ class Campfire:
         astropy.table.Table
             spectrum_id, target_id, object_id, grating, fits_path, signal_to_noise,
             exposure_time, reduction_version, redshift_auto, dq_flags, local_path,
-            filter, observation, program, file_hash, file_size.
+            filter, observation, program, file_hash, file_size, redshift_auto_lo,
+            redshift_auto_hi (the 68% interval of redshift_auto) and
+            redshift_auto_confidence (the fit's confidence, 0–1; NaN where the
+            catalog predates them).
 
         Raises
         ------
@@ -431,7 +451,9 @@ class Campfire:
         Returns
         -------
         Object or None
-            None when there is no such object (or you may not see it).
+            None when there is no such object (or you may not see it); when
+            ``object_id`` is a spectrum's ID, a :class:`~campfire.errors.CampfireWarning`
+            names its object.
 
         Raises
         ------
@@ -448,6 +470,11 @@ class Campfire:
         backend = self.catalog(remote)
         row = backend.object_row(object_id)
         if row is None:
+            spectrum = backend.spectrum_row(object_id)
+            if spectrum is not None:  # the reference's None stays; the hint says what was meant
+                warnings.warn(f"get_object: {object_id!r} is a spectrum ID, not an object ID; its object is "
+                              f"{spectrum['object_id']!r} (cf.get_object({spectrum['object_id']!r})), and "
+                              f"cf.get_spectrum({object_id!r}) gives the spectrum's row", CampfireWarning, stacklevel=2)
             return None
         spectra = SpectrumCollection(
             (Spectrum.from_row(r, opener=self._open_spectrum_obj) for r in backend.object_spectra(object_id)),
@@ -490,7 +517,12 @@ class Campfire:
         'PRISM'
         """
         _check_id("spectrum_id", spectrum_id)
-        return self.catalog(remote).spectrum_row(spectrum_id)
+        backend = self.catalog(remote)
+        row = backend.spectrum_row(spectrum_id)
+        if row is None and backend.object_row(spectrum_id) is not None:
+            warnings.warn(f"get_spectrum: {spectrum_id!r} is an object ID, not a spectrum ID; "
+                          f"cf.get_object({spectrum_id!r}).spectra lists its spectra", CampfireWarning, stacklevel=2)
+        return row
 
     # -- opening spectra ----------------------------------------------------------------
     def open_spectrum(self, spectrum_id: str) -> SpectrumData:
@@ -603,7 +635,10 @@ class Campfire:
         Returns
         -------
         dict
-            ``{redshift, chi2_min, confidence, z_grid, chi2_grid, model_wave, model_fnu}``.
+            ``{redshift, chi2_min, confidence, z_grid, chi2_grid, model_wave, model_fnu,
+            redshift_lo, redshift_hi}``: ``redshift_lo``/``redshift_hi`` are the 68%
+            interval of ``redshift`` (16th–84th percentiles of p(z); NaN in fits stored
+            before it was recorded), the catalog's ``redshift_auto_lo``/``_hi``.
 
         Raises
         ------
@@ -618,7 +653,12 @@ class Campfire:
         if self.is_local or not self.base_url:
             from campfire.io.fits import read_redshift_fit
 
-            return read_redshift_fit(self.local_path(spectrum_id))
+            try:
+                return read_redshift_fit(self.local_path(spectrum_id))
+            except NotFoundError:
+                # an archive that links its inputs keeps fits in side files, which a download does not bring
+                if not self.base_url:
+                    raise
         return self.remote_catalog.redshift_fit(spectrum_id)
 
     def get_cutout(self, object_id: str, fov: float = 5.0, size: int | None = None) -> str:
@@ -1004,3 +1044,112 @@ class Campfire:
         >>> cf.delete_tag('my-lrds')  # doctest: +SKIP
         """
         self.remote_catalog.delete_tag(slug)
+
+    # -- inspections (campfire.catalog.inspections; the server's rules in campfire.server.inspections) --
+    def inspect(self, object_id: str, redshift: float | None = None, quality: int | str | None = None,
+                comment: str = "", flags: list[str] | None = None, *, resolves_conflict: bool = False,
+                reviewer: str | None = None, remote: bool = False) -> dict[str, Any]:
+        """Grade an object: store your inspection (a record; nothing is overwritten).
+
+        The object's ``redshift_inspected`` / ``redshift_quality`` are then the consensus
+        of the reviewers' latest records (:mod:`campfire.catalog.consensus`). On a
+        server (``base_url``, or a synced ``data_dir``) you grade as the account you
+        logged in with; your grade reaches your synced catalog at the next ``sync()``.
+        In an archive root you own (a pipeline's, ``$CAMPFIRE_ROOT``) it is written
+        there directly, by ``reviewer``.
+
+        Parameters
+        ----------
+        object_id : str
+        redshift : float, optional
+            Your redshift; required for quality 2 (tentative) and up.
+        quality : int or str
+            0-4 or ``'not_inspected'``, ``'impossible'``, ``'tentative'``, ``'probable'``,
+            ``'secure'``. 0 withdraws your earlier grade.
+        comment : str
+            Free text, at most 2000 characters.
+        flags : list of str, optional
+            Issue flags: ``'BAD_SPECTRUM'``, ``'WRONG_EXTRACTION'``, ``'CONTAMINATED'``.
+        resolves_conflict : bool
+            Settle a conflict between reviewers (archive admins only).
+        reviewer : str, optional
+            Who grades, in an archive root you own (default: your login name on this
+            machine); a server records your account instead.
+        remote : bool
+            Grade on the server even when ``data_dir`` is an archive root of your own.
+
+        Returns
+        -------
+        dict
+            The stored record (``inspection_id``, ``reviewer``, ``redshift``, ``quality``,
+            ``quality_name``, ``comment``, ``issues``, ``spectra_seen``, ``created_at``,
+            ``outdated``, ...) and ``consensus`` (``state``, ``redshift``, ``quality``,
+            ``n_reviewers``).
+
+        Raises
+        ------
+        ValidationError
+            A bad value (naming the parameter), or the server refused (not a member of
+            a program with a spectrum of the object).
+        AuthenticationError
+            Not logged in to the server.
+        NotFoundError
+            No such object (for you).
+
+        Examples
+        --------
+        >>> cf.inspect('ember_uds_p4_123456', redshift=3.4210, quality='secure', comment='Ha, [OIII]')  # doctest: +SKIP
+        """
+        _check_id("object_id", object_id)
+        if quality is None:
+            raise ValidationError("quality: required (0-4 or not_inspected, impossible, tentative, probable, secure)")
+        values = dict(quality=quality, redshift=redshift, comment=comment, issues=flags,
+                      resolves_conflict=resolves_conflict)
+        if self._grades_locally(remote):
+            return self.local_catalog.inspect(object_id, reviewer=reviewer or _login_name(), **values)
+        return self.remote_catalog.inspect(object_id, reviewer=reviewer, **values)
+
+    def get_inspections(self, object_id: str, *, remote: bool = False) -> Table:
+        """The inspections of an object you may see, oldest first, with their consensus.
+
+        Parameters
+        ----------
+        object_id : str
+        remote : bool
+            Ask the server (a synced catalog holds the records of its last ``sync()``).
+
+        Returns
+        -------
+        astropy.table.Table
+            inspection_id, reviewer, redshift, quality, quality_name, comment, issues,
+            spectra_seen, resolves_conflict, created_at, outdated (the file of a
+            spectrum it rests on has changed since); ``meta['consensus']``.
+
+        Raises
+        ------
+        NotFoundError
+            No such object (for you).
+
+        Examples
+        --------
+        >>> t = cf.get_inspections('ember_uds_p4_123456')  # doctest: +SKIP
+        >>> t['reviewer', 'redshift', 'quality_name'], t.meta['consensus']  # doctest: +SKIP
+        """
+        _check_id("object_id", object_id)
+        return self.catalog(remote).inspections(object_id)
+
+    def _grades_locally(self, remote: bool) -> bool:
+        """True when grades go into ``data_dir`` itself: an archive root that is not a synced copy."""
+        if not isinstance(remote, bool):
+            raise ValidationError(f"remote: expected True or False, got {remote!r}")
+        return not remote and self.is_local and self.local_catalog.meta("owner") != "client"
+
+
+def _login_name() -> str:
+    """This machine's user name, as a reviewer name (lower-case)."""
+    import getpass
+
+    try:
+        return getpass.getuser().lower()
+    except (KeyError, OSError):  # no user name in the environment or the password database
+        raise ValidationError("reviewer: cannot tell who you are on this machine; pass reviewer='name'") from None

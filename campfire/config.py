@@ -2,32 +2,60 @@
 
 The package's defaults live in ``campfire/campfire.yaml`` under the ``campfire:``
 key (the way ``distributed/distributed.yaml`` does it) and are registered with
-``dask.config.update_defaults`` on import, so ``dask.config.set`` and
+``dask.config.update_defaults`` (:func:`register`), so ``dask.config.set`` and
 ``DASK_CAMPFIRE__*`` environment variables override them. Values are read when a
 function runs, never in a signature default.
+
+Registration waits until Dask is in use — ``import dask`` costs ~0.1 s, which
+``import campfire`` does not pay: it happens on the first :func:`get`, on
+``import campfire.graphs``, or at ``import campfire`` when Dask was imported before.
 """
 from __future__ import annotations
 
 import os
 import pathlib
+import sys
 from typing import Any
 
-import dask.config
-import yaml
-
 _DEFAULTS_FILE = pathlib.Path(__file__).with_name("campfire.yaml")
-
-with _DEFAULTS_FILE.open() as _f:
-    defaults: dict[str, Any] = yaml.safe_load(_f)
-
-dask.config.update_defaults(defaults)
+_registered = False
 
 API_PREFIX = "/api/v1"
 
 
+def register() -> None:
+    """Register the packaged defaults with Dask's config (once; a user's values win)."""
+    global _registered
+    if _registered:
+        return
+    import dask.config
+    import yaml
+
+    with _DEFAULTS_FILE.open() as f:
+        dask.config.update_defaults(yaml.safe_load(f))
+    _registered = True
+
+
+def package_version() -> str:
+    """campfire's version: pyproject's, read from the installed metadata (``'unknown'`` in a bare source tree)."""
+    from importlib import metadata
+
+    try:
+        return metadata.version("campfire")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
 def get(key: str, override_with: Any = None) -> Any:
     """Read ``campfire.<key>`` from the Dask config unless ``override_with`` is given."""
+    register()
+    import dask.config
+
     return dask.config.get(f"campfire.{key}", override_with=override_with)
+
+
+if "dask" in sys.modules:  # a session that already uses Dask sees campfire's keys at once
+    register()
 
 
 def demo_root() -> pathlib.Path:

@@ -13,6 +13,9 @@ __all__ = [
     "ValidationError",
     "APIError",
     "FileFormatError",
+    "CampfireWarning",
+    "StackRangeWarning",
+    "PartialFailureWarning",
 ]
 
 
@@ -46,3 +49,22 @@ class APIError(CampfireError, RuntimeError):
 
 class FileFormatError(CampfireError, ValueError):
     """A file that is not a readable spectrum in a supported format (names what was expected)."""
+
+
+class CampfireWarning(UserWarning):
+    """Base class of campfire's warnings: something worked, but not quite as you may think."""
+
+
+class StackRangeWarning(CampfireWarning):
+    """A stack's grid leaves out wavelengths its inputs cover (the message names them and
+    how to keep them: ``wavelength_grid='union'``)."""
+
+
+class PartialFailureWarning(CampfireWarning):
+    """Some spectra failed and were left out; the rest of the result is complete.
+
+    Issued when a lazy collection computed with ``errors='record'`` (the default) had
+    failures. The message counts them and names the first few with their step and
+    reason; the result holds a :class:`~campfire.tasks.batch.Failure` in place of each
+    failed element, and a population stack lists them in ``meta['excluded']``.
+    """

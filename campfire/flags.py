@@ -307,7 +307,8 @@ def parse_flag_expr(text: str, kind: str = "dq_flags") -> FlagExpr:
     pos = 0
 
     def fail(msg: str):
-        raise ValidationError(f"{kind}: cannot parse {text!r}: {msg}; " + SUPPORTED_FORMS)
+        shown = text if len(text) <= 80 else text[:77] + "..."
+        raise ValidationError(f"{kind}: cannot parse {shown!r}: {msg}; " + SUPPORTED_FORMS)
 
     def peek():
         return tokens[pos] if pos < len(tokens) else None
@@ -324,6 +325,8 @@ def parse_flag_expr(text: str, kind: str = "dq_flags") -> FlagExpr:
             fail("unexpected end")
         num, name, sym = tok
         if num:
+            if len(num) > 20:  # more than any flag mask (and Python refuses ~4,300+ digit strings)
+                fail(f"number of {len(num)} digits is too large")
             value = int(num)
             _check_bits(value, kind)
             return value

@@ -10,12 +10,21 @@ Each takes the dicts of ``cf.get_spectrum_data`` / ``cf.get_redshift_fit_data`` 
 arrays or the server's JSON lists alike) and returns a ``plotly.graph_objects.Figure``.
 Plotly is imported inside the functions: ``pip install "campfire[plotting]"``.
 
+**Saving.** :func:`save_html` writes a page of a few tens of kB that loads
+``plotly.min.js`` from beside it (written once per folder, ~4.7 MB), instead of
+``fig.write_html``'s default of a 5 MB page each; it works offline, unlike
+``include_plotlyjs='cdn'``. ``fig.write_image('x.png')`` (static images) needs kaleido
+≥ 1.0, which the ``plotting`` extra installs, and a Chrome or Chromium on the machine,
+which it does not: ``apt-get install chromium`` (Debian/Ubuntu; kaleido finds it on
+PATH, or set ``BROWSER_PATH``) — no browser is ever downloaded by campfire.
+
 Examples
 --------
 >>> from campfire import plot_spectrum, plot_redshift_fit, plot_spectrum_simple  # doctest: +SKIP
 >>> data = cf.get_spectrum_data('ember_uds_p4_prism_clear_123456')               # doctest: +SKIP
 >>> fig = plot_spectrum(data, redshift=3.421, show_emission_lines=True)          # doctest: +SKIP
->>> fig.write_html('spectrum.html')                                              # doctest: +SKIP
+>>> save_html(fig, 'figures/spectrum.html')     # + figures/plotly.min.js, once  # doctest: +SKIP
+>>> fig.write_image('figures/spectrum.png')     # kaleido + chromium             # doctest: +SKIP
 """
 from __future__ import annotations
 
@@ -29,13 +38,15 @@ from campfire.lines import check_redshift, get_emission_lines
 from campfire.quicklook.spectrum import (
     WAVE_LABEL,
     is_rest_frame,
-    label_indices,
+    line_labels,
     pretty_line_name,
     trusted_flux,
     wavelength_label,
 )
 
-__all__ = ["plot_spectrum", "plot_redshift_fit", "plot_spectrum_simple"]
+__all__ = ["plot_spectrum", "plot_redshift_fit", "plot_spectrum_simple", "save_html"]
+
+HTML_MODES = ("directory", "inline")
 
 SPECTRUM_KEYS = ("wave", "fnu", "fnu_err")
 SPECTRUM_2D_KEYS = ("snr_2d", "profile", "profile_fit", "profile_pix")
@@ -108,11 +119,12 @@ def _add_lines(fig, lines, xref: str, yref: str, label_row: bool) -> None:
     waves = [w for _, _, w in lines]
     span = (max(waves) - min(waves)) if waves else 0.0
     # crowded neighbours share one label (the strongest line's), as in the matplotlib figures
-    named = set(label_indices([n for n, _, _ in lines], waves, 0.016 * span)) if waves else set()
+    named = dict(line_labels([n for n, _, _ in lines], waves, 0.016 * span)) if waves else {}
     for i, (name, label, wave) in enumerate(lines):
         fig.add_shape(type="line", x0=wave, x1=wave, y0=0, y1=1, xref=xref, yref=f"{yref} domain",
                       line={"color": "rgba(90,90,90,0.7)", "width": 1, "dash": "dash"}, name=f"line:{name}")
         if label_row and i in named:
+            label = named[i]
             fig.add_annotation(x=wave, y=1.0, xref=xref, yref=f"{yref} domain", text=label, showarrow=False,
                                textangle=-90, xanchor="right", yanchor="top", font={"size": 9, "color": "#555"},
                                name=f"line-label:{name}")
@@ -376,3 +388,44 @@ def plot_spectrum_simple(data, redshift: float | None = None):
                       template="plotly_white",
                       showlegend=False, margin={"l": 70, "r": 30, "t": 60, "b": 60})
     return fig
+
+
+def save_html(fig, path, *, plotlyjs: str = "directory") -> str:
+    """Write a Plotly figure as an HTML page that opens offline, without 5 MB per page.
+
+    Parameters
+    ----------
+    fig : plotly.graph_objects.Figure
+    path : str or os.PathLike
+        The page (folders are created).
+    plotlyjs : {'directory', 'inline'}
+        ``'directory'`` (default): ``plotly.min.js`` is written beside the page once and
+        shared by every page in that folder (the page itself is a few tens of kB);
+        ``'inline'``: one self-contained page (~5 MB), to send on its own.
+
+    Returns
+    -------
+    str
+        The page's path.
+
+    Raises
+    ------
+    ValidationError
+        Another ``plotlyjs`` (``'cdn'`` is not offered: the page would need the internet).
+
+    Examples
+    --------
+    >>> save_html(plot_spectrum_simple(data), 'figures/spectrum.html')  # doctest: +SKIP
+    'figures/spectrum.html'
+    """
+    import pathlib
+
+    if plotlyjs not in HTML_MODES:
+        raise ValidationError(f"plotlyjs: expected one of {', '.join(map(repr, HTML_MODES))} (pages open offline), "
+                              f"got {plotlyjs!r}")
+    if not hasattr(fig, "write_html"):
+        raise ValidationError(f"fig: expected a plotly Figure, got {type(fig).__name__}")
+    page = pathlib.Path(path)
+    page.parent.mkdir(parents=True, exist_ok=True)
+    fig.write_html(str(page), include_plotlyjs="directory" if plotlyjs == "directory" else True, full_html=True)
+    return str(page)

@@ -44,14 +44,19 @@ class Band:
 
     def support(self, threshold: float = 0.005) -> tuple[float, float]:
         """Wavelength range where throughput exceeds ``threshold`` × its peak."""
-        above = np.flatnonzero(self.throughput > threshold * self.throughput.max())
-        return float(self.wavelength[above[0]]), float(self.wavelength[above[-1]])
+        return _support(self, threshold)
 
     def __hash__(self):
         return hash(self.name)
 
     def __eq__(self, other):
         return isinstance(other, Band) and other.name == self.name
+
+
+@functools.lru_cache(maxsize=256)
+def _support(band: Band, threshold: float) -> tuple[float, float]:
+    above = np.flatnonzero(band.throughput > threshold * band.throughput.max())
+    return float(band.wavelength[above[0]]), float(band.wavelength[above[-1]])
 
 
 @functools.lru_cache(maxsize=None)

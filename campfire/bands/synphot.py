@@ -16,7 +16,7 @@ import numpy as np
 from campfire.bands import Band, get_band
 from campfire.errors import ValidationError
 
-__all__ = ["synthetic_photometry", "band_weights", "band_coverage"]
+__all__ = ["synthetic_photometry", "band_weights", "band_weight_matrix", "band_coverage"]
 
 
 def _pixel_widths(wavelength: np.ndarray) -> np.ndarray:
@@ -86,8 +86,20 @@ def band_weights(wavelength: np.ndarray, band: Band) -> np.ndarray:
     >>> float(band_weights(np.linspace(0.6, 5.3, 2000), get_band('f444w')).max()) > 0
     True
     """
-    thru = np.interp(wavelength, band.wavelength, band.throughput, left=0.0, right=0.0)
-    return thru * _pixel_widths(wavelength) / wavelength
+    return band_weight_matrix(wavelength, [band])[0]
+
+
+def band_weight_matrix(wavelength: np.ndarray, bands) -> np.ndarray:
+    """:func:`band_weights` of several bands on one grid: an (n_bands × n_pixels) array.
+
+    The pixel widths and 1/λ are computed once for all bands.
+    """
+    factor = _pixel_widths(wavelength) / wavelength
+    mat = np.empty((len(bands), wavelength.size))
+    for i, band in enumerate(bands):
+        mat[i] = np.interp(wavelength, band.wavelength, band.throughput, left=0.0, right=0.0)
+    mat *= factor
+    return mat
 
 
 def synthetic_photometry(wavelength, fnu, fnu_err, band: str, *, min_coverage: float = 0.99):

@@ -12,6 +12,8 @@
 ``db.py``          the catalog file: ``catalog_path``, ``connect``, ``read_meta``, change stamp
 ``schema.py``      schema.sql, versions and upgrades, ``create_catalog`` / ``finalize_catalog``
 ``writer.py``      ``CatalogWriter``: the one INSERT per table, for whoever fills a catalog
-``aggregates.py``  the per-visibility object aggregates
+``aggregates.py``  the per-visibility object aggregates and inspection fields
+``inspections.py`` reviewers' inspection records: writing them, what a caller may see, outdated
+``consensus.py``   the consensus rule over inspection records (pure)
 =================  ================================================================
 """

@@ -15,11 +15,13 @@ True
 """
 from __future__ import annotations
 
-from typing import Any, Iterator, Protocol, runtime_checkable
+from typing import Any, Iterator, Protocol, runtime_checkable, TYPE_CHECKING
 
-from astropy.table import Table
 
 from campfire.catalog.filters import Query
+
+if TYPE_CHECKING:
+    from astropy.table import Table
 
 __all__ = ["CatalogBackend"]
 
@@ -86,4 +88,14 @@ class CatalogBackend(Protocol):
 
     def tags(self) -> Table:
         """slug, name, member_count, kind, owner, description of the visible tags."""
+        ...
+
+    def inspections(self, object_id: str) -> Table:
+        """The visible inspection records of one object (the consensus in ``meta``)."""
+        ...
+
+    def inspect(self, object_id: str, *, quality: int | str, redshift: float | None = None, comment: str = "",
+                issues: list[str] | None = None, resolves_conflict: bool = False,
+                reviewer: str | None = None) -> dict[str, Any]:
+        """Store one inspection; the stored record with the object's new ``consensus``."""
         ...

@@ -18,9 +18,11 @@ import math
 import sqlite3
 from typing import Sequence
 
-from campfire.catalog.columns import OBJECT_COLUMNS, SPECTRUM_COLUMNS
+from campfire.catalog.columns import OBJECT_COLUMNS, SPECTRUM_COLUMNS, VIEW_FIELDS
 from campfire.catalog.filters import Query
-from campfire.catalog.planner import Layout, access_path
+from campfire.catalog.planner import OBJECT_ONLY_TERMS, Layout, ObjectPath, access_path, object_path
+from campfire.catalog.schema import FIT_COLUMNS
+from campfire.catalog.tagnames import display_expr, match_predicate
 from campfire.catalog.visibility import Visibility
 
 __all__ = ["compile_query"]
@@ -29,6 +31,22 @@ Terms = dict[str, tuple[str, list]]
 
 _OBJECT_SORT = {name: expr for name, expr, _ in OBJECT_COLUMNS if not expr.startswith("{")}
 _SPECTRUM_SORT = {name: expr for name, expr, _ in SPECTRUM_COLUMNS if not expr.startswith("{")}
+
+
+_LEGACY_VIEW = {f"a.{name}": f"o.{name}" for name in VIEW_FIELDS}
+
+
+def _legacy(expr: str, legacy: bool) -> str:
+    """A column of objects on a catalog older than schema 3: its inspection fields from ``objects o``."""
+    return _LEGACY_VIEW.get(expr, expr) if legacy else expr
+
+
+_MISSING_FIT = {f"s.{name}": "NULL" for name in FIT_COLUMNS}
+
+
+def _fit_columns(expr: str, present: bool) -> str:
+    """A spectra column of schema 4 on an older catalog: NULL (its fits predate the interval)."""
+    return expr if present else _MISSING_FIT.get(expr, expr)
 
 
 def _like(text: str) -> str:
@@ -41,13 +59,15 @@ def _in(expr: str, values: Sequence) -> tuple[str, list]:
 
 
 def _tags_expr(visibility: Visibility) -> tuple[str, list]:
-    """The comma-joined visible tag slugs of object ``o``."""
+    """The comma-joined names of the visible tags of object ``o`` (``slug`` or ``owner/slug``, see tagnames)."""
     pred, params = visibility.tag_predicate("t")
+    name, name_params = display_expr("t", visibility.user)
     expr = (
-        "(SELECT group_concat(slug, ',') FROM (SELECT DISTINCT t.slug AS slug FROM object_tags ot "
-        f"JOIN tags t ON t.tag_id = ot.tag_id WHERE ot.object_id = o.object_id AND {pred} ORDER BY t.slug))"
+        # GROUP BY + ORDER BY on the same name: one temporary b-tree (DISTINCT + ORDER BY took two)
+        f"(SELECT group_concat(name, ',') FROM (SELECT {name} AS name FROM object_tags ot "
+        f"JOIN tags t ON t.tag_id = ot.tag_id WHERE ot.object_id = o.object_id AND {pred} GROUP BY name ORDER BY name))"
     )
-    return expr, params
+    return expr, name_params + params
 
 
 def _local_path_expr(local_root: str | None) -> tuple[str, list]:
@@ -83,33 +103,54 @@ def _cone_terms(cone: tuple[float, float, float]) -> tuple[str, list]:
     return cone_sql, box_params + [vx, vy, vz, math.cos(math.radians(r))]
 
 
-def _object_terms(q: Query, visibility: Visibility, terms: Terms, copies: bool = False) -> None:
+def _object_terms(q: Query, visibility: Visibility, terms: Terms, mode: str = "objects") -> None:
     """Object-level filters shared by both kinds, as named terms.
 
-    ``copies``: on spectra, through the spectra's copies of the object columns
-    (``s.object_*``) and ``s.object_id IN (…)`` subqueries instead of ``objects o``.
+    ``mode`` says where the object's columns are read:
+
+    ``'objects'``  an objects query: ``objects o``, the inspection fields from the
+                   caller's ``object_aggregates a`` (``'legacy'``: a catalog older than
+                   schema 3, all from ``o``);
+    ``'copies'``   spectra, through their copies of the object's columns (``s.object_*``)
+                   — the ``'*'`` visibility set, whose inspection fields the copies hold;
+    ``'view'``     spectra of a caller with another visibility set: the copies for the
+                   field, the caller's ``object_aggregates`` rows (one ``s.object_id IN``
+                   term, ``object_view``) for the inspection fields;
+    ``'join'``     spectra joined to ``objects o`` (schema version 1).
     """
-    col = {name: f"s.object_{name}" if copies else f"o.{name}"
-           for name in ("field", "redshift", "redshift_quality", "has_photometry")}
+    copies = mode in ("copies", "view")
+    col = {name: f"s.object_{name}" if copies else f"o.{name}" for name in ("field", "has_photometry")}
+    view = "a" if mode in ("objects", "view") else ("s.object_" if mode == "copies" else "o.")
+    derived = {name: f"a.{name}" if view == "a" else f"{view}{name}" for name in ("redshift", "redshift_quality")}
     if q.fields:
         terms["fields"] = _in(col["field"], q.fields)
+    inspection: Terms = {}
     if q.redshift_range:
-        terms["redshift_range"] = (f"{col['redshift']} BETWEEN ? AND ?", list(q.redshift_range))
+        inspection["redshift_range"] = (f"{derived['redshift']} BETWEEN ? AND ?", list(q.redshift_range))
     if q.redshift_quality:
-        terms["redshift_quality"] = _in(col["redshift_quality"], q.redshift_quality)
+        inspection["redshift_quality"] = _in(derived["redshift_quality"], q.redshift_quality)
     if q.inspected_only is not None:
-        terms["inspected_only"] = (f"{col['redshift_quality']} {'>' if q.inspected_only else '='} 0", [])
+        inspection["inspected_only"] = (f"{derived['redshift_quality']} {'>' if q.inspected_only else '='} 0", [])
+    if mode == "view" and inspection:
+        terms["object_view"] = (
+            "s.object_id IN (SELECT a.object_id FROM object_aggregates a WHERE a.visibility = ? AND "
+            + " AND ".join(sql for sql, _ in inspection.values()) + ")",
+            [visibility.key] + [v for _, p in inspection.values() for v in p])
+    else:
+        terms.update(inspection)
     if q.has_photometry is not None:
         terms["has_photometry"] = (f"{col['has_photometry']} = {1 if q.has_photometry else 0}", [])
     if q.tags:
         pred, tp = visibility.tag_predicate("t")
-        sql, p = _in("t.slug", q.tags)
+        sql, p = match_predicate(q.tags, "t", visibility.user)
         if copies:
             terms["tags"] = (f"s.object_id IN (SELECT ot.object_id FROM object_tags ot JOIN tags t "
                              f"ON t.tag_id = ot.tag_id WHERE {sql} AND {pred})", p + tp)
         else:
-            terms["tags"] = (f"EXISTS (SELECT 1 FROM object_tags ot JOIN tags t ON t.tag_id = ot.tag_id "
-                             f"WHERE ot.object_id = o.object_id AND {sql} AND {pred})", p + tp)
+            # the tag's members (object_tags is keyed by tag): one lookup per member, not a probe per object
+            ident = "a.object_id" if mode == "objects" else "o.object_id"
+            terms["tags"] = (f"{ident} IN (SELECT ot.object_id FROM object_tags ot JOIN tags t "
+                             f"ON t.tag_id = ot.tag_id WHERE {sql} AND {pred})", p + tp)
     if q.cone_search:
         cone, cone_params = _cone_terms(q.cone_search)
         if copies:
@@ -148,7 +189,9 @@ def compile_query(q: Query, visibility: Visibility, *, layout: Layout | None = N
     visibility : Visibility
         What the caller may see.
     layout : Layout, optional
-        The catalog's layout (:func:`campfire.catalog.planner.read_layout`); needed for spectra.
+        The catalog's layout (:func:`campfire.catalog.planner.read_layout`); needed for
+        spectra (for objects it says whether the catalog holds the inspection fields per
+        visibility set; assumed when None).
     conn : sqlite3.Connection, optional
         The catalog, for the planner's probes (spectra on a version-2 catalog).
     local_root : str, optional
@@ -172,34 +215,60 @@ def compile_query(q: Query, visibility: Visibility, *, layout: Layout | None = N
     terms: Terms = {}
     vis_sql, vis_params = visibility.program_predicate("s")
     if q.kind == "objects":
-        _object_terms(q, visibility, terms)
+        legacy = layout is not None and not layout.views
+        _object_terms(q, visibility, terms, "legacy" if legacy else "objects")
+        ident = "o.object_id" if legacy else "a.object_id"  # the same value: read where the driver has it
         spec_terms: Terms = {}
         _spectrum_terms(q, spec_terms)
         if spec_terms:
             terms["spectra"] = (
-                f"EXISTS (SELECT 1 FROM spectra s WHERE s.object_id = o.object_id AND {vis_sql} AND "
+                f"EXISTS (SELECT 1 FROM spectra s WHERE s.object_id = {ident} AND {vis_sql} AND "
                 + " AND ".join(sql for sql, _ in spec_terms.values()) + ")",
                 vis_params + [v for _, p in spec_terms.values() for v in p],
             )
         if q.max_snr_range:
             terms["max_snr_range"] = ("a.max_snr BETWEEN ? AND ?", list(q.max_snr_range))
         if q.search:
-            terms["search"] = ("lower(o.object_id) LIKE ? ESCAPE '\\'", [_like(q.search)])
-        from_sql = "FROM objects o JOIN object_aggregates a ON a.object_id = o.object_id AND a.visibility = ?"
-        from_params = [visibility.key]
-        sort_expr = _OBJECT_SORT[q.sort]
+            terms["search"] = (f"lower({ident}) LIKE ? ESCAPE '\\'", [_like(q.search)])
+        path = ObjectPath() if (legacy or conn is None or extra) else object_path(conn, q, terms, visibility.key, count)
+        for name in path.unindexed:  # broad filters: their index must not drive (a unary + hides it)
+            terms[name] = ("+" + terms[name][0], terms[name][1])
+        hint = f" INDEXED BY {path.index}" if path.index else ""
+        sort_expr = _legacy(_OBJECT_SORT[q.sort], legacy)
         tiebreak = "o.object_id"
+        if path.driver == "a":
+            # the caller's rows first (CROSS JOIN keeps that order); objects only when a column of it is needed
+            needs_objects = not count or any(k in terms for k in OBJECT_ONLY_TERMS)
+            from_sql = f"FROM object_aggregates a{hint}" + (
+                " CROSS JOIN objects o ON o.object_id = a.object_id" if needs_objects else "")
+            from_params = []
+            terms = {"visibility": ("a.visibility = ?", [visibility.key]), **terms}
+            sort_expr = "a.object_id" if sort_expr == "o.object_id" else sort_expr
+            tiebreak = "a.object_id"
+        elif path.driver == "o":
+            from_sql = (f"FROM objects o{hint} CROSS JOIN object_aggregates a "
+                        "ON a.object_id = o.object_id AND a.visibility = ?")
+            from_params = [visibility.key]
+        else:
+            from_sql = "FROM objects o JOIN object_aggregates a ON a.object_id = o.object_id AND a.visibility = ?"
+            from_params = [visibility.key]
         if count:
             select, select_params = "SELECT count(*)", []
         else:
             tags_expr, tags_params = _tags_expr(visibility)
-            select = "SELECT " + ", ".join(expr.format(tags=tags_expr) for _, expr, _ in OBJECT_COLUMNS)
+            select = "SELECT " + ", ".join(_legacy(expr, legacy).format(tags=tags_expr) for _, expr, _ in OBJECT_COLUMNS)
             select_params = tags_params
     else:
         if layout is None:
             raise ValueError("compile_query: a spectra query needs the catalog's layout")
         terms["visibility"] = (vis_sql, vis_params)
-        _object_terms(q, visibility, terms, copies=layout.copies)
+        if not layout.copies:
+            mode = "join"
+        elif visibility.key == "*" or not layout.views:
+            mode = "copies"
+        else:
+            mode = "view"
+        _object_terms(q, visibility, terms, mode)
         _spectrum_terms(q, terms)
         if q.max_snr_range:
             terms["max_snr_range"] = ("s.signal_to_noise BETWEEN ? AND ?", list(q.max_snr_range))
@@ -218,13 +287,14 @@ def compile_query(q: Query, visibility: Visibility, *, layout: Layout | None = N
         else:  # schema version 1: the object columns live in objects only
             from_sql = "FROM spectra s JOIN objects o ON o.object_id = s.object_id " + joins
         from_params = []
-        sort_expr = _SPECTRUM_SORT[q.sort]
+        sort_expr = _fit_columns(_SPECTRUM_SORT[q.sort], layout.fit_columns)
         tiebreak = "s.spectrum_id"
         if count:
             select, select_params = "SELECT count(*)", []
         else:
             lp_expr, lp_params = _local_path_expr(local_root)
-            select = "SELECT " + ", ".join(expr.format(local_path=lp_expr) for _, expr, _ in SPECTRUM_COLUMNS)
+            select = "SELECT " + ", ".join(_fit_columns(expr, layout.fit_columns).format(local_path=lp_expr)
+                                           for _, expr, _ in SPECTRUM_COLUMNS)
             select_params = lp_params
     if extra:
         terms["extra"] = (extra[0], list(extra[1]))

@@ -33,6 +33,7 @@ __all__ = [
     "build_query",
     "query_from_params",
     "QUALITY_NAMES",
+    "parse_quality",
     "SORT_COLUMNS",
     "FILTER_NAMES",
     "KNOWN_GRATINGS",
@@ -48,7 +49,8 @@ SORT_COLUMNS = {
     ),
     "spectra": (
         "spectrum_id", "object_id", "target_id", "observation", "grating", "filter", "signal_to_noise",
-        "exposure_time", "redshift_auto", "dq_flags", "reduction_version",
+        "exposure_time", "redshift_auto", "dq_flags", "reduction_version", "redshift_auto_lo",
+        "redshift_auto_hi", "redshift_auto_confidence",
     ),
 }
 DEFAULT_SORT = {"objects": "object_id", "spectra": "spectrum_id"}
@@ -281,33 +283,56 @@ def _items(name: str, value, expected: str) -> list:
         raise ValidationError(f"{name}: expected {expected}, got {value!r}") from None
 
 
+MAX_INT_DIGITS = 18  # every integer of the vocabulary fits in a signed 64-bit SQLite integer
+
+
+def _decimal(name: str, text: str) -> int:
+    """A string of decimal digits as an int, refusing more digits than any parameter needs.
+
+    Python itself refuses to convert strings of more than ~4,300 digits (ValueError, a
+    500 before this check); a 19-digit number already exceeds every id or quality.
+    """
+    if len(text) > MAX_INT_DIGITS:
+        raise ValidationError(f"{name}: expected at most {MAX_INT_DIGITS} digits, got a number of {len(text)} digits")
+    return int(text)
+
+
 def _integer(v) -> bool:
     """True for Python and numpy integers (a column value), never for bools."""
     return isinstance(v, numbers.Integral) and not isinstance(v, (bool, np_bool))
 
 
+def parse_quality(value, name: str = "quality") -> int:
+    """One redshift quality: an int 0-4 or its name (``'secure'``, case-insensitive) → the int.
+
+    Raises
+    ------
+    ValidationError
+        Anything else, naming ``name`` and what is allowed.
+
+    Examples
+    --------
+    >>> parse_quality('Secure'), parse_quality(2), parse_quality('3')
+    (4, 2, 3)
+    """
+    allowed = "0-4 or " + ", ".join(f"{n!r}" for n in QUALITY_NAMES)
+    if isinstance(value, str):
+        key = value.strip().lower()
+        if key in QUALITY_NAMES:
+            return QUALITY_NAMES[key]
+        if not key.isdecimal():
+            raise ValidationError(f"{name}: unknown quality {value!r}; allowed: {allowed}")
+        value = _decimal(name, key)
+    if not _integer(value) or not 0 <= value <= 4:
+        raise ValidationError(f"{name}: expected an int 0-4 or a quality name ({allowed}), got {value!r}")
+    return int(value)
+
+
 def _quality(value) -> tuple[int, ...] | None:
     if value is None:
         return None
-    out = []
-    for v in _items("redshift_quality", value, "ints 0-4 or quality names"):
-        if isinstance(v, str):
-            key = v.strip().lower()
-            if key.isdigit():
-                v = int(key)
-            elif key in QUALITY_NAMES:
-                out.append(QUALITY_NAMES[key])
-                continue
-            else:
-                raise ValidationError(
-                    f"redshift_quality: unknown quality {v!r}; allowed: 0-4 or "
-                    + ", ".join(f"{n!r}" for n in QUALITY_NAMES)
-                )
-        if not _integer(v) or not 0 <= v <= 4:
-            raise ValidationError(
-                f"redshift_quality: expected ints 0-4 or names ({', '.join(QUALITY_NAMES)}), got {v!r}"
-            )
-        out.append(int(v))
+    out = [parse_quality(v, "redshift_quality")
+           for v in _items("redshift_quality", value, "ints 0-4 or quality names")]
     if not out:
         raise ValidationError("redshift_quality: empty list; pass None for no filter")
     return tuple(sorted(set(out)))
@@ -320,8 +345,8 @@ def _programs(value) -> tuple[int | str, ...] | None:
     for v in _items("programs", value, "program ids (int) or slugs (str)"):
         if isinstance(v, (bool, np_bool)):
             raise ValidationError(f"programs: expected program ids or slugs, got {v!r}")
-        if _integer(v) or (isinstance(v, str) and v.strip().isdigit()):
-            pid = int(v)
+        if _integer(v) or (isinstance(v, str) and v.strip().isdecimal()):
+            pid = _decimal("programs", v.strip()) if isinstance(v, str) else int(v)
             # JWST proposal ids are positive; a negative one would come back as a slug over HTTP
             if not 0 < pid < 2**62:
                 raise ValidationError(f"programs: expected a positive program id, got {v!r}")
@@ -473,10 +498,9 @@ def query_from_params(kind: str, params: Mapping[str, str]) -> Query:
                 raise ValidationError(f"{key}: expected true or false, got {raw!r}")
             kwargs[key] = low in ("true", "1")
         elif key in ("limit", "offset"):
-            try:
-                kwargs[key] = int(raw)
-            except ValueError:
-                raise ValidationError(f"{key}: expected an integer, got {raw!r}") from None
+            if not raw.strip().isdecimal():
+                raise ValidationError(f"{key}: expected a non-negative integer, got {raw[:40]!r}")
+            kwargs[key] = _decimal(key, raw.strip())
         else:
             kwargs[key] = raw
     return build_query(kind, **kwargs)

@@ -18,14 +18,14 @@ Examples
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import gc
 import os
 import pathlib
 import sqlite3
 import threading
-from typing import Any, Iterator
+from typing import Any, Iterator, TYPE_CHECKING
 
-from astropy.table import Table
 
 from campfire.catalog.columns import (
     OBJECT_COLUMNS,
@@ -33,17 +33,25 @@ from campfire.catalog.columns import (
     SPECTRUM_COLUMNS,
     TAG_COLUMNS,
     columns_of,
+    inspections_table,
     make_table,
     objects_table,
     row_dict,
     spectra_table,
 )
 from campfire.catalog.compile import compile_query
+from campfire.catalog.consensus import consensus
 from campfire.catalog.db import catalog_path, change_stamp, connect, opened, read_meta
 from campfire.catalog.filters import KNOWN_GRATINGS, Query, Vocabulary
+from campfire.catalog.inspections import add_inspection, inspections_for
 from campfire.catalog.planner import Layout, read_layout
+from campfire.catalog.schema import upgrade_catalog
+from campfire.catalog.tagnames import display_expr
 from campfire.catalog.visibility import Visibility
-from campfire.errors import CampfireError
+from campfire.errors import CampfireError, NotFoundError, ValidationError
+
+if TYPE_CHECKING:
+    from astropy.table import Table
 
 __all__ = ["LocalCatalog"]
 
@@ -65,6 +73,19 @@ def _gc_paused():
         yield
     finally:
         gc.enable()
+
+
+_VALID_CACHE: dict[tuple, bool] = {}
+
+
+def _check_valid(path: pathlib.Path) -> bool:
+    try:
+        with opened(path, timeout=5) as conn:
+            meta = read_meta(conn)
+            conn.execute("SELECT 1 FROM spectra LIMIT 1").fetchall()
+            return "schema_version" in meta
+    except (sqlite3.Error, CampfireError):
+        return False
 
 
 class LocalCatalog:
@@ -92,7 +113,7 @@ class LocalCatalog:
         self.visibility = visibility or Visibility.everything()
         self.expose_paths = expose_paths
         self._local = threading.local()
-        self._vocab_cache: tuple[tuple, Vocabulary] | None = None
+        self._vocab_cache: tuple[tuple, Vocabulary, Visibility] | None = None
         self._layout_cache: tuple[tuple, Layout] | None = None
 
     # -- connections ----------------------------------------------------------------
@@ -122,15 +143,33 @@ class LocalCatalog:
         False
         """
         path = catalog_path(root)
+        try:
+            # asked before every query of a client: remembered until the file changes
+            key = (str(path), path.stat().st_ino, *change_stamp(path))
+        except OSError:
+            return False
         if not path.is_file():
             return False
+        valid = _VALID_CACHE.get(key)
+        if valid is None:
+            valid = _check_valid(path)
+            if len(_VALID_CACHE) > 64:
+                _VALID_CACHE.clear()
+            _VALID_CACHE[key] = valid
+        return valid
+
+    def _resolve(self, q: Query) -> Query:
+        """``q`` checked against this catalog's names; on a synced copy an unknown name may be
+        newer than the copy, and the message says how to bring it in."""
         try:
-            with opened(path, timeout=5) as conn:
-                meta = read_meta(conn)
-                conn.execute("SELECT 1 FROM spectra LIMIT 1").fetchall()
-                return "schema_version" in meta
-        except (sqlite3.Error, CampfireError):
-            return False
+            return q.resolve(self.vocabulary())
+        except ValidationError as err:
+            if self.meta("owner") != "client":
+                raise
+            when = self.meta("last_synced") or "an earlier sync"
+            raise ValidationError(f"{err}. This is a synced copy of the server's catalog (last synced {when}): "
+                                  "a tag, observation or program added on the server since then appears "
+                                  "after cf.sync()") from None
 
     def meta(self, key: str) -> str | None:
         """One ``archive_meta`` value (``last_synced``, ``owner``, ...), or None."""
@@ -148,11 +187,27 @@ class LocalCatalog:
 
     def vocabulary(self) -> Vocabulary:
         """The fields, programs, observations and tags this caller may name in a query."""
+        return self._cached()[0]
+
+    def caller_visibility(self) -> Visibility:
+        """:attr:`visibility`, with the user a synced copy was synced as.
+
+        Tag names are read from the caller's point of view (:mod:`campfire.catalog.tagnames`):
+        on a client's synced copy the caller is its ``sync_user``.
+        """
+        return self._cached()[1]
+
+    def _cached(self) -> tuple[Vocabulary, Visibility]:
         stamp = change_stamp(self.db_path)
         if self._vocab_cache and self._vocab_cache[0] == stamp:
-            return self._vocab_cache[1]
-        vis, params = self.visibility.program_predicate("p")
+            return self._vocab_cache[1:]
         conn = self.conn
+        visibility = self.visibility
+        if visibility.user is None and visibility.all_tags:
+            synced_as = read_meta(conn).get("sync_user")
+            if synced_as:
+                visibility = dataclasses.replace(visibility, user=synced_as)
+        vis, params = visibility.program_predicate("p")
         programs = {
             slug.lower(): pid
             for slug, pid in conn.execute(f"SELECT slug, program_id FROM programs p WHERE {vis}", params)
@@ -160,8 +215,12 @@ class LocalCatalog:
         obs = conn.execute(
             f"SELECT observation, field FROM observations ob JOIN programs p USING (program_id) WHERE {vis}", params
         ).fetchall()
-        tag_pred, tag_params = self.visibility.tag_predicate("t")
-        tags = {r[0] for r in conn.execute(f"SELECT DISTINCT slug FROM tags t WHERE {tag_pred}", tag_params)}
+        tag_pred, tag_params = visibility.tag_predicate("t")
+        name, name_params = display_expr("t", visibility.user)
+        # every visible tag by the name the caller writes, and every user tag as owner/slug as well
+        tags = {r[0] for r in conn.execute(
+            f"SELECT {name} FROM tags t WHERE {tag_pred} UNION SELECT t.owner || '/' || t.slug FROM tags t "
+            f"WHERE t.kind != 'system' AND {tag_pred}", name_params + tag_params + tag_params)}
         vocab = Vocabulary(
             fields=frozenset(r[1] for r in obs),
             programs=programs,
@@ -169,8 +228,8 @@ class LocalCatalog:
             observations=frozenset(r[0] for r in obs),
             tags=frozenset(tags),
         )
-        self._vocab_cache = (stamp, vocab)
-        return vocab
+        self._vocab_cache = (stamp, vocab, visibility)
+        return vocab, visibility
 
     def compile(self, q: Query, *, count: bool = False, extra: tuple[str, list] | None = None) -> tuple[str, list]:
         """SQL and parameters for a resolved ``q`` (see :func:`campfire.catalog.compile.compile_query`).
@@ -178,9 +237,9 @@ class LocalCatalog:
         For spectra on a version-2 catalog this may probe the catalog (a few capped
         index counts) to choose the access path.
         """
-        layout = self._layout() if q.kind == "spectra" else None
+        layout = self._layout()
         local_root = str(self.root) + os.sep if self.expose_paths else None
-        return compile_query(q, self.visibility, layout=layout, conn=self.conn, local_root=local_root,
+        return compile_query(q, self.caller_visibility(), layout=layout, conn=self.conn, local_root=local_root,
                              count=count, extra=extra)
 
     # -- queries --------------------------------------------------------------------
@@ -201,7 +260,7 @@ class LocalCatalog:
         ValidationError
             A name in ``q`` this catalog does not know (field, program, tag, ...).
         """
-        q = q.resolve(self.vocabulary())
+        q = self._resolve(q)
         sql, params = self.compile(q)
         with _gc_paused():
             rows = self.conn.execute(sql, params).fetchall()
@@ -223,7 +282,7 @@ class LocalCatalog:
         ValidationError
             A name in ``q`` this catalog does not know.
         """
-        q = q.resolve(self.vocabulary())
+        q = self._resolve(q)
         sql, params = self.compile(q, count=True)
         return int(self.conn.execute(sql, params).fetchone()[0])
 
@@ -241,7 +300,7 @@ class LocalCatalog:
         iterator of dict
             One dict per row, keyed by the query's column names.
         """
-        q = q.resolve(self.vocabulary())
+        q = self._resolve(q)
         sql, params = self.compile(q)
         columns = columns_of(q.kind)
         with opened(self.db_path) as conn:  # own connection: the caller may query meanwhile
@@ -252,7 +311,7 @@ class LocalCatalog:
 
     def query_rows(self, q: Query) -> list[tuple]:
         """Raw row tuples (for the server's JSON encoding)."""
-        q = q.resolve(self.vocabulary())
+        q = self._resolve(q)
         sql, params = self.compile(q)
         return self.conn.execute(sql, params).fetchall()
 
@@ -354,3 +413,59 @@ class LocalCatalog:
             "objects": c.execute("SELECT count(*) FROM object_aggregates WHERE visibility = ?", (key,)).fetchone()[0],
             "spectra": c.execute(f"SELECT count(*) FROM spectra s WHERE {vis}", params).fetchone()[0],
         }
+
+    # -- inspections ------------------------------------------------------------------------
+    def inspections(self, object_id: str) -> Table:
+        """The object's inspection records this caller may see (oldest first), the consensus in ``meta``.
+
+        On a client's synced copy these are the records its server exported (those
+        resting on spectra the user may see; in blind mode the user's own).
+
+        Raises
+        ------
+        NotFoundError
+            No such object (for this caller).
+        CampfireError
+            The catalog predates inspections (schema < 3): sync again, or upgrade it.
+        """
+        if self.object_row(object_id) is None:
+            raise NotFoundError(f"object {object_id!r} not found")
+        try:
+            records = inspections_for(self.conn, object_id, self.visibility)
+        except sqlite3.OperationalError as err:
+            raise CampfireError(f"{self.db_path} keeps no inspections yet (an older catalog schema): sync again, or "
+                                f"upgrade it with python -m campfire.catalog.schema upgrade {self.root}") from err
+        return inspections_table(object_id, records, consensus(records))
+
+    def inspect(self, object_id: str, *, quality, redshift=None, comment: str = "", issues=None,
+                resolves_conflict: bool = False, reviewer: str | None = None) -> dict[str, Any]:
+        """Store an inspection in this archive root (one a pipeline or server owns, not a synced copy).
+
+        Parameters are those of :func:`campfire.catalog.inspections.add_inspection`
+        (``reviewer`` is required here: there is no login). The inspection rests on all of
+        the object's spectra with their current sha256.
+
+        Returns
+        -------
+        dict
+            The stored record with the object's new ``consensus``.
+
+        Raises
+        ------
+        CampfireError
+            This is a client's synced copy: its grades belong on its server.
+        ValidationError, NotFoundError
+            A bad value, naming the parameter; an unknown object.
+        """
+        if self.meta("owner") == "client":
+            raise CampfireError(f"{self.root} is a synced copy of a server's catalog: a grade given here would be "
+                                "lost at the next sync. Grade through the server (Campfire(base_url=...).inspect).")
+        if reviewer is None:
+            raise ValidationError("reviewer: required to grade in a local archive root (there is no login here)")
+        with opened(self.db_path, readonly=False) as conn:
+            upgrade_catalog(conn)  # an older root gets the inspections table first
+            with conn:
+                record = add_inspection(conn, object_id, reviewer, quality=quality, redshift=redshift,
+                                        comment=comment, issues=issues, resolves_conflict=resolves_conflict)
+            seen = consensus(inspections_for(conn, object_id, self.visibility))
+        return {**record, "consensus": seen}

@@ -1,4 +1,4 @@
-"""The access path of a spectra query: which index (if any) SQLite should use.
+"""The access paths of catalog queries: which index (if any) SQLite should use.
 
 SQLite 3.40 without STAT4 has no histograms and over-rates index lookups, so
 :func:`access_path` chooses the path of every ``query_spectra`` on a version-2
@@ -7,6 +7,12 @@ alone (a few ms); an index is used when it narrows the rows to under
 :data:`_SELECTIVE` of the table, otherwise the table is scanned once (≈ 0.2 s per
 million spectra, where a million index lookups take seconds). :func:`read_layout`
 says what a catalog file offers (schema version, indexes, size).
+
+:func:`object_path` does the same for ``query_objects``: which table drives the
+join of ``objects`` and the caller's ``object_aggregates`` and through which index
+(a selective filter's index, the sort column's index for a page, or a walk of the
+caller's rows in object_id order), so that a page of 100 objects out of 400,000 stops
+after the page instead of reading every matching object.
 """
 from __future__ import annotations
 
@@ -18,9 +24,9 @@ import threading
 from dataclasses import dataclass
 
 from campfire.catalog.filters import Query
-from campfire.catalog.schema import SCHEMA_VERSION, has_object_copies
+from campfire.catalog.schema import FIT_COLUMNS, SCHEMA_VERSION, has_inspection_views, has_object_copies
 
-__all__ = ["Layout", "read_layout", "access_path"]
+__all__ = ["Layout", "read_layout", "access_path", "ObjectPath", "object_path"]
 
 log = logging.getLogger("campfire.catalog")
 
@@ -36,6 +42,7 @@ _DRIVERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("spectra_observation", ("observations",)),
     ("spectra_field_redshift", ("fields", "redshift_range")),
     ("spectra_object", ("tags",)),
+    ("spectra_object", ("object_view",)),
     ("spectra_program", ("programs",)),
     ("spectra_redshift", ("redshift_range",)),
     ("spectra_grating", ("gratings", "max_snr_range")),
@@ -55,6 +62,8 @@ class Layout:
     indexes: frozenset[str]      # the indexes on spectra
     pk_index: str | None         # the spectrum_id index
     n_spectra: int
+    views: bool = True           # object_aggregates has the inspection fields (schema version 3)
+    fit_columns: bool = True     # spectra has redshift_auto's interval and confidence (schema version 4)
 
 
 def _warn_old_schema(db_path: pathlib.Path) -> None:
@@ -86,6 +95,8 @@ def read_layout(conn: sqlite3.Connection, db_path: pathlib.Path) -> Layout:
         indexes=frozenset(indexes),
         pk_index=next((name for name, origin in indexes.items() if origin == "pk"), None),
         n_spectra=int(n),
+        views=has_inspection_views(conn),
+        fit_columns=set(FIT_COLUMNS) <= {r[1] for r in conn.execute("PRAGMA table_info(spectra)")},
     )
 
 
@@ -158,3 +169,98 @@ def access_path(conn: sqlite3.Connection, q: Query, terms: dict[str, tuple[str, 
                            and (order == layout.pk_index or q.offset + q.limit <= _PAGE_WALK)):
             return f" INDEXED BY {order}"
     return " NOT INDEXED"
+
+
+# ------------------------------------------------------------------------------ objects
+_AGG_PK = "sqlite_autoindex_object_aggregates_1"  # (visibility, object_id): the caller's rows in object_id order
+_AGG_DRIVERS = {"redshift_range": "object_aggregates_redshift", "max_snr_range": "object_aggregates_snr"}
+_AGG_ORDER = {"redshift": "object_aggregates_redshift", "max_snr": "object_aggregates_snr"}
+# the filters on object_aggregates whose columns an index could drive: neutralised when they are broad
+_AGG_TERMS = ("redshift_range", "max_snr_range", "redshift_quality", "inspected_only")
+# filters read from objects o: the join to objects is needed to test them
+OBJECT_ONLY_TERMS = ("fields", "has_photometry", "cone_search")
+
+
+@dataclass(frozen=True)
+class ObjectPath:
+    """How an objects query reads its rows.
+
+    ``driver``: ``'a'`` (the caller's ``object_aggregates`` rows first, then ``objects``),
+    ``'o'`` (``objects`` first) or ``''`` (SQLite decides); ``index`` the driver's index;
+    ``unindexed`` the terms whose column must not drive (written ``+column``).
+    """
+
+    driver: str = ""
+    index: str | None = None
+    unindexed: frozenset[str] = frozenset()
+
+
+def _objects_estimate(conn: sqlite3.Connection) -> int:
+    with contextlib.suppress(sqlite3.Error):  # no sqlite_stat1 before the first ANALYZE
+        row = conn.execute("SELECT stat FROM sqlite_stat1 WHERE tbl = 'objects' "
+                           "AND idx = 'sqlite_autoindex_objects_1'").fetchone()
+        if row:
+            return int(row[0].split()[0])
+    return int(conn.execute("SELECT max(rowid) FROM objects").fetchone()[0] or 0)
+
+
+def object_path(conn: sqlite3.Connection, q: Query, terms: dict[str, tuple[str, list]], visibility_key: str,
+                count: bool) -> ObjectPath:
+    """The access path of an objects query (see the module docstring).
+
+    A filter on an indexed column (redshift, best S/N, field) drives the query when a
+    capped count over its index alone says it keeps under :data:`_SELECTIVE` of the
+    objects. Otherwise a page sorted by object_id walks the caller's
+    ``object_aggregates`` rows in object_id order (its primary key), one sorted by
+    redshift or best S/N walks that index, and both stop after the page; anything else
+    reads the caller's rows once, testing the cheap ``object_aggregates`` filters
+    before looking an object up. Measured on the 1,000,000-spectrum catalog (395,875
+    objects, CPU): fields=uds, 4<z<8, quality 3-4 sorted by object_id, 100 rows:
+    ≈2 s → 4 ms; its count 1.9 s → 0.17 s; tags=lrd's count 1.2 s → 0.05 s.
+
+    Parameters
+    ----------
+    conn : sqlite3.Connection
+        The catalog, for the probes.
+    q : Query
+        The resolved query.
+    terms : dict
+        Its WHERE terms by filter name, as :func:`campfire.catalog.compile.compile_query` builds them.
+    visibility_key : str
+        The caller's ``object_aggregates`` visibility set.
+    count : bool
+        The query counts rows instead of returning them.
+    """
+    if "cone_search" in terms or "search" in terms:
+        return ObjectPath()  # the R*Tree / a text match: SQLite's own plan
+    cap = max(_MIN_CAP, int(_objects_estimate(conn) * _SELECTIVE))
+    best, best_n = None, cap
+    for name, index in _AGG_DRIVERS.items():
+        if name in terms and best_n:
+            sql, params = terms[name]
+            probe = (f"SELECT count(*) FROM (SELECT 1 FROM object_aggregates a INDEXED BY {index} "
+                     f"WHERE a.visibility = ? AND {sql} LIMIT ?)")
+            n = conn.execute(probe, [visibility_key] + params + [best_n]).fetchone()[0]
+            if n < best_n:
+                best, best_n = (name, index), n
+    if "fields" in terms and best_n:
+        sql, params = terms["fields"]
+        n = conn.execute(f"SELECT count(*) FROM (SELECT 1 FROM objects o INDEXED BY objects_field WHERE {sql} LIMIT ?)",
+                         params + [best_n]).fetchone()[0]
+        if n < best_n:
+            best, best_n = ("fields", "objects_field"), n
+    present = frozenset(k for k in _AGG_TERMS if k in terms)
+    if best is not None:
+        name, index = best
+        return ObjectPath("o" if name == "fields" else "a", index, present - {name})
+    if count:
+        if present:
+            return ObjectPath("a", _AGG_PK, present)
+        if "fields" in terms:
+            return ObjectPath("o", "objects_field")
+        return ObjectPath("a")  # SQLite counts over the caller's smallest index
+    order = _AGG_ORDER.get(q.sort)
+    if order is not None and q.limit is not None and q.offset + q.limit <= _PAGE_WALK:
+        keep = {"redshift": "redshift_range", "max_snr": "max_snr_range"}[q.sort]
+        return ObjectPath("a", order, present - {keep})
+    return ObjectPath("a", _AGG_PK, present)

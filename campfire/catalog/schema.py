@@ -12,11 +12,23 @@ Schema versions (``archive_meta.schema_version``):
    kept equal by triggers, so ``query_spectra``'s object-level filters need no join
    to ``objects`` (a 50,000-row answer from 1,000,000 spectra without a field filter
    took 2-5 s through the join, 0.5 s now: bench/RESULTS.md). New files get 16 KiB pages.
+3. reviewers' ``inspections`` are kept as records, and ``object_aggregates`` holds
+   the inspection fields per visibility set (:data:`VIEW_COLUMNS`, derived from the
+   inspections each set may see: :mod:`campfire.catalog.aggregates`).
+4. ``spectra`` carries the automatic redshift's 68% interval and confidence
+   (:data:`FIT_COLUMNS`: ``redshift_auto_lo``, ``redshift_auto_hi``,
+   ``redshift_auto_confidence``). An upgrade adds them empty (NULL): they are filled
+   when the spectrum is fitted again (a new ingest of the file, a demo rebuild).
 
-:func:`upgrade_catalog` brings a version-1 file to version 2 in place (one transaction;
-6 s per million spectra, plus 8 s to repack the file). A version-1 catalog that is not upgraded still
-answers every query, through the join (see ``LocalCatalog``); writers that finish
-with :func:`finalize_catalog` (demo builds, sync) upgrade it.
+:func:`upgrade_catalog` brings an older file to the current version in place (one
+transaction; version 1 → 2: 6 s per million spectra, plus 8 s to repack the file). On
+the way to version 3, the grades of a pipeline's or server's catalog become inspection
+records of the reviewer :data:`CARRIED_OVER` resting on all of the object's spectra (so
+a grade that may rest on a proprietary spectrum stays with that program's members); a
+client's synced copy keeps the values its server sent. A version-1 catalog that is
+not upgraded still answers every query, through the join (see ``LocalCatalog``), and a
+version-2 one with the objects' own inspection fields; writers that finish with
+:func:`finalize_catalog` (demo builds, sync) and the server upgrade them.
 From the shell: ``python -m campfire.catalog.schema upgrade ROOT`` (which also repacks
 the file, see :func:`repack_catalog`).
 
@@ -38,19 +50,21 @@ import sqlite3
 import sys
 import time
 
+from campfire.catalog.aggregates import refresh_inspected, visibility_keys, visible_program_ids
 from campfire.catalog.db import catalog_path, connect, opened, read_meta, write_meta
 
-__all__ = ["SCHEMA_PATH", "SCHEMA_VERSION", "OBJECT_COPIES", "EXPORT_TABLES", "schema_statements", "create_catalog",
-           "finalize_catalog", "has_object_copies", "fill_object_copies", "upgrade_catalog", "repack_catalog"]
+__all__ = ["SCHEMA_PATH", "SCHEMA_VERSION", "OBJECT_COPIES", "VIEW_COLUMNS", "CARRIED_OVER", "EXPORT_TABLES", "FIT_COLUMNS",
+           "schema_statements", "create_catalog", "finalize_catalog", "has_object_copies", "has_inspection_views",
+           "fill_object_copies", "upgrade_catalog", "repack_catalog"]
 
 log = logging.getLogger("campfire.catalog")
 
 SCHEMA_PATH = pathlib.Path(__file__).with_name("schema.sql")
-SCHEMA_VERSION = "2"
+SCHEMA_VERSION = "4"
 
 # the tables a server's export carries to a client (not archive_meta, local_files or the demo's truth)
 EXPORT_TABLES = ("programs", "observations", "objects", "photometry", "spectra", "object_aggregates",
-                 "tags", "object_tags")
+                 "tags", "object_tags", "inspections")
 
 # spectra column -> the objects column it copies (schema version 2)
 OBJECT_COPIES = {
@@ -62,6 +76,21 @@ OBJECT_COPIES = {
 
 _COPY_TYPES = {"object_field": "TEXT", "object_redshift": "REAL", "object_redshift_quality": "INTEGER",
                "object_has_photometry": "INTEGER"}
+
+# spectra columns of schema version 4: what fit_redshift says of redshift_auto
+FIT_COLUMNS = {"redshift_auto_lo": "REAL", "redshift_auto_hi": "REAL", "redshift_auto_confidence": "REAL"}
+
+# object_aggregates columns of schema version 3 (the inspection fields per visibility set)
+VIEW_COLUMNS = {
+    "redshift": "REAL",
+    "redshift_inspected": "REAL",
+    "redshift_quality": "INTEGER NOT NULL DEFAULT 0",
+    "inspection_state": "TEXT NOT NULL DEFAULT 'none'",
+    "n_reviewers": "INTEGER NOT NULL DEFAULT 0",
+    "inspected_at": "TEXT",
+}
+# the reviewer of the grades a catalog held before inspections were recorded (schema 2 → 3)
+CARRIED_OVER = "catalog:carried-over"
 
 
 def schema_statements() -> tuple[list[str], list[str]]:
@@ -140,6 +169,12 @@ def has_object_copies(conn: sqlite3.Connection) -> bool:
     return set(OBJECT_COPIES) <= cols
 
 
+def has_inspection_views(conn: sqlite3.Connection) -> bool:
+    """True when ``object_aggregates`` has the inspection fields of schema version 3."""
+    cols = {r[1] for r in conn.execute("PRAGMA table_info(object_aggregates)")}
+    return set(VIEW_COLUMNS) <= cols
+
+
 def fill_object_copies(conn: sqlite3.Connection, *, only_missing: bool = True) -> int:
     """Set the spectra's copies of their object's columns from ``objects``; the number of rows set.
 
@@ -195,7 +230,11 @@ def _upgrade(conn: sqlite3.Connection) -> bool:
         added = [c for c in OBJECT_COPIES if c not in cols]
         for col in added:
             conn.execute(f"ALTER TABLE spectra ADD COLUMN {col} {_COPY_TYPES[col]}")
+        for col, decl in FIT_COLUMNS.items():  # schema 4: empty until the spectrum is fitted again
+            if col not in cols:
+                conn.execute(f"ALTER TABLE spectra ADD COLUMN {col} {decl}")
         filled = fill_object_copies(conn, only_missing=True)  # before the new indexes: cheaper
+        views = _add_inspections(conn)
         for stmt in schema_statements()[1]:  # IF NOT EXISTS: only the missing ones are built
             conn.execute(stmt)
         write_meta(conn, {"schema_version": SCHEMA_VERSION})
@@ -204,21 +243,57 @@ def _upgrade(conn: sqlite3.Connection) -> bool:
         if conn.in_transaction:
             conn.execute("ROLLBACK")
         raise
-    if added or filled:
+    if added or filled or views:
         conn.execute("ANALYZE")  # the new indexes need statistics for the planner
         conn.commit()
-    log.info("catalog upgraded to schema %s (%d spectra rows filled) in %.1f s",
-             SCHEMA_VERSION, filled, time.perf_counter() - t0)
+    log.info("catalog upgraded to schema %s (%d spectra rows filled, inspection fields %s) in %.1f s",
+             SCHEMA_VERSION, filled, "derived" if views else "current", time.perf_counter() - t0)
+    return True
+
+
+def _add_inspections(conn: sqlite3.Connection) -> bool:
+    """Schema 3: the inspections table and the per-visibility inspection fields; True if they were added."""
+    has_table = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'inspections'").fetchone()
+    if has_table and has_inspection_views(conn):
+        return False
+    for stmt in schema_statements()[0]:
+        if re.match(r"CREATE TABLE IF NOT EXISTS inspections\b", stmt):
+            conn.execute(stmt)
+    cols = {r[1] for r in conn.execute("PRAGMA table_info(object_aggregates)")}
+    for col, decl in VIEW_COLUMNS.items():
+        if col not in cols:
+            conn.execute(f"ALTER TABLE object_aggregates ADD COLUMN {col} {decl}")
+    if read_meta(conn).get("owner") == "client":
+        # a synced copy: its objects hold what the server let this user see
+        conn.execute("UPDATE object_aggregates SET redshift = o.redshift, redshift_inspected = o.redshift_inspected, "
+                     "redshift_quality = o.redshift_quality FROM objects o "
+                     "WHERE o.object_id = object_aggregates.object_id AND object_aggregates.visibility = '*'")
+        return True
+    if not has_table:
+        # the grades held so far become records resting on every spectrum of the object
+        conn.execute(
+            "INSERT INTO inspections (object_id, reviewer, redshift, quality, comment, issues, spectra_seen, "
+            "resolves_conflict, created_at, recorded_at) "
+            "SELECT o.object_id, ?, o.redshift_inspected, o.redshift_quality, ?, 0, "
+            "(SELECT json_group_array(json_object('spectrum_id', s.spectrum_id, 'sha256', s.file_hash)) "
+            " FROM (SELECT spectrum_id, file_hash FROM spectra WHERE object_id = o.object_id ORDER BY spectrum_id) s), "
+            "0, o.updated_at, o.updated_at FROM objects o "
+            "WHERE o.redshift_quality > 0 AND EXISTS (SELECT 1 FROM spectra s WHERE s.object_id = o.object_id)",
+            (CARRIED_OVER, "grade held by the catalog before inspections were recorded (schema 2)"))
+    for key in set(visibility_keys(conn)) | {"*"}:
+        refresh_inspected(conn, key, visible_program_ids(conn, key))
     return True
 
 
 def _complete(conn: sqlite3.Connection) -> bool:
-    """Every column, index and trigger of the current schema is there."""
-    if not has_object_copies(conn):
+    """Every column, table, index and trigger of the current schema is there."""
+    if not has_object_copies(conn) or not has_inspection_views(conn):
         return False
-    names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type IN ('index', 'trigger')")}
+    if not set(FIT_COLUMNS) <= {r[1] for r in conn.execute("PRAGMA table_info(spectra)")}:
+        return False
+    names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type IN ('index', 'trigger', 'table')")}
     wanted = {re.search(r"IF NOT EXISTS\s+(\w+)", s).group(1) for s in schema_statements()[1]}
-    return wanted <= names
+    return wanted <= names and "inspections" in names
 
 
 def repack_catalog(path: str | os.PathLike, page_size: int = 16384) -> bool:

@@ -1,9 +1,11 @@
 -- campfire catalog schema: one file shared by the pipeline (demo builder), the server
 -- and the client's synced copy (<root>/meta/campfire.db). Values are stored lower-case
 -- (fields, observations, tags), gratings/filters upper-case, program slugs as given.
--- Schema version 2 (campfire.catalog.schema.SCHEMA_VERSION): spectra carry copies of their
+-- Schema version 3 (campfire.catalog.schema.SCHEMA_VERSION): spectra carry copies of their
 -- object's field, redshift, redshift_quality and has_photometry, kept equal by the triggers
--- at the end; campfire.catalog.schema.upgrade_catalog() brings a version-1 file up to date.
+-- at the end (version 2); reviewers' inspections are records, and the inspection fields an
+-- object shows are derived from the ones a caller may see (version 3);
+-- campfire.catalog.schema.upgrade_catalog() brings an older file up to date.
 PRAGMA foreign_keys = ON;
 -- 16 KiB pages: a scan of a million spectra rows takes ~30 % less time than with 4 KiB
 -- (fewer pages to fetch and parse). Only a new, empty file takes it (or a VACUUM).
@@ -42,8 +44,8 @@ CREATE TABLE IF NOT EXISTS objects (
     cz                 REAL NOT NULL,
     redshift           REAL,                     -- best: inspected if graded > 1 else auto
     redshift_auto      REAL,
-    redshift_inspected REAL,
-    redshift_quality   INTEGER NOT NULL DEFAULT 0 CHECK (redshift_quality BETWEEN 0 AND 4),
+    redshift_inspected REAL,                     -- consensus of all inspections (per visibility set:
+    redshift_quality   INTEGER NOT NULL DEFAULT 0 CHECK (redshift_quality BETWEEN 0 AND 4),  -- aggregates)
     has_photometry     INTEGER NOT NULL DEFAULT 0,
     phot_catalog       TEXT,
     photo_z            REAL,
@@ -83,7 +85,10 @@ CREATE TABLE IF NOT EXISTS spectra (
     object_field            TEXT,            -- copies of the object's field, redshift, redshift_quality
     object_redshift         REAL,            -- and has_photometry (the triggers at the end keep them
     object_redshift_quality INTEGER,         -- equal): query_spectra filters on them without a join.
-    object_has_photometry   INTEGER          -- NULL only while the object is missing
+    object_has_photometry   INTEGER,         -- NULL only while the object is missing
+    redshift_auto_lo         REAL,           -- the 68% interval of redshift_auto (16th-84th
+    redshift_auto_hi         REAL,           -- percentiles of p(z)) and its confidence (schema 4;
+    redshift_auto_confidence REAL            -- NULL where the fit predates it or did not run)
 );
 CREATE INDEX IF NOT EXISTS spectra_object ON spectra (object_id);
 CREATE INDEX IF NOT EXISTS spectra_grating ON spectra (grating, signal_to_noise);
@@ -96,18 +101,46 @@ CREATE INDEX IF NOT EXISTS spectra_redshift ON spectra (object_redshift);
 
 -- Cross-spectrum aggregates, materialised per visibility set so a non-member never sees
 -- a proprietary program through them. visibility = '*' (all programs), '' (public only)
--- or the comma-joined sorted ids of the visible proprietary programs.
+-- or the comma-joined sorted ids of the visible proprietary programs. The inspection fields
+-- are the consensus of the inspections this set may see (campfire.catalog.consensus): a
+-- grade resting on a proprietary spectrum never shows outside its program.
 CREATE TABLE IF NOT EXISTS object_aggregates (
-    visibility        TEXT NOT NULL,
-    object_id         TEXT NOT NULL,
-    n_spectra         INTEGER NOT NULL,
-    max_snr           REAL,
-    max_exposure_time REAL,
-    programs          TEXT NOT NULL,             -- comma-joined slugs, sorted
-    gratings          TEXT NOT NULL,             -- comma-joined, sorted
+    visibility         TEXT NOT NULL,
+    object_id          TEXT NOT NULL,
+    n_spectra          INTEGER NOT NULL,
+    max_snr            REAL,
+    max_exposure_time  REAL,
+    programs           TEXT NOT NULL,            -- comma-joined slugs, sorted
+    gratings           TEXT NOT NULL,            -- comma-joined, sorted
+    redshift           REAL,                     -- best: inspected if graded > 1 else objects.redshift_auto
+    redshift_inspected REAL,
+    redshift_quality   INTEGER NOT NULL DEFAULT 0,
+    inspection_state   TEXT NOT NULL DEFAULT 'none',  -- none|single|consensus|conflict|resolved
+    n_reviewers        INTEGER NOT NULL DEFAULT 0,
+    inspected_at       TEXT,                     -- recorded_at of the latest visible inspection
     PRIMARY KEY (visibility, object_id)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS object_aggregates_snr ON object_aggregates (visibility, max_snr);
+CREATE INDEX IF NOT EXISTS object_aggregates_redshift ON object_aggregates (visibility, redshift);
+
+-- One row per reviewer's judgement of an object, never changed or deleted (the triggers at
+-- the end refuse it): a new judgement is a new row. campfire.catalog.inspections writes and
+-- reads them; an inspection is visible to a caller who may see every spectrum it rests on.
+CREATE TABLE IF NOT EXISTS inspections (
+    inspection_id     INTEGER PRIMARY KEY,
+    object_id         TEXT NOT NULL,
+    reviewer          TEXT NOT NULL,             -- account name, or e.g. dja:<initials> for imported grades
+    redshift          REAL,
+    quality           INTEGER NOT NULL CHECK (quality BETWEEN 0 AND 4),
+    comment           TEXT NOT NULL DEFAULT '',
+    issues            INTEGER NOT NULL DEFAULT 0,    -- 1 BAD_SPECTRUM, 2 WRONG_EXTRACTION, 4 CONTAMINATED
+    spectra_seen      TEXT NOT NULL,             -- JSON [{"spectrum_id": ..., "sha256": ...}, ...]
+    resolves_conflict INTEGER NOT NULL DEFAULT 0 CHECK (resolves_conflict IN (0, 1)),
+    created_at        TEXT NOT NULL,             -- ISO time (UTC) of the judgement (imported grades: their own)
+    recorded_at       TEXT NOT NULL              -- ISO time (UTC) it entered this catalog
+);
+CREATE INDEX IF NOT EXISTS inspections_object ON inspections (object_id, inspection_id);
+CREATE INDEX IF NOT EXISTS inspections_reviewer ON inspections (reviewer, object_id);
 
 CREATE TABLE IF NOT EXISTS photometry (
     object_id  TEXT NOT NULL REFERENCES objects (object_id),
@@ -216,4 +249,12 @@ BEGIN
     UPDATE spectra SET object_field = NULL, object_redshift = NULL, object_redshift_quality = NULL,
         object_has_photometry = NULL
     WHERE object_id = OLD.object_id;
+END;
+CREATE TRIGGER IF NOT EXISTS inspections_keep_history BEFORE UPDATE ON inspections
+BEGIN
+    SELECT RAISE(ABORT, 'inspections are history: add a new inspection instead of changing one');
+END;
+CREATE TRIGGER IF NOT EXISTS inspections_keep_rows BEFORE DELETE ON inspections
+BEGIN
+    SELECT RAISE(ABORT, 'inspections are history: they are never deleted');
 END;

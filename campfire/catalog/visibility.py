@@ -56,6 +56,21 @@ class Visibility:
             return "0", []
         return f"{alias}.program_id IN ({','.join('?' * len(ids))})", ids
 
+    def inspection_predicate(self, alias: str = "i", spectra: str = "spectra") -> tuple[str, list]:
+        """SQL (and parameters) keeping the visible rows of ``inspections`` (as ``alias``).
+
+        An inspection is visible when every spectrum it rests on (its ``spectra_seen``)
+        is in the catalog (``spectra``: the table, e.g. ``src.spectra``) and of a
+        visible program — so a grade resting on a proprietary spectrum shows to that
+        program's members only.
+        """
+        if self.program_ids is None:
+            return "1", []
+        pred, params = self.program_predicate("sp")
+        return (f"NOT EXISTS (SELECT 1 FROM json_each({alias}.spectra_seen) j LEFT JOIN {spectra} sp "
+                f"ON sp.spectrum_id = json_extract(j.value, '$.spectrum_id') "
+                f"WHERE sp.program_id IS NULL OR NOT ({pred}))", params)
+
     def tag_predicate(self, alias: str = "t") -> tuple[str, list]:
         """SQL (and parameters) keeping the visible rows of ``tags`` (as ``alias``)."""
         if self.all_tags:

@@ -37,6 +37,7 @@ __all__ = [
     "TAG_FIELDS",
     "OBJECT_TAG_FIELDS",
     "LOCAL_FILE_FIELDS",
+    "INSPECTION_FIELDS",
     "insert_sql",
     "unit_vector",
 ]
@@ -51,12 +52,15 @@ OBJECT_FIELDS = (
 SPECTRUM_FIELDS = (
     "spectrum_id", "object_id", "target_id", "observation", "program_id", "grating", "filter", "fits_path",
     "signal_to_noise", "exposure_time", "reduction_version", "redshift_auto", "dq_flags", "file_hash",
-    "file_size", "n_pix", "wave_min", "wave_max", "updated_at",
+    "file_size", "n_pix", "wave_min", "wave_max", "updated_at", "redshift_auto_lo", "redshift_auto_hi",
+    "redshift_auto_confidence",
 )
 PHOTOMETRY_FIELDS = ("object_id", "band", "flux", "flux_err", "wavelength")
 TAG_FIELDS = ("tag_id", "slug", "name", "description", "kind", "owner", "updated_at")
 OBJECT_TAG_FIELDS = ("tag_id", "object_id")
 LOCAL_FILE_FIELDS = ("spectrum_id", "sha256", "size", "downloaded_at")
+INSPECTION_FIELDS = ("object_id", "reviewer", "redshift", "quality", "comment", "issues", "spectra_seen",
+                     "resolves_conflict", "created_at", "recorded_at")
 
 
 def insert_sql(table: str, fields: Sequence[str], verb: str = "INSERT") -> str:
@@ -132,6 +136,16 @@ class CatalogWriter:
     def add_object_tags(self, rows: Iterable[Sequence]) -> None:
         """Tag memberships, as (tag_id, object_id)."""
         self._add("object_tags", OBJECT_TAG_FIELDS, rows)
+
+    def add_inspections(self, rows: Iterable[Sequence]) -> list[int]:
+        """Inspection records, as :data:`INSPECTION_FIELDS` tuples; their new ``inspection_id`` values.
+
+        Rows go in as given: producers call
+        :func:`campfire.catalog.inspections.add_inspections`, which checks them first
+        and re-derives the objects' inspection fields.
+        """
+        sql = insert_sql("inspections", INSPECTION_FIELDS)
+        return [self.conn.execute(sql, tuple(row)).lastrowid for row in rows]
 
     def add_local_files(self, rows: Iterable[Sequence], *, replace: bool = False) -> None:
         """Files present under the root, as :data:`LOCAL_FILE_FIELDS` tuples (``replace`` an existing record)."""

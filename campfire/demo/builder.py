@@ -7,6 +7,7 @@ archive; :func:`ensure` adds a file lock so concurrent callers build once.
 from __future__ import annotations
 
 import contextlib
+import datetime as _dt
 import os
 import pathlib
 import shutil
@@ -18,12 +19,15 @@ import numpy as np
 
 from campfire import config
 from campfire.catalog.aggregates import refresh_standard_aggregates
+from campfire.catalog.consensus import best_redshift, consensus
 from campfire.catalog.db import catalog_path, write_meta
+from campfire.catalog.inspections import add_inspections
 from campfire.catalog.schema import create_catalog, finalize_catalog
 from campfire.catalog.writer import CatalogWriter, unit_vector
 from campfire.demo import survey
 from campfire.demo.catalog_only import build_catalog
 from campfire.demo.identity import (
+    DEMO_REVIEWER,
     DEMO_VERSION,
     SIZE_NAMES,
     demo_meta,
@@ -43,7 +47,41 @@ def _progress(total: int, desc: str, enabled: bool):
         from tqdm import tqdm
     except ImportError:  # pragma: no cover - tqdm is a dependency
         return contextlib.nullcontext(None)
-    return tqdm(total=total, desc=desc, unit="task", file=sys.stderr, leave=False)
+    # no remaining-time estimate: the tasks differ too much in length (imaging fields first,
+    # the first object batches compiling the fit's kernels) for a rate to mean anything
+    return tqdm(total=total, desc=desc, unit="task", file=sys.stderr, leave=False,
+                bar_format="{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} tasks [{elapsed}]")
+
+
+# for the one-line announcement of a build: CPU seconds per simulated spectrum (simulation,
+# redshift fit, FITS and truth files) and per imaging field, and the rest (worker start-up,
+# numba compiling the fit once, the catalog), so the small demo says ~40 s on 2 quiet cores
+# (measured 42–49 s; bench/bench_demo_build.py)
+_CPU_PER_SPECTRUM = 0.1
+_CPU_PER_FIELD = 3.0
+_CPU_FIXED = 10.0
+
+
+def _announce(size: str, seed: int, root: pathlib.Path, plan: survey.Plan | None, workers: int) -> None:
+    """One line before a build: what is built, where, that it happens once, and roughly how long."""
+    if plan is None:  # the catalog-only size
+        what, seconds = "the 1,000,000-spectrum catalog-only demo", None
+    else:
+        n_spec = plan.counts()["spectra"]
+        n_fields = len({o.field for o in plan.objects})
+        cpu = _CPU_PER_SPECTRUM * n_spec + _CPU_PER_FIELD * n_fields
+        seconds = _CPU_FIXED + cpu / min(workers, os.cpu_count() or 1)
+        what = f"the {size} demo archive ({len(plan.objects)} objects, {n_spec} spectra)"
+    cores = min(workers, os.cpu_count() or 1)
+    took = f"roughly {_rough(seconds)} on {cores} core{'s' if cores > 1 else ''}" if seconds else "a few minutes"
+    print(f"campfire: building {what} in {root}, once (later runs reuse it): {took}, "
+          "longer on a busy machine", file=sys.stderr, flush=True)
+
+
+def _rough(seconds: float) -> str:
+    if seconds < 90:
+        return f"{max(10, int(round(seconds / 5.0)) * 5)} s"
+    return f"{int(round(seconds / 60.0))} min"
 
 
 def _validate(size: str, seed) -> tuple[str, int]:
@@ -117,36 +155,62 @@ def _run_tasks(tasks: list[tuple], workers: int, progress: bool) -> list[Any]:
 # catalog
 
 
-def _inspection(obj: survey.ObjectPlan, spectra: list[dict], seed: int) -> dict[str, Any]:
-    """Redshift fields of an object: automatic fit of its best spectrum + a visual grade."""
+def _grade(rng, snr: float) -> int:
+    """A visual grade a reviewer gives spectra whose best S/N is ``snr``."""
+    if snr >= 10:
+        return int(rng.choice([4, 4, 4, 3]))
+    if snr >= 3:
+        return int(rng.choice([4, 3, 3, 2]))
+    return int(rng.choice([3, 2, 2, 1]))
+
+
+def _inspections(obj: survey.ObjectPlan, spectra: list[dict], seed: int, stamp: str) -> tuple[float | None, list[dict]]:
+    """An object's automatic redshift and the demo team's inspection records of it.
+
+    The grade of a record derives only from the spectra it rests on: an object with
+    public spectra is graded on those first; if it also has proprietary ones, a later
+    record grades it on all of them. So what a caller sees of the grade (the consensus
+    of the records they may see: campfire.catalog.consensus) never comes from a
+    spectrum they may not see. One object in five is not graded at all.
+    """
     rng = survey._rng(seed, "inspect", obj.index)
     public = {p.program_id for p in survey.PROGRAMS if p.is_public}
+    shown = [s for s in spectra if s["program_id"] in public]
     # the object's automatic redshift comes from its best public spectrum when it has
     # one, so the shared objects row reveals nothing of a proprietary program
-    pool = [s for s in spectra if s["program_id"] in public] or spectra
-    fitted = [s for s in pool if s["redshift_auto"] is not None]
+    z_auto = _best_fit(shown or spectra)
+    ungraded = rng.random() < 0.2
+    if ungraded and "redshift_quality" not in obj.forced:
+        return z_auto, []
+    day = _dt.datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ")
+    records = []
+    for k, used in enumerate([shown, spectra] if 0 < len(shown) < len(spectra) else [spectra]):
+        snr = max((s["signal_to_noise"] or 0.0) for s in used)
+        quality = int(obj.forced.get("redshift_quality", _grade(rng, snr)))
+        if quality == 0:
+            continue
+        z_insp = None
+        if quality >= 2:
+            z_insp = round(obj.sed.z + rng.normal(0.0, 0.0003 * (1 + obj.sed.z)), 4)
+            z_fit = _best_fit(used)
+            if quality == 2 and z_fit is not None and rng.random() < 0.25:
+                z_insp = round(z_fit, 4)  # a tentative grade that took the (maybe wrong) fit
+        z_insp = obj.forced.get("redshift_inspected", z_insp)
+        when = (day + _dt.timedelta(days=30 * (k + 1))).strftime("%Y-%m-%dT%H:%M:%SZ")
+        records.append({
+            "object_id": obj.object_id, "reviewer": DEMO_REVIEWER, "quality": quality, "redshift": z_insp,
+            "comment": f"graded on {len(used)} spectr{'um' if len(used) == 1 else 'a'} (best S/N {snr:.1f})",
+            "spectra_seen": sorted((s["spectrum_id"], s["file_hash"]) for s in used),
+            "created_at": when, "recorded_at": when,
+        })
+    return z_auto, records
+
+
+def _best_fit(spectra: list[dict]) -> float | None:
+    """The automatic redshift of the best-S/N spectrum that has one."""
+    fitted = [s for s in spectra if s["redshift_auto"] is not None]
     best = max(fitted, key=lambda s: (s["signal_to_noise"] or -1e9)) if fitted else None
-    z_auto = best["redshift_auto"] if best else None
-    snr = max((s["signal_to_noise"] or 0.0) for s in spectra)
-    z = obj.sed.z
-    if rng.random() < 0.2:
-        quality = 0
-    elif snr >= 10:
-        quality = int(rng.choice([4, 4, 4, 3]))
-    elif snr >= 3:
-        quality = int(rng.choice([4, 3, 3, 2]))
-    else:
-        quality = int(rng.choice([3, 2, 2, 1]))
-    quality = int(obj.forced.get("redshift_quality", quality))
-    z_insp = None
-    if quality >= 2:
-        z_insp = round(z + rng.normal(0.0, 0.0003 * (1 + z)), 4)
-        if quality == 2 and z_auto is not None and rng.random() < 0.25:
-            z_insp = round(z_auto, 4)  # a tentative grade that took the (maybe wrong) fit
-    if "redshift_inspected" in obj.forced:
-        z_insp = obj.forced["redshift_inspected"]
-    z_best = z_insp if quality >= 2 else z_auto
-    return {"redshift": z_best, "redshift_auto": z_auto, "redshift_inspected": z_insp, "redshift_quality": quality}
+    return best["redshift_auto"] if best else None
 
 
 def _photo_z(obj: survey.ObjectPlan, seed: int) -> tuple[float, float, float] | None:
@@ -185,15 +249,19 @@ def _write_catalog(root: pathlib.Path, plan: survey.Plan, results: list[dict], s
             )
             tag_ids = write_system_tags(writer, stamp)
             obj_rows, phot_rows, tphot, tobj, tags, spec_rows, tspec, local = [], [], [], [], [], [], [], []
+            inspections = []
             by_index = {r["index"]: r for r in results}
             for obj in plan.objects:
                 res = by_index[obj.index]
-                insp = _inspection(obj, res["spectra"], seed)
+                z_auto, records = _inspections(obj, res["spectra"], seed, stamp)
+                inspections += records
+                seen = consensus(records)  # the objects row holds the view of everything ('*')
                 pz = _photo_z(obj, seed)
                 has_phot = bool(res["photometry"])
                 obj_rows.append((
                     obj.object_id, obj.field, obj.ra, obj.dec, *unit_vector(obj.ra, obj.dec),
-                    insp["redshift"], insp["redshift_auto"], insp["redshift_inspected"], insp["redshift_quality"],
+                    best_redshift(seen["redshift"], seen["quality"], z_auto), z_auto, seen["redshift"],
+                    seen["quality"],
                     int(has_phot), obj.phot_catalog if has_phot else None,
                     *(pz if (pz and has_phot) else (None, None, None)), stamp,
                 ))
@@ -210,7 +278,8 @@ def _write_catalog(root: pathlib.Path, plan: survey.Plan, results: list[dict], s
                         s["spectrum_id"], s["object_id"], s["target_id"], s["observation"], s["program_id"],
                         s["grating"], s["filter"], s["fits_path"], s["signal_to_noise"], s["exposure_time"],
                         s["reduction_version"], s["redshift_auto"], s["dq_flags"], s["file_hash"], s["file_size"],
-                        s["n_pix"], s["wave_min"], s["wave_max"], stamp,
+                        s["n_pix"], s["wave_min"], s["wave_max"], stamp, s["redshift_auto_lo"], s["redshift_auto_hi"],
+                        s["redshift_auto_confidence"],
                     ))
                     tspec.append((
                         t["spectrum_id"], t["object_id"], t["slitloss_model"], t["src_sigma"], t["dx"], t["dy"],
@@ -226,8 +295,9 @@ def _write_catalog(root: pathlib.Path, plan: survey.Plan, results: list[dict], s
             writer.add_photometry(phot_rows)
             writer.add_object_tags(tags)
             writer.add_local_files(local)
+            add_inspections(conn, inspections, refresh=False)
             _write_truth(conn, tobj, tspec, tphot)
-            refresh_standard_aggregates(conn)
+            refresh_standard_aggregates(conn)  # derives each visibility set's inspection fields
             write_build_marker(conn, size, seed)
         counts = {
             "observations": conn.execute("SELECT count(*) FROM observations").fetchone()[0],
@@ -261,11 +331,10 @@ def _write_sed_grid(root: pathlib.Path) -> None:
     write_npz(root / "truth" / "sed_grid.npz", wave=TRUTH_WAVE, edges=TRUTH_EDGES)
 
 
-def _build_into(tmp: pathlib.Path, size: str, seed: int, workers: int, progress: bool,
-                n_objects: int | None, n_spectra: int | None) -> dict[str, int]:
-    if size == "catalog":
+def _build_into(tmp: pathlib.Path, size: str, seed: int, workers: int, plan: survey.Plan | None,
+                progress: bool) -> dict[str, int]:
+    if plan is None:
         return build_catalog(tmp, seed=seed, progress=progress)
-    plan = survey.make_plan(size, seed, n_objects=n_objects, n_spectra=n_spectra)
     (tmp / "products").mkdir(parents=True, exist_ok=True)
     catalog_path(tmp).parent.mkdir(parents=True, exist_ok=True)
     _write_sed_grid(tmp)
@@ -355,7 +424,10 @@ def _build(root: str | os.PathLike | None, size: str, seed: int, *, workers: int
     tmp.mkdir()
     t0 = time.perf_counter()
     try:
-        counts = _build_into(tmp, size, seed, workers, progress, n_objects, n_spectra)
+        plan = None if size == "catalog" else survey.make_plan(size, seed, n_objects=n_objects, n_spectra=n_spectra)
+        if progress:
+            _announce(size, seed, root, plan, workers)
+        counts = _build_into(tmp, size, seed, workers, plan, progress)
         _swap_into_place(tmp, root)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

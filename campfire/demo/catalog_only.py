@@ -26,10 +26,11 @@ import numpy as np
 from campfire.bands import band_pivot
 from campfire.catalog.aggregates import refresh_standard_aggregates
 from campfire.catalog.db import catalog_path, write_meta
+from campfire.catalog.inspections import add_inspections
 from campfire.catalog.schema import create_catalog, finalize_catalog
 from campfire.catalog.writer import CatalogWriter
 from campfire.demo import survey
-from campfire.demo.identity import demo_meta, write_build_marker, write_system_tags
+from campfire.demo.identity import DEMO_REVIEWER, demo_meta, write_build_marker, write_system_tags
 from campfire.demo.sed import REDSHIFT_RANGES
 
 __all__ = ["build_catalog", "N_SPECTRA"]
@@ -211,6 +212,13 @@ def build_catalog(root: pathlib.Path, seed: int = 0, progress: bool = True,
     exptime = np.round(rng.choice([2889.0, 3063.0, 4377.0, 5690.0, 9979.0, 27680.0], n_s) *
                        rng.choice([1.0, 1.0, 2 / 3, 1 / 3], n_s), 1)
     z_auto_s = z_auto[obj_idx_of_target[ti]] + rng.normal(0, 0.001, n_s)
+    # the fit's 68% interval and confidence (a stream of their own: the rest of the catalog stays
+    # as it was): right fits are narrow and sure, the 15% wrong ones mostly unsure
+    fit_rng = survey._rng(seed, "catalog-fit")
+    right = np.abs(z_auto_s - z[obj_idx_of_target[ti]]) < 0.01 * (1 + z[obj_idx_of_target[ti]])
+    half = fit_rng.uniform(0.0003, 0.003, n_s) * (1 + z_auto_s)
+    z_lo_s, z_hi_s = np.maximum(z_auto_s - half, 0.0), z_auto_s + half
+    conf_s = np.where(right, fit_rng.uniform(0.85, 1.0, n_s), fit_rng.uniform(0.0, 0.7, n_s))
     npix = np.array([_NPIX[g] for g in grat])
     lo = np.array([_RANGE[c][0] for c in conf_keys])[ci]
     hi = np.array([_RANGE[c][1] for c in conf_keys])[ci]
@@ -267,10 +275,23 @@ def build_catalog(root: pathlib.Path, seed: int = 0, progress: bool = True,
                            str(grat[j]), str(filt[j]), f"products/{obs_of_spec[j]}/{sid}.spec.fits", float(snr[j]),
                            float(exptime[j]), survey.REDUCTION_VERSION, round(float(z_auto_s[j]), 5), int(flags[j]),
                            hashlib.sha256(f"{sid}:{seed}".encode()).hexdigest(), int(fsize[j]), int(npix[j]),
-                           float(lo[j]), float(hi[j]), stamp)
+                           float(lo[j]), float(hi[j]), stamp, round(float(z_lo_s[j]), 5),
+                           round(float(z_hi_s[j]), 5), round(float(conf_s[j]), 4))
 
             writer.add_spectra(rows())
             say(f"{n_s} spectra")
+            # each grade is the demo team's inspection record resting on all of the object's spectra
+            seen: dict[str, list] = {}
+            for j in range(n_s):
+                sid = str(spec_ids[j])
+                seen.setdefault(str(obj_of_spec[j]), []).append(
+                    (sid, hashlib.sha256(f"{sid}:{seed}".encode()).hexdigest()))
+            add_inspections(conn, ({
+                "object_id": str(obj_ids[i]), "reviewer": DEMO_REVIEWER, "quality": int(quality[i]),
+                "redshift": none(float(z_insp[i])), "spectra_seen": seen[str(obj_ids[i])],
+                "created_at": stamp, "recorded_at": stamp,
+            } for i in range(n_obj) if quality[i] > 0 and str(obj_ids[i]) in seen), refresh=False)
+            say("inspections")
             refresh_standard_aggregates(conn)
             say("aggregates")
             write_build_marker(conn, "catalog", seed)

@@ -30,6 +30,7 @@ from campfire.demo import instrument as ins
 from campfire.demo import survey
 from campfire.demo.sed import TRUTH_EDGES, TRUTH_WAVE, true_sed
 from campfire.flags import DQFlags
+from campfire.tasks.quality import median_snr as spectrum_statistic  # the catalog's signal_to_noise
 
 __all__ = ["simulate_object", "spectrum_statistic", "write_npz", "DET_PX_PER_FWHM"]
 
@@ -50,24 +51,6 @@ def write_npz(path: str | os.PathLike, **arrays) -> None:
             info.external_attr = 0o644 << 16
             zf.writestr(info, buf.getvalue(), compress_type=zipfile.ZIP_DEFLATED, compresslevel=6)
     os.replace(tmp, path)
-
-
-def spectrum_statistic(flux, err) -> float:
-    """The catalog's ``signal_to_noise``: median of flux/err over valid pixels.
-
-    Valid = finite flux and finite positive error. NaN when no pixel is valid.
-
-    Examples
-    --------
-    >>> spectrum_statistic([1.0, 2.0, np.nan, 4.0], [0.5, 0.5, 0.5, 1.0])
-    4.0
-    """
-    f = np.asarray(flux, float)
-    e = np.asarray(err, float)
-    v = np.isfinite(f) & np.isfinite(e) & (e > 0)
-    if not v.any():
-        return float("nan")
-    return float(np.median(f[v] / e[v]))
 
 
 def _sha256(path: pathlib.Path) -> str:
@@ -303,7 +286,8 @@ def simulate_object(obj: survey.ObjectPlan, seed: int, root: str) -> dict[str, A
     dict
         ``spectra`` (rows for the ``spectra`` table + truth), ``photometry`` and ``truth``.
     """
-    from campfire.io.fits import write_spectrum_file
+    from campfire.catalog.columns import auto_redshift_values
+    from campfire.io.fits import auto_redshift_cards, write_spectrum_file
     from campfire.models import SpectrumData
 
     root_p = pathlib.Path(root)
@@ -328,10 +312,8 @@ def simulate_object(obj: survey.ObjectPlan, seed: int, root: str) -> dict[str, A
     for (tgt, sp, res), fit in zip(sims, fits_):
         cfg = ins.CONFIGS[sp.config]
         header = _header(obj, tgt, sp, cfg, res, seed)
-        zauto = None
-        if fit is not None:
-            zauto = float(fit["redshift"])
-            header["ZAUTO"] = round(zauto, 5)
+        # the automatic redshift, its 68% interval and confidence (ZFIT holds the fit with χ²(z))
+        header.update({k: v for k, v in auto_redshift_cards(fit).items() if v is not None})
         rel = f"products/{tgt.observation}/{sp.spectrum_id}.spec.fits"
         path = root_p / rel
         write_spectrum_file(
@@ -357,7 +339,7 @@ def simulate_object(obj: survey.ObjectPlan, seed: int, root: str) -> dict[str, A
             "signal_to_noise": res["snr"] if np.isfinite(res["snr"]) else None,
             "exposure_time": sp.exptime,
             "reduction_version": survey.REDUCTION_VERSION,
-            "redshift_auto": zauto,
+            **auto_redshift_values(fit),
             "dq_flags": res["flags"],
             "file_hash": _sha256(path),
             "file_size": path.stat().st_size,

@@ -21,10 +21,11 @@ from campfire.catalog.writer import CatalogWriter
 from campfire.demo.sed import TAGGED_TYPES
 from campfire.errors import CampfireError
 
-__all__ = ["DEMO_VERSION", "SIZE_NAMES", "MARKER_KEY", "TAG_NAMES", "demo_meta", "write_system_tags",
+__all__ = ["DEMO_VERSION", "DEMO_REVIEWER", "SIZE_NAMES", "MARKER_KEY", "TAG_NAMES", "demo_meta", "write_system_tags",
            "write_build_marker", "read_build_marker"]
 
-DEMO_VERSION = "2"  # 2: catalog schema 2, redshift_auto from the break-aware fitter. Bump when the generator changes: ensure() rebuilds older demos
+DEMO_REVIEWER = "demo-team"  # who made the demo's inspection records (campfire.catalog.inspections)
+DEMO_VERSION = "4"  # 2: catalog schema 2, redshift_auto from the break-aware fitter; 3: grades are inspection records (schema 3); 4: [O III]/[N II] doublet ratios fixed, ZAUTOLO/ZAUTOHI/ZCONF. Bump when the generator changes: ensure() rebuilds older demos
 SIZE_NAMES = ("small", "full", "catalog")
 MARKER_KEY = "demo_build"
 

@@ -26,7 +26,7 @@ True
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 from scipy.special import erf
@@ -49,6 +49,10 @@ C_KMS = 299792.458
 LYA = 1215.67
 LYMAN_LIMIT = 911.75
 NORM_WAVE = 4.0  # observed micron where the continuum equals ``norm``
+OIII_RATIO = 2.98  # F(5008)/F(4960), fixed by the transition probabilities (Storey & Zeippen 2000)
+NII_RATIO = 2.95  # F(6585)/F(6550), likewise
+DOUBLET_RATIOS = (("[OIII]-4960", "[OIII]-5008", OIII_RATIO), ("[NII]-6550", "[NII]-6585", NII_RATIO))
+"""(weak line, strong line, flux ratio strong/weak) of the doublets whose ratio is atomic physics."""
 
 SED_TYPES = ("sf", "hae", "lae", "qg", "blagn", "lrd")
 """SED families; every type but ``sf`` (plain star-forming) is also the object's tag."""
@@ -206,12 +210,12 @@ def _nebular(rng: np.random.Generator, ew_ha: float, fwhm: float, metal: float =
         _line("Hbeta", ew_ha * 0.22, fwhm),
         _line("Hgamma", ew_ha * 0.09, fwhm),
         _line("[OIII]-5008", o3, fwhm),
-        _line("[OIII]-4960", o3 / 2.98, fwhm),
+        _line("[OIII]-4960", 0.0, fwhm),  # tied to [OIII] 5008 by _tie_doublets
         _line("[OII]-3727", ew_ha * 0.12, fwhm),
         _line("[OII]-3730", ew_ha * 0.16, fwhm),
         _line("[NeIII]", o3 * 0.08, fwhm),
         _line("[NII]-6585", ew_ha * rng.uniform(0.05, 0.3) / metal, fwhm),
-        _line("[NII]-6550", ew_ha * 0.03, fwhm),
+        _line("[NII]-6550", 0.0, fwhm),  # tied to [NII] 6585 by _tie_doublets
         _line("[SII]-6718", ew_ha * 0.08, fwhm),
         _line("[SII]-6733", ew_ha * 0.06, fwhm),
         _line("HeI-10833", ew_ha * 0.12, fwhm),
@@ -300,12 +304,16 @@ def draw_sed_params(rng: np.random.Generator, sed_type: str, z: float | None = N
         norm = np.exp(rng.normal(np.log(0.5), 0.6))
     else:  # lrd
         broad = float(rng.uniform(1500.0, 4000.0))
+        ew_ha, ew_hb, ew_hg, ew_o3 = (rng.uniform(lo, hi) for lo, hi in ((300, 900), (40, 150), (10, 40), (10, 80)))
+        # demo v2 drew [OIII] 4960's EW here, independently of 5008 (4960 could outshine 5008);
+        # the draw stays so that every later draw of the object (lines, size, ...) is unchanged
+        rng.uniform(3.0, 25.0)
         lines = [
-            _line("Halpha", rng.uniform(300.0, 900.0), broad),
-            _line("Hbeta", rng.uniform(40.0, 150.0), broad),
-            _line("Hgamma", rng.uniform(10.0, 40.0), broad),
-            _line("[OIII]-5008", rng.uniform(10.0, 80.0), narrow),
-            _line("[OIII]-4960", rng.uniform(3.0, 25.0), narrow),
+            _line("Halpha", ew_ha, broad),
+            _line("Hbeta", ew_hb, broad),
+            _line("Hgamma", ew_hg, broad),
+            _line("[OIII]-5008", ew_o3, narrow),
+            _line("[OIII]-4960", 0.0, narrow),  # tied to [OIII] 5008 by _tie_doublets
             _line("HeI-10833", rng.uniform(20.0, 80.0), broad * 0.7),
             _line("Paalpha", rng.uniform(30.0, 120.0), broad * 0.8),
         ]
@@ -316,4 +324,24 @@ def draw_sed_params(rng: np.random.Generator, sed_type: str, z: float | None = N
         norm = np.exp(rng.normal(np.log(0.8), 0.5))
     kw = {k: (float(v) if isinstance(v, (float, np.floating)) else v) for k, v in kw.items()}
     kw["lines"] = tuple(kw.get("lines", ()))
-    return SEDParams(sed_type=sed_type, z=round(float(z), 4), norm=float(norm), **kw)
+    return _tie_doublets(SEDParams(sed_type=sed_type, z=round(float(z), 4), norm=float(norm), **kw))
+
+
+def _tie_doublets(p: SEDParams) -> SEDParams:
+    """Set the weak member of each fixed-ratio doublet (:data:`DOUBLET_RATIOS`) from the strong one.
+
+    Line strengths are rest EWs relative to the continuum at each line, so the flux ratio
+    F_strong/F_weak = EW_strong·f_λ(strong) / (EW_weak·f_λ(weak)); the weak EW is chosen to
+    make that exactly the atomic ratio on this object's continuum.
+    """
+    lines = list(p.lines)
+    names = [ln[0] for ln in lines]
+    for weak, strong, ratio in DOUBLET_RATIOS:
+        if weak not in names or strong not in names:
+            continue
+        iw, is_ = names.index(weak), names.index(strong)
+        rest = np.array([lines[is_][1], lines[iw][1]])
+        cont_flam = continuum(p, rest) / rest**2  # f_λ ∝ f_ν / λ²
+        ew = lines[is_][2] / ratio * float(cont_flam[0] / cont_flam[1])
+        lines[iw] = (weak, lines[iw][1], float(ew), lines[iw][3])
+    return replace(p, lines=tuple(lines))

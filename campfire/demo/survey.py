@@ -24,6 +24,9 @@ import numpy as np
 
 from campfire.demo import instrument as ins
 from campfire.demo.sed import SEDParams, draw_sed_params
+# LOW_SNR <=> signal_to_noise < 3; PARTIAL_COVERAGE <=> finite span < 95% of the nominal range:
+# the definitions every archive shares (the ingest of real products too)
+from campfire.tasks.quality import LOW_SNR_THRESHOLD, PARTIAL_COVERAGE_FRACTION
 
 __all__ = [
     "PROGRAMS",
@@ -47,8 +50,6 @@ __all__ = [
 ]
 
 REDUCTION_VERSION = "v4.2"
-LOW_SNR_THRESHOLD = 3.0  # LOW_SNR <=> signal_to_noise < 3 (flags.FLAG_DESCRIPTIONS)
-PARTIAL_COVERAGE_FRACTION = 0.95  # PARTIAL_COVERAGE <=> finite span < 95% of the nominal range
 OFF_CENTER_DX = 0.05  # arcsec: OFF_CENTER <=> |dx| > 0.05" or |dy| > 0.12"
 OFF_CENTER_DY = 0.12
 V3_IDL_Y_ANGLE = 138.5  # demo convention: pa_aper = pa_v3 + 138.5 (approximately NIRSpec's)

@@ -43,8 +43,16 @@ Collections:
 ``stack(by='object')``); ``stack(by='all')`` returns a :class:`dask.delayed.Delayed`
 whose value is the stacked :class:`~campfire.models.SpectrumData` (a tree reduction
 of partial sums with fan-in ``campfire.graph.split-every``; a median is reduced per
-wavelength chunk). With ``errors='record'`` a spectrum that fails is returned as a
-:class:`~campfire.tasks.batch.Failure` (step + reason) instead of stopping the batch.
+wavelength chunk).
+
+Failures: by default (``errors='record'``) a spectrum that fails a step — a corrupt
+file, no usable band to calibrate against — is returned as a
+:class:`~campfire.tasks.batch.Failure` (step + reason) in its place, left out of the
+stacks (a population stack lists it in ``meta['excluded']``) and counted, with the
+first few named, in the result's :meth:`~campfire.graphs.failures.Results.summary`
+(``.compute()`` issues it as a :class:`~campfire.errors.PartialFailureWarning`): one
+unusable spectrum never costs the whole population.
+``.with_errors('raise')`` makes the first failure stop the computation instead.
 
 Examples
 --------
@@ -71,9 +79,10 @@ from dask.highlevelgraph import HighLevelGraph
 from campfire import config
 from campfire.errors import ValidationError
 from campfire.graphs import builders
+from campfire.graphs.failures import Results
 from campfire.graphs.builders import bind, layer_name
 from campfire.graphs.fetch import is_server_url, open_items, resolve_items
-from campfire.transfer import fetch_ref
+from campfire.transfer.workers import ServerFiles, cached_object, is_object_url
 from campfire.graphs.selection import partition_refs, refs_from_rows, refs_from_spectra
 from campfire.models import Photometry, SpectrumData
 from campfire.tasks import batch as B
@@ -99,11 +108,9 @@ def _make_items(batch) -> list:
     return [B.Item(ref) for ref in batch.items]
 
 
-def _finalize(results, raw: bool):
-    out: list = []
-    for part in results:
-        out.extend(part if raw else B.values_of(part))
-    return out
+def _finalize(results, raw: bool, kind: str = "spectra"):
+    items = [it for part in results for it in part]
+    return Results.from_items(items, items if raw else B.values_of(items), kind=kind)
 
 
 class LazySpectra(DaskMethodsMixin):
@@ -121,8 +128,8 @@ class LazySpectra(DaskMethodsMixin):
         What the items hold: refs, path, data, calibrated, resampled, stacked, mapped.
     grid : numpy.ndarray, optional
         The common wavelength grid, once resampled.
-    errors : {'raise', 'record'}
-        Whether a failing spectrum raises or is recorded as a Failure.
+    errors : {'record', 'raise'}
+        Whether a failing spectrum is recorded as a Failure (default) or raises.
     raw : bool
         ``compute()`` returns :class:`~campfire.tasks.batch.Item` objects instead of values.
     steps : tuple
@@ -131,7 +138,7 @@ class LazySpectra(DaskMethodsMixin):
         One element per spectrum, or per object (after ``stack(by='object')``).
     """
 
-    def __init__(self, dsk: HighLevelGraph, name: str, parts, *, stage: str, grid=None, errors: str = "raise",
+    def __init__(self, dsk: HighLevelGraph, name: str, parts, *, stage: str, grid=None, errors: str = "record",
                  raw: bool = False, steps: tuple = (), kind: str = "spectra", selection: Any = None, client=None):
         if not isinstance(dsk, HighLevelGraph):
             dsk = HighLevelGraph.from_collections(name, dsk, dependencies=[])
@@ -164,8 +171,30 @@ class LazySpectra(DaskMethodsMixin):
     __dask_optimize__ = staticmethod(optimize)
     __dask_scheduler__ = staticmethod(threaded.get)
 
+    def compute(self, **kwargs) -> Results:
+        """Compute the collection: a :class:`~campfire.graphs.failures.Results` list.
+
+        One value per element (a :class:`~campfire.tasks.batch.Failure` in place of each
+        failed one); when anything failed, one
+        :class:`~campfire.errors.PartialFailureWarning` summarises it (``dask.compute``
+        returns the same list, its summary in ``.summary()``, without the warning).
+
+        Parameters
+        ----------
+        **kwargs
+            As in :func:`dask.compute` (``scheduler=`` ...).
+
+        Returns
+        -------
+        Results
+        """
+        result = super().compute(**kwargs)
+        if not self.raw:
+            result.warn(stacklevel=2)
+        return result
+
     def __dask_postcompute__(self):
-        return _finalize, (self.raw,)
+        return _finalize, (self.raw, self.kind)
 
     def __dask_postpersist__(self):
         return self._rebuild, ()
@@ -217,7 +246,7 @@ class LazySpectra(DaskMethodsMixin):
 
     # ---------------------------------------------------------------------------- constructors
     @classmethod
-    def from_refs(cls, refs: Iterable[B.SpectrumRef], *, batch_size: int | None = None, errors: str = "raise",
+    def from_refs(cls, refs: Iterable[B.SpectrumRef], *, batch_size: int | None = None, errors: str = "record",
                   selection: Any = None, client=None) -> "LazySpectra":
         """A collection over explicit references (local paths or fsspec URLs, in-memory data).
 
@@ -238,7 +267,7 @@ class LazySpectra(DaskMethodsMixin):
         return cls(graph, name, batches, stage="refs", errors=errors, selection=selection, client=client)
 
     @classmethod
-    def from_spectra(cls, spectra, *, client=None, batch_size: int | None = None, errors: str = "raise",
+    def from_spectra(cls, spectra, *, client=None, batch_size: int | None = None, errors: str = "record",
                      storage_root: str | None = None) -> "LazySpectra":
         """A collection over :class:`~campfire.models.Spectrum` rows (``obj.spectra.lazy()``).
 
@@ -274,7 +303,7 @@ class LazySpectra(DaskMethodsMixin):
 
     @classmethod
     def from_data(cls, spectra: Iterable[SpectrumData], *, photometry: Photometry | None = None,
-                  redshift: float | None = None, batch_size: int | None = None, errors: str = "raise") -> "LazySpectra":
+                  redshift: float | None = None, batch_size: int | None = None, errors: str = "record") -> "LazySpectra":
         """A collection over spectra already in memory (they travel inside the graph)."""
         refs = []
         for i, s in enumerate(spectra):
@@ -287,7 +316,7 @@ class LazySpectra(DaskMethodsMixin):
         return cls.from_refs(refs, batch_size=batch_size, errors=errors)
 
     @classmethod
-    def from_query(cls, cf, *, batch_size: int | None = None, errors: str = "raise", storage_root: str | None = None,
+    def from_query(cls, cf, *, batch_size: int | None = None, errors: str = "record", storage_root: str | None = None,
                    remote: bool = False, **filters) -> "LazySpectra":
         """A collection over the spectra of ``cf.query_spectra(**filters)``.
 
@@ -297,8 +326,11 @@ class LazySpectra(DaskMethodsMixin):
             The client (local catalog or server).
         batch_size : int, optional
             Spectra per task; default ``campfire.graph.batch-size``.
-        errors : {'raise', 'record'}
-            What a failing spectrum does.
+        errors : {'record', 'raise'}
+            What a failing spectrum does: ``'record'`` (default) keeps a
+            :class:`~campfire.tasks.batch.Failure` in its place, leaves it out of stacks and
+            warns once per compute (:class:`~campfire.errors.PartialFailureWarning`);
+            ``'raise'`` stops at the first failure.
         storage_root : str, optional
             Read files from ``storage_root/<fits_path>`` (e.g. ``s3://bucket/archive``) instead
             of the client's data directory.
@@ -388,6 +420,30 @@ class LazySpectra(DaskMethodsMixin):
         g = None if grid is None else check_grid("grid", grid)
         return self._like(self.dask, self.name, stage="stacked", kind="objects", grid=g)
 
+    def with_errors(self, errors: str) -> "LazySpectra":
+        """The same collection with another error mode for the steps added next.
+
+        Parameters
+        ----------
+        errors : {'record', 'raise'}
+            ``'record'`` (the default): a spectrum that fails a step is kept as a failure
+            record (step, reason), left out of stacks and counted in a
+            :class:`~campfire.errors.PartialFailureWarning` when computed; ``'raise'``: the
+            first failure stops the computation.
+
+        Returns
+        -------
+        LazySpectra
+
+        Examples
+        --------
+        >>> from campfire.models import SpectrumData
+        >>> lazy = LazySpectra.from_data([SpectrumData(np.linspace(1, 2, 5), np.ones(5), np.ones(5))])
+        >>> lazy.with_errors('raise').errors
+        'raise'
+        """
+        return self._like(self.dask, self.name, errors=B.check_errors(errors))
+
     def items(self) -> "LazySpectra":
         """The same graph; ``compute()`` returns :class:`~campfire.tasks.batch.Item` objects
         (reference, value, calibration, failure) instead of bare values."""
@@ -399,8 +455,12 @@ class LazySpectra(DaskMethodsMixin):
 
         Files on a server are streamed to a ``.part`` file (resumed with HTTP Range),
         verified against the catalog's sha256, renamed into ``<data_dir>/<fits_path>`` and
-        recorded in the client's ``local_files`` (:func:`campfire.transfer.fetch_spectrum`).
-        Local paths and fsspec URLs are only checked: workers read them where they are.
+        recorded in the client's ``local_files`` (:func:`campfire.transfer.fetch_spectrum`);
+        a Dask worker that cannot write the client's data_dir fetches into its own cache
+        instead, and a local copy it cannot see is fetched from the server too
+        (:class:`campfire.transfer.workers.ServerFiles`). Products on an object store are
+        copied once into each worker's cache and verified against the catalog's sha256
+        (:func:`campfire.transfer.workers.cached_object`); local paths are only checked.
         """
         if self.stage != "refs":
             return self
@@ -409,9 +469,14 @@ class LazySpectra(DaskMethodsMixin):
             if self.client is None:
                 raise ValidationError("download: server files need the Campfire client they came from "
                                       "(build the collection with cf.lazy_spectra(...))")
-            download = bind(fetch_ref, self.client.remote_catalog, self.client.data_dir)
+        if self.client is not None and getattr(self.client, "base_url", None) and any(
+                is_server_url(r.url) or r.dest for r in self.refs):
+            # picklable: a worker without the client's disk fetches into its own cache (campfire.transfer.workers)
+            download = ServerFiles(self.client.remote_catalog, self.client.data_dir)
+        cache = cached_object if any(r.file_hash and is_object_url(r.url) for r in self.refs) else None
         token = (self.errors, None if self.client is None else (self.client.base_url, str(self.client.data_dir)))
-        return self.map_partitions(bind(resolve_items, errors=self.errors, download=download), step="download",
+        return self.map_partitions(bind(resolve_items, errors=self.errors, download=download, cache=cache),
+                                   step="download",
                                    token=token, stage="path")
 
     def open(self) -> "LazySpectra":
@@ -484,10 +549,11 @@ class LazySpectra(DaskMethodsMixin):
             Shift each spectrum to its object's rest frame first; a population stack
             then divides each spectrum by its median f_ν in ``window`` (rest μm, default
             ``campfire.stack.rest-window``) and records the window.
-        grid : array_like, optional
+        grid : array_like or 'union', optional
             Output grid [μm]: default the collection's grid once resampled, else (observed
             frame) the input with the most pixels, else (rest frame)
-            ``campfire.stack.rest-grid``.
+            ``campfire.stack.rest-grid``. ``'union'``: a grid covering every input at the
+            finest native sampling in each region (per object, or over the collection).
         window : (float, float), optional
             Rest-frame normalisation window [μm].
         split_every : int, optional

@@ -23,9 +23,10 @@ import contextlib
 import functools
 import math
 import os
-import pathlib
 import sys
+import threading
 import time
+from dataclasses import replace
 from typing import Any, Callable, Sequence
 
 import dask
@@ -36,14 +37,59 @@ from campfire.catalog.filters import Query
 from campfire.catalog.remote import RemoteCatalog
 from campfire.errors import CampfireError, DownloadError
 from campfire.graphs.fetch import resolve_items
-from campfire.tasks.batch import Item, SpectrumRef
-from campfire.transfer import fetch_ref, plan_downloads
+from campfire.tasks.batch import Failure, Item, SpectrumRef
+from campfire.transfer import fetch_ref, plan_downloads, record_downloads
 
 __all__ = ["download_files"]
 
 
-def _download_batch(refs: Sequence[SpectrumRef], *, fetch: Callable[[SpectrumRef], str]) -> list[Item]:
-    return resolve_items([Item(r) for r in refs], errors="record", download=fetch)
+def _download_batch(refs: Sequence[SpectrumRef], *, remote: RemoteCatalog, data_dir: str | os.PathLike,
+                    on_fetch: Callable[[str, int], None]) -> list[Item]:
+    """Fetch a batch of files, then record the verified ones in ``local_files`` in one transaction.
+
+    One catalog commit per batch instead of one per file: a commit waits for the disk
+    (tens of ms on a busy machine), which would otherwise cap one connection's files/s.
+    """
+    pending: list[tuple] = []
+    fetch = functools.partial(fetch_ref, remote, data_dir, on_fetch=on_fetch, pending=pending)
+    items = resolve_items([Item(r) for r in refs], errors="record", download=fetch)
+    try:
+        record_downloads(data_dir, pending)
+    except DownloadError as err:  # a full disk: the files are in place and verified, only unrecorded
+        unrecorded = {rec[0] for rec in pending}
+        items = [replace(it, failure=Failure(it.ref.object_id, it.ref.spectrum_id, "download", str(err)))
+                 if it.ref.spectrum_id in unrecorded else it for it in items]
+    return items
+
+
+@contextlib.contextmanager
+def _file_bar(refs: Sequence[SpectrumRef], *, enabled: bool):
+    """A progress bar in bytes with the files counted (``12/42 files``); yields ``advance(nbytes)``.
+
+    The tasks of the download graph are batches of files, so a bar over tasks would
+    count batches: this one counts what the user asked for.
+    """
+    if not enabled:
+        yield lambda nbytes: None
+        return
+    from tqdm.std import tqdm as std_tqdm
+
+    lock = threading.Lock()
+    total_bytes = sum(r.file_size for r in refs) or None
+    done = [0]
+    with std_tqdm(total=total_bytes, unit="B", unit_scale=True, unit_divisor=1024, desc="download",
+                  file=sys.stderr, leave=False, mininterval=0.2) as bar:
+        bar.set_postfix_str(f"0/{len(refs)} files")
+
+        def advance(nbytes: int) -> None:
+            with lock:
+                done[0] += 1
+                bar.set_postfix_str(f"{done[0]}/{len(refs)} files", refresh=False)
+                bar.update(nbytes)
+                if done[0] == len(refs):
+                    bar.refresh()  # the last file shown, whatever the refresh interval
+
+        yield advance
 
 
 def download_files(remote: RemoteCatalog | None, data_dir: str | os.PathLike, query: Query, *,
@@ -66,12 +112,14 @@ def download_files(remote: RemoteCatalog | None, data_dir: str | os.PathLike, qu
     stale_only : bool
         Fetch only files whose server hash changed since they were downloaded.
     progress : bool, optional
-        A tqdm progress bar of the download tasks; default: when stderr is a terminal.
+        A tqdm progress bar of the bytes and files transferred; default: when stderr is a terminal.
 
     Returns
     -------
     dict
-        ``{'downloaded', 'skipped', 'failed', 'bytes', 'seconds'}``.
+        ``{'downloaded', 'skipped', 'failed', 'bytes', 'seconds'}``: ``downloaded`` and
+        ``bytes`` count what this call transferred; ``skipped`` the files already in
+        place, including those another process fetched into the same data_dir meanwhile.
 
     Raises
     ------
@@ -99,28 +147,28 @@ def download_files(remote: RemoteCatalog | None, data_dir: str | os.PathLike, qu
             for r in rows]
     # small batches: downloads are I/O bound, so several per worker keep every connection busy
     batch = max(1, min(int(config.get("graph.batch-size")), math.ceil(len(refs) / (4 * max_workers))))
-    fetch = functools.partial(fetch_ref, remote, data_dir)
-    bag = dask.bag.from_sequence(refs, partition_size=batch).map_partitions(_download_batch, fetch=fetch)
+    # what THIS process transferred: another process downloading into the same data_dir may
+    # fetch some of the planned files first (this one then finds them verified in place)
+    fetched: dict[str, int] = {}
     if progress is None:
         progress = sys.stderr.isatty()
-    bar = contextlib.nullcontext()
-    if progress:
-        from tqdm.dask import TqdmCallback
-        from tqdm.std import tqdm as std_tqdm
+    with _file_bar(refs, enabled=progress) as bar:
+        def on_fetch(spectrum_id: str, nbytes: int) -> None:
+            fetched[spectrum_id] = nbytes
+            bar(nbytes)
 
-        bar = TqdmCallback(desc="download", tqdm_class=std_tqdm, file=sys.stderr, leave=False)
-    with dask.config.set(scheduler="threads", num_workers=max_workers), bar:
-        items = bag.compute()
+        bag = dask.bag.from_sequence(refs, partition_size=batch).map_partitions(
+            _download_batch, remote=remote, data_dir=data_dir, on_fetch=on_fetch)
+        with dask.config.set(scheduler="threads", num_workers=max_workers):
+            items = bag.compute()
     failed = [{"spectrum_id": it.ref.spectrum_id, "error": it.failure.reason} for it in items if it.failure is not None]
-    done_bytes = 0
-    for it in items:
-        if it.failure is None:
-            with contextlib.suppress(OSError):
-                done_bytes += pathlib.Path(it.value).stat().st_size
-    result = {"downloaded": len(rows) - len(failed), "skipped": skipped, "failed": failed, "bytes": done_bytes,
-              "seconds": round(time.perf_counter() - t0, 3)}
+    for f in failed:  # transferred, but not recorded: a failure, not a download
+        fetched.pop(f["spectrum_id"], None)
+    found = len(rows) - len(failed) - len(fetched)  # in place by the time this process got to them
+    result = {"downloaded": len(fetched), "skipped": skipped + found, "failed": failed,
+              "bytes": sum(fetched.values()), "seconds": round(time.perf_counter() - t0, 3)}
     if failed:
         first = failed[0]["error"]
         raise DownloadError(f"{len(failed)} of {len(rows)} downloads failed (first: {first}); "
-                            f"{result['downloaded']} succeeded and are recorded. Run download() again to resume.")
+                            f"{len(rows) - len(failed)} succeeded and are recorded. Run download() again to resume.")
     return result

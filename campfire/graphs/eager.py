@@ -18,8 +18,6 @@ from __future__ import annotations
 
 from typing import Sequence
 
-import dask
-
 from campfire.errors import ValidationError
 from campfire.models import CalibrateAndStackResult, Photometry, Spectrum, SpectrumCollection, SpectrumData
 from campfire.tasks.calibrate import check_photometry
@@ -95,8 +93,11 @@ def calibrate_and_stack(
         Stored on the stack (default: the inputs' object).
     bands, degree, min_snr
         Passed to ``calibrate_to_photometry``.
-    wavelength_grid : array_like, optional
-        Stack grid; default the grid of the input with the most pixels.
+    wavelength_grid : None, 'union' or array_like
+        Stack grid [μm]; default the grid of the input with the most pixels (as the
+        reference says), with a :class:`~campfire.errors.StackRangeWarning` naming the
+        range other inputs cover outside it (several gratings); ``'union'`` keeps every
+        input's range at the finest native sampling in each region.
 
     Returns
     -------
@@ -121,6 +122,8 @@ def calibrate_and_stack(
     lazy = lazy_inputs(spectra, errors="record")
     cal = lazy.calibrate(phot, method=method, bands=bands, degree=degree, min_snr=min_snr)
     # persisted once, so the stack step below reads the calibrated batch instead of redoing it
+    import dask
+
     (cal,) = dask.persist(cal, scheduler="synchronous")
     items = cal.items().compute(scheduler="synchronous")
     for it in items:
@@ -131,6 +134,8 @@ def calibrate_and_stack(
     oid = object_id or next((it.value.object_id for it in items if it.value.object_id), None) or None
     stack = cal.stack(stacking_method, by="all", grid=wavelength_grid, object_id=oid)
     spectrum = stack.compute(scheduler="synchronous")
+    if not isinstance(spectrum, SpectrumData):  # a recorded failure of the stack step itself
+        raise ValidationError(f"spectra: cannot stack: {getattr(spectrum, 'reason', spectrum)}")
     calibrations = [it.calibration for it in items]
     spectrum.meta["calibration"] = {"method": str(method).lower(),
                                     "bands": sorted({b for c in calibrations for b in c.bands_used})}

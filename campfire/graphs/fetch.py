@@ -29,6 +29,7 @@ from typing import Callable, Sequence
 from campfire.errors import CampfireError, NotFoundError
 from campfire.models import SpectrumData
 from campfire.tasks.batch import Item, SpectrumRef, each_item
+from campfire.transfer.workers import is_object_url
 
 __all__ = ["resolve_items", "open_items", "is_server_url"]
 
@@ -43,6 +44,7 @@ def resolve_items(
     *,
     errors: str = "raise",
     download: Callable[[SpectrumRef], str] | None = None,
+    cache: Callable[[SpectrumRef], str] | None = None,
 ) -> list[Item]:
     """The *download* step: make each file readable here and put its path in ``value``.
 
@@ -58,6 +60,10 @@ def resolve_items(
         (:func:`campfire.transfer.fetch_ref` bound to a server and data_dir). Local
         paths and fsspec URLs (an archive root on shared or object storage) are only
         checked: workers read them where they are.
+    cache : callable, optional
+        ``cache(ref) -> local path`` for object-store URLs with a known content hash
+        (:func:`campfire.transfer.workers.cached_object`: fetched once per worker, sha256
+        verified).
 
     Returns
     -------
@@ -81,10 +87,15 @@ def resolve_items(
             if download is None:
                 raise CampfireError(f"{ref.spectrum_id}: remote file but no downloader configured")
             return replace(it, value=str(download(ref)))
+        if cache is not None and ref.file_hash and is_object_url(ref.url):
+            return replace(it, value=str(cache(ref)))
         import fsspec.core
 
         fs, path = fsspec.core.url_to_fs(ref.url)
         if not fs.exists(path):
+            if download is not None and ref.dest:
+                # the client's local copy is not visible here (a worker without its disk): from the server
+                return replace(it, value=str(download(ref)))
             raise NotFoundError(f"no such file: {ref.url}")
         return replace(it, value=ref.url)
 

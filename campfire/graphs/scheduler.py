@@ -264,6 +264,7 @@ def deployment_config(path: str | os.PathLike | None) -> dict[str, Any]:
         # distributed registers its defaults on import; setting distributed.* keys before
         # that would shadow them (and leaving the set() context would delete them)
         import distributed  # noqa: F401
+    config.register()  # campfire's packaged defaults count as defaults here
     defaults = dask.config.merge(*dask.config.defaults)
     out = {}
     missing = object()

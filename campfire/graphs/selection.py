@@ -20,7 +20,9 @@ import os
 from dataclasses import replace
 from typing import Any, Iterable, Sequence
 
+from campfire.catalog.db import catalog_path, read_meta
 from campfire.errors import CampfireError, ValidationError
+from campfire.io.store import PRODUCTS_URL_KEY, ProductStore
 from campfire.models import Photometry, Spectrum
 from campfire.tasks.batch import SpectrumRef
 
@@ -102,8 +104,14 @@ def object_info(cf, object_ids: Iterable[str]) -> dict[str, tuple[float, Photome
     return out
 
 
+def _products(cf) -> ProductStore | None:
+    """The object store of a local archive root's products (``archive_meta.products_url``), or None."""
+    meta = read_meta(catalog_path(cf.data_dir))
+    return ProductStore(cf.data_dir, meta[PRODUCTS_URL_KEY]) if meta.get(PRODUCTS_URL_KEY) else None
+
+
 def _location(cf, row: dict, storage_root: str | None, prefer_server: bool = False,
-              is_local: bool = False) -> tuple[str, str]:
+              is_local: bool = False, products: ProductStore | None = None) -> tuple[str, str]:
     """(url, dest) of a catalog row's file; ``dest`` (server files) is relative to ``cf.data_dir``."""
     rel = row.get("fits_path") or ""
     base = getattr(cf, "base_url", None)
@@ -113,9 +121,11 @@ def _location(cf, row: dict, storage_root: str | None, prefer_server: bool = Fal
         return join_url(storage_root, rel), ""
     local = row.get("local_path") or ""
     if local and os.path.exists(local):
-        return local, ""
+        return local, rel if base else ""  # with a server, a worker that cannot see the copy fetches it
+    if products is not None and rel:  # an archive root whose products live on an object store
+        return products.location(rel), ""
     if is_local and rel and os.path.exists(os.path.join(cf.data_dir, rel)):
-        return os.path.join(cf.data_dir, rel), ""
+        return os.path.join(cf.data_dir, rel), rel if base else ""
     if base:
         return cf.remote_catalog.file_url(row["spectrum_id"]), rel
     if rel and cf is not None:
@@ -141,8 +151,9 @@ def refs_from_rows(
     info = object_info(cf, (r.get("object_id") or "" for r in rows)) if (with_objects and cf is not None) else {}
     refs = []
     is_local = bool(cf is not None and cf.is_local)  # once: it opens the catalog to check it
+    products = _products(cf) if is_local and storage_root is None else None
     for r in rows:
-        url, dest = _location(cf, r, storage_root, prefer_server, is_local)
+        url, dest = _location(cf, r, storage_root, prefer_server, is_local, products)
         z, phot = info.get(r.get("object_id") or "", (math.nan, None))
         refs.append(
             SpectrumRef(

@@ -11,7 +11,8 @@
 
 A grid that is not given and not known at build time (observed frame, spectra on
 their own grids) comes from a small reduction that picks the input with the most
-pixels, like ``stack_spectra``'s default; tasks depend on its key.
+pixels, like ``stack_spectra``'s default; tasks depend on its key. ``grid='union'``
+is a reduction too: per-batch union grids, united (``campfire.tasks.grids``).
 
 Examples
 --------
@@ -89,9 +90,14 @@ def resolve_window(window) -> tuple[float, float]:
     return check_window(config.get("stack.rest-window", override_with=window))
 
 
-def _grid_arg(grid) -> np.ndarray | None:
+def _grid_arg(grid) -> np.ndarray | str | None:
     if grid is None:
         return None
+    if isinstance(grid, str):
+        if grid.lower() != "union":
+            raise ValidationError(f"grid: expected None, 'union', {{start, stop, num|step|resolution}} or a list "
+                                  f"of wavelengths [μm], got {grid!r}")
+        return "union"
     return check_grid("grid", grid_from_spec(grid) if isinstance(grid, dict) else grid)
 
 
@@ -103,17 +109,22 @@ def stack_by_object(src, method: str, *, rest_frame: bool = False, grid=None):
     func = bind(B.stack_object_items, errors=src.errors, method=method, grid=g, rest_frame=rest_frame)
     parts = [B.object_refs(p) for p in src.parts]
     return src.map_partitions(func, step="stack-object", token=(src.errors, method, g, rest_frame),
-                              stage="stacked", kind="objects", parts=parts, grid=g)
+                              stage="stacked", kind="objects", parts=parts,
+                              grid=None if isinstance(g, str) else g)  # 'union': one grid per object
 
 
 def _identity(x):
     return x
 
 
-def _grid_layer(src) -> tuple[dict, str]:
-    """Tasks that pick the largest input grid (``stack_spectra``'s default) at run time."""
-    name = layer_name("stack-grid", src.name, ())
+def _grid_layer(src, union: bool = False, rest_frame: bool = False) -> tuple[dict, str]:
+    """Tasks that pick the stack grid at run time: the largest input's (``stack_spectra``'s
+    default) or, for ``grid='union'``, the union of every input's."""
+    name = layer_name("stack-grid", src.name, (union, rest_frame))
     keys = [(src.name, i) for i in range(src.npartitions)]
+    if union:
+        return tree_reduce(name, keys, part=bind(P.union_of_items, rest_frame=rest_frame), combine=P.union_of_grids,
+                           finalize=P.union_of_grids, split_every=config.get("graph.split-every"))
     return tree_reduce(name, keys, part=P.largest_grid, combine=P.pick_grid, finalize=P.pick_grid_one,
                        split_every=config.get("graph.split-every"))
 
@@ -130,12 +141,13 @@ def stack_all(src, method: str, *, rest_frame: bool = False, grid=None, window=N
         normalize = rest_frame
     win = resolve_window(window) if (normalize or window is not None) else None
     g = _grid_arg(grid)
+    union = isinstance(g, str)
     on_grid = False
     if g is None and rest_frame:
         g = _grid_arg(config.get("stack.rest-grid"))
     if g is None and src.grid is not None:
         g, on_grid = src.grid, True
-    elif g is not None and not rest_frame and src.grid is not None:
+    elif g is not None and not union and not rest_frame and src.grid is not None:
         on_grid = bool(src.grid.shape == g.shape and np.array_equal(src.grid, g))
     opts = {"rest_frame": rest_frame, "window": win, "on_grid": on_grid, "min_coverage": None}
     token_params = (method, rest_frame, g, win, split_every, on_grid, object_id, src.errors)
@@ -149,8 +161,10 @@ def stack_all(src, method: str, *, rest_frame: bool = False, grid=None, window=N
                          object_id=object_id))
         graph = HighLevelGraph.from_collections(name, {name: (one, inputs[0])}, dependencies=[src])
         return Delayed(name, graph, layer=name)
+    if union:  # from here on like a grid chosen at run time, only by another rule
+        g = None
     if g is None:
-        grid_dsk, grid_key = _grid_layer(src)
+        grid_dsk, grid_key = _grid_layer(src, union=union, rest_frame=rest_frame)
         dsk.update(grid_dsk)
     if method == "median":
         if g is not None:

@@ -32,6 +32,7 @@ from dask.highlevelgraph import HighLevelGraph
 from campfire import config
 from campfire.errors import ValidationError
 from campfire.graphs.builders import bind
+from campfire.lines import fnu_unit_of, norm_window_of
 
 __all__ = ["to_zarr", "open_store_group", "create_group", "write_layer", "write_chunk", "write_spectrum_group", "jsonable"]
 
@@ -220,6 +221,11 @@ def write_spectrum_group(store, group: str, spec, *, attrs: dict | None = None) 
     g.create_array("fnu_err", data=np.asarray(spec.fnu_err, float), overwrite=True)
     if spec.count is not None:
         g.create_array("count", data=np.asarray(spec.count, np.int32), overwrite=True)
-    meta = {"spectrum_id": spec.spectrum_id, "meta": spec.meta, "wave_unit": "um", "flux_unit": "uJy"}
+    meta = {"spectrum_id": spec.spectrum_id, "meta": spec.meta, "wave_unit": "um", "flux_unit": fnu_unit_of(spec)}
+    window = norm_window_of(spec)
+    if window:  # a normalised stack is dimensionless: say so, and relative to what
+        meta.update(norm_window=list(window),
+                    flux_normalization=f"f_nu / median f_nu in {window[0]}-{window[1]} um"
+                                       + (" (rest frame)" if spec.rest_frame else ""))
     meta.update(attrs or {})
     g.attrs.update(jsonable(meta))

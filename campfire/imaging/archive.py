@@ -30,8 +30,23 @@ class Image:
 
     band: str
     pixscale: float  # arcsec
-    data: Any  # 2D array
+    data: Any  # 2D array-like (a FitsSection: read region by region)
     wcs: Any  # astropy.wcs.WCS
+
+
+@dataclass(frozen=True)
+class FitsSection:
+    """A 2D FITS image read one region at a time (``hdu.section``): a mosaic is never loaded whole."""
+
+    path: pathlib.Path
+    ext: int
+    shape: tuple[int, int]
+
+    def __getitem__(self, key) -> np.ndarray:
+        from astropy.io import fits
+
+        with fits.open(self.path, memmap=True) as hdul:
+            return np.asarray(hdul[self.ext].section[key], dtype=np.float32)
 
 
 def read_json(path: pathlib.Path) -> dict[str, Any]:
@@ -70,16 +85,18 @@ def _read_image(path: pathlib.Path, band: str | None, pixscale: float | None) ->
     from astropy.io import fits
     from astropy.wcs import WCS, FITSFixedWarning
 
-    with fits.open(path) as hdul:
-        hdu = hdul["SCI"] if "SCI" in hdul else next(h for h in hdul if getattr(h, "data", None) is not None)
-        data = np.asarray(hdu.data, dtype=np.float32)
-        header = hdu.header
+    with fits.open(path, memmap=True) as hdul:
+        # the SCI extension, else the first HDU holding an image (headers only: no pixel is read here)
+        ext = hdul.index_of("SCI") if "SCI" in hdul else next(
+            i for i, h in enumerate(hdul) if h.header.get("NAXIS", 0) >= 2 and h.is_image)
+        header = hdul[ext].header
+        shape = (int(header["NAXIS2"]), int(header["NAXIS1"]))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FITSFixedWarning)  # date/obsgeo fix-ups say nothing about the sky
             wcs = WCS(header).celestial
     if pixscale is None:
         pixscale = float(np.sqrt(abs(np.linalg.det(wcs.pixel_scale_matrix))) * 3600.0)
-    return Image(str(band or header.get("FILTER", "")).lower(), float(pixscale), data, wcs)
+    return Image(str(band or header.get("FILTER", "")).lower(), float(pixscale), FitsSection(path, ext, shape), wcs)
 
 
 def load_images(root: pathlib.Path, field: str, ra: float, dec: float, fov: float) -> list[Image]:

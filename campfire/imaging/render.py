@@ -17,12 +17,62 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from campfire.errors import CampfireError, NotFoundError, ValidationError
-from campfire.imaging.archive import load_images, object_row
-from campfire.imaging.geometry import check_fov, check_object_id, check_size, offsets_to_sky
+from campfire.imaging.archive import Image, load_images, object_row
+from campfire.imaging.geometry import check_fov, check_object_id, check_size, offsets_to_sky, sky_to_offsets
 
-__all__ = ["make_cutout_png", "render_cutout", "encode_png", "read_cutout_png", "PNG_META_KEY"]
+__all__ = ["make_cutout_png", "render_cutout", "encode_png", "read_cutout_png", "PNG_META_KEY", "RENDER_MAX_SIDE"]
 
 PNG_META_KEY = "campfire"
+RENDER_MAX_SIDE = 2048  # pixels per side of the grid a cutout is resampled onto (bounds memory per render)
+
+
+def _grid(fov: float, pixscale: float, max_side: int | None = None) -> tuple[int, float]:
+    """Pixels per side and the pixel scale of a ``fov`` grid near ``pixscale`` (``n * scale == fov``)."""
+    n = max(1, int(round(fov / pixscale)))
+    if max_side is not None:
+        n = min(n, max_side)
+    return n, fov / n
+
+
+def _sample(data, wcs, ra: float, dec: float, fov: float, n: int, scale: float):
+    """One image resampled onto the part of the ``n × n`` cutout grid its footprint covers.
+
+    Returns ``(rows, cols, values)`` — two slices of the grid and the values there (NaN
+    off the image) — or None when the image misses the grid. Only that part of the grid
+    is projected and only the image's footprint (+1 px for the interpolation) is read,
+    so a small stamp costs little in a wide cutout, and a mosaic (a memory map or a
+    :class:`_FitsSection`) is never read whole.
+    """
+    from scipy.ndimage import map_coordinates
+
+    ny, nx = data.shape
+    # the image's outline on the grid: its edge pixels' centres, a margin for the interpolation
+    edge = np.concatenate([np.linspace(-0.5, nx - 0.5, 17), np.full(17, nx - 0.5), np.linspace(-0.5, nx - 0.5, 17),
+                           np.full(17, -0.5)])
+    side = np.concatenate([np.full(17, -0.5), np.linspace(-0.5, ny - 0.5, 17), np.full(17, ny - 0.5),
+                           np.linspace(-0.5, ny - 0.5, 17)])
+    east, north = sky_to_offsets(*wcs.pixel_to_world_values(edge, side), ra, dec)
+    cols = (fov / 2 - np.asarray(east)) / scale - 0.5
+    rows = (fov / 2 - np.asarray(north)) / scale - 0.5
+    if not (np.isfinite(cols).all() and np.isfinite(rows).all()):
+        r0, r1, c0, c1 = 0, n, 0, n  # a projection that fails at the edges: sample everything
+    else:
+        r0, r1 = max(int(np.floor(rows.min())) - 1, 0), min(int(np.ceil(rows.max())) + 2, n)
+        c0, c1 = max(int(np.floor(cols.min())) - 1, 0), min(int(np.ceil(cols.max())) + 2, n)
+    if r0 >= r1 or c0 >= c1:
+        return None
+    # pixel centres: column j → east = fov/2 - (j + 0.5) scale; row i → north = fov/2 - (i + 0.5) scale
+    grid_east, grid_north = np.meshgrid(fov / 2 - (np.arange(c0, c1) + 0.5) * scale,
+                                        fov / 2 - (np.arange(r0, r1) + 0.5) * scale)
+    x, y = wcs.world_to_pixel_values(*offsets_to_sky(grid_east, grid_north, ra, dec))
+    inside = (x > -1) & (x < nx) & (y > -1) & (y < ny)
+    if not inside.any():
+        return None
+    x0, x1 = max(int(np.floor(x[inside].min())) - 1, 0), min(int(np.ceil(x[inside].max())) + 2, nx)
+    y0, y1 = max(int(np.floor(y[inside].min())) - 1, 0), min(int(np.ceil(y[inside].max())) + 2, ny)
+    section = np.asarray(data[y0:y1, x0:x1], dtype=float)
+    values = map_coordinates(section, [y - y0, x - x0], order=1, mode="constant", cval=np.nan)
+    return slice(r0, r1), slice(c0, c1), values
 
 
 def render_cutout(images: Sequence[tuple[np.ndarray, Any]], ra: float, dec: float, fov: float,
@@ -51,28 +101,36 @@ def render_cutout(images: Sequence[tuple[np.ndarray, Any]], ra: float, dec: floa
     >>> cube.shape, scale  # doctest: +SKIP
     ((1, 80, 80), 0.04)
     """
-    from scipy.ndimage import map_coordinates
-
-    n = max(1, int(round(fov / pixscale)))
-    scale = fov / n
-    # pixel centres: column j → east = fov/2 - (j + 0.5) scale; row i → north = fov/2 - (i + 0.5) scale
-    centres = fov / 2 - (np.arange(n) + 0.5) * scale
-    east, north = np.meshgrid(centres, centres)
-    sky_ra, sky_dec = offsets_to_sky(east, north, ra, dec)
+    n, scale = _grid(fov, pixscale)
     cube = np.full((len(images), n, n), np.nan)
     for k, (data, wcs) in enumerate(images):
-        x, y = wcs.world_to_pixel_values(sky_ra, sky_dec)
-        ny, nx = data.shape
-        inside = (x > -1) & (x < nx) & (y > -1) & (y < ny)
-        if not inside.any():
-            continue
-        # read only the footprint (+1 px for the interpolation) of a possibly memory-mapped mosaic
-        x0, x1 = max(int(np.floor(x[inside].min())) - 1, 0), min(int(np.ceil(x[inside].max())) + 2, nx)
-        y0, y1 = max(int(np.floor(y[inside].min())) - 1, 0), min(int(np.ceil(y[inside].max())) + 2, ny)
-        section = np.asarray(data[y0:y1, x0:x1], dtype=float)
-        sampled = map_coordinates(section, [y - y0, x - x0], order=1, mode="constant", cval=np.nan)
-        cube[k] = sampled
+        got = _sample(data, wcs, ra, dec, fov, n, scale)
+        if got is not None:
+            rows, cols, values = got
+            cube[k, rows, cols] = values
     return cube, scale
+
+
+def _band_means(images: Sequence[Image], bands: Sequence[str], ra: float, dec: float, fov: float,
+                n: int, scale: float) -> np.ndarray:
+    """The cutout per band: overlapping images of a band (neighbouring stamps) averaged where they overlap.
+
+    One running sum and count per band, each image added on the part of the grid it
+    covers: memory grows with the bands and the grid, not with the number of images.
+    """
+    total = np.zeros((len(bands), n, n))
+    count = np.zeros((len(bands), n, n), dtype=np.uint16)
+    for im in images:
+        got = _sample(im.data, im.wcs, ra, dec, fov, n, scale)
+        if got is None:
+            continue
+        rows, cols, values = got
+        k = bands.index(im.band)
+        finite = np.isfinite(values)
+        total[k, rows, cols] += np.where(finite, values, 0.0)
+        count[k, rows, cols] += finite
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(count > 0, total / np.maximum(count, 1), np.nan)
 
 
 def _stretch(cube: np.ndarray) -> np.ndarray:
@@ -215,7 +273,10 @@ def make_cutout_png(root: str | os.PathLike, object_id: str, fov: float, size: i
     """PNG bytes of a cutout of the archive root's imaging around an object.
 
     North up, east left, ``fov`` arcsec on a side, at the mosaics' native pixel scale
-    (``size=None``) or resampled to ``size`` × ``size`` pixels. A colour composite
+    (``size=None``) or resampled to ``size`` × ``size`` pixels. The mosaics are resampled
+    onto at most :data:`RENDER_MAX_SIDE` pixels a side (a coarser scale beyond), reading
+    only the region of each image the cutout covers, so memory per cutout is bounded
+    (about 100 MB for a 60 arcsec, 1500-pixel, one-band cutout) whatever the imaging is. A colour composite
     when several bands are present (blue = shortest), grey for one band. The PNG
     carries its geometry in a ``campfire`` text chunk (object_id, ra, dec, fov,
     pixscale, bands, orientation) that :func:`plot_cutout` reads.
@@ -259,15 +320,11 @@ def make_cutout_png(root: str | os.PathLike, object_id: str, fov: float, size: i
     if not images:
         raise NotFoundError(f"no imaging covers object {object_id!r} (field {field!r}) under {root / 'imaging'}")
     native = min(im.pixscale for im in images)
-    sampled, scale = render_cutout([(im.data, im.wcs) for im in images], ra, dec, fov, native)
-    # overlapping images of one band (neighbouring stamps of a mosaic) are averaged where they overlap
+    # the native scale, on at most RENDER_MAX_SIDE pixels a side (coarser beyond): memory per render is
+    # bounded by that grid, whatever fov, size and imaging (stamps or mosaics) there are
+    n, scale = _grid(fov, native, RENDER_MAX_SIDE)
     bands = sorted({im.band for im in images}, key=_band_order)
-    cube = np.full((len(bands),) + sampled.shape[1:], np.nan)
-    for k, band in enumerate(bands):
-        layers = sampled[[i for i, im in enumerate(images) if im.band == band]]
-        count = np.isfinite(layers).sum(axis=0)
-        total = np.where(np.isfinite(layers), layers, 0.0).sum(axis=0)
-        cube[k] = np.where(count > 0, total / np.maximum(count, 1), np.nan)
+    cube = _band_means(images, bands, ra, dec, fov, n, scale)
     if not np.isfinite(cube).any():
         raise NotFoundError(f"object {object_id!r} lies outside the {field!r} imaging under {root / 'imaging'}")
     n = cube.shape[-1]

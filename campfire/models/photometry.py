@@ -3,13 +3,15 @@ from __future__ import annotations
 
 from collections import namedtuple
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, Mapping, TYPE_CHECKING
 
 import numpy as np
-from astropy.table import Table
 
 from campfire.errors import ValidationError
 from campfire.models.spectra import as_1d
+
+if TYPE_CHECKING:
+    from astropy.table import Table
 
 __all__ = ["Photometry", "BandFlux"]
 
@@ -151,6 +153,7 @@ class Photometry:
         Unit("uJy")
         """
         import astropy.units as u
+        from astropy.table import Table
 
         t = Table(
             {

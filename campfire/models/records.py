@@ -11,15 +11,17 @@ import functools
 import os
 from dataclasses import dataclass, field, fields
 from dataclasses import field as _field  # Object has an attribute named 'field'
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence, TYPE_CHECKING
 
 import numpy as np
-from astropy.table import Table
 
 from campfire.catalog.columns import SPECTRUM_COLUMN_NAMES as SPECTRUM_COLUMNS  # the columns of query_spectra
 from campfire.errors import CampfireError, ValidationError
 from campfire.models.photometry import Photometry
 from campfire.models.spectra import SpectrumData
+
+if TYPE_CHECKING:
+    from astropy.table import Table
 
 __all__ = ["Spectrum", "SpectrumCollection", "Object", "SPECTRUM_COLUMNS", "split_list"]
 
@@ -56,6 +58,9 @@ class Spectrum:
     local_path: str = ""
     file_hash: str = ""
     file_size: int = 0
+    redshift_auto_lo: float = float("nan")
+    redshift_auto_hi: float = float("nan")
+    redshift_auto_confidence: float = float("nan")
     _opener: Callable[["Spectrum"], SpectrumData] | None = field(default=None, compare=False)
     _data: SpectrumData | None = field(default=None, compare=False)
 
@@ -222,7 +227,8 @@ class SpectrumCollection(Sequence):
     def __getattr__(self, name: str):
         if name in SpectrumCollection._ARRAY_ATTRS:
             values = [getattr(s, name) for s in self._spectra]
-            if name in ("signal_to_noise", "exposure_time", "redshift_auto"):
+            if name in ("signal_to_noise", "exposure_time", "redshift_auto", "redshift_auto_lo", "redshift_auto_hi",
+                        "redshift_auto_confidence"):
                 return np.array(values, dtype=float)
             if name in ("dq_flags", "file_size"):
                 return np.array(values, dtype=int)
@@ -249,6 +255,8 @@ class SpectrumCollection(Sequence):
         2
         """
         rows = [s.as_dict() for s in self._spectra]
+        from astropy.table import Table
+
         return Table(rows=rows, names=SPECTRUM_COLUMNS) if rows else Table(names=SPECTRUM_COLUMNS)
 
     def open(self) -> list[SpectrumData]:

@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, TYPE_CHECKING
 
 import numpy as np
-from astropy.table import Table
 
 from campfire.errors import CampfireError, ValidationError
 from campfire.lines import FLAM_UNIT, FNU_UNIT, WAVE_UNIT, convert_flux_units
+
+if TYPE_CHECKING:
+    from astropy.table import Table
 
 __all__ = ["SpectrumData", "as_1d", "as_spectrum_data"]
 
@@ -306,6 +308,8 @@ class SpectrumData:
         }
         if self.count is not None:
             cols["count"] = self.count
+        from astropy.table import Table
+
         t = Table(cols)
         t.meta.update(spectrum_id=self.spectrum_id, grating=self.grating, object_id=self.object_id)
         return t

@@ -184,6 +184,16 @@ def plot_calibration(result, ax=None, *, flux_unit: str = "fnu", redshift: float
     return fig
 
 
+def _shade_outside_grid(axes, stack) -> None:
+    """Hatch, in every panel, the ranges the inputs cover but the stack's grid leaves out."""
+    lost = (getattr(stack, "meta", None) or {}).get("outside_grid") or []
+    for i, (lo, hi) in enumerate(lost):
+        for ax in axes:
+            ax.axvspan(lo, hi, facecolor="0.92", edgecolor="0.6", hatch="//", linewidth=0, zorder=0,
+                       gid="outside-grid", label="not in the stack's grid (wavelength_grid='union' keeps it)"
+                       if i == 0 and ax is axes[-1] else "_nolegend_")
+
+
 def plot_calibrate_and_stack(result, *, redshift: float | None = None, **kwargs: Any):
     """The 3-panel diagnostic of ``calibrate_and_stack(...)``.
 
@@ -191,6 +201,9 @@ def plot_calibrate_and_stack(result, *, redshift: float | None = None, **kwargs:
     2. each input's calibration multiplier, with its observed/synthetic band ratios;
     3. the calibrated inputs (thin) and the final stack with its error band, the
        photometry and the stack's synthetic photometry.
+
+    Ranges the inputs cover but the stack's grid leaves out (``meta['outside_grid']``:
+    the default grid of a stack over several gratings) are hatched in every panel.
 
     Parameters
     ----------
@@ -252,6 +265,7 @@ def plot_calibrate_and_stack(result, *, redshift: float | None = None, **kwargs:
         _plot_synthetic(ax_out, _synthetic(stack, list(phot.bands)), "C3", "synthetic (stack)", marker="D",
                         filled=False)
     _include_points(ax_out, phot)
+    _shade_outside_grid(axes, stack)
     ax_out.legend(fontsize=7, loc="best", framealpha=0.85)
     n = len(result.input_spectra)
     ax_out.set_title(f"calibrated inputs and stack ({n} spectr{'um' if n == 1 else 'a'})", fontsize=9, loc="left")

@@ -28,7 +28,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from campfire.errors import ValidationError
-from campfire.lines import check_redshift, get_emission_lines, normalize_flux_unit
+from campfire.lines import check_redshift, get_emission_lines, norm_window_of, normalize_flux_unit
 
 __all__ = [
     "plot_spectrum_data",
@@ -38,6 +38,7 @@ __all__ = [
     "is_rest_frame",
     "pretty_line_name",
     "label_indices",
+    "line_labels",
     "trusted_flux",
     "axes_or_gca",
     "WAVE_LABEL",
@@ -91,6 +92,46 @@ def label_indices(names: Sequence[str], waves: Sequence[float], min_gap: float) 
     return sorted(labelled)
 
 
+def line_labels(names: Sequence[str], waves: Sequence[float], min_gap: float) -> list[tuple[int, str]]:
+    """Where line names go and what they say: every line is named, crowded ones share a label.
+
+    The strong line of a crowded group carries the label (:func:`label_indices`); a line
+    without a label of its own adds its name to its nearest labelled neighbour's (once:
+    the [OIII] doublet reads ``[OIII]``, Hα with [NII] reads ``Hα+[NII]``).
+
+    Parameters
+    ----------
+    names : sequence of str
+        :data:`~campfire.lines.EMISSION_LINES` keys.
+    waves : sequence of float
+        Their (observed) wavelengths.
+    min_gap : float
+        Closest two labels may be, in the units of ``waves``.
+
+    Returns
+    -------
+    list of (int, str)
+        (index of the line carrying the label, the label), by wavelength.
+
+    Examples
+    --------
+    >>> line_labels(['Hbeta', '[OIII]-4960', '[OIII]-5008'], [1.459, 1.488, 1.502], 0.05)
+    [(2, '[OIII]+Hβ')]
+    """
+    named = label_indices(names, waves, min_gap)
+    if not named:
+        return []
+    texts = {i: [pretty_line_name(names[i])] for i in named}
+    for j in range(len(names)):
+        if j in texts:
+            continue
+        nearest = min(named, key=lambda i: abs(waves[i] - waves[j]))
+        name = pretty_line_name(names[j])
+        if name not in texts[nearest]:
+            texts[nearest].append(name)
+    return [(i, "+".join(texts[i])) for i in named]
+
+
 def _power_of_ten(values: np.ndarray) -> int:
     """The exponent that brings typical |values| to order unity (0 if none are finite)."""
     finite = np.abs(values[np.isfinite(values) & (values != 0)])
@@ -99,8 +140,11 @@ def _power_of_ten(values: np.ndarray) -> int:
     return int(math.floor(math.log10(np.nanpercentile(finite, 90))))
 
 
-def flux_label(flux_unit: str, exponent: int = 0) -> str:
+def flux_label(flux_unit: str, exponent: int = 0, norm_window: tuple[float, float] | None = None) -> str:
     """Y-axis label with units for ``'fnu'`` (μJy) or ``'flam'`` (erg s⁻¹ cm⁻² Å⁻¹).
+
+    A normalised spectrum or stack (``norm_window``, :func:`~campfire.lines.norm_window_of`)
+    is dimensionless: f_ν over its median f_ν in the window.
 
     Examples
     --------
@@ -108,8 +152,12 @@ def flux_label(flux_unit: str, exponent: int = 0) -> str:
     '$f_\\\\nu$ [μJy]'
     >>> flux_label('flam', -20)
     '$f_\\\\lambda$ [$10^{-20}$ erg s$^{-1}$ cm$^{-2}$ Å$^{-1}$]'
+    >>> flux_label('fnu', norm_window=(0.42, 0.48))
+    '$f_\\\\nu$ / median $f_\\\\nu$(0.42–0.48 μm)  [dimensionless]'
     """
     unit = normalize_flux_unit(flux_unit, "flux_unit")
+    if norm_window is not None:
+        return rf"$f_\nu$ / median $f_\nu$({norm_window[0]:g}–{norm_window[1]:g} μm)  [dimensionless]"
     if unit == "fnu":
         scale = "" if exponent == 0 else f"$10^{{{exponent}}}$ "
         return rf"$f_\nu$ [{scale}μJy]"
@@ -176,7 +224,7 @@ def trusted_flux(flux: np.ndarray, err: np.ndarray) -> np.ndarray:
     return np.where(keep, flux, np.nan) if keep.sum() >= 3 else flux
 
 
-def _robust_ylim(ax, values: np.ndarray, had_data: bool) -> None:
+def _robust_ylim(ax, values: np.ndarray, had_data: bool, headroom: float = 0.2) -> None:
     """Limits that ignore single hot pixels, so one outlier does not flatten the spectrum."""
     finite = values[np.isfinite(values)]
     if finite.size == 0:
@@ -191,8 +239,8 @@ def _robust_ylim(ax, values: np.ndarray, had_data: bool) -> None:
         hi = float(finite.max())
     lo = min(lo, 0.0)
     span = (hi - lo) or abs(hi) or 1.0
-    # the top margin leaves room for emission-line labels
-    new = (lo - 0.05 * span, hi + 0.2 * span)
+    # the top margin leaves room for emission-line labels (above the data, not on the peaks)
+    new = (lo - 0.05 * span, hi + headroom * span)
     if had_data:
         old = ax.get_ylim()
         new = (min(old[0], new[0]), max(old[1], new[1]))
@@ -255,9 +303,11 @@ def mark_emission_lines(
         # that of the line an astronomer looks for first
         width_px = max(ax.get_window_extent().width, 1.0)
         min_gap = 11 * ax.figure.dpi / 72 / width_px * (hi - lo)
-        for best in label_indices(names, waves, min_gap):
-            ax.text(waves[best], 0.98, pretty_line_name(names[best]), transform=trans, rotation=90, ha="right",
-                    va="top", fontsize=7, color=color, gid=f"emission-line-label:{names[best]}", clip_on=True)
+        for best, text in line_labels(names, waves, min_gap):
+            # in the band above the data (the y range leaves it free), on a light backing
+            ax.text(waves[best], 0.985, text, transform=trans, rotation=90, ha="center", va="top", fontsize=7,
+                    color=color, gid=f"emission-line-label:{names[best]}", clip_on=True,
+                    bbox={"boxstyle": "square,pad=0.1", "facecolor": "white", "edgecolor": "none", "alpha": 0.75})
     return markers
 
 
@@ -311,6 +361,10 @@ def plot_spectrum_data(
     for name in ("wavelength", "fnu", "fnu_err"):
         if not hasattr(spec, name):
             raise ValidationError(f"spec: expected a SpectrumData (with {name}), got {type(spec).__name__}")
+    window = norm_window_of(spec)
+    if window is not None and unit != "fnu":
+        raise ValidationError(f"flux_unit: {spec.spectrum_id or 'this spectrum'} is normalised (f_ν / median f_ν in "
+                              f"{window[0]:g}–{window[1]:g} μm, dimensionless); only 'fnu' can be drawn")
     ax = axes_or_gca(ax)
     had_data = ax.has_data()
     wave = np.asarray(spec.wavelength, float)
@@ -319,6 +373,8 @@ def plot_spectrum_data(
     if had_data and getattr(ax, "_campfire_flux", None) is not None:
         # a second spectrum on the same axes must use the first one's scale and unit
         prev_unit, exponent = ax._campfire_flux
+        if window is not None or prev_unit == "normalised":
+            unit = "normalised" if window is not None else unit
         if prev_unit != unit:
             raise ValidationError(f"flux_unit: these axes already show {prev_unit!r}; got {unit!r}")
         if getattr(ax, "_campfire_wave", None) not in (None, wavelength_label(spec)):
@@ -335,7 +391,8 @@ def plot_spectrum_data(
         lo, hi = flux - err, flux + err
         ok = np.isfinite(lo) & np.isfinite(hi) & np.isfinite(wave)
         ax.fill_between(wave, np.where(ok, lo, 0), np.where(ok, hi, 0), where=ok, step="mid",
-                        color=line.get_color(), alpha=0.25, linewidth=0, gid="error-band")
+                        color=line.get_color(), alpha=0.25, linewidth=0, gid="error-band",
+                        label="±1σ" if default_label and not str(default_label).startswith("_") else "_nolegend_")
     good = np.isfinite(flux) & np.isfinite(wave)
     if good.any():
         wlo, whi = wave[good].min(), wave[good].max()
@@ -345,11 +402,11 @@ def plot_spectrum_data(
             ax.set_xlim(min(xlo, wlo - pad), max(xhi, whi + pad))
         else:
             ax.set_xlim(wlo - pad, whi + pad)
-    _robust_ylim(ax, trusted_flux(flux, err), had_data)
+    _robust_ylim(ax, trusted_flux(flux, err), had_data, 0.4 if z is not None and show_lines else 0.2)
     ax.axhline(0.0, color="0.6", linewidth=0.5, zorder=0)
     ax.set_xlabel(wavelength_label(spec))
-    ax.set_ylabel(flux_label(unit, exponent))
-    ax._campfire_flux = (unit, exponent)
+    ax.set_ylabel(flux_label("fnu" if unit == "normalised" else unit, exponent, window))
+    ax._campfire_flux = ("normalised" if window is not None else unit, exponent)
     ax._campfire_wave = wavelength_label(spec)
     if z is not None and show_lines:
         # a rest-frame spectrum has its lines at λ_rest whatever its redshift was

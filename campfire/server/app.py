@@ -36,7 +36,11 @@ from campfire import config
 from campfire.server.archive import Archive
 from campfire.server.errors import install_error_handlers
 from campfire.server.faults import FaultInjector, FaultMiddleware
+from campfire.server.headers import SecurityHeaders
+from campfire.server.limits import BodyLimit, body_limits, uvicorn_config
 from campfire.server.openapi import install as install_openapi
+from campfire.server.portal import include_portal
+from campfire.server.portal.render import error_page
 from campfire.server.routes import include_api
 from campfire.server.routes.meta import API_VERSION
 
@@ -45,7 +49,8 @@ __all__ = ["create_app", "serve", "Archive", "API_VERSION"]
 PREFIX = config.API_PREFIX
 
 
-def create_app(root: str | os.PathLike, *, faults: FaultInjector | None = None) -> FastAPI:
+def create_app(root: str | os.PathLike, *, faults: FaultInjector | None = None,
+               blind_inspections: bool = False, products_delivery: str | None = None) -> FastAPI:
     """Build the FastAPI application serving the archive at ``root``.
 
     Parameters
@@ -55,6 +60,15 @@ def create_app(root: str | os.PathLike, *, faults: FaultInjector | None = None) 
     faults : campfire.server.faults.FaultInjector, optional
         Test hook: an ASGI middleware that injects errors, throttling or cut
         connections. Never set in production.
+    blind_inspections : bool
+        A reviewer sees other reviewers' inspections of an object only after giving
+        their own (``campfire serve --blind-inspections``).
+    products_delivery : {'redirect', 'stream'}, optional
+        When the products live on an object store (``campfire archive ingest
+        --products-url``): answer a file request with a 307 redirect to a pre-signed URL
+        valid ``campfire.server.presign-expires`` seconds (the bytes never pass through
+        this server), or stream the bytes through it (clients that cannot reach the
+        store). Default ``campfire.server.products-delivery`` (redirect).
 
     Returns
     -------
@@ -71,7 +85,7 @@ def create_app(root: str | os.PathLike, *, faults: FaultInjector | None = None) 
     >>> app = create_app('/data/archive')  # doctest: +SKIP
     >>> import uvicorn; uvicorn.run(app, port=8000)  # doctest: +SKIP
     """
-    archive = Archive(root)
+    archive = Archive(root, blind_inspections=blind_inspections, products_delivery=products_delivery)
 
     @contextlib.asynccontextmanager
     async def lifespan(app):
@@ -91,16 +105,23 @@ def create_app(root: str | os.PathLike, *, faults: FaultInjector | None = None) 
         redoc_url=None,
     )
     app.state.archive = archive
-    install_error_handlers(app, PREFIX)
+    install_error_handlers(app, PREFIX, page_error=error_page)
     include_api(app, PREFIX)
+    include_portal(app)
+    # 413 for an oversized body before the app reads a byte of it
+    app.add_middleware(BodyLimit, per_path=body_limits(PREFIX))
     # the document says what each endpoint really answers (bodies, 400/401/404 errors, auth)
     install_openapi(app, PREFIX)
+    # CSP, no framing, no sniffing on every response (the Swagger UI page keeps FastAPI's own)
+    app.add_middleware(SecurityHeaders, exempt=(f"{PREFIX}/docs",))
     if faults is not None:
         app.add_middleware(FaultMiddleware, injector=faults)
     return app
 
 
-def serve(root: str | os.PathLike, host: str = "127.0.0.1", port: int = 8000, **uvicorn_options) -> None:
+def serve(root: str | os.PathLike, host: str = "127.0.0.1", port: int = 8000, *, blind_inspections: bool = False,
+          forwarded_allow_ips: str | list[str] | None = None, products_delivery: str | None = None,
+          **uvicorn_options) -> None:
     """Serve the archive at ``root`` over HTTP until interrupted (``campfire serve``).
 
     Parameters
@@ -111,8 +132,15 @@ def serve(root: str | os.PathLike, host: str = "127.0.0.1", port: int = 8000, **
         Interface to listen on.
     port : int
         Port (0: any free port; uvicorn prints the one it bound).
+    blind_inspections : bool
+        Blind mode for inspections (see :func:`create_app`).
+    forwarded_allow_ips : str or list of str, optional
+        Proxies whose ``X-Forwarded-For`` is trusted (``campfire serve --forwarded-allow-ips``);
+        by default no proxy header is trusted (see :func:`campfire.server.limits.uvicorn_config`).
+    products_delivery : {'redirect', 'stream'}, optional
+        Object-store products: pre-signed redirects or streamed bytes (see :func:`create_app`).
     **uvicorn_options
-        Passed to :func:`uvicorn.run` (``log_level`` defaults to ``'info'``).
+        Passed to ``uvicorn.Config`` (``log_level`` defaults to ``'info'``).
 
     Examples
     --------
@@ -120,12 +148,14 @@ def serve(root: str | os.PathLike, host: str = "127.0.0.1", port: int = 8000, **
     """
     import uvicorn
 
-    app = create_app(root)
-    log_level = uvicorn_options.pop("log_level", "info")
+    app = create_app(root, blind_inspections=blind_inspections, products_delivery=products_delivery)
+    uvicorn_options.setdefault("log_level", "info")
     # uvicorn prints the URL it bound (the real port, also with --port 0)
-    print(f"campfire: serving {app.state.archive.root}; API under {PREFIX}, OpenAPI at {PREFIX}/openapi.json, "
-          f"docs at {PREFIX}/docs", flush=True)
+    where = f"http://{host}:{port}/" if port else "the address below"
+    print(f"campfire: serving {app.state.archive.root}; the portal at {where} (open it in a browser), "
+          f"API under {PREFIX}, OpenAPI at {PREFIX}/openapi.json, docs at {PREFIX}/docs", flush=True)
     if app.state.archive.is_demo():
         print("campfire: demo archive — accounts alice/alice-demo (proprietary program member) and bob/bob-demo",
               flush=True)
-    uvicorn.run(app, host=host, port=port, log_level=log_level, **uvicorn_options)
+    config = uvicorn_config(app, host=host, port=port, forwarded_allow_ips=forwarded_allow_ips, **uvicorn_options)
+    uvicorn.Server(config).run()

@@ -2,6 +2,7 @@
 
 :class:`Archive` opens the archive root once per server: it refuses a client's synced
 copy, switches the catalog to WAL (an export's long read never blocks a tag edit),
+holds the login limits and the executors of slow work (password hashes, cutout renders),
 keeps a :class:`~campfire.catalog.local.LocalCatalog` per
 :class:`~campfire.catalog.visibility.Visibility`, keeps ``object_aggregates`` of each
 visibility in step with the spectra, and turns an ``Authorization`` header into a
@@ -23,28 +24,42 @@ import threading
 from dataclasses import dataclass
 from typing import Callable, TypeVar
 
-from campfire.catalog.aggregates import refresh_aggregates
+from campfire.catalog.aggregates import refresh_aggregates, refresh_inspected
 from campfire.catalog.db import catalog_path, change_stamp, connect, opened, read_meta, write_meta
 from campfire.catalog.local import LocalCatalog
+from campfire.catalog.schema import upgrade_catalog
 from campfire.catalog.visibility import Visibility
-from campfire.errors import AuthenticationError, CampfireError, NotFoundError
-from campfire.server.auth import AuthStore, RateLimiter, seed_demo_accounts
+from campfire import config
+from campfire.errors import AuthenticationError, CampfireError, NotFoundError, ValidationError
+from campfire.io.store import store_from_meta
+from campfire.server.auth import AuthStore, seed_demo_accounts
+from campfire.server.cutouts import CutoutCache, render_executor
 from campfire.server.errors import APIProblem
+from campfire.server.sessions import SessionStore
+from campfire.server.logins import LoginLimiter, password_checks
 
-__all__ = ["Archive", "Caller"]
+__all__ = ["Archive", "Caller", "MAX_CONCURRENT_REFITS", "PRODUCTS_DELIVERY"]
 
 log = logging.getLogger("campfire.server")
 
 T = TypeVar("T")
 
+MAX_CONCURRENT_REFITS = 2  # redshift refits (POST /objects/{id}/refit) running at once
+PRODUCTS_DELIVERY = ("redirect", "stream")  # how object-store products reach a client
+
 
 @dataclass(frozen=True)
 class Caller:
-    """Who is asking, and what they may see."""
+    """Who is asking, and what they may see.
+
+    ``is_admin``: an archive admin (``campfire users add NAME --role admin``) sees every
+    program, may inspect any object and resolve conflicts.
+    """
 
     user: str | None
     visibility: Visibility
     catalog: LocalCatalog
+    is_admin: bool = False
 
 
 class Archive:
@@ -54,6 +69,14 @@ class Archive:
     ----------
     root : path
         An archive root (``meta/campfire.db``, ``products/``) owned by a pipeline or server.
+        A catalog of an older schema is upgraded in place first.
+    blind_inspections : bool
+        Blind mode: a reviewer sees other reviewers' inspections of an object only
+        after giving their own (``campfire serve --blind-inspections``).
+    products_delivery : {'redirect', 'stream'}, optional
+        How file requests are answered when the products live on an object store
+        (``archive_meta.products_url``): a redirect to a short-lived pre-signed URL, or
+        the bytes streamed through this server. Default ``campfire.server.products-delivery``.
 
     Raises
     ------
@@ -61,7 +84,9 @@ class Archive:
         ``root`` has no valid catalog, or it is a client's synced copy.
     """
 
-    def __init__(self, root: str | os.PathLike):
+    def __init__(self, root: str | os.PathLike, *, blind_inspections: bool = False,
+                 products_delivery: str | None = None):
+        self.blind_inspections = bool(blind_inspections)
         self.root = pathlib.Path(root).expanduser().resolve()
         self.db_path = catalog_path(self.root)
         if not LocalCatalog.is_valid(self.root):
@@ -77,8 +102,25 @@ class Archive:
                 )
             # WAL: an export's long read snapshot never blocks a tag edit, and vice versa
             conn.execute("PRAGMA journal_mode = WAL")
+            conn.commit()
+            if upgrade_catalog(conn):  # the inspections (schema 3) are written here
+                log.warning("%s: catalog upgraded to the current schema", self.db_path)
+        self.products = store_from_meta(self.root, read_meta(self.db_path))
+        delivery = products_delivery or config.get("server.products-delivery")
+        if delivery not in PRODUCTS_DELIVERY:
+            raise ValidationError(f"products_delivery: expected one of {', '.join(PRODUCTS_DELIVERY)}, got {delivery!r}")
+        self.products_delivery = delivery
+        self.presign_expires = int(config.get("server.presign-expires"))
+        if self.products.is_remote:
+            log.info("products under %s (file requests: %s)", self.products.url, delivery)
         self.auth = AuthStore(self.root)
-        self.limiter = RateLimiter()
+        self.sessions = SessionStore(self.auth.path)
+        self.limiter = LoginLimiter()
+        self.password_checks = password_checks()
+        self.renders = render_executor()
+        self.cutouts = CutoutCache()
+        self.refits = threading.BoundedSemaphore(MAX_CONCURRENT_REFITS)
+        self.refit_wait = 10.0  # seconds a refit waits for a free slot before 429
         for leftover in (self.root / "cache" / "exports").glob("export-*.db"):  # from a killed server
             leftover.unlink(missing_ok=True)
         self._catalogs: dict[Visibility, LocalCatalog] = {}
@@ -141,18 +183,26 @@ class Archive:
         public, proprietary = self.program_sets()
         if user is None:
             return Visibility(program_ids=public, key="", user=None, all_tags=False)
+        if self.is_admin(user):  # an archive admin sees every program: the pipeline's own set
+            return Visibility(program_ids=None, key="*", user=user, all_tags=False)
         member = self.auth.programs_of(user) & proprietary
         key = ",".join(str(p) for p in sorted(member))
         return Visibility(program_ids=public | member, key=key, user=user, all_tags=False)
+
+    def is_admin(self, user: str | None) -> bool:
+        """True for an account with the ``admin`` role."""
+        return user is not None and self.auth.role_of(user) == "admin"
 
     def ensure_aggregates(self, vis: Visibility) -> None:
         """Keep object_aggregates of ``vis.key`` in step with the spectra table.
 
         A key seen for the first time is computed in full. Each key records the
-        spectra state it was computed for (``max(updated_at)`` and the row count) in
-        ``archive_meta``; when the pipeline has changed spectra since, the objects
-        of the changed spectra are recomputed (all of them if rows were added or
-        deleted). Rows a pipeline wrote without a record are trusted as current.
+        state it was computed for (the spectra's ``max(updated_at)`` and row count,
+        the last inspection id, the objects' ``max(updated_at)``) in ``archive_meta``;
+        when the pipeline has changed spectra since, the objects of the changed
+        spectra are recomputed (all of them if rows were added or deleted), and the
+        inspection fields of objects with new inspections or changed rows are derived
+        again. Rows a pipeline wrote without a record are trusted as current.
         The check runs once per change of the catalog file, not per request.
         """
         stamp = self._stamp()
@@ -165,7 +215,9 @@ class Archive:
             conn = self.write_conn()
             programs = None if vis.program_ids is None else sorted(vis.program_ids)
             high, count = conn.execute("SELECT max(updated_at), count(*) FROM spectra").fetchone()
-            state = json.dumps([high or "", count])
+            last_inspection = conn.execute("SELECT coalesce(max(inspection_id), 0) FROM inspections").fetchone()[0]
+            objects_high = conn.execute("SELECT coalesce(max(updated_at), '') FROM objects").fetchone()[0]
+            current = [high or "", count, last_inspection, objects_high]
             meta_key = f"aggregates:{vis.key}"
             value = read_meta(conn).get(meta_key)
             recorded = json.loads(value) if value else None
@@ -173,7 +225,7 @@ class Archive:
             if recorded is None and have is None:
                 log.info("computing object aggregates for visibility %r", vis.key)
                 refresh_aggregates(conn, vis.key, programs)
-            elif recorded is not None and recorded != [high or "", count]:
+            elif recorded is not None and recorded[:2] != current[:2]:
                 if recorded[1] == count:
                     changed = [r[0] for r in conn.execute(
                         "SELECT DISTINCT object_id FROM spectra WHERE updated_at > ?", (recorded[0],))]
@@ -182,10 +234,36 @@ class Archive:
                 else:
                     log.info("spectra added or removed: recomputing aggregates for visibility %r", vis.key)
                     refresh_aggregates(conn, vis.key, programs)
-            if recorded != [high or "", count]:  # write only on change: a write moves every key's stamp
-                write_meta(conn, {meta_key: state})
+            if recorded is not None and recorded[2:] != current[2:]:
+                # inspections written since (by the pipeline, an ingest), or objects rows changed (a new
+                # automatic redshift): those objects' inspection fields are derived again
+                last, high_objects = (recorded + [0, ""])[2:4]
+                changed = {r[0] for r in conn.execute(
+                    "SELECT DISTINCT object_id FROM inspections WHERE inspection_id > ?", (last,))}
+                changed |= {r[0] for r in conn.execute("SELECT object_id FROM objects WHERE updated_at > ?",
+                                                       (high_objects,))}
+                refresh_inspected(conn, vis.key, programs, changed)
+            if recorded != current:  # write only on change: a write moves every key's stamp
+                write_meta(conn, {meta_key: json.dumps(current)})
                 conn.commit()
             self._aggregate_keys[vis.key] = self._stamp()
+
+    def record_own_inspection(self, conn: sqlite3.Connection, inspection_id: int) -> None:
+        """Note in each visibility set's state that ``inspection_id`` is already accounted for.
+
+        The server's own inspection refreshes every set's fields as it is written
+        (:func:`campfire.catalog.inspections.add_inspection`); without this note the next
+        request of each set would derive them again and write its state (one more
+        transaction per set). A set with other writers' inspections pending keeps its
+        state, so those are still derived. Call inside the inspection's transaction.
+        """
+        updates = {}
+        for key, value in read_meta(conn).items():
+            if key.startswith("aggregates:"):
+                state = json.loads(value)
+                if len(state) == 4 and state[2] == inspection_id - 1:
+                    updates[key] = json.dumps(state[:2] + [inspection_id] + state[3:])
+        write_meta(conn, updates)
 
     def catalog(self, vis: Visibility) -> LocalCatalog:
         """The catalog as ``vis`` sees it (kept per visibility)."""
@@ -196,12 +274,22 @@ class Archive:
             cat = self._catalogs[vis] = LocalCatalog(self.root, visibility=vis, expose_paths=False)
         return cat
 
-    def file_path(self, fits_path: str) -> pathlib.Path:
-        """The absolute file of a catalog ``fits_path``: only ever a file under ``<root>/products``."""
+    def file_path(self, fits_path: str) -> pathlib.Path | str:
+        """The file of a catalog ``fits_path``: only ever one under ``<root>/products`` (or ``products_url``).
+
+        The check is on the path as written (``..`` resolved lexically), so a catalog row
+        can never name a file elsewhere; a symbolic link *inside* ``products/`` is the
+        pipeline's own (``campfire archive ingest --link`` across file systems) and is followed.
+        With the products on an object store, the product's URL (the readers of
+        :mod:`campfire.io.fits` open it through fsspec); a missing object is a
+        NotFoundError when it is read.
+        """
+        if self.products.is_remote:
+            return self.products.location(fits_path)
         if not fits_path or os.path.isabs(fits_path) or "\0" in fits_path:
             raise NotFoundError("file not available on this server")
         products = self.root / "products"
-        path = (self.root / fits_path).resolve()
+        path = pathlib.Path(os.path.normpath(self.root / fits_path))
         if not path.is_relative_to(products):
             # a poisoned catalog row: never read outside the products tree (auth.db, /etc, ...)
             log.error("catalog fits_path %r is outside %s; refused", fits_path, products)
@@ -228,10 +316,33 @@ class Archive:
 
     def caller(self, authorization: str | None) -> Caller:
         """The :class:`Caller` of a request with this ``Authorization`` header (aggregates made current)."""
-        user = self.authenticate(authorization)
+        return self.caller_for(self.authenticate(authorization))
+
+    def caller_for(self, user: str | None) -> Caller:
+        """The :class:`Caller` of an authenticated ``user`` (None: anonymous), however they proved who they are."""
         vis = self.visibility(user)
         self.ensure_aggregates(vis)
-        return Caller(user, vis, self.catalog(vis))
+        return Caller(user, vis, self.catalog(vis), is_admin=self.is_admin(user))
+
+    async def check_login(self, username: str, password: str, client: str) -> bool:
+        """True for a right password, within the login limits (:mod:`campfire.server.logins`).
+
+        The attempt is reserved under the account and the client address before the
+        password is checked (concurrent guesses never evaluate more than the limit); the
+        hash runs on the password executor, not on the request threads.
+
+        Raises
+        ------
+        campfire.server.logins.LoginLimited
+            Too many failed logins for the account or the address (a 429).
+        campfire.server.limits.Busy
+            Too many password checks waiting (a 503).
+        """
+        attempt = await self.limiter.wait_attempt(f"user:{username.lower()}", f"addr:{client}")
+        with attempt:
+            ok = await self.password_checks.run(self.auth.check_password, username, password)
+            attempt.failed = not ok
+        return ok
 
     def close(self) -> None:
         """Close the writer, the accounts store and the catalogs' connections."""
@@ -239,6 +350,9 @@ class Archive:
             if self._write_conn is not None:
                 self._write_conn.close()
                 self._write_conn = None
+        self.sessions.close()
         self.auth.close()
+        self.password_checks.close()
+        self.renders.close()
         for cat in self._catalogs.values():
             cat.close()

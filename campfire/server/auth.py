@@ -10,14 +10,19 @@ Design
   so passwords longer than bcrypt's 72 bytes are neither truncated nor rejected;
   PBKDF2-SHA256 (600,000 iterations) when bcrypt is not installed. Both salted, both
   slow; the stored string says which was used.
-* Access tokens: JWT (HS256) with ``sub``, ``iat``, ``exp`` (``server.access-token-ttl``),
-  signed with a random per-archive secret kept in auth.db. Memberships are looked up
-  per request, not baked into the token, so a revoked grant takes effect at once.
+* Access tokens: JWT (HS256) with ``sub``, ``iat``, ``exp`` (``server.access-token-ttl``)
+  and ``fam`` (the login they belong to), signed with a random per-archive secret kept in
+  auth.db. Memberships are looked up per request, not baked into the token, so a revoked
+  grant takes effect at once; so is the login's state: the access tokens of a login that
+  was logged out (``/auth/revoke``), replayed or ended by a new password are refused at
+  once, not when they expire (the revoked refresh-token family is the revocation list).
 * Refresh tokens: opaque random strings; only their SHA-256 is stored. Each use
   rotates it (the old one is marked used, a new one in the same *family* is issued).
   Presenting a used token again means it leaked: the whole family is revoked.
-* Login rate limiting: :class:`RateLimiter`, a sliding window of failed attempts per
-  user name and per client address (``server.login-rate`` per minute).
+* Login rate limiting and the executor the hashes run on: :mod:`campfire.server.logins`.
+* Roles: ``member`` (default: sees public programs and the ones granted, may inspect
+  objects with a spectrum in a granted program) or ``admin`` (sees every program, may
+  inspect any object and resolve conflicts between reviewers).
 
 Examples
 --------
@@ -26,7 +31,6 @@ Examples
 from __future__ import annotations
 
 import base64
-import collections
 import hashlib
 import hmac
 import os
@@ -45,16 +49,17 @@ from campfire.errors import AuthenticationError, CampfireError, ValidationError
 
 __all__ = [
     "AuthStore",
-    "RateLimiter",
     "TokenPair",
     "add_user",
     "seed_demo_accounts",
     "hash_password",
     "verify_password",
     "DEMO_ACCOUNTS",
+    "ROLES",
 ]
 
 USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.\-]{0,63}$")
+ROLES = ("member", "admin")
 MIN_PASSWORD = 8
 MAX_PASSWORD = 1024
 
@@ -66,7 +71,8 @@ CREATE TABLE IF NOT EXISTS users (
     username      TEXT PRIMARY KEY,
     password_hash TEXT NOT NULL,
     created_at    REAL NOT NULL,
-    disabled      INTEGER NOT NULL DEFAULT 0
+    disabled      INTEGER NOT NULL DEFAULT 0,
+    role          TEXT NOT NULL DEFAULT 'member' CHECK (role IN ('member', 'admin'))
 );
 CREATE TABLE IF NOT EXISTS memberships (
     username   TEXT NOT NULL REFERENCES users (username) ON DELETE CASCADE,
@@ -192,6 +198,9 @@ class AuthStore:
         self._lock = threading.Lock()
         self._conn = connect(self.path, readonly=False)
         self._conn.executescript(_SCHEMA)
+        if "role" not in {r[1] for r in self._conn.execute("PRAGMA table_info(users)")}:  # an older auth.db
+            self._conn.execute("ALTER TABLE users ADD COLUMN role TEXT NOT NULL DEFAULT 'member' "
+                               "CHECK (role IN ('member', 'admin'))")
         self._conn.commit()
         self._secret = self._load_secret()
         # a fixed dummy hash so an unknown user costs as much as a wrong password
@@ -212,10 +221,16 @@ class AuthStore:
             return self._conn.execute("SELECT value FROM settings WHERE key = 'jwt_secret'").fetchone()[0]
 
     # -- accounts -------------------------------------------------------------------
-    def add_user(self, username: str, password: str, program_ids: Iterable[int] = (), *, reset_password: bool = True) -> bool:
-        """Create an account (or reset its password) and grant ``program_ids``. True if created."""
+    def add_user(self, username: str, password: str, program_ids: Iterable[int] = (), *, reset_password: bool = True,
+                 role: str | None = None) -> bool:
+        """Create an account (or reset its password) and grant ``program_ids``. True if created.
+
+        ``role``: ``'member'`` or ``'admin'``; None keeps an existing account's role (new ones: member).
+        """
         _check_username(username)
         _check_password(password)
+        if role is not None and role not in ROLES:
+            raise ValidationError(f"role: expected one of {', '.join(ROLES)}, got {role!r}")
         ids = sorted({int(p) for p in program_ids})
         with self._lock:
             exists = self._conn.execute("SELECT 1 FROM users WHERE username = ?", (username,)).fetchone() is not None
@@ -236,7 +251,20 @@ class AuthStore:
             self._conn.executemany(
                 "INSERT OR IGNORE INTO memberships (username, program_id) VALUES (?, ?)", [(username, p) for p in ids]
             )
+            if role is not None:
+                self._conn.execute("UPDATE users SET role = ? WHERE username = ?", (role, username))
         return not exists
+
+    def grant(self, username: str, program_ids: Iterable[int]) -> bool:
+        """Grant an existing account programs (no password change); False when there is no such account."""
+        ids = sorted({int(p) for p in program_ids})
+        with self._lock, self._conn:
+            if self._conn.execute("SELECT 1 FROM users WHERE username = ?", (username,)).fetchone() is None:
+                return False
+            self._conn.executemany(
+                "INSERT OR IGNORE INTO memberships (username, program_id) VALUES (?, ?)", [(username, p) for p in ids]
+            )
+        return True
 
     def users(self) -> list[str]:
         with self._lock:
@@ -246,6 +274,12 @@ class AuthStore:
         with self._lock:
             row = self._conn.execute("SELECT disabled FROM users WHERE username = ?", (username,)).fetchone()
         return row is not None and not row[0]
+
+    def role_of(self, username: str) -> str | None:
+        """``'member'`` or ``'admin'``; None for an unknown or disabled account."""
+        with self._lock:
+            row = self._conn.execute("SELECT role, disabled FROM users WHERE username = ?", (username,)).fetchone()
+        return None if row is None or row[1] else row[0]
 
     def programs_of(self, username: str) -> frozenset[int]:
         """The program ids ``username`` is a member of."""
@@ -266,11 +300,11 @@ class AuthStore:
         return ok and not row[1]
 
     # -- tokens ---------------------------------------------------------------------
-    def _access_token(self, username: str, now: float, ttl: int) -> str:
+    def _access_token(self, username: str, now: float, ttl: int, family: str) -> str:
         import jwt
 
         claims = {"sub": username, "iat": int(now), "exp": int(now) + ttl, "iss": _ISSUER, "typ": "access",
-                  "jti": uuid.uuid4().hex}
+                  "jti": uuid.uuid4().hex, "fam": family}
         return jwt.encode(claims, self._secret, algorithm=_JWT_ALG)
 
     def issue(self, username: str, family: str | None = None) -> TokenPair:
@@ -288,7 +322,7 @@ class AuthStore:
             "INSERT INTO refresh_tokens (token_hash, family, username, issued_at, expires_at) VALUES (?, ?, ?, ?, ?)",
             (_token_digest(refresh), family, username, now, now + refresh_ttl),
         )
-        return TokenPair(self._access_token(username, now, access_ttl), refresh, access_ttl, username)
+        return TokenPair(self._access_token(username, now, access_ttl, family), refresh, access_ttl, username)
 
     def rotate(self, refresh_token: str) -> TokenPair:
         """Exchange a refresh token for a new pair; a reused token revokes its whole family."""
@@ -348,58 +382,18 @@ class AuthStore:
             raise AuthenticationError(f"invalid access token ({err})") from None
         if claims.get("typ") != "access" or not isinstance(claims.get("sub"), str):
             raise AuthenticationError("invalid access token (not an access token)")
-        username = claims["sub"]
-        if not self.user_exists(username):
+        username, family = claims["sub"], claims.get("fam")
+        # one indexed lookup per request: the account, and whether the token's login was ended (the
+        # family's rows outlive its access tokens: refresh tokens are pruned a day after they expire)
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT disabled, EXISTS (SELECT 1 FROM refresh_tokens WHERE family = ? AND revoked = 1) "
+                "FROM users WHERE username = ?", (str(family), username)).fetchone()
+        if row is None or row[0]:
             raise AuthenticationError("invalid access token (unknown account)")
+        if row[1]:
+            raise AuthenticationError("access token revoked (logged out, or its login was ended)")
         return username
-
-
-class RateLimiter:
-    """Sliding one-minute window of failed logins per key.
-
-    Keys are ``user:<name>`` (limit ``server.login-rate`` per minute) and
-    ``addr:<client address>`` (ten times that, so one busy address — a NAT, a test
-    suite — is not locked out by a few typos, while a password spray still is).
-    """
-
-    ADDRESS_FACTOR = 10
-
-    def __init__(self, per_minute: int | None = None, window: float = 60.0):
-        self.per_minute = per_minute
-        self.window = window
-        self._events: dict[str, collections.deque] = {}
-        self._lock = threading.Lock()
-
-    def _limit(self, key: str) -> int:
-        base = int(config.get("server.login-rate", override_with=self.per_minute))
-        return base * self.ADDRESS_FACTOR if key.startswith("addr:") else base
-
-    def retry_after(self, *keys: str) -> float:
-        """Seconds until another attempt is allowed (0 when allowed now)."""
-        now = time.monotonic()
-        wait = 0.0
-        with self._lock:
-            for key in keys:
-                q = self._events.get(key)
-                if not q:
-                    continue
-                while q and q[0] <= now - self.window:
-                    q.popleft()
-                if len(q) >= self._limit(key):
-                    wait = max(wait, q[0] + self.window - now)
-        return wait
-
-    def failed(self, *keys: str) -> None:
-        now = time.monotonic()
-        with self._lock:
-            if len(self._events) > 100_000:  # bound memory under a spray of names
-                self._events.clear()
-            for key in keys:
-                self._events.setdefault(key, collections.deque()).append(now)
-
-    def reset(self, key: str) -> None:
-        with self._lock:
-            self._events.pop(key, None)
 
 
 # ------------------------------------------------------------------------- module API
@@ -428,21 +422,26 @@ def _resolve_programs(root: pathlib.Path, programs: Iterable[int | str]) -> list
     return out
 
 
-def add_user(root: str | os.PathLike, name: str, password: str, programs: Iterable[int | str] = ()) -> None:
+def add_user(root: str | os.PathLike, name: str, password: str, programs: Iterable[int | str] = (),
+             role: str | None = None) -> None:
     """Add an account to the archive served from ``root`` and grant it programs.
 
     An existing account gets the new password (ending its sessions) and the extra
     grants. ``programs`` are program slugs or JWST proposal ids of the catalog.
+    ``role`` ``'admin'`` makes an archive admin (sees every program, inspects any
+    object, resolves conflicts); ``'member'`` a plain account; None keeps the role
+    of an existing account (new ones: member).
 
     Examples
     --------
     >>> add_user('/data/archive', 'carol', 'a-long-password', programs=['EMBER-UDS'])  # doctest: +SKIP
+    >>> add_user('/data/archive', 'root', 'another-long-password', role='admin')       # doctest: +SKIP
     """
     root = pathlib.Path(root)
     ids = _resolve_programs(root, programs)
     store = AuthStore(root)
     try:
-        store.add_user(name, password, ids)
+        store.add_user(name, password, ids, role=role)
     finally:
         store.close()
 

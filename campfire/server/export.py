@@ -8,7 +8,13 @@
     see: spectra of their programs, objects with at least one such spectrum,
     their photometry, aggregates over the visible spectra (under the visibility key
     ``'*'``: the client's copy holds nothing else), programs, observations, the
-    caller's visible tags and their members. Tables only — the client builds the
+    caller's visible tags and their members, and the inspections resting on visible
+    spectra only (in blind mode, the caller's own). The objects' inspection fields
+    (``redshift``, ``redshift_inspected``, ``redshift_quality``) are the caller's
+    visibility set's, and an object's ``updated_at`` is the later of its own and of
+    the latest inspection the caller may see (``object_aggregates.inspected_at``), so
+    a grade that changes what this caller sees moves the object for the next delta,
+    and one they may not see does not. Tables only — the client builds the
     indexes and the R*Tree (the server's CPU copies rows, the client's builds
     indexes, and the compressed transfer is a third smaller). The server builds it
     with ``INSERT … SELECT`` inside SQLite (no row passes through Python), in one read
@@ -25,7 +31,8 @@ of the same caller, visibility and catalog)
         {"type": "end", "counts": {"observations": N, "objects": N, "spectra": N}}
 
     Objects, photometry, spectra and aggregates changed after the cursor (found
-    through the ``updated_at`` indexes), programs and observations whole, and the
+    through the ``updated_at`` indexes, and the objects of visible inspections newer
+    than the cursor's last one — ids, not times), those inspections, programs and observations whole, and the
     tags and their members whole only when their fingerprint changed (so a tag edit
     or deletion arrives, and an unchanged re-sync stays small). Deleted rows show up
     as a count mismatch in the ``end`` line: the client then asks for a full export.
@@ -50,6 +57,7 @@ import zlib
 from dataclasses import dataclass
 from typing import Iterator
 
+from campfire.catalog.columns import VIEW_FIELDS
 from campfire.catalog.db import connect, write_meta
 from campfire.catalog.schema import schema_statements
 from campfire.catalog.visibility import Visibility
@@ -102,11 +110,52 @@ def _tag_fingerprint(conn: sqlite3.Connection, vis: Visibility, schema: str = "m
     return hashlib.sha256(json.dumps(rows).encode()).hexdigest()[:24]
 
 
-def _high_water(conn: sqlite3.Connection, schema: str = "main") -> str:
-    return conn.execute(
-        f"SELECT max(m) FROM (SELECT max(updated_at) AS m FROM {schema}.objects "
-        f"UNION ALL SELECT max(updated_at) FROM {schema}.spectra)"
-    ).fetchone()[0] or ""
+def _high_water(conn: sqlite3.Connection, vis: Visibility) -> str:
+    """The latest ``updated_at`` of the objects and spectra ``vis`` may see (the cursor's time part).
+
+    Over visible rows only: a cursor must not tell when hidden data last changed. Each
+    side walks its ``updated_at`` index from the newest row and stops at the first
+    visible one.
+    """
+    spec_pred, spec_params = vis.program_predicate("s")
+    spectra = conn.execute(
+        f"SELECT s.updated_at FROM spectra s INDEXED BY spectra_updated WHERE {spec_pred} "
+        "ORDER BY s.updated_at DESC LIMIT 1", spec_params).fetchone()
+    objects = conn.execute(
+        "SELECT o.updated_at FROM objects o INDEXED BY objects_updated WHERE EXISTS (SELECT 1 FROM "
+        "object_aggregates a WHERE a.visibility = ? AND a.object_id = o.object_id) "
+        "ORDER BY o.updated_at DESC LIMIT 1", (vis.key,)).fetchone()
+    return max((row[0] for row in (spectra, objects) if row and row[0]), default="")
+
+
+def _last_inspection(conn: sqlite3.Connection, vis: Visibility) -> int:
+    """The newest inspection id the caller may see (0: none): the inspections part of a cursor.
+
+    Ids, not times: a record's id only grows, whatever the clocks of the writers (a spectrum
+    stamped in the future must not hide the next grades from a delta), and an id of a hidden
+    record never shows in the cursor.
+    """
+    pred, params = vis.inspection_predicate("i")
+    row = conn.execute(f"SELECT i.inspection_id FROM inspections i WHERE {pred} ORDER BY i.inspection_id DESC LIMIT 1",
+                       params).fetchone()
+    return int(row[0]) if row else 0
+
+
+def _object_select(names: list[str]) -> str:
+    """The objects columns as the caller's visibility set (``object_aggregates a``) sees them (``o``: objects)."""
+    view = {name: f"a.{name}" for name in VIEW_FIELDS}
+    view["updated_at"] = "max(o.updated_at, coalesce(a.inspected_at, ''))"
+    return ", ".join(view.get(c, f"o.{c}") for c in names)
+
+
+def _inspection_filter(vis: Visibility, own_only: bool, spectra: str = "spectra") -> tuple[str, list]:
+    """The inspections ``i`` the caller gets: those resting on visible spectra (blind mode: their own)."""
+    sql, params = vis.inspection_predicate("i", spectra)
+    if own_only:
+        if vis.user is None:
+            return "0", []
+        sql, params = f"{sql} AND i.reviewer = ?", params + [vis.user]
+    return sql, params
 
 
 @dataclass
@@ -119,22 +168,24 @@ class ExportPlan:
 
 
 def plan_export(db_path, visibility: Visibility, *, since: str | None = None, catalog_id: str = "",
-                workdir: str | os.PathLike | None = None) -> ExportPlan:
+                workdir: str | os.PathLike | None = None, own_inspections_only: bool = False) -> ExportPlan:
     """Decide between a snapshot and a delta for this caller and return the stream.
 
     The cursor is taken *before* the rows are read, so a row changed meanwhile is
-    sent again next time rather than missed.
+    sent again next time rather than missed. ``own_inspections_only`` (blind mode):
+    of the inspection records, only the caller's own are exported.
     """
     conn = connect(db_path, readonly=True)
     try:
-        high = _high_water(conn)
+        high = _high_water(conn, visibility)
         tags = _tag_fingerprint(conn, visibility)
         payload = decode_cursor(since) if since else None
         cursor = encode_cursor({"v": EXPORT_VERSION, "t": high, "k": visibility.key, "u": visibility.user or "",
-                                "c": catalog_id, "g": tags})
+                                "c": catalog_id, "g": tags, "i": _last_inspection(conn, visibility)})
         delta_ok = (
             payload is not None and payload.get("v") == EXPORT_VERSION and payload.get("k") == visibility.key
             and payload.get("u", "") == (visibility.user or "") and payload.get("c", "") == catalog_id
+            and isinstance(payload.get("i"), int)  # a cursor of a server before inspections: a snapshot
         )
         if delta_ok:
             spec_pred, spec_params = visibility.program_predicate("s")
@@ -149,20 +200,21 @@ def plan_export(db_path, visibility: Visibility, *, since: str | None = None, ca
     if delta_ok:
         header = {"type": "header", "format": EXPORT_FORMAT, "version": EXPORT_VERSION, "full": False,
                   "cursor": cursor, "since": since}
-        return ExportPlan("ndjson-delta", cursor,
-                          _delta(db_path, visibility, header, payload["t"], payload.get("g") != tags))
-    return ExportPlan("sqlite-snapshot", cursor, _snapshot(db_path, visibility, cursor, workdir))
+        return ExportPlan("ndjson-delta", cursor, _delta(db_path, visibility, header, payload["t"], payload["i"],
+                                                         payload.get("g") != tags, own_inspections_only))
+    return ExportPlan("sqlite-snapshot", cursor,
+                      _snapshot(db_path, visibility, cursor, workdir, own_inspections_only))
 
 
 # -------------------------------------------------------------------------- snapshot
-def _snapshot(db_path, vis: Visibility, cursor: str, workdir) -> Iterator[bytes]:
+def _snapshot(db_path, vis: Visibility, cursor: str, workdir, own_inspections_only: bool) -> Iterator[bytes]:
     workdir = pathlib.Path(workdir or tempfile.gettempdir())
     workdir.mkdir(parents=True, exist_ok=True)
     path = workdir / f"export-{uuid.uuid4().hex}.db"
     try:
         conn = connect(path, readonly=False, autocommit=True)
         try:
-            _build_snapshot(conn, pathlib.Path(db_path), vis, cursor, schema_statements()[0])
+            _build_snapshot(conn, pathlib.Path(db_path), vis, cursor, schema_statements()[0], own_inspections_only)
         finally:
             conn.close()
         yield from _gzip_members(path)
@@ -198,7 +250,7 @@ def _gzip_members(path: pathlib.Path, block_size: int = 8 << 20, threads: int = 
 
 
 def _build_snapshot(conn: sqlite3.Connection, src_path: pathlib.Path, vis: Visibility, cursor: str,
-                    table_statements: list[str]) -> None:
+                    table_statements: list[str], own_inspections_only: bool = False) -> None:
     conn.execute("PRAGMA foreign_keys = OFF")  # rows copied as the source holds them
     conn.execute("PRAGMA journal_mode = OFF")  # a scratch file, deleted after streaming
     conn.execute("PRAGMA synchronous = OFF")
@@ -223,14 +275,19 @@ def _build_snapshot(conn: sqlite3.Connection, src_path: pathlib.Path, vis: Visib
     copy("programs", f"FROM src.programs p WHERE {prog_pred}", prog_params, "p")
     copy("observations", f"FROM src.observations ob JOIN src.programs p ON p.program_id = ob.program_id "
                          f"WHERE {prog_pred}", prog_params, "ob")
+    obj_cols = [c for c in _columns(conn, "objects") if c in set(_columns(conn, "objects", "src"))]
+    conn.execute(f"INSERT INTO main.objects ({', '.join(obj_cols)}) SELECT {_object_select(obj_cols)} "
+                 "FROM src.objects o JOIN src.object_aggregates a ON a.object_id = o.object_id AND a.visibility = ?",
+                 [key])
     if everything:  # every program visible: plain copies, no per-row filter
-        copy("objects", f"FROM src.objects o WHERE o.object_id IN {visible_obj}", [key], "o")
         copy("photometry", "FROM src.photometry ph", [], "ph")
         copy("spectra", "FROM src.spectra s", [], "s")
     else:
-        copy("objects", f"FROM src.objects o WHERE o.object_id IN {visible_obj}", [key], "o")
         copy("photometry", f"FROM src.photometry ph WHERE ph.object_id IN {visible_obj}", [key], "ph")
         copy("spectra", f"FROM src.spectra s WHERE {spec_pred}", spec_params, "s")
+    insp_pred, insp_params = _inspection_filter(vis, own_inspections_only, "src.spectra")
+    copy("inspections", f"FROM src.inspections i WHERE i.object_id IN {visible_obj} AND {insp_pred}",
+         [key] + insp_params, "i")
     agg_cols = _columns(conn, "object_aggregates")
     conn.execute(
         f"INSERT INTO main.object_aggregates ({', '.join(agg_cols)}) SELECT "
@@ -283,7 +340,8 @@ class _Gzip:
         return self.flush() + self._z.flush()
 
 
-def _delta(db_path, vis: Visibility, header: dict, t_since: str, tags_changed: bool) -> Iterator[bytes]:
+def _delta(db_path, vis: Visibility, header: dict, t_since: str, i_since: int, tags_changed: bool,
+           own_inspections_only: bool = False) -> Iterator[bytes]:
     conn = connect(db_path, readonly=True)
     gz = _Gzip()
     try:
@@ -299,6 +357,10 @@ def _delta(db_path, vis: Visibility, header: dict, t_since: str, tags_changed: b
         touched |= {r[0] for r in conn.execute(
             f"SELECT s.object_id FROM spectra s INDEXED BY spectra_updated WHERE s.updated_at > ? AND {spec_pred}",
             [t_since] + spec_params)}
+        # what the caller sees of the objects' inspections changed (never moved by a hidden one)
+        seen_pred, seen_params = vis.inspection_predicate("i")
+        touched |= {r[0] for r in conn.execute(
+            f"SELECT i.object_id FROM inspections i WHERE i.inspection_id > ? AND {seen_pred}", [i_since] + seen_params)}
         ids = sorted(touched)
         visible: list[str] = []
         for i in range(0, len(ids), 500):
@@ -323,9 +385,14 @@ def _delta(db_path, vis: Visibility, header: dict, t_since: str, tags_changed: b
 
         def by_object(table: str, alias: str, names: list[str]):
             sel = ", ".join(f"{alias}.{c}" for c in names)
+            source, params = f"{table} {alias}", []
+            if table == "objects":  # the inspection fields as this caller's set sees them
+                sel = _object_select(names)
+                source = "objects o JOIN object_aggregates a ON a.object_id = o.object_id AND a.visibility = ?"
+                params = [key]
             for i in range(0, len(visible), 500):
                 chunk = visible[i:i + 500]
-                yield f"SELECT {sel} FROM {table} {alias} WHERE {alias}.object_id IN ({_marks(chunk)})", chunk
+                yield f"SELECT {sel} FROM {source} WHERE {alias}.object_id IN ({_marks(chunk)})", params + chunk
 
         names = _columns(conn, "programs")
         yield from section("programs", names, "replace", [(
@@ -346,6 +413,13 @@ def _delta(db_path, vis: Visibility, header: dict, t_since: str, tags_changed: b
         names = _columns(conn, "object_aggregates")
         sel = ", ".join("'*'" if c == "visibility" else f"a.{c}" for c in names)
         yield from section("object_aggregates", names, "upsert", _agg_queries(visible, sel, key))
+        names = _columns(conn, "inspections")
+        insp_pred, insp_params = _inspection_filter(vis, own_inspections_only)
+        yield from section("inspections", names, "upsert", [(
+            f"SELECT {', '.join('i.' + c for c in names)} FROM inspections i "
+            f"WHERE i.inspection_id > ? AND {insp_pred} "
+            "AND i.object_id IN (SELECT object_id FROM object_aggregates WHERE visibility = ?)",
+            [i_since] + insp_params + [key])])
         if tags_changed:
             tag_pred, tag_params = vis.tag_predicate("t")
             names = _columns(conn, "tags")

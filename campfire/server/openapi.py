@@ -24,6 +24,10 @@ import copy
 from typing import Any
 
 from campfire.catalog.columns import OBJECT_COLUMNS, SPECTRUM_COLUMNS
+from campfire.catalog.consensus import STATES
+from campfire.catalog.filters import QUALITY_NAMES
+from campfire.catalog.inspections import ISSUE_FLAGS, MAX_COMMENT, MAX_REDSHIFT
+from campfire.server.inspections import MAX_REFIT_HALF_WIDTH, QUEUE_MODES
 from campfire.server.tags import MAX_SLUG, SLUG_RE
 
 __all__ = ["OPERATIONS", "document", "install", "SECURITY_SCHEME"]
@@ -114,10 +118,12 @@ _ERRORS = {
     403: "not the owner of this tag",
     404: "no such object, spectrum, file or data — or not visible to you",
     409: "the tag slug is taken or reserved",
+    413: "request body too large (campfire.server.max-body-bytes; 16 KiB on the token endpoints)",
     416: "Range outside the file",
     429: "too many failed logins; retry after Retry-After seconds",
-    501: "imaging is not available on this server",
+    503: "busy (renders or password checks at their limit); retry after Retry-After seconds",
 }
+_RETRY_AFTER = {"Retry-After": {"schema": INTEGER}}
 
 
 def _errors(*codes: int) -> dict:
@@ -128,7 +134,8 @@ def _query(name: str, description: str, schema: dict | None = None) -> dict:
     return {"name": name, "in": "query", "required": False, "schema": schema or STRING, "description": description}
 
 
-_FOV = _query("fov", "field of view in arcsec (0.01-60, default 5)", {"type": "number"})
+_FOV = _query("fov", "field of view in arcsec (0.01-60, default 5)", {"type": "number", "minimum": 0.01,
+                                                                        "maximum": 60})
 _ETAG = {"ETag": {"description": "sha256 of the file content, quoted", "schema": STRING}}
 
 
@@ -147,6 +154,34 @@ def _body(properties: dict, required: list[str], example: dict | None = None) ->
 
 
 SLUG = {"type": "string", "pattern": SLUG_RE.pattern, "maxLength": MAX_SLUG}
+
+# inspections
+QUALITY = {"type": "integer", "minimum": 0, "maximum": 4}
+ISSUES = {"type": "array", "items": {"enum": list(ISSUE_FLAGS)}}
+INSPECTION = _obj({
+    "inspection_id": INTEGER, "object_id": STRING, "reviewer": STRING, "redshift": NUMBER_OR_NULL,
+    "quality": QUALITY, "quality_name": {"enum": list(QUALITY_NAMES)}, "comment": STRING, "issues": ISSUES,
+    "spectra_seen": {"type": "array", "items": _obj({"spectrum_id": STRING, "sha256": _nullable("string")})},
+    "resolves_conflict": {"type": "boolean"}, "created_at": STRING,
+    "outdated": {"type": "boolean", "description": "a spectrum it rests on has another sha256 now (or is gone)"}})
+CONSENSUS = _obj({"state": {"enum": [*STATES, "hidden"]}, "redshift": NUMBER_OR_NULL, "quality": QUALITY,
+                  "n_reviewers": INTEGER})
+_INSPECTION_BODY = {
+    "redshift": {"type": ["number", "null"], "minimum": 0, "maximum": MAX_REDSHIFT,
+                 "description": "required from quality 2 (tentative) on"},
+    "quality": {"anyOf": [QUALITY, {"enum": list(QUALITY_NAMES)}]},
+    "comment": {"type": "string", "maxLength": MAX_COMMENT},
+    "issues": ISSUES,
+    "resolves_conflict": {"type": "boolean", "description": "admins only: this grade settles a conflict"},
+}
+_REFIT_BODY = {
+    "z_center": {"type": "number", "minimum": 0, "maximum": 30},
+    "dz": {"type": "number", "exclusiveMinimum": 0, "maximum": MAX_REFIT_HALF_WIDTH,
+           "description": f"half-width of the window in z (default 0.05, at most {MAX_REFIT_HALF_WIDTH})"},
+    "spectrum_id": {"type": "string", "description": "one of the object's spectra (default: the best visible)"},
+}
+_INSPECT_403 = _error("you may not inspect this object (inspections are by members of a program with a spectrum of "
+                      "it, or by archive admins), or resolve a conflict (admins only)")
 _TAG_FIELDS = {"name": STRING, "description": STRING, "shared": {"type": "boolean"}}
 _OBJECT_IDS = {"object_ids": {"type": "array", "items": STRING, "minItems": 1}}
 
@@ -162,7 +197,8 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
         "200": _json(_obj({"access_token": STRING, "token_type": {"const": "bearer"}, "expires_in": INTEGER,
                            "refresh_token": STRING, "username": STRING})),
         "400": _error("invalid_request, invalid_grant or unsupported_grant_type (OAuth2 error)", OAUTH_ERROR),
-        "429": {**_error(_ERRORS[429], OAUTH_ERROR), "headers": {"Retry-After": {"schema": INTEGER}}}},
+        "429": {**_error(_ERRORS[429], OAUTH_ERROR), "headers": _RETRY_AFTER},
+        "503": {**_error(_ERRORS[503], OAUTH_ERROR), "headers": _RETRY_AFTER}},
         "requestBody": _form({"grant_type": {"type": "string", "enum": ["password", "refresh_token"]},
                               "username": STRING, "password": {"type": "string", "format": "password"},
                               "refresh_token": STRING}, ["grant_type"])},
@@ -199,17 +235,19 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
         **_errors(400, 401, 404)}},
     ("get", "/spectra/{spectrum_id}/redshift-fit"): {"auth": "optional", "responses": {
         "200": _json(_obj({"redshift": NUMBER_OR_NULL, "chi2_min": NUMBER_OR_NULL, "confidence": NUMBER_OR_NULL,
-                           "z_grid": NUMBERS, "chi2_grid": NUMBERS, "model_wave": NUMBERS, "model_fnu": NUMBERS})),
+                           "z_grid": NUMBERS, "chi2_grid": NUMBERS, "model_wave": NUMBERS, "model_fnu": NUMBERS,
+                           "redshift_lo": NUMBER_OR_NULL, "redshift_hi": NUMBER_OR_NULL})),
         **_errors(400, 401, 404)}},
     ("get", "/objects/{object_id}/cutout.png"): {"auth": "optional", "responses": {
         "200": _binary("image/png", "the cutout (geometry in a 'campfire' text chunk)"),
-        **_errors(400, 401, 404, 501)},
-        "parameters": [_FOV, _query("size", "output pixels per side (16-2048; default: native scale)",
-                                    {"type": "integer"})]},
+        **_errors(400, 401, 404), "503": {**_error(_ERRORS[503]), "headers": _RETRY_AFTER}},
+        "parameters": [_FOV, _query("size", "output pixels per side (16-2048; default: the imaging's native "
+                                            "scale, at most 2048 pixels a side)",
+                                    {"type": "integer", "minimum": 16, "maximum": 2048})]},
     ("get", "/objects/{object_id}/shutters"): {"auth": "optional", "responses": {
         "200": _json(_obj({"object_id": STRING, "shutters": {"type": "array", "items": {"type": "object"}},
                            "observations": {"type": "array", "items": {"type": "object"}}})),
-        **_errors(400, 401, 404, 501)},
+        **_errors(400, 401, 404)},
         "parameters": [_FOV]},
     ("get", "/metadata"): {"auth": "optional", "responses": {
         "200": _json(_obj({"programs": STRINGS, "fields": STRINGS, "gratings": STRINGS, "observations": STRINGS})),
@@ -235,6 +273,30 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
     ("delete", "/tags/{slug}/objects"): {"auth": "required", "responses": {
         "200": _json(_obj({"slug": STRING, "removed": INTEGER, "member_count": INTEGER})),
         **_errors(400, 401, 403, 404)}, "requestBody": _body(_OBJECT_IDS, ["object_ids"])},
+    ("post", "/objects/{object_id}/inspections"): {"auth": "required", "responses": {
+        "201": _json(_obj({"inspection": INSPECTION, "consensus": CONSENSUS}), "stored"),
+        **_errors(400, 401), "403": _INSPECT_403, **_errors(404)},
+        "requestBody": _body(_INSPECTION_BODY, ["quality"],
+                             {"redshift": 3.421, "quality": "secure", "comment": "Ha and [OIII]", "issues": []})},
+    ("get", "/objects/{object_id}/inspections"): {"auth": "optional", "responses": {
+        "200": _json(_obj({"inspections": {"type": "array", "items": INSPECTION}, "consensus": CONSENSUS,
+                           "may_inspect": {"type": "boolean"}, "may_resolve": {"type": "boolean"}})),
+        **_errors(400, 401, 404)}},
+    ("get", "/inspections/queue"): {"auth": "required", "responses": {
+        "200": _json(_obj({"mode": {"enum": list(QUEUE_MODES)}, "total": INTEGER, "limit": INTEGER,
+                           "offset": INTEGER, "object_ids": STRINGS})),
+        **_errors(400, 401)},
+        "parameters": [_query("mode", "ungraded (default): objects you have not graded; conflicts: objects whose "
+                                      "reviewers disagree", {"enum": list(QUEUE_MODES)})]},
+    ("post", "/objects/{object_id}/refit"): {"auth": "required", "responses": {
+        "200": _json(_obj({"object_id": STRING, "spectrum_id": STRING, "z_range": NUMBERS,
+                           "redshift": NUMBER_OR_NULL, "redshift_lo": NUMBER_OR_NULL, "redshift_hi": NUMBER_OR_NULL,
+                           "chi2_min": NUMBER_OR_NULL, "confidence": NUMBER_OR_NULL, "z_grid": NUMBERS,
+                           "chi2_grid": NUMBERS})),
+        **_errors(400, 401), "403": _INSPECT_403, **_errors(404),
+        "429": {**_error("refits are busy; retry after Retry-After seconds"),
+                "headers": {"Retry-After": {"schema": INTEGER}}}},
+        "requestBody": _body(_REFIT_BODY, ["z_center"], {"z_center": 3.42, "dz": 0.05})},
     ("get", "/export"): {"auth": "optional", "responses": {
         "200": _binary("application/gzip", "a gzip SQLite snapshot or NDJSON delta (X-Campfire-Export says which)",
                        {"X-Campfire-Export": {"schema": {"enum": ["sqlite-snapshot", "ndjson-delta"]}},
@@ -271,6 +333,7 @@ def document(doc: dict, prefix: str) -> dict:
             op["responses"] = copy.deepcopy(spec["responses"])
             if "requestBody" in spec:
                 op["requestBody"] = copy.deepcopy(spec["requestBody"])
+                op["responses"]["413"] = _error(_ERRORS[413])  # the BodyLimit middleware, on every body
             params = [p for p in op.get("parameters", [])]
             for p in params:
                 if p.get("in") == "path" and p["name"] in _PATH_PATTERNS:

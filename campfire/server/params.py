@@ -16,12 +16,15 @@ import math
 import re
 import urllib.parse
 
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+
 from campfire import config
 from campfire.catalog.filters import FILTER_NAMES, PAGING_NAMES
 from campfire.errors import ValidationError
 
 __all__ = ["ID_RE", "MAX_FORM_BYTES", "query_params", "check_id", "float_param", "no_extra", "only",
-           "read_form", "filter_doc"]
+           "parse_json", "read_json", "read_form", "filter_doc", "too_large_message"]
 
 ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,199}$")
 MAX_FORM_BYTES = 16384  # an OAuth2 form is a few hundred bytes
@@ -72,17 +75,39 @@ def only(body, allowed: tuple[str, ...]) -> None:
                               f"allowed: {', '.join(allowed)}")
 
 
-async def read_form(request) -> dict[str, str]:
+def too_large_message(limit: int) -> str:
+    """The message of a 413."""
+    return f"request body too large: at most {limit:,} bytes"
+
+
+def parse_json(body: bytes):
+    """A JSON request body; a ValidationError (400) for malformed or absurdly nested JSON."""
+    try:
+        return json.loads(body)
+    except RecursionError:  # thousands of nested brackets: Python's parser gives up, not our server
+        raise ValidationError("body: JSON nested too deeply") from None
+    except (ValueError, UnicodeDecodeError):
+        raise ValidationError("body: malformed JSON") from None
+
+
+async def read_json(request: Request):
+    """A route's JSON body, read only when the route asks for it (after authentication).
+
+    Routes take it as ``body: dict = Depends(read_json)`` declared *after* their caller
+    dependency, so an anonymous request is answered 401 before a byte of its body is
+    read; the size limit is the :class:`~campfire.server.limits.BodyLimit` middleware's.
+    """
+    return parse_json(await request.body())
+
+
+async def read_form(request: Request) -> dict[str, str]:
     """An OAuth2 form body (x-www-form-urlencoded, or JSON) without python-multipart."""
     body = await request.body()
-    if len(body) > MAX_FORM_BYTES:
-        raise ValidationError("request body too large")
+    if len(body) > MAX_FORM_BYTES:  # (the BodyLimit middleware refuses it earlier on the API's token routes)
+        raise HTTPException(413, too_large_message(MAX_FORM_BYTES))
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if ctype == "application/json":
-        try:
-            data = json.loads(body or b"{}")
-        except ValueError:
-            raise ValidationError("body: malformed JSON") from None
+        data = parse_json(body or b"{}")
         if not isinstance(data, dict):
             raise ValidationError("body: expected a JSON object")
         # form fields are strings: a number or a list where a token belongs is a bad request,
@@ -109,7 +134,7 @@ def filter_doc() -> list[dict]:
         "redshift_quality": "comma-separated 0-4 or names (not_inspected, impossible, tentative, probable, secure)",
         "max_snr_range": "min,max (objects: best S/N; spectra: the spectrum's S/N)",
         "dq_flags": "flag expression, e.g. ~CONTAMINATION&~LOW_SNR, or an int",
-        "tags": "comma-separated tag slugs",
+        "tags": "comma-separated tags: system tags and your own by slug, another user's shared tag as owner/slug",
         "inspected_only": "true|false",
         "staleness": "not supported by the server (it cannot know your local files)",
         "has_photometry": "true|false",

@@ -19,12 +19,13 @@ __all__ = ["ServerThread", "running_server"]
 class ServerThread:
     """uvicorn serving ``create_app(root, faults=...)`` on 127.0.0.1:<free port> in a thread."""
 
-    def __init__(self, root, faults=None, log_level: str = "warning"):
+    def __init__(self, root, faults=None, log_level: str = "warning", **app_options):
         import uvicorn
 
         from campfire.server.app import create_app
+        from campfire.server.limits import uvicorn_config
 
-        self.app = create_app(root, faults=faults)
+        self.app = create_app(root, faults=faults, **app_options)
         self.faults = faults
         # proto=IPPROTO_TCP: asyncio sets TCP_NODELAY only on sockets that say they are TCP; with
         # proto 0 every keep-alive response waited ~40 ms for a delayed ACK (Nagle)
@@ -33,7 +34,7 @@ class ServerThread:
         self.sock.bind(("127.0.0.1", 0))  # port 0: the OS picks a free port
         self.port = self.sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(self.app, log_level=log_level, lifespan="on", timeout_keep_alive=30,
+        config = uvicorn_config(self.app, log_level=log_level, lifespan="on", timeout_keep_alive=30,
                                 timeout_graceful_shutdown=2)
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True,

@@ -9,18 +9,50 @@ from __future__ import annotations
 
 import functools
 import os
+import threading
 from types import ModuleType
 
 from campfire.errors import ValidationError
 
-__all__ = ["kernels", "numba_available", "resolve_engine"]
+__all__ = ["kernels", "numba_available", "numba_cache_dir", "resolve_engine"]
 
 ENGINES = ("auto", "numba", "numpy")
+_CACHE_DIR_LOCK = threading.Lock()
+
+
+def numba_cache_dir() -> str:
+    """Where numba keeps campfire's compiled kernels: a user cache directory, never the package.
+
+    ``$NUMBA_CACHE_DIR`` when set (numba's own setting, for every library), else
+    ``$CAMPFIRE_CACHE_DIR/numba``, else ``$XDG_CACHE_HOME/campfire/numba`` (default
+    ``~/.cache/campfire/numba``). Cache files inside an installed package would outlive
+    it: ``pip install -e`` after ``pip install .`` removes the package's files but not
+    numba's, and the leftover ``campfire/tasks/__pycache__`` folder then shadows the
+    editable install as an empty namespace package.
+    """
+    if os.environ.get("NUMBA_CACHE_DIR"):
+        return os.environ["NUMBA_CACHE_DIR"]
+    base = os.environ.get("CAMPFIRE_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "campfire")
+    path = os.path.join(base, "numba")
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError:  # no writable home (a locked-down container): a per-user temporary directory
+        import tempfile
+
+        path = os.path.join(tempfile.gettempdir(), f"campfire-numba-{os.getuid() if hasattr(os, 'getuid') else 0}")
+        os.makedirs(path, exist_ok=True)
+    return path
 
 
 @functools.lru_cache(maxsize=1)
 def kernels() -> ModuleType | None:
     """The compiled-kernel module, or None when numba cannot be imported.
+
+    The kernels' on-disk cache goes to :func:`numba_cache_dir`: numba picks a
+    function's cache location when the function is decorated, so ``numba.config.CACHE_DIR``
+    is set while the kernel module is imported and restored afterwards (other libraries'
+    caches stay where they were).
 
     ``CAMPFIRE_DISABLE_NUMBA=1`` in the environment forces the numpy paths (used by
     tests and benchmarks to exercise the fallback in a process that has numba).
@@ -28,9 +60,18 @@ def kernels() -> ModuleType | None:
     if os.environ.get("CAMPFIRE_DISABLE_NUMBA", "").strip() not in ("", "0"):
         return None
     try:
-        from campfire.tasks import _numba_kernels
+        import numba
     except ImportError:
         return None
+    with _CACHE_DIR_LOCK:  # threads asking at once must not leave numba's setting changed
+        previous = numba.config.CACHE_DIR
+        numba.config.CACHE_DIR = numba_cache_dir()
+        try:
+            from campfire.tasks import _numba_kernels
+        except ImportError:
+            return None
+        finally:
+            numba.config.CACHE_DIR = previous
     return _numba_kernels
 
 

@@ -2,7 +2,8 @@
 
 Each kernel has a plain-numpy twin in the task module that uses it; tests check that
 the two agree. ``cache=True`` stores the machine code on disk so the one-off compile
-(a few seconds) is paid once per installation, not once per process.
+(a few seconds) is paid once per machine, not once per process; the files go to a user
+cache directory (:func:`campfire.tasks._jit.numba_cache_dir`), never into the package.
 """
 from __future__ import annotations
 
@@ -37,18 +38,30 @@ def _cholesky_inplace(a, k):
 
 
 @numba.njit(cache=True)
-def _cholesky_solve(lower, k, b, out):
-    """Solve (L Lᵀ) out = b for the factor in lower[:k, :k]."""
+def _forward_subst(lower, k, b, out):
+    """Solve L out = b for the lower triangle in lower[:k, :k]."""
     for i in range(k):
         s = b[i]
         for m in range(i):
             s -= lower[i, m] * out[m]
         out[i] = s / lower[i, i]
+
+
+@numba.njit(cache=True)
+def _back_subst(lower, k, b, out):
+    """Solve Lᵀ out = b for the lower triangle in lower[:k, :k]."""
     for i in range(k - 1, -1, -1):
-        s = out[i]
+        s = b[i]
         for m in range(i + 1, k):
             s -= lower[m, i] * out[m]
         out[i] = s / lower[i, i]
+
+
+@numba.njit(cache=True)
+def _cholesky_solve(lower, k, b, y, out):
+    """Solve (L Lᵀ) out = b for the factor in lower[:k, :k]; y receives L⁻¹ b."""
+    _forward_subst(lower, k, b, y)
+    _back_subst(lower, k, y, out)
 
 
 @numba.njit(cache=True)
@@ -63,11 +76,6 @@ def _lower_inverse(lower, k, out):
             out[i, j] = acc / lower[i, i]
 
 
-@numba.njit(cache=True)
-def _phi_exact(t):
-    return 0.5 * (1.0 + math.erf(t * _SQRT1_2))
-
-
 # the normal CDF tabulated (linear interpolation error < 3e-8): the line profiles
 # need ~10⁴ evaluations per redshift, and a table lookup is ~10× cheaper than erf
 PHI_T0 = -8.0
@@ -75,16 +83,40 @@ PHI_DT = 1e-3
 PHI_TABLE = np.array([0.5 * (1.0 + math.erf((PHI_T0 + i * PHI_DT) * _SQRT1_2)) for i in range(16001)])
 
 
-@numba.njit(cache=True)
-def _phi(t):
+# Ψ(t) = ∫Φ = tΦ(t) + φ(t), tabulated the same way (0 below the table, t above it)
+PSI_TABLE = np.array([(PHI_T0 + i * PHI_DT) * PHI_TABLE[i]
+                      + math.exp(-0.5 * (PHI_T0 + i * PHI_DT) ** 2) / math.sqrt(2.0 * math.pi) for i in range(16001)])
+
+
+@numba.njit(cache=True, inline="always")
+def _tabulated(table, t, above):
+    """Linear interpolation in a table on the nodes PHI_T0 + i·PHI_DT: 0 below, ``above`` above."""
     u = (t - PHI_T0) / PHI_DT
     if u <= 0.0:
         return 0.0
     if u >= 16000.0:
-        return 1.0
+        return above
     i = int(u)
     f = u - i
-    return PHI_TABLE[i] * (1.0 - f) + PHI_TABLE[i + 1] * f
+    return table[i] * (1.0 - f) + table[i + 1] * f
+
+
+@numba.njit(cache=True)
+def _phi(t):
+    return _tabulated(PHI_TABLE, t, 1.0)
+
+
+@numba.njit(cache=True)
+def _psi(t):
+    return _tabulated(PSI_TABLE, t, t)
+
+
+@numba.njit(cache=True)
+def _box_phi(t, hb):
+    """Φ(t) averaged over a shift in [−hb, hb] (a line position known to ± hb σ)."""
+    if hb < 1e-6:
+        return _phi(t)
+    return (_psi(t + hb) - _psi(t - hb)) / (2.0 * hb)
 
 
 # ----------------------------------------------------------------------------------
@@ -124,16 +156,7 @@ def _subset_solve(s, rhs, keep, nkeep, ridge, sub, subr, yv, bsol, linv, sd):
         sub[a, a] = sub[a, a] * (1.0 + ridge) + 1e-300
     if not _cholesky_inplace(sub, nkeep):
         return False
-    for i in range(nkeep):
-        acc = subr[i]
-        for m in range(i):
-            acc -= sub[i, m] * yv[m]
-        yv[i] = acc / sub[i, i]
-    for i in range(nkeep - 1, -1, -1):
-        acc = yv[i]
-        for m in range(i + 1, nkeep):
-            acc -= sub[m, i] * bsol[m]
-        bsol[i] = acc / sub[i, i]
+    _cholesky_solve(sub, nkeep, subr, yv, bsol)
     _lower_inverse(sub, nkeep, linv)
     for a in range(nkeep):
         var = 0.0
@@ -154,8 +177,8 @@ def _remove(keep, inset, nkeep, idx):
 
 @numba.njit(cache=True)
 def _select(s, rhs, nact, act, comp_kind, ridge, min_snr, keep, banned, inset, sub, subr,
-            yv, bsol, linv, sd, cvec, a0, wk, lm, tmp, cidx, cval, nb, nc, afull, prof, win0, win1,
-            ib_pix, ir_pix, brk_rmax):
+            yv, bsol, linv, sd, cvec, tmp2, a0, wk, lm, tmp, cidx, cval, nb, nc, ncont, ped, afull, prof,
+            win0, win1, ib_pix, ir_pix, brk_rmax):
     """Components and non-negative amplitudes minimising χ² + min_snr² per component.
 
     The twin of ``campfire.tasks.redshift._select_components``: stepwise, remove a
@@ -163,6 +186,7 @@ def _select(s, rhs, nact, act, comp_kind, ridge, min_snr, keep, banned, inset, s
     contrast exceeds ``brk_rmax`` (then barred), a component below ``min_snr`` (least
     significant first); else add the candidate of largest Δχ² if above the penalty.
     Returns the number kept (indices in keep, amplitudes in bsol, rhs_K in subr).
+    ``ncont``: the size of the continuum block (``nc`` splines, then the pedestal ``ped``).
     """
     pen = min_snr * min_snr
     for a in range(nact):
@@ -197,23 +221,22 @@ def _select(s, rhs, nact, act, comp_kind, ridge, min_snr, keep, banned, inset, s
             if nstep > 0:
                 # the continuum contrast across the Balmer/4000 Å break must stay ≤ brk_rmax;
                 # continuum given the components: a = a0 − M⁻¹Xᵀb = a0 − L⁻ᵀ(W b)
-                for p in range(nc):
+                for p in range(ncont):
                     acc = 0.0
                     for a in range(nkeep):
                         acc += wk[keep[a], p] * bsol[a]
                     tmp[p] = acc
-                for i in range(nc - 1, -1, -1):
-                    acc = tmp[i]
-                    for p in range(i + 1, nc):
-                        acc -= lm[p, i] * afull[p]
-                    afull[i] = acc / lm[i, i]
-                for p in range(nc):
+                _back_subst(lm, ncont, tmp, afull)
+                for p in range(ncont):
                     afull[p] = a0[p] - afull[p]
                 cb = 0.0
                 cr = 0.0
                 for p in range(nb):
                     cb += afull[cidx[ib_pix] + p] * cval[ib_pix, p]
                     cr += afull[cidx[ir_pix] + p] * cval[ir_pix, p]
+                for p in range(ncont - nc):  # the pedestal (the observed continuum)
+                    cb += afull[nc + p] * ped[ib_pix, p]
+                    cr += afull[nc + p] * ped[ir_pix, p]
                 for a in range(nkeep):
                     k = act[keep[a]]
                     if comp_kind[k] == 1:
@@ -246,10 +269,9 @@ def _select(s, rhs, nact, act, comp_kind, ridge, min_snr, keep, banned, inset, s
             r = sjj
             q = rhs[j]
             for i in range(nkeep):
-                acc = s[keep[i], j]
-                for m in range(i):
-                    acc -= sub[i, m] * cvec[m]
-                cvec[i] = acc / sub[i, i]
+                tmp2[i] = s[keep[i], j]
+            _forward_subst(sub, nkeep, tmp2, cvec)
+            for i in range(nkeep):
                 r -= cvec[i] * cvec[i]
                 q -= cvec[i] * yv[i]
             if q > 0.0 and r > 1e-12 * sjj and q * q / r > best_gain:
@@ -270,11 +292,12 @@ def _select(s, rhs, nact, act, comp_kind, ridge, min_snr, keep, banned, inset, s
 @numba.njit(cache=True)
 def zfit_chi2_grid(
     lnz, x, elo, ehi, y, w, cidx, cval, nc, pcc, pcy, ywy, sw, sy, sc,
+    ped, pcp, ppp, vpp, spd,
     comp_ptr, line_xrest, line_ratio, comp_sig_intr, comp_kind,
-    res_x, res_sig, sig_extra, ridge, min_cover, min_snr,
+    res_x, res_sig, smear, ridge, min_cover, min_snr,
     igm_x_lya, igm_x_ll, igm_sig_v, tforest, pen, brk_x_blue, brk_x_red, brk_rmax, chi2_out,
 ):
-    """Penalised χ² at every ln(1+z) in ``lnz``: continuum (B-splines × IGM) + lines + steps.
+    """Penalised χ² at every ln(1+z) in ``lnz``: continuum (B-splines × IGM + pedestal) + lines + steps.
 
     Same model and algorithm as ``campfire.tasks.redshift._chi2_dense``: the continuum
     Gram matrix comes from suffix sums (the IGM transmission is piecewise constant
@@ -282,21 +305,30 @@ def zfit_chi2_grid(
     prior ``pen``; line components are local, continuum steps are explicit within ±4σ
     of their edge and 1 beyond it (suffix sums ``sw``, ``sy``, ``sc`` of w, w·y, w·C);
     amplitudes are solved on the Schur complement of the continuum block and the
-    components chosen by :func:`_select`.
+    components chosen by :func:`_select`. ``smear`` > 0 (coarse passes): each line
+    profile is averaged over positions within ± smear in ln λ (a box), and the IGM and
+    the steps are broadened by a Gaussian of the same variance (σ = smear/√3).
+
+    The continuum block also holds the additive pedestal (``ped``, n × K, not absorbed by
+    the IGM): its Gram block ``ppp`` (prior included) and ``vpp`` = Σ w P y are constant,
+    its cross terms with the splines are suffix sums ``pcp`` beyond the IGM window plus
+    explicit sums inside it, and ``spd`` are suffix sums of w·P for the steps.
     """
     n = x.shape[0]
     nb = cval.shape[1]  # non-zero B-splines per pixel (4 for cubic), starting at cidx[i]
     ncomp = comp_ptr.shape[0] - 1
-    m = np.empty((nc, nc))
-    v = np.empty(nc)
-    a0 = np.empty(nc)
-    tmp = np.empty(nc)
+    npd = ped.shape[1]
+    nt = nc + npd  # continuum block: splines, then the pedestal
+    m = np.empty((nt, nt))
+    v = np.empty(nt)
+    a0 = np.empty(nt)
+    tmp = np.empty(nt)
     prof = np.zeros((ncomp, n))
     win0 = np.zeros(ncomp, np.int64)
     win1 = np.zeros(ncomp, np.int64)
     act = np.zeros(ncomp, np.int64)
-    xk = np.empty((ncomp, nc))
-    wk = np.empty((ncomp, nc))
+    xk = np.empty((ncomp, nt))
+    wk = np.empty((ncomp, nt))
     g = np.empty((ncomp, ncomp))
     u = np.empty(ncomp)
     s = np.empty((ncomp, ncomp))
@@ -311,10 +343,12 @@ def zfit_chi2_grid(
     inset = np.zeros(ncomp, np.bool_)
     yv = np.empty(ncomp)
     cvec = np.empty(ncomp)
+    tmp2 = np.empty(ncomp)
     x0 = x[0]
     x1 = x[n - 1]
-    afull = np.empty(nc)
+    afull = np.empty(nt)
 
+    sig_extra = smear / math.sqrt(3.0)
     for iz in range(lnz.shape[0]):
         lz = lnz[iz]
         # --- IGM transmission: 0 below the Lyman limit, the Madau (1995) forest
@@ -334,11 +368,17 @@ def zfit_chi2_grid(
         ib_pix = min(np.searchsorted(x, brk_x_blue + lz), n - 1)
         ir_pix = min(np.searchsorted(x, brk_x_red + lz), n - 1)
 
-        # --- continuum normal equations: Σ w T² C Cᵀ and Σ w T y C
+        # --- continuum normal equations: Σ w T² C Cᵀ, Σ w T C Pᵀ, Σ w P Pᵀ and Σ w T y C, Σ w y P
         for p in range(nc):
             v[p] = pcy[i_ly_hi, p]
             for q in range(nc):
                 m[p, q] = pcc[i_ly_hi, p, q] + pen[p, q]
+            for k in range(npd):
+                m[p, nc + k] = pcp[i_ly_hi, p, k]
+        for k in range(npd):
+            v[nc + k] = vpp[k]
+            for l in range(npd):
+                m[nc + k, nc + l] = ppp[k, l]
         for i in range(i_ll_lo, i_ly_hi):
             t = _igm_t(i, x[i], tforest[i], xll, xly, sb, i_ll_lo, i_ll_hi, i_ly_lo, i_ly_hi)
             if t == 0.0:
@@ -349,16 +389,21 @@ def zfit_chi2_grid(
                 v[j0 + p] += cp * y[i]
                 for q in range(nb):
                     m[j0 + p, j0 + q] += cp * t * cval[i, q]
-        dmax = 0.0
+                for k in range(npd):
+                    m[j0 + p, nc + k] += cp * ped[i, k]
         for p in range(nc):
+            for k in range(npd):
+                m[nc + k, p] = m[p, nc + k]
+        dmax = 0.0
+        for p in range(nt):
             if m[p, p] > dmax:
                 dmax = m[p, p]
-        for p in range(nc):
+        for p in range(nt):
             m[p, p] += ridge * dmax + 1e-300
-        _cholesky_inplace(m, nc)
-        _cholesky_solve(m, nc, v, a0)
+        _cholesky_inplace(m, nt)
+        _cholesky_solve(m, nt, v, tmp, a0)
         chi2c = ywy
-        for p in range(nc):
+        for p in range(nt):
             chi2c -= a0[p] * v[p]
 
         # --- line components on their windows
@@ -394,11 +439,11 @@ def zfit_chi2_grid(
                 if xc >= x0 and xc <= x1:
                     inside = True
                 sl = np.interp(xc, res_x, res_sig)
-                sg = math.sqrt(sl * sl + comp_sig_intr[k] ** 2 + sig_extra * sig_extra)
-                if xc - 5.0 * sg < lo:
-                    lo = xc - 5.0 * sg
-                if xc + 5.0 * sg > hi:
-                    hi = xc + 5.0 * sg
+                sg = math.sqrt(sl * sl + comp_sig_intr[k] ** 2)
+                if xc - 5.0 * sg - smear < lo:
+                    lo = xc - 5.0 * sg - smear
+                if xc + 5.0 * sg + smear > hi:
+                    hi = xc + 5.0 * sg + smear
             if not inside:
                 continue
             i0 = np.searchsorted(ehi, lo)
@@ -407,7 +452,7 @@ def zfit_chi2_grid(
                 continue
             xm = line_xrest[l0] + lz
             slm = np.interp(xm, res_x, res_sig)
-            sgm = math.sqrt(slm * slm + comp_sig_intr[k] ** 2 + sig_extra * sig_extra)
+            sgm = math.sqrt(slm * slm + comp_sig_intr[k] ** 2)
             norm = 2.5066282746310002 * sgm
             cover = 0.0
             for i in range(i0, i1):
@@ -415,7 +460,8 @@ def zfit_chi2_grid(
             for l in range(l0, l1):
                 xc = line_xrest[l] + lz
                 sl = np.interp(xc, res_x, res_sig)
-                sg = math.sqrt(sl * sl + comp_sig_intr[k] ** 2 + sig_extra * sig_extra)
+                sg = math.sqrt(sl * sl + comp_sig_intr[k] ** 2)
+                hb = smear / sg
                 fac = line_ratio[l] * norm
                 phi_hi = 0.0
                 for i in range(i0, i1):
@@ -423,8 +469,8 @@ def zfit_chi2_grid(
                     if i > i0 and elo[i] == ehi[i - 1]:
                         phi_lo = phi_hi
                     else:
-                        phi_lo = _phi((elo[i] - xc) / sg)
-                    phi_hi = _phi((ehi[i] - xc) / sg)
+                        phi_lo = _box_phi((elo[i] - xc) / sg, hb)
+                    phi_hi = _box_phi((ehi[i] - xc) / sg, hb)
                     frac = phi_hi - phi_lo
                     prof[k, i] += fac * frac / (ehi[i] - elo[i])
                     if l == l0:
@@ -443,7 +489,7 @@ def zfit_chi2_grid(
         for a in range(nact):
             k = act[a]
             ua = 0.0
-            for p in range(nc):
+            for p in range(nt):
                 xk[a, p] = 0.0
             for i in range(win0[k], win1[k]):
                 t = _igm_t(i, x[i], tforest[i], xll, xly, sb, i_ll_lo, i_ll_hi, i_ly_lo, i_ly_hi)
@@ -453,11 +499,15 @@ def zfit_chi2_grid(
                     j0 = cidx[i]
                     for p in range(nb):
                         xk[a, j0 + p] += wp * t * cval[i, p]
+                for l in range(npd):
+                    xk[a, nc + l] += wp * ped[i, l]
             if comp_kind[k] == 1:
                 # a step is 1 beyond its window (redward of the IGM: T = 1 there)
                 ua += sy[win1[k]]
                 for p in range(nc):
                     xk[a, p] += sc[win1[k], p]
+                for l in range(npd):
+                    xk[a, nc + l] += spd[win1[k], l]
             u[a] = ua
             for b in range(a + 1):
                 kb = act[b]
@@ -479,26 +529,22 @@ def zfit_chi2_grid(
                 g[b, a] = gab
         # Schur complement of the continuum block: S = G − Wᵀ W with W = L⁻¹ Xᵀ (M = L Lᵀ)
         for a in range(nact):
-            for i in range(nc):
-                acc = xk[a, i]
-                for p in range(i):
-                    acc -= m[i, p] * wk[a, p]
-                wk[a, i] = acc / m[i, i]
+            _forward_subst(m, nt, xk[a], wk[a])
         for a in range(nact):
             r = u[a]
-            for p in range(nc):
+            for p in range(nt):
                 r -= xk[a, p] * a0[p]
             rhs[a] = r
             for b in range(a + 1):
                 sab = g[a, b]
-                for p in range(nc):
+                for p in range(nt):
                     sab -= wk[a, p] * wk[b, p]
                 s[a, b] = sab
                 s[b, a] = sab
         # component selection: minimise χ² + min_snr² per component (see _select below)
         nkeep = _select(s, rhs, nact, act, comp_kind, ridge, min_snr, keep, banned, inset, sub, subr,
-                        yv, bsol, linv, sd, cvec, a0, wk, m, tmp, cidx, cval, nb, nc, afull, prof, win0, win1,
-                        ib_pix, ir_pix, brk_rmax)
+                        yv, bsol, linv, sd, cvec, tmp2, a0, wk, m, tmp, cidx, cval, nb, nc, nt, ped, afull, prof,
+                        win0, win1, ib_pix, ir_pix, brk_rmax)
         gain = 0.0
         for a in range(nkeep):
             gain += bsol[a] * subr[a]
@@ -667,8 +713,8 @@ resample_ragged_parallel = numba.njit(cache=True, parallel=True)(_ragged)
 
 
 @numba.njit(cache=True)
-def resample_shared(new_w, old_w, f2d, e2d, has_err, fill, min_cov, out_f, out_e):
-    """Many spectra (rows of ``f2d``) on one input grid ``old_w``."""
+def _grid_bins(new_w, old_w):
+    """New bin edges, old bin edges and old widths of one input grid and the output grid."""
     m = new_w.shape[0]
     n = old_w.shape[0]
     ne = np.empty(m + 1)
@@ -677,8 +723,33 @@ def resample_shared(new_w, old_w, f2d, e2d, has_err, fill, min_cov, out_f, out_e
     oe = np.empty(n + 1)
     ow = np.empty(n)
     _make_bins(old_w, oe, ow)
+    return ne, oe, ow
+
+
+@numba.njit(cache=True)
+def resample_shared(new_w, old_w, f2d, e2d, has_err, fill, min_cov, out_f, out_e):
+    """Many spectra (rows of ``f2d``) on one input grid ``old_w``."""
+    ne, oe, ow = _grid_bins(new_w, old_w)
     for s in range(f2d.shape[0]):
         _resample_one(
             ne, oe, ow, f2d[s], e2d[s] if has_err else e2d[0], has_err, fill, min_cov,
             out_f[s], out_e[s] if has_err else out_e[0],
         )
+
+
+@numba.njit(cache=True)
+def resample_one_checked(new_w, old_w, f, e, has_err, fill, min_cov):
+    """One spectrum, grids checked in the same call: ``(ok, flux, err)``.
+
+    ``ok`` is False when either grid is not ≥ 2 finite, strictly increasing values
+    (the caller then names the problem); the per-call path of ``resample_flux``, where
+    the checks and allocations cost more than the resampling when done in numpy.
+    """
+    m = new_w.shape[0]
+    out_f = np.empty(m)
+    out_e = np.empty(m if has_err else 1)
+    if not (_grid_ok(new_w) and _grid_ok(old_w)):
+        return False, out_f, out_e
+    ne, oe, ow = _grid_bins(new_w, old_w)
+    _resample_one(ne, oe, ow, f, e, has_err, fill, min_cov, out_f, out_e)
+    return True, out_f, out_e

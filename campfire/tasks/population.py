@@ -9,7 +9,8 @@ one-shot ``stack_spectra`` to rounding; a batch of its own is stacked by
 left out and reported in ``meta['excluded']``.
 
 A grid not known when the graph is built is chosen at run time like
-``stack_spectra``'s default: :func:`largest_grid` per batch, :func:`pick_grid` across.
+``stack_spectra``'s default: :func:`largest_grid` per batch, :func:`pick_grid` across;
+``grid='union'`` likewise by :func:`union_of_items` per batch, :func:`union_of_grids` across.
 
 Examples
 --------
@@ -34,6 +35,7 @@ from campfire.errors import CampfireError
 from campfire.models import SpectrumData
 from campfire.tasks.batch import Failure, Item, failure_reason
 from campfire.tasks.combine import finalize_stack, median_chunk, stack_grating, stack_partials, sum_partials
+from campfire.tasks.grids import union_grid
 from campfire.tasks.stack import onto_grid, stack_spectra, to_stack_frame
 
 __all__ = [
@@ -49,7 +51,12 @@ __all__ = [
     "largest_grid",
     "pick_grid",
     "pick_grid_one",
+    "union_of_items",
+    "union_of_grids",
 ]
+
+
+_NO_GRID = "stack: no usable spectra to take a wavelength grid from"
 
 
 @dataclass(frozen=True)
@@ -459,7 +466,7 @@ def pick_grid(grids: Iterable[np.ndarray | None]) -> np.ndarray:
         if g is not None and (best is None or g.size > best.size):
             best = g
     if best is None:
-        raise CampfireError("stack: no usable spectra to take a wavelength grid from")
+        raise CampfireError(_NO_GRID)
     return best
 
 
@@ -485,3 +492,66 @@ def pick_grid_one(grid: np.ndarray | None) -> np.ndarray:
     array([0., 1.])
     """
     return pick_grid([grid])
+
+
+def union_of_items(items: Sequence[Item], *, rest_frame: bool = False) -> np.ndarray | None:
+    """The union grid (:func:`~campfire.tasks.grids.union_grid`) of a batch's good spectra (None if none).
+
+    Parameters
+    ----------
+    items : sequence of Item
+    rest_frame : bool
+        Divide each spectrum's wavelengths by 1 + its object's redshift first (items
+        without a redshift are skipped, as the stack skips them).
+
+    Returns
+    -------
+    numpy.ndarray or None
+
+    Examples
+    --------
+    >>> union_of_items([]) is None
+    True
+    """
+    waves = []
+    for it in items:
+        if it.failure is None and isinstance(it.value, SpectrumData):
+            w = it.value.wavelength[it.value.valid & np.isfinite(it.value.wavelength)]
+            if rest_frame:
+                z = it.ref.redshift
+                if z is None or not np.isfinite(z) or z <= -1:
+                    continue
+                w = w / (1.0 + z)
+            if w.size >= 2:
+                waves.append(w)
+    return union_grid(waves) if waves else None
+
+
+def union_of_grids(grids: Iterable[np.ndarray | None]) -> np.ndarray:
+    """The union grid of per-batch :func:`union_of_items` results.
+
+    Parameters
+    ----------
+    grids : iterable of numpy.ndarray or None
+        (a single array or None is taken as a list of one: the reduction's last step)
+
+    Returns
+    -------
+    numpy.ndarray
+
+    Raises
+    ------
+    CampfireError
+        Every candidate is None (no usable spectrum).
+
+    Examples
+    --------
+    >>> union_of_grids([None, np.linspace(1.0, 2.0, 11), np.linspace(3.0, 4.0, 3)]).size
+    14
+    """
+    if grids is None or isinstance(grids, np.ndarray):
+        grids = [grids]
+    found = [g for g in grids if g is not None]
+    if not found:
+        raise CampfireError(_NO_GRID)
+    return union_grid(found)

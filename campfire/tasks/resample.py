@@ -293,6 +293,34 @@ def _resample_numpy(new_w, old_w, flux, err, fill, min_cov):
     return out_f, out_e.reshape(lead + (m,))
 
 
+def _resample_one_fast(new_wavelength, wavelength, flux, flux_err, fill, min_coverage, engine):
+    """:func:`resample_flux` of one spectrum given as float arrays, in one compiled call.
+
+    None when the inputs are anything else (lists, N-D flux, another engine, a bad
+    grid): the general path then converts, checks and names the problem.
+    """
+    if engine != "auto" or not (type(new_wavelength) is type(wavelength) is type(flux) is np.ndarray):
+        return None
+    if flux_err is not None and type(flux_err) is not np.ndarray:
+        return None
+    arrays = (new_wavelength, wavelength, flux) if flux_err is None else (new_wavelength, wavelength, flux, flux_err)
+    if any(a.ndim != 1 or a.dtype != np.float64 for a in arrays) or flux.shape != wavelength.shape:
+        return None
+    if flux_err is not None and flux_err.shape != flux.shape:
+        return None
+    if not (isinstance(min_coverage, float) and 0.0 <= min_coverage <= 1.0) or not isinstance(fill, float):
+        return None
+    k = kernels()
+    if k is None:
+        return None
+    has_err = flux_err is not None
+    ok, out_f, out_e = k.resample_one_checked(new_wavelength, wavelength, flux, flux_err if has_err else flux,
+                                              has_err, fill, min_coverage)
+    if not ok:
+        return None
+    return (out_f, out_e) if has_err else out_f
+
+
 def resample_flux(
     new_wavelength,
     wavelength,
@@ -347,6 +375,9 @@ def resample_flux(
         A grid that is not 1D, finite and strictly increasing, arrays of mismatched
         shapes, a bad ``min_coverage`` or an unknown ``engine``.
     """
+    fast = _resample_one_fast(new_wavelength, wavelength, flux, flux_err, fill, min_coverage, engine)
+    if fast is not None:
+        return fast
     new_w = check_grid("new_wavelength", new_wavelength)
     old_w = check_grid("wavelength", wavelength)
     f = np.asarray(flux, dtype=float)

@@ -17,11 +17,12 @@ opening of ``Spectrum`` rows belong to the callers: ``campfire.stack_spectra`` /
 """
 from __future__ import annotations
 
+import warnings
 from typing import Sequence
 
 import numpy as np
 
-from campfire.errors import ValidationError
+from campfire.errors import StackRangeWarning, ValidationError
 from campfire.models import SpectrumData
 from campfire.tasks.combine import (
     STACK_METHODS,
@@ -30,12 +31,14 @@ from campfire.tasks.combine import (
     combine_partials,
     finalize_stack,
     median_chunk,
+    median_error,
     median_error_factor,
     stack_grating,
     stack_median,
     stack_partials,
     sum_partials,
 )
+from campfire.tasks.grids import format_ranges, uncovered_ranges, union_grid
 from campfire.tasks.resample import DEFAULT_MIN_COVERAGE, check_grid, resample_spectra
 
 __all__ = [
@@ -46,6 +49,7 @@ __all__ = [
     "onto_grid",
     "check_window",
     "default_grid",
+    "stack_grid",
     # the combining steps, from campfire.tasks.combine
     "STACK_METHODS",
     "Partial",
@@ -58,6 +62,7 @@ __all__ = [
     "stack_grating",
     "check_method",
     "median_error_factor",
+    "median_error",
 ]
 
 
@@ -266,6 +271,60 @@ def default_grid(spectra: Sequence[SpectrumData]) -> np.ndarray:
     return np.unique(w)
 
 
+def stack_grid(spectra: Sequence[SpectrumData], wavelength_grid=None) -> tuple[np.ndarray, str]:
+    """The grid a stack of ``spectra`` uses, and how it was chosen; warns when the default loses range.
+
+    Parameters
+    ----------
+    spectra : sequence of SpectrumData
+        The inputs as they enter the stack (rest frame, normalised).
+    wavelength_grid : None, 'union' or array_like
+        None: the input with the most pixels (:func:`default_grid`) — a
+        :class:`~campfire.errors.StackRangeWarning` names the ranges other inputs cover
+        outside it; ``'union'``: :func:`~campfire.tasks.grids.union_grid` (every
+        input's range, finest native sampling in each region); an array: itself.
+
+    Returns
+    -------
+    (numpy.ndarray, str)
+        The grid and ``'largest input'``, ``'union'`` or ``'given'``.
+
+    Raises
+    ------
+    ValidationError
+        Another string, or a malformed grid.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> a = SpectrumData(np.linspace(1, 2, 11), np.ones(11), np.ones(11))
+    >>> b = SpectrumData(np.linspace(2, 4, 5), np.ones(5), np.ones(5))
+    >>> g, how = stack_grid([a, b], 'union')
+    >>> how, float(g[0]), float(g[-1])
+    ('union', 1.0, 4.0)
+    """
+    if isinstance(wavelength_grid, str):
+        if wavelength_grid.lower() != "union":
+            raise ValidationError(f"wavelength_grid: expected None, 'union' or an array of wavelengths [μm], "
+                                  f"got {wavelength_grid!r}")
+        return union_grid(spectra), "union"
+    if wavelength_grid is not None:
+        return check_grid("wavelength_grid", wavelength_grid), "given"
+    grid = default_grid(spectra)
+    lost = uncovered_ranges(spectra, grid)
+    if lost:
+        best = max(spectra, key=lambda s: int(np.isfinite(s.wavelength).sum()))
+        label = " ".join(x for x in (best.grating, best.spectrum_id) if x) or "unnamed"
+        warnings.warn(
+            f"stack: the default grid, that of the input with the most pixels ({label}: {grid[0]:.2f}–"
+            f"{grid[-1]:.2f} μm), leaves out {format_ranges(lost)} that other inputs cover; "
+            "pass wavelength_grid='union' to keep every input's range (at the finest native sampling in each "
+            "region), or a grid of your own",
+            StackRangeWarning, stacklevel=3,
+        )
+    return grid, "largest input"
+
+
 def _as_data(spectra) -> list[SpectrumData]:
     out = list(spectra)
     for s in out:
@@ -295,9 +354,12 @@ def stack_spectra(
         The inputs (``campfire.stack_spectra`` also takes ``Spectrum`` rows and opens them).
     method : {'weighted_mean', 'median', 'mean'}
         Inverse-variance weighted mean, NaN-aware median, or plain mean (module notes).
-    wavelength_grid : array_like, optional
+    wavelength_grid : None, 'union' or array_like
         Output grid [μm]. Default: the grid of the input with the most pixels (in the
-        rest frame when ``redshift`` is given).
+        rest frame when ``redshift`` is given), with a
+        :class:`~campfire.errors.StackRangeWarning` when other inputs reach outside it
+        (several gratings); ``'union'``: a grid covering every input at the finest
+        native sampling in each region (:func:`~campfire.tasks.grids.union_grid`).
     object_id : str, optional
         Stored on the result (``spectrum_id`` becomes ``<object_id>_stack``).
     redshift : float or sequence of float, optional
@@ -313,7 +375,8 @@ def stack_spectra(
     -------
     SpectrumData
         The stack, with ``count`` (inputs per pixel) and ``meta`` (method, inputs,
-        rest-frame/normalisation settings).
+        ``grid``: how it was chosen, ``outside_grid``: [min, max] ranges [μm] inputs
+        cover outside it, rest-frame/normalisation settings).
 
     Raises
     ------
@@ -358,7 +421,8 @@ def stack_spectra(
         window = check_window(normalize)
         meta["norm_window"] = list(window)
     specs = [to_stack_frame(s, redshift=z, window=window) for s, z in zip(specs, zs)]
-    grid = default_grid(specs) if wavelength_grid is None else check_grid("wavelength_grid", wavelength_grid)
+    grid, meta["grid"] = stack_grid(specs, wavelength_grid)
+    meta["outside_grid"] = [list(r) for r in uncovered_ranges(specs, grid)]  # what the plots shade
     on_grid = onto_grid(specs, grid, min_coverage=min_coverage)
     grating = stack_grating(s.grating for s in specs)
     if m == "median":

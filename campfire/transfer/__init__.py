@@ -13,7 +13,7 @@ Everything takes the server (:class:`~campfire.catalog.remote.RemoteCatalog`) an
 from __future__ import annotations
 
 from campfire.transfer.datadir import file_sha256
-from campfire.transfer.download import fetch_ref, fetch_spectrum, plan_downloads
+from campfire.transfer.download import fetch_ref, fetch_spectrum, plan_downloads, record_downloads
 from campfire.transfer.sync import SyncInterrupted, sync_catalog
 
-__all__ = ["sync_catalog", "plan_downloads", "fetch_spectrum", "fetch_ref", "file_sha256", "SyncInterrupted"]
+__all__ = ["sync_catalog", "plan_downloads", "fetch_spectrum", "fetch_ref", "record_downloads", "file_sha256", "SyncInterrupted"]

@@ -16,6 +16,7 @@ import hashlib
 import os
 import pathlib
 import time
+from typing import Callable
 
 import requests
 import urllib3
@@ -38,7 +39,7 @@ from campfire.transfer.datadir import (
 )
 from campfire.transfer.locks import dir_lock, file_lock
 
-__all__ = ["plan_downloads", "fetch_spectrum", "fetch_ref"]
+__all__ = ["plan_downloads", "fetch_spectrum", "fetch_ref", "record_downloads"]
 
 
 class _LocalWriteError(Exception):
@@ -53,8 +54,11 @@ class _LocalWriteError(Exception):
         self.err = err
 
 
-def _download_one(remote, root: pathlib.Path, row: dict) -> tuple[str, int]:
-    """Fetch one file to ``<dest>.part`` (resuming), verify sha256, rename. Returns (sha256, size).
+def _download_one(remote, root: pathlib.Path, row: dict) -> tuple[str, int, bool]:
+    """Fetch one file to ``<dest>.part`` (resuming), verify sha256, rename.
+
+    Returns (sha256, size, fetched): ``fetched`` is False when another process put the
+    verified file in place while this one waited for it.
 
     One writer per file: ``open_spectrum`` in two processes (Dask workers sharing a
     data_dir) must not write the same ``.part`` — the second waits for the first and then
@@ -79,12 +83,19 @@ def _download_one(remote, root: pathlib.Path, row: dict) -> tuple[str, int]:
     try:
         try:
             if expected and dest.is_file() and file_sha256(dest) == expected:
-                return expected, dest.stat().st_size  # finished by another process while we waited
+                return expected, dest.stat().st_size, False  # finished by another process while we waited
         except OSError as err:
             raise cannot_write(err) from err
-        return _fetch_locked(remote, row, dest, part, cannot_write)
+        return (*_fetch_locked(remote, row, dest, part, cannot_write), True)
     finally:
         lock.__exit__(None, None, None)
+
+
+def _blocks(resp, chunk_size: int):
+    """The body of a streamed response, in blocks of what has arrived (urllib3's ``read1``)."""
+    if hasattr(resp, "read1"):
+        return iter(lambda: resp.read1(chunk_size), b"")
+    return resp.stream(min(chunk_size, 65536))  # requests (through a proxy): small reads lose little
 
 
 def _fetch_locked(remote, row: dict, dest: pathlib.Path, part: pathlib.Path, cannot_write):
@@ -114,6 +125,7 @@ def _fetch_locked(remote, row: dict, dest: pathlib.Path, part: pathlib.Path, can
                 discard(part)
                 continue
             raise DownloadError(f"{spectrum_id}: {err}") from err
+        read_all = False
         try:
             etag = (resp.headers.get("ETag") or "").strip('"')
             if expected and etag and etag != expected:
@@ -121,7 +133,7 @@ def _fetch_locked(remote, row: dict, dest: pathlib.Path, part: pathlib.Path, can
                     f"{spectrum_id}: the file changed on the server since your last sync "
                     f"(server hash {etag[:12]}…, catalog {expected[:12]}…); run cf.sync() first"
                 )
-            if resp.status_code == 206:
+            if resp.status == 206:
                 mode = "ab"
             else:  # 200: the whole file (no resume, or the server ignored If-Range)
                 mode, offset, h = "wb", 0, hashlib.sha256()
@@ -130,13 +142,15 @@ def _fetch_locked(remote, row: dict, dest: pathlib.Path, part: pathlib.Path, can
             except OSError as err:
                 raise _LocalWriteError(err) from err
             try:
-                # small reads: a dropped connection loses at most one of them (the rest resumes by Range)
-                for block in resp.iter_content(chunk_size=min(chunk_size, 65536)):  # network errors: below
+                # whatever has arrived, up to 1 MiB a step: few Python steps per file, and a
+                # dropped connection loses nothing that arrived (the rest resumes by Range)
+                for block in _blocks(resp, chunk_size):  # network errors: below
                     try:
                         f.write(block)
                     except OSError as err:
                         raise _LocalWriteError(err) from err
                     h.update(block)
+                read_all = True
                 try:
                     f.flush()
                     os.fsync(f.fileno())
@@ -150,7 +164,6 @@ def _fetch_locked(remote, row: dict, dest: pathlib.Path, part: pathlib.Path, can
         except _LocalWriteError as err:
             raise cannot_write(err.err) from err.err  # retrying cannot help a full or read-only disk
         except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as err:
-            resp.close()
             if attempt < retries:
                 attempt += 1
                 time.sleep(backoff * 2 ** (attempt - 1))
@@ -158,7 +171,9 @@ def _fetch_locked(remote, row: dict, dest: pathlib.Path, part: pathlib.Path, can
             raise DownloadError(f"{spectrum_id}: download failed after {attempt + 1} attempts ({err}); "
                                 f"{part.name} is kept and resumes next time") from err
         finally:
-            resp.close()
+            if not read_all:
+                resp.close()  # a body left unread must not go back to the pool
+            resp.release_conn()
         digest = h.hexdigest()
         if expected and digest != expected:
             discard(part)
@@ -235,7 +250,8 @@ def plan_downloads(data_dir: str | os.PathLike, query: Query, *, stale_only: boo
 
 
 def fetch_spectrum(remote: RemoteCatalog, data_dir: str | os.PathLike, spectrum_id: str,
-                   row: dict | None = None) -> str:
+                   row: dict | None = None, on_fetch: Callable[[str, int], None] | None = None, *,
+                   pending: list[tuple] | None = None) -> str:
     """The local path of one spectrum's FITS file, fetched into ``<data_dir>/products/`` if needed.
 
     Streams to ``<file>.part`` (resuming a partial one with HTTP Range), verifies the
@@ -252,6 +268,14 @@ def fetch_spectrum(remote: RemoteCatalog, data_dir: str | os.PathLike, spectrum_
     spectrum_id : str
     row : dict, optional
         The spectrum's catalog row (``fits_path``, ``file_hash``); None: asked from the server.
+    on_fetch : callable, optional
+        Called with ``(spectrum_id, size)`` when this call transferred the file (not when
+        it was in place already, or another process fetched it meanwhile).
+    pending : list, optional
+        Append the ``local_files`` record to this list instead of writing it: the caller
+        records a batch of files in one transaction (:func:`record_downloads`). Until
+        then a verified file is in place but not recorded, which costs the next
+        download a local hash check, not a transfer.
 
     Returns
     -------
@@ -284,20 +308,53 @@ def fetch_spectrum(remote: RemoteCatalog, data_dir: str | os.PathLike, spectrum_
         )
     dest = safe_dest(root, row["fits_path"])
     if dest.is_file() and row.get("file_hash") and file_sha256(dest) == row["file_hash"]:
-        digest, size = row["file_hash"], dest.stat().st_size
+        digest, size, fetched = row["file_hash"], dest.stat().st_size, False
     else:
-        digest, size = _download_one(remote, root, row)
+        digest, size, fetched = _download_one(remote, root, row)
+    if fetched and on_fetch is not None:
+        on_fetch(spectrum_id, size)
     if client_root:
-        with dir_lock(db.parent):
-            record_files(db, [(spectrum_id, digest, size, now())])
+        if pending is not None:
+            pending.append((spectrum_id, digest, size, now()))
+        else:
+            record_downloads(root, [(spectrum_id, digest, size, now())])
     return str(dest)
 
 
-def fetch_ref(remote: RemoteCatalog, data_dir: str | os.PathLike, ref) -> str:
+def record_downloads(data_dir: str | os.PathLike, records: list[tuple]) -> None:
+    """Record verified files in the ``local_files`` of ``data_dir``'s catalog, in one transaction.
+
+    Parameters
+    ----------
+    data_dir : path
+        A client data_dir with a synced catalog.
+    records : list of tuple
+        ``(spectrum_id, sha256, size, downloaded_at)`` (the ``pending`` of :func:`fetch_spectrum`).
+
+    Raises
+    ------
+    DownloadError
+        The catalog cannot be written (a full disk); the files themselves are in place.
+
+    Examples
+    --------
+    >>> pending = []
+    >>> fetch_spectrum(remote, data_dir, spectrum_id, row, pending=pending)  # doctest: +SKIP
+    >>> record_downloads(data_dir, pending)                                 # doctest: +SKIP
+    """
+    if not records:
+        return
+    db = catalog_path(data_dir)
+    with dir_lock(db.parent):
+        record_files(db, records)
+
+
+def fetch_ref(remote: RemoteCatalog, data_dir: str | os.PathLike, ref,
+              on_fetch: Callable[[str, int], None] | None = None, *, pending: list[tuple] | None = None) -> str:
     """:func:`fetch_spectrum` for a :class:`~campfire.tasks.batch.SpectrumRef` (the graphs' download step).
 
     ``ref.dest`` is the file's place under ``data_dir`` (its catalog ``fits_path``).
     """
     row = {"spectrum_id": ref.spectrum_id, "fits_path": ref.dest, "file_hash": ref.file_hash,
            "file_size": ref.file_size}
-    return fetch_spectrum(remote, data_dir, ref.spectrum_id, row)
+    return fetch_spectrum(remote, data_dir, ref.spectrum_id, row, on_fetch=on_fetch, pending=pending)

@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 import contextlib
+import http.client
 import json
 import logging
 import os
@@ -52,9 +53,28 @@ class SyncInterrupted(APIError):
 
 
 def _interrupted(nbytes: int, err: BaseException | None = None) -> SyncInterrupted:
+    nbytes += _partial_bytes(err)
     why = f" ({type(err).__name__}: {err})" if err is not None else ""
     return SyncInterrupted(f"sync interrupted after {nbytes:,} bytes{why}; the previous catalog is intact — "
                            "run sync again")
+
+
+def _partial_bytes(err: BaseException | None) -> int:
+    """Bytes of a last, incomplete HTTP chunk that arrived before the connection broke.
+
+    urllib3 drops them (they never reach ``iter_content``) but says how many there were
+    in the IncompleteRead somewhere in the exception's chain.
+    """
+    stack, seen = [err], set()
+    while stack:
+        e = stack.pop()
+        if e is None or id(e) in seen:
+            continue
+        seen.add(id(e))
+        if isinstance(e, http.client.IncompleteRead):  # urllib3's subclasses it too
+            return e.partial if isinstance(e.partial, int) else len(e.partial)
+        stack += [a for a in e.args if isinstance(a, BaseException)] + [e.__cause__, e.__context__]
+    return 0
 
 
 class _Gunzip:
@@ -83,33 +103,42 @@ class _Gunzip:
         return self._fresh
 
 
-def _gunzip_stream(resp, chunk_size: int = 1 << 20) -> Iterator[bytes]:
-    """Decompressed blocks of a streamed gzip response; SyncInterrupted if it breaks or is cut short."""
-    gz = _Gunzip()
-    nbytes = 0
-    try:
-        for chunk in resp.iter_content(chunk_size=chunk_size):
-            nbytes += len(chunk)
-            out = gz.feed(chunk)
-            if out:
-                yield out
-    except _STREAM_ERRORS as err:
-        raise _interrupted(nbytes, err) from err
-    if nbytes == 0 or not gz.complete:
-        raise _interrupted(nbytes)
+class _ExportStream:
+    """The decompressed blocks (or NDJSON lines) of a streamed gzip export, counting what arrived."""
 
+    def __init__(self, resp, chunk_size: int = 1 << 20):
+        self.resp = resp
+        self.chunk_size = chunk_size
+        self.nbytes = 0  # compressed bytes received
 
-def _ndjson_lines(resp) -> Iterator[dict]:
-    """Decompress and split a streamed gzip NDJSON delta into parsed lines."""
-    tail = b""
-    for block in _gunzip_stream(resp):
-        lines = (tail + block).split(b"\n")
-        tail = lines.pop()
-        for line in lines:
-            if line:
-                yield json.loads(line)
-    if tail.strip():
-        yield json.loads(tail)
+    def interrupted(self, err: BaseException | None = None) -> SyncInterrupted:
+        return _interrupted(self.nbytes, err)
+
+    def blocks(self) -> Iterator[bytes]:
+        """Decompressed blocks; SyncInterrupted if the stream breaks or is cut short."""
+        gz = _Gunzip()
+        try:
+            for chunk in self.resp.iter_content(chunk_size=self.chunk_size):
+                self.nbytes += len(chunk)
+                out = gz.feed(chunk)
+                if out:
+                    yield out
+        except _STREAM_ERRORS as err:
+            raise self.interrupted(err) from err
+        if self.nbytes == 0 or not gz.complete:
+            raise self.interrupted()
+
+    def lines(self) -> Iterator[dict]:
+        """The parsed lines of a gzip NDJSON delta."""
+        tail = b""
+        for block in self.blocks():
+            lines = (tail + block).split(b"\n")
+            tail = lines.pop()
+            for line in lines:
+                if line:
+                    yield json.loads(line)
+        if tail.strip():
+            yield json.loads(tail)
 
 
 class _Loader:
@@ -138,6 +167,9 @@ class _Loader:
             # small tables come whole: a deletion on the server reaches the client
             self.conn.execute(f"DELETE FROM {table}")
             self.sql = f"INSERT INTO {table} ({cols}) VALUES ({placeholders})"
+        elif table == "inspections":
+            # records are never changed: one already here stays as it is
+            self.sql = f"INSERT OR IGNORE INTO inspections ({cols}) VALUES ({placeholders})"
         elif table == "objects":
             # keep the rowid of an existing object: the R*Tree row points at it
             updates = ",".join(f"{c}=excluded.{c}" for c in keep if c != "object_id")
@@ -173,29 +205,30 @@ def _stale_count(conn: sqlite3.Connection) -> int:
     ).fetchone()[0]
 
 
-def _check_complete(path: pathlib.Path) -> None:
+def _check_complete(path: pathlib.Path, stream: _ExportStream) -> None:
     """A snapshot cut at a gzip member boundary still fails here: its size must match its header."""
     size = path.stat().st_size
     with open(path, "rb") as f:
         header = f.read(100)
     if len(header) < 100 or not header.startswith(b"SQLite format 3\x00"):
-        raise _interrupted(size)
+        raise stream.interrupted()
     page_size = int.from_bytes(header[16:18], "big")
     page_size = 65536 if page_size == 1 else page_size
     pages = int.from_bytes(header[28:32], "big")
     if pages and size != page_size * pages:
-        raise _interrupted(size)
+        raise stream.interrupted()
 
 
 def _apply_snapshot(resp, db: pathlib.Path, meta_values: dict) -> dict:
     """Write a streamed gzip SQLite snapshot to a temp file, index it, then rename it over ``db``."""
     tmp = db.with_name(f"{db.name}.sync-{uuid.uuid4().hex[:8]}.tmp")
     conn = None
+    stream = _ExportStream(resp)
     try:
         with open(tmp, "wb") as f:
-            for block in _gunzip_stream(resp):  # raises if the stream is cut (no final gzip trailer)
+            for block in stream.blocks():  # raises if the stream is cut (no final gzip trailer)
                 f.write(block)
-        _check_complete(tmp)
+        _check_complete(tmp, stream)
         conn = connect(tmp, readonly=False, autocommit=True)
         try:
             kinds = {r[0] for r in conn.execute("SELECT type FROM sqlite_master WHERE name NOT LIKE 'sqlite_%'")}
@@ -249,7 +282,8 @@ def _apply_delta(resp, db: pathlib.Path, meta_values: dict) -> dict | None:
         conn.execute("PRAGMA foreign_keys = OFF")
         conn.execute("BEGIN IMMEDIATE")
         try:
-            lines = _ndjson_lines(resp)
+            stream = _ExportStream(resp)
+            lines = stream.lines()
             header = next(lines, None)
             if not header or header.get("type") != "header" or header.get("format") != "campfire-export":
                 raise APIError("sync: the server's export is not a campfire export (incompatible server version)")
@@ -265,7 +299,7 @@ def _apply_delta(resp, db: pathlib.Path, meta_values: dict) -> dict | None:
                     end = item
                     break
             if end is None:
-                raise _interrupted(0)
+                raise stream.interrupted()
             if loader.touched_objects:
                 CatalogWriter(conn).index_objects(loader.touched_objects)
             got = _local_counts(conn)
@@ -292,6 +326,11 @@ def _apply(resp, db: pathlib.Path, meta_values: dict) -> dict | None:
             return _apply_snapshot(resp, db, meta_values)
         if kind == "ndjson-delta":
             return _apply_delta(resp, db, meta_values)
+        if "content-type" not in resp.headers:
+            # every answer of the server says its type: these headers stopped short (http.client
+            # takes a connection closed inside the headers for their end)
+            raise SyncInterrupted("sync interrupted in the response headers; the previous catalog is intact — "
+                                  "run sync again")
         raise APIError(f"sync: unknown export kind {kind!r} (incompatible server version)")
     except CampfireError:
         raise

@@ -3,8 +3,8 @@
 Per batch, inside the tasks (on the workers): :func:`finish_batch` takes one batch of results (per-object stacks or per-spectrum
 results) and, for each good element, writes the FITS file (the pipeline format of
 :func:`campfire.io.fits.write_spectrum`, with provenance cards and a ``PROVENANCE``
-table) and the quick-look PNG (``spec.plot()`` drawn on a matplotlib ``Figure``
-without pyplot, so no global backend is switched in the caller's process); it
+table) and the quick-look PNG (:func:`campfire.quicklook.figure.quicklook_figure`, a
+matplotlib ``Figure`` without pyplot, so no global backend is switched in the caller's process); it
 returns one summary row per element, failed or not. Failures never raise: a bad
 object is a row with its reason.
 
@@ -30,6 +30,8 @@ from typing import Any, Sequence
 import numpy as np
 
 __all__ = [
+    "OutDir",
+    "output_dir",
     "fits_path_for",
     "plot_path_for",
     "write_fits",
@@ -38,8 +40,81 @@ __all__ = [
     "finish_batch",
     "write_population",
     "write_summary_table",
+    "population_row",
     "write_json",
 ]
+
+
+def _is_url(path) -> bool:
+    return "://" in str(path)
+
+
+class OutDir(str):
+    """An output location: a local absolute path or an fsspec URL (``s3://bucket/results``).
+
+    A ``str`` (picklable, ``os.path.join`` works on it) whose ``/`` joins like
+    :class:`pathlib.Path`, so the writers take either: workers with no shared disk
+    write their outputs straight to an object store.
+
+    Examples
+    --------
+    >>> str(OutDir('s3://bucket/run') / 'fits' / 'a.fits')
+    's3://bucket/run/fits/a.fits'
+    """
+
+    def __truediv__(self, part) -> "OutDir":
+        return OutDir(f"{self.rstrip('/')}/{part}" if _is_url(self) else os.path.join(self, part))
+
+    @property
+    def is_url(self) -> bool:
+        return _is_url(self)
+
+    def exists(self) -> bool:
+        """True when a file or directory (a zarr store) is there."""
+        if not self.is_url:
+            return os.path.exists(self)
+        import fsspec.core
+
+        fs, path = fsspec.core.url_to_fs(self)
+        return fs.exists(path)
+
+    def mkdir(self) -> None:
+        """Create a local directory (with its parents); an object store needs none."""
+        if not self.is_url:
+            os.makedirs(self, exist_ok=True)
+
+
+def output_dir(path: str | os.PathLike) -> OutDir:
+    """The :class:`OutDir` of an ``--output`` value: URLs as given, local paths absolute."""
+    text = os.fspath(path)
+    return OutDir(text.rstrip("/") if _is_url(text) else os.path.abspath(os.path.expanduser(text)))
+
+
+def _staging(dest: str, suffix: str) -> str:
+    """Where ``dest`` is written first: beside it (a rename publishes it), or a local temporary file for a URL."""
+    if _is_url(dest):
+        import tempfile
+
+        fd, tmp = tempfile.mkstemp(suffix=suffix, prefix="campfire-out-")
+        os.close(fd)
+        return tmp
+    p = pathlib.Path(dest)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    return str(p.with_name(f".{p.name}.{os.getpid()}.{threading.get_ident()}.tmp{suffix}"))
+
+
+def _publish(tmp: str, dest: str) -> None:
+    """Put a finished file in place: a rename, or one upload (an object appears whole or not at all)."""
+    if _is_url(dest):
+        import fsspec.core
+
+        fs, path = fsspec.core.url_to_fs(dest)
+        try:
+            fs.put_file(tmp, path)
+        finally:
+            os.unlink(tmp)
+    else:
+        os.replace(tmp, dest)
 
 
 def fits_path_for(outdir: str, ref, kind: str) -> str:
@@ -63,25 +138,14 @@ def write_fits(path: str, spec, *, cards: dict[str, Any], provenance: dict[str, 
     image, ``CONTENT = 'application/json'``): lossless, and ~4× cheaper to write than
     a one-cell string table. Read it back with :func:`read_provenance`.
     """
-    from astropy.io import fits
-
     from campfire.graphs.zarr_out import jsonable
-    from campfire.io.fits import write_spectrum
+    from campfire.io.fits import spectrum_file_bytes, write_file_bytes
+    from campfire.io.fitsbytes import bytes_image_hdu
 
     out = spec.copy(header={**{k: v for k, v in spec.header.items() if len(k) <= 8}, **cards})
-    p = pathlib.Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(f".{p.name}.{os.getpid()}.{threading.get_ident()}.tmp.fits")
-    try:
-        write_spectrum(tmp, out, overwrite=True)
-        text = json.dumps(jsonable(provenance), sort_keys=True).encode()
-        hdr = fits.Header([("EXTNAME", "PROVENANCE"), ("CONTENT", "application/json", "UTF-8 JSON bytes")])
-        fits.append(tmp, np.frombuffer(text, np.uint8), header=hdr)
-        os.replace(tmp, p)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return str(p)
+    text = json.dumps(jsonable(provenance), sort_keys=True).encode()
+    prov = bytes_image_hdu("PROVENANCE", text, {"CONTENT": ("application/json", "UTF-8 JSON bytes")})
+    return write_file_bytes(spectrum_file_bytes(out, [prov]), path, overwrite=True)
 
 
 def read_provenance(path: str) -> dict[str, Any]:
@@ -91,26 +155,26 @@ def read_provenance(path: str) -> dict[str, Any]:
     --------
     >>> read_provenance('results/stack_lrds/fits/ember_uds_p4_123456.fits')['workflow']['sha256']  # doctest: +SKIP
     """
-    from astropy.io import fits
+    from campfire.io.fits import open_fits
 
-    with fits.open(path, memmap=False) as hdul:
+    with open_fits(path) as hdul:  # a local path or an fsspec URL
         return json.loads(hdul["PROVENANCE"].data.tobytes().decode())
 
 
 def write_plot(path: str, spec, *, redshift: float | None = None, title: str | None = None) -> str:
-    """A quick-look PNG of ``spec`` (``spec.plot()`` on a pyplot-free Figure)."""
-    from matplotlib.figure import Figure
+    """A quick-look PNG of ``spec`` (:func:`~campfire.quicklook.figure.quicklook_figure`: 1200 px wide,
+    error band, named lines, legend, and the inputs per pixel of a stack)."""
+    from campfire.quicklook.figure import quicklook_figure
 
-    p = pathlib.Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fig = Figure(figsize=(7, 3.2), dpi=100, layout="constrained")
-    ax = fig.add_subplot()
-    z = redshift if redshift is not None and np.isfinite(redshift) else None
-    spec.plot(ax=ax, redshift=z, **({"title": title} if title else {}))
-    tmp = p.with_name(f".{p.name}.{os.getpid()}.{threading.get_ident()}.tmp.png")
-    fig.savefig(tmp, format="png")
-    os.replace(tmp, p)
-    return str(p)
+    fig = quicklook_figure(spec, redshift=redshift, title=title)
+    tmp = _staging(str(path), ".png")
+    try:
+        fig.savefig(tmp, format="png")
+        _publish(tmp, str(path))
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return str(path)
 
 
 def finish_batch(
@@ -131,14 +195,20 @@ def finish_batch(
     rows = []
     for it in items:
         ref = it.ref
+        if kind == "objects":  # a stack of the object's spectra: some used, some left out
+            n_used, n_failed = len(it.inputs), len(it.failed_inputs)
+        else:  # one spectrum, one result
+            n_used, n_failed = int(it.failure is None), int(it.failure is not None)
         row: dict[str, Any] = {
             "object_id": ref.object_id,
-            "id": ref.spectrum_id,
+            "spectrum_id": "" if kind == "objects" else ref.spectrum_id,
+            "kind": "object" if kind == "objects" else "spectrum",
             "status": "ok" if it.failure is None else "failed",
             "step": "" if it.failure is None else it.failure.step,
             "reason": "" if it.failure is None else it.failure.reason,
-            "n_inputs": len(it.inputs) if kind == "objects" else 1,
-            "n_failed_inputs": len(it.failed_inputs),
+            "n_inputs": max(n_used + n_failed, 1),
+            "n_used": n_used,
+            "n_failed": n_failed,
             "failed_inputs": "; ".join(str(f) for f in it.failed_inputs),
             "bands_used": "",
             "redshift": ref.redshift,
@@ -162,8 +232,8 @@ def finish_batch(
 
                     key = keys.get(ref.object_id, "")
                     prov = dict(provenance, inputs=dict(inputs), object_id=ref.object_id, input_key=key)
-                    row["fits"] = write_fits(fits_path_for(outdir, ref, kind), spec,
-                                             cards=fits_cards(provenance, key, inputs), provenance=prov)
+                    cards = fits_cards(provenance, key, inputs, object_name=ref.object_id, redshift=ref.redshift)
+                    row["fits"] = write_fits(fits_path_for(outdir, ref, kind), spec, cards=cards, provenance=prov)
                 if plot_ids is None or ref.spectrum_id in plot_ids or ref.object_id in plot_ids:
                     row["png"] = write_plot(plot_path_for(outdir, ref, kind), spec,
                                             redshift=None if rest_frame else ref.redshift)
@@ -173,27 +243,29 @@ def finish_batch(
     return rows
 
 
-def write_json(path: pathlib.Path, data: dict) -> None:
+def write_json(path: str | os.PathLike, data: dict) -> None:
     """``data`` as indented JSON, written atomically (provenance.json, the run state)."""
     from campfire.graphs.zarr_out import jsonable
 
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = _staging(os.fspath(path), ".json")
     with open(tmp, "w") as f:
         json.dump(jsonable(data), f, indent=1, sort_keys=True)
-    os.replace(tmp, path)
+    _publish(tmp, os.fspath(path))
 
 
-def write_population(spec, label: str, key: str, outdir: pathlib.Path, wf, prov: dict, zarr_path) -> dict:
+def write_population(spec, label: str, key: str, outdir: OutDir, wf, prov: dict, zarr_path) -> dict:
     """Write a population stack (FITS with provenance, PNG, zarr group); return its summary entry."""
     from campfire.graphs.zarr_out import write_spectrum_group
     from campfire.workflows.provenance import fits_cards
 
+    excluded = [str(e) for e in spec.meta.get("excluded", [])]
     out: dict[str, Any] = {"status": "ok", "n_inputs": int(spec.meta.get("n_spectra", 0)),
-                           "excluded": len(spec.meta.get("excluded", []))}
+                           "excluded": len(excluded), "excluded_inputs": excluded}
     spec = spec.copy(spectrum_id=label)
     inputs = [(sid, prov["inputs"].get(sid, "")) for sid in spec.meta.get("inputs", [])]
     if wf.outputs.fits:
-        out["fits"] = write_fits(str(outdir / "fits" / f"{label}.fits"), spec, cards=fits_cards(prov, key, inputs),
+        out["fits"] = write_fits(str(outdir / "fits" / f"{label}.fits"), spec,
+                                 cards=fits_cards(prov, key, inputs, object_name=label),
                                  provenance=dict(prov, population=label, input_key=key))
     if wf.outputs.plots is not False:
         try:
@@ -208,24 +280,78 @@ def write_population(spec, label: str, key: str, outdir: pathlib.Path, wf, prov:
     return out
 
 
-SUMMARY_COLUMNS = ("object_id", "id", "status", "step", "reason", "n_inputs", "n_failed_inputs", "failed_inputs",
-                   "bands_used", "redshift", "fits", "png")
+#: the summary table's columns and their types; ``spectrum_id`` only in per-spectrum runs
+SUMMARY_COLUMNS = {
+    "object_id": str, "spectrum_id": str, "kind": str, "status": str, "step": str, "reason": str,
+    "n_inputs": int, "n_used": int, "n_failed": int, "failed_inputs": str, "bands_used": str,
+    "redshift": float, "fits": str, "png": str,
+}
+SUMMARY_DESCRIPTIONS = {
+    "object_id": "the object (a population stack: its name)",
+    "spectrum_id": "the spectrum (per-spectrum runs)",
+    "kind": "object, spectrum or population (a stack over objects)",
+    "status": "ok, failed or skipped (complete in an earlier run, inputs unchanged)",
+    "step": "the step that failed",
+    "reason": "why it failed",
+    "n_inputs": "spectra (population: objects) that went in",
+    "n_used": "inputs in the result",
+    "n_failed": "inputs left out (failed_inputs says which and why)",
+    "failed_inputs": "'id: step: reason' of each input left out, '; '-separated",
+    "bands_used": "photometric bands the calibration used",
+    "redshift": "the object's catalog redshift",
+    "fits": "output FITS file, relative to this table's folder",
+    "png": "quick-look plot, relative to this table's folder",
+}
 
 
-def write_summary_table(path: pathlib.Path, rows: list[dict], prov: dict) -> None:
-    """The run's summary table (one row per object or spectrum, ECSV), written atomically."""
+def population_row(label: str, entry: dict) -> dict[str, Any]:
+    """The summary-table row of a population stack (``entry``: what :func:`write_population` returned,
+    or ``{'status': 'failed', 'step', 'reason'}``)."""
+    n_used, excluded = int(entry.get("n_inputs", 0)), list(entry.get("excluded_inputs", []))
+    return {"object_id": label, "kind": "population", "status": entry.get("status", "ok"),
+            "step": entry.get("step", ""), "reason": entry.get("reason", ""), "n_inputs": n_used + len(excluded),
+            "n_used": n_used, "n_failed": len(excluded), "failed_inputs": "; ".join(excluded),
+            "fits": entry.get("fits", ""), "png": entry.get("png", "")}
+
+
+def write_summary_table(path: str | os.PathLike, rows: list[dict], prov: dict, *, per_spectrum: bool = False) -> None:
+    """The run's summary table (one row per object or spectrum, and per population stack; ECSV), written atomically.
+
+    Paths are relative to the table's folder (the run's output directory), so the
+    folder can be moved or shared; redshifts are rounded to
+    :data:`~campfire.workflows.provenance.REDSHIFT_DECIMALS` decimals.
+    """
     from astropy.table import Table
 
     from campfire.graphs.zarr_out import jsonable
+    from campfire.workflows.provenance import REDSHIFT_DECIMALS
 
-    cols = list(SUMMARY_COLUMNS)
-    dtypes = [str, str, str, str, str, int, int, str, str, float, str, str]
-    defaults = {"n_inputs": 0, "n_failed_inputs": 0, "redshift": np.nan}
-    data = {c: [r.get(c, defaults.get(c, "")) for r in rows] for c in cols}  # private keys (_...) are left out
+    cols = [c for c in SUMMARY_COLUMNS if per_spectrum or c != "spectrum_id"]
+    dtypes = [SUMMARY_COLUMNS[c] for c in cols]
+    defaults = {"n_inputs": 0, "n_used": 0, "n_failed": 0, "redshift": np.nan}
+    dest = os.fspath(path)
+    base = dest.rsplit("/", 1)[0] if _is_url(dest) else os.path.dirname(os.path.abspath(dest))
+
+    def relative(v: str) -> str:
+        if _is_url(v):
+            return v[len(base) + 1:] if v.startswith(base + "/") else v
+        return os.path.relpath(os.path.abspath(v), base)
+
+    def value(row: dict, col: str):
+        v = row.get(col, defaults.get(col, ""))  # private keys (_...) are left out
+        if col in ("fits", "png") and v:
+            return relative(str(v))
+        if col == "redshift" and v is not None and np.isfinite(v):
+            return round(float(v), REDSHIFT_DECIMALS)
+        return np.nan if v is None else v
+
+    data = {c: [value(r, c) for r in rows] for c in cols}
     t = Table(data, names=cols, dtype=dtypes) if rows else Table(names=cols, dtype=dtypes)
+    for c in cols:
+        t[c].description = SUMMARY_DESCRIPTIONS[c]
     t.meta.update(workflow=prov["workflow"]["name"], workflow_sha256=prov["workflow"]["sha256"],
                   catalog=prov["catalog"], versions=prov["versions"], created=prov["created"],
                   selection=jsonable(prov["selection"]))
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = _staging(os.fspath(path), ".ecsv")
     t.write(tmp, format="ascii.ecsv", overwrite=True)
-    os.replace(tmp, path)
+    _publish(tmp, os.fspath(path))

@@ -30,12 +30,13 @@ from campfire.graphs.stacking import grid_from_spec
 from campfire.graphs.zarr_out import jsonable
 from campfire.tasks.batch import SpectrumRef, object_refs
 from campfire.workflows import provenance as P
-from campfire.workflows.outputs import finish_batch, fits_path_for
+from campfire.workflows.outputs import OutDir, finish_batch, fits_path_for
 from campfire.workflows.registry import get_step
 from campfire.workflows.options import Invalid
 from campfire.workflows.steps import RunState
 
-__all__ = ["open_archive", "Selection", "select", "RunGraph", "build_graph", "make_plan", "plan_text"]
+__all__ = ["open_archive", "Selection", "select", "RunGraph", "build_graph", "output_paths", "make_plan", "plan_text",
+           "human_bytes"]
 
 
 def open_archive(archive: str):
@@ -180,7 +181,7 @@ def _plot_ids(wf, sel: Selection) -> frozenset | None:
     return frozenset(r.object_id for r in sel.object_order[: int(wf.outputs.plots)])
 
 
-def build_graph(wf, sel: Selection, done, outdir: pathlib.Path, prov: dict, *, create: bool = True) -> RunGraph:
+def build_graph(wf, sel: Selection, done, outdir: OutDir, prov: dict, *, create: bool = True) -> RunGraph:
     """The steps applied to what is not complete, with the output layers.
 
     Parameters
@@ -189,7 +190,7 @@ def build_graph(wf, sel: Selection, done, outdir: pathlib.Path, prov: dict, *, c
     sel : Selection
     done : Completed
         What earlier runs completed (:func:`campfire.workflows.resume.completed`).
-    outdir : pathlib.Path
+    outdir : OutDir
     prov : dict
         The provenance record the outputs carry.
     create : bool
@@ -238,16 +239,22 @@ def build_graph(wf, sel: Selection, done, outdir: pathlib.Path, prov: dict, *, c
     for lab in graph.population_todo:
         graph.collections.append(state.populations[lab])
         graph.names.append(f"population:{lab}")
-    graph.outputs["dir"] = str(outdir)
-    if wf.outputs.fits:
-        graph.outputs["fits"] = str(outdir / "fits")
-    if wf.outputs.plots is not False:
-        graph.outputs["plots"] = str(outdir / "plots")
-    if zarr_path is not None:
-        graph.outputs["zarr"] = str(zarr_path)
-    if wf.outputs.table:
-        graph.outputs["table"] = str(outdir / wf.outputs.table)
+    graph.outputs.update(output_paths(wf, outdir))
     return graph
+
+
+def output_paths(wf, outdir: pathlib.Path) -> dict[str, str]:
+    """Where a run of ``wf`` writes: ``dir``, and ``fits``, ``plots``, ``zarr``, ``table`` if it writes them."""
+    paths = {"dir": str(outdir)}
+    if wf.outputs.fits:
+        paths["fits"] = str(outdir / "fits")
+    if wf.outputs.plots is not False:
+        paths["plots"] = str(outdir / "plots")
+    if wf.outputs.zarr:
+        paths["zarr"] = str(outdir / wf.outputs.zarr)
+    if wf.outputs.table:
+        paths["table"] = str(outdir / wf.outputs.table)
+    return paths
 
 
 def _gather(coll, func, step: str):
@@ -266,7 +273,7 @@ def _concat(lists):
     return [x for part in lists for x in part]
 
 
-def _zarr_layers(state: RunState, zarr_path: pathlib.Path, reuse: bool, sel: Selection, prov: dict, wf, *,
+def _zarr_layers(state: RunState, zarr_path: OutDir, reuse: bool, sel: Selection, prov: dict, wf, *,
                  create: bool = True) -> list:
     """Chunk-aligned write layers for the per-spectrum and per-object groups (``create=False``:
     against placeholder arrays, for a dry run)."""
@@ -312,31 +319,44 @@ def _graph_size(collections) -> int:
     return len(HighLevelGraph.merge(*graphs)) if graphs else 0
 
 
-def make_plan(wf, sel: Selection, done, graph: RunGraph) -> dict[str, Any]:
-    """The plan of a run: objects and spectra to process, files to fetch, tasks, outputs."""
-    fetch = [r for r in graph.todo_refs if is_server_url(r.url)
+def make_plan(wf, sel: Selection, done, graph: RunGraph | None, outdir: pathlib.Path | None = None) -> dict[str, Any]:
+    """The plan of a run: objects and spectra to process, files to fetch, tasks, outputs.
+
+    ``graph`` None: everything is complete (nothing to build); the plan says so, with
+    the outputs under ``outdir``.
+    """
+    todo = graph.todo_refs if graph is not None else []
+    fetch = [r for r in todo if is_server_url(r.url)
              and not (r.dest and (pathlib.Path(sel.cf.data_dir) / r.dest).exists())]
     return {
         "workflow": wf.path, "archive": sel.archive, "selection": wf.selection,
-        "objects": {"total": len(sel.objects), "todo": len({r.object_id for r in graph.todo_refs}),
+        "complete": graph is None,
+        "objects": {"total": len(sel.objects), "todo": len({r.object_id for r in todo}),
                     "skipped": len(done.objects)},
-        "spectra": {"total": len(sel.refs), "todo": len(graph.todo_refs)},
+        "spectra": {"total": len(sel.refs), "todo": len(todo)},
         "fetch": {"files": len(fetch), "bytes": int(sum(r.file_size for r in fetch))},
-        "tasks": _graph_size(graph.collections),
-        "partitions": graph.state.spectra.npartitions,
+        "tasks": _graph_size(graph.collections) if graph is not None else 0,
+        "partitions": graph.state.spectra.npartitions if graph is not None else 0,
         "batch_size": sel.batch_size,
         "steps": [s.name + ("" if s.name != "stack" else f"(by={s.options['by']})") for s in wf.steps],
-        "populations": {lab: ("skip" if lab in done.populations else "compute") for lab in sel.populations},
-        "outputs": graph.outputs,
+        "populations": {lab: ("complete, skipped" if lab in done.populations else "compute") for lab in sel.populations},
+        "outputs": graph.outputs if graph is not None else output_paths(wf, outdir),
     }
 
 
-def _human_bytes(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if n < 1024 or unit == "TB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+def human_bytes(n: float) -> str:
+    """A byte count for people: ``'812 bytes'``, ``'3.0 MiB'``.
+
+    Examples
+    --------
+    >>> human_bytes(3 * 1024 ** 2)
+    '3.0 MiB'
+    """
+    for unit in ("bytes", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:,.0f} {unit}" if unit == "bytes" else f"{n:,.1f} {unit}"
         n /= 1024
-    return f"{n:.1f} TB"
+    return ""  # unreachable
 
 
 def plan_text(wf, plan: dict) -> str:
@@ -344,13 +364,17 @@ def plan_text(wf, plan: dict) -> str:
     import json
 
     o, s, f = plan["objects"], plan["spectra"], plan["fetch"]
+    head = f"plan of {wf.name} ({plan['workflow']})"
+    if plan.get("complete"):
+        head += (": COMPLETE, nothing to do — every output exists with unchanged inputs and options "
+                 "(--force recomputes)")
     lines = [
-        f"plan of {wf.name} ({plan['workflow']})",
+        head,
         f"  archive:    {plan['archive']}",
         f"  selection:  {json.dumps(jsonable(plan['selection']))}",
         f"  objects:    {o['total']} ({o['todo']} to process, {o['skipped']} complete and skipped)",
         f"  spectra:    {s['total']} ({s['todo']} to process)",
-        f"  fetch:      {f['files']} files, {_human_bytes(f['bytes'])}",
+        f"  fetch:      {f['files']} files, {human_bytes(f['bytes'])}",
         f"  steps:      {' → '.join(plan['steps'])}",
         f"  tasks:      {plan['tasks']} ({plan['partitions']} batches of ≤ {plan['batch_size']} spectra)",
     ]

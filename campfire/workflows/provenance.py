@@ -23,12 +23,18 @@ from __future__ import annotations
 
 import datetime as _dt
 import hashlib
+import math
 import os
 import pathlib
 import platform
 from typing import Any, Iterable, Sequence
 
 from dask.base import tokenize
+
+#: decimals of the redshifts written to output headers and summary tables: Δz = 1e-4, as the
+#: reference prints them (z=3.4210) and about what the gratings' line centroids determine
+#: at z ~ 3; the catalog keeps full precision
+REDSHIFT_DECIMALS = 4
 
 __all__ = ["versions", "catalog_state", "steps_token", "object_key", "fits_cards", "build_provenance", "file_sha256"]
 
@@ -122,11 +128,22 @@ def build_provenance(workflow, cf, archive: str, refs: Sequence, *, started: str
     }
 
 
-def fits_cards(prov: dict[str, Any], key: str, inputs: Sequence[tuple[str, str]]) -> dict[str, Any]:
-    """Primary-header cards (≤ 8-character keys, ≤ 68-character strings) of an output file."""
+def fits_cards(prov: dict[str, Any], key: str, inputs: Sequence[tuple[str, str]], *, object_name: str = "",
+               redshift: float | None = None) -> dict[str, Any]:
+    """Primary-header cards (≤ 8-character keys, ≤ 68-character strings) of an output file.
+
+    The standard identification cards first — TELESCOP, INSTRUME, OBJECT and (when
+    known) REDSHIFT, what a FITS viewer or another pipeline looks for — then the
+    provenance cards.
+    """
     cat = prov.get("catalog", {})
     ver = prov.get("versions", {})
-    cards: dict[str, Any] = {
+    cards: dict[str, Any] = {"TELESCOP": "JWST", "INSTRUME": "NIRSPEC"}
+    if object_name:
+        cards["OBJECT"] = str(object_name)[:68]
+    if redshift is not None and math.isfinite(redshift):
+        cards["REDSHIFT"] = round(float(redshift), REDSHIFT_DECIMALS)  # the object's catalog redshift
+    cards |= {
         "WFNAME": str(prov["workflow"]["name"])[:68],
         "WFSHA": prov["workflow"]["sha256"],
         "CATSYNC": str(cat.get("last_synced") or "")[:68],

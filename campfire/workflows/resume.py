@@ -10,28 +10,28 @@ the graph, so then nothing is skipped.
 from __future__ import annotations
 
 import json
-import os
-import pathlib
 from dataclasses import dataclass, field
 from typing import Any
 
-from campfire.workflows.outputs import fits_path_for, write_json
+from campfire.workflows.outputs import OutDir, fits_path_for, write_json
 
 __all__ = ["STATE_FILE", "Completed", "completed", "next_state", "read_state", "write_state"]
 
 STATE_FILE = ".campfire-run.json"
 
 
-def read_state(outdir: pathlib.Path) -> dict:
+def read_state(outdir: OutDir) -> dict:
     """The state an earlier run left in ``outdir`` (empty when there is none or it is unreadable)."""
     try:
-        with open(outdir / STATE_FILE) as f:
+        import fsspec
+
+        with fsspec.open(str(outdir / STATE_FILE), "r") as f:  # a local path or an fsspec URL
             return json.load(f)
     except (OSError, ValueError):
         return {}
 
 
-def write_state(outdir: pathlib.Path, state: dict) -> None:
+def write_state(outdir: OutDir, state: dict) -> None:
     """Write the run state (atomically)."""
     write_json(outdir / STATE_FILE, state)
 
@@ -51,17 +51,17 @@ class Completed:
         return self.previous.get("objects", {}) if self.same_layout else {}
 
 
-def _object_complete(wf, sel, outdir: pathlib.Path, keys: dict, oid: str) -> bool:
+def _object_complete(wf, sel, outdir: OutDir, keys: dict, oid: str) -> bool:
     if keys.get(oid) != sel.keys[oid]:
         return False
     if not wf.outputs.fits:
         return True
     if sel.kind == "objects":
-        return os.path.exists(fits_path_for(str(outdir), sel.objects[oid], "objects"))
-    return all(os.path.exists(fits_path_for(str(outdir), r, "spectra")) for r in sel.by_object[oid])
+        return OutDir(fits_path_for(str(outdir), sel.objects[oid], "objects")).exists()
+    return all(OutDir(fits_path_for(str(outdir), r, "spectra")).exists() for r in sel.by_object[oid])
 
 
-def completed(wf, sel, outdir: pathlib.Path, *, force: bool = False) -> Completed:
+def completed(wf, sel, outdir: OutDir, *, force: bool = False) -> Completed:
     """Which objects and population stacks of ``sel`` are complete in ``outdir``.
 
     Parameters
@@ -69,7 +69,7 @@ def completed(wf, sel, outdir: pathlib.Path, *, force: bool = False) -> Complete
     wf : Workflow
     sel : Selection
         (:func:`campfire.workflows.plan.select`)
-    outdir : pathlib.Path
+    outdir : OutDir
     force : bool
         Treat nothing as complete.
 

@@ -30,7 +30,6 @@ from __future__ import annotations
 import contextlib
 import datetime as _dt
 import os
-import pathlib
 import sys
 import time
 from typing import Any, Callable
@@ -40,7 +39,16 @@ import dask
 from campfire.graphs.scheduler import deployment_config, find_deployment_file, run_context
 from campfire.tasks.batch import Failure
 from campfire.workflows import provenance as P
-from campfire.workflows.outputs import fits_path_for, write_json, write_population, write_summary_table
+from campfire.graphs.failures import short_reason
+from campfire.workflows.outputs import (
+    OutDir,
+    fits_path_for,
+    output_dir,
+    population_row,
+    write_json,
+    write_population,
+    write_summary_table,
+)
 from campfire.workflows.plan import build_graph, make_plan, plan_text, select
 from campfire.workflows.resume import STATE_FILE, completed, next_state, write_state
 from campfire.workflows.schema import load_workflow
@@ -152,13 +160,13 @@ def run_workflow(
 def _run(wf, deployment, *, scheduler, workers, dry_run, force, output, progress, echo, t0, started) -> dict:
     sel = select(wf, scheduler=scheduler, workers=workers)
     t_select = time.perf_counter()
-    outdir = pathlib.Path(output or wf.outputs.dir or os.path.join("results", wf.name)).expanduser().absolute()
+    outdir = output_dir(output or wf.outputs.dir or os.path.join("results", wf.name))  # a path or an fsspec URL
     done = completed(wf, sel, outdir, force=force)
     prov = P.build_provenance(wf, sel.cf, sel.archive, sel.refs, started=started)
     if deployment is not None:
         prov["deployment_config"] = str(deployment)
     if len(done.objects) == len(sel.objects) and len(done.populations) == len(sel.populations):
-        return _nothing_to_do(wf, sel, outdir, dry_run, echo, t0)
+        return _nothing_to_do(wf, sel, done, outdir, dry_run, echo, t0)
 
     graph = build_graph(wf, sel, done, outdir, prov, create=not dry_run)
     plan = make_plan(wf, sel, done, graph)
@@ -166,7 +174,7 @@ def _run(wf, deployment, *, scheduler, workers, dry_run, force, output, progress
         echo(plan_text(wf, plan))
         return {"ok": True, "dry_run": True, "plan": plan, "seconds": round(time.perf_counter() - t0, 3)}
 
-    outdir.mkdir(parents=True, exist_ok=True)
+    outdir.mkdir()
     stamp: dict[str, float] = {}
     with run_context(scheduler or wf.cluster.scheduler, workers if workers is not None else wf.cluster.workers) as ctx:
         echo(f"campfire run {wf.name}: {plan['objects']['todo']} objects / {len(graph.todo_refs)} spectra "
@@ -181,8 +189,8 @@ def _run(wf, deployment, *, scheduler, workers, dry_run, force, output, progress
     rows = got.get("rows", [])
 
     # ---- population outputs (small: written here)
-    failures = [{"object_id": r["object_id"], "id": r["id"], "step": r["step"], "reason": r["reason"]}
-                for r in rows if r["status"] == "failed"]
+    failures = [{"object_id": r["object_id"], "id": r["spectrum_id"] or r["object_id"], "step": r["step"],
+                 "reason": r["reason"]} for r in rows if r["status"] == "failed"]
     # spectra that failed inside objects that still succeeded with their other spectra
     spectrum_failures = [f for r in rows if r["status"] == "ok" for f in r.get("_input_failures", ())]
     populations: dict[str, Any] = {}
@@ -191,16 +199,21 @@ def _run(wf, deployment, *, scheduler, workers, dry_run, force, output, progress
         value = got[f"population:{lab}"]
         if isinstance(value, Failure):
             failures.append({"object_id": "", "id": lab, "step": value.step, "reason": value.reason})
-            populations[lab] = {"status": "failed", "reason": value.reason}
+            populations[lab] = {"status": "failed", "step": value.step, "reason": value.reason}
             continue
         populations[lab] = write_population(value, lab, sel.population_keys[lab], outdir, wf, prov, zarr_path)
 
     # ---- summary table, provenance, state
-    skipped = [{"object_id": oid, "id": oid, "status": "skipped", "step": "", "reason": "complete (inputs unchanged)",
+    skipped = [{"object_id": oid, "kind": "object" if sel.kind == "objects" else "spectrum", "status": "skipped",
+                "step": "", "reason": "complete (inputs unchanged)", "redshift": ref.redshift,
                 "fits": fits_path_for(str(outdir), ref, sel.kind) if sel.kind == "objects" else ""}
                for oid, ref in sel.objects.items() if oid in done.objects]
+    population_rows = [population_row(lab, populations.get(lab) or {"status": "skipped",
+                                                                      "reason": "complete (inputs unchanged)"})
+                       for lab in sel.populations]
     if wf.outputs.table:
-        write_summary_table(outdir / wf.outputs.table, rows + skipped, prov)
+        write_summary_table(outdir / wf.outputs.table, rows + skipped + population_rows, prov,
+                            per_spectrum=sel.kind != "objects")
     write_json(outdir / "provenance.json", prov)
     ok_objects = _ok_objects(rows, sel.kind)
     write_state(outdir, next_state(sel, done, ok_objects, populations))
@@ -236,14 +249,15 @@ def _run(wf, deployment, *, scheduler, workers, dry_run, force, output, progress
     return summary
 
 
-def _nothing_to_do(wf, sel, outdir: pathlib.Path, dry_run: bool, echo, t0: float) -> dict:
+def _nothing_to_do(wf, sel, done, outdir: OutDir, dry_run: bool, echo, t0: float) -> dict:
     n_objects, n_pops = len(sel.objects), len(sel.populations)
+    plan = make_plan(wf, sel, done, None, outdir)
     if dry_run:
-        echo(f"plan of {wf.name}: nothing to do; all {n_objects} objects complete in {outdir}")
+        echo(plan_text(wf, plan))
     else:
         echo(f"campfire run {wf.name}: all {n_objects} objects and {n_pops} population stack(s) "
              f"are complete in {outdir} (inputs unchanged); nothing to do. Use --force to recompute.")
-    return {"ok": True, "nothing_to_do": True, "dry_run": dry_run,
+    return {"ok": True, "nothing_to_do": True, "dry_run": dry_run, "plan": plan,
             "objects": {"total": n_objects, "done": 0, "failed": 0, "skipped": n_objects},
             "failures": [], "spectrum_failures": [], "populations": {},
             "outputs": {"dir": str(outdir)}, "seconds": round(time.perf_counter() - t0, 3)}
@@ -257,11 +271,6 @@ def _ok_objects(rows: list[dict], kind: str) -> set[str]:
 
 
 # ------------------------------------------------------------------------------ text
-def _short(text: str, n: int = 160) -> str:
-    text = " ".join(str(text).split())
-    return text if len(text) <= n else text[: n - 1] + "…"
-
-
 def summary_text(summary: dict) -> str:
     """The final summary, human-readable (objects done/failed/skipped, reasons, outputs, time)."""
     o = summary["objects"]
@@ -272,19 +281,24 @@ def summary_text(summary: dict) -> str:
     fails = summary["failures"]
     for fl in fails[:20]:
         who = fl["object_id"] or fl["id"]
-        lines.append(f"  failed {who}: {fl['step']}: {_short(fl['reason'])}")
+        lines.append(f"  failed {who}: {fl['step']}: {short_reason(fl['reason'])}")
     if len(fails) > 20:
         lines.append(f"  ... {len(fails) - 20} more failures in the summary table")
     sfails = summary.get("spectrum_failures", [])
     if sfails:
         lines.append(f"  {len(sfails)} spectra left out of objects that succeeded with their other spectra:")
         for fl in sfails[:10]:
-            lines.append(f"    {fl['id']}: {fl['step']}: {_short(fl['reason'])}")
+            lines.append(f"    {fl['id']}: {fl['step']}: {short_reason(fl['reason'])}")
         if len(sfails) > 10:
             lines.append(f"    ... {len(sfails) - 10} more in the summary table (failed_inputs)")
     for lab, r in summary["populations"].items():
         if r.get("status") == "ok":
-            lines.append(f"  population {lab}: {r['n_inputs']} inputs ({r['excluded']} excluded) -> {r.get('fits', '')}")
+            lines.append(f"  population {lab}: {r['n_inputs']} inputs stacked"
+                         + (f", {r['excluded']} left out" if r["excluded"] else "") + f" -> {r.get('fits', '')}")
+            for text in r.get("excluded_inputs", [])[:10]:
+                lines.append(f"    left out {short_reason(text)}")
+            if r["excluded"] > 10:
+                lines.append(f"    ... {r['excluded'] - 10} more in the summary table (failed_inputs)")
     lines.append("  outputs:")
     for k, v in summary["outputs"].items():
         lines.append(f"    {k:6s} {v}")

@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 import pathlib
 import sqlite3
 import threading
@@ -536,6 +537,17 @@ def test_same_seed_gives_identical_files(tmp_path):
     assert hc["meta/campfire.db"] != ha["meta/campfire.db"]
     assert hc["products/ember_uds_p4/ember_uds_p4_prism_clear_123456.spec.fits"] != \
         ha["products/ember_uds_p4/ember_uds_p4_prism_clear_123456.spec.fits"]
+
+
+def test_a_build_says_in_one_line_what_it_does_and_roughly_how_long(tmp_path, capsys):
+    root = _build(tmp_path / "demo", "small", 0, workers=1, progress=True, n_objects=40, n_spectra=80)
+    err = capsys.readouterr().err
+    first = [ln for ln in err.splitlines() if ln.startswith("campfire: building")]
+    assert len(first) == 1, err
+    assert "small demo archive (40 objects, 80 spectra)" in first[0] and str(root) in first[0]
+    assert "once" in first[0] and re.search(r"roughly \d+ (s|min) on 1 core\b", first[0]), first[0]
+    # the progress bar counts tasks and elapsed time, never a remaining-time estimate
+    assert "tasks [" in err and not re.search(r"<\d\d:\d\d|\?it/s|remaining", err), err
 
 
 def test_ensure_builds_once_and_reuses(tmp_path, monkeypatch):

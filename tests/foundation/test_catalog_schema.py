@@ -22,6 +22,7 @@ from campfire.catalog import planner
 from campfire.catalog.filters import build_query
 from campfire.catalog.local import LocalCatalog
 from campfire.catalog.schema import (
+    FIT_COLUMNS,
     OBJECT_COPIES,
     SCHEMA_VERSION,
     create_catalog,
@@ -112,10 +113,11 @@ def _same_table(a, b, label):
         assert np.array_equal(x, y, equal_nan=x.dtype.kind == "f"), (label, name)
 
 
-def test_new_catalogs_are_version_2_with_equal_copies(demo_root):
+def test_new_catalogs_are_current_with_equal_copies(demo_root):
     conn = sqlite3.connect(f"file:{demo_root / 'meta' / 'campfire.db'}?mode=ro", uri=True)
     try:
-        assert _version(conn) == "2", "the demo predates catalog schema 2 (a stale CAMPFIRE_TEST_DEMO_ROOT?)"
+        assert _version(conn) == SCHEMA_VERSION == "4", \
+            "the demo predates catalog schema 4 (a stale CAMPFIRE_TEST_DEMO_ROOT?)"
         assert has_object_copies(conn)
         assert _mismatched_copies(conn) == 0
         assert conn.execute("SELECT count(*) FROM spectra WHERE object_field IS NULL").fetchone()[0] == 0
@@ -128,7 +130,7 @@ def test_schema_statements_put_indexes_and_triggers_after_the_rows():
     assert not any("TRIGGER" in s or "INDEX" in s for s in tables)
     assert {s.split()[5] for s in post if "TRIGGER" in s} == {
         "spectra_object_copy_insert", "spectra_object_copy_move", "objects_copy_insert", "objects_copy_update",
-        "objects_copy_delete"}
+        "objects_copy_delete", "inspections_keep_history", "inspections_keep_rows"}
 
 
 def test_every_access_path_returns_the_same_rows(v2_root, v1_root, raw, monkeypatch):
@@ -225,6 +227,49 @@ def test_upgrade_in_place(demo_root, tmp_path, raw, caplog):
     assert new.local_catalog._layout().copies and old.local_catalog._layout().copies
     for f in filter_cases(raw):
         _same_table(before[repr(f)], new.query_spectra(**f), f)
+
+
+def test_spectra_carry_the_interval_of_redshift_auto(demo_root, tmp_path):
+    """Schema 4: every fitted spectrum has its 68% interval and confidence (those of its FITS
+    header); a schema-3 file answers NaN for them until upgraded, and the upgrade adds them empty."""
+    from astropy.io import fits
+
+    cf = Campfire(data_dir=demo_root)
+    t = cf.query_spectra()
+    fitted = np.isfinite(t["redshift_auto"])
+    assert fitted.sum() > 0.9 * len(t)
+    lo, z, hi, conf = (np.asarray(t[c][fitted]) for c in ("redshift_auto_lo", "redshift_auto", "redshift_auto_hi",
+                                                             "redshift_auto_confidence"))
+    assert np.all(lo <= z) and np.all(z <= hi) and np.all(hi - lo > 0)
+    assert np.all((conf >= 0) & (conf <= 1))
+    assert np.all(np.isnan(t["redshift_auto_lo"][~fitted]))
+    for row in t[fitted][:5]:
+        with fits.open(row["local_path"]) as hdul:
+            h = hdul[0].header
+            assert (h["ZAUTOLO"], h["ZAUTOHI"], h["ZCONF"]) == pytest.approx(
+                (row["redshift_auto_lo"], row["redshift_auto_hi"], row["redshift_auto_confidence"]), abs=1e-4)
+    # a cut on them, as a user makes it
+    sure = t[fitted][conf >= 0.9]
+    assert 0 < len(sure) < fitted.sum()
+
+    root = _copy_root(demo_root, tmp_path / "root")
+    conn = sqlite3.connect(root / "meta" / "campfire.db")
+    for col in FIT_COLUMNS:
+        conn.execute(f"ALTER TABLE spectra DROP COLUMN {col}")
+    conn.execute("UPDATE archive_meta SET value = '3' WHERE key = 'schema_version'")
+    conn.commit()
+    conn.close()
+    old = Campfire(data_dir=root).query_spectra(gratings=["PRISM"], limit=20)
+    assert len(old) == 20 and np.all(np.isnan(old["redshift_auto_lo"])) and np.all(np.isfinite(old["redshift_auto"]))
+    assert upgrade_catalog(root) is True
+    conn = sqlite3.connect(root / "meta" / "campfire.db")
+    try:
+        assert _version(conn) == SCHEMA_VERSION
+        assert conn.execute("SELECT count(*) FROM spectra WHERE redshift_auto_lo IS NOT NULL").fetchone()[0] == 0
+    finally:
+        conn.close()
+    new = Campfire(data_dir=root).query_spectra(gratings=["PRISM"], limit=20, sort="redshift_auto_hi")
+    assert np.all(np.isnan(new["redshift_auto_hi"]))
 
 
 def test_upgrade_from_the_command_line(demo_root, tmp_path):

@@ -55,7 +55,7 @@ def test_unknown_values_against_the_vocabulary(kwargs, message):
         ({"cone_search": (150.0, 2.0, -1)}, r"cone_search: radius"),
         ({"cone_search": (400.0, 2.0, 1)}, r"cone_search: ra"),
         ({"redshift_quality": ["great"]}, r"redshift_quality: unknown quality 'great'"),
-        ({"redshift_quality": [7]}, r"redshift_quality: expected ints 0-4"),
+        ({"redshift_quality": [7]}, r"redshift_quality: expected an int 0-4"),
         ({"limit": -1}, r"limit"),
         ({"offset": "a"}, r"offset"),
         ({"inspected_only": "yes"}, r"inspected_only: expected True, False or None"),

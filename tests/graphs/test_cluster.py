@@ -6,6 +6,7 @@ import dask
 import numpy as np
 import pytest
 
+from campfire.errors import PartialFailureWarning
 from campfire.graphs.collection import LazySpectra
 from campfire.graphs.scheduler import run_context
 from pure_steps import calibrate_then_stack
@@ -64,8 +65,10 @@ def test_persisted_keys_are_reused(cf, cluster_client):
     in_memory = set(cluster_client.who_has())
     rebuilt = pipeline(cf)[0]  # built again from scratch: same selection + steps -> same keys
     assert {str(k) for k in rebuilt.__dask_keys__()} <= {str(k) for k in in_memory}
-    got = rebuilt.compute()
-    assert len(got) == len(lazy)
+    with pytest.warns(PartialFailureWarning, match="spectra failed") as caught:  # said on the client, not lost on a worker
+        got = rebuilt.compute()
+    assert len(got) == len(lazy) and len(caught) == 1
+    assert {f.spectrum_id for f in got.failures} == {f.spectrum_id for f in dask.compute(lazy)[0].failures}
 
 
 def test_run_context_connects_to_an_existing_scheduler(cf, cluster_client):

@@ -3,15 +3,17 @@ functions (bit for bit), tree reductions equal to one-shot stacks, fsspec memory
 recorded failures, zarr output, and the eager API computing the same graph."""
 from __future__ import annotations
 
+import pickle
 import re
 import subprocess
 import sys
+import warnings
 
 import dask
 import numpy as np
 import pytest
 
-from campfire.errors import CampfireError, ValidationError
+from campfire.errors import CampfireError, PartialFailureWarning, StackRangeWarning, ValidationError
 from campfire.graphs.collection import LazySpectra
 from campfire.graphs.reduction import reduction_depth
 from campfire.models import SpectrumData
@@ -237,9 +239,13 @@ def test_workers_read_through_fsspec_memory(memory_archive):
 
 def test_a_failing_spectrum_is_recorded_and_the_batch_goes_on(memory_archive):
     _, refs, bad = memory_archive
-    lazy = LazySpectra.from_refs(refs[:3] + [bad] + refs[3:], batch_size=10, errors="record")
-    assert lazy.npartitions == 1  # the bad file shares a batch with good ones
-    out = lazy.open().compute()
+    lazy = LazySpectra.from_refs(refs[:3] + [bad] + refs[3:], batch_size=10)  # errors='record' is the default
+    assert lazy.npartitions == 1 and lazy.errors == "record"  # the bad file shares a batch with good ones
+    with pytest.warns(PartialFailureWarning, match=r"1 of 7 spectra failed[\s\S]*broken: open: ") as caught:
+        out = lazy.open().compute()
+    assert len(caught) == 1 and "with_errors('raise')" in str(caught[0].message)
+    assert [f.spectrum_id for f in out.failures] == ["broken"] and not out.ok
+    assert pickle.loads(pickle.dumps(out)).failures == out.failures  # travels back from a cluster
     failures = [x for x in out if isinstance(x, Failure)]
     assert len(failures) == 1 and failures[0].spectrum_id == "broken" and failures[0].step == "open"
     assert "FITS" in failures[0].reason or "spectrum" in failures[0].reason
@@ -249,7 +255,28 @@ def test_a_failing_spectrum_is_recorded_and_the_batch_goes_on(memory_archive):
     population = lazy.stack(by="all", grid=GRID).compute()
     assert population.meta["n_spectra"] == 6 and any("broken" in e for e in population.meta["excluded"])
     with pytest.raises(CampfireError):
-        LazySpectra.from_refs([bad]).open().compute()
+        LazySpectra.from_refs([bad]).with_errors("raise").open().compute()
+    with pytest.raises(CampfireError):
+        LazySpectra.from_refs([bad], errors="raise").open().compute()
+
+
+def test_readme_lazy_example_survives_an_unusable_spectrum(cf):
+    """The README's pipeline with default settings: the spectra that cannot be calibrated are
+    left out of their objects' stacks and named in the result's summary; the population
+    still stacks; ``.compute()`` says so in one warning."""
+    lazy = cf.lazy_spectra(tags=["lrd"], has_photometry=True)
+    per_object = lazy.calibrate(degree=2).resample(GRID).stack("weighted_mean", by="object")
+    population = per_object.stack("median", by="all", rest_frame=True)
+    stacks, pop = dask.compute(per_object, population)
+    assert len(stacks) == len(per_object) and all(isinstance(s, SpectrumData) for s in stacks)
+    assert "cinder_egs_p2_g395m_f290lp_34003" in [f.spectrum_id for f in stacks.left_out]
+    assert "left out of object stacks" in stacks.summary() and "calibrate: bands: no usable band" in stacks.summary()
+    assert pop.meta["n_spectra"] >= 1
+    with pytest.warns(PartialFailureWarning, match="cinder_egs_p2_g395m_f290lp_34003: calibrate") as caught:
+        again = per_object.compute()
+    assert len(caught) == 1 and again.left_out == stacks.left_out
+    with pytest.raises(ValidationError, match="no usable band"):
+        lazy.with_errors("raise").calibrate(degree=2).compute()
 
 
 def test_to_zarr_local_and_memory(cf, tmp_path):
@@ -289,15 +316,55 @@ def test_calibrate_and_stack_is_the_graph_and_equals_the_pure_function(cf):
     prism = obj.spectra[obj.spectra.grating == "PRISM"]
     for spectra in (prism, list(obj.spectra), [s.open() for s in obj.spectra]):
         for method in ("weighted_mean", "median"):
-            got = campfire.calibrate_and_stack(spectra, photometry=obj.photometry, stacking_method=method,
-                                               object_id=obj.object_id)
-            want = calibrate_then_stack(spectra, obj.photometry, stacking_method=method, object_id=obj.object_id)
+            # several gratings on the default grid: both routes say what the stack leaves out
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                got = campfire.calibrate_and_stack(spectra, photometry=obj.photometry, stacking_method=method,
+                                                   object_id=obj.object_id)
+                want = calibrate_then_stack(spectra, obj.photometry, stacking_method=method,
+                                            object_id=obj.object_id)
+            lost = [w for w in caught if issubclass(w.category, StackRangeWarning)]
+            assert len(lost) == (0 if spectra is prism else 2), [str(w.message) for w in caught]
             assert same(got.spectrum.fnu, want.spectrum.fnu) and same(got.spectrum.fnu_err, want.spectrum.fnu_err)
             assert got.spectrum.spectrum_id == want.spectrum.spectrum_id
             assert got.spectrum.meta["calibration"] == want.spectrum.meta["calibration"]
             assert [c.bands_used for c in got.calibrations] == [c.bands_used for c in want.calibrations]
     assert campfire.calibrate_and_stack.__module__ == "campfire.graphs.eager"
+    # issue 17.4: 'union' keeps every grating's range, with no warning, in both routes alike
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", StackRangeWarning)
+        got = campfire.calibrate_and_stack(obj.spectra, photometry=obj.photometry, object_id=obj.object_id,
+                                           wavelength_grid="union")
+        want = calibrate_then_stack(obj.spectra, obj.photometry, object_id=obj.object_id, wavelength_grid="union")
+    assert same(got.spectrum.fnu, want.spectrum.fnu) and got.spectrum.meta["grid"] == "union"
+    inputs = [s.open() for s in obj.spectra]
+    lo = min(np.nanmin(s.wavelength[s.valid]) for s in inputs)
+    hi = max(np.nanmax(s.wavelength[s.valid]) for s in inputs)
+    covered = got.spectrum.wavelength[got.spectrum.count > 0]
+    assert covered.min() == pytest.approx(lo, abs=0.02) and covered.max() == pytest.approx(hi, abs=0.02)
     # obj.spectra.lazy() is the same kind of collection
     lazy = obj.spectra.lazy()
     assert isinstance(lazy, LazySpectra) and lazy.spectrum_ids == list(obj.spectra.spectrum_id)
     assert lazy.refs[0].photometry is not None
+
+
+@pytest.mark.parametrize("method", ["weighted_mean", "median"])
+def test_population_union_grid_over_batches(method):
+    """grid='union' in the tree over batches (a union of per-batch union grids) covers what the
+    one-shot union stack covers and agrees with it to 0.2% (the two grids differ by sub-pixel
+    shifts, so the comparison interpolates; edge pixels one grid covers only partly are skipped)."""
+    rng = np.random.default_rng(3)
+    specs = []
+    for i, (lo, hi, n) in enumerate([(0.6, 5.3, 400), (0.97, 1.89, 1500), (2.87, 5.1, 1300)] * 2):
+        w = np.linspace(lo, hi, n) * (1 + rng.uniform(-1e-3, 1e-3))
+        specs.append(SpectrumData(w, 1.0 + 0.1 * np.sin(3 * w), np.full(n, 0.05), spectrum_id=f"s{i}"))
+    one = stack_spectra(specs, method=method, wavelength_grid="union")
+    tree = LazySpectra.from_data(specs, batch_size=2).stack(method, by="all", grid="union").compute()
+    assert tree.wavelength[0] == pytest.approx(one.wavelength[0]) and tree.wavelength[-1] == pytest.approx(one.wavelength[-1])
+    assert tree.wavelength.size == pytest.approx(one.wavelength.size, rel=0.005)
+    other = np.interp(one.wavelength, tree.wavelength, tree.fnu)
+    ok = np.isfinite(one.fnu) & np.isfinite(other)
+    assert ok.mean() > 0.99
+    np.testing.assert_allclose(other[ok], one.fnu[ok], rtol=2e-3)
+    with pytest.raises(ValidationError, match="grid"):
+        LazySpectra.from_data(specs, batch_size=2).stack(method, by="all", grid="widest")

@@ -168,7 +168,8 @@ def _write_catalog(root: pathlib.Path) -> None:
             (spec_id, oid, oid, OBS, f"products/{OBS}/{spec_id}.spec.fits", now),
         )
         for vis in ("*", ""):
-            conn.execute("INSERT INTO object_aggregates VALUES (?, ?, 1, 10, 1000, 'TEST', 'PRISM')", (vis, oid))
+            conn.execute("INSERT INTO object_aggregates (visibility, object_id, n_spectra, max_snr, max_exposure_time, "
+                         "programs, gratings, redshift) VALUES (?, ?, 1, 10, 1000, 'TEST', 'PRISM', 3.0)", (vis, oid))
     conn.commit()
     conn.close()
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import pathlib
 import subprocess
 import sys
 
@@ -16,6 +17,7 @@ from campfire import EMISSION_LINES
 from campfire.errors import ValidationError
 
 from campfire.plotting import plot_redshift_fit, plot_spectrum, plot_spectrum_simple
+from campfire.quicklook.spectrum import pretty_line_name
 
 
 def _shapes(fig, xref=None) -> dict[str, float]:
@@ -85,7 +87,9 @@ def test_emission_lines_at_one_plus_z_rest_in_both_panels(spec_data):
         for name, x in got.items():
             assert x == pytest.approx(expected[name], rel=1e-12)
     labels = [a.text for a in fig.layout.annotations if a.name and a.name.startswith("line-label:")]
-    assert "Hα" in labels
+    assert "Hα+[NII]" in labels  # crowded lines share the strong line's label, and all are named
+    named = {part for text in labels for part in text.split("+")}
+    assert {pretty_line_name(n) for n in expected} <= named
     assert f"z = {Z_TRUE:.4f}" in fig.layout.title.text
 
 
@@ -204,3 +208,37 @@ def test_no_renderer_returns_none(spec_data, tmp_path, monkeypatch):
     monkeypatch.setattr(gallery, "_kaleido_ok", lambda: False)
     monkeypatch.setattr(gallery, "chrome_executable", lambda: None)
     assert gallery.figures_to_png([plot_spectrum_simple(spec_data)], [tmp_path / "x.png"]) is None
+
+
+def test_write_image_the_documented_way(spec_data, tmp_path):
+    """Issue 18.6: ``fig.write_image`` works as the docs say — kaleido from the ``plotting`` extra,
+    Debian's chromium found on PATH (no browser download)."""
+    from PIL import Image
+
+    from campfire.gallery import chrome_executable
+
+    if chrome_executable() is None:
+        missing_tool("no Chrome/Chromium to render Plotly to PNG here (apt-get install chromium)")
+    import kaleido  # noqa: F401  (in the plotting extra)
+
+    fig = plot_spectrum_simple(spec_data, redshift=Z_TRUE)
+    fig.write_image(tmp_path / "simple.png", width=900, height=400)
+    img = np.asarray(Image.open(tmp_path / "simple.png").convert("L"), dtype=float)
+    assert img.shape == (400, 900) and img.std() > 10
+
+
+def test_save_html_shares_one_plotly_js(spec_data, tmp_path):
+    """Issue 18.6: pages of a few tens of kB beside one plotly.min.js (offline), instead of 5 MB each."""
+    from campfire.plotting import save_html
+
+    pages = [save_html(plot_spectrum_simple(spec_data), tmp_path / "figs" / f"p{k}.html") for k in range(2)]
+    js = tmp_path / "figs" / "plotly.min.js"
+    assert js.stat().st_size > 3_000_000 and sorted(p.name for p in (tmp_path / "figs").iterdir()) == [
+        "p0.html", "p1.html", "plotly.min.js"]
+    for page in pages:
+        text = open(page).read()
+        assert len(text) < 300_000 and 'src="plotly.min.js"' in text
+    inline = save_html(plot_spectrum_simple(spec_data), tmp_path / "one.html", plotlyjs="inline")
+    assert pathlib.Path(inline).stat().st_size > 3_000_000
+    with pytest.raises(ValidationError, match="plotlyjs"):
+        save_html(plot_spectrum_simple(spec_data), tmp_path / "x.html", plotlyjs="cdn")

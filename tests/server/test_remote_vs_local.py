@@ -105,6 +105,23 @@ def test_iter_and_single_records_equal(alice, direct, ids):
     assert alice.get_gratings(remote=True) == direct.get_gratings()
 
 
+def test_redshift_interval_and_confidence_remote_equal_local(alice, direct, ids):
+    """The automatic redshift's 68% interval and confidence: the same through the API as on disk,
+    in query_spectra (cut and sorted on) and in get_redshift_fit_data."""
+    sid = ids["example_spectrum"]
+    remote, local = alice.remote_catalog.redshift_fit(sid), direct.get_redshift_fit_data(sid)
+    for key in ("redshift", "redshift_lo", "redshift_hi", "confidence"):
+        assert remote[key] == pytest.approx(local[key]), key
+    assert local["redshift_lo"] <= local["redshift"] <= local["redshift_hi"]
+    row = direct.get_spectrum(sid)
+    assert (row["redshift_auto_lo"], row["redshift_auto_hi"], row["redshift_auto_confidence"]) == pytest.approx(
+        (local["redshift_lo"], local["redshift_hi"], local["confidence"]), abs=1e-4)
+    kw = dict(gratings=["PRISM"], sort="redshift_auto_confidence", sort_dir="desc", limit=40)
+    r, d = alice.query_spectra(remote=True, **kw), direct.query_spectra(**kw)
+    assert_same_table(r, d)
+    assert np.all(np.diff(np.asarray(d["redshift_auto_confidence"])) <= 0)
+
+
 def test_anonymous_remote_equals_its_synced_copy(server, tmp_path):
     cf = Campfire(base_url=server.url, data_dir=tmp_path / "anon")
     cf.sync()

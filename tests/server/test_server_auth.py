@@ -212,9 +212,10 @@ def test_parallel_requests_share_one_refresh(fresh_server, make_client):
     from campfire.catalog.filters import build_query
     from campfire.graphs.download import download_files
 
+    cf = make_client(fresh_server.url)
+    cf.sync()  # first: a sync slower than the token's second would refresh it into a 15-minute one
     with dask.config.set({"campfire.server.access-token-ttl": 1}):
-        cf = make_client(fresh_server.url, "alice")
-    cf.sync()
+        cf.login("alice", "alice-demo")
     store = cf.remote_catalog.credentials
     time.sleep(1.5)
     # the client believes its token is fresh: every thread gets a 401 and asks for a refresh

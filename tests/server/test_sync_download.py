@@ -25,8 +25,11 @@ import pytest
 import requests
 
 from campfire import cli
+from campfire.catalog.db import connect
 from campfire.catalog.filters import build_query
+from campfire.catalog.inspections import add_inspection
 from campfire.client import Campfire
+from campfire.demo.identity import DEMO_REVIEWER
 from campfire.errors import APIError, CampfireError, DownloadError
 from campfire.graphs.download import download_files
 from campfire.transfer import SyncInterrupted, file_sha256
@@ -163,12 +166,18 @@ def test_unchanged_resync_is_incremental_and_changes_arrive(fresh_server, make_c
     lines = [json.loads(line) for line in gzip.decompress(r.content).splitlines()]
     assert lines[0]["full"] is False and lines[-1]["type"] == "end"
     assert not [x for x in lines if x["type"] == "rows" and x["table"] in ("spectra", "objects", "object_tags")]
-    # a change on the server arrives at the next (incremental) sync
+    # a change on the server arrives at the next (incremental) sync: an object's row, and a new
+    # inspection by another writer (the pipeline) while the server runs
     oid = ids["example_object"]
-    fresh_server.sql("UPDATE objects SET redshift = 3.5, redshift_inspected = 3.5, updated_at = ? WHERE object_id = ?",
-                     (later_stamp(), oid))
+    fresh_server.sql("UPDATE objects SET photo_z = 3.55, updated_at = ? WHERE object_id = ?", (later_stamp(), oid))
+    conn = connect(fresh_server.db, readonly=False)
+    with conn:
+        add_inspection(conn, oid, DEMO_REVIEWER, redshift=3.5, quality=4, comment="refitted")
+    conn.close()
     assert cf.sync() == first
-    assert cf.get_object(oid).redshift == 3.5 and db.stat().st_ino == inode
+    got = cf.get_object(oid)
+    assert got.redshift == 3.5 and got.redshift_inspected == 3.5 and got.photometry.photo_z == 3.55
+    assert db.stat().st_ino == inode
     assert "since=" in [r for r in fresh_server.faults.requests if r["path"].endswith("/export")][-1]["query"]
     # a deletion on the server cannot be a delta: the counts differ and a full sync follows
     (victim,) = fresh_server.sql("SELECT spectrum_id FROM spectra s JOIN programs p USING (program_id) "
@@ -416,7 +425,7 @@ def test_sync_from_a_server_still_on_catalog_schema_1(server, make_client, monke
     """An older server's snapshot has no object copies on spectra: the client upgrades its copy."""
     import re
 
-    from campfire.catalog.schema import OBJECT_COPIES, schema_statements
+    from campfire.catalog.schema import OBJECT_COPIES, SCHEMA_VERSION, schema_statements
     from campfire.server import export
 
     def v1_tables():
@@ -435,7 +444,7 @@ def test_sync_from_a_server_still_on_catalog_schema_1(server, make_client, monke
         cols = {r[1] for r in conn.execute("PRAGMA table_info(spectra)")}
         assert set(OBJECT_COPIES) <= cols
         assert conn.execute("SELECT count(*) FROM spectra WHERE object_field IS NULL").fetchone()[0] == 0
-        assert conn.execute("SELECT value FROM archive_meta WHERE key = 'schema_version'").fetchone()[0] == "2"
+        assert conn.execute("SELECT value FROM archive_meta WHERE key = 'schema_version'").fetchone()[0] == SCHEMA_VERSION
     finally:
         conn.close()
     # the copy answers like the server
@@ -458,17 +467,62 @@ def test_local_files_survive_a_full_resync(server, make_client):
 def test_cli_sync_and_download(server, tmp_path, capsys):
     data_dir = tmp_path / "cli"
     assert cli.main(["sync", "--server", server.url, "--data-dir", str(data_dir)]) == 0
-    result = json.loads(capsys.readouterr().out)
-    assert set(result) == {"observations", "objects", "spectra", "stale_count"}
+    out = capsys.readouterr().out
+    assert out.startswith(f"synced the catalog of {server.url} (anonymous: public programs only): ")
+    assert f"catalog: {data_dir / 'meta' / 'campfire.db'}" in out and "{" not in out
+    n_objects = Campfire(data_dir=data_dir).catalog().counts()["objects"]
+    assert f"{n_objects:,} objects" in out
+    assert cli.main(["sync", "--json", "--server", server.url, "--data-dir", str(data_dir)]) == 0
+    result = json.loads(capsys.readouterr().out)  # scripts keep their JSON
+    assert set(result) == {"observations", "objects", "spectra", "stale_count"} and result["objects"] == n_objects
+    want = Campfire(data_dir=data_dir).query_spectra(observations=["ember_uds_p4"], gratings=["PRISM"])
     assert cli.main(["download", "--server", server.url, "--data-dir", str(data_dir), "--observations",
                      "ember_uds_p4", "--gratings", "PRISM", "--max-workers", "2"]) == 0
+    out = capsys.readouterr().out
+    size = sum(int(x) for x in want["file_size"]) / 1024 ** 2
+    assert out.startswith(f"downloaded {len(want)} files ({size:,.1f} MiB) in ") and str(data_dir / "products") in out
+    assert cli.main(["download", "--json", "--server", server.url, "--data-dir", str(data_dir), "--observations",
+                     "ember_uds_p4", "--gratings", "PRISM"]) == 0
     got = json.loads(capsys.readouterr().out)
-    assert got["downloaded"] > 0 and got["failed"] == []
+    assert got["downloaded"] == 0 and got["skipped"] == len(want) and got["failed"] == []
+    assert cli.main(["download", "--server", server.url, "--data-dir", str(data_dir), "--observations",
+                     "ember_uds_p4", "--gratings", "PRISM"]) == 0
+    assert capsys.readouterr().out.startswith(f"nothing to download: {len(want)} files already in ")
     assert cli.main(["download", "--server", server.url, "--data-dir", str(tmp_path / "empty")]) == 2
-    assert "sync" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "run `campfire sync` first" in err and "cf." not in err
+
+
+def test_download_progress_counts_files_and_bytes(server, make_client, capsys):
+    cf = make_client(server.url)
+    cf.sync()
+    want = cf.query_spectra(observations=["ember_uds_p4"], gratings=["PRISM"])
+    download_files(cf.remote_catalog, cf.data_dir, build_query("spectra", observations=["ember_uds_p4"],
+                                                                gratings=["PRISM"]), max_workers=2, progress=True)
+    bar = capsys.readouterr().err.replace("\r", "\n").splitlines()
+    last = [line for line in bar if "files" in line][-1]
+    assert f"{len(want)}/{len(want)} files" in last and "B/s" in last and " it" not in last
 
 
 def test_file_sha256_helper(tmp_path):
     p = tmp_path / "f"
     p.write_bytes(b"abc" * 1000)
     assert file_sha256(p) == hashlib.sha256(b"abc" * 1000).hexdigest()
+
+
+def test_downloads_through_requests_when_a_proxy_is_configured(server, make_client, monkeypatch):
+    # with a proxy in the environment files go through requests (which knows proxies), not the
+    # urllib3 pool: the same resume after a cut, the same verification
+    from campfire.catalog.remote.http import APIClient
+
+    monkeypatch.setattr(APIClient, "pool", property(lambda self: None))
+    cf = make_client(server.url)
+    cf.sync()
+    target = "ember_uds_p4_g395m_f290lp_123456"
+    server.faults.cut(f"/spectra/{target}/file", after_bytes=100_000)
+    got = download_files(cf.remote_catalog, cf.data_dir, build_query("spectra", search=target), max_workers=1)
+    assert got["downloaded"] == 1 and not got["failed"]
+    reqs = file_requests(server)
+    assert len(reqs) == 2 and "range" in reqs[1]["headers"]
+    row = cf.get_spectrum(target)
+    assert sha(row["local_path"]) == row["file_hash"]

@@ -20,6 +20,7 @@ def main(root: str, port: int, throttle: float = 0.0) -> None:
 
     from campfire.server.app import create_app
     from campfire.server.faults import FaultInjector
+    from campfire.server.limits import uvicorn_config
 
     faults = FaultInjector()
     if throttle > 0:
@@ -36,7 +37,7 @@ def main(root: str, port: int, throttle: float = 0.0) -> None:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)  # so asyncio sets TCP_NODELAY
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", port))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on", timeout_keep_alive=30))
+    server = uvicorn.Server(uvicorn_config(app, log_level="warning", lifespan="on", timeout_keep_alive=30))
 
     def ready() -> None:
         while not server.started:

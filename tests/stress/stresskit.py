@@ -5,6 +5,7 @@ import a ``conftest`` by name).
 """
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import importlib.util
 import os
@@ -56,6 +57,8 @@ class ServerProcess:
     throttle: float = 0.0          # bytes/s of /file bodies (0: full speed)
     proc: subprocess.Popen | None = None
     log: list = field(default_factory=list)
+    code: pathlib.Path | None = None  # another checkout of campfire to run (benchmarks: before/after)
+    env: dict = field(default_factory=dict)  # extra environment (DASK_CAMPFIRE__... settings)
 
     @property
     def url(self) -> str:
@@ -66,9 +69,13 @@ class ServerProcess:
         return self.proc.pid
 
     def start(self, timeout: float = 60.0) -> "ServerProcess":
-        env = dict(os.environ, DASK_CAMPFIRE__SERVER__BCRYPT_ROUNDS="4")
+        env = dict(os.environ, DASK_CAMPFIRE__SERVER__BCRYPT_ROUNDS="4", **self.env)
+        script = SERVE_SCRIPT
+        if self.code is not None:
+            env["PYTHONPATH"] = str(self.code)
+            script = self.code / "tests" / "stress" / "serve_process.py"
         self.proc = subprocess.Popen(
-            [sys.executable, str(SERVE_SCRIPT), str(self.root), str(self.port), repr(self.throttle)],
+            [sys.executable, str(script), str(self.root), str(self.port), repr(self.throttle)],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -163,3 +170,72 @@ def catalog_secrets(db: pathlib.Path) -> Secrets:
         conn.close()
     # a secret that is part of a public string (a shared PI name, a common word) proves nothing
     return Secrets(frozenset(prop), tuple(sorted(s.lower() for s in strings if s and len(s) >= 6)))
+
+
+# ------------------------------------------------------------------ concurrency helpers
+def at_once(n: int, fn) -> list:
+    """``fn(i)`` for i < n, from n threads released together (a barrier); the results in order."""
+    barrier = threading.Barrier(n)
+
+    def run(i):
+        barrier.wait(timeout=120)
+        return fn(i)
+
+    with concurrent.futures.ThreadPoolExecutor(n) as pool:
+        return list(pool.map(run, range(n)))
+
+
+class Poller:
+    """A client asking ``url`` again and again (``pause`` s apart) in a thread, recording each latency."""
+
+    def __init__(self, url: str, pause: float = 0.05):
+        self.url = url
+        self.pause = pause
+        self.latencies: list[float] = []
+        self.failures = 0
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        with requests.Session() as s:
+            while not self._done.is_set():
+                t0 = time.monotonic()
+                try:
+                    ok = s.get(self.url, timeout=300).status_code == 200
+                except requests.RequestException:
+                    ok = False
+                self.latencies.append(time.monotonic() - t0)
+                self.failures += not ok
+                time.sleep(self.pause)
+
+    def __enter__(self) -> "Poller":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._done.set()
+        self._thread.join(300)
+
+
+class PeakRSS:
+    """The peak resident memory of a :class:`ServerProcess` while in the ``with`` block (sampled every 20 ms)."""
+
+    def __init__(self, srv: ServerProcess):
+        self.srv = srv
+        self.start = self.peak = srv.rss_bytes()
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._done.is_set():
+            with contextlib.suppress(OSError, AttributeError):
+                self.peak = max(self.peak, self.srv.rss_bytes())
+            time.sleep(0.02)
+
+    def __enter__(self) -> "PeakRSS":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._done.set()
+        self._thread.join(30)

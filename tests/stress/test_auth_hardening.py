@@ -57,7 +57,7 @@ def srv(demo_root, tmp_path_factory):
 def _fresh_login_limits(srv):
     """Failed logins of one test (the injection strings try hundreds) never lock out the next."""
     yield
-    srv.thread.app.state.archive.limiter._events.clear()
+    srv.thread.app.state.archive.limiter.clear()
 
 
 @pytest.fixture(scope="module")
@@ -292,7 +292,7 @@ def test_credentials_file_stays_user_only(srv, tmp_path, monkeypatch):
 
 # ------------------------------------------------------------------------------ rate limit
 def test_failed_logins_are_limited_per_address(demo_root, tmp_path):
-    # guards: RateLimiter's addr:<client> key (a spray over many user names from one address)
+    # guards: LoginLimiter's addr:<client> key (a spray over many user names from one address)
     import pathlib
 
     srv = start_server(copy_archive(pathlib.Path(demo_root), tmp_path / "root"))

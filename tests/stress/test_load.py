@@ -35,7 +35,10 @@ MB = 2 ** 20
 def load_server(server_process_factory):
     srv = server_process_factory()
     db = srv.root / "meta" / "campfire.db"
-    # warm-up: imports (imaging, FITS), per-visibility aggregates, connection caches
+    # warm-up: imports (imaging, FITS), per-visibility aggregates, connection caches; one cutout for
+    # sure (its first render imports astropy and scipy, seconds on a busy machine, while later
+    # cutouts wait for the one render slot)
+    assert requests.get(f"{srv.url}{API}/objects/ember_uds_p4_123456/cutout.png", timeout=120).status_code == 200
     warm = run_load(srv.url, db, clients=3, seconds=2)
     assert warm.errors == [], warm.errors[:5]
     return srv, db
@@ -75,15 +78,17 @@ def _keepalive_median_ms(url: str, n: int = 15) -> float:
 def test_keep_alive_requests_do_not_wait_for_delayed_acks(demo_root, tmp_path, server_process_factory):
     # guards: TCP_NODELAY on the server's connections (ServerThread's socket is created with
     # proto=IPPROTO_TCP so asyncio sets it; uvicorn's own bind sets it too). Without it each
-    # response on a reused connection waits ~40 ms for the client's delayed ACK.
+    # response on a reused connection waits ~40 ms for the client's delayed ACK. The bound sits
+    # below that 40 ms floor but well above a busy machine's ~20 ms for /counts.
+    bound = 35.0
     import pathlib
 
     from campfire.server.testing import running_server
 
     with running_server(copy_archive(pathlib.Path(demo_root), tmp_path / "a")) as url:
-        assert _keepalive_median_ms(url) < 20
+        assert _keepalive_median_ms(url) < bound
     srv = server_process_factory()
-    assert _keepalive_median_ms(srv.url) < 20
+    assert _keepalive_median_ms(srv.url) < bound
     root = copy_archive(pathlib.Path(demo_root), tmp_path / "b")
     proc = subprocess.Popen([sys.executable, "-m", "campfire", "serve", str(root), "--port", "0"],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -94,7 +99,7 @@ def test_keep_alive_requests_do_not_wait_for_delayed_acks(demo_root, tmp_path, s
             m = re.search(r"running on http://127\.0\.0\.1:(\d+)", proc.stdout.readline())
             port = m and int(m.group(1))
         assert port
-        assert _keepalive_median_ms(f"http://127.0.0.1:{port}") < 20
+        assert _keepalive_median_ms(f"http://127.0.0.1:{port}") < bound
     finally:
         proc.terminate()
         proc.wait(30)

@@ -171,9 +171,10 @@ def probe_token(p: Probe):
     r = p.request("POST", "/auth/token", data={"grant_type": "password", "username": p.user,
                                                "password": DEMO_PASSWORDS[p.user]})
     assert r.status_code == 200
-    # the token carries no memberships: they are looked up per request (a revoked grant takes effect at once)
+    # the token carries no memberships: they are looked up per request (a revoked grant takes effect at once);
+    # "fam" names the login it belongs to (refused at once when that login is logged out)
     claims = json.loads(__import__("base64").urlsafe_b64decode(r.json()["access_token"].split(".")[1] + "=="))
-    assert set(claims) <= {"sub", "iat", "exp", "iss", "typ", "jti"}
+    assert set(claims) <= {"sub", "iat", "exp", "iss", "typ", "jti", "fam"}
 
 
 def probe_revoke(p: Probe):
@@ -214,8 +215,9 @@ def probe_objects(p: Probe):
         obj = p.oracle["objects"][oid]
         got = {r["object_id"] for r in p.all_rows("objects", cone_search=f"{obj['ra']},{obj['dec']},2")}
         assert (oid in got) == p.member and got <= set(p.sees["objects"])
-    # a tag of alice's that holds hidden objects lists only the visible ones
-    r = p.get("/objects", tags=p.tags["shared"])
+    # a tag of alice's that holds hidden objects lists only the visible ones (another user's tag is
+    # named owner/slug: campfire.catalog.tagnames)
+    r = p.get("/objects", tags=f"alice/{p.tags['shared']}")
     if p.user is None:
         assert r.status_code == 400  # anonymous callers see system tags only: an unknown tag
     else:
@@ -456,6 +458,66 @@ def probe_export(p: Probe):
     p.no_secrets(gzip.decompress(borrowed.content), borrowed.request)
 
 
+def probe_post_inspection(p: Probe):
+    body = {"redshift": 2.5, "quality": "probable", "comment": "probe"}
+    hidden, made_up, mixed = p.ids["prop_only"][0], "ember_uds_p4_999999999", p.ids["mixed"][0]
+    if p.user is None:
+        assert p.request("POST", f"/objects/{mixed}/inspections", json=body).status_code == 401
+        return
+    r = p.request("POST", f"/objects/{hidden}/inspections", json=body)
+    if p.member:
+        assert r.status_code == 201
+        assert {s["spectrum_id"] for s in r.json()["inspection"]["spectra_seen"]} == \
+            {s["spectrum_id"] for s in p.sees["objects"][hidden]}
+    else:  # a hidden object is answered like a made-up one; a visible one the caller may not grade is 403
+        p.same_message_as_unknown(r, hidden, made_up, p.request("POST", f"/objects/{made_up}/inspections", json=body))
+        assert p.request("POST", f"/objects/{mixed}/inspections", json=body).status_code == 403
+
+
+def probe_get_inspections(p: Probe):
+    made_up = "ember_uds_p4_999999999"
+    unknown = p.get(f"/objects/{made_up}/inspections")
+    for oid in p.ids["prop_only"][:3]:
+        r = p.get(f"/objects/{oid}/inspections")
+        if p.member:
+            assert r.status_code == 200
+        else:
+            p.same_message_as_unknown(r, oid, made_up, unknown)
+    records = [r for oid in p.ids["mixed"][:8] for r in p.get(f"/objects/{oid}/inspections").json()["inspections"]]
+    # only records resting on spectra the caller sees (the member's positive control: some rest on hidden ones)
+    assert all({s["spectrum_id"] for s in r["spectra_seen"]} <= set(p.sees["spectra"]) for r in records)
+    resting_on_hidden = [r for r in records if {s["spectrum_id"] for s in r["spectra_seen"]}
+                         - set(p.oracle[None]["spectra"])]
+    assert bool(resting_on_hidden) == p.member
+
+
+def probe_queue(p: Probe):
+    r = p.get("/inspections/queue", limit=1000)
+    if p.user is None:
+        assert r.status_code == 401
+        return
+    ids = r.json()["object_ids"]
+    if p.member:  # the objects with a spectrum of the program alice is in
+        prop = set(p.ids["prop_ids"])
+        assert ids and all(any(s["program_id"] in prop for s in p.sees["objects"][oid]) for oid in ids)
+    else:
+        assert ids == []
+
+
+def probe_refit(p: Probe):
+    hidden, made_up, mixed = p.ids["prop_only"][0], "ember_uds_p4_999999999", p.ids["mixed"][0]
+    body = {"z_center": 2.0, "dz": 0.05}
+    if p.user is None:
+        assert p.request("POST", f"/objects/{mixed}/refit", json=body).status_code == 401
+        return
+    r = p.request("POST", f"/objects/{hidden}/refit", json=body)
+    if p.member:
+        assert r.status_code == 200 and r.json()["spectrum_id"] in p.sees["spectra"]
+    else:
+        p.same_message_as_unknown(r, hidden, made_up, p.request("POST", f"/objects/{made_up}/refit", json=body))
+        assert p.request("POST", f"/objects/{mixed}/refit", json=body).status_code == 403
+
+
 PROBES = {
     ("get", "/health"): probe_health,
     ("get", "/me"): probe_me,
@@ -483,6 +545,10 @@ PROBES = {
     ("post", "/tags/{slug}/objects"): probe_tag_objects,
     ("delete", "/tags/{slug}/objects"): probe_untag_objects,
     ("get", "/export"): probe_export,
+    ("post", "/objects/{object_id}/inspections"): probe_post_inspection,
+    ("get", "/objects/{object_id}/inspections"): probe_get_inspections,
+    ("get", "/inspections/queue"): probe_queue,
+    ("post", "/objects/{object_id}/refit"): probe_refit,
 }
 
 

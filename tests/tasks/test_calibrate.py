@@ -71,6 +71,47 @@ def test_chebyshev_recovers_injected_slit_loss(seed):
     assert _rms_recovery(exact, _loss) < 0.005
 
 
+BORG = "/work/shared/data/real/spectra/dja_v4/borg-v4_prism-clear_1747_732.spec.fits"
+NIRCAM8 = ["f090w", "f115w", "f150w", "f200w", "f277w", "f356w", "f410m", "f444w"]
+
+
+@pytest.mark.parametrize("shape", ["quadratic", "ramp"])
+def test_real_prism_spectrum_recovers_a_curved_slit_loss(shape):
+    """Issue 17.6 on the real BoRG PRISM spectrum (z ≈ 8.2: f090w is below the break, 7 bands
+    usable): a slit loss L(x) injected (x: the scaled wavelength over its valid range) and
+    synthetic NIRCam photometry of the unscaled spectrum quoted at 3 %. Exact photometry:
+    multiplier × L − 1 < 1 % rms over the bands' span (measured 0.32 % quadratic, 0.18 % ramp;
+    the χ²-only rule kept a line: 3.4 %, 1.5 %). Noisy 3 % photometry, 7–8 bands given: median
+    and mean over 200 draws ≤ 3 % (measured 2.2–2.5 %; before 3.6–3.7 % for the quadratic)."""
+    spec = SpectrumData.from_fits(BORG)
+    w = spec.wavelength
+    lo, hi = w[spec.valid].min(), w[spec.valid].max()
+    x = (w - lo) / (hi - lo)
+    loss = 0.6 + 0.5 * x - 0.35 * x**2 if shape == "quadratic" else 0.5 + 0.3 * x
+    obs = spec.copy(fnu=spec.fnu * loss, fnu_err=spec.fnu_err * loss)
+    true = {b: synthetic_photometry(w, spec.fnu, spec.fnu_err, b)[0] for b in NIRCAM8}
+
+    def span_rms(result):
+        blo = min(get_band(b).support()[0] for b in result.bands_used)
+        bhi = max(get_band(b).support()[1] for b in result.bands_used)
+        sel = (w >= blo) & (w <= bhi)
+        return float(np.sqrt(np.mean((result.multiplier[sel] * loss[sel] - 1) ** 2)))
+
+    def phot(bands, noise=None):
+        t = np.array([true[b] for b in bands])
+        f = t if noise is None else t * (1 + 0.03 * noise.normal(size=t.size))
+        return Photometry(bands, f, 0.03 * t, [get_band(b).pivot for b in bands])
+
+    exact = calibrate_to_photometry(obs, phot(NIRCAM8))
+    assert "f090w" in exact.rejected and len(exact.bands_used) == 7
+    assert exact.degree == 2 and span_rms(exact) < 0.01
+    rng = np.random.default_rng(1)
+    noisy = [span_rms(calibrate_to_photometry(obs, phot(NIRCAM8 if i % 2 == 0 else
+                                                        [b for b in NIRCAM8 if b != NIRCAM8[1 + (i // 2) % 7]], rng)))
+             for i in range(200)]
+    assert np.median(noisy) <= 0.03 and np.mean(noisy) <= 0.03, (np.median(noisy), np.mean(noisy))
+
+
 def test_flat_recovers_a_constant():
     phot = _photometry(_sed)
     for const in (0.3, 0.62, 1.7):
@@ -218,10 +259,10 @@ def test_demo_chebyshev_recovers_injected_slit_loss(demo):
     """Demo PRISM spectra with S/N > 10, photometry, and no additive contamination or
     background residual (those are not multiplicative: flags 2, 8): multiplier × injected
     slit loss = 1 to < 3% rms over the bands used (rms at the band pivots, weighted by each
-    band's ratio precision) for ≥ 90% of them (measured 94%, median 1.7%; 98% with the
-    noiseless true photometry), and a median < 3% over the whole wavelength span of those
-    bands (measured 2.6%; the catalog's ≥ 2% photometric errors and faint blue bands of red
-    objects set that floor)."""
+    band's ratio precision) for ≥ 90% of them (measured on demo v3: 93% with the degree rule of
+    issue 17.6, 91% with the χ²-only rule before it; median 1.8%), and a median < 2.5% over
+    the whole wavelength span of those bands (measured 2.2%, before 2.5%; the catalog's ≥ 2%
+    photometric errors and faint blue bands of red objects set that floor)."""
     from campfire.demo import truth
     from campfire.models import SpectrumData
 
@@ -258,7 +299,7 @@ def test_demo_chebyshev_recovers_injected_slit_loss(demo):
     at_bands, over_span = np.array(at_bands), np.array(over_span)
     assert at_bands.size >= 20
     assert np.mean(at_bands < 0.03) >= 0.9, np.sort(at_bands)[-8:]
-    assert np.median(over_span) < 0.03
+    assert np.median(over_span) < 0.025
 
 
 def test_demo_flat_recovers_a_constant(demo):

@@ -78,8 +78,17 @@ def test_real_lyman_break_z13():
 def test_result_structure_and_model():
     spec = SpectrumData.from_fits(MSAEXP)
     fit = fit_redshift(spec, z_range=(3.0, 6.0))
-    assert list(fit) == ["redshift", "chi2_min", "confidence", "z_grid", "chi2_grid", "model_wave", "model_fnu"]
+    # the reference's keys of get_redshift_fit_data first, then the 68% interval
+    assert list(fit) == ["redshift", "chi2_min", "confidence", "z_grid", "chi2_grid", "model_wave", "model_fnu",
+                         "redshift_lo", "redshift_hi"]
+    assert tuple(fit) == R.FIT_KEYS
     assert isinstance(fit["redshift"], float) and 3.0 <= fit["redshift"] <= 6.0
+    # msaexp's z = 4.2341 (another fitter) agrees within twice the 68% interval, which is a few
+    # 1e-4 wide for this spectrum (measured: 1.03 half-widths above our 4.2333)
+    half = 0.5 * (fit["redshift_hi"] - fit["redshift_lo"])
+    assert abs(4.2341 - fit["redshift"]) <= 2 * half
+    assert fit["redshift_lo"] < fit["redshift"] < fit["redshift_hi"]
+    assert fit["redshift_hi"] - fit["redshift_lo"] < 0.002 * (1 + fit["redshift"])
     assert fit["z_grid"].shape == fit["chi2_grid"].shape
     assert np.all(np.diff(fit["z_grid"]) > 0)
     assert fit["z_grid"][0] >= 3.0 - 1e-12 and fit["z_grid"][-1] <= 6.0 + 1e-12
@@ -133,18 +142,22 @@ def test_nan_and_zero_error_pixels_ignored():
     assert _dz(fit["redshift"], 3.2) < 0.003
 
 
-def _quiescent(z, seed=0, snr=30.0):
+def _quiescent(z, seed=0, snr=30.0, forest=False, offset=0.0):
     """A line-less quiescent continuum: red power law with a Balmer break (×2 at 3680 Å) and a
-    4000 Å break (×1.4 at 3990 Å), edges close to but not at the fitter's step templates."""
+    4000 Å break (×1.4 at 3990 Å), edges close to but not at the fitter's step templates.
+    Zero blueward of Lyα, or with ``forest`` the mean Lyα forest there (zero below the Lyman
+    limit); ``offset`` [μJy] is added everywhere (a background-subtraction residual)."""
     from scipy.special import ndtr
 
     rng = np.random.default_rng(seed)
     wave = np.exp(np.arange(np.log(0.6), np.log(5.3), 1 / 320))
     rest = wave * 1e4 / (1 + z)
     cont = (rest / 4000.0) ** 1.2 * (1 + ndtr((rest - 3680.0) / 45.0)) * (1 + 0.4 * ndtr((rest - 3990.0) / 60.0))
-    cont = np.where(wave < 0.1216 * (1 + z), 0.0, 0.5 * cont / np.interp(4.0, wave, cont))
+    cont = 0.5 * cont / np.interp(4.0, wave, cont)
+    t_forest = np.exp(-0.0036 * (wave / 0.121567) ** 3.46) if forest else 0.0
+    cont = cont * np.where(wave < 0.0912 * (1 + z), 0.0, np.where(wave < 0.1216 * (1 + z), t_forest, 1.0))
     err = np.full(wave.size, 0.5 / snr)
-    return SpectrumData(wave, cont + rng.normal(0, err), err, grating="PRISM")
+    return SpectrumData(wave, cont + offset + rng.normal(0, err), err, grating="PRISM")
 
 
 @pytest.mark.parametrize("z", [3.3, 4.1, 5.0])
@@ -153,6 +166,79 @@ def test_synthetic_quiescent_recovered(z):
     for seed in range(3):
         fit = fit_redshift(_quiescent(z, seed=seed))
         assert _dz(fit["redshift"], z) < 0.01, (seed, fit["redshift"])
+
+
+def test_background_offset_does_not_move_a_break_redshift():
+    """An additive offset of 1.5–3 σ (what a bad background subtraction leaves) fills in the
+    Lyα forest of a z ≈ 4.4–5.3 quiescent galaxy. The pedestal term absorbs it: the redshift is
+    the one without the offset. (Without the pedestal, 12 of these 18 offset fits missed by
+    > 0.01 (1+z), two of them with confidence > 0.95.)"""
+    for z in (4.4, 4.84, 5.3):
+        for seed in (0, 1, 2):
+            ref = fit_redshift(_quiescent(z, seed=seed, snr=15.0, forest=True))["redshift"]
+            for offset in (0.05, 0.1):
+                fit = fit_redshift(_quiescent(z, seed=seed, snr=15.0, forest=True, offset=offset))
+                assert _dz(fit["redshift"], ref) < 0.002, (z, seed, offset, fit["redshift"], ref)
+
+
+
+
+def test_interval_contains_the_redshift_and_shrinks_with_noise():
+    widths = []
+    for snr in (5.0, 50.0):
+        fit = fit_redshift(_synthetic(3.4, seed=4, snr=snr))
+        assert fit["redshift_lo"] < fit["redshift"] < fit["redshift_hi"]
+        widths.append(fit["redshift_hi"] - fit["redshift_lo"])
+    assert widths[1] < 0.5 * widths[0]
+    # the floor: a line centroid is not known better than a few % of the resolution
+    assert widths[1] / (1 + 3.4) > 2 * 0.5 * R.Z_SYS_FRACTION / (2.3548 * 300)
+
+
+@pytest.mark.parametrize("grating", ["PRISM", "G395M"])
+def test_noise_alone_is_not_a_confident_redshift(grating):
+    """Pure noise: the best χ² among thousands of redshifts and dozens of line components
+    always "finds" something (Δχ² ≈ 15–25 over the continuum alone); the null alternative
+    keeps the confidence low (measured ≤ 0.12 for these six) and the interval wide."""
+    if grating == "PRISM":
+        wave = np.exp(np.arange(np.log(0.6), np.log(5.3), 1 / 320))
+    else:
+        wave = np.arange(2.87, 5.27, 0.0018)
+    for seed in range(3):
+        rng = np.random.default_rng(seed)
+        spec = SpectrumData(wave, 0.3 + rng.normal(0, 0.1, wave.size), np.full(wave.size, 0.1), grating=grating)
+        fit = fit_redshift(spec)
+        assert fit["confidence"] < 0.3, (seed, fit["redshift"], fit["confidence"])
+        assert fit["redshift_hi"] - fit["redshift_lo"] > 1.0
+
+
+@pytest.mark.parametrize("frac", [0.0, 0.2, 0.4, 0.6, 0.8])
+def test_strong_grating_lines_between_coarse_points_are_found(frac):
+    """A bright Hα + [N II] + [S II] + He I in G235M, at redshifts spread over one coarse
+    grid step: without re-ranking the coarse minima, a strong line midway between two
+    coarse points scored worse than other lines aligned by chance (a demo hae fitted at
+    z = 0.73 with Paβ, confidence 1.0, truth 2.37 with a better χ²)."""
+    rng = np.random.default_rng(int(frac * 10))
+    wave = np.arange(1.66, 3.17, 0.00106)
+    z = 2.3719 + frac * 0.0015 * 3.3719
+    r = R.resolving_power(wave, "G235M")
+    f = 0.2 * (wave / 2.5) ** 0.3
+    for rest, amp in [(6564.61, 4.0), (6585.27, 0.8), (6549.86, 0.27), (6718.29, 0.4), (6732.67, 0.3), (5877.25, 0.3)]:
+        lo = rest * 1e-4 * (1 + z)
+        sig = lo / r / 2.3548
+        f = f + amp * 0.002 / (np.sqrt(2 * np.pi) * sig / lo) * np.exp(-0.5 * ((wave - lo) / sig) ** 2)
+    err = np.full(wave.size, 0.05)
+    fit = fit_redshift(SpectrumData(wave, f + rng.normal(0, err), err, grating="G235M"))
+    assert _dz(fit["redshift"], z) < 0.001, fit["redshift"]
+
+
+def test_very_broad_components_only_where_the_resolution_tells_them_apart():
+    names = [c[0] for c in R.LINE_COMPONENTS] + [c[0] for c in R.CONTINUUM_STEPS]
+    n_vb = sum(n.endswith("-vbroad") for n in names)
+    assert n_vb >= 4
+    prism = R._prepare(_synthetic(2.0, grating="PRISM"))
+    grating = R._prepare(_synthetic(5.3, grating="G395M"))
+    assert prism.tables[0].size - 1 == len(names) - n_vb
+    assert grating.tables[0].size - 1 == len(names)
 
 
 def test_lyman_break_without_lines():
@@ -254,33 +340,97 @@ def test_demo_prism_line_emitters_recovered(demo):
 
 
 def test_demo_catalog_redshift_auto_is_the_fit(demo):
-    """The demo's redshift_auto comes from this fitter (not the truth): re-fitting a file gives it back."""
+    """The demo's redshift_auto comes from this fitter (not the truth): re-fitting a file gives
+    it back, and the file's primary header carries its 68% interval (ZAUTOLO, ZAUTOHI)."""
     import sqlite3
+
+    from astropy.io import fits
 
     db = sqlite3.connect(f"file:{demo / 'meta' / 'campfire.db'}?mode=ro", uri=True)
     path, z_auto = db.execute(
         "select fits_path, redshift_auto from spectra where grating = 'PRISM' and redshift_auto is not null "
         "order by signal_to_noise desc limit 1"
     ).fetchone()
-    assert fit_redshift(SpectrumData.from_fits(demo / path))["redshift"] == pytest.approx(z_auto, abs=0.01 * (1 + z_auto))
+    fit = fit_redshift(SpectrumData.from_fits(demo / path))
+    assert fit["redshift"] == pytest.approx(z_auto, abs=0.01 * (1 + z_auto))
+    header = fits.getheader(demo / path, 0)
+    assert header["ZAUTOLO"] == pytest.approx(fit["redshift_lo"], abs=2e-5)
+    assert header["ZAUTOHI"] == pytest.approx(fit["redshift_hi"], abs=2e-5)
+    assert fits.getheader(demo / path, "ZFIT")["CONFID"] == pytest.approx(fit["confidence"], abs=1e-6)
 
 
-def test_demo_quiescent_recovered(demo):
-    """Line-less quiescent galaxies (demo type ``qg``: Balmer + 4000 Å breaks, Balmer absorption):
-    ≥ 70% of the PRISM spectra within |Δz|/(1+z) < 0.01 of the truth, fitted blind over z = 0-15.
+def _demo_stored_fits(demo: pathlib.Path) -> list[dict]:
+    """Every demo spectrum's stored automatic fit (primary header ZAUTO/ZAUTOLO/ZAUTOHI, ZFIT
+    CONFID) with its truth: the builder ran this fitter on each (see the test above)."""
+    import sqlite3
 
-    Measured: 20 of 25 (before the continuum steps and the per-component penalty: 0 of 25,
-    the breaks were filled in with emission lines at wrong redshifts). Of the 5 misses, 4 are flagged spectra (a
-    chip gap over the break, bad background, off-centre at S/N 7); the clean one confuses
-    the Balmer with the 4000 Å break (Δz/(1+z) ≈ 0.07), only one of them being significant.
+    from astropy.io import fits
+
+    db = sqlite3.connect(f"file:{demo / 'meta' / 'campfire.db'}?mode=ro", uri=True)
+    rows = db.execute(
+        "select s.fits_path, s.grating, s.signal_to_noise, s.dq_flags, t.z_true, t.sed_type from spectra s "
+        "join truth_objects t on t.object_id = s.object_id where s.redshift_auto is not null order by s.spectrum_id"
+    ).fetchall()
+    out = []
+    for path, grating, snr, flags, z_true, sed_type in rows:
+        with fits.open(demo / path) as hdul:
+            h, zf = hdul[0].header, hdul["ZFIT"].header
+            out.append({"z": h["ZAUTO"], "lo": h["ZAUTOLO"], "hi": h["ZAUTOHI"], "confidence": zf["CONFID"],
+                        "grating": grating, "snr": snr or 0.0, "flags": flags, "z_true": z_true, "type": sed_type})
+    return out
+
+
+def test_demo_confidence_can_be_trusted(demo):
+    """Among the demo's automatic redshifts (all 460 spectra, every grating and S/N) those with
+    confidence ≥ 0.9 have no catastrophic failure (|Δz|/(1+z) > 0.1) and ≥ 98% are within
+    0.01; below 0.5 most are wrong. Measured on the small demo: 0 of 281 catastrophic
+    (the integ fitter: 4 of 294, one a quiescent galaxy at S/N 15 with confidence 0.94); on
+    a third of the full-size demo 1 of 1171 (bench/RESULTS.md)."""
+    fits_ = _demo_stored_fits(demo)
+    assert len(fits_) >= 400
+    dz = np.array([_dz(f["z"], f["z_true"]) for f in fits_])
+    conf = np.array([f["confidence"] for f in fits_])
+    sure = conf >= 0.9
+    assert sure.sum() >= 250
+    assert np.all(dz[sure] <= 0.1), [(f["z"], f["z_true"], f["confidence"]) for f, bad in zip(fits_, sure & (dz > 0.1)) if bad]
+    assert np.mean(dz[sure] < 0.01) >= 0.98
+    assert np.mean(dz[conf < 0.5] < 0.01) < 0.3
+
+
+def test_demo_interval_covers_the_truth(demo):
+    """The 68% interval [redshift_lo, redshift_hi] contains the true redshift for 68% ± 10% of
+    the correct (|Δz|/(1+z) < 0.01) PRISM redshifts at S/N > 5 and of all correct redshifts
+    (binomial σ ≈ 3–4% for these ~150–330 spectra; measured 66% and 69%). The systematic
+    floor, Z_SYS_FRACTION, was set on a third of the full-size demo (69% there; 61% without
+    a floor, 83% with the earlier 0.04)."""
+    fits_ = [f for f in _demo_stored_fits(demo) if _dz(f["z"], f["z_true"]) < 0.01]
+    prism = [f for f in fits_ if f["grating"] == "PRISM" and f["snr"] > 5]
+    assert len(prism) >= 100
+    for subset in (prism, fits_):
+        covered = np.mean([f["lo"] <= f["z_true"] <= f["hi"] for f in subset])
+        assert 0.58 <= covered <= 0.78, (covered, len(subset))
+
+
+def test_demo_quiescent_and_star_forming_recovered(demo):
+    """PRISM spectra at S/N > 5, fitted blind over z = 0-15 (every one re-fitted here).
+
+    Star-forming (``sf``): ≥ 95% within |Δz|/(1+z) < 0.01 and ≥ 90% within 0.002 (measured:
+    all of them). Quiescent (``qg``: breaks and Balmer absorption only): ≥ 76% within 0.01 and
+    ≥ 48% within 0.002 (measured 21/25 and 12/25; the issue's 95% / 90% are not reached, see
+    bench/RESULTS.md). Within 0.002 is near what these
+    spectra hold: fitting each with its own *true* model (only z and a scale free), the
+    Cramér–Rao bound predicts 81% of them within 0.002 (``bench/bench_redshift.py``).
+    Of the 5 misses at 0.01, 3 are flagged (a chip gap over the break ×2, bad background).
     """
     import sqlite3
 
     db = sqlite3.connect(f"file:{demo / 'meta' / 'campfire.db'}?mode=ro", uri=True)
-    rows = db.execute(
-        "select s.fits_path, t.z_true from spectra s join truth_objects t on t.object_id = s.object_id "
-        "where s.grating = 'PRISM' and t.sed_type = 'qg' and s.signal_to_noise > 5 order by s.spectrum_id"
-    ).fetchall()
-    assert len(rows) >= 15
-    good = sum(_dz(fit_redshift(SpectrumData.from_fits(demo / p))["redshift"], z) < 0.01 for p, z in rows)
-    assert good / len(rows) >= 0.7, (good, len(rows))
+    for sed_type, n_min, ok1, ok2 in (("sf", 40, 0.95, 0.90), ("qg", 15, 0.76, 0.48)):
+        rows = db.execute(
+            "select s.fits_path, t.z_true from spectra s join truth_objects t on t.object_id = s.object_id "
+            "where s.grating = 'PRISM' and t.sed_type = ? and s.signal_to_noise > 5 order by s.spectrum_id", (sed_type,)
+        ).fetchall()
+        assert len(rows) >= n_min
+        dz = np.array([_dz(fit_redshift(SpectrumData.from_fits(demo / p))["redshift"], z) for p, z in rows])
+        assert np.mean(dz < 0.01) >= ok1, (sed_type, np.sort(dz)[::-1][:6])
+        assert np.mean(dz < 0.002) >= ok2, (sed_type, np.sort(dz)[::-1][:6])

@@ -14,6 +14,7 @@ import pytest
 from astropy.io import fits
 from astropy.table import Table
 
+from campfire.models import SpectrumData
 from campfire.workflows.outputs import read_provenance
 from campfire.workflows.runner import STATE_FILE, run_workflow
 
@@ -84,6 +85,16 @@ def test_stack_lrds_end_to_end(lrd_run, cf):
     pop = z["population/lrd_population_rest"]
     assert pop.attrs["meta"]["rest_frame"] and pop.attrs["meta"]["norm_window"] == [0.42, 0.48]
     assert np.nanmedian(pop["fnu"][:][(pop["wavelength"][:] > 0.42) & (pop["wavelength"][:] < 0.48)]) == pytest.approx(1, rel=0.05)
+    # issue 17.5: the normalised population stack is dimensionless everywhere, and says relative to what
+    assert pop.attrs["flux_unit"] == "" and pop.attrs["norm_window"] == [0.42, 0.48]
+    assert "0.42-0.48 um (rest frame)" in pop.attrs["flux_normalization"]
+    with fits.open(out / "fits" / "lrd_population_rest.fits") as h:
+        spec1d = h["SPEC1D"].header
+        assert spec1d["TUNIT2"] == "" and spec1d["TUNIT3"] == "" and "dimensionless" in spec1d.comments["TUNIT2"]
+        assert (h[0].header["NORMLO"], h[0].header["NORMHI"]) == (0.42, 0.48) and spec1d["NORMLO"] == 0.42
+    back = SpectrumData.from_fits(out / "fits" / "lrd_population_rest.fits")
+    assert back.meta["norm_window"] == [0.42, 0.48] and back.rest_frame
+    assert fits.getheader(out / "fits" / "ember_uds_p4_123456.fits", "SPEC1D")["TUNIT2"] == "uJy"
     # FITS and zarr hold the same numbers
     ids = list(z["objects/object_id"][:])
     row = ids.index("ember_uds_p4_123456")
@@ -92,9 +103,64 @@ def test_stack_lrds_end_to_end(lrd_run, cf):
     # quick-look PNGs, summary table, provenance.json
     assert (out / "plots" / "ember_uds_p4_123456.png").stat().st_size > 5000
     assert (out / "plots" / "lrd_population_rest.png").exists()
+    _check_quicklook_pngs(out)
     t = Table.read(out / "summary.ecsv")
-    assert len(t) == n_obj and set(t["status"]) <= {"ok", "failed"} and t.meta["workflow_sha256"] == wf_sha
+    assert t.colnames == ["object_id", "kind", "status", "step", "reason", "n_inputs", "n_used", "n_failed",
+                          "failed_inputs", "bands_used", "redshift", "fits", "png"]
+    objects, pops = t[t["kind"] == "object"], t[t["kind"] == "population"]
+    assert len(objects) == n_obj and set(objects["status"]) <= {"ok", "failed"} and t.meta["workflow_sha256"] == wf_sha
+    assert all(objects["n_inputs"] == objects["n_used"] + objects["n_failed"])
+    per_object = {}
+    for r in sel:
+        per_object[r["object_id"]] = per_object.get(r["object_id"], 0) + 1
+    assert all(row["n_inputs"] == per_object[row["object_id"]] for row in objects)
+    left_out = objects[objects["n_failed"] > 0]
+    assert len(left_out) and all(row["failed_inputs"].count(": ") >= 2 for row in left_out)  # id: step: reason
+    # the population stack has its row, naming what it left out
+    pop_entry = summary["populations"]["lrd_population_rest"]
+    assert list(pops["object_id"]) == ["lrd_population_rest"] and pops["status"][0] == "ok"
+    assert pops["n_used"][0] == pop_entry["n_inputs"] and pops["n_failed"][0] == pop_entry["excluded"]
+    assert pops["fits"][0] == "fits/lrd_population_rest.fits" and pops["png"][0] == "plots/lrd_population_rest.png"
+    # paths relative to the output folder; redshifts rounded to 4 decimals
+    row = objects[objects["object_id"] == "ember_uds_p4_123456"][0]
+    assert row["fits"] == "fits/ember_uds_p4_123456.fits" and (out / row["fits"]).exists()
+    assert row["png"] == "plots/ember_uds_p4_123456.png"
+    assert all(round(z, 4) == z for z in objects["redshift"])
+    # the console names what the population left out, with whole words
+    assert pop_entry["excluded_inputs"]  # the demo's LRDs include one without flux in the normalisation window
+    for excluded in pop_entry["excluded_inputs"]:
+        assert f"left out {excluded.split(':')[0]}: " in text
+    assert "…" not in text.replace(" …", "")  # cut only at a word boundary
+    # standard identification cards in the primary header
+    hdr = fits.getheader(out / "fits" / "ember_uds_p4_123456.fits")
+    z = cf.get_object("ember_uds_p4_123456").redshift
+    assert hdr["TELESCOP"] == "JWST" and hdr["INSTRUME"] == "NIRSPEC" and hdr["OBJECT"] == "ember_uds_p4_123456"
+    assert hdr["REDSHIFT"] == round(z, 4)
+    pop_hdr = fits.getheader(out / "fits" / "lrd_population_rest.fits")
+    assert pop_hdr["OBJECT"] == "lrd_population_rest" and pop_hdr["TELESCOP"] == "JWST" and "REDSHIFT" not in pop_hdr
     assert json.loads((out / "provenance.json").read_text())["inputs"] == hashes
+
+
+def _check_quicklook_pngs(out):
+    """Issue 18.6 / 17.5: quick-look PNGs of 1200 px, the population one with the inputs-per-pixel
+    panel, its normalised axis label, named line markers at rest and a legend (read back from the
+    figure the writer draws, and the PNG's size from the file)."""
+    from PIL import Image
+
+    from campfire.quicklook.figure import quicklook_figure
+
+    for name in ("ember_uds_p4_123456", "lrd_population_rest"):
+        with Image.open(out / "plots" / f"{name}.png") as img:
+            assert img.size in ((1200, 560), (1200, 640)), (name, img.size)  # 640: with the count panel
+    pop = SpectrumData.from_fits(out / "fits" / "lrd_population_rest.fits")
+    fig = quicklook_figure(pop, title="population")
+    ax, ax_n = fig.axes
+    assert "median $f_\\nu$(0.42–0.48 μm)" in ax.get_ylabel() and "dimensionless" in ax.get_ylabel()
+    assert ax_n.get_ylabel() == "N inputs" and ax_n.lines[0].get_ydata().max() == pop.count.max() > 1
+    labels = [t.get_text() for t in ax.texts if str(t.get_gid()).startswith("emission-line-label:")]
+    assert any(t.startswith("Hα") for t in labels) and any(t.startswith("[OIII]") for t in labels)
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert legend == ["stack", "±1σ"]
 
 
 def test_workflow_results_equal_the_lazy_graph(lrd_run, cf):
@@ -121,6 +187,13 @@ def test_rerun_skips_and_force_recomputes(lrd_run):
     lines: list[str] = []
     again = run_workflow(STACK_LRDS, output=out, progress=False, echo=lines.append)
     assert again["nothing_to_do"] and "nothing to do" in lines[-1]
+    lines.clear()
+    dry = run_workflow(STACK_LRDS, output=out, dry_run=True, echo=lines.append)  # the plan, marked complete
+    text = "\n".join(lines)
+    assert dry["plan"]["complete"] and text.startswith("plan of stack_lrds (") and "COMPLETE, nothing to do" in text
+    n = first["objects"]["total"]
+    assert f"objects:    {n} (0 to process, {first['objects']['done']} complete and skipped)" in text
+    assert "population: lrd_population_rest (complete, skipped)" in text and "stack_lrds.zarr" in text
     assert again["objects"]["skipped"] == first["objects"]["done"]
     state = json.loads((out / STATE_FILE).read_text())
     assert len(state["objects"]) == first["objects"]["done"]

@@ -32,6 +32,7 @@ from campfire.catalog.columns import (
     SPECTRUM_COLUMNS,
     TAG_COLUMNS,
     columns_of,
+    inspections_table,
     objects_table,
     row_dict,
     spectra_table,
@@ -46,7 +47,13 @@ from campfire.catalog.remote.parse import (
     parse_row,
     parse_table,
 )
-from campfire.catalog.remote.payloads import object_ids_payload, path_id, query_payload, tag_payload
+from campfire.catalog.remote.payloads import (
+    inspection_payload,
+    object_ids_payload,
+    path_id,
+    query_payload,
+    tag_payload,
+)
 from campfire.errors import NotFoundError, ValidationError
 
 __all__ = ["RemoteCatalog"]
@@ -294,7 +301,7 @@ class RemoteCatalog:
         return out
 
     def redshift_fit(self, spectrum_id: str) -> dict:
-        """``{redshift, chi2_min, confidence, z_grid, chi2_grid, model_wave, model_fnu}``."""
+        """``{redshift, chi2_min, confidence, z_grid, chi2_grid, model_wave, model_fnu, redshift_lo, redshift_hi}``."""
         payload = self.http.get_json(f"/spectra/{path_id('spectrum_id', spectrum_id)}/redshift-fit",
                                      what=spectrum_id)
         return parse_arrays(payload)
@@ -314,9 +321,14 @@ class RemoteCatalog:
 
     # -- files and export (streamed responses for campfire.transfer) ------------------------------
     def open_file(self, spectrum_id: str, headers: dict | None = None):
-        """A streamed response of the spectrum's FITS file (``headers``: Range / If-Range)."""
-        return self.http.request("GET", _file_path(spectrum_id), headers=headers,
-                                 stream=True, timeout_key="download.timeout", what=spectrum_id)
+        """A streamed response of the spectrum's FITS file (``headers``: Range / If-Range).
+
+        See :meth:`~campfire.catalog.remote.http.APIClient.stream_get`: read it with ``stream(n)``.
+        A server whose products live on an object store may answer with a redirect to a
+        pre-signed URL; it is followed without the access token, and the response keeps
+        the server's ``ETag`` (the content's sha256).
+        """
+        return self.http.stream_get(_file_path(spectrum_id), headers=headers, what=spectrum_id)
 
     def export(self, since: str | None = None):
         """The streamed gzip bulk export (see :mod:`campfire.server.export`)."""
@@ -380,3 +392,22 @@ class RemoteCatalog:
         ids = object_ids_payload(object_ids)
         return int(self.http.request("DELETE", f"/tags/{path_id('slug', slug)}/objects",
                                      json_body={"object_ids": ids}).json()["removed"])
+
+    # -- inspections --------------------------------------------------------------------------
+    def inspections(self, object_id: str) -> Table:
+        """The object's inspection records you may see (oldest first), the consensus in ``meta``."""
+        body = self.http.get_json(f"/objects/{path_id('object_id', object_id)}/inspections", what=object_id)
+        return inspections_table(object_id, body["inspections"], body["consensus"])
+
+    def inspect(self, object_id: str, *, quality, redshift=None, comment: str = "", issues=None,
+                resolves_conflict: bool = False, reviewer: str | None = None) -> dict[str, Any]:
+        """Grade an object as the logged-in account; the stored record with the object's new ``consensus``."""
+        if reviewer is not None:
+            raise ValidationError("reviewer: a server records the account you logged in with as the reviewer; "
+                                  "leave reviewer unset")
+        body = inspection_payload(quality=quality, redshift=redshift, comment=comment, issues=issues,
+                                  resolves_conflict=resolves_conflict)
+        self._detail_cache.pop(object_id, None)
+        answer = self.http.request("POST", f"/objects/{path_id('object_id', object_id)}/inspections",
+                                   json_body=body, what=object_id).json()
+        return {**answer["inspection"], "consensus": answer["consensus"]}

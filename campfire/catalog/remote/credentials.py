@@ -41,10 +41,26 @@ class CredentialStore:
     def __init__(self, path: str | os.PathLike | None = None):
         self.path = pathlib.Path(path) if path is not None else config.credentials_path()
 
+    def _make_dir(self) -> None:
+        """The file's directory and every missing parent (``~/.config`` too), user-only.
+
+        ``mkdir(parents=True)`` would create the parents with the umask's mode:
+        ``~/.config`` world-writable under ``umask 000``.
+        """
+        missing = []
+        folder = self.path.parent
+        while not folder.exists():
+            missing.append(folder)
+            folder = folder.parent
+        for folder in reversed(missing):
+            with contextlib.suppress(FileExistsError):  # another process made it meanwhile
+                os.mkdir(folder, 0o700)
+                os.chmod(folder, 0o700)  # the umask may have taken bits from mkdir's mode
+
     @contextlib.contextmanager
     def locked(self):
         """An exclusive advisory lock over read-modify-write cycles (refresh, login)."""
-        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self._make_dir()
         lock_path = self.path.with_name(self.path.name + ".lock")
         fd = os.open(lock_path, os.O_CREAT | os.O_RDWR, 0o600)
         try:
@@ -82,7 +98,7 @@ class CredentialStore:
             data["servers"].pop(server, None)
         else:
             data["servers"][server] = entry
-        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self._make_dir()
         tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
         fd = os.open(tmp, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
         try:

@@ -19,7 +19,8 @@ import numpy as np
 from campfire.catalog.filters import Query
 from campfire.errors import ValidationError
 
-__all__ = ["query_payload", "password_grant", "refresh_grant", "tag_payload", "object_ids_payload", "path_id"]
+__all__ = ["query_payload", "password_grant", "refresh_grant", "tag_payload", "object_ids_payload", "path_id",
+           "inspection_payload"]
 
 
 def query_payload(q: Query, *, limit: int | None = None, offset: int | None = None, count: bool = True) -> dict:
@@ -82,6 +83,28 @@ def object_ids_payload(object_ids) -> list[str]:
     if not ids:
         raise ValidationError("object_ids: empty list")
     return ids
+
+
+def inspection_payload(*, quality, redshift=None, comment: str = "", issues=None,
+                       resolves_conflict: bool = False) -> dict:
+    """The JSON body of ``POST /objects/{id}/inspections`` (numpy scalars as plain values; the server checks them).
+
+    Examples
+    --------
+    >>> inspection_payload(quality='secure', redshift=np.float64(3.42), issues='CONTAMINATED')
+    {'quality': 'secure', 'redshift': 3.42, 'comment': '', 'issues': ['CONTAMINATED'], 'resolves_conflict': False}
+    """
+    if quality is None:
+        raise ValidationError("quality: required (0-4 or not_inspected, impossible, tentative, probable, secure)")
+    if isinstance(issues, str):
+        issues = [issues]
+    return {
+        "quality": quality.item() if isinstance(quality, np.generic) else quality,
+        "redshift": redshift.item() if isinstance(redshift, np.generic) else redshift,
+        "comment": comment,
+        "issues": [] if issues is None else list(issues),
+        "resolves_conflict": resolves_conflict,
+    }
 
 
 def path_id(name: str, value: str) -> str:

@@ -11,6 +11,8 @@ from campfire.errors import AuthenticationError, ValidationError
 from campfire.server.archive import Archive, Caller
 from campfire.server.deps import caller, get_archive
 from campfire.server.encoding import json_response
+from campfire.server.limits import Busy
+from campfire.server.logins import LoginLimited
 from campfire.server.params import read_form
 
 __all__ = ["router"]
@@ -46,16 +48,14 @@ async def token(request: Request, archive: Archive = Depends(get_archive)):
         if not username or password is None:
             return _oauth_error(400, "invalid_request", "the password grant needs username and password")
         client = request.client.host if request.client else "?"
-        keys = (f"user:{username.lower()}", f"addr:{client}")
-        wait = archive.limiter.retry_after(*keys)
-        if wait > 0:
-            return _oauth_error(429, "rate_limited", f"too many failed logins; retry in {math.ceil(wait)} s",
-                                {"Retry-After": str(math.ceil(wait))})
-        ok = await run_in_threadpool(archive.auth.check_password, username, password)  # bcrypt is slow
+        try:
+            ok = await archive.check_login(username, password, client)
+        except LoginLimited as err:
+            return _oauth_error(429, "rate_limited", str(err), {"Retry-After": str(math.ceil(err.wait))})
+        except Busy as err:
+            return _oauth_error(503, "busy", str(err), {"Retry-After": str(err.retry_after)})
         if not ok:
-            archive.limiter.failed(*keys)
             return _oauth_error(400, "invalid_grant", "invalid username or password")
-        archive.limiter.reset(keys[0])
         pair = await run_in_threadpool(archive.auth.issue, username)
     elif grant == "refresh_token":
         refresh = form.get("refresh_token")

@@ -20,8 +20,10 @@ def export(request: Request, c: Caller = Depends(caller), archive: Archive = Dep
     params = query_params(request)
     since = params.pop("since", None) or None
     no_extra(params)
+    # blind mode: the records a reviewer has not earned by grading stay on the server
+    own_only = archive.blind_inspections and not c.is_admin
     plan = plan_export(archive.db_path, c.visibility, since=since, catalog_id=archive.catalog_id(),
-                       workdir=archive.root / "cache" / "exports")
+                       workdir=archive.root / "cache" / "exports", own_inspections_only=own_only)
     return StreamingResponse(
         plan.chunks, media_type="application/gzip",
         headers={"X-Campfire-Export": plan.kind, "X-Campfire-Cursor": plan.cursor, "Cache-Control": "no-store"},

@@ -1,7 +1,11 @@
-"""Tags: listing the visible ones, and creating, editing and filling your own."""
+"""Tags: listing the visible ones, and creating, editing and filling your own.
+
+Routes with a body take it as ``Depends(read_json)`` after the caller: who is asking is
+settled (401 for anonymous) before a byte of the body is read.
+"""
 from __future__ import annotations
 
-from fastapi import APIRouter, Body, Depends
+from fastapi import APIRouter, Depends
 
 from campfire.catalog.columns import TAG_COLUMNS
 from campfire.errors import NotFoundError, ValidationError
@@ -9,7 +13,7 @@ from campfire.server import tags as tagops
 from campfire.server.archive import Archive, Caller
 from campfire.server.deps import caller, get_archive, user_caller
 from campfire.server.encoding import json_response, table_json
-from campfire.server.params import check_id, only
+from campfire.server.params import check_id, only, read_json
 
 __all__ = ["router"]
 
@@ -40,8 +44,7 @@ def list_tags(c: Caller = Depends(caller)):
 
 @router.post("/tags", status_code=201, summary="Create a private or shared tag")
 def create_tag(c: Caller = Depends(user_caller), archive: Archive = Depends(get_archive),
-               body: dict = Body(..., examples=[{"slug": "my-lrds", "name": "My LRDs", "description": "",
-                                                 "shared": False}])):
+               body=Depends(read_json)):
     only(body, ("slug", "name", "description", "shared"))
     archive.write(lambda conn: tagops.create(conn, c.user, body.get("slug"), body.get("name"),
                                              body.get("description"), body.get("shared", False)))
@@ -50,7 +53,7 @@ def create_tag(c: Caller = Depends(user_caller), archive: Archive = Depends(get_
 
 @router.patch("/tags/{slug}", summary="Rename, describe, share or unshare your tag")
 def update_tag(slug: str, c: Caller = Depends(user_caller), archive: Archive = Depends(get_archive),
-               body: dict = Body(...)):
+               body=Depends(read_json)):
     only(body, ("name", "description", "shared"))
 
     def op(conn):
@@ -92,11 +95,11 @@ def _members(slug: str, c: Caller, archive: Archive, body: dict, add: bool):
 
 @router.post("/tags/{slug}/objects", summary="Add objects to your tag")
 def tag_objects(slug: str, c: Caller = Depends(user_caller), archive: Archive = Depends(get_archive),
-                body: dict = Body(...)):
+                body=Depends(read_json)):
     return _members(slug, c, archive, body, add=True)
 
 
 @router.delete("/tags/{slug}/objects", summary="Remove objects from your tag")
 def untag_objects(slug: str, c: Caller = Depends(user_caller), archive: Archive = Depends(get_archive),
-                  body: dict = Body(...)):
+                  body=Depends(read_json)):
     return _members(slug, c, archive, body, add=False)

@@ -1,0 +1,190 @@
+"""The batch pipeline per core: where ``calibrate_all``'s time goes per object, before and after.
+
+    python bench/bench_pipeline.py stages ROOT [--field egs] [--ref integ]   # per-stage CPU per object
+    python bench/bench_pipeline.py scale ROOT [--field egs] [--ref integ]    # objects/s on 1 and 2 workers
+
+``stages`` runs the shipped ``workflows/calibrate_all.yaml`` (selection narrowed to one
+field when ``--field`` is given) in this process on the synchronous scheduler, after a
+warm-up run (imports, numba kernels), with a CPU-time stopwatch around each stage's
+function: open (the file reader), calibrate, resample, stack, write FITS, write zarr
+(chunk writers), plots; "other" is the rest of the run (graph building, scheduling,
+summary rows, the ECSV and provenance files). ``scale`` runs it end to end on a
+``distributed.LocalCluster`` of 1 and then 2 worker processes (one thread each; warmed
+up), exactly as ``campfire run --scheduler tcp://...`` would.
+
+``--ref REF`` runs the same measurement, interleaved, on a checkout of git ref REF (a
+temporary worktree), so before and after share the machine's state. The archive's files
+are read once before the timed runs (page cache warm): the figures are CPU, not disk.
+"""
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = pathlib.Path(__file__).resolve().parent
+STAGES = ("open", "calibrate", "resample", "stack", "write FITS", "write zarr", "plots")
+
+
+def _workflow(root: str, field: str | None, tmp: pathlib.Path, limit: int | None = None) -> pathlib.Path:
+    text = (HERE.parent / "workflows" / "calibrate_all.yaml").read_text().replace("archive: demo", f"archive: {root}")
+    if field:
+        text = text.replace("  has_photometry: true", f"  has_photometry: true\n  fields: [{field}]")
+    if limit:
+        text = text.replace("  has_photometry: true", f"  has_photometry: true\n  limit: {limit}")
+    path = tmp / f"calibrate_all{'_' + str(limit) if limit else ''}.yaml"
+    path.write_text(text)
+    return path
+
+
+def _warm_files(root: str, field: str | None) -> None:
+    for path in glob.glob(os.path.join(root, "products", "*", "*.fits")):
+        with open(path, "rb") as f:
+            while f.read(1 << 20):
+                pass
+
+
+def _instrument(clock: dict[str, float]) -> None:
+    """Wrap each stage's function in a CPU stopwatch (before the graph is built)."""
+    import functools
+
+    from campfire.graphs import collection, zarr_out
+    from campfire.tasks import batch
+    from campfire.workflows import outputs
+
+    def timed(stage, fn):
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            t0 = time.process_time()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                clock[stage] = clock.get(stage, 0.0) + time.process_time() - t0
+        return wrapper
+
+    collection.open_items = timed("open", collection.open_items)
+    batch.calibrate_items = timed("calibrate", batch.calibrate_items)
+    batch.resample_items = timed("resample", batch.resample_items)
+    batch.stack_object_items = timed("stack", batch.stack_object_items)
+    outputs.write_fits = timed("write FITS", outputs.write_fits)
+    outputs.write_plot = timed("plots", outputs.write_plot)
+    zarr_out.write_chunk = timed("write zarr", zarr_out.write_chunk)
+
+
+def run_stages(root: str, field: str | None) -> dict:
+    from campfire.workflows.runner import run_workflow
+
+    tmp = pathlib.Path(tempfile.mkdtemp(prefix="bench-pipe-"))
+    wf = _workflow(root, field, tmp)
+    quiet = dict(progress=False, echo=lambda _: None)
+    # warm-up: imports, compiled kernels, a plot (the first 30 spectra)
+    run_workflow(_workflow(root, field, tmp, limit=30), scheduler="synchronous", output=tmp / "warm", force=True,
+                 **quiet)
+    clock: dict[str, float] = {}
+    _instrument(clock)
+    c0, t0 = time.process_time(), time.perf_counter()
+    s = run_workflow(wf, scheduler="synchronous", output=tmp / "out", force=True, **quiet)
+    cpu, wall = time.process_time() - c0, time.perf_counter() - t0
+    shutil.rmtree(tmp, ignore_errors=True)
+    n = s["objects"]["done"] + s["objects"]["failed"]
+    clock["other"] = cpu - sum(clock.values())
+    return {"objects": n, "spectra": s["spectra"]["processed"], "failed": s["objects"]["failed"], "cpu": cpu,
+            "wall": wall, "ms_per_object": {k: v / n * 1e3 for k, v in clock.items()},
+            "plots": sum(1 for r in s.get("rows", []) if r.get("png")) if "rows" in s else None}
+
+
+def run_scale(root: str, field: str | None, workers=(1, 2)) -> dict:
+    sys.path.insert(0, str(HERE))
+    from bench_graphs import _warm, _worker_cpu, cluster
+
+    from campfire.workflows.runner import run_workflow
+
+    tmp = pathlib.Path(tempfile.mkdtemp(prefix="bench-pipe-"))
+    wf = _workflow(root, field, tmp)
+    out = {}
+    for n in workers:
+        with cluster(n) as (c, client):
+            client.run(_warm)
+            cpu0 = _worker_cpu(client)
+            s = run_workflow(wf, scheduler=c.scheduler_address, output=tmp / f"out{n}", force=True, progress=False,
+                             echo=lambda _: None)
+            cpu = _worker_cpu(client) - cpu0
+        n_obj = s["objects"]["done"] + s["objects"]["failed"]
+        out[n] = {"objects": n_obj, "seconds": s["seconds"], "compute": s["timings"]["compute"],
+                  "objects_per_s": n_obj / s["seconds"], "worker_cpu": cpu}
+    shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
+
+def _child(mode: str, root: str, field: str | None, src: str) -> dict:
+    """One measurement in a fresh process on the code at ``src``."""
+    env = dict(os.environ, PYTHONPATH=src)
+    code = (f"import sys, json; sys.path.insert(0, {str(HERE)!r}); import bench_pipeline as b; "
+            f"print('RESULT', json.dumps(b.run_{mode}({root!r}, {field!r})))")
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, cwd=src)
+    if proc.returncode:
+        raise RuntimeError(proc.stderr[-3000:])
+    line = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")][-1]
+    return json.loads(line[7:], object_hook=lambda d: {int(k) if k.isdigit() else k: v for k, v in d.items()})
+
+
+def _checkout(ref: str) -> str:
+    path = tempfile.mkdtemp(prefix="bench-ref-")
+    subprocess.run(["git", "-C", str(HERE.parent), "worktree", "add", "--detach", path, ref], check=True,
+                   capture_output=True)
+    return path
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("mode", choices=["stages", "scale"])
+    ap.add_argument("root", help="an archive root (e.g. the full demo)")
+    ap.add_argument("--field", default=None, help="narrow the selection to one field (e.g. egs)")
+    ap.add_argument("--ref", default=None, help="also run on this git ref (before), interleaved")
+    ap.add_argument("--rounds", type=int, default=1)
+    args = ap.parse_args(argv)
+    _warm_files(args.root, args.field)
+    print(f"machine: {os.cpu_count()} cores, load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+    sources = {"after": str(HERE.parent)}
+    before = _checkout(args.ref) if args.ref else None
+    if before:
+        sources = {"before": before, "after": str(HERE.parent)}
+    results: dict[str, list] = {k: [] for k in sources}
+    try:
+        for _ in range(args.rounds):
+            for label, src in sources.items():
+                results[label].append(_child(args.mode, args.root, args.field, src))
+                print(label, json.dumps(results[label][-1]), f"(load {os.getloadavg()[0]:.1f})", flush=True)
+    finally:
+        if before:
+            subprocess.run(["git", "-C", str(HERE.parent), "worktree", "remove", "--force", before], capture_output=True)
+    if args.mode == "stages":
+        labels = list(results)
+        best = {k: min(v, key=lambda r: r["cpu"]) for k, v in results.items()}
+        print(f"\nCPU ms per object ({best[labels[0]]['objects']} objects, {best[labels[0]]['spectra']} spectra; "
+              f"best of {args.rounds}):")
+        print("| stage | " + " | ".join(labels) + " |")
+        print("|---|" + "---:|" * len(labels))
+        for stage in STAGES + ("other",):
+            print(f"| {stage} | " + " | ".join(f"{best[k]['ms_per_object'].get(stage, 0.0):.2f}" for k in labels) + " |")
+        print("| **total** | " + " | ".join(f"**{best[k]['cpu'] / best[k]['objects'] * 1e3:.2f}**" for k in labels)
+              + " |")
+        print("| objects/s (CPU) | " + " | ".join(f"{best[k]['objects'] / best[k]['cpu']:.1f}" for k in labels) + " |")
+    else:
+        for label, runs in results.items():
+            for r in runs:
+                one, two = r[1], r[2]
+                print(f"{label}: 1 worker {one['objects_per_s']:.1f} objects/s ({one['seconds']:.1f} s, worker CPU "
+                      f"{one['worker_cpu']:.1f} s), 2 workers {two['objects_per_s']:.1f} objects/s ({two['seconds']:.1f} s, "
+                      f"worker CPU {two['worker_cpu']:.1f} s): {two['objects_per_s'] / one['objects_per_s']:.2f}x")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,127 @@
+"""Per-row and fixed cost of local queries on the 1,000,000-spectrum catalog, before/after (issue 16.5).
+
+Cases: a multi-filter ``query_spectra`` (~thousands of rows), a 30" ``cone_search``
+(hundreds of objects), 50,000 rows of ``query_spectra(gratings=['G235M'])`` (the
+per-row cost), and a query that matches nothing (the fixed cost: path choice, SQL,
+an empty Table). Each is timed through ``Campfire.query_*`` and, side by side, as the
+bare library: the same SQL and parameters through ``sqlite3`` ``fetchall()`` (SQLite's
+own work plus Python's row tuples, the floor of any row-wise reader).
+
+``--before REF`` runs the same cases with the campfire of a git ref (``git archive``
+into a temp dir) in a child process, alternating with this tree's, so the shared
+machine's load hits both alike. Times are the median of ``--repeat`` runs (wall).
+
+    python bench/bench_query_rows.py CATALOG_ROOT [--before REF] [--repeat 15] [--rounds 2]
+    # CATALOG_ROOT: a demo built with ``campfire demo build ROOT --size catalog``
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import pathlib
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = pathlib.Path(__file__).resolve().parent
+REPO = HERE.parent
+
+
+def child(root: str, repeat: int) -> dict:
+    from campfire import Campfire
+    from campfire.catalog.filters import build_query
+    from campfire.flags import DQFlags
+
+    cf = Campfire(data_dir=root)
+    cat = cf.local_catalog
+    conn = cat.conn
+    fields = cf.get_fields()
+    n_obj = conn.execute("SELECT max(rowid) FROM objects").fetchone()[0]
+    ra, dec = conn.execute("SELECT ra, dec FROM objects WHERE rowid = ?", (n_obj // 2,)).fetchone()
+    cases = {
+        "multi-filter query_spectra": ("spectra", dict(
+            fields=fields[:1], gratings=["PRISM"], redshift_range=(4.0, 6.0), max_snr_range=(5, 1e9),
+            dq_flags=~DQFlags.CONTAMINATION & ~DQFlags.LOW_SNR, inspected_only=True)),
+        '30" cone query_objects': ("objects", dict(cone_search=(ra, dec, 30.0))),
+        "50,000 rows query_spectra": ("spectra", dict(gratings=["G235M"], limit=50_000)),
+        "no match (fixed cost)": ("objects", dict(cone_search=(ra, dec + 1.0, 0.01))),
+    }
+    out = {}
+    for label, (kind, kw) in cases.items():
+        call = (lambda kw=kw: cf.query_spectra(**kw)) if kind == "spectra" else (lambda kw=kw: cf.query_objects(**kw))
+        sql, params = cat.compile(build_query(kind, **kw).resolve(cat.vocabulary()))
+
+        def bare(sql=sql, params=params):
+            return conn.execute(sql, params).fetchall()
+
+        n = len(call())
+        assert len(bare()) == n
+        times = {"campfire": [], "bare": []}
+        for _ in range(repeat):  # alternate: the load of the moment hits both
+            for name, fn in (("campfire", call), ("bare", bare)):
+                t0 = time.perf_counter()
+                fn()
+                times[name].append(time.perf_counter() - t0)
+        out[label] = {"rows": n, **{k: statistics.median(v) * 1e3 for k, v in times.items()}}
+    return out
+
+
+def run_child(tree: pathlib.Path, root: str, repeat: int) -> dict:
+    out = subprocess.run([sys.executable, __file__, "--child", root, str(repeat)], capture_output=True, text=True,
+                         env={**__import__("os").environ, "PYTHONPATH": str(tree)}, timeout=1800)
+    if out.returncode:
+        raise RuntimeError(out.stderr[-3000:])
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main(argv: list[str] | None = None) -> None:
+    import os
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("root")
+    parser.add_argument("--before", default=None)
+    parser.add_argument("--repeat", type=int, default=15)
+    parser.add_argument("--rounds", type=int, default=2)
+    args = parser.parse_args(argv)
+    trees = {"after": REPO}
+    tmp = None
+    if args.before:
+        tmp = tempfile.TemporaryDirectory(prefix="campfire-before-")
+        archive = subprocess.run(["git", "-C", str(REPO), "archive", args.before, "campfire"], check=True,
+                                 capture_output=True).stdout
+        subprocess.run(["tar", "-x", "-C", tmp.name], input=archive, check=True)
+        trees["before"] = pathlib.Path(tmp.name)
+    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores (shared machine); "
+          f"median of {args.repeat} x {args.rounds} rounds, wall ms")
+    results: dict[str, list[dict]] = {k: [] for k in trees}
+    for r in range(args.rounds):
+        for name in (list(trees) if r % 2 == 0 else list(trees)[::-1]):
+            results[name].append(run_child(trees[name], args.root, args.repeat))
+    best = {name: {label: {k: min(run[label][k] for run in runs) for k in runs[0][label]}
+                   for label in runs[0]} for name, runs in results.items()}
+    print(f"{'case':30} {'rows':>7} " + " ".join(f"{n + ' ms':>12} {'µs/row':>7}" for n in trees)
+          + f" {'bare sqlite3 ms':>16}")
+    for label in best["after"]:
+        n = best["after"][label]["rows"]
+        cells = " ".join(f"{best[t][label]['campfire']:>12.2f} {1e3 * best[t][label]['campfire'] / max(n, 1):>7.2f}"
+                         for t in trees)
+        bare = min(best[t][label]["bare"] for t in trees)
+        print(f"{label:30} {n:>7,} {cells} {bare:>16.2f}")
+    for t in trees:
+        fixed = best[t]["no match (fixed cost)"]["campfire"]
+        big = best[t]["50,000 rows query_spectra"]
+        per_row = (big["campfire"] - fixed) / big["rows"] * 1e3
+        bare_row = big["bare"] / big["rows"] * 1e3
+        print(f"{t}: fixed cost {fixed:.2f} ms, {per_row:.2f} µs per returned row "
+              f"(bare sqlite3 fetchall: {bare_row:.2f} µs per row)")
+    if tmp is not None:
+        tmp.cleanup()
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "--child":
+        print(json.dumps(child(sys.argv[2], int(sys.argv[3]))))
+    else:
+        main()
