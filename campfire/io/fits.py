@@ -29,6 +29,7 @@ from campfire.io.fitsbytes import (
     FileSource,
     Unsupported,
     bintable_hdu,
+    check_counts_anywhere,
     parse_header,
     primary_hdu,
     read_table_columns,
@@ -88,8 +89,8 @@ def open_fits(path: str | os.PathLike) -> fits.HDUList:
             # (NAXIS = 99999999, NAXIS2 = 99999999999) would hang it or exhaust memory
             try:
                 scan_hdus(FileSource(data))
-            except Unsupported:
-                pass  # valid but unusual (trailing bytes, non-ASCII cards): astropy decides
+            except Unsupported:  # valid but unusual (trailing bytes, non-ASCII cards): astropy decides,
+                check_counts_anywhere(data)  # once no count in the file can make it loop or allocate
             hdul = fits.open(io.BytesIO(data), memmap=False, lazy_load_hdus=False)
             try:
                 for hdu in hdul:  # touch every data unit so truncation shows now

@@ -30,7 +30,7 @@ import numpy as np
 
 from campfire.errors import FileFormatError
 
-__all__ = ["Unsupported", "HDUInfo", "FileSource", "scan_hdus", "parse_header", "scan_keywords", "read_table_columns", "format_cards",
+__all__ = ["Unsupported", "HDUInfo", "FileSource", "scan_hdus", "check_counts_anywhere", "parse_header", "scan_keywords", "read_table_columns", "format_cards",
            "hdu_bytes", "primary_hdu", "bintable_hdu", "bytes_image_hdu"]
 
 BLOCK = 2880
@@ -329,6 +329,35 @@ def scan_hdus(source: FileSource) -> list[HDUInfo]:
     if not hdus:
         raise FileFormatError("not a readable FITS file (empty)")
     return hdus
+
+
+# a count card at any byte offset: a header shifted by inserted bytes is misaligned for the scan
+# above, but astropy still reads its cards (and loops over a NAXIS of 10^11)
+_ANY_COUNT = re.compile(rb"(NAXIS|TFIELDS|PCOUNT|GCOUNT)([0-9]{0,3}) *= *([-+]?[0-9]+)")
+
+
+def check_counts_anywhere(data: bytes) -> None:
+    """Refuse counts no FITS file of ``len(data)`` bytes can hold, wherever their cards sit.
+
+    The guard for files :func:`scan_hdus` leaves to astropy (misaligned or non-ASCII
+    headers): astropy sizes lists and loops from NAXIS and TFIELDS before it checks them,
+    so one corrupt digit would hang it. Conservative by design — a card at any offset counts.
+
+    Raises
+    ------
+    FileFormatError
+        NAXIS or TFIELDS outside 0..999, or an axis length, PCOUNT or GCOUNT beyond the
+        file's size in bytes.
+
+    Examples
+    --------
+    >>> check_counts_anywhere(b"SIMPLE  =                    T NAXIS   =                    2")
+    """
+    for match in _ANY_COUNT.finditer(data):
+        key, axis, value = match.group(1).decode(), match.group(2).decode(), int(match.group(3))
+        limit = MAX_AXES if key in ("NAXIS", "TFIELDS") and not axis else len(data)
+        if not 0 <= value <= limit:
+            raise FileFormatError(f"invalid {key}{axis} = {value} at byte {match.start():,} (allowed: 0..{limit:,})")
 
 
 # the first 10 columns of the cards that say where an HDU's data lies, and of a table's column cards

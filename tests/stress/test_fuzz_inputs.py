@@ -25,7 +25,7 @@ import textwrap
 import numpy as np
 import pytest
 from astropy.io import fits
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from campfire.catalog.filters import FILTER_NAMES, PAGING_NAMES, Query, Vocabulary, build_query, query_from_params
@@ -204,9 +204,15 @@ def _check_readers(path: pathlib.Path) -> None:
         assert isinstance(out, kind)
 
 
-@pytest.mark.timeout(240)  # a reader that loops on a corrupt header fails here instead of hanging CI
-@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                                                   HealthCheck.too_slow, HealthCheck.data_too_large])
+# A reader that loops on a corrupt file fails here instead of hanging CI: no shrinking (each
+# replay of a hanging example would wait for the timeout again, for tens of minutes); the
+# falsifying example is still printed, and test_corrupt_sizes_* keeps each one found.
+_NO_SHRINK = [Phase.explicit, Phase.reuse, Phase.generate]
+
+
+@pytest.mark.timeout(240)
+@settings(max_examples=120, deadline=None, phases=_NO_SHRINK,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(data=st.data())
 def test_mutated_fits_files_give_data_or_a_campfire_error(fits_corpus, tmp_path_factory, data):
     # guards: open_fits's conversion of every astropy failure into FileFormatError, the
@@ -220,8 +226,8 @@ def test_mutated_fits_files_give_data_or_a_campfire_error(fits_corpus, tmp_path_
 
 @pytest.mark.slow
 @pytest.mark.timeout(3600)
-@settings(max_examples=3000, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                                                    HealthCheck.too_slow, HealthCheck.data_too_large])
+@settings(max_examples=3000, deadline=None, phases=_NO_SHRINK,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(data=st.data())
 def test_mutated_fits_files_many(fits_corpus, tmp_path_factory, data):
     """The heavy variant (--runslow): thousands of mutants."""
@@ -231,20 +237,32 @@ def test_mutated_fits_files_many(fits_corpus, tmp_path_factory, data):
     _check_readers(path)
 
 
-@pytest.mark.parametrize("card,value,where", [("TFIELDS", "99999999999", 2880), ("NAXIS2", "99999999999", 2880),
-                                              ("NAXIS1", "2147483647", 2880), ("NAXIS", "999999", 2880),
-                                              ("NAXIS", "99999999999", 0)])
-def test_corrupt_sizes_in_a_header_fail_fast_without_allocating(demo_root, tmp_path, card, value, where):
+@pytest.mark.parametrize("card,value,where,junk", [("TFIELDS", "99999999999", 2880, b""),
+                                                   ("NAXIS2", "99999999999", 2880, b""),
+                                                   ("NAXIS1", "2147483647", 2880, b""), ("NAXIS", "999999", 2880, b""),
+                                                   ("NAXIS", "99999999999", 0, b""),
+                                                   ("NAXIS", "99999999999", 0, b"\xff\xfe\x80\x81\x07"),
+                                                   ("TFIELDS", "99999999999", 2880, b"\xff\xfe\x80\x81\x07")])
+@pytest.mark.parametrize("source", ["demo", "real"])
+def test_corrupt_sizes_in_a_header_fail_fast_without_allocating(demo_root, tmp_path, card, value, where, junk, source):
     # guards: open_fits's checks before astropy builds an HDU (NAXIS/TFIELDS within 0..999)
     # and before it reads data (declared sizes within the file). Without them astropy loops
     # and allocates from the header: NAXIS = 99999999999 in the primary header makes a list
-    # of 10^11 axes, TFIELDS one of 10^11 columns (the machine runs out of memory). Run in a
-    # subprocess under a 2 GiB address-space limit and a time limit, so a regression fails here
-    # (MemoryError, high peak RSS, a timeout) instead of taking the machine down.
-    src = _demo_files(pathlib.Path(demo_root))[0].read_bytes()
+    # of 10^11 axes, TFIELDS one of 10^11 columns (the machine runs out of memory). With
+    # ``junk`` (non-ASCII bytes inserted a few cards further on) the byte-level scan hands the
+    # file to astropy, and check_counts_anywhere must refuse it first (the hang the fuzz test
+    # once found). Run in a subprocess under a 2 GiB address-space limit and a time limit, so a
+    # regression fails here (MemoryError, high peak RSS, a timeout) instead of taking the machine down.
+    if source == "demo":
+        src = _demo_files(pathlib.Path(demo_root))[0].read_bytes()
+    else:  # a DJA v4 file: its long primary header let inserted bytes through to astropy
+        src = (REAL / "dja_v4" / "gds-udeep-v4_prism-clear_3215_20128771.spec.fits").read_bytes()
     start = src.index(f"{card:<8}= ".encode(), where)  # 0: the primary header, 2880: the SPEC1D one
     mutant = bytearray(src)
     mutant[start + 10:start + 80] = value.ljust(70).encode()
+    if junk:
+        at = start + 738 if where == 0 else start + 5 * 80 + 3
+        mutant[at:at] = junk
     path = tmp_path / "mutant.spec.fits"
     path.write_bytes(bytes(mutant))
     script = textwrap.dedent(f"""
@@ -264,7 +282,7 @@ def test_corrupt_sizes_in_a_header_fail_fast_without_allocating(demo_root, tmp_p
         hwm = [l for l in open("/proc/self/status") if l.startswith("VmHWM:")][0].split()[1]
         print("peak_kb", hwm)
     """)
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)  # a hang fails
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)  # a hang fails
     assert out.returncode == 0, out.stderr[-2000:]
     lines = out.stdout.splitlines()
     assert all(line.startswith(("FileFormatError", "NotFoundError", "read")) for line in lines[:3]), out.stdout
