@@ -22,12 +22,12 @@ from typing import Any
 import fsspec
 
 from campfire.archive.names import resolve_identity
-from campfire.archive.products import archive_copy_bytes, redshift_fit_file_bytes, write_atomic
+from campfire.archive.products import archive_copy_bytes, redshift_fit_file_bytes
 from campfire.archive.sources import SourceFile, read_bytes
 from campfire.archive.table import finite_float
 from campfire.catalog.columns import auto_redshift_values
 from campfire.errors import CampfireError, ValidationError
-from campfire.io.fits import auto_redshift_cards
+from campfire.io.fits import auto_redshift_cards, write_atomic
 
 __all__ = ["Job", "PrepareOptions", "prepare_batch", "prepare_batch_file", "prepare_file"]
 

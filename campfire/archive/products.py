@@ -25,15 +25,13 @@ Examples
 from __future__ import annotations
 
 import io
-import os
-import pathlib
 from typing import Any, Mapping
 
 from astropy.io import fits
 
 from campfire.io.fits import redshift_fit_hdus
 
-__all__ = ["archive_copy_bytes", "hdu_spans", "redshift_fit_file_bytes", "write_atomic", "FIT_EXTENSIONS"]
+__all__ = ["archive_copy_bytes", "hdu_spans", "redshift_fit_file_bytes", "FIT_EXTENSIONS"]
 
 FIT_EXTENSIONS = ("ZFIT", "ZMODEL")
 _CHECKSUM_KEYS = ("CHECKSUM", "DATASUM")
@@ -146,17 +144,3 @@ def redshift_fit_file_bytes(fit: Mapping[str, Any], cards: Mapping[str, Any]) ->
     buf = io.BytesIO()
     fits.HDUList([primary, *redshift_fit_hdus(dict(fit))]).writeto(buf)
     return buf.getvalue()
-
-
-def write_atomic(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to a temporary name beside ``path``, then rename it into place."""
-    path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()

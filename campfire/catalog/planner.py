@@ -22,6 +22,7 @@ import pathlib
 import sqlite3
 import threading
 from dataclasses import dataclass
+from typing import Any, Iterable
 
 from campfire.catalog.filters import Query
 from campfire.catalog.schema import FIT_COLUMNS, SCHEMA_VERSION, has_inspection_views, has_object_copies
@@ -100,6 +101,23 @@ def read_layout(conn: sqlite3.Connection, db_path: pathlib.Path) -> Layout:
     )
 
 
+def _most_selective(conn: sqlite3.Connection, probes: Iterable[tuple[Any, str, list]], cap: int) -> Any:
+    """The key of the probe that keeps the fewest rows, under ``cap`` (None when none does).
+
+    Each probe is ``(key, "<table> INDEXED BY <index> WHERE <terms>", params)``, counted
+    over the index alone and capped at the best count so far (so a probe never reads
+    more rows than the best one kept); once a count is 0 no other probe runs.
+    """
+    best, best_n = None, cap
+    for key, source, params in probes:
+        if best_n == 0:
+            break
+        n = conn.execute(f"SELECT count(*) FROM (SELECT 1 FROM {source} LIMIT ?)", [*params, best_n]).fetchone()[0]
+        if n < best_n:
+            best, best_n = key, n
+    return best
+
+
 def access_path(conn: sqlite3.Connection, q: Query, terms: dict[str, tuple[str, list]], layout: Layout,
                 count: bool) -> str:
     """The access path of a spectra query: ``' INDEXED BY name'``, ``' NOT INDEXED'`` or ``''``.
@@ -131,17 +149,14 @@ def access_path(conn: sqlite3.Connection, q: Query, terms: dict[str, tuple[str, 
     count : bool
         The query counts rows instead of returning them.
     """
-    cap = max(_MIN_CAP, int(layout.n_spectra * _SELECTIVE))
-    best, best_n = None, cap
-    for index, keys in _DRIVERS:
-        if keys[0] not in terms or index not in layout.indexes or best_n == 0:
-            continue
-        used = [terms[k] for k in keys if k in terms]
-        probe = (f"SELECT count(*) FROM (SELECT 1 FROM spectra s INDEXED BY {index} WHERE "
-                 + " AND ".join(sql for sql, _ in used) + " LIMIT ?)")
-        n = conn.execute(probe, [v for _, p in used for v in p] + [best_n]).fetchone()[0]
-        if n < best_n:
-            best, best_n = index, n
+    def probes():
+        for index, keys in _DRIVERS:
+            if keys[0] in terms and index in layout.indexes:
+                used = [terms[k] for k in keys if k in terms]
+                yield (index, f"spectra s INDEXED BY {index} WHERE " + " AND ".join(sql for sql, _ in used),
+                       [v for _, p in used for v in p])
+
+    best = _most_selective(conn, probes(), max(_MIN_CAP, int(layout.n_spectra * _SELECTIVE)))
     if best is not None:
         return f" INDEXED BY {best}"
     filters = {k for k, (sql, _) in terms.items() if sql != "1" and k != "visibility"}
@@ -220,35 +235,27 @@ def object_path(conn: sqlite3.Connection, q: Query, terms: dict[str, tuple[str, 
 
     Parameters
     ----------
-    conn : sqlite3.Connection
-        The catalog, for the probes.
-    q : Query
-        The resolved query.
+    conn, q, count
+        As in :func:`access_path`.
     terms : dict
         Its WHERE terms by filter name, as :func:`campfire.catalog.compile.compile_query` builds them.
     visibility_key : str
         The caller's ``object_aggregates`` visibility set.
-    count : bool
-        The query counts rows instead of returning them.
     """
     if "cone_search" in terms or "search" in terms:
         return ObjectPath()  # the R*Tree / a text match: SQLite's own plan
-    cap = max(_MIN_CAP, int(_objects_estimate(conn) * _SELECTIVE))
-    best, best_n = None, cap
-    for name, index in _AGG_DRIVERS.items():
-        if name in terms and best_n:
-            sql, params = terms[name]
-            probe = (f"SELECT count(*) FROM (SELECT 1 FROM object_aggregates a INDEXED BY {index} "
-                     f"WHERE a.visibility = ? AND {sql} LIMIT ?)")
-            n = conn.execute(probe, [visibility_key] + params + [best_n]).fetchone()[0]
-            if n < best_n:
-                best, best_n = (name, index), n
-    if "fields" in terms and best_n:
-        sql, params = terms["fields"]
-        n = conn.execute(f"SELECT count(*) FROM (SELECT 1 FROM objects o INDEXED BY objects_field WHERE {sql} LIMIT ?)",
-                         params + [best_n]).fetchone()[0]
-        if n < best_n:
-            best, best_n = ("fields", "objects_field"), n
+
+    def probes():
+        for name, index in _AGG_DRIVERS.items():
+            if name in terms:
+                sql, params = terms[name]
+                yield ((name, index), f"object_aggregates a INDEXED BY {index} WHERE a.visibility = ? AND {sql}",
+                       [visibility_key] + params)
+        if "fields" in terms:
+            sql, params = terms["fields"]
+            yield (("fields", "objects_field"), f"objects o INDEXED BY objects_field WHERE {sql}", params)
+
+    best = _most_selective(conn, probes(), max(_MIN_CAP, int(_objects_estimate(conn) * _SELECTIVE)))
     present = frozenset(k for k in _AGG_TERMS if k in terms)
     if best is not None:
         name, index = best

@@ -551,9 +551,12 @@ class LazySpectra(DaskMethodsMixin):
             ``campfire.stack.rest-window``) and records the window.
         grid : array_like or 'union', optional
             Output grid [μm]: default the collection's grid once resampled, else (observed
-            frame) the input with the most pixels, else (rest frame)
-            ``campfire.stack.rest-grid``. ``'union'``: a grid covering every input at the
-            finest native sampling in each region (per object, or over the collection).
+            frame) the input with the most pixels — with a
+            :class:`~campfire.errors.StackRangeWarning` (issued where the final task
+            runs) and ``meta['outside_grid']`` naming what other inputs cover outside
+            it —, else (rest frame) ``campfire.stack.rest-grid``. ``'union'``: a grid
+            covering every input at the finest native sampling in each region (per
+            object, or over the collection).
         window : (float, float), optional
             Rest-frame normalisation window [μm].
         split_every : int, optional

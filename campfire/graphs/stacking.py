@@ -11,8 +11,10 @@
 
 A grid that is not given and not known at build time (observed frame, spectra on
 their own grids) comes from a small reduction that picks the input with the most
-pixels, like ``stack_spectra``'s default; tasks depend on its key. ``grid='union'``
-is a reduction too: per-batch union grids, united (``campfire.tasks.grids``).
+pixels, like ``stack_spectra``'s default; tasks depend on its key. It also carries
+what every input covers, so the final task warns, like ``stack_spectra``, when inputs
+reach outside that grid. ``grid='union'`` is a reduction too: per-batch union grids,
+united (``campfire.tasks.grids``).
 
 Examples
 --------
@@ -24,6 +26,7 @@ Examples
 from __future__ import annotations
 
 import math
+from operator import attrgetter
 from typing import Any
 
 import numpy as np
@@ -117,16 +120,22 @@ def _identity(x):
     return x
 
 
-def _grid_layer(src, union: bool = False, rest_frame: bool = False) -> tuple[dict, str]:
+def _grid_layer(src, union: bool = False, rest_frame: bool = False) -> tuple[dict, str, str | None]:
     """Tasks that pick the stack grid at run time: the largest input's (``stack_spectra``'s
-    default) or, for ``grid='union'``, the union of every input's."""
+    default) or, for ``grid='union'``, the union of every input's. Returns the tasks, the
+    key of the grid array and, for the default, the key of its
+    :class:`~campfire.tasks.population.DefaultGrid` (what the inputs cover, for the warning)."""
     name = layer_name("stack-grid", src.name, (union, rest_frame))
     keys = [(src.name, i) for i in range(src.npartitions)]
+    split_every = config.get("graph.split-every")
     if union:
-        return tree_reduce(name, keys, part=bind(P.union_of_items, rest_frame=rest_frame), combine=P.union_of_grids,
-                           finalize=P.union_of_grids, split_every=config.get("graph.split-every"))
-    return tree_reduce(name, keys, part=P.largest_grid, combine=P.pick_grid, finalize=P.pick_grid_one,
-                       split_every=config.get("graph.split-every"))
+        dsk, key = tree_reduce(name, keys, part=bind(P.union_of_items, rest_frame=rest_frame),
+                               combine=P.union_of_grids, finalize=P.union_of_grids, split_every=split_every)
+        return dsk, key, None
+    dsk, key = tree_reduce(name, keys, part=P.largest_grid, combine=P.pick_grid, finalize=P.pick_grid,
+                           split_every=split_every)
+    dsk[f"{name}-wavelength"] = (attrgetter("wavelength"), key)
+    return dsk, f"{name}-wavelength", key
 
 
 def stack_all(src, method: str, *, rest_frame: bool = False, grid=None, window=None, split_every: int | None = None,
@@ -164,8 +173,10 @@ def stack_all(src, method: str, *, rest_frame: bool = False, grid=None, window=N
     if union:  # from here on like a grid chosen at run time, only by another rule
         g = None
     if g is None:
-        grid_dsk, grid_key = _grid_layer(src, union=union, rest_frame=rest_frame)
+        grid_dsk, grid_key, default_key = _grid_layer(src, union=union, rest_frame=rest_frame)
         dsk.update(grid_dsk)
+        # the default grid's finalize warns, like stack_spectra, about the range it leaves out
+        fin_extra = (grid_key,) if default_key is None else (grid_key, default_key)
     if method == "median":
         if g is not None:
             n_chunks = max(1, math.ceil(g.size / int(config.get("graph.wave-chunk"))))
@@ -176,7 +187,7 @@ def stack_all(src, method: str, *, rest_frame: bool = False, grid=None, window=N
         if g is None:
             red, key = chunked_gather(name, inputs, split=split, gather=P.median_of_chunk, concat=_identity,
                                       n_chunks=n_chunks, split_extra=(grid_key,))
-            red[key] = (fin, red[key], grid_key)
+            red[key] = (fin, red[key], *fin_extra)
         else:
             red, key = chunked_gather(name, inputs, split=bind(split, grid=g), gather=P.median_of_chunk,
                                       concat=bind(fin, grid=g), n_chunks=n_chunks)
@@ -186,7 +197,7 @@ def stack_all(src, method: str, *, rest_frame: bool = False, grid=None, window=N
         if g is None:
             red, key = tree_reduce(name, inputs, part=part, combine=P.combine_population, finalize=_identity,
                                    split_every=split_every, part_extra=(grid_key,))
-            red[key] = (fin, red[key], grid_key)
+            red[key] = (fin, red[key], *fin_extra)
         else:
             red, key = tree_reduce(name, inputs, part=bind(part, grid=g), combine=P.combine_population,
                                    finalize=bind(fin, grid=g), split_every=split_every)

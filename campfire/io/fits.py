@@ -52,6 +52,7 @@ __all__ = [
     "spectrum_file_bytes",
     "write_hdulist",
     "write_file_bytes",
+    "write_atomic",
 ]
 
 EXPECTED = (
@@ -687,6 +688,29 @@ def write_file_bytes(data: bytes, path: str | os.PathLike, *, overwrite: bool = 
     path = pathlib.Path(path)
     if path.exists() and not overwrite:
         raise CampfireError(f"{path} exists; pass overwrite=True to replace it")
+    write_atomic(path, data)
+    return str(path)
+
+
+def write_atomic(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to a local ``path`` atomically, replacing what is there: to a temporary
+    name beside it (unique per process and thread), then renamed into place, so a reader
+    never sees half a file.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A local path; missing parent folders are made.
+    data : bytes
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / 'sub' / 'x.bin'
+    >>> write_atomic(p, b'abc'); p.read_bytes(), sorted(q.name for q in p.parent.iterdir())
+    (b'abc', ['x.bin'])
+    """
+    path = pathlib.Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     try:
@@ -696,7 +720,6 @@ def write_file_bytes(data: bytes, path: str | os.PathLike, *, overwrite: bool = 
     finally:
         if tmp.exists():
             tmp.unlink()
-    return str(path)
 
 
 # keywords that describe the HDU they came from (an input's table), not the spectrum

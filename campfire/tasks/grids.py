@@ -11,21 +11,24 @@ of the 0.6–5.3 μm the inputs cover. Three pure helpers:
   inputs covering λ, and the grid follows it (its pixel count is ∫ dλ / step(λ)).
   Regions no input covers get no pixels. ``wavelength_grid='union'`` uses it;
 * :func:`uncovered_ranges` — the parts of the inputs' coverage a grid leaves out
-  (what :func:`~campfire.tasks.stack.stack_spectra` warns about).
+  (what :func:`~campfire.tasks.stack.stack_spectra` warns about, in the words of
+  :func:`warn_outside_default_grid`, the one message every stack route uses).
 
 Inputs are :class:`~campfire.models.SpectrumData` or wavelength arrays (of valid
 pixels), so a union of per-batch union grids is the union grid of all of them.
 """
 from __future__ import annotations
 
+import warnings
 from typing import Iterable, Sequence
 
 import numpy as np
 
-from campfire.errors import ValidationError
+from campfire.errors import StackRangeWarning, ValidationError
 from campfire.models import SpectrumData
 
-__all__ = ["GAP_FACTOR", "MIN_LOST_FRACTION", "coverage", "union_grid", "uncovered_ranges", "format_ranges"]
+__all__ = ["GAP_FACTOR", "MIN_LOST_FRACTION", "coverage", "merge_ranges", "union_grid", "uncovered_ranges",
+           "ranges_outside", "format_ranges", "spectrum_label", "warn_outside_default_grid"]
 
 GAP_FACTOR = 5.0  # a step this many times the median of its neighbours splits an input's coverage
 MIN_LOST_FRACTION = 0.01  # uncovered pieces narrower than 1% of their wavelength are not reported
@@ -75,7 +78,22 @@ def coverage(spec) -> list[tuple[float, float]]:
     return [(float(p[0]), float(p[-1])) for p in _segments(spec)]
 
 
-def _merge(intervals: Iterable[tuple[float, float]]) -> list[tuple[float, float]]:
+def merge_ranges(intervals: Iterable[tuple[float, float]]) -> list[tuple[float, float]]:
+    """Sorted, overlapping (min, max) intervals joined.
+
+    Parameters
+    ----------
+    intervals : iterable of (float, float)
+
+    Returns
+    -------
+    list of (float, float)
+
+    Examples
+    --------
+    >>> merge_ranges([(2.0, 3.0), (0.5, 1.0), (0.8, 1.5)])
+    [(0.5, 1.5), (2.0, 3.0)]
+    """
     out: list[list[float]] = []
     for lo, hi in sorted(intervals):
         if out and lo <= out[-1][1]:
@@ -125,7 +143,7 @@ def union_grid(spectra: Sequence) -> np.ndarray:
         local = np.interp(mesh[inside], mid, np.diff(p))
         step[inside] = np.minimum(step[inside], local)
     pieces = []
-    for lo, hi in _merge((float(p[0]), float(p[-1])) for p in segs):
+    for lo, hi in merge_ranges((float(p[0]), float(p[-1])) for p in segs):
         sel = (mesh >= lo) & (mesh <= hi)
         w, d = mesh[sel], step[sel]
         # pixel coordinate u(λ) = ∫ dλ / step(λ); the grid sits at (rescaled) integer u
@@ -157,15 +175,40 @@ def uncovered_ranges(spectra: Sequence, grid) -> list[tuple[float, float]]:
     >>> uncovered_ranges([np.linspace(0.6, 5.3, 400)], np.linspace(0.97, 1.89, 1500))
     [(0.6, 0.97), (1.89, 5.3)]
     """
+    return ranges_outside((iv for s in spectra for iv in coverage(s)), grid)
+
+
+def ranges_outside(intervals: Iterable[tuple[float, float]], grid) -> list[tuple[float, float]]:
+    """The parts of ``intervals`` [μm] outside ``grid``'s range: :func:`uncovered_ranges` of
+    coverages already computed (such as those merged over the batches of a population).
+
+    Parameters
+    ----------
+    intervals : iterable of (float, float)
+        What the inputs cover (:func:`coverage`), in any order.
+    grid : array_like
+        The stack grid [μm].
+
+    Returns
+    -------
+    list of (float, float)
+        As :func:`uncovered_ranges`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> ranges_outside([(0.6, 1.0), (2.9, 5.1)], np.linspace(0.97, 1.89, 10))
+    [(0.6, 0.97), (2.9, 5.1)]
+    """
     g = np.asarray(grid, float)
     g = g[np.isfinite(g)]
     glo, ghi = float(g.min()), float(g.max())
     out = []
-    for lo, hi in _merge(iv for s in spectra for iv in coverage(s)):
+    for lo, hi in merge_ranges(intervals):
         for a, b in ((lo, min(hi, glo)), (max(lo, ghi), hi)):
             if b - a > MIN_LOST_FRACTION * b:
                 out.append((a, b))
-    return _merge(out)
+    return merge_ranges(out)
 
 
 def format_ranges(ranges: Sequence[tuple[float, float]]) -> str:
@@ -185,3 +228,62 @@ def format_ranges(ranges: Sequence[tuple[float, float]]) -> str:
     '0.60–0.97, 1.89–5.30 μm'
     """
     return ", ".join(f"{a:.2f}–{b:.2f}" for a, b in ranges) + " μm"
+
+
+def spectrum_label(spec: SpectrumData) -> str:
+    """How the range warning names an input: its grating and spectrum id.
+
+    Parameters
+    ----------
+    spec : SpectrumData
+
+    Returns
+    -------
+    str
+        ``'G140M s1'``, or ``'unnamed'``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> spectrum_label(SpectrumData(np.arange(2.0), np.ones(2), np.ones(2), spectrum_id='s1', grating='G140M'))
+    'G140M s1'
+    """
+    return " ".join(x for x in (spec.grating, spec.spectrum_id) if x) or "unnamed"
+
+
+def warn_outside_default_grid(grid, lost: Sequence[tuple[float, float]], source: str, *, stacklevel: int = 2) -> None:
+    """The :class:`~campfire.errors.StackRangeWarning` of a default grid that leaves range out.
+
+    Every stack route (one-shot, and the population tree over batches) says it in these
+    words: which input the grid is taken from, what it leaves out, and how to keep it.
+
+    Parameters
+    ----------
+    grid : array_like
+        The default grid [μm] (the input with the most pixels).
+    lost : sequence of (float, float)
+        :func:`uncovered_ranges` / :func:`ranges_outside` of it; nothing is issued when empty.
+    source : str
+        That input's name (grating and spectrum id).
+    stacklevel : int
+        As in :func:`warnings.warn`, counted from the caller of this function.
+
+    Examples
+    --------
+    >>> import warnings, numpy as np
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter('always')
+    ...     warn_outside_default_grid(np.linspace(0.97, 1.89, 5), [(1.89, 5.3)], 'G140M s1')
+    >>> 'leaves out 1.89–5.30 μm' in str(caught[0].message)
+    True
+    """
+    if not lost:
+        return
+    g = np.asarray(grid, float)
+    warnings.warn(
+        f"stack: the default grid, that of the input with the most pixels ({source}: {g[0]:.2f}–"
+        f"{g[-1]:.2f} μm), leaves out {format_ranges(lost)} that other inputs cover; "
+        "pass wavelength_grid='union' to keep every input's range (at the finest native sampling in each "
+        "region), or a grid of your own",
+        StackRangeWarning, stacklevel=stacklevel + 1,
+    )

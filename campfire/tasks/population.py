@@ -9,8 +9,11 @@ one-shot ``stack_spectra`` to rounding; a batch of its own is stacked by
 left out and reported in ``meta['excluded']``.
 
 A grid not known when the graph is built is chosen at run time like
-``stack_spectra``'s default: :func:`largest_grid` per batch, :func:`pick_grid` across;
-``grid='union'`` likewise by :func:`union_of_items` per batch, :func:`union_of_grids` across.
+``stack_spectra``'s default: :func:`largest_grid` per batch, :func:`pick_grid` across,
+carrying what every input covers, so that the final step warns, as ``stack_spectra``
+does, when inputs reach outside that grid (:class:`~campfire.errors.StackRangeWarning`)
+and records the lost ranges in ``meta['outside_grid']``; ``grid='union'`` is chosen
+likewise by :func:`union_of_items` per batch, :func:`union_of_grids` across.
 
 Examples
 --------
@@ -27,7 +30,7 @@ array([2., 2.])
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -35,7 +38,8 @@ from campfire.errors import CampfireError
 from campfire.models import SpectrumData
 from campfire.tasks.batch import Failure, Item, failure_reason
 from campfire.tasks.combine import finalize_stack, median_chunk, stack_grating, stack_partials, sum_partials
-from campfire.tasks.grids import union_grid
+from campfire.tasks.grids import coverage, merge_ranges, ranges_outside, spectrum_label, union_grid, \
+    warn_outside_default_grid
 from campfire.tasks.stack import onto_grid, stack_spectra, to_stack_frame
 
 __all__ = [
@@ -48,9 +52,9 @@ __all__ = [
     "median_of_chunk",
     "finalize_median",
     "stack_all_items",
+    "DefaultGrid",
     "largest_grid",
     "pick_grid",
-    "pick_grid_one",
     "union_of_items",
     "union_of_grids",
 ]
@@ -65,6 +69,25 @@ class PopulationPartial:
 
     partial: Any
     excluded: tuple[Failure, ...] = ()
+
+
+@dataclass(frozen=True)
+class DefaultGrid:
+    """A population stack's default grid as it is chosen over the batches.
+
+    Attributes
+    ----------
+    wavelength : numpy.ndarray
+        The wavelengths of the input with the most pixels (``stack_spectra``'s default).
+    source : str
+        That input's name (:func:`~campfire.tasks.grids.spectrum_label`), for the warning.
+    coverage : tuple of (float, float)
+        What every input seen covers [μm] (merged), to tell what the grid leaves out.
+    """
+
+    wavelength: np.ndarray
+    source: str = ""
+    coverage: tuple[tuple[float, float], ...] = ()
 
 
 def _prepare(
@@ -177,9 +200,20 @@ def _population_meta(rest_frame: bool, window, excluded: Sequence[Failure]) -> d
     return meta
 
 
+def _default_grid_meta(default: DefaultGrid | None, grid: np.ndarray) -> dict:
+    """``stack_spectra``'s ``meta['grid']`` / ``meta['outside_grid']`` for a default grid chosen
+    over the batches, with its :class:`~campfire.errors.StackRangeWarning` when range is lost."""
+    if default is None:
+        return {}
+    lost = ranges_outside(default.coverage, grid)
+    warn_outside_default_grid(grid, lost, default.source, stacklevel=3)
+    return {"grid": "largest input", "outside_grid": [list(r) for r in lost]}
+
+
 def finalize_population(
     total: PopulationPartial,
     grid: np.ndarray,
+    default: DefaultGrid | None = None,
     *,
     method: str = "weighted_mean",
     rest_frame: bool = False,
@@ -193,6 +227,10 @@ def finalize_population(
     total : PopulationPartial
     grid : numpy.ndarray
         The stack grid [μm].
+    default : DefaultGrid, optional
+        How ``grid`` was chosen when it is the default over the batches (:func:`pick_grid`):
+        a :class:`~campfire.errors.StackRangeWarning` names what inputs cover outside it,
+        and ``meta`` records it as ``stack_spectra`` does (``grid``, ``outside_grid``).
     method : {'weighted_mean', 'mean'}
     rest_frame : bool
         Recorded in ``meta``.
@@ -217,8 +255,9 @@ def finalize_population(
     """
     if total.partial.n_spectra == 0:
         raise _nothing_usable(total.excluded)
-    return finalize_stack(total.partial, grid, method, object_id=object_id,
-                          meta=_population_meta(rest_frame, window, total.excluded))
+    meta = _population_meta(rest_frame, window, total.excluded)
+    meta.update(_default_grid_meta(default, grid))
+    return finalize_stack(total.partial, grid, method, object_id=object_id, meta=meta)
 
 
 def population_chunks(
@@ -318,6 +357,7 @@ def median_of_chunk(pieces: Sequence[tuple]) -> tuple:
 def finalize_median(
     chunks: Sequence[tuple],
     grid: np.ndarray,
+    default: DefaultGrid | None = None,
     *,
     rest_frame: bool = False,
     window: tuple[float, float] | None = None,
@@ -330,7 +370,7 @@ def finalize_median(
     chunks : sequence of tuple
         :func:`median_of_chunk` of every chunk, in order.
     grid : numpy.ndarray
-    rest_frame, window, object_id
+    default, rest_frame, window, object_id
         As in :func:`finalize_population`.
 
     Returns
@@ -358,6 +398,7 @@ def finalize_median(
     cnt = np.concatenate([c[2] for c in chunks]).astype(np.int64)
     meta = {"method": "median", "n_spectra": len(ids), "inputs": list(ids)}
     meta.update(_population_meta(rest_frame, window, excluded))
+    meta.update(_default_grid_meta(default, grid))
     return SpectrumData(np.asarray(grid, float).copy(), med, err, spectrum_id=f"{object_id}_stack" if object_id else "stack",
                         grating=stack_grating(gratings), object_id=object_id, count=cnt, meta=meta)
 
@@ -416,8 +457,24 @@ def stack_all_items(
     return out
 
 
-def largest_grid(items: Sequence[Item]) -> np.ndarray | None:
-    """The wavelength array of the good spectrum with the most pixels (None if none).
+def _good_items(items: Sequence[Item]) -> Iterator[Item]:
+    """The items that did not fail and hold an opened spectrum (what a grid is chosen from)."""
+    return (it for it in items if it.failure is None and isinstance(it.value, SpectrumData))
+
+
+def _candidates(grids) -> list:
+    """The per-batch grid candidates that are not None (a single one or None is taken as a
+    list of one: the reduction's last step); none at all means nothing usable."""
+    if grids is None or isinstance(grids, (np.ndarray, DefaultGrid)):
+        grids = [grids]
+    found = [g for g in grids if g is not None]
+    if not found:
+        raise CampfireError(_NO_GRID)
+    return found
+
+
+def largest_grid(items: Sequence[Item]) -> DefaultGrid | None:
+    """The good spectrum with the most pixels (its grid and name) and what every good spectrum covers.
 
     Parameters
     ----------
@@ -425,31 +482,35 @@ def largest_grid(items: Sequence[Item]) -> np.ndarray | None:
 
     Returns
     -------
-    numpy.ndarray or None
+    DefaultGrid or None
+        None when no item is usable.
 
     Examples
     --------
     >>> largest_grid([]) is None
     True
     """
-    best = None
-    for it in items:
-        if it.failure is None and isinstance(it.value, SpectrumData):
-            if best is None or it.value.n_pixels > best.size:
-                best = it.value.wavelength
-    return best
+    best, cov = None, []
+    for spec in (it.value for it in _good_items(items)):
+        cov += coverage(spec)
+        if best is None or spec.n_pixels > best.n_pixels:
+            best = spec
+    if best is None:
+        return None
+    return DefaultGrid(best.wavelength, spectrum_label(best), tuple(merge_ranges(cov)))
 
 
-def pick_grid(grids: Iterable[np.ndarray | None]) -> np.ndarray:
-    """The largest of per-batch :func:`largest_grid` results (first wins on ties).
+def pick_grid(grids: Iterable[DefaultGrid | None] | DefaultGrid | None) -> DefaultGrid:
+    """The largest of per-batch :func:`largest_grid` results (first wins on ties), covering what they all cover.
 
     Parameters
     ----------
-    grids : iterable of numpy.ndarray or None
+    grids : iterable of DefaultGrid or None
+        (a single one or None is taken as a list of one: the reduction's last step)
 
     Returns
     -------
-    numpy.ndarray
+    DefaultGrid
 
     Raises
     ------
@@ -458,40 +519,13 @@ def pick_grid(grids: Iterable[np.ndarray | None]) -> np.ndarray:
 
     Examples
     --------
-    >>> pick_grid([None, np.arange(3.0), np.arange(2.0)])
-    array([0., 1., 2.])
+    >>> g = pick_grid([None, DefaultGrid(np.arange(3.0), 'a', ((0.0, 2.0),)), DefaultGrid(np.arange(2.0), 'b', ((4.0, 5.0),))])
+    >>> g.wavelength, g.source, g.coverage
+    (array([0., 1., 2.]), 'a', ((0.0, 2.0), (4.0, 5.0)))
     """
-    best = None
-    for g in grids:
-        if g is not None and (best is None or g.size > best.size):
-            best = g
-    if best is None:
-        raise CampfireError(_NO_GRID)
-    return best
-
-
-def pick_grid_one(grid: np.ndarray | None) -> np.ndarray:
-    """:func:`pick_grid` of a single candidate (the last step of the grid reduction).
-
-    Parameters
-    ----------
-    grid : numpy.ndarray or None
-
-    Returns
-    -------
-    numpy.ndarray
-
-    Raises
-    ------
-    CampfireError
-        ``grid`` is None.
-
-    Examples
-    --------
-    >>> pick_grid_one(np.arange(2.0))
-    array([0., 1.])
-    """
-    return pick_grid([grid])
+    found = _candidates(grids)
+    best = max(found, key=lambda g: g.wavelength.size)  # the first of equals, as stack_spectra
+    return DefaultGrid(best.wavelength, best.source, tuple(merge_ranges(iv for g in found for iv in g.coverage)))
 
 
 def union_of_items(items: Sequence[Item], *, rest_frame: bool = False) -> np.ndarray | None:
@@ -514,16 +548,15 @@ def union_of_items(items: Sequence[Item], *, rest_frame: bool = False) -> np.nda
     True
     """
     waves = []
-    for it in items:
-        if it.failure is None and isinstance(it.value, SpectrumData):
-            w = it.value.wavelength[it.value.valid & np.isfinite(it.value.wavelength)]
-            if rest_frame:
-                z = it.ref.redshift
-                if z is None or not np.isfinite(z) or z <= -1:
-                    continue
-                w = w / (1.0 + z)
-            if w.size >= 2:
-                waves.append(w)
+    for it in _good_items(items):
+        w = it.value.wavelength[it.value.valid & np.isfinite(it.value.wavelength)]
+        if rest_frame:
+            z = it.ref.redshift
+            if z is None or not np.isfinite(z) or z <= -1:
+                continue
+            w = w / (1.0 + z)
+        if w.size >= 2:
+            waves.append(w)
     return union_grid(waves) if waves else None
 
 
@@ -549,9 +582,4 @@ def union_of_grids(grids: Iterable[np.ndarray | None]) -> np.ndarray:
     >>> union_of_grids([None, np.linspace(1.0, 2.0, 11), np.linspace(3.0, 4.0, 3)]).size
     14
     """
-    if grids is None or isinstance(grids, np.ndarray):
-        grids = [grids]
-    found = [g for g in grids if g is not None]
-    if not found:
-        raise CampfireError(_NO_GRID)
-    return union_grid(found)
+    return union_grid(_candidates(grids))

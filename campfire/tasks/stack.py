@@ -17,12 +17,11 @@ opening of ``Spectrum`` rows belong to the callers: ``campfire.stack_spectra`` /
 """
 from __future__ import annotations
 
-import warnings
 from typing import Sequence
 
 import numpy as np
 
-from campfire.errors import StackRangeWarning, ValidationError
+from campfire.errors import ValidationError
 from campfire.models import SpectrumData
 from campfire.tasks.combine import (
     STACK_METHODS,
@@ -38,7 +37,7 @@ from campfire.tasks.combine import (
     stack_partials,
     sum_partials,
 )
-from campfire.tasks.grids import format_ranges, uncovered_ranges, union_grid
+from campfire.tasks.grids import spectrum_label, uncovered_ranges, union_grid, warn_outside_default_grid
 from campfire.tasks.resample import DEFAULT_MIN_COVERAGE, check_grid, resample_spectra
 
 __all__ = [
@@ -311,17 +310,8 @@ def stack_grid(spectra: Sequence[SpectrumData], wavelength_grid=None) -> tuple[n
     if wavelength_grid is not None:
         return check_grid("wavelength_grid", wavelength_grid), "given"
     grid = default_grid(spectra)
-    lost = uncovered_ranges(spectra, grid)
-    if lost:
-        best = max(spectra, key=lambda s: int(np.isfinite(s.wavelength).sum()))
-        label = " ".join(x for x in (best.grating, best.spectrum_id) if x) or "unnamed"
-        warnings.warn(
-            f"stack: the default grid, that of the input with the most pixels ({label}: {grid[0]:.2f}–"
-            f"{grid[-1]:.2f} μm), leaves out {format_ranges(lost)} that other inputs cover; "
-            "pass wavelength_grid='union' to keep every input's range (at the finest native sampling in each "
-            "region), or a grid of your own",
-            StackRangeWarning, stacklevel=3,
-        )
+    best = max(spectra, key=lambda s: int(np.isfinite(s.wavelength).sum()))
+    warn_outside_default_grid(grid, uncovered_ranges(spectra, grid), spectrum_label(best), stacklevel=3)
     return grid, "largest input"
 
 

@@ -24,7 +24,7 @@ from typing import Any, Callable
 
 __all__ = [
     "Invalid", "Option", "choice", "boolean", "positive_int", "non_negative_int", "number", "window",
-    "band_list", "wavelength_grid", "nullable", "string",
+    "band_list", "wavelength_grid", "stack_grid", "nullable", "string",
 ]
 
 
@@ -174,3 +174,24 @@ def wavelength_grid(value) -> dict[str, float] | tuple[float, ...]:
     except Invalid as err:
         raise Invalid(str(err), (k,)) from None
     return out
+
+
+def stack_grid(value) -> str | dict[str, float] | tuple[float, ...]:
+    """A stack's output grid: ``union`` (a grid covering every input at the finest native
+    sampling in each region, as ``wavelength_grid='union'``) or a :func:`wavelength_grid`.
+
+    Examples
+    --------
+    >>> stack_grid('Union'), stack_grid([1.0, 2.0])
+    ('union', (1.0, 2.0))
+    >>> try:
+    ...     stack_grid('widest')
+    ... except Invalid as err:
+    ...     print(err)
+    expected union, {start, stop, num|step|resolution} or a list of wavelengths, got 'widest'
+    """
+    if isinstance(value, (list, dict)):
+        return wavelength_grid(value)
+    if isinstance(value, str) and value.strip().lower() == "union":
+        return "union"
+    raise Invalid(f"expected union, {{start, stop, num|step|resolution}} or a list of wavelengths, got {value!r}")

@@ -92,7 +92,7 @@ def _stack(state: RunState, *, method: str, by: str, rest_frame: bool, grid, win
            input: str) -> None:
     from campfire.graphs.stacking import grid_from_spec
 
-    g = grid_from_spec(grid) if grid is not None else None
+    g = grid if grid is None or grid == "union" else grid_from_spec(grid)  # 'union': chosen when it runs
     if by == "object":
         if state.objects is not None:
             raise Invalid("a per-object stack was already made; stack objects with by: all")
@@ -150,7 +150,11 @@ STACK = Step(
         "method": Option(O.choice("weighted_mean", "mean", "median"), "weighted_mean", "how inputs combine"),
         "by": Option(O.choice("object", "all"), "object", "one stack per object, or one over everything"),
         "rest_frame": Option(O.boolean, False, "shift each input by its object's redshift first"),
-        "grid": Option(O.nullable(O.wavelength_grid), None, "output grid [μm] (rest-frame μm when rest_frame)"),
+        "grid": Option(O.nullable(O.stack_grid), None,
+                       "output grid [μm] (rest-frame μm when rest_frame): {start, stop, num|step|resolution}, a list, "
+                       "or union (every input's range at the finest native sampling in each region); default: the "
+                       "common grid once resampled, else the input with the most pixels (warning when other inputs "
+                       "reach outside it), else in the rest frame campfire.stack.rest-grid"),
         "window": Option(O.nullable(O.window), None, "rest-frame normalisation window [μm] (population stacks)"),
         "normalize": Option(O.nullable(O.boolean), None, "divide each input by its median f_ν in the window"),
         "name": Option(O.nullable(O.string), None, "output name of a population stack"),

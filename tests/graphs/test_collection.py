@@ -176,8 +176,12 @@ def test_tree_reduction_equals_one_shot_stack(cf, opened, method):
 
 
 def test_default_grid_is_chosen_at_run_time_like_stack_spectra(cf, opened):
-    got = cf.lazy_spectra(**SEL, batch_size=5).open().stack("mean", by="all", split_every=3).compute()
-    want = stack_spectra(opened, method="mean")
+    # several gratings: the tree warns about the range the default grid leaves out, as stack_spectra does
+    with pytest.warns(StackRangeWarning, match="leaves out"):
+        got = cf.lazy_spectra(**SEL, batch_size=5).open().stack("mean", by="all", split_every=3).compute()
+    with pytest.warns(StackRangeWarning, match="leaves out"):
+        want = stack_spectra(opened, method="mean")
+    assert got.meta["outside_grid"] == want.meta["outside_grid"]
     assert same(got.wavelength, want.wavelength)
     np.testing.assert_allclose(got.fnu, want.fnu, rtol=1e-12, equal_nan=True)
 
@@ -346,6 +350,44 @@ def test_calibrate_and_stack_is_the_graph_and_equals_the_pure_function(cf):
     lazy = obj.spectra.lazy()
     assert isinstance(lazy, LazySpectra) and lazy.spectrum_ids == list(obj.spectra.spectrum_id)
     assert lazy.refs[0].photometry is not None
+
+
+def _three_gratings(rng):
+    """PRISM-, G140M- and G395M-like inputs (0.6–5.3, 0.97–1.89, 2.87–5.1 μm), twice over."""
+    specs = []
+    for i, (lo, hi, n, grating) in enumerate([(0.6, 5.3, 400, "PRISM"), (0.97, 1.89, 1500, "G140M"),
+                                              (2.87, 5.1, 1300, "G395M")] * 2):
+        w = np.linspace(lo, hi, n) * (1 + rng.uniform(-1e-3, 1e-3))
+        specs.append(SpectrumData(w, 1.0 + 0.1 * np.sin(3 * w), np.full(n, 0.05), spectrum_id=f"s{i}",
+                                  grating=grating))
+    return specs
+
+
+@pytest.mark.parametrize("method", ["weighted_mean", "median"])
+def test_population_default_grid_over_batches_warns_like_stack_spectra(method):
+    """Issue 17.4: the tree over several batches takes the default grid (the input with the
+    most pixels, G140M here) as stack_spectra does, and says in the same words what it
+    leaves out and how to keep it; meta records it as the one-shot stack does."""
+    specs = _three_gratings(np.random.default_rng(4))
+    with pytest.warns(StackRangeWarning) as one_caught:
+        one = stack_spectra(specs, method=method)
+    lazy = LazySpectra.from_data(specs, batch_size=2)
+    assert lazy.npartitions == 3  # the tree, not the one-shot task
+    with pytest.warns(StackRangeWarning) as tree_caught:
+        tree = lazy.stack(method, by="all").compute()
+    msgs = [str(w.message) for w in tree_caught if issubclass(w.category, StackRangeWarning)]
+    assert msgs == [str(one_caught[0].message)], msgs
+    assert "G140M s1" in msgs[0] and "leaves out 0.60–0.97, 1.89–5.30 μm" in msgs[0]
+    assert "wavelength_grid='union'" in msgs[0]
+    assert same(tree.wavelength, one.wavelength)
+    assert tree.meta["grid"] == one.meta["grid"] == "largest input"
+    np.testing.assert_allclose(tree.meta["outside_grid"], one.meta["outside_grid"])
+    # inputs of one grating lose nothing: no warning, nothing recorded outside the grid
+    prism = [s for s in specs if s.grating == "PRISM"] * 2
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", StackRangeWarning)
+        alone = LazySpectra.from_data(prism, batch_size=1).stack(method, by="all").compute()
+    assert alone.meta["outside_grid"] == []
 
 
 @pytest.mark.parametrize("method", ["weighted_mean", "median"])

@@ -291,6 +291,36 @@ def test_calibrate_all_end_to_end(tmp_path, cf):
     assert len(ok) == summary["objects"]["done"] and all(b for b in ok["bands_used"])
 
 
+UNION = """\
+name: union
+archive: demo
+selection:
+  search: ember_uds_p4_123456
+steps:
+  - download
+  - stack: {by: object, grid: union}
+  - stack: {by: all, input: spectra, grid: union, name: all_gratings}
+outputs:
+  plots: false
+  zarr: false
+"""
+
+
+def test_a_workflow_stacks_on_the_union_grid(tmp_path):
+    """Issue 17.4: ``grid: union`` keeps the whole 0.6–5.3 μm of G140M + G395M + PRISM (the
+    default grid, G140M's, would keep 0.94–1.92 μm), per object and in a population stack."""
+    wf = tmp_path / "union.yaml"
+    wf.write_text(UNION)
+    out = tmp_path / "out"
+    summary = run_workflow(wf, output=out, progress=False, echo=quiet)
+    assert summary["ok"] and summary["objects"]["done"] == 1, summary
+    for name in ("ember_uds_p4_123456", "all_gratings"):
+        with fits.open(out / "fits" / f"{name}.fits") as h:
+            spec = h["SPEC1D"].data
+            covered = spec["wave"][np.isfinite(spec["flux"])]
+        assert covered.min() < 0.7 and covered.max() > 5.1, (name, covered.min(), covered.max())
+
+
 def test_cli_run(tmp_path, capsys):
     from campfire.cli import main
 

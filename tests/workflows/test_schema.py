@@ -45,6 +45,16 @@ def test_a_good_workflow_parses_with_defaults():
     assert wf.steps[2].line == 9 and len(wf.sha256) == 64
 
 
+def test_a_stack_takes_the_union_grid():
+    """Issue 17.4: ``grid: union`` (any case) is the stack's wavelength_grid='union'; other grids still parse."""
+    wf = parse_workflow(GOOD.replace("  - stack: {by: object}", "  - stack: {by: object, grid: Union}")
+                        .replace("method: median}", "method: median, grid: union}"), source="t.yaml")
+    assert wf.steps[3].options["grid"] == "union" and wf.steps[4].options["grid"] == "union"
+    wf = parse_workflow(GOOD.replace("  - stack: {by: object}", "  - stack: {by: object, grid: [1.0, 2.0]}"),
+                        source="t.yaml")
+    assert wf.steps[3].options["grid"] == (1.0, 2.0)
+
+
 @pytest.mark.parametrize("path", sorted((ROOT / "workflows").glob("*.yaml")))
 def test_shipped_workflows_validate(path):
     wf = load_workflow(path)
@@ -78,6 +88,10 @@ def _bad(text: str, tmp_path) -> str:
         (("      grid: {start: 0.6, stop: 5.3, num: 100}", "      grid: {start: 6, stop: 5.3, num: 100}"), 10,
          "steps[2].resample.grid.stop", "must be < stop"),
         (("  - stack: {by: object}", "  - stack: {by: objects}"), 11, "steps[3].stack.by", "expected one of"),
+        (("  - stack: {by: object}", "  - stack: {by: object, grid: widest}"), 11, "steps[3].stack.grid",
+         "expected union, {start, stop, num|step|resolution} or a list of wavelengths, got 'widest'"),
+        (("  - stack: {by: object}", "  - stack: {by: object, grid: 3}"), 11, "steps[3].stack.grid",
+         "expected union, {start, stop, num|step|resolution} or a list of wavelengths, got 3"),
         (("  plots: 3", "  plots: many"), 14, "outputs.plots", "expected true, false or a number"),
         (("  scheduler: local:2", "  scheduler: gpu"), 17, "cluster.scheduler", "unknown scheduler 'gpu'"),
         (("  batch_size: 50", "  batch_size: 0"), 18, "cluster.batch_size", "positive integer"),
