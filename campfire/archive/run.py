@@ -55,7 +55,7 @@ from campfire.archive.update import CatalogUpdate
 from campfire.catalog.db import catalog_path, connect, read_meta, write_meta
 from campfire.catalog.schema import create_catalog, finalize_catalog, upgrade_catalog
 from campfire.errors import CampfireError, ValidationError
-from campfire.io.store import PRODUCTS_URL_KEY, ProductStore, check_products_url
+from campfire.io.store import PRODUCTS_URL_KEY, ProductStore, check_products_url, check_reachable
 
 __all__ = ["ingest", "format_counts", "MODES", "SUMMARY_COLUMNS"]
 
@@ -329,13 +329,7 @@ def _product_store(root: pathlib.Path, meta: dict, url: str | None, mode: str) -
         raise ValidationError(f"mode: an object store holds copies only (--products-url needs --copy), got {mode!r}")
     store = ProductStore(root, url)
     if store.is_remote:
-        try:
-            store.fs.ls(store.fs._strip_protocol(url), detail=False)
-        except FileNotFoundError:
-            pass  # an empty prefix: the first upload creates it
-        except Exception as err:  # noqa: BLE001 - credentials, endpoint, bucket: say which before any work
-            raise CampfireError(f"products_url: cannot reach {url} ({type(err).__name__}: {err}); check the "
-                                "endpoint and credentials (AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, FSSPEC_S3_*)") from err
+        check_reachable(store.fs, url, PRODUCTS_URL_KEY)
     return store
 
 
