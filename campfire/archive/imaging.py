@@ -21,7 +21,7 @@ import os
 import pathlib
 from typing import Any
 
-from campfire.archive.run import _locked  # one writer of the archive root at a time
+from campfire.archive.run import writer_lock  # one writer of the archive root at a time
 from campfire.catalog.db import catalog_path, connect, read_meta, write_meta
 from campfire.catalog.local import LocalCatalog
 from campfire.errors import CampfireError, ValidationError
@@ -107,7 +107,7 @@ def push_imaging(root: str | os.PathLike, imaging_url: str, *, storage_options: 
             raise CampfireError(f"imaging_url: {store.location(rel)} differs from {path} after the upload "
                                 f"(sha256 {got[:12]}… != {want[:12]}…); the catalog was not changed")
         total += path.stat().st_size
-    with _locked(root), contextlib.closing(connect(catalog_path(root), readonly=False)) as conn:
+    with writer_lock(root), contextlib.closing(connect(catalog_path(root), readonly=False)) as conn:
         write_meta(conn, {IMAGING_URL_KEY: url})
         conn.commit()
     return {"imaging_url": url, "fields": len(indexes), "files": len(ordered), "bytes": total}

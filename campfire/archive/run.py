@@ -57,7 +57,7 @@ from campfire.catalog.schema import create_catalog, finalize_catalog, upgrade_ca
 from campfire.errors import CampfireError, ValidationError
 from campfire.io.store import PRODUCTS_URL_KEY, ProductStore, check_products_url, check_reachable
 
-__all__ = ["ingest", "format_counts", "MODES", "SUMMARY_COLUMNS"]
+__all__ = ["ingest", "format_counts", "writer_lock", "MODES", "SUMMARY_COLUMNS"]
 
 log = logging.getLogger("campfire.archive")
 
@@ -93,15 +93,16 @@ def _check_args(sources, mode, match_radius, z_range) -> list[str]:
 
 
 @contextlib.contextmanager
-def _locked(root: pathlib.Path) -> Iterator[None]:
-    """One ingest at a time per archive root."""
+def writer_lock(root: pathlib.Path) -> Iterator[None]:
+    """One writer (an ingest, ``push-imaging``) at a time per archive root."""
     lock = root / "meta" / ".ingest.lock"
     lock.parent.mkdir(parents=True, exist_ok=True)
     with open(lock, "a+") as f:
         try:
             fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise CampfireError(f"another ingest is running on {root} (lock {lock}); wait for it to finish") from None
+            raise CampfireError(f"another ingest (or push-imaging) is running on {root} (lock {lock}); wait for it "
+                                "to finish") from None
         try:
             yield
         finally:
@@ -294,7 +295,7 @@ def ingest(root: str | os.PathLike, sources: str | os.PathLike | Sequence[str | 
     progress = sys.stderr.isatty() if progress is None else bool(progress)
     run = _Run(root, mode, fit, z_range, match_radius, program_spec, withdraw_missing, store)
     (root / "products").mkdir(parents=True, exist_ok=True)
-    with _locked(root):
+    with writer_lock(root):
         conn, fresh = _open_catalog(db)
         try:
             changed = _ingest(run, conn, sources, table, photometry, scheduler, workers, batch_size, progress)
