@@ -11,8 +11,8 @@ the catalog records as ``archive_meta.imaging_url`` (``campfire archive push-ima
 Images are read region by region (``hdu.section``; from an object store in byte-range
 requests): a mosaic is never read whole. A field's parsed index and its images'
 headers are remembered, keyed by the state of the field's ``index.json`` (mtime and
-size, or the store's ETag), so a cutout from an object store costs one request for
-that state and the pixel reads.
+size, or the store's ETag), so a render from an object store costs a few ``HEAD``
+requests and the pixel reads of the images it covers.
 
 The object's position, field and observations come from the archive root's catalog.
 """
