@@ -193,6 +193,17 @@ def cmd_archive_ingest(args) -> int:
     return 1 if args.strict and failed else 0
 
 
+def cmd_archive_push_imaging(args) -> int:
+    from campfire.archive.imaging import push_imaging
+
+    done = push_imaging(args.root, args.imaging_url)
+    print(f"{args.root}: {_plural(done['files'], 'file')} of imaging ({done['bytes'] / 1e6:.1f} MB, "
+          f"{_plural(done['fields'], 'field')}) uploaded to {done['imaging_url']} and verified; the catalog "
+          f"records it (archive_meta.imaging_url), so {args.root.rstrip('/')}/imaging is no longer read and may "
+          "be removed")
+    return 0
+
+
 def cmd_serve(args) -> int:
     from campfire.server.app import serve
 
@@ -334,6 +345,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--summary", help="write the full summary table to this file (.ecsv, .csv, .fits)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_archive_ingest)
+    p = archive.add_parser(
+        "push-imaging", help="put ROOT/imaging on an object store and serve cutouts from there",
+        description="Upload ROOT/imaging (index.json, stamps, shutters of each field) under IMAGING_URL, read every "
+                    "object back to verify it, then record the URL in ROOT's catalog (archive_meta.imaging_url): "
+                    "cutouts and shutters are read from there from then on. Endpoint and credentials: "
+                    "AWS_ENDPOINT_URL, AWS_* / FSSPEC_S3_*.",
+    )
+    p.add_argument("root", metavar="ROOT", help="archive root whose imaging/ folder is pushed")
+    p.add_argument("imaging_url", metavar="IMAGING_URL", help="fsspec URL to put it under (s3://bucket/prefix)")
+    p.set_defaults(func=cmd_archive_push_imaging)
 
     p = sub.add_parser("sync", parents=[connection], help="pull the catalog from the server")
     p.add_argument("--json", action="store_true", help="print the counts as JSON (for scripts)")

@@ -13,6 +13,7 @@ __all__ = [
     "ValidationError",
     "APIError",
     "FileFormatError",
+    "ImagingError",
     "CampfireWarning",
     "StackRangeWarning",
     "PartialFailureWarning",
@@ -49,6 +50,11 @@ class APIError(CampfireError, RuntimeError):
 
 class FileFormatError(CampfireError, ValueError):
     """A file that is not a readable spectrum in a supported format (names what was expected)."""
+
+
+class ImagingError(CampfireError, OSError):
+    """An archive's imaging cannot be read: a corrupt index or shutters file, or an object
+    store that cannot be reached. The message names the file or URL."""
 
 
 class CampfireWarning(UserWarning):

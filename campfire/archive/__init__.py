@@ -16,7 +16,8 @@ and :mod:`~campfire.archive.attach` (the catalog transaction),
 :mod:`~campfire.archive.grouping` (objects), :mod:`~campfire.archive.table` (the DJA
 table), :mod:`~campfire.archive.grades` (DJA grades → campfire quality),
 :mod:`~campfire.archive.photometry`, :mod:`~campfire.archive.programs`,
-:mod:`~campfire.archive.state` (what an ingest remembers).
+:mod:`~campfire.archive.state` (what an ingest remembers), :mod:`~campfire.archive.imaging`
+(``campfire archive push-imaging``: the imaging onto an object store).
 
 Examples
 --------

@@ -55,9 +55,9 @@ from campfire.archive.update import CatalogUpdate
 from campfire.catalog.db import catalog_path, connect, read_meta, write_meta
 from campfire.catalog.schema import create_catalog, finalize_catalog, upgrade_catalog
 from campfire.errors import CampfireError, ValidationError
-from campfire.io.store import PRODUCTS_URL_KEY, ProductStore, check_products_url
+from campfire.io.store import PRODUCTS_URL_KEY, ProductStore, check_products_url, check_reachable
 
-__all__ = ["ingest", "format_counts", "MODES", "SUMMARY_COLUMNS"]
+__all__ = ["ingest", "format_counts", "writer_lock", "MODES", "SUMMARY_COLUMNS"]
 
 log = logging.getLogger("campfire.archive")
 
@@ -93,15 +93,16 @@ def _check_args(sources, mode, match_radius, z_range) -> list[str]:
 
 
 @contextlib.contextmanager
-def _locked(root: pathlib.Path) -> Iterator[None]:
-    """One ingest at a time per archive root."""
+def writer_lock(root: pathlib.Path) -> Iterator[None]:
+    """One writer (an ingest, ``push-imaging``) at a time per archive root."""
     lock = root / "meta" / ".ingest.lock"
     lock.parent.mkdir(parents=True, exist_ok=True)
     with open(lock, "a+") as f:
         try:
             fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise CampfireError(f"another ingest is running on {root} (lock {lock}); wait for it to finish") from None
+            raise CampfireError(f"another ingest (or push-imaging) is running on {root} (lock {lock}); wait for it "
+                                "to finish") from None
         try:
             yield
         finally:
@@ -294,7 +295,7 @@ def ingest(root: str | os.PathLike, sources: str | os.PathLike | Sequence[str | 
     progress = sys.stderr.isatty() if progress is None else bool(progress)
     run = _Run(root, mode, fit, z_range, match_radius, program_spec, withdraw_missing, store)
     (root / "products").mkdir(parents=True, exist_ok=True)
-    with _locked(root):
+    with writer_lock(root):
         conn, fresh = _open_catalog(db)
         try:
             changed = _ingest(run, conn, sources, table, photometry, scheduler, workers, batch_size, progress)
@@ -329,13 +330,7 @@ def _product_store(root: pathlib.Path, meta: dict, url: str | None, mode: str) -
         raise ValidationError(f"mode: an object store holds copies only (--products-url needs --copy), got {mode!r}")
     store = ProductStore(root, url)
     if store.is_remote:
-        try:
-            store.fs.ls(store.fs._strip_protocol(url), detail=False)
-        except FileNotFoundError:
-            pass  # an empty prefix: the first upload creates it
-        except Exception as err:  # noqa: BLE001 - credentials, endpoint, bucket: say which before any work
-            raise CampfireError(f"products_url: cannot reach {url} ({type(err).__name__}: {err}); check the "
-                                "endpoint and credentials (AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, FSSPEC_S3_*)") from err
+        check_reachable(store.fs, url, PRODUCTS_URL_KEY)
     return store
 
 

@@ -1,7 +1,8 @@
 """The client's caches of cutouts and shutter geometry (``cf.get_cutout``, ``cf.get_shutters``).
 
-A local archive (``<data_dir>/imaging``) renders them (:mod:`campfire.imaging.render`,
-:mod:`campfire.imaging.shutters`); otherwise they come from the server
+A local archive (imaging in ``<data_dir>/imaging`` or under its ``archive_meta.imaging_url``)
+renders them (:mod:`campfire.imaging.render`, :mod:`campfire.imaging.shutters`); otherwise
+they come from the server
 (``cf.remote_catalog``). Either way they are stored under ``<data_dir>/cache/cutouts``
 and ``<data_dir>/cache/shutters`` and served from there afterwards.
 """
@@ -10,9 +11,10 @@ from __future__ import annotations
 import json
 import os
 import pathlib
-from typing import Any
+from typing import Any, Callable
 
 from campfire.errors import CampfireError
+from campfire.imaging.archive import imaging_store
 from campfire.imaging.geometry import check_fov, check_object_id, check_size
 from campfire.imaging.render import make_cutout_png
 from campfire.imaging.shutters import shutter_geometry
@@ -36,13 +38,9 @@ def _write_atomic(path: pathlib.Path, data: bytes) -> None:
             tmp.unlink()
 
 
-def _has_imaging(root: pathlib.Path) -> bool:
-    return (root / "imaging").is_dir()
-
-
 def _source(cf) -> str:
-    """'local' when the data_dir holds a catalog and imaging, else 'remote' (or an error)."""
-    if cf.is_local and _has_imaging(pathlib.Path(cf.data_dir)):
+    """'local' when the data_dir holds a catalog and imaging (its own or on its object store), else 'remote'."""
+    if cf.is_local and imaging_store(cf.data_dir).available:
         return "local"
     if cf.base_url:
         return "remote"
@@ -54,11 +52,28 @@ def _source(cf) -> str:
     return "remote"  # remote_catalog raises the standard "no archive" message
 
 
+def _cached(cf, path: pathlib.Path, local: Callable[[], bytes], remote: Callable[[], bytes],
+            valid: Callable[[pathlib.Path], bool] = pathlib.Path.is_file) -> pathlib.Path:
+    """The cache file ``path``; when missing (or not ``valid``), made from this archive or the server and kept."""
+    if path.is_file() and valid(path):
+        return path
+    _write_atomic(path, local() if _source(cf) == "local" else remote())
+    return path
+
+
+def _json_readable(path: pathlib.Path) -> bool:
+    try:
+        json.loads(path.read_text())
+        return True
+    except ValueError:
+        return False  # a damaged cache entry is made again
+
+
 def cutout_for_client(cf, object_id: str, fov: float = 5.0, size: int | None = None) -> str:
     """``cf.get_cutout``: the cached cutout PNG's path, made or fetched on the first call.
 
-    Local archives (``<data_dir>/imaging``) render it with :func:`make_cutout_png`;
-    otherwise it comes from ``GET /api/v1/objects/{id}/cutout.png?fov=&size=``
+    Local archives (imaging in ``<data_dir>/imaging`` or under ``archive_meta.imaging_url``)
+    render it with :func:`make_cutout_png`; otherwise it comes from ``GET /api/v1/objects/{id}/cutout.png?fov=&size=``
     (``cf.remote_catalog.cutout_png``). Either way it is stored under
     ``<data_dir>/cache/cutouts/``.
 
@@ -93,14 +108,8 @@ def cutout_for_client(cf, object_id: str, fov: float = 5.0, size: int | None = N
     fov = check_fov(fov)
     size = check_size(size)
     path = pathlib.Path(cf.data_dir) / "cache" / "cutouts" / _cache_name(object_id, fov, size, ".png")
-    if path.is_file():
-        return str(path)
-    if _source(cf) == "local":
-        data = make_cutout_png(cf.data_dir, object_id, fov, size)
-    else:
-        data = cf.remote_catalog.cutout_png(object_id, fov, size)
-    _write_atomic(path, data)
-    return str(path)
+    return str(_cached(cf, path, lambda: make_cutout_png(cf.data_dir, object_id, fov, size),
+                       lambda: cf.remote_catalog.cutout_png(object_id, fov, size)))
 
 
 def shutters_for_client(cf, object_id: str, fov: float = 5.0) -> dict[str, Any]:
@@ -138,14 +147,10 @@ def shutters_for_client(cf, object_id: str, fov: float = 5.0) -> dict[str, Any]:
     object_id = check_object_id(object_id)
     fov = check_fov(fov)
     path = pathlib.Path(cf.data_dir) / "cache" / "shutters" / _cache_name(object_id, fov, None, ".json")
-    if path.is_file():
-        try:
-            return json.loads(path.read_text())
-        except ValueError:
-            pass  # a damaged cache entry is refetched
-    if _source(cf) == "local":
-        data = shutter_geometry(cf.data_dir, object_id, fov)
-    else:
-        data = cf.remote_catalog.shutters(object_id, fov)
-    _write_atomic(path, json.dumps(data, sort_keys=True).encode())
-    return data
+
+    def encoded(data: dict[str, Any]) -> bytes:
+        return json.dumps(data, sort_keys=True).encode()
+
+    path = _cached(cf, path, lambda: encoded(shutter_geometry(cf.data_dir, object_id, fov)),
+                   lambda: encoded(cf.remote_catalog.shutters(object_id, fov)), valid=_json_readable)
+    return json.loads(path.read_text())

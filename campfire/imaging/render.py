@@ -17,7 +17,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from campfire.errors import CampfireError, NotFoundError, ValidationError
-from campfire.imaging.archive import Image, load_images, object_row
+from campfire.imaging.archive import Image, imaging_store, load_images, object_row
 from campfire.imaging.geometry import check_fov, check_object_id, check_size, offsets_to_sky, sky_to_offsets
 
 __all__ = ["make_cutout_png", "render_cutout", "encode_png", "read_cutout_png", "PNG_META_KEY", "RENDER_MAX_SIDE"]
@@ -41,7 +41,7 @@ def _sample(data, wcs, ra: float, dec: float, fov: float, n: int, scale: float):
     off the image) — or None when the image misses the grid. Only that part of the grid
     is projected and only the image's footprint (+1 px for the interpolation) is read,
     so a small stamp costs little in a wide cutout, and a mosaic (a memory map or a
-    :class:`_FitsSection`) is never read whole.
+    :class:`~campfire.imaging.archive.FitsSection`) is never read whole.
     """
     from scipy.ndimage import map_coordinates
 
@@ -284,7 +284,8 @@ def make_cutout_png(root: str | os.PathLike, object_id: str, fov: float, size: i
     Parameters
     ----------
     root : path
-        Archive root (``<root>/meta/campfire.db`` and ``<root>/imaging/``).
+        Archive root (``<root>/meta/campfire.db``; imaging in ``<root>/imaging/`` or under
+        ``archive_meta.imaging_url``).
     object_id : str
         The object.
     fov : float
@@ -303,6 +304,8 @@ def make_cutout_png(root: str | os.PathLike, object_id: str, fov: float, size: i
         Unknown object, or no imaging covers it.
     ValidationError
         Bad ``fov`` or ``size``.
+    ImagingError
+        The imaging cannot be read (a corrupt index or image, an unreachable object store).
 
     Examples
     --------
@@ -318,7 +321,8 @@ def make_cutout_png(root: str | os.PathLike, object_id: str, fov: float, size: i
     ra, dec, field = float(row["ra"]), float(row["dec"]), str(row["field"])
     images = load_images(root, field, ra, dec, fov)
     if not images:
-        raise NotFoundError(f"no imaging covers object {object_id!r} (field {field!r}) under {root / 'imaging'}")
+        raise NotFoundError(f"no imaging covers object {object_id!r} (field {field!r}) under "
+                            f"{imaging_store(root).where}")
     native = min(im.pixscale for im in images)
     # the native scale, on at most RENDER_MAX_SIDE pixels a side (coarser beyond): memory per render is
     # bounded by that grid, whatever fov, size and imaging (stamps or mosaics) there are
@@ -326,7 +330,8 @@ def make_cutout_png(root: str | os.PathLike, object_id: str, fov: float, size: i
     bands = sorted({im.band for im in images}, key=_band_order)
     cube = _band_means(images, bands, ra, dec, fov, n, scale)
     if not np.isfinite(cube).any():
-        raise NotFoundError(f"object {object_id!r} lies outside the {field!r} imaging under {root / 'imaging'}")
+        raise NotFoundError(f"object {object_id!r} lies outside the {field!r} imaging under "
+                            f"{imaging_store(root).where}")
     n = cube.shape[-1]
     meta = {
         "object_id": object_id,

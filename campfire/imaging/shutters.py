@@ -14,7 +14,8 @@ from typing import Any, Iterable, Mapping
 
 import numpy as np
 
-from campfire.imaging.archive import object_row, read_json
+from campfire.errors import ImagingError, NotFoundError
+from campfire.imaging.archive import imaging_store, object_row, read_json
 from campfire.imaging.geometry import check_fov, check_object_id, sky_to_offsets
 
 __all__ = ["shutter_geometry", "msa_shutters", "CATEGORIES"]
@@ -93,7 +94,8 @@ def shutter_geometry(root: str | os.PathLike, object_id: str, fov: float, *,
     Parameters
     ----------
     root : path
-        Archive root (``<root>/imaging/<field>/shutters/<observation>.json``).
+        Archive root (``<field>/shutters/<observation>.json`` of its imaging: ``<root>/imaging``
+        or ``archive_meta.imaging_url``).
     object_id : str
         The object.
     fov : float
@@ -127,35 +129,39 @@ def shutter_geometry(root: str | os.PathLike, object_id: str, fov: float, *,
     if observations is not None:
         allowed = {str(o).lower() for o in observations}
         wanted = [o for o in wanted if o.lower() in allowed]
-    folder = root / "imaging" / str(row["field"]) / "shutters"
+    store, field = imaging_store(root), str(row["field"])
     found, shutters = [], []
     reach = fov / 2
     for obs in wanted:
-        path = folder / f"{obs}.json"
-        if not path.is_file():
-            continue
-        doc = read_json(path)
-        pairs, source_id = msa_shutters(doc, object_id)
-        found.append({"observation": obs, "pa": doc.get("pa_aper"), "source_id": source_id})
-        for category, sh in pairs:
-            corners = np.asarray(sh["corners"], dtype=float)
-            east, north = sky_to_offsets(corners[:, 0], corners[:, 1], ra, dec)
-            if east.max() < -reach or east.min() > reach or north.max() < -reach or north.min() > reach:
-                continue
-            shutters.append(
-                {
-                    "category": category,
-                    "observation": obs,
-                    "source_id": sh.get("source_id"),
-                    "role": sh.get("role"),
-                    "quadrant": sh.get("quadrant"),
-                    "row": sh.get("row"),
-                    "column": sh.get("column"),
-                    "corners": [[round(float(e), 5), round(float(n), 5)] for e, n in zip(east, north)],
-                    "corners_radec": [[float(a), float(d)] for a, d in corners],
-                    "center": [round(float(east.mean()), 5), round(float(north.mean()), 5)],
-                }
-            )
+        try:
+            doc = read_json(store, field, "shutters", f"{obs}.json")
+        except NotFoundError:
+            continue  # an observation without MSA geometry
+        try:
+            pairs, source_id = msa_shutters(doc, object_id)
+            found.append({"observation": obs, "pa": doc.get("pa_aper"), "source_id": source_id})
+            for category, sh in pairs:
+                corners = np.asarray(sh["corners"], dtype=float)
+                east, north = sky_to_offsets(corners[:, 0], corners[:, 1], ra, dec)
+                if east.max() < -reach or east.min() > reach or north.max() < -reach or north.min() > reach:
+                    continue
+                shutters.append(
+                    {
+                        "category": category,
+                        "observation": obs,
+                        "source_id": sh.get("source_id"),
+                        "role": sh.get("role"),
+                        "quadrant": sh.get("quadrant"),
+                        "row": sh.get("row"),
+                        "column": sh.get("column"),
+                        "corners": [[round(float(e), 5), round(float(n), 5)] for e, n in zip(east, north)],
+                        "corners_radec": [[float(a), float(d)] for a, d in corners],
+                        "center": [round(float(east.mean()), 5), round(float(north.mean()), 5)],
+                    }
+                )
+        except (KeyError, TypeError, ValueError, IndexError) as err:
+            raise ImagingError(f"{store.location(field, 'shutters', obs + '.json')}: not an MSA shutters document "
+                               f"({type(err).__name__}: {err})") from err
     observations = found
     order = {c: i for i, c in enumerate(CATEGORIES)}
     shutters.sort(key=lambda s: (order[s["category"]], s["observation"], s["center"][1], s["center"][0]))

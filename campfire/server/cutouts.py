@@ -11,7 +11,8 @@ bounded too); the server bounds how many run at once and remembers what it rende
   endpoint keeps the server's whole thread pool;
 * :class:`CutoutCache` keeps rendered PNGs (least recently used first out, at most
   ``campfire.server.cutout-cache-bytes``), keyed by object, position, fov, size and
-  the state of the field's imaging, and the renders in flight: a request for a cutout
+  the state of the field's imaging (its ``index.json``, on disk or on the object store of
+  ``archive_meta.imaging_url``), and the renders in flight: a request for a cutout
   being rendered waits for that render (taking no place in the queue), so twenty
   identical requests render once.
 
@@ -30,7 +31,11 @@ import os
 import threading
 from typing import Hashable
 
+from starlette.concurrency import run_in_threadpool
+
 from campfire import config
+from campfire.errors import NotFoundError
+from campfire.imaging.archive import imaging_store, index_state
 from campfire.imaging.render import make_cutout_png
 from campfire.server.limits import BoundedExecutor
 
@@ -93,13 +98,18 @@ def render_executor() -> BoundedExecutor:
                            wait=float(config.get("server.render-wait")), cost=2.0)
 
 
-def _imaging_state(root, field: str) -> tuple:
-    """What the field's imaging looks like now (its index file's identity): part of the cache key."""
-    try:
-        st = os.stat(os.path.join(root, "imaging", field, "index.json"))
-    except OSError:
-        return ()
-    return st.st_mtime_ns, st.st_size, st.st_ino
+def _imaging_state(root, field: str, object_id: str) -> tuple:
+    """Where the archive's imaging is and what the field's index looks like now: part of the cache key.
+
+    Raises
+    ------
+    NotFoundError
+        The archive has no imaging (one ingested from spectra alone).
+    """
+    store = imaging_store(root)
+    if not store.available:
+        raise NotFoundError(f"this archive has no imaging, so there is no cutout of {object_id}")
+    return store.where, index_state(store, field)
 
 
 async def cutout_png(archive, row: dict, fov: float, size: int | None) -> bytes:
@@ -109,10 +119,15 @@ async def cutout_png(archive, row: dict, fov: float, size: int | None) -> bytes:
     ------
     campfire.server.limits.Busy
         No render slot within ``render-wait`` seconds, or too many requests waiting.
+    NotFoundError
+        The archive has no imaging, or none covers the object.
+    ImagingError
+        The imaging cannot be read (corrupt index, unreachable object store).
     """
     object_id = row["object_id"]
-    key = (object_id, float(row["ra"]), float(row["dec"]), fov, size,
-           _imaging_state(archive.root, str(row["field"])))
+    # in a thread: with the imaging on an object store, its state is a request to the store
+    state = await run_in_threadpool(_imaging_state, archive.root, str(row["field"]), object_id)
+    key = (object_id, float(row["ra"]), float(row["dec"]), fov, size, state)
     cache = archive.cutouts
     png = cache.get(key)
     if png is not None:

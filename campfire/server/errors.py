@@ -16,7 +16,8 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
 
-from campfire.errors import AuthenticationError, CampfireError, FileFormatError, NotFoundError, ValidationError
+from campfire.errors import (AuthenticationError, CampfireError, FileFormatError, ImagingError, NotFoundError,
+                             ValidationError)
 from campfire.server.tags import TagError
 
 __all__ = ["APIProblem", "problem_response", "install_error_handlers"]
@@ -83,6 +84,12 @@ def install_error_handlers(app: FastAPI, prefix: str,
     @app.exception_handler(FileFormatError)
     async def _bad_file(request, exc):
         return problem(request, 404, "not_found", f"no such data in this spectrum's file: {exc}")
+
+    @app.exception_handler(ImagingError)
+    async def _imaging(request, exc):
+        # the archive's imaging (its files or its object store) failed us: say which, not "internal error"
+        log.warning("imaging unavailable on %s %s: %s", request.method, request.url.path, exc)
+        return problem(request, 502, "imaging_unavailable", f"the archive's imaging cannot be read: {exc}")
 
     @app.exception_handler(RequestValidationError)
     async def _request_validation(request, exc):

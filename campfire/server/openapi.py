@@ -121,6 +121,8 @@ _ERRORS = {
     413: "request body too large (campfire.server.max-body-bytes; 16 KiB on the token endpoints)",
     416: "Range outside the file",
     429: "too many failed logins; retry after Retry-After seconds",
+    502: "imaging_unavailable: the archive's imaging cannot be read (a corrupt index or image, an unreachable "
+         "object store); the message names the file",
     503: "busy (renders or password checks at their limit); retry after Retry-After seconds",
 }
 _RETRY_AFTER = {"Retry-After": {"schema": INTEGER}}
@@ -240,14 +242,14 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
         **_errors(400, 401, 404)}},
     ("get", "/objects/{object_id}/cutout.png"): {"auth": "optional", "responses": {
         "200": _binary("image/png", "the cutout (geometry in a 'campfire' text chunk)"),
-        **_errors(400, 401, 404), "503": {**_error(_ERRORS[503]), "headers": _RETRY_AFTER}},
+        **_errors(400, 401, 404, 502), "503": {**_error(_ERRORS[503]), "headers": _RETRY_AFTER}},
         "parameters": [_FOV, _query("size", "output pixels per side (16-2048; default: the imaging's native "
                                             "scale, at most 2048 pixels a side)",
                                     {"type": "integer", "minimum": 16, "maximum": 2048})]},
     ("get", "/objects/{object_id}/shutters"): {"auth": "optional", "responses": {
         "200": _json(_obj({"object_id": STRING, "shutters": {"type": "array", "items": {"type": "object"}},
                            "observations": {"type": "array", "items": {"type": "object"}}})),
-        **_errors(400, 401, 404)},
+        **_errors(400, 401, 404, 502)},
         "parameters": [_FOV]},
     ("get", "/metadata"): {"auth": "optional", "responses": {
         "200": _json(_obj({"programs": STRINGS, "fields": STRINGS, "gratings": STRINGS, "observations": STRINGS})),

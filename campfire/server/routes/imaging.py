@@ -1,6 +1,9 @@
 """Pictures around an object: a cutout PNG and the MSA shutters (only of observations the caller may see).
 
 Cutouts are rendered within the server's limits and cached (:mod:`campfire.server.cutouts`).
+The imaging is read from ``<root>/imaging`` or the object store of ``archive_meta.imaging_url``;
+imaging that cannot be read (a corrupt index, an unreachable store) is a ``502``
+``imaging_unavailable`` naming the file, not an internal error.
 """
 from __future__ import annotations
 
@@ -8,7 +11,7 @@ from fastapi import APIRouter, Depends, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from campfire.errors import NotFoundError, ValidationError
+from campfire.errors import ValidationError
 from campfire.imaging.geometry import FOV_MAX, SIZE_RANGE  # the server allows what imaging renders
 from campfire.imaging.shutters import shutter_geometry
 from campfire.server.archive import Archive, Caller
@@ -35,8 +38,6 @@ async def cutout(object_id: str, request: Request, c: Caller = Depends(caller),
     if size is not None and size != int(size):
         raise ValidationError("size: expected an integer number of pixels")
     row = await run_in_threadpool(object_or_404, c, object_id)
-    if not (archive.root / "imaging").is_dir():  # an archive ingested from spectra alone
-        raise NotFoundError(f"this archive has no imaging, so there is no cutout of {object_id}")
     try:
         png = await cutout_png(archive, row, fov, None if size is None else int(size))
     except Busy as err:
