@@ -124,10 +124,26 @@ def _field_task(args) -> dict[str, Any]:
     return render_field(root, plan, field, f444w, by_target)
 
 
+def _one_blas_thread() -> None:
+    """Pin BLAS to one thread in this process, for the rest of its life (a worker's initializer).
+
+    The fits' matrix products round differently with another BLAS thread count (one ulp in
+    a model flux), so a build in this process and one in worker processes, whose thread
+    counts the environment may set apart (``OMP_NUM_THREADS`` exported after numpy loaded),
+    would write different bytes. One thread also keeps two workers from oversubscribing
+    the cores with BLAS threads of their own.
+    """
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1, user_api="blas")
+
+
 def _run_tasks(tasks: list[tuple], workers: int, progress: bool) -> list[Any]:
     """Run (function, args) tasks, in worker processes when ``workers`` > 1; results in order."""
+    from threadpoolctl import threadpool_limits
+
     results: list[Any] = [None] * len(tasks)
-    with _progress(len(tasks), "demo", progress) as bar:
+    with _progress(len(tasks), "demo", progress) as bar, threadpool_limits(1, user_api="blas"):
         if workers <= 1:
             for i, (fn, args) in enumerate(tasks):
                 results[i] = fn(args)
@@ -138,7 +154,7 @@ def _run_tasks(tasks: list[tuple], workers: int, progress: bool) -> list[Any]:
 
         # spawn: safe when the caller has threads (Dask, Jupyter); workers import campfire
         ctx = mp.get_context("spawn")
-        with ctx.Pool(workers) as pool:
+        with ctx.Pool(workers, initializer=_one_blas_thread) as pool:
             pending = {i: pool.apply_async(fn, (args,)) for i, (fn, args) in enumerate(tasks)}
             while pending:
                 done = [i for i, r in pending.items() if r.ready()]

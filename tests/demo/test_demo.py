@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import re
 import pathlib
 import sqlite3
@@ -526,9 +527,13 @@ def _tree_hashes(root: pathlib.Path) -> dict[str, str]:
             for p in sorted(root.rglob("*")) if p.is_file()}
 
 
-def test_same_seed_gives_identical_files(tmp_path):
-    # in-process and in two worker processes: the same bytes, catalog included
+def test_same_seed_gives_identical_files(tmp_path, monkeypatch):
+    # in-process and in two worker processes: the same bytes, catalog included — also when the
+    # workers' environment asks for another BLAS thread count than this process started with
+    # (the fits' matrix products then round differently: builder._one_blas_thread)
     a = _build(tmp_path / "a", "small", 5, workers=1, progress=False, n_objects=40, n_spectra=80)
+    for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        monkeypatch.setenv(name, "1" if (os.cpu_count() or 1) > 1 else "2")
     b = _build(tmp_path / "b", "small", 5, workers=2, progress=False, n_objects=40, n_spectra=80)
     ha, hb = _tree_hashes(a), _tree_hashes(b)
     assert ha == hb and len(ha) > 150
