@@ -124,6 +124,27 @@ def _field_task(args) -> dict[str, Any]:
     return render_field(root, plan, field, f444w, by_target)
 
 
+# OpenBLAS's threads spin ~2^28 cycles after each call before they sleep: in workers that
+# already fill the cores, the redshift fit's small matrix products then cost ~4-6x their
+# CPU. Workers start with a short spin (OPENBLAS_THREAD_TIMEOUT, 2^4 cycles): the same
+# threads and the same numbers (a thread count would change the last bits of some fits),
+# unless the caller set it.
+_WORKER_ENV = {"OPENBLAS_THREAD_TIMEOUT": "4"}
+
+
+@contextlib.contextmanager
+def _worker_env() -> Iterator[None]:
+    """The environment worker processes start with (:data:`_WORKER_ENV`; restored afterwards)."""
+    added = [k for k in _WORKER_ENV if k not in os.environ]
+    for k in added:
+        os.environ[k] = _WORKER_ENV[k]
+    try:
+        yield
+    finally:
+        for k in added:
+            os.environ.pop(k, None)
+
+
 def _run_tasks(tasks: list[tuple], workers: int, progress: bool) -> list[Any]:
     """Run (function, args) tasks, in worker processes when ``workers`` > 1; results in order."""
     results: list[Any] = [None] * len(tasks)
@@ -138,7 +159,9 @@ def _run_tasks(tasks: list[tuple], workers: int, progress: bool) -> list[Any]:
 
         # spawn: safe when the caller has threads (Dask, Jupyter); workers import campfire
         ctx = mp.get_context("spawn")
-        with ctx.Pool(workers) as pool:
+        with _worker_env():
+            pool = ctx.Pool(workers)
+        with pool:
             pending = {i: pool.apply_async(fn, (args,)) for i, (fn, args) in enumerate(tasks)}
             while pending:
                 done = [i for i, r in pending.items() if r.ready()]
