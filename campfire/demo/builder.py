@@ -55,11 +55,11 @@ def _progress(total: int, desc: str, enabled: bool):
 
 # for the one-line announcement of a build: CPU seconds per simulated spectrum (simulation,
 # redshift fit, FITS and truth files) and per imaging field, and the rest (worker start-up,
-# numba compiling the fit once, the catalog), so the small demo says ~40 s on 2 quiet cores
-# (measured 42–49 s; bench/bench_demo_build.py)
-_CPU_PER_SPECTRUM = 0.1
-_CPU_PER_FIELD = 3.0
-_CPU_FIXED = 10.0
+# the catalog), so the small demo says ~25 s on 2 cores (bench/bench_demo_build.py: 50 CPU s
+# and 28 s on 2 cores at load ~3; a new machine compiles the fit's kernels once, ~20 s more)
+_CPU_PER_SPECTRUM = 0.07
+_CPU_PER_FIELD = 1.0
+_CPU_FIXED = 6.0
 
 
 def _announce(size: str, seed: int, root: pathlib.Path, plan: survey.Plan | None, workers: int) -> None:
