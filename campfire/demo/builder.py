@@ -56,10 +56,18 @@ def _progress(total: int, desc: str, enabled: bool):
 # for the one-line announcement of a build: CPU seconds per simulated spectrum (simulation,
 # redshift fit, FITS and truth files) and per imaging field, and the rest (worker start-up,
 # the catalog), so the small demo says ~25 s on 2 cores (bench/bench_demo_build.py: 50 CPU s
-# and 28 s on 2 cores at load ~3; a new machine compiles the fit's kernels once, ~20 s more)
+# and 28 s on 2 cores at load ~3), plus the kernels' compilation on a machine that never ran the fit
 _CPU_PER_SPECTRUM = 0.07
 _CPU_PER_FIELD = 1.0
 _CPU_FIXED = 6.0
+_COMPILE_SECONDS = 20.0  # wall: every worker compiles the fit's kernels when numba's cache has none
+
+
+def _fit_kernels_cached() -> bool:
+    """Whether numba's on-disk cache holds the redshift fit's kernel (a build then skips compiling)."""
+    from campfire.tasks._jit import numba_cache_dir
+
+    return any(pathlib.Path(numba_cache_dir()).glob("**/_numba_kernels.zfit_chi2_grid-*.nbi"))
 
 
 def _announce(size: str, seed: int, root: pathlib.Path, plan: survey.Plan | None, workers: int) -> None:
@@ -71,6 +79,8 @@ def _announce(size: str, seed: int, root: pathlib.Path, plan: survey.Plan | None
         n_fields = len({o.field for o in plan.objects})
         cpu = _CPU_PER_SPECTRUM * n_spec + _CPU_PER_FIELD * n_fields
         seconds = _CPU_FIXED + cpu / min(workers, os.cpu_count() or 1)
+        if not _fit_kernels_cached():
+            seconds += _COMPILE_SECONDS
         what = f"the {size} demo archive ({len(plan.objects)} objects, {n_spec} spectra)"
     cores = min(workers, os.cpu_count() or 1)
     took = f"roughly {_rough(seconds)} on {cores} core{'s' if cores > 1 else ''}" if seconds else "a few minutes"
