@@ -55,12 +55,13 @@ def _progress(total: int, desc: str, enabled: bool):
 
 # for the one-line announcement of a build: CPU seconds per simulated spectrum (simulation,
 # redshift fit, FITS and truth files) and per imaging field, and the rest (worker start-up,
-# the catalog), so the small demo says ~25 s on 2 cores (bench/bench_demo_build.py: 50 CPU s
-# and 28 s on 2 cores at load ~3), plus the kernels' compilation on a machine that never ran the fit
-_CPU_PER_SPECTRUM = 0.07
+# the catalog), so the small demo says ~30 s on 2 cores (bench/bench_demo_build.py, nearly
+# quiet machine: 52.8 CPU s, 28.7 s), plus the kernels' compilation on a machine that never
+# ran the fit (44.5 s)
+_CPU_PER_SPECTRUM = 0.08
 _CPU_PER_FIELD = 1.0
-_CPU_FIXED = 6.0
-_COMPILE_SECONDS = 20.0  # wall: every worker compiles the fit's kernels when numba's cache has none
+_CPU_FIXED = 8.0
+_COMPILE_SECONDS = 16.0  # wall: every worker compiles the fit's kernels when numba's cache has none
 
 
 def _fit_kernels_cached() -> bool:
