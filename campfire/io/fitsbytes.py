@@ -613,10 +613,14 @@ def rice_image_hdu(name: str, image: np.ndarray, items: dict[str, Any] | None = 
     ------
     Unsupported
         Layouts astropy handles differently (NaN pixels: ZBLANK; a tile that cannot be
-        quantized: the lossless GZIP fallback; not 2D): write those with astropy.
+        quantized: the lossless GZIP fallback; not 2D), or an astropy without these codec
+        modules: write those with astropy.
     """
-    from astropy.io.fits.hdu.compressed._codecs import Rice1
-    from astropy.io.fits.hdu.compressed._quantization import QuantizationFailedException, Quantize
+    try:  # astropy's private codec modules (astropy ≥ 6): another layout is left to astropy itself
+        from astropy.io.fits.hdu.compressed._codecs import Rice1
+        from astropy.io.fits.hdu.compressed._quantization import QuantizationFailedException, Quantize
+    except ImportError as err:
+        raise Unsupported(f"rice_image_hdu: astropy's tile codecs are not where expected ({err})") from None
 
     data = np.ascontiguousarray(image, dtype=np.float32)
     if data.ndim != 2 or not data.size:
