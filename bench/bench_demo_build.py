@@ -10,7 +10,8 @@ alternating with this tree, so the shared machine's load hits both alike; the tw
 archives' catalogs and FITS files are compared byte for byte (same content).
 
 Side by side, the bare floor of the same work: the CPU of the redshift fits alone
-(``fit_redshift`` over the spectra of 40 objects, scaled to the archive's spectra).
+(``fit_redshift`` over the spectra of 40 objects, scaled to the archive's spectra, in the
+environment the build's workers get).
 
     python bench/bench_demo_build.py [--before REF] [--rounds 1]
 """
@@ -40,8 +41,10 @@ def build(tree: pathlib.Path, root: pathlib.Path, cache: pathlib.Path) -> tuple[
     env = dict(os.environ, PYTHONPATH=str(tree), NUMBA_CACHE_DIR=str(cache))
     env.pop("CAMPFIRE_DISABLE_NUMBA", None)
     t0, c0 = time.perf_counter(), children_cpu()
+    # cwd = the tree: `python -m` puts the working directory first on sys.path, before
+    # PYTHONPATH (run from the repository root, "before" would import this tree's campfire)
     out = subprocess.run([sys.executable, "-m", "campfire", "demo", "build", str(root), "--size", "small"],
-                         env=env, capture_output=True, text=True, timeout=3600)
+                         env=env, capture_output=True, text=True, timeout=3600, cwd=str(tree))
     wall, cpu = time.perf_counter() - t0, children_cpu() - c0
     if out.returncode:
         raise RuntimeError(out.stderr[-3000:])
@@ -82,8 +85,10 @@ def fit_floor(tree: pathlib.Path) -> float:
         "    except Exception: pass\n"
         "print((time.process_time() - t) / len(specs) * plan.counts()['spectra'])\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], env=dict(os.environ, PYTHONPATH=str(tree)),
-                         capture_output=True, text=True, timeout=1800)
+    # what the build's workers get: one BLAS thread (campfire.demo.builder._one_blas_thread)
+    env = dict(os.environ, PYTHONPATH=str(tree), OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=1800,
+                         cwd=str(tree))
     if out.returncode:
         raise RuntimeError(out.stderr[-3000:])
     return float(out.stdout.strip().splitlines()[-1])

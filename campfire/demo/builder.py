@@ -55,11 +55,20 @@ def _progress(total: int, desc: str, enabled: bool):
 
 # for the one-line announcement of a build: CPU seconds per simulated spectrum (simulation,
 # redshift fit, FITS and truth files) and per imaging field, and the rest (worker start-up,
-# numba compiling the fit once, the catalog), so the small demo says ~40 s on 2 quiet cores
-# (measured 42–49 s; bench/bench_demo_build.py)
-_CPU_PER_SPECTRUM = 0.1
-_CPU_PER_FIELD = 3.0
-_CPU_FIXED = 10.0
+# the catalog), so the small demo says ~30 s on 2 cores (bench/bench_demo_build.py, nearly
+# quiet machine: 52.8 CPU s, 28.7 s), plus the kernels' compilation on a machine that never
+# ran the fit (44.5 s)
+_CPU_PER_SPECTRUM = 0.08
+_CPU_PER_FIELD = 1.0
+_CPU_FIXED = 8.0
+_COMPILE_SECONDS = 16.0  # wall: every worker compiles the fit's kernels when numba's cache has none
+
+
+def _fit_kernels_cached() -> bool:
+    """Whether numba's on-disk cache holds the redshift fit's kernel (a build then skips compiling)."""
+    from campfire.tasks._jit import numba_cache_dir
+
+    return any(pathlib.Path(numba_cache_dir()).glob("**/_numba_kernels.zfit_chi2_grid-*.nbi"))
 
 
 def _announce(size: str, seed: int, root: pathlib.Path, plan: survey.Plan | None, workers: int) -> None:
@@ -71,6 +80,8 @@ def _announce(size: str, seed: int, root: pathlib.Path, plan: survey.Plan | None
         n_fields = len({o.field for o in plan.objects})
         cpu = _CPU_PER_SPECTRUM * n_spec + _CPU_PER_FIELD * n_fields
         seconds = _CPU_FIXED + cpu / min(workers, os.cpu_count() or 1)
+        if not _fit_kernels_cached():
+            seconds += _COMPILE_SECONDS
         what = f"the {size} demo archive ({len(plan.objects)} objects, {n_spec} spectra)"
     cores = min(workers, os.cpu_count() or 1)
     took = f"roughly {_rough(seconds)} on {cores} core{'s' if cores > 1 else ''}" if seconds else "a few minutes"

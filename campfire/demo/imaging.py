@@ -203,6 +203,32 @@ def shutter_geometry(plan: survey.Plan, obs: survey.Observation, spectra_by_targ
     return doc, fillers
 
 
+def stamp_bytes(img: np.ndarray, items: dict[str, Any], dither_seed: int) -> bytes:
+    """A stamp file: an empty primary HDU and the image, RICE-compressed (``SCI``, float32).
+
+    The bytes astropy's ``CompImageHDU(..., compression_type='RICE_1', quantize_level=8,
+    quantize_method=1, dither_seed=dither_seed)`` writes, formatted by
+    :func:`campfire.io.fitsbytes.rice_image_hdu` (astropy itself for what that leaves to it).
+    """
+    from campfire.io.fitsbytes import Unsupported, primary_hdu, rice_image_hdu
+
+    try:
+        return primary_hdu({}) + rice_image_hdu("SCI", img, items, quantize_level=8.0, dither_seed=dither_seed)
+    except Unsupported:
+        import io
+
+        from astropy.io import fits
+
+        hdr = fits.Header()
+        for key, value in items.items():
+            hdr[key] = value
+        hdu = fits.CompImageHDU(np.asarray(img, np.float32), header=hdr, name="SCI", compression_type="RICE_1",
+                                quantize_level=8.0, quantize_method=1, dither_seed=dither_seed)
+        buf = io.BytesIO()
+        fits.HDUList([fits.PrimaryHDU(), hdu]).writeto(buf)
+        return buf.getvalue()
+
+
 def render_field(root: str, plan: survey.Plan, field: str, f444w: dict[str, float],
                  spectra_by_target: dict[str, list[str]]) -> dict[str, Any]:
     """Write a field's stamps, shutter JSONs and index; return a summary.
@@ -220,8 +246,9 @@ def render_field(root: str, plan: survey.Plan, field: str, f444w: dict[str, floa
     spectra_by_target : dict
         target_id → spectrum IDs (listed in the shutter JSON).
     """
-    from astropy.io import fits
     from scipy.ndimage import gaussian_filter
+
+    from campfire.io.fits import write_atomic
 
     seed = plan.seed
     out = pathlib.Path(root) / "imaging" / field
@@ -268,29 +295,21 @@ def render_field(root: str, plan: survey.Plan, field: str, f444w: dict[str, floa
         img = gaussian_filter(img, psf_sigma, mode="constant")
         rng = survey._rng(seed, "stamp-noise", o.object_id)
         img += rng.standard_normal(img.shape) * sigma_pix
-        hdr = fits.Header()
-        for card in header_base.cards:
-            hdr[card.keyword] = (card.value, card.comment)
-        hdr["CRPIX1"] = header_base["CRPIX1"] - x0
-        hdr["CRPIX2"] = header_base["CRPIX2"] - y0
-        hdr["BUNIT"] = ("uJy", "microJansky per pixel")
-        hdr["PHOTZP"] = (23.9, "AB magnitude zero point of 1 pixel value unit")
-        hdr["FILTER"] = BAND.upper()
-        hdr["TELESCOP"] = "JWST"
-        hdr["INSTRUME"] = "NIRCAM"
-        hdr["PIXSCALE"] = (PIXSCALE, "arcsec/pixel")
-        hdr["PSFFWHM"] = (PSF_FWHM, "arcsec, Gaussian PSF")
-        hdr["OBJID"] = o.object_id
-        hdr["FIELD"] = field
-        hdr["MOSX0"] = (x0, "0-based x of this stamp in the field mosaic")
-        hdr["MOSY0"] = (y0, "0-based y of this stamp in the field mosaic")
-        hdr["NOISE"] = (round(sigma_pix, 8), "1 sigma per pixel [uJy]")
-        hdu = fits.CompImageHDU(img.astype(np.float32), header=hdr, name="SCI", compression_type="RICE_1",
-                                quantize_level=8.0, quantize_method=1, dither_seed=1 + (o.index % 10000))
-        path = out / "stamps" / f"{o.object_id}.fits"
-        tmp = path.with_name(path.name + ".tmp")
-        fits.HDUList([fits.PrimaryHDU(), hdu]).writeto(tmp, overwrite=True)
-        tmp.replace(path)
+        # the WCS cards (CRPIX moved to this stamp, comments kept), then the stamp's own
+        items = {card.keyword: (card.value, card.comment) for card in header_base.cards}
+        items["CRPIX1"] = (header_base["CRPIX1"] - x0, header_base.comments["CRPIX1"])
+        items["CRPIX2"] = (header_base["CRPIX2"] - y0, header_base.comments["CRPIX2"])
+        items.update({
+            "BUNIT": ("uJy", "microJansky per pixel"),
+            "PHOTZP": (23.9, "AB magnitude zero point of 1 pixel value unit"),
+            "FILTER": BAND.upper(), "TELESCOP": "JWST", "INSTRUME": "NIRCAM",
+            "PIXSCALE": (PIXSCALE, "arcsec/pixel"), "PSFFWHM": (PSF_FWHM, "arcsec, Gaussian PSF"),
+            "OBJID": o.object_id, "FIELD": field,
+            "MOSX0": (x0, "0-based x of this stamp in the field mosaic"),
+            "MOSY0": (y0, "0-based y of this stamp in the field mosaic"),
+            "NOISE": (round(sigma_pix, 8), "1 sigma per pixel [uJy]"),
+        })
+        write_atomic(out / "stamps" / f"{o.object_id}.fits", stamp_bytes(img, items, 1 + (o.index % 10000)))
         stamps.append({"object_id": o.object_id, "file": f"stamps/{o.object_id}.fits", "ra": o.ra, "dec": o.dec,
                        "x0": x0, "y0": y0})
     index = {

@@ -30,6 +30,7 @@ from campfire.io.fitsbytes import (
     Unsupported,
     bintable_hdu,
     check_counts_anywhere,
+    float32_image_hdu,
     parse_header,
     primary_hdu,
     read_table_columns,
@@ -46,6 +47,7 @@ __all__ = [
     "read_spectrum_products",
     "auto_redshift_cards",
     "redshift_fit_hdus",
+    "redshift_fit_bytes",
     "redshift_fit_side_path",
     "write_spectrum",
     "write_spectrum_file",
@@ -613,6 +615,28 @@ def redshift_fit_hdus(fit: dict[str, Any]) -> list[fits.BinTableHDU]:
     return hdus
 
 
+def redshift_fit_bytes(fit: dict[str, Any]) -> bytes:
+    """The bytes of :func:`redshift_fit_hdus` (ZFIT, and ZMODEL when the fit has a model), written
+    without astropy (:mod:`campfire.io.fitsbytes`): the same cards and values.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> b = redshift_fit_bytes({'redshift': 1.5, 'chi2_min': 10.0, 'confidence': 0.9,
+    ...                         'z_grid': np.array([1.0, 2.0]), 'chi2_grid': np.array([12.0, 11.0])})
+    >>> len(b) % 2880, b[:20]
+    (0, b"XTENSION= 'BINTABLE'")
+    """
+    items = {"REDSHIFT": float(fit["redshift"]), "CHI2MIN": float(fit["chi2_min"]), "CONFID": float(fit["confidence"])}
+    if "redshift_lo" in fit:
+        items["REDSHLO"] = (float(fit["redshift_lo"]), "68% interval: 16th pct of p(z)")
+        items["REDSHHI"] = (float(fit["redshift_hi"]), "68% interval: 84th pct of p(z)")
+    out = bintable_hdu("ZFIT", [("z", fit["z_grid"], None), ("chi2", fit["chi2_grid"], None)], items)
+    if len(fit.get("model_wave", ())):
+        out += bintable_hdu("ZMODEL", [("wave", fit["model_wave"], "um"), ("fnu", fit["model_fnu"], "uJy")])
+    return out
+
+
 def write_spectrum_file(
     path: str | os.PathLike,
     *,
@@ -636,37 +660,21 @@ def write_spectrum_file(
     is written to a temporary name and renamed, so a reader never sees half a file.
     """
     header = dict(header or {})
-    primary = fits.PrimaryHDU(header=fits.Header([(k, *v) if isinstance(v, tuple) else (k, v)
-                                                  for k, v in header.items()]))
-    cols = [_col("wave", wave, "um"), _col("flux", flux, flux_unit), _col("err", err, flux_unit)]
+    cols = [("wave", wave, "um"), ("flux", flux, flux_unit or ""), ("err", err, flux_unit or "")]
     for name, arr in (extra_columns or {}).items():
-        cols.append(_col(name, arr, "uJy" if name in ("sky",) else None))
-    spec1d = fits.BinTableHDU.from_columns(cols, name="SPEC1D")
-    if not flux_unit:  # say "dimensionless" explicitly: astropy leaves an empty unit out
-        for i in (2, 3):
-            spec1d.header[f"TUNIT{i}"] = ("", "dimensionless: f_nu / median f_nu in NORMLO-NORMHI")
-    for key in ("NORMLO", "NORMHI", "RESTFRM"):
-        if key in header:
-            spec1d.header[key] = header[key]
-    for key in ("GRATING", "FILTER", "SRCNAME", "SOURCEID", "EXPTIME"):
-        if key in header:
-            spec1d.header[key] = header[key]
-    hdus = [primary, spec1d]
+        cols.append((name, arr, "uJy" if name in ("sky",) else None))
+    table_keys = {k: header[k] for k in ("NORMLO", "NORMHI", "RESTFRM", "GRATING", "FILTER", "SRCNAME", "SOURCEID",
+                                         "EXPTIME") if k in header}
+    parts = [primary_hdu(header), bintable_hdu("SPEC1D", cols, table_keys)]
     for name, img in (("SCI", sci), ("WHT", wht), ("PROFILE", profile)):
         if img is not None:
-            hdu = fits.ImageHDU(np.asarray(img, dtype=np.float32), name=name)
-            hdu.header["BUNIT"] = "microJansky"
-            hdus.append(hdu)
+            parts.append(float32_image_hdu(name, img, {"BUNIT": "microJansky"}))
     if prof1d is not None:
-        hdus.append(
-            fits.BinTableHDU.from_columns(
-                [_col("pix", prof1d["pix"]), _col("profile", prof1d["profile"]), _col("pfit", prof1d["pfit"])],
-                name="PROF1D",
-            )
-        )
+        parts.append(bintable_hdu("PROF1D", [("pix", prof1d["pix"], None), ("profile", prof1d["profile"], None),
+                                             ("pfit", prof1d["pfit"], None)]))
     if zfit is not None:
-        hdus += redshift_fit_hdus(zfit)
-    return write_hdulist(fits.HDUList(hdus), path, overwrite=overwrite)
+        parts.append(redshift_fit_bytes(zfit))
+    return write_file_bytes(b"".join(parts), path, overwrite=overwrite)
 
 
 def write_hdulist(hdul: fits.HDUList, path: str | os.PathLike, *, overwrite: bool = False) -> str:

@@ -14,9 +14,12 @@ outside the standard's 0..999) is a :class:`~campfire.errors.FileFormatError` he
 before anything is allocated from a header.
 
 Writing: the pipeline's own outputs (a primary HDU of keywords, a table of float64
-columns, a bytes image for provenance JSON) are formatted here card by card the way
-astropy formats them (≈ 1 ms a file instead of ≈ 25 ms); astropy reads them back with
-the same keywords and values.
+columns, a float32 image, a bytes image for provenance JSON) are formatted here card by
+card the way astropy formats them (≈ 1 ms a file instead of ≈ 25 ms); astropy reads them
+back with the same keywords and values (the demo's spectrum files: the same bytes). A
+RICE-compressed float32 image (the demo's imaging stamps) is the bytes astropy's
+``CompImageHDU`` writes, its tiles compressed by astropy's own codecs, without the
+header and table machinery around them (≈ 5× less CPU).
 """
 from __future__ import annotations
 
@@ -31,7 +34,8 @@ import numpy as np
 from campfire.errors import FileFormatError
 
 __all__ = ["Unsupported", "HDUInfo", "FileSource", "scan_hdus", "check_counts_anywhere", "parse_header", "scan_keywords", "read_table_columns", "format_cards",
-           "hdu_bytes", "primary_hdu", "bintable_hdu", "bytes_image_hdu"]
+           "hdu_bytes", "primary_hdu", "bintable_hdu", "bytes_image_hdu", "float32_image_hdu",
+           "rice_image_hdu"]
 
 BLOCK = 2880
 CARD = 80
@@ -574,3 +578,105 @@ def bytes_image_hdu(name: str, payload: bytes, items: dict[str, Any] | None = No
     for key, value in (items or {}).items():
         cards += format_cards(key, value)
     return hdu_bytes(cards, payload)
+
+
+def float32_image_hdu(name: str, image: np.ndarray, items: dict[str, Any] | None = None) -> bytes:
+    """An image extension of big-endian float32 pixels (any number of axes), with extra keywords.
+
+    The cards and bytes of astropy's ``ImageHDU(np.float32 array, name=name)`` with ``items``
+    set after it.
+    """
+    data = np.ascontiguousarray(image, dtype=">f4")
+    cards = ["XTENSION= 'IMAGE   '           / Image extension",
+             "BITPIX  =                  -32 / array data type",
+             f"NAXIS   = {data.ndim:>20} / number of array dimensions"]
+    for k, n in enumerate(reversed(data.shape), 1):
+        cards += format_cards(f"NAXIS{k}", int(n))
+    cards += ["PCOUNT  =                    0 / number of parameters",
+              "GCOUNT  =                    1 / number of groups"]
+    cards += format_cards("EXTNAME", name, "extension name")
+    for key, value in (items or {}).items():
+        cards += format_cards(key, value)
+    return hdu_bytes(cards, data.tobytes())
+
+
+def rice_image_hdu(name: str, image: np.ndarray, items: dict[str, Any] | None = None, *,
+                   quantize_level: float = 16.0, dither_seed: int = 1) -> bytes:
+    """A 2D float32 image, RICE_1-compressed in row tiles with SUBTRACTIVE_DITHER_1 quantization.
+
+    The bytes of astropy's ``CompImageHDU(image.astype(np.float32), name=name,
+    compression_type='RICE_1', quantize_level=quantize_level, quantize_method=1,
+    dither_seed=dither_seed)`` with ``items`` set after it, written by ``HDUList.writeto``;
+    each tile is quantized and compressed by astropy's codecs (the same calls astropy makes).
+
+    Raises
+    ------
+    Unsupported
+        Layouts astropy handles differently (NaN pixels: ZBLANK; a tile that cannot be
+        quantized: the lossless GZIP fallback; not 2D), or an astropy without these codec
+        modules: write those with astropy.
+    """
+    try:  # astropy's private codec modules (astropy ≥ 6): another layout is left to astropy itself
+        from astropy.io.fits.hdu.compressed._codecs import Rice1
+        from astropy.io.fits.hdu.compressed._quantization import QuantizationFailedException, Quantize
+    except ImportError as err:
+        raise Unsupported(f"rice_image_hdu: astropy's tile codecs are not where expected ({err})") from None
+
+    data = np.ascontiguousarray(image, dtype=np.float32)
+    if data.ndim != 2 or not data.size:
+        raise Unsupported("rice_image_hdu: a non-empty 2D image only")
+    if np.isnan(data).any():
+        raise Unsupported("rice_image_hdu: NaN pixels (ZBLANK) are left to astropy")
+    ny, nx = data.shape
+    codec = Rice1(blocksize=32, bytepix=4, tilesize=nx)
+    chunks, scales, zeros = [], [], []
+    for row in range(ny):  # one tile per image row (astropy's default ZTILE = (NAXIS1, 1))
+        q = Quantize(row=row + dither_seed, dither_method=1, quantize_level=quantize_level, bitpix=-32)
+        try:
+            qdata, scale, zero = q.encode_quantized(data[row:row + 1])
+        except QuantizationFailedException:
+            raise Unsupported("rice_image_hdu: a tile astropy would store losslessly (GZIP)") from None
+        chunks.append(codec.encode(np.asarray(qdata).reshape(1, nx)))
+        scales.append(scale)
+        zeros.append(zero)
+    table = np.zeros(ny, dtype=[("c", ">i4", (2,)), ("g", ">i4", (2,)), ("s", ">f8"), ("z", ">f8")])
+    sizes = np.array([len(c) for c in chunks])
+    table["c"][:, 0] = sizes
+    table["c"][1:, 1] = np.cumsum(sizes[:-1])
+    table["s"] = scales
+    table["z"] = zeros
+    heap = b"".join(chunks)
+    cards = ["XTENSION= 'BINTABLE'           / binary table extension",
+             "BITPIX  =                    8 / array data type",
+             "NAXIS   =                    2 / number of array dimensions",
+             f"NAXIS1  = {table.itemsize:>20} / width of table in bytes",
+             f"NAXIS2  = {ny:>20} / number of rows in table",
+             f"PCOUNT  = {len(heap):>20} / number of group parameters",
+             "GCOUNT  =                    1 / number of groups",
+             "TFIELDS =                    4 / number of fields in each row"]
+    cards += format_cards("TTYPE1", "COMPRESSED_DATA") + format_cards("TFORM1", f"1PB({int(sizes.max())})")
+    cards += format_cards("TTYPE2", "GZIP_COMPRESSED_DATA") + format_cards("TFORM2", "1PB(0)")
+    cards += format_cards("TTYPE3", "ZSCALE") + format_cards("TFORM3", "1D")
+    cards += format_cards("TTYPE4", "ZZERO") + format_cards("TFORM4", "1D")
+    cards += ["ZIMAGE  =                    T / extension contains compressed image",
+              "ZTENSION= 'IMAGE   '           / Image extension",
+              "ZBITPIX =                  -32 / array data type",
+              "ZNAXIS  =                    2 / number of array dimensions"]
+    cards += format_cards("ZNAXIS1", nx) + format_cards("ZNAXIS2", ny)
+    cards += ["ZPCOUNT =                    0 / number of parameters",
+              "ZGCOUNT =                    1 / number of groups"]
+    cards += format_cards("ZTILE1", nx, "size of tiles to be compressed")
+    cards += format_cards("ZTILE2", 1, "size of tiles to be compressed")
+    cards += ["ZCMPTYPE= 'RICE_1  '           / compression algorithm",
+              "ZNAME1  = 'BLOCKSIZE'          / compression block size",
+              "ZVAL1   =                   32 / pixels per block",
+              "ZNAME2  = 'BYTEPIX '           / bytes per pixel (1, 2, 4, or 8)",
+              "ZVAL2   =                    4 / bytes per pixel (1, 2, 4, or 8)",
+              "ZNAME3  = 'NOISEBIT'           / floating point quantization level"]
+    cards += format_cards("ZVAL3", float(quantize_level), "floating point quantization level")
+    cards += ["ZQUANTIZ= 'SUBTRACTIVE_DITHER_1' / Pixel Quantization Algorithm"]
+    cards += format_cards("ZDITHER0", int(dither_seed), "dithering offset when quantizing floats")
+    cards += format_cards("EXTNAME", name, "name of this binary table extension")
+    for key, value in (items or {}).items():
+        cards += format_cards(key, value)
+    return hdu_bytes(cards, table.tobytes() + heap)

@@ -119,6 +119,37 @@ def _box_phi(t, hb):
     return (_psi(t + hb) - _psi(t - hb)) / (2.0 * hb)
 
 
+@numba.njit(cache=True, inline="always")
+def _interp1(xv, xp, fp):
+    """``np.interp(xv, xp, fp)`` for one value (numpy's arithmetic, without its array set-up).
+
+    ``xp`` increasing; below/above it: the end values, as numpy (and numba's ``np.interp``).
+    """
+    n = xp.shape[0]
+    if xv < xp[0]:
+        return fp[0]
+    if xv > xp[n - 1]:
+        return fp[n - 1]
+    lo = 0
+    hi = n - 1
+    while hi - lo > 1:  # xp[lo] <= xv < xp[hi] (or xv == xp[n - 1])
+        mid = (lo + hi) >> 1
+        if xp[mid] <= xv:
+            lo = mid
+        else:
+            hi = mid
+    j = hi if xv >= xp[hi] else lo
+    if j == n - 1 or xp[j] == xv:
+        return fp[j]
+    slope = (fp[j + 1] - fp[j]) / (xp[j + 1] - xp[j])
+    res = slope * (xv - xp[j]) + fp[j]
+    if math.isnan(res):  # numpy's fallback for a non-finite slope
+        res = slope * (xv - xp[j + 1]) + fp[j + 1]
+        if math.isnan(res) and fp[j] == fp[j + 1]:
+            res = fp[j]
+    return res
+
+
 # ----------------------------------------------------------------------------------
 # redshift χ² grid
 # ----------------------------------------------------------------------------------
@@ -347,6 +378,7 @@ def zfit_chi2_grid(
     x0 = x[0]
     x1 = x[n - 1]
     afull = np.empty(nt)
+    line_sg = np.empty(line_xrest.shape[0])
 
     sig_extra = smear / math.sqrt(3.0)
     for iz in range(lnz.shape[0]):
@@ -357,7 +389,7 @@ def zfit_chi2_grid(
         # explicitly; redward of the Lyα window the suffix sums give the rest.
         xly = igm_x_lya + lz
         xll = igm_x_ll + lz
-        sr = np.interp(xly, res_x, res_sig)
+        sr = _interp1(xly, res_x, res_sig)
         sb = math.sqrt(sr * sr + igm_sig_v * igm_sig_v + sig_extra * sig_extra)
         i_ll_lo = np.searchsorted(x, xll - 5.0 * sb)
         i_ll_hi = np.searchsorted(x, xll + 5.0 * sb)
@@ -416,7 +448,7 @@ def zfit_chi2_grid(
                 xc = line_xrest[l0] + lz
                 if xc < x0 or xc > x1 or not steps_ok:
                     continue
-                sl = np.interp(xc, res_x, res_sig)
+                sl = _interp1(xc, res_x, res_sig)
                 sg = math.sqrt(sl * sl + comp_sig_intr[k] ** 2 + sig_extra * sig_extra)
                 # Φ on [−4σ, 4σ), 1 redward (the suffix sums take over there)
                 i0 = np.searchsorted(x, xc - 4.0 * sg)
@@ -438,8 +470,9 @@ def zfit_chi2_grid(
                 xc = line_xrest[l] + lz
                 if xc >= x0 and xc <= x1:
                     inside = True
-                sl = np.interp(xc, res_x, res_sig)
+                sl = _interp1(xc, res_x, res_sig)
                 sg = math.sqrt(sl * sl + comp_sig_intr[k] ** 2)
+                line_sg[l] = sg  # each line's width at this z, reused below
                 if xc - 5.0 * sg - smear < lo:
                     lo = xc - 5.0 * sg - smear
                 if xc + 5.0 * sg + smear > hi:
@@ -450,17 +483,13 @@ def zfit_chi2_grid(
             i1 = np.searchsorted(elo, hi)
             if i1 - i0 < 2:
                 continue
-            xm = line_xrest[l0] + lz
-            slm = np.interp(xm, res_x, res_sig)
-            sgm = math.sqrt(slm * slm + comp_sig_intr[k] ** 2)
-            norm = 2.5066282746310002 * sgm
+            norm = 2.5066282746310002 * line_sg[l0]
             cover = 0.0
             for i in range(i0, i1):
                 prof[k, i] = 0.0
             for l in range(l0, l1):
                 xc = line_xrest[l] + lz
-                sl = np.interp(xc, res_x, res_sig)
-                sg = math.sqrt(sl * sl + comp_sig_intr[k] ** 2)
+                sg = line_sg[l]
                 hb = smear / sg
                 fac = line_ratio[l] * norm
                 phi_hi = 0.0
