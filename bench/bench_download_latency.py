@@ -12,6 +12,8 @@ Side by side in the same run:
 
 * ``bare``: urllib3 alone (one pooled connection per thread, read into memory and
   sha256-hashed, nothing written) — the floor of what the network and server allow;
+* ``bare+write``: the same, streamed to ``<file>.part``, fsync'ed and renamed — the floor
+  of a durable download on this disk (no resume, lock or catalog record);
 * ``before``: the same download with the campfire of a git ref (``--before REF``,
   extracted with ``git archive`` into a temp dir; the server is this tree's),
   interleaved with ``after`` (this tree) run by run, so the shared machine's load
@@ -39,6 +41,14 @@ REPO = HERE.parent
 
 # -- children -------------------------------------------------------------------------------------
 
+def cpu_user() -> float:
+    """User CPU seconds of this process (the system part is mostly the kernel writing pages,
+    which on this VM swings from 0.1 to 1 ms per 340 kB file with the page cache's state)."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_utime
+
+
 def child_campfire(url: str, dest: str, workers: int, n_files: int, server_pid: int) -> dict:
     from campfire.catalog.filters import build_query
     from campfire.client import Campfire
@@ -47,15 +57,17 @@ def child_campfire(url: str, dest: str, workers: int, n_files: int, server_pid: 
     cf = Campfire(base_url=url, data_dir=dest)
     cf.sync()
     query = build_query("spectra", limit=n_files, sort="spectrum_id")
-    t0, c0, s0 = time.perf_counter(), cpu_self(), cpu_of(server_pid)
+    t0, c0, u0, s0 = time.perf_counter(), cpu_self(), cpu_user(), cpu_of(server_pid)
     result = download_files(cf.remote_catalog, cf.data_dir, query, max_workers=workers, progress=False)
     wall, cpu, server = time.perf_counter() - t0, cpu_self() - c0, cpu_of(server_pid) - s0
     assert result["downloaded"] == n_files and not result["failed"], result
-    return {"wall": wall, "client": cpu, "server": server, "bytes": result["bytes"], "files": result["downloaded"]}
+    return {"wall": wall, "client": cpu, "user": cpu_user() - u0, "server": server, "bytes": result["bytes"],
+            "files": result["downloaded"]}
 
 
-def child_bare(url: str, dest: str, workers: int, n_files: int, server_pid: int) -> dict:
-    """urllib3 alone: GET each file on a per-thread pooled connection, sha256 it in memory."""
+def child_bare(url: str, dest: str, workers: int, n_files: int, server_pid: int, write: bool = False) -> dict:
+    """urllib3 alone: GET each file on a per-thread pooled connection, sha256 it in memory
+    (``write``: also stream it to ``<file>.part``, fsync, rename — a durable write, no more)."""
     import concurrent.futures
     import hashlib
     import sqlite3
@@ -72,18 +84,27 @@ def child_bare(url: str, dest: str, workers: int, n_files: int, server_pid: int)
         r = pool.request("GET", f"{url}/api/v1/spectra/{row[0]}/file", preload_content=False)
         h = hashlib.sha256()
         n = 0
+        out = open(pathlib.Path(dest) / f"{row[0]}.fits.part", "wb") if write else None
         for block in r.stream(1 << 20):
             h.update(block)
             n += len(block)
+            if out is not None:
+                out.write(block)
         r.release_conn()
+        if out is not None:
+            out.flush()
+            os.fsync(out.fileno())
+            out.close()
+            os.replace(out.name, out.name[:-5])
         assert h.hexdigest() == row[1], row[0]
         return n
 
-    t0, c0, s0 = time.perf_counter(), cpu_self(), cpu_of(server_pid)
+    t0, c0, u0, s0 = time.perf_counter(), cpu_self(), cpu_user(), cpu_of(server_pid)
     with concurrent.futures.ThreadPoolExecutor(workers) as ex:
         nbytes = sum(ex.map(one, rows))
     wall, cpu, server = time.perf_counter() - t0, cpu_self() - c0, cpu_of(server_pid) - s0
-    return {"wall": wall, "client": cpu, "server": server, "bytes": nbytes, "files": len(rows)}
+    return {"wall": wall, "client": cpu, "user": cpu_user() - u0, "server": server, "bytes": nbytes,
+            "files": len(rows)}
 
 
 def run_child(kind: str, tree: pathlib.Path, url: str, dest: pathlib.Path, workers: int, n_files: int,
@@ -169,30 +190,31 @@ def main(argv: list[str] | None = None) -> None:
         k = 0
         for rep in range(args.repeat):
             for workers in [int(w) for w in args.workers.split(",")]:
-                kinds = ["bare"] + list(trees)
+                kinds = ["bare", "bare+write"] + list(trees)
                 kinds = kinds if rep % 2 == 0 else kinds[::-1]
                 for kind in kinds:
                     k += 1
                     dest = work / f"run{k}"
                     shutil.copytree(work / "template", dest)
                     tree = trees.get(kind, REPO)
-                    res = run_child("bare" if kind == "bare" else "campfire", tree, url, dest, workers, args.files,
-                                    server.pid, env)
+                    res = run_child(kind if kind.startswith("bare") else "campfire", tree, url, dest, workers,
+                                    args.files, server.pid, env)
                     results.setdefault((kind, workers), []).append(res)
                     shutil.rmtree(dest, ignore_errors=True)
-        print(f"{'':8} {'workers':>7} {'wall s':>7} {'files/s':>8} {'speed-up':>8} {'client ms/file':>15} "
-              f"{'server ms/file':>15}")
-        for kind in ["bare", *trees]:
+        print(f"{'':10} {'workers':>7} {'wall s':>7} {'files/s':>8} {'speed-up':>8} {'client ms/file':>15} "
+              f"{'of it user':>10} {'server ms/file':>15}")
+        for kind in ["bare", "bare+write", *trees]:
             one = min(r["wall"] for r in results.get((kind, 1), [{"wall": float("nan")}]))
             for workers in [int(w) for w in args.workers.split(",")]:
                 runs = results[(kind, workers)]
                 best = min(runs, key=lambda r: r["wall"])
                 n = best["files"]
                 client = min(r["client"] for r in runs) / n * 1000
+                user = min(r["user"] for r in runs) / n * 1000
                 srv = min(r["server"] for r in runs) / n * 1000
-                print(f"{kind:8} {workers:>7} {best['wall']:>7.2f} {n / best['wall']:>8.0f} {one / best['wall']:>7.1f}x "
-                      f"{client:>15.2f} {srv:>15.2f}")
-        mb = results[("bare", 1)][0]["bytes"] / 1e6
+                print(f"{kind:10} {workers:>7} {best['wall']:>7.2f} {n / best['wall']:>8.0f} {one / best['wall']:>7.1f}x "
+                      f"{client:>15.2f} {user:>10.2f} {srv:>15.2f}")
+        mb = next(iter(results.values()))[0]["bytes"] / 1e6
         print(f"({mb:.0f} MB in all, best of {args.repeat}; floor at {args.rtt * 1000:.0f} ms RTT: "
               f"{args.files} x RTT / workers)")
     finally:
@@ -206,7 +228,10 @@ def main(argv: list[str] | None = None) -> None:
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--child":
         kind, url, dest, workers, n_files, pid = sys.argv[2:8]
-        fn = child_bare if kind == "bare" else child_campfire
-        print(json.dumps(fn(url, dest, int(workers), int(n_files), int(pid))))
+        if kind.startswith("bare"):
+            result = child_bare(url, dest, int(workers), int(n_files), int(pid), write=kind == "bare+write")
+        else:
+            result = child_campfire(url, dest, int(workers), int(n_files), int(pid))
+        print(json.dumps(result))
     else:
         main()

@@ -526,3 +526,29 @@ def test_downloads_through_requests_when_a_proxy_is_configured(server, make_clie
     assert len(reqs) == 2 and "range" in reqs[1]["headers"]
     row = cf.get_spectrum(target)
     assert sha(row["local_path"]) == row["file_hash"]
+
+
+def test_download_in_a_new_process_leaves_distributed_unimported(server, make_client):
+    """``download()`` runs on this process's threads: naming dask's scheduler by a string
+    would import distributed to look for a Client (~0.3 s of a fresh process's CPU)."""
+    cf = make_client(server.url)
+    cf.sync()
+    script = DOWNLOAD_SCRIPT + "print('distributed' in sys.modules, sum(1 for p in cf.query_spectra(search=sys.argv[3])['local_path'] if p))\n"
+    out = subprocess.run([sys.executable, "-c", script, server.url, str(cf.data_dir), "ember_uds_p4"],
+                         capture_output=True, text=True, timeout=120, check=True).stdout.split()
+    assert out == ["False", str(len(cf.query_spectra(search="ember_uds_p4")))]
+
+
+def test_spectrum_refs_tokenize_by_their_identifying_values():
+    from dask.base import tokenize
+
+    from campfire.graphs import builders  # noqa: F401 - registers the tokenizer
+    from campfire.tasks.batch import SpectrumRef
+
+    ref = SpectrumRef("s1", url="http://x/s1/file", file_hash="ab" * 32, dest="products/s1.fits")
+    assert tokenize(ref) == tokenize(SpectrumRef("s1", url="http://x/s1/file", file_hash="ab" * 32,
+                                                 dest="products/s1.fits"))
+    assert tokenize(ref) != tokenize(SpectrumRef("s1", url="http://x/s1/file", file_hash="cd" * 32,
+                                                 dest="products/s1.fits"))
+    assert tokenize(ref) != tokenize(SpectrumRef("s1", url="http://x/s1/file", file_hash="ab" * 32,
+                                                 dest="products/other.fits"))
