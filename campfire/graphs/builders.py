@@ -37,7 +37,21 @@ from campfire.tasks.batch import SpectrumRef
 # generic dataclass normalisation would walk every field through its dispatch, ~25 us each
 normalize_token.register(SpectrumRef)(SpectrumRef.token_parts)
 
-__all__ = ["layer_name", "source_layer", "map_layer", "bind", "Batch"]
+__all__ = ["layer_name", "source_layer", "map_layer", "bind", "Batch", "token_of"]
+
+
+def token_of(value: Any) -> str:
+    """A deterministic token of plain nested values (tuples, lists, str, bytes, numbers, None).
+
+    One C-level ``repr`` and one hash: dask's ``tokenize`` of the same nested value walks
+    every element in Python (~1.5 us each; 0.3 s for the 6,000 references of a large run).
+
+    Examples
+    --------
+    >>> token_of([('a', 1.0, None)]) == token_of([('a', 1.0, None)]) != token_of([('a', 2.0, None)])
+    True
+    """
+    return tokenize(repr(value))
 
 
 class Batch:

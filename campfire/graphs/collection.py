@@ -260,7 +260,7 @@ class LazySpectra(DaskMethodsMixin):
         refs = list(refs)
         size = config.get("graph.batch-size", override_with=batch_size)
         batches = partition_refs(refs, int(size)) if refs else []
-        token = tokenize([[r.token_parts() for r in b] for b in batches])
+        token = builders.token_of([[r.token_parts() for r in b] for b in batches])
         name = f"select-{token}"
         dsk = builders.source_layer(name, batches, _make_items)
         graph = HighLevelGraph.from_collections(name, dsk, dependencies=[])

@@ -31,6 +31,8 @@ from typing import Any, Iterable, Sequence
 
 from dask.base import tokenize
 
+from campfire.graphs.builders import token_of
+
 #: decimals of the redshifts written to output headers and summary tables: Δz = 1e-4, as the
 #: reference prints them (z=3.4210) and about what the gratings' line centroids determine
 #: at z ~ 3; the catalog keeps full precision
@@ -105,7 +107,7 @@ def steps_token(workflow) -> str:
 
 def object_key(steps: str, refs: Sequence) -> str:
     """The input key of one object's outputs: steps + its inputs' identities and hashes."""
-    return tokenize(steps, sorted((r.identity() for r in refs), key=lambda t: t[0]))
+    return token_of((steps, sorted((r.identity() for r in refs), key=lambda t: t[0])))
 
 
 def population_key(steps: str, name: str, object_keys: Iterable[str]) -> str:

@@ -331,3 +331,25 @@ def test_cli_run(tmp_path, capsys):
     assert main(["run", str(bad)]) == 2
     err = capsys.readouterr().err
     assert "line 2" in err and "steps[0].calibrate.degre" in err
+
+
+def test_object_keys_are_stable_across_processes_and_follow_the_inputs():
+    """Resume compares keys written by an earlier process: they must not depend on the process."""
+    import subprocess
+    import sys
+
+    code = ("from campfire.tasks.batch import SpectrumRef; from campfire.workflows.provenance import object_key; "
+            "print(object_key('steps', [SpectrumRef('s2', object_id='o', file_hash='b' * 64, redshift=3.1), "
+            "SpectrumRef('s1', object_id='o', url='/x/s1.fits', file_hash='a' * 64)]))")
+    keys = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                           env={**os.environ, "PYTHONHASHSEED": seed}).stdout.strip() for seed in ("1", "2")}
+    assert len(keys) == 1 and len(keys.pop()) == 32
+
+    from campfire.tasks.batch import SpectrumRef
+    from campfire.workflows.provenance import object_key
+
+    a = [SpectrumRef("s1", object_id="o", url="/x/s1.fits", file_hash="a" * 64)]
+    moved = [SpectrumRef("s1", object_id="o", url="http://server/s1", file_hash="a" * 64)]
+    changed = [SpectrumRef("s1", object_id="o", url="/x/s1.fits", file_hash="c" * 64)]
+    assert object_key("steps", a) == object_key("steps", moved)  # same content, read from elsewhere
+    assert object_key("steps", a) != object_key("steps", changed) != object_key("other steps", a)
