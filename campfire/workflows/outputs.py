@@ -179,19 +179,20 @@ def write_plot(path: str, spec, *, redshift: float | None = None, title: str | N
 
 def finish_batch(
     items: Sequence,
+    run: dict[str, Any],
     *,
     outdir: str,
     kind: str,
     fits: bool,
     plot_ids: frozenset | None,
-    provenance: dict[str, Any],
-    keys: dict[str, str],
     rest_frame: bool = False,
 ) -> list[dict[str, Any]]:
     """Write the outputs of one batch; return one summary row per element.
 
-    ``plot_ids`` are the ids to draw (None: all); ``keys`` maps object id → input key.
+    ``run`` is what every batch shares: ``{'provenance': the run's record, 'keys': object
+    id → input key}``. ``plot_ids`` are the ids to draw (None: all).
     """
+    provenance, keys = run["provenance"], run["keys"]
     rows = []
     for it in items:
         ref = it.ref

@@ -21,7 +21,7 @@ from dask.base import tokenize
 
 from campfire import config
 from campfire.errors import CampfireError, ValidationError
-from campfire.graphs.builders import bind
+from campfire.graphs.builders import Batch, bind, token_of
 from campfire.graphs.collection import LazySpectra
 from campfire.graphs.fetch import is_server_url
 from campfire.graphs.scheduler import parse_scheduler
@@ -228,8 +228,8 @@ def build_graph(wf, sel: Selection, done, outdir: OutDir, prov: dict, *, create:
     if todo_refs:
         rest_frame = any(s.name == "stack" and s.options["by"] == "object" and s.options["rest_frame"] for s in wf.steps)
         finish = bind(finish_batch, outdir=str(outdir), kind=sel.kind, fits=wf.outputs.fits, plot_ids=_plot_ids(wf, sel),
-                      provenance=prov, keys=sel.keys, rest_frame=rest_frame)
-        graph.collections.append(_gather(results, finish, "finish"))
+                      rest_frame=rest_frame)
+        graph.collections.append(_gather(results, finish, "finish", {"provenance": prov, "keys": sel.keys}))
         graph.names.append("rows")
     zarr_path = outdir / wf.outputs.zarr if wf.outputs.zarr else None
     if zarr_path is not None and todo_refs:
@@ -257,16 +257,26 @@ def output_paths(wf, outdir: pathlib.Path) -> dict[str, str]:
     return paths
 
 
-def _gather(coll, func, step: str):
-    """A Delayed list: ``func`` per partition, results concatenated (small rows only)."""
+def _gather(coll, func, step: str, shared: Any):
+    """A Delayed list: ``func(partition, shared)`` per partition, results concatenated (small rows only).
+
+    ``shared`` (the run's provenance, say) is one task of the graph, so each worker receives
+    it once: bound into every partition's function, the scheduler would pickle all of it
+    again for every task it sends (~0.8 MB a batch for the full demo's provenance).
+    """
     from dask.delayed import Delayed
     from dask.highlevelgraph import HighLevelGraph
 
-    name = f"{step}-{tokenize(coll.name, func)}"
-    dsk = {(f"{name}-part", i): (func, (coll.name, i)) for i in range(coll.npartitions)}
+    name = f"{step}-{tokenize(coll.name, func, token_of(shared))}"
+    dsk = {f"{name}-shared": (_first, Batch((shared,)))}
+    dsk.update({(f"{name}-part", i): (func, (coll.name, i), f"{name}-shared") for i in range(coll.npartitions)})
     dsk[name] = (_concat, [(f"{name}-part", i) for i in range(coll.npartitions)])
     graph = HighLevelGraph.from_collections(name, dsk, dependencies=[coll])
     return Delayed(name, graph, layer=name)
+
+
+def _first(batch: Batch) -> Any:
+    return batch.items[0]
 
 
 def _concat(lists):

@@ -353,3 +353,32 @@ def test_object_keys_are_stable_across_processes_and_follow_the_inputs():
     changed = [SpectrumRef("s1", object_id="o", url="/x/s1.fits", file_hash="c" * 64)]
     assert object_key("steps", a) == object_key("steps", moved)  # same content, read from elsewhere
     assert object_key("steps", a) != object_key("steps", changed) != object_key("other steps", a)
+
+
+def test_each_batch_task_carries_its_batch_not_the_runs_provenance(tmp_path):
+    """The provenance (every input's hash, the workflow text) is one task of the graph: a
+    distributed scheduler pickles each task on its own, so a copy bound into every batch's
+    task would be shipped once per batch."""
+    import pickle
+
+    from campfire.workflows.outputs import output_dir
+    from campfire.workflows.plan import build_graph, select
+    from campfire.workflows.provenance import build_provenance
+    from campfire.workflows.resume import completed
+    from campfire.workflows.schema import load_workflow
+
+    wf = load_workflow(CALIBRATE_ALL)
+    with dask.config.set({"campfire.graph.batch-size": 20}):
+        sel = select(wf, scheduler="synchronous", workers=None)
+        outdir = output_dir(tmp_path / "out")
+        prov = build_provenance(wf, sel.cf, sel.archive, sel.refs)
+        graph = build_graph(wf, sel, completed(wf, sel, outdir, force=True), outdir, prov, create=False)
+    rows = graph.collections[graph.names.index("rows")]
+    dsk = dict(rows.__dask_graph__())
+    parts = [v for k, v in dsk.items() if isinstance(k, tuple) and k[0].startswith("finish-")]
+    shared = [v for k, v in dsk.items() if isinstance(k, str) and k.endswith("-shared")]
+    assert len(parts) > 5 and len(shared) == 1
+    prov_size = len(pickle.dumps(prov))
+    assert prov_size > 20_000  # every input's hash: large enough to matter
+    assert max(len(pickle.dumps(p)) for p in parts) < prov_size / 10
+    assert dask.compute(rows, scheduler="synchronous")[0]  # and the run still finishes its rows
