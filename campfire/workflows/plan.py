@@ -240,7 +240,29 @@ def build_graph(wf, sel: Selection, done, outdir: OutDir, prov: dict, *, create:
         graph.collections.append(state.populations[lab])
         graph.names.append(f"population:{lab}")
     graph.outputs.update(output_paths(wf, outdir))
+    graph.collections = _fused(graph.collections)
     return graph
+
+
+def _fused(collections: list) -> list:
+    """The run's outputs over one graph whose linear chains are fused.
+
+    Each output is a Delayed, and dask optimises a Delayed by culling alone, so without
+    this every step of every batch would be a task of its own: a batch's download, open
+    and calibrate then run as one task (as :class:`LazySpectra` computes them), with fewer
+    tasks to schedule and no intermediate result a worker could be asked to ship. The
+    graph is fused once over all outputs, which share their upstream batches.
+    """
+    from dask.delayed import Delayed
+    from dask.highlevelgraph import HighLevelGraph
+
+    from campfire.graphs.collection import optimize
+
+    if not collections or not all(isinstance(c, Delayed) for c in collections):
+        return collections
+    keys = [c.key for c in collections]
+    dsk = optimize(HighLevelGraph.merge(*(c.dask for c in collections)), keys)
+    return [Delayed(key, dsk) for key in keys]
 
 
 def output_paths(wf, outdir: pathlib.Path) -> dict[str, str]:

@@ -382,3 +382,24 @@ def test_each_batch_task_carries_its_batch_not_the_runs_provenance(tmp_path):
     assert prov_size > 20_000  # every input's hash: large enough to matter
     assert max(len(pickle.dumps(p)) for p in parts) < prov_size / 10
     assert dask.compute(rows, scheduler="synchronous")[0]  # and the run still finishes its rows
+
+
+def test_a_batchs_linear_chain_runs_as_one_task(tmp_path):
+    """The run's outputs are Delayed (which dask only culls): the plan fuses the merged graph
+    so a batch's select → download → open → calibrate is one task, as in LazySpectra.compute."""
+    from campfire.workflows.outputs import output_dir
+    from campfire.workflows.plan import build_graph, select
+    from campfire.workflows.provenance import build_provenance
+    from campfire.workflows.resume import completed
+    from campfire.workflows.schema import load_workflow
+
+    wf = load_workflow(CALIBRATE_ALL)
+    sel = select(wf, scheduler="synchronous", workers=None)
+    outdir = output_dir(tmp_path / "out")
+    prov = build_provenance(wf, sel.cf, sel.archive, sel.refs)
+    graph = build_graph(wf, sel, completed(wf, sel, outdir, force=True), outdir, prov, create=False)
+    names = {(k[0] if isinstance(k, tuple) else k).rsplit("-", 1)[0] for k in dict(graph.collections[0].dask)}
+    assert "download-open-select-calibrate" in names
+    assert not {"open", "download", "select"} & names  # no longer tasks of their own
+    out = run_workflow(CALIBRATE_ALL, output=tmp_path / "run", scheduler="synchronous", progress=False, echo=quiet)
+    assert out["ok"] and out["objects"]["done"] == out["objects"]["total"]
