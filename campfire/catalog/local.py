@@ -23,6 +23,7 @@ import gc
 import os
 import pathlib
 import sqlite3
+import stat
 import threading
 from typing import Any, Iterator, TYPE_CHECKING
 
@@ -145,10 +146,11 @@ class LocalCatalog:
         path = catalog_path(root)
         try:
             # asked before every query of a client: remembered until the file changes
-            key = (str(path), path.stat().st_ino, *change_stamp(path))
+            st = os.stat(path)
+            key = (str(path), st.st_ino, *change_stamp(path))
         except OSError:
             return False
-        if not path.is_file():
+        if not stat.S_ISREG(st.st_mode):
             return False
         valid = _VALID_CACHE.get(key)
         if valid is None:
