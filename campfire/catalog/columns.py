@@ -261,8 +261,8 @@ def make_table(columns: Sequence[Column], rows: list[tuple]) -> Table:
     Examples
     --------
     >>> t = make_table(PROGRAM_COLUMNS, [(1180, 'JADES', None, 'PI', 1)])
-    >>> t['slug'].dtype, t['program_name'][0], bool(t['is_public'][0])
-    (dtype('<U5'), np.str_(''), True)
+    >>> str(t['slug'].dtype), str(t['program_name'][0]), bool(t['is_public'][0])
+    ('<U5', '', True)
     """
     if rows:
         data = _column_arrays(columns, rows)
