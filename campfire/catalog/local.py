@@ -266,7 +266,11 @@ class LocalCatalog:
         sql, params = self.compile(q)
         with _gc_paused():
             rows = self.conn.execute(sql, params).fetchall()
-            return objects_table(rows) if q.kind == "objects" else spectra_table(rows)
+            table = objects_table(rows) if q.kind == "objects" else spectra_table(rows)
+            # freed before the collector resumes: alive then, the row tuples would make its
+            # first pass (due after so many new objects) walk them all just before they go
+            del rows
+        return table
 
     def count(self, q: Query) -> int:
         """Number of rows matching ``q`` (ignores limit and offset).
