@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> None:
         bare = min(best[t][label]["bare"] for t in trees)
         print(f"{label:30} {n:>7,} {cells} {bare:>16.2f}")
     # CPU time of this process: what the query costs, less what the neighbours' load adds to the wall
-    print(f"CPU ms (process_time, median):  " + "  ".join(
+    print("CPU ms (process_time; median, best round):  " + "  ".join(
         f"{label}: " + " / ".join(f"{t} {best[t][label]['campfire cpu']:.2f}" for t in trees)
         + f" / bare {min(best[t][label]['bare cpu'] for t in trees):.2f}" for label in best["after"]))
     for t in trees:
