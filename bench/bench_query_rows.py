@@ -9,7 +9,9 @@ own work plus Python's row tuples, the floor of any row-wise reader).
 
 ``--before REF`` runs the same cases with the campfire of a git ref (``git archive``
 into a temp dir) in a child process, alternating with this tree's, so the shared
-machine's load hits both alike. Times are the median of ``--repeat`` runs (wall).
+machine's load hits both alike. Times are the median of ``--repeat`` runs (wall), the
+best of ``--rounds``; the CPU time of the process is printed too (less sensitive to
+what else runs on a shared machine).
 
     python bench/bench_query_rows.py CATALOG_ROOT [--before REF] [--repeat 15] [--rounds 2]
     # CATALOG_ROOT: a demo built with ``campfire demo build ROOT --size catalog``
@@ -58,12 +60,13 @@ def child(root: str, repeat: int) -> dict:
 
         n = len(call())
         assert len(bare()) == n
-        times = {"campfire": [], "bare": []}
+        times = {"campfire": [], "bare": [], "campfire cpu": [], "bare cpu": []}
         for _ in range(repeat):  # alternate: the load of the moment hits both
             for name, fn in (("campfire", call), ("bare", bare)):
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.process_time()
                 fn()
                 times[name].append(time.perf_counter() - t0)
+                times[name + " cpu"].append(time.process_time() - c0)
         out[label] = {"rows": n, **{k: statistics.median(v) * 1e3 for k, v in times.items()}}
     return out
 
@@ -109,6 +112,10 @@ def main(argv: list[str] | None = None) -> None:
                          for t in trees)
         bare = min(best[t][label]["bare"] for t in trees)
         print(f"{label:30} {n:>7,} {cells} {bare:>16.2f}")
+    # CPU time of this process: what the query costs, less what the neighbours' load adds to the wall
+    print("CPU ms (process_time; median, best round):  " + "  ".join(
+        f"{label}: " + " / ".join(f"{t} {best[t][label]['campfire cpu']:.2f}" for t in trees)
+        + f" / bare {min(best[t][label]['bare cpu'] for t in trees):.2f}" for label in best["after"]))
     for t in trees:
         fixed = best[t]["no match (fixed cost)"]["campfire"]
         big = best[t]["50,000 rows query_spectra"]
@@ -116,6 +123,7 @@ def main(argv: list[str] | None = None) -> None:
         bare_row = big["bare"] / big["rows"] * 1e3
         print(f"{t}: fixed cost {fixed:.2f} ms, {per_row:.2f} µs per returned row "
               f"(bare sqlite3 fetchall: {bare_row:.2f} µs per row)")
+    print(f"load average at the end {os.getloadavg()[0]:.1f}")
     if tmp is not None:
         tmp.cleanup()
 

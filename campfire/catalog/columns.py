@@ -16,6 +16,8 @@ Examples
 """
 from __future__ import annotations
 
+import functools
+import itertools
 from typing import Any, Sequence, TYPE_CHECKING
 
 import numpy as np
@@ -154,12 +156,8 @@ def columns_of(kind: str) -> tuple[Column, ...]:
     return OBJECT_COLUMNS if kind == "objects" else SPECTRUM_COLUMNS
 
 
-def _convert(values: np.ndarray, dtype: str) -> np.ndarray:
-    """One column (an object array of row values) as a typed numpy array (None: NaN, 0, False or '')."""
-    if dtype == "float":
-        return values.astype(float)  # None becomes NaN
-    if dtype == "bool":
-        return values.astype(bool)  # truthiness: None is False
+def _convert_missing(values: np.ndarray, dtype: str) -> np.ndarray:
+    """An int or str column with its None values replaced (0 or '') and then cast."""
     missing = values == None  # noqa: E711 - elementwise on an object array
     if missing.any():
         values = values.copy()
@@ -168,15 +166,79 @@ def _convert(values: np.ndarray, dtype: str) -> np.ndarray:
     return values.astype(np.int64) if dtype == "int" else values.astype(str)
 
 
+def _convert(values: np.ndarray, dtype: str) -> np.ndarray:
+    """One column (an object array of row values) as a typed numpy array (None: NaN, 0, False or '').
+
+    Columns rarely hold None, and looking for it costs a Python comparison per value: an
+    int column is cast directly (a None makes the cast fail), a str column is checked
+    after its cast (a None became ``'None'``); only then are the None values replaced
+    before the cast, so the result (the string width too) is that of replacing first.
+    """
+    if dtype == "float":
+        return values.astype(float)  # None becomes NaN
+    if dtype == "bool":
+        return values.astype(bool)  # truthiness: None is False
+    if dtype == "int":
+        try:
+            return values.astype(np.int64)
+        except TypeError:  # a None (int(None) fails)
+            return _convert_missing(values, dtype)
+    text = values.astype(str)
+    if text.dtype.itemsize >= 16 and (text == "None").any():  # 'None' is 4 characters of 4 bytes
+        return _convert_missing(values, dtype)
+    return text
+
+
 def _column_arrays(columns: Sequence[Column], rows: list[tuple]) -> list[np.ndarray]:
     """The row tuples as one typed array per column.
 
-    One object array of all rows first (numpy's C loop), then a cast per column: about
-    a third of the cost of transposing the rows in Python and converting each column.
+    One object array of all rows first (numpy's C loop over the chained row values,
+    about twice as fast as assigning the list of tuples), then a cast per column.
     """
-    grid = np.empty((len(rows), len(columns)), dtype=object)
-    grid[:] = rows
+    n, width = len(rows), len(columns)
+    if sum(map(len, rows)) != n * width:
+        raise ValueError(f"rows: expected {width} values in every row, got rows of {sorted(set(map(len, rows)))}")
+    grid = np.fromiter(itertools.chain.from_iterable(rows), dtype=object, count=n * width).reshape(n, width)
     return [_convert(grid[:, i], dtype) for i, (_, _, dtype) in enumerate(columns)]
+
+
+_EMPTY = {"float": float, "int": np.int64, "bool": bool, "str": "U1"}
+
+
+@functools.lru_cache(maxsize=None)
+def _unit(name: str) -> Any:
+    """The astropy unit of a column (None without one), parsed once."""
+    from astropy import units
+
+    return units.Unit(UNITS[name]) if name in UNITS else None
+
+
+def _table(names: Sequence[str], arrays: Sequence[np.ndarray]) -> Table:
+    """An astropy Table of ``arrays`` (not copied) named ``names``, with :data:`UNITS`.
+
+    The same Table as ``Table(arrays, names=names, copy=False)`` plus the units, in a
+    fifth of the time: each array becomes a ``Column`` by a view (astropy's own way to
+    make a Column of an array) and the Table is assembled as astropy assembles its
+    slices (``Table._make_table_from_cols``), skipping the Column copies, the
+    configuration look-ups and the unit parsing that cost ~25 µs per column — most of a
+    query that returns few rows. Without that (private) method, the public way.
+    """
+    from astropy.table import Column as AstropyColumn, Table
+
+    cols = []
+    for name, data in zip(names, arrays):
+        col = data.view(AstropyColumn)
+        col.name = name
+        unit = _unit(name)
+        if unit is not None:
+            col.unit = unit
+        cols.append(col)
+    assemble = getattr(Table, "_make_table_from_cols", None)
+    if assemble is None:  # pragma: no cover - an astropy without it
+        return Table(cols, copy=False)
+    table = Table()
+    assemble(table, cols, verify=False, names=list(names))
+    return table
 
 
 def make_table(columns: Sequence[Column], rows: list[tuple]) -> Table:
@@ -192,20 +254,21 @@ def make_table(columns: Sequence[Column], rows: list[tuple]) -> Table:
     Returns
     -------
     astropy.table.Table
+        float columns float64 (None: NaN), int columns int64 (0), bool columns bool
+        (False), str columns unicode as wide as their longest value (''; ``<U1``
+        when there are no rows); ``ra``, ``dec`` in deg, the exposure times in s.
+
+    Examples
+    --------
+    >>> t = make_table(PROGRAM_COLUMNS, [(1180, 'JADES', None, 'PI', 1)])
+    >>> str(t['slug'].dtype), str(t['program_name'][0]), bool(t['is_public'][0])
+    ('<U5', '', True)
     """
-    names = [c[0] for c in columns]
     if rows:
         data = _column_arrays(columns, rows)
     else:
-        empty = {"float": float, "int": np.int64, "bool": bool, "str": "U1"}
-        data = [np.zeros(0, dtype=empty[dtype]) for _, _, dtype in columns]
-    from astropy.table import Table
-
-    table = Table(data, names=names, copy=False)
-    for name, unit in UNITS.items():
-        if name in table.colnames:
-            table[name].unit = unit
-    return table
+        data = [np.zeros(0, dtype=_EMPTY[dtype]) for _, _, dtype in columns]
+    return _table([c[0] for c in columns], data)
 
 
 def objects_table(rows: list[tuple]) -> Table:

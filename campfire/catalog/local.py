@@ -23,6 +23,7 @@ import gc
 import os
 import pathlib
 import sqlite3
+import stat
 import threading
 from typing import Any, Iterator, TYPE_CHECKING
 
@@ -145,10 +146,11 @@ class LocalCatalog:
         path = catalog_path(root)
         try:
             # asked before every query of a client: remembered until the file changes
-            key = (str(path), path.stat().st_ino, *change_stamp(path))
+            st = os.stat(path)
+            key = (str(path), st.st_ino, *change_stamp(path))
         except OSError:
             return False
-        if not path.is_file():
+        if not stat.S_ISREG(st.st_mode):
             return False
         valid = _VALID_CACHE.get(key)
         if valid is None:
@@ -264,7 +266,11 @@ class LocalCatalog:
         sql, params = self.compile(q)
         with _gc_paused():
             rows = self.conn.execute(sql, params).fetchall()
-            return objects_table(rows) if q.kind == "objects" else spectra_table(rows)
+            table = objects_table(rows) if q.kind == "objects" else spectra_table(rows)
+            # freed before the collector resumes: alive then, the row tuples would make its
+            # first pass (due after so many new objects) walk them all just before they go
+            del rows
+        return table
 
     def count(self, q: Query) -> int:
         """Number of rows matching ``q`` (ignores limit and offset).

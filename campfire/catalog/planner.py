@@ -101,18 +101,27 @@ def read_layout(conn: sqlite3.Connection, db_path: pathlib.Path) -> Layout:
     )
 
 
-def _most_selective(conn: sqlite3.Connection, probes: Iterable[tuple[Any, str, list]], cap: int) -> Any:
+def _most_selective(conn: sqlite3.Connection, probes: Iterable[tuple[Any, frozenset[str], str, list]],
+                    cap: int) -> Any:
     """The key of the probe that keeps the fewest rows, under ``cap`` (None when none does).
 
-    Each probe is ``(key, "<table> INDEXED BY <index> WHERE <terms>", params)``, counted
-    over the index alone and capped at the best count so far (so a probe never reads
-    more rows than the best one kept); once a count is 0 no other probe runs.
+    Each probe is ``(key, terms, "<table> INDEXED BY <index> WHERE <terms>", params)``
+    (``terms``: the names of the filters it counts), counted over the index alone and
+    capped at the best count so far (so a probe never reads more rows than the best
+    one kept); once a count is 0 no other probe runs. A probe of a subset of an earlier
+    probe's terms on the same table is not run: it keeps at least the rows that one kept,
+    which were not fewer than the best count, so it could not win (the redshift index
+    after the field+redshift one, the S/N index after the grating+S/N one).
     """
     best, best_n = None, cap
-    for key, source, params in probes:
+    counted: list[frozenset[str]] = []
+    for key, terms, source, params in probes:
         if best_n == 0:
             break
+        if any(terms <= earlier for earlier in counted):
+            continue
         n = conn.execute(f"SELECT count(*) FROM (SELECT 1 FROM {source} LIMIT ?)", [*params, best_n]).fetchone()[0]
+        counted.append(terms)
         if n < best_n:
             best, best_n = key, n
     return best
@@ -152,9 +161,10 @@ def access_path(conn: sqlite3.Connection, q: Query, terms: dict[str, tuple[str, 
     def probes():
         for index, keys in _DRIVERS:
             if keys[0] in terms and index in layout.indexes:
-                used = [terms[k] for k in keys if k in terms]
-                yield (index, f"spectra s INDEXED BY {index} WHERE " + " AND ".join(sql for sql, _ in used),
-                       [v for _, p in used for v in p])
+                names = [k for k in keys if k in terms]
+                used = [terms[k] for k in names]
+                yield (index, frozenset(names), f"spectra s INDEXED BY {index} WHERE "
+                       + " AND ".join(sql for sql, _ in used), [v for _, p in used for v in p])
 
     best = _most_selective(conn, probes(), max(_MIN_CAP, int(layout.n_spectra * _SELECTIVE)))
     if best is not None:
@@ -249,11 +259,13 @@ def object_path(conn: sqlite3.Connection, q: Query, terms: dict[str, tuple[str, 
         for name, index in _AGG_DRIVERS.items():
             if name in terms:
                 sql, params = terms[name]
-                yield ((name, index), f"object_aggregates a INDEXED BY {index} WHERE a.visibility = ? AND {sql}",
+                yield ((name, index), frozenset({f"a.{name}"}),
+                       f"object_aggregates a INDEXED BY {index} WHERE a.visibility = ? AND {sql}",
                        [visibility_key] + params)
         if "fields" in terms:
             sql, params = terms["fields"]
-            yield (("fields", "objects_field"), f"objects o INDEXED BY objects_field WHERE {sql}", params)
+            yield (("fields", "objects_field"), frozenset({"o.fields"}),
+                   f"objects o INDEXED BY objects_field WHERE {sql}", params)
 
     best = _most_selective(conn, probes(), max(_MIN_CAP, int(_objects_estimate(conn) * _SELECTIVE)))
     present = frozenset(k for k in _AGG_TERMS if k in terms)
