@@ -444,20 +444,38 @@ def zfit_chi2_grid(
             l0 = comp_ptr[k]
             l1 = comp_ptr[k + 1]
             if comp_kind[k] == 1:
-                # a rest-frame continuum step (Balmer / 4000 Å break): Φ((ln λ − ln λ_b)/σ)
-                xc = line_xrest[l0] + lz
-                if xc < x0 or xc > x1 or not steps_ok:
+                # a rest-frame break: Σ_l r_l Φ((ln λ − ln λ_l)/σ_l) of its sub-steps (Balmer,
+                # 4000 Å; weights summing to 1) on [−4σ of the bluest, +4σ of the reddest), 1
+                # redward (the suffix sums take over there)
+                if not steps_ok:
                     continue
-                sl = _interp1(xc, res_x, res_sig)
-                sg = math.sqrt(sl * sl + comp_sig_intr[k] ** 2 + sig_extra * sig_extra)
-                # Φ on [−4σ, 4σ), 1 redward (the suffix sums take over there)
-                i0 = np.searchsorted(x, xc - 4.0 * sg)
-                im = np.searchsorted(x, xc)
-                i4 = np.searchsorted(x, xc + 4.0 * sg)
-                if im - i0 < 3 or i4 - im < 3:
+                inside = True
+                lo = 1e30
+                hi = -1e30
+                cmin = 1e30
+                cmax = -1e30
+                for l in range(l0, l1):
+                    xc = line_xrest[l] + lz
+                    if xc < x0 or xc > x1:
+                        inside = False
+                    sl = _interp1(xc, res_x, res_sig)
+                    sg = math.sqrt(sl * sl + comp_sig_intr[k] ** 2 + sig_extra * sig_extra)
+                    line_sg[l] = sg
+                    lo = min(lo, xc - 4.0 * sg)
+                    hi = max(hi, xc + 4.0 * sg)
+                    cmin = min(cmin, xc)
+                    cmax = max(cmax, xc)
+                if not inside:
+                    continue
+                i0 = np.searchsorted(x, lo)
+                i4 = np.searchsorted(x, hi)
+                if np.searchsorted(x, cmin) - i0 < 3 or i4 - np.searchsorted(x, cmax) < 3:
                     continue
                 for i in range(i0, i4):
-                    prof[k, i] = _phi((x[i] - xc) / sg)
+                    acc = 0.0
+                    for l in range(l0, l1):
+                        acc += line_ratio[l] * _phi((x[i] - (line_xrest[l] + lz)) / line_sg[l])
+                    prof[k, i] = acc
                 win0[k] = i0
                 win1[k] = i4
                 act[nact] = k

@@ -93,6 +93,8 @@ NARROW_FWHM = 150.0
 # free amplitudes, follow the whole range; PRISM (resolution 1,000–10,000 km/s) keeps one.
 BROAD_FWHM = 1500.0
 VERY_BROAD_FWHM = 4000.0
+# stellar Balmer absorption lines (A stars: pressure-broadened wings)
+BALMER_ABSORPTION_FWHM = 1000.0
 # Lyα is asymmetric (a red peak and a red wing, radiative transfer): a symmetric Gaussian
 # left its wing to the second line of C IV or C III] at a lower redshift
 LYA_WING_SHIFT_KMS = 500.0
@@ -140,17 +142,38 @@ LINE_COMPONENTS: tuple[tuple[str, tuple[tuple[float, float], ...], float], ...] 
     # relative flux, so the non-negative amplitude makes it an absorption line
     ("Halpha-absorption", ((6564.61, -1.0),), NARROW_FWHM),
     ("Hbeta-absorption", ((4862.68, -1.0),), NARROW_FWHM),
+    # the Balmer absorption series of A stars (quiescent and post-starburst galaxies), one
+    # component with fixed relative strengths: Hβ, Hγ, Hδ of equal equivalent width (flux ∝
+    # λ⁻² on a flat f_ν continuum) and Hα at half of it (filled in by [N II] and weak
+    # emission); the higher-order lines crowd into the Balmer break (CONTINUUM_STEPS).
+    # Together they fix z to a fraction of the resolution where the smooth break alone
+    # leaves the z of a PRISM spectrum uncertain by a few per cent
+    ("Balmer-absorption", ((4862.68, -1.0), (4341.69, -(4862.68 / 4341.69) ** 2),
+                           (4102.89, -(4862.68 / 4102.89) ** 2), (6564.61, -0.5 * (4862.68 / 6564.61) ** 2)),
+     BALMER_ABSORPTION_FWHM),
 )
 
-# Rest-frame continuum steps: the Balmer break (its effective centre in low-resolution
-# spectra, where the high-order Balmer lines crowd redward of the 3646 Å limit) and the
-# 4000 Å break, as smoothed up-steps Φ((ln λ − ln λ_b)/σ) with amplitude ≥ 0, selected
-# like line components. (name, rest wavelength Å, intrinsic width σ in ln λ.)
+# Rest-frame continuum breaks of evolved stellar populations: the Balmer break (the
+# Balmer-continuum jump at 3646 Å, with the high-order Balmer absorption lines crowding
+# toward it: its effective centre in low-resolution spectra ≈ 3700 Å) and the 4000 Å break
+# (Ca II H&K and metal blanketing at 3930–4000 Å), each a smoothed up-step
+# Φ((ln λ − ln λ_b)/σ). They come *together*, at a fixed relative position: a free single
+# step at either place let one break be read as the other (Δz/(1+z) ≈ 0.08) or a blend of
+# the two land a few per cent off. A break component is both steps with fixed weights, and
+# there are two: the ends of the range of 4000 Å-to-Balmer step amplitudes
+# (BREAK_PAIR_RATIO) that stellar populations of 0.1–3 Gyr span (A-star dominated, Balmer
+# break ≈ 1.5–2 and D4000 ≈ 1.1–1.3, to old, Balmer break ≈ 1.2 and D4000 ≈ 1.6–1.9 in
+# f_ν; the additive step ratio is (D4000 − 1)·B/(B − 1)); with non-negative amplitudes
+# their sum spans exactly that range. Selected like line components.
+# (name, ((rest wavelength Å, weight), ...), intrinsic width σ in ln λ.)
 # The spline alone cannot follow a break this sharp; without the steps, a staircase of
 # [O II], [Ne III], Hε, Hδ emission lines filled it in at a wrong redshift.
-CONTINUUM_STEPS: tuple[tuple[str, float, float], ...] = (
-    ("Balmer-break", 3700.0, 0.015),
-    ("4000A-break", 4000.0, 0.018),
+BALMER_BREAK_AA = 3700.0
+D4000_BREAK_AA = 4000.0
+BREAK_PAIR_RATIO = (0.3, 3.0)
+CONTINUUM_STEPS: tuple[tuple[str, tuple[tuple[float, float], ...], float], ...] = (
+    ("Balmer-dominated-break", ((BALMER_BREAK_AA, 1.0), (D4000_BREAK_AA, BREAK_PAIR_RATIO[0])), 0.016),
+    ("4000A-dominated-break", ((D4000_BREAK_AA, 1.0), (BALMER_BREAK_AA, 1.0 / BREAK_PAIR_RATIO[1])), 0.016),
 )
 # A step is only allowed while the continuum contrast f_ν(4300 Å) / f_ν(3550 Å) of the
 # model stays ≤ BREAK_MAX_RATIO (a generous bound: the demo's quiescent galaxies reach
@@ -282,9 +305,11 @@ def _line_tables(resolved: bool = True):
         ptr.append(len(xrest))
         sig.append(fwhm * FWHM_TO_SIGMA / C_KMS)
         kind.append(0)
-    for _, rest, width in CONTINUUM_STEPS:
-        xrest.append(math.log(rest * 1e-4))
-        ratio.append(1.0)
+    for _, steps, width in CONTINUUM_STEPS:
+        total = sum(r for _, r in steps)
+        for rest, r in steps:
+            xrest.append(math.log(rest * 1e-4))
+            ratio.append(r / total)
         ptr.append(len(xrest))
         sig.append(width)
         kind.append(1)
@@ -499,19 +524,20 @@ def _line_columns(lz, x, elo, ehi, res_x, res_sig, smear, tables, *, truncate=Tr
     for k in range(ncomp):
         l0, l1 = ptr[k], ptr[k + 1]
         if kind[k] == 1:
-            xc = xrest[l0] + lz
-            if xc < x[0] or xc > x[-1]:
+            # a break: Σ_l r_l Φ((ln λ − ln λ_l)/σ_l) (weights summing to 1) within ±4σ of its
+            # sub-steps, 0 blueward and 1 redward of that
+            xc = xrest[l0:l1] + lz
+            if np.any(xc < x[0]) or np.any(xc > x[-1]):
                 continue
             if not (math.log(BREAK_CHECK_UM[0]) + lz >= x[0] and math.log(BREAK_CHECK_UM[1]) + lz <= x[-1]):
                 continue
-            sg = math.sqrt(float(np.interp(xc, res_x, res_sig)) ** 2 + sig_intr[k] ** 2 + sig_extra**2)
-            i0 = int(np.searchsorted(x, xc - 4 * sg))
-            im = int(np.searchsorted(x, xc))
-            i4 = int(np.searchsorted(x, xc + 4 * sg))
-            if im - i0 < 3 or i4 - im < 3:
+            sg = np.sqrt(np.interp(xc, res_x, res_sig) ** 2 + sig_intr[k] ** 2 + sig_extra**2)
+            i0 = int(np.searchsorted(x, float(np.min(xc - 4 * sg))))
+            i4 = int(np.searchsorted(x, float(np.max(xc + 4 * sg))))
+            if int(np.searchsorted(x, xc.min())) - i0 < 3 or i4 - int(np.searchsorted(x, xc.max())) < 3:
                 continue
-            # Φ((ln λ − ln λ_b)/σ) within ±4σ, 0 blueward and 1 redward of that
-            cols[i0:i4, k] = _phi((x[i0:i4] - xc) / sg)
+            for j in range(l1 - l0):
+                cols[i0:i4, k] += ratio[l0 + j] * _phi((x[i0:i4] - xc[j]) / sg[j])
             cols[i4:, k] = 1.0
             active.append(k)
             continue
