@@ -25,7 +25,10 @@ The model at redshift z, fitted linearly to f_ν with inverse-variance weights::
   the instrument resolution at the observed wavelength (:func:`resolving_power`:
   R ≈ 30–300 for PRISM, ≈1000 for the M gratings) ⊕ the intrinsic width; and the
   rest-frame Balmer and 4000 Å breaks as smoothed up-steps (:data:`CONTINUUM_STEPS`),
-  which give line-less quiescent galaxies their redshift. A step is allowed only while
+  which give line-less quiescent galaxies their redshift: always the two together, at
+  their fixed relative position, with a 4000 Å-to-Balmer amplitude ratio within the range
+  of evolved stellar populations (:data:`BREAK_PAIR_RATIO`), and the Balmer absorption
+  series as one component of fixed relative strengths. A step is allowed only while
   the break contrast stays physical (:data:`BREAK_MAX_RATIO`), so a low-z Balmer break
   cannot imitate the zero flux blueward of a Lyman break.
 
