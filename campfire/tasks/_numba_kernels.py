@@ -511,9 +511,14 @@ def zfit_chi2_grid(
                 hb = smear / sg
                 fac = line_ratio[l] * norm
                 phi_hi = 0.0
-                for i in range(i0, i1):
+                # the window spans every line of the component (the Balmer absorption series:
+                # Hδ to Hα); each line is evaluated only where its box-averaged Φ differs from
+                # 0 and 1 (the table is exactly 0/1 beyond ±8σ): zero elsewhere, as in numpy
+                j0 = max(i0, np.searchsorted(ehi, xc - 8.0 * sg - smear))
+                j1 = min(i1, np.searchsorted(elo, xc + 8.0 * sg + smear))
+                for i in range(j0, j1):
                     # adjacent pixels share an edge: reuse its Φ (same value, half the calls)
-                    if i > i0 and elo[i] == ehi[i - 1]:
+                    if i > j0 and elo[i] == ehi[i - 1]:
                         phi_lo = phi_hi
                     else:
                         phi_lo = _box_phi((elo[i] - xc) / sg, hb)
@@ -539,6 +544,8 @@ def zfit_chi2_grid(
             for p in range(nt):
                 xk[a, p] = 0.0
             for i in range(win0[k], win1[k]):
+                if prof[k, i] == 0.0:  # between the lines of a wide component: nothing to add
+                    continue
                 t = _igm_t(i, x[i], tforest[i], xll, xly, sb, i_ll_lo, i_ll_hi, i_ly_lo, i_ly_hi)
                 wp = w[i] * prof[k, i]
                 ua += wp * y[i]
