@@ -99,6 +99,13 @@ BROAD_FWHM = 1500.0
 VERY_BROAD_FWHM = 4000.0
 # stellar Balmer absorption lines (A stars: pressure-broadened wings)
 BALMER_ABSORPTION_FWHM = 1000.0
+# components that are stellar absorption: their reference line's rest equivalent width may
+# not exceed STELLAR_ABSORPTION_MAX_EW Å (A-star dominated post-starbursts reach Hβ, Hδ
+# ≈ 8–12 Å). Beyond it the component is barred at that redshift: otherwise a broad
+# emission line with a deep absorption core (a little red dot's Hα) was read as Hβ at
+# z × 1.35 with the "series" carving its core (confidence 1.0 at S/N 22)
+STELLAR_ABSORPTION = frozenset({"Balmer-absorption"})
+STELLAR_ABSORPTION_MAX_EW = 15.0
 # Lyα is asymmetric (a red peak and a red wing, radiative transfer): a symmetric Gaussian
 # left its wing to the second line of C IV or C III] at a lower redshift
 LYA_WING_SHIFT_KMS = 500.0
@@ -296,14 +303,15 @@ def resolving_power(wavelength, grating: str | None = None) -> np.ndarray:
 
 @functools.lru_cache(maxsize=2)
 def _line_tables(resolved: bool = True):
-    """Flattened components: pointers, ln rest λ [μm], ratios, intrinsic σ (ln λ), kind (0 line, 1 step).
+    """Flattened components: pointers, ln rest λ [μm], ratios, intrinsic σ (ln λ), kind (0 line, 1 step,
+    2 stellar absorption: a line whose equivalent width is bounded, :data:`STELLAR_ABSORPTION`).
 
     ``resolved=False`` (PRISM: resolution FWHM ≈ 1,000–10,000 km/s) leaves out the very
     broad components, whose width such a spectrum cannot tell from the broad ones.
     """
     ptr = [0]
     xrest, ratio, sig, kind = [], [], [], []
-    for _, lines, fwhm in LINE_COMPONENTS:
+    for name, lines, fwhm in LINE_COMPONENTS:
         if fwhm >= VERY_BROAD_FWHM and not resolved:
             continue
         ref = lines[0][0]
@@ -313,7 +321,7 @@ def _line_tables(resolved: bool = True):
             ratio.append(r * rest / ref)
         ptr.append(len(xrest))
         sig.append(fwhm * FWHM_TO_SIGMA / C_KMS)
-        kind.append(0)
+        kind.append(2 if name in STELLAR_ABSORPTION else 0)
     for _, steps, width in CONTINUUM_STEPS:
         total = sum(r for _, r in steps)
         for rest, r in steps:
@@ -603,8 +611,29 @@ def _solve_at(lz: float, d: _Prepared, smear: float):
     zk = np.linalg.solve(m, xk.T)
     s = g - xk @ zk
     rhs = u - xk @ a0
-    is_step = d.tables[4][active] == 1
+    kinds = d.tables[4][active]
+    is_step = kinds == 1
     ib, ir = _break_pixels(lz, d.x)
+    # stellar absorption: the pixel of its reference line and its rest EW per unit amplitude
+    ptr, xrest, _, sig_intr, _ = d.tables
+    ew_pix = np.zeros(active.size, np.int64)
+    ew_fac = np.zeros(active.size)
+    for j in np.flatnonzero(kinds == 2):
+        xr = xrest[ptr[active[j]]]
+        sl = float(np.interp(xr + lz, d.res_x, d.res_sig))
+        ew_pix[j] = min(int(np.searchsorted(d.x, xr + lz)), d.x.size - 1)
+        ew_fac[j] = math.sqrt(2 * math.pi) * math.sqrt(sl * sl + sig_intr[active[j]] ** 2) * math.exp(xr) * 1e4
+
+    def observed_continuum(i, keep, bsol):
+        a_full = a0 - zk[:, keep] @ bsol
+        return float(d.cont[i] @ a_full[:nc] + d.ped[i] @ a_full[nc:] + lk[i, keep] @ np.where(is_step[keep], bsol, 0.0))
+
+    def ew_bad(keep, bsol):
+        # stellar absorption must keep a stellar equivalent width (≤ STELLAR_ABSORPTION_MAX_EW)
+        bad = np.zeros(keep.size, bool)
+        for j in np.flatnonzero(kinds[keep] == 2):
+            bad[j] = bsol[j] * ew_fac[keep[j]] > STELLAR_ABSORPTION_MAX_EW * observed_continuum(ew_pix[keep[j]], keep, bsol)
+        return bad
 
     def contrast_bad(keep, bsol):
         # the continuum contrast across the Balmer/4000 Å break must stay physical
@@ -617,7 +646,7 @@ def _solve_at(lz: float, d: _Prepared, smear: float):
         cr = float(d.cont[ir] @ a_full[:nc] + d.ped[ir] @ a_full[nc:] + lk[ir, keep] @ np.where(st, bsol, 0.0))
         return cr > BREAK_MAX_RATIO * cb
 
-    keep, bsol = _select_components(s, rhs, is_step, contrast_bad)
+    keep, bsol = _select_components(s, rhs, is_step, contrast_bad, ew_bad)
     gain = float(bsol @ rhs[keep]) - LINE_SNR_MIN**2 * keep.size if keep.size else 0.0
     amps_active = np.zeros(active.size)
     if keep.size:
@@ -643,11 +672,13 @@ def _subset_solve(s, rhs, keep):
     return lower, y, b, sd
 
 
-def _select_components(s, rhs, is_step, contrast_bad):
+def _select_components(s, rhs, is_step, contrast_bad, ew_bad):
     """Components (indices into ``rhs``) and amplitudes minimising χ² + LINE_SNR_MIN² per component.
 
     Stepwise: remove a negative amplitude (most negative b/σ first), the continuum steps
-    when the break contrast is unphysical (then they are barred at this redshift), a
+    when the break contrast is unphysical (then they are barred at this redshift), stellar
+    absorption whose equivalent width is not stellar (``ew_bad``: a mask over the kept; then
+    barred), a
     component below LINE_SNR_MIN (least significant first); else add the candidate of
     largest Δχ² (its b/σ squared, given the kept ones) if that exceeds the penalty.
     """
@@ -673,6 +704,11 @@ def _select_components(s, rhs, is_step, contrast_bad):
             if st.any() and contrast_bad(keep, bsol):
                 banned[keep[st]] = True
                 keep, solved = keep[~st], False
+                continue
+            bad = ew_bad(keep, bsol)
+            if bad.any():
+                banned[keep[bad]] = True
+                keep, solved = keep[~bad], False
                 continue
             if np.any(snr < LINE_SNR_MIN):
                 keep, solved = np.delete(keep, int(np.argmin(snr))), False
@@ -767,7 +803,7 @@ def _chi2_grid(lnz: np.ndarray, d: _Prepared, smear: float, engine: str) -> np.n
         ptr, xrest, ratio, sig_intr, kind, d.res_x, d.res_sig, float(smear), RIDGE,
         MIN_COVER, LINE_SNR_MIN, math.log(LYA_UM), math.log(LYLIMIT_UM), IGM_SIGMA_KMS / C_KMS,
         madau_forest(np.exp(d.x)), d.pen, math.log(BREAK_CHECK_UM[0]), math.log(BREAK_CHECK_UM[1]),
-        BREAK_MAX_RATIO, out,
+        BREAK_MAX_RATIO, STELLAR_ABSORPTION_MAX_EW, out,
     )
     return out
 
