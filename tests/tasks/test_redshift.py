@@ -280,6 +280,40 @@ def test_kernel_matches_numpy_reference_with_breaks():
         np.testing.assert_allclose(R._chi2_grid(lnz, d, 0.0, "numba"), R._chi2_dense(lnz, d, 0.0), rtol=1e-9)
 
 
+def _balmer_absorbed(z, ew, seed=0, snr=30.0):
+    """A smooth PRISM continuum with Hβ, Hγ, Hδ in absorption, each of rest equivalent width ``ew`` Å."""
+    rng = np.random.default_rng(seed)
+    wave = np.exp(np.arange(np.log(0.6), np.log(5.3), 1 / 320))
+    cont = 0.5 * (wave / 2.0) ** 0.5
+    sig = wave / R.resolving_power(wave, "PRISM") / 2.3548
+    f = cont.copy()
+    for rest in (4862.68, 4341.69, 4102.89):
+        lo = rest * 1e-4 * (1 + z)
+        f -= cont * ew * (1 + z) * 1e-4 / (np.sqrt(2 * np.pi) * sig) * np.exp(-0.5 * ((wave - lo) / sig) ** 2)
+    err = np.full(wave.size, 0.5 / snr)
+    return SpectrumData(wave, f + rng.normal(0, err), err, grating="PRISM")
+
+
+def test_balmer_absorption_series_is_stellar(monkeypatch):
+    """The Balmer absorption series fits stellar absorption (5 Å) and is barred beyond
+    STELLAR_ABSORPTION_MAX_EW (40 Å: the deep absorbed core of an AGN's broad line is not a
+    stellar population); the compiled kernel applies the same bound as the numpy reference."""
+    names = [c[0] for c in R.LINE_COMPONENTS if c[2] < R.VERY_BROAD_FWHM] + [c[0] for c in R.CONTINUUM_STEPS]
+    k = names.index("Balmer-absorption")
+    z = 3.5
+    lz = math.log1p(z)
+    weak, deep = _balmer_absorbed(z, 5.0), _balmer_absorbed(z, 40.0)
+    assert R._solve_at(lz, R._prepare(weak), 0.0)[2][k] > 0
+    assert R._solve_at(lz, R._prepare(deep), 0.0)[2][k] == 0
+    lnz = lz + np.linspace(-0.02, 0.02, 9)
+    if numba_available():
+        for spec in (weak, deep):
+            d = R._prepare(spec)
+            np.testing.assert_allclose(R._chi2_grid(lnz, d, 0.0, "numba"), R._chi2_dense(lnz, d, 0.0), rtol=1e-9)
+    monkeypatch.setattr(R, "STELLAR_ABSORPTION_MAX_EW", np.inf)  # without the bound it would be used
+    assert R._solve_at(lz, R._prepare(deep), 0.0)[2][k] > 0
+
+
 @needs_numba
 def test_kernel_scalar_interp_is_numpys_to_the_bit():
     # the χ² kernel's one-value interpolation replaces np.interp (its array set-up cost a fifth
