@@ -28,7 +28,8 @@ The model at redshift z, fitted linearly to f_ν with inverse-variance weights::
   which give line-less quiescent galaxies their redshift: always the two together, at
   their fixed relative position, with a 4000 Å-to-Balmer amplitude ratio within the range
   of evolved stellar populations (:data:`BREAK_PAIR_RATIO`), and the Balmer absorption
-  series as one component of fixed relative strengths. A step is allowed only while
+  series as one component of fixed relative strengths whose equivalent width must stay
+  stellar (:data:`STELLAR_ABSORPTION_MAX_EW`). A step is allowed only while
   the break contrast stays physical (:data:`BREAK_MAX_RATIO`), so a low-z Balmer break
   cannot imitate the zero flux blueward of a Lyman break.
 
