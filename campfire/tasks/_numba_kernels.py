@@ -207,14 +207,45 @@ def _remove(keep, inset, nkeep, idx):
 
 
 @numba.njit(cache=True)
+def _continuum_given(keep, nkeep, bsol, a0, wk, lm, tmp, ncont, afull):
+    """Continuum coefficients given the kept components: a = a0 − M⁻¹Xᵀb = a0 − L⁻ᵀ(W b), into afull."""
+    for p in range(ncont):
+        acc = 0.0
+        for a in range(nkeep):
+            acc += wk[keep[a], p] * bsol[a]
+        tmp[p] = acc
+    _back_subst(lm, ncont, tmp, afull)
+    for p in range(ncont):
+        afull[p] = a0[p] - afull[p]
+
+
+@numba.njit(cache=True)
+def _observed_continuum(i, keep, nkeep, bsol, act, comp_kind, afull, cidx, cval, nb, nc, ncont, ped,
+                        prof, win0, win1):
+    """The model's continuum at pixel i: splines + pedestal + the kept continuum steps."""
+    c = 0.0
+    for p in range(nb):
+        c += afull[cidx[i] + p] * cval[i, p]
+    for p in range(ncont - nc):
+        c += afull[nc + p] * ped[i, p]
+    for a in range(nkeep):
+        k = act[keep[a]]
+        if comp_kind[k] == 1:
+            c += bsol[a] * _step_val(prof, win0, win1, k, i)
+    return c
+
+
+@numba.njit(cache=True)
 def _select(s, rhs, nact, act, comp_kind, ridge, min_snr, keep, banned, inset, sub, subr,
             yv, bsol, linv, sd, cvec, tmp2, a0, wk, lm, tmp, cidx, cval, nb, nc, ncont, ped, afull, prof,
-            win0, win1, ib_pix, ir_pix, brk_rmax):
+            win0, win1, ib_pix, ir_pix, brk_rmax, ew_pix, ew_fac, ew_max):
     """Components and non-negative amplitudes minimising χ² + min_snr² per component.
 
     The twin of ``campfire.tasks.redshift._select_components``: stepwise, remove a
     negative amplitude (most negative b/σ first), the continuum steps when the break
-    contrast exceeds ``brk_rmax`` (then barred), a component below ``min_snr`` (least
+    contrast exceeds ``brk_rmax`` (then barred), a stellar absorption component (kind 2)
+    whose equivalent width exceeds ``ew_max`` (``ew_fac``·b / the continuum at ``ew_pix``;
+    then barred), a component below ``min_snr`` (least
     significant first); else add the candidate of largest Δχ² if above the penalty.
     Returns the number kept (indices in keep, amplitudes in bsol, rhs_K in subr).
     ``ncont``: the size of the continuum block (``nc`` splines, then the pedestal ``ped``).
@@ -251,32 +282,46 @@ def _select(s, rhs, nact, act, comp_kind, ridge, min_snr, keep, banned, inset, s
                     nstep += 1
             if nstep > 0:
                 # the continuum contrast across the Balmer/4000 Å break must stay ≤ brk_rmax;
-                # continuum given the components: a = a0 − M⁻¹Xᵀb = a0 − L⁻ᵀ(W b)
-                for p in range(ncont):
-                    acc = 0.0
-                    for a in range(nkeep):
-                        acc += wk[keep[a], p] * bsol[a]
-                    tmp[p] = acc
-                _back_subst(lm, ncont, tmp, afull)
-                for p in range(ncont):
-                    afull[p] = a0[p] - afull[p]
-                cb = 0.0
-                cr = 0.0
-                for p in range(nb):
-                    cb += afull[cidx[ib_pix] + p] * cval[ib_pix, p]
-                    cr += afull[cidx[ir_pix] + p] * cval[ir_pix, p]
-                for p in range(ncont - nc):  # the pedestal (the observed continuum)
-                    cb += afull[nc + p] * ped[ib_pix, p]
-                    cr += afull[nc + p] * ped[ir_pix, p]
-                for a in range(nkeep):
-                    k = act[keep[a]]
-                    if comp_kind[k] == 1:
-                        cb += bsol[a] * _step_val(prof, win0, win1, k, ib_pix)
-                        cr += bsol[a] * _step_val(prof, win0, win1, k, ir_pix)
+                # on the observed continuum (splines, pedestal, steps) given the components
+                _continuum_given(keep, nkeep, bsol, a0, wk, lm, tmp, ncont, afull)
+                cb = _observed_continuum(ib_pix, keep, nkeep, bsol, act, comp_kind, afull, cidx, cval, nb, nc,
+                                         ncont, ped, prof, win0, win1)
+                cr = _observed_continuum(ir_pix, keep, nkeep, bsol, act, comp_kind, afull, cidx, cval, nb, nc,
+                                         ncont, ped, prof, win0, win1)
                 if cr > brk_rmax * cb:
                     newk = 0
                     for a in range(nkeep):
                         if comp_kind[act[keep[a]]] == 1:
+                            banned[keep[a]] = True
+                            inset[keep[a]] = False
+                        else:
+                            keep[newk] = keep[a]
+                            newk += 1
+                    nkeep = newk
+                    solved = False
+                    continue
+            nstel = 0
+            for a in range(nkeep):
+                if comp_kind[act[keep[a]]] == 2:
+                    nstel += 1
+            if nstel > 0:
+                # stellar absorption: its equivalent width must stay stellar (≤ ew_max);
+                # otherwise it goes and is barred at this redshift
+                _continuum_given(keep, nkeep, bsol, a0, wk, lm, tmp, ncont, afull)
+                nbad = 0
+                for a in range(nkeep):
+                    tmp2[a] = 0.0
+                    k = act[keep[a]]
+                    if comp_kind[k] == 2:
+                        c = _observed_continuum(ew_pix[k], keep, nkeep, bsol, act, comp_kind, afull, cidx, cval,
+                                                nb, nc, ncont, ped, prof, win0, win1)
+                        if bsol[a] * ew_fac[k] > ew_max * c:
+                            tmp2[a] = 1.0
+                            nbad += 1
+                if nbad > 0:
+                    newk = 0
+                    for a in range(nkeep):
+                        if tmp2[a] > 0.0:
                             banned[keep[a]] = True
                             inset[keep[a]] = False
                         else:
@@ -326,7 +371,7 @@ def zfit_chi2_grid(
     ped, pcp, ppp, vpp, spd,
     comp_ptr, line_xrest, line_ratio, comp_sig_intr, comp_kind,
     res_x, res_sig, smear, ridge, min_cover, min_snr,
-    igm_x_lya, igm_x_ll, igm_sig_v, tforest, pen, brk_x_blue, brk_x_red, brk_rmax, chi2_out,
+    igm_x_lya, igm_x_ll, igm_sig_v, tforest, pen, brk_x_blue, brk_x_red, brk_rmax, ew_max, chi2_out,
 ):
     """Penalised χ² at every ln(1+z) in ``lnz``: continuum (B-splines × IGM + pedestal) + lines + steps.
 
@@ -379,6 +424,8 @@ def zfit_chi2_grid(
     x1 = x[n - 1]
     afull = np.empty(nt)
     line_sg = np.empty(line_xrest.shape[0])
+    ew_pix = np.zeros(ncomp, np.int64)
+    ew_fac = np.zeros(ncomp)
 
     sig_extra = smear / math.sqrt(3.0)
     for iz in range(lnz.shape[0]):
@@ -444,20 +491,38 @@ def zfit_chi2_grid(
             l0 = comp_ptr[k]
             l1 = comp_ptr[k + 1]
             if comp_kind[k] == 1:
-                # a rest-frame continuum step (Balmer / 4000 Å break): Φ((ln λ − ln λ_b)/σ)
-                xc = line_xrest[l0] + lz
-                if xc < x0 or xc > x1 or not steps_ok:
+                # a rest-frame break: Σ_l r_l Φ((ln λ − ln λ_l)/σ_l) of its sub-steps (Balmer,
+                # 4000 Å; weights summing to 1) on [−4σ of the bluest, +4σ of the reddest), 1
+                # redward (the suffix sums take over there)
+                if not steps_ok:
                     continue
-                sl = _interp1(xc, res_x, res_sig)
-                sg = math.sqrt(sl * sl + comp_sig_intr[k] ** 2 + sig_extra * sig_extra)
-                # Φ on [−4σ, 4σ), 1 redward (the suffix sums take over there)
-                i0 = np.searchsorted(x, xc - 4.0 * sg)
-                im = np.searchsorted(x, xc)
-                i4 = np.searchsorted(x, xc + 4.0 * sg)
-                if im - i0 < 3 or i4 - im < 3:
+                inside = True
+                lo = 1e30
+                hi = -1e30
+                cmin = 1e30
+                cmax = -1e30
+                for l in range(l0, l1):
+                    xc = line_xrest[l] + lz
+                    if xc < x0 or xc > x1:
+                        inside = False
+                    sl = _interp1(xc, res_x, res_sig)
+                    sg = math.sqrt(sl * sl + comp_sig_intr[k] ** 2 + sig_extra * sig_extra)
+                    line_sg[l] = sg
+                    lo = min(lo, xc - 4.0 * sg)
+                    hi = max(hi, xc + 4.0 * sg)
+                    cmin = min(cmin, xc)
+                    cmax = max(cmax, xc)
+                if not inside:
+                    continue
+                i0 = np.searchsorted(x, lo)
+                i4 = np.searchsorted(x, hi)
+                if np.searchsorted(x, cmin) - i0 < 3 or i4 - np.searchsorted(x, cmax) < 3:
                     continue
                 for i in range(i0, i4):
-                    prof[k, i] = _phi((x[i] - xc) / sg)
+                    acc = 0.0
+                    for l in range(l0, l1):
+                        acc += line_ratio[l] * _phi((x[i] - (line_xrest[l] + lz)) / line_sg[l])
+                    prof[k, i] = acc
                 win0[k] = i0
                 win1[k] = i4
                 act[nact] = k
@@ -493,9 +558,14 @@ def zfit_chi2_grid(
                 hb = smear / sg
                 fac = line_ratio[l] * norm
                 phi_hi = 0.0
-                for i in range(i0, i1):
+                # the window spans every line of the component (the Balmer absorption series:
+                # Hδ to Hα); each line is evaluated only where its box-averaged Φ differs from
+                # 0 and 1 (the table is exactly 0/1 beyond ±8σ): zero elsewhere, as in numpy
+                j0 = max(i0, np.searchsorted(ehi, xc - 8.0 * sg - smear))
+                j1 = min(i1, np.searchsorted(elo, xc + 8.0 * sg + smear))
+                for i in range(j0, j1):
                     # adjacent pixels share an edge: reuse its Φ (same value, half the calls)
-                    if i > i0 and elo[i] == ehi[i - 1]:
+                    if i > j0 and elo[i] == ehi[i - 1]:
                         phi_lo = phi_hi
                     else:
                         phi_lo = _box_phi((elo[i] - xc) / sg, hb)
@@ -506,6 +576,10 @@ def zfit_chi2_grid(
                         cover += frac
             if cover < min_cover:
                 continue
+            if comp_kind[k] == 2:
+                # stellar absorption: equivalent width [Å, rest] of its reference line per unit amplitude
+                ew_pix[k] = min(np.searchsorted(x, line_xrest[l0] + lz), n - 1)
+                ew_fac[k] = 2.5066282746310002 * line_sg[l0] * math.exp(line_xrest[l0]) * 1e4
             win0[k] = i0
             win1[k] = i1
             act[nact] = k
@@ -521,6 +595,8 @@ def zfit_chi2_grid(
             for p in range(nt):
                 xk[a, p] = 0.0
             for i in range(win0[k], win1[k]):
+                if prof[k, i] == 0.0:  # between the lines of a wide component: nothing to add
+                    continue
                 t = _igm_t(i, x[i], tforest[i], xll, xly, sb, i_ll_lo, i_ll_hi, i_ly_lo, i_ly_hi)
                 wp = w[i] * prof[k, i]
                 ua += wp * y[i]
@@ -573,7 +649,7 @@ def zfit_chi2_grid(
         # component selection: minimise χ² + min_snr² per component (see _select below)
         nkeep = _select(s, rhs, nact, act, comp_kind, ridge, min_snr, keep, banned, inset, sub, subr,
                         yv, bsol, linv, sd, cvec, tmp2, a0, wk, m, tmp, cidx, cval, nb, nc, nt, ped, afull, prof,
-                        win0, win1, ib_pix, ir_pix, brk_rmax)
+                        win0, win1, ib_pix, ir_pix, brk_rmax, ew_pix, ew_fac, ew_max)
         gain = 0.0
         for a in range(nkeep):
             gain += bsol[a] * subr[a]

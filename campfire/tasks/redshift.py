@@ -8,9 +8,10 @@ The model at redshift z, fitted linearly to f_ν with inverse-variance weights::
   template set (the approach of msaexp's spline fits), smooth on the scale of a
   knot spacing that follows the resolution (≈0.17 in ln λ for PRISM), so it cannot
   absorb lines but follows any galaxy/AGN continuum shape. A curvature prior on the
-  coefficients (:data:`SPLINE_CURVATURE`) keeps it from bending into a break: at low
-  S/N an unconstrained spline could drop to zero within one knot interval and fake a
-  Lyman or Balmer break anywhere.
+  coefficients (:data:`SPLINE_CURVATURE`, relative to the local flux level) keeps it from
+  bending into a break: at low S/N an unconstrained spline could drop to zero within one
+  knot interval and fake a Lyman or Balmer break anywhere, and a faint UV continuum could
+  follow a real break, leaving it no weight in χ²(z).
 * ``P_j``: an additive pedestal (a constant and a slope in ln λ) that the IGM does not
   absorb, with a Gaussian prior of :data:`PEDESTAL_PRIOR` median errors: a residual of the
   background subtraction, which otherwise fills in the Lyα forest of the true redshift.
@@ -24,7 +25,11 @@ The model at redshift z, fitted linearly to f_ν with inverse-variance weights::
   the instrument resolution at the observed wavelength (:func:`resolving_power`:
   R ≈ 30–300 for PRISM, ≈1000 for the M gratings) ⊕ the intrinsic width; and the
   rest-frame Balmer and 4000 Å breaks as smoothed up-steps (:data:`CONTINUUM_STEPS`),
-  which give line-less quiescent galaxies their redshift. A step is allowed only while
+  which give line-less quiescent galaxies their redshift: always the two together, at
+  their fixed relative position, with a 4000 Å-to-Balmer amplitude ratio within the range
+  of evolved stellar populations (:data:`BREAK_PAIR_RATIO`), and the Balmer absorption
+  series as one component of fixed relative strengths whose equivalent width must stay
+  stellar (:data:`STELLAR_ABSORPTION_MAX_EW`). A step is allowed only while
   the break contrast stays physical (:data:`BREAK_MAX_RATIO`), so a low-z Balmer break
   cannot imitate the zero flux blueward of a Lyman break.
 
@@ -93,6 +98,15 @@ NARROW_FWHM = 150.0
 # free amplitudes, follow the whole range; PRISM (resolution 1,000–10,000 km/s) keeps one.
 BROAD_FWHM = 1500.0
 VERY_BROAD_FWHM = 4000.0
+# stellar Balmer absorption lines (A stars: pressure-broadened wings)
+BALMER_ABSORPTION_FWHM = 1000.0
+# components that are stellar absorption: their reference line's rest equivalent width may
+# not exceed STELLAR_ABSORPTION_MAX_EW Å (A-star dominated post-starbursts reach Hβ, Hδ
+# ≈ 8–12 Å). Beyond it the component is barred at that redshift: otherwise a broad
+# emission line with a deep absorption core (a little red dot's Hα) was read as Hβ at
+# z × 1.35 with the "series" carving its core (confidence 1.0 at S/N 22)
+STELLAR_ABSORPTION = frozenset({"Balmer-absorption"})
+STELLAR_ABSORPTION_MAX_EW = 15.0
 # Lyα is asymmetric (a red peak and a red wing, radiative transfer): a symmetric Gaussian
 # left its wing to the second line of C IV or C III] at a lower redshift
 LYA_WING_SHIFT_KMS = 500.0
@@ -140,17 +154,38 @@ LINE_COMPONENTS: tuple[tuple[str, tuple[tuple[float, float], ...], float], ...] 
     # relative flux, so the non-negative amplitude makes it an absorption line
     ("Halpha-absorption", ((6564.61, -1.0),), NARROW_FWHM),
     ("Hbeta-absorption", ((4862.68, -1.0),), NARROW_FWHM),
+    # the Balmer absorption series of A stars (quiescent and post-starburst galaxies), one
+    # component with fixed relative strengths: Hβ, Hγ, Hδ of equal equivalent width (flux ∝
+    # λ⁻² on a flat f_ν continuum) and Hα at half of it (filled in by [N II] and weak
+    # emission); the higher-order lines crowd into the Balmer break (CONTINUUM_STEPS).
+    # Together they fix z to a fraction of the resolution where the smooth break alone
+    # leaves the z of a PRISM spectrum uncertain by a few per cent
+    ("Balmer-absorption", ((4862.68, -1.0), (4341.69, -(4862.68 / 4341.69) ** 2),
+                           (4102.89, -(4862.68 / 4102.89) ** 2), (6564.61, -0.5 * (4862.68 / 6564.61) ** 2)),
+     BALMER_ABSORPTION_FWHM),
 )
 
-# Rest-frame continuum steps: the Balmer break (its effective centre in low-resolution
-# spectra, where the high-order Balmer lines crowd redward of the 3646 Å limit) and the
-# 4000 Å break, as smoothed up-steps Φ((ln λ − ln λ_b)/σ) with amplitude ≥ 0, selected
-# like line components. (name, rest wavelength Å, intrinsic width σ in ln λ.)
+# Rest-frame continuum breaks of evolved stellar populations: the Balmer break (the
+# Balmer-continuum jump at 3646 Å, with the high-order Balmer absorption lines crowding
+# toward it: its effective centre in low-resolution spectra ≈ 3700 Å) and the 4000 Å break
+# (Ca II H&K and metal blanketing at 3930–4000 Å), each a smoothed up-step
+# Φ((ln λ − ln λ_b)/σ). They come *together*, at a fixed relative position: a free single
+# step at either place let one break be read as the other (Δz/(1+z) ≈ 0.08) or a blend of
+# the two land a few per cent off. A break component is both steps with fixed weights, and
+# there are two: the ends of the range of 4000 Å-to-Balmer step amplitudes
+# (BREAK_PAIR_RATIO) that stellar populations of 0.1–3 Gyr span (A-star dominated, Balmer
+# break ≈ 1.5–2 and D4000 ≈ 1.1–1.3, to old, Balmer break ≈ 1.2 and D4000 ≈ 1.6–1.9 in
+# f_ν; the additive step ratio is (D4000 − 1)·B/(B − 1)); with non-negative amplitudes
+# their sum spans exactly that range. Selected like line components.
+# (name, ((rest wavelength Å, weight), ...), intrinsic width σ in ln λ.)
 # The spline alone cannot follow a break this sharp; without the steps, a staircase of
 # [O II], [Ne III], Hε, Hδ emission lines filled it in at a wrong redshift.
-CONTINUUM_STEPS: tuple[tuple[str, float, float], ...] = (
-    ("Balmer-break", 3700.0, 0.015),
-    ("4000A-break", 4000.0, 0.018),
+BALMER_BREAK_AA = 3700.0
+D4000_BREAK_AA = 4000.0
+BREAK_PAIR_RATIO = (0.3, 3.0)
+CONTINUUM_STEPS: tuple[tuple[str, tuple[tuple[float, float], ...], float], ...] = (
+    ("Balmer-dominated-break", ((BALMER_BREAK_AA, 1.0), (D4000_BREAK_AA, BREAK_PAIR_RATIO[0])), 0.016),
+    ("4000A-dominated-break", ((D4000_BREAK_AA, 1.0), (BALMER_BREAK_AA, 1.0 / BREAK_PAIR_RATIO[1])), 0.016),
 )
 # A step is only allowed while the continuum contrast f_ν(4300 Å) / f_ν(3550 Å) of the
 # model stays ≤ BREAK_MAX_RATIO (a generous bound: the demo's quiescent galaxies reach
@@ -206,12 +241,17 @@ _KNOT_FAC = 40.0
 # wrong redshift does not win over fewer, real features)
 LINE_SNR_MIN = 2.0
 IGM_SIGMA_KMS = 300.0  # extra smoothing of the IGM steps (damping wing, forest structure)
-# curvature prior on the continuum spline: second differences of the B-spline
-# coefficients ~ N(0, (SPLINE_CURVATURE · level)²), level = the 80th percentile of |f_ν|
-# of a z-independent spline fit (≥ the median error). A smooth continuum (a power law
-# up to |α| ≈ 3) costs ≲ 1 per knot at any redshift; a spline that drops to zero within
-# a knot interval (a break it would fake) costs ≳ 10
-SPLINE_CURVATURE = 0.3
+# curvature prior on the continuum spline: each second difference of the B-spline
+# coefficients ~ N(0, (SPLINE_CURVATURE · level_j)²), level_j = the mean |coefficient| of
+# the three it spans in a z-independent spline fit (≥ the median error): a relative
+# curvature, so a power law up to |α| ≈ 3 costs ≲ 1 per knot wherever it lies, while a
+# faint blue continuum that rises several-fold within a knot interval (a break the spline
+# would fake) costs ≳ 10 — the break components or the IGM must explain it. (With one
+# level for the whole spectrum, the 80th percentile of |f_ν|, a quiescent galaxy's faint
+# UV let the spline follow its Balmer/4000 Å break at PRISM's R ≈ 30 for ≈ 5 in χ², and
+# lines fitted to noise at a wrong z outweighed the break: a third of the full-size demo's
+# quiescent galaxies at S/N > 5 were then missed, Lyman breaks at z ≈ 6–10 among them)
+SPLINE_CURVATURE = 0.15
 # an additive pedestal (constant + slope in ln λ) beside the continuum, not absorbed by the
 # IGM, with a Gaussian prior of PEDESTAL_PRIOR median errors per coefficient: background-
 # subtraction residuals of MSA spectra add flux where the IGM absorbs it, and the forest of
@@ -264,14 +304,15 @@ def resolving_power(wavelength, grating: str | None = None) -> np.ndarray:
 
 @functools.lru_cache(maxsize=2)
 def _line_tables(resolved: bool = True):
-    """Flattened components: pointers, ln rest λ [μm], ratios, intrinsic σ (ln λ), kind (0 line, 1 step).
+    """Flattened components: pointers, ln rest λ [μm], ratios, intrinsic σ (ln λ), kind (0 line, 1 step,
+    2 stellar absorption: a line whose equivalent width is bounded, :data:`STELLAR_ABSORPTION`).
 
     ``resolved=False`` (PRISM: resolution FWHM ≈ 1,000–10,000 km/s) leaves out the very
     broad components, whose width such a spectrum cannot tell from the broad ones.
     """
     ptr = [0]
     xrest, ratio, sig, kind = [], [], [], []
-    for _, lines, fwhm in LINE_COMPONENTS:
+    for name, lines, fwhm in LINE_COMPONENTS:
         if fwhm >= VERY_BROAD_FWHM and not resolved:
             continue
         ref = lines[0][0]
@@ -281,10 +322,12 @@ def _line_tables(resolved: bool = True):
             ratio.append(r * rest / ref)
         ptr.append(len(xrest))
         sig.append(fwhm * FWHM_TO_SIGMA / C_KMS)
-        kind.append(0)
-    for _, rest, width in CONTINUUM_STEPS:
-        xrest.append(math.log(rest * 1e-4))
-        ratio.append(1.0)
+        kind.append(2 if name in STELLAR_ABSORPTION else 0)
+    for _, steps, width in CONTINUUM_STEPS:
+        total = sum(r for _, r in steps)
+        for rest, r in steps:
+            xrest.append(math.log(rest * 1e-4))
+            ratio.append(r / total)
         ptr.append(len(xrest))
         sig.append(width)
         kind.append(1)
@@ -333,18 +376,19 @@ def _spline_fit(cont: np.ndarray, y: np.ndarray, w: np.ndarray, pen: np.ndarray 
 
 
 def _curvature_prior(cont: np.ndarray, y: np.ndarray, w: np.ndarray) -> np.ndarray:
-    """Penalty matrix DᵀD/(SPLINE_CURVATURE·level)² on the second differences D of the spline coefficients.
+    """Penalty matrix Dᵀ diag(1/(SPLINE_CURVATURE·level_j)²) D on the second differences D of the spline coefficients.
 
-    ``level`` is the 80th percentile of |f_ν| of a redshift-independent spline fit, at
-    least 1 (the median error: ``y`` is in those units).
+    ``level_j`` is the mean |coefficient| of the three that second difference spans, in a
+    redshift-independent spline fit, at least 1 (the median error: ``y`` is in those units).
     """
     nc = cont.shape[1]
     if SPLINE_CURVATURE <= 0 or nc < 3:
         return np.zeros((nc, nc))
     a, _ = _spline_fit(cont, y, w)
-    level = max(float(np.quantile(np.abs(cont @ a), 0.8)), 1.0)
-    dd = np.diff(np.eye(nc), 2, axis=0)
-    return dd.T @ dd / (SPLINE_CURVATURE * level) ** 2
+    aa = np.abs(a)
+    level = np.maximum((aa[:-2] + aa[1:-1] + aa[2:]) / 3.0, 1.0)
+    dd = np.diff(np.eye(nc), 2, axis=0) / (SPLINE_CURVATURE * level)[:, None]
+    return dd.T @ dd
 
 
 def _prepare(spec) -> _Prepared:
@@ -499,19 +543,20 @@ def _line_columns(lz, x, elo, ehi, res_x, res_sig, smear, tables, *, truncate=Tr
     for k in range(ncomp):
         l0, l1 = ptr[k], ptr[k + 1]
         if kind[k] == 1:
-            xc = xrest[l0] + lz
-            if xc < x[0] or xc > x[-1]:
+            # a break: Σ_l r_l Φ((ln λ − ln λ_l)/σ_l) (weights summing to 1) within ±4σ of its
+            # sub-steps, 0 blueward and 1 redward of that
+            xc = xrest[l0:l1] + lz
+            if np.any(xc < x[0]) or np.any(xc > x[-1]):
                 continue
             if not (math.log(BREAK_CHECK_UM[0]) + lz >= x[0] and math.log(BREAK_CHECK_UM[1]) + lz <= x[-1]):
                 continue
-            sg = math.sqrt(float(np.interp(xc, res_x, res_sig)) ** 2 + sig_intr[k] ** 2 + sig_extra**2)
-            i0 = int(np.searchsorted(x, xc - 4 * sg))
-            im = int(np.searchsorted(x, xc))
-            i4 = int(np.searchsorted(x, xc + 4 * sg))
-            if im - i0 < 3 or i4 - im < 3:
+            sg = np.sqrt(np.interp(xc, res_x, res_sig) ** 2 + sig_intr[k] ** 2 + sig_extra**2)
+            i0 = int(np.searchsorted(x, float(np.min(xc - 4 * sg))))
+            i4 = int(np.searchsorted(x, float(np.max(xc + 4 * sg))))
+            if int(np.searchsorted(x, xc.min())) - i0 < 3 or i4 - int(np.searchsorted(x, xc.max())) < 3:
                 continue
-            # Φ((ln λ − ln λ_b)/σ) within ±4σ, 0 blueward and 1 redward of that
-            cols[i0:i4, k] = _phi((x[i0:i4] - xc) / sg)
+            for j in range(l1 - l0):
+                cols[i0:i4, k] += ratio[l0 + j] * _phi((x[i0:i4] - xc[j]) / sg[j])
             cols[i4:, k] = 1.0
             active.append(k)
             continue
@@ -567,8 +612,29 @@ def _solve_at(lz: float, d: _Prepared, smear: float):
     zk = np.linalg.solve(m, xk.T)
     s = g - xk @ zk
     rhs = u - xk @ a0
-    is_step = d.tables[4][active] == 1
+    kinds = d.tables[4][active]
+    is_step = kinds == 1
     ib, ir = _break_pixels(lz, d.x)
+    # stellar absorption: the pixel of its reference line and its rest EW per unit amplitude
+    ptr, xrest, _, sig_intr, _ = d.tables
+    ew_pix = np.zeros(active.size, np.int64)
+    ew_fac = np.zeros(active.size)
+    for j in np.flatnonzero(kinds == 2):
+        xr = xrest[ptr[active[j]]]
+        sl = float(np.interp(xr + lz, d.res_x, d.res_sig))
+        ew_pix[j] = min(int(np.searchsorted(d.x, xr + lz)), d.x.size - 1)
+        ew_fac[j] = math.sqrt(2 * math.pi) * math.sqrt(sl * sl + sig_intr[active[j]] ** 2) * math.exp(xr) * 1e4
+
+    def observed_continuum(i, keep, bsol):
+        a_full = a0 - zk[:, keep] @ bsol
+        return float(d.cont[i] @ a_full[:nc] + d.ped[i] @ a_full[nc:] + lk[i, keep] @ np.where(is_step[keep], bsol, 0.0))
+
+    def ew_bad(keep, bsol):
+        # stellar absorption must keep a stellar equivalent width (≤ STELLAR_ABSORPTION_MAX_EW)
+        bad = np.zeros(keep.size, bool)
+        for j in np.flatnonzero(kinds[keep] == 2):
+            bad[j] = bsol[j] * ew_fac[keep[j]] > STELLAR_ABSORPTION_MAX_EW * observed_continuum(ew_pix[keep[j]], keep, bsol)
+        return bad
 
     def contrast_bad(keep, bsol):
         # the continuum contrast across the Balmer/4000 Å break must stay physical
@@ -581,7 +647,7 @@ def _solve_at(lz: float, d: _Prepared, smear: float):
         cr = float(d.cont[ir] @ a_full[:nc] + d.ped[ir] @ a_full[nc:] + lk[ir, keep] @ np.where(st, bsol, 0.0))
         return cr > BREAK_MAX_RATIO * cb
 
-    keep, bsol = _select_components(s, rhs, is_step, contrast_bad)
+    keep, bsol = _select_components(s, rhs, is_step, contrast_bad, ew_bad)
     gain = float(bsol @ rhs[keep]) - LINE_SNR_MIN**2 * keep.size if keep.size else 0.0
     amps_active = np.zeros(active.size)
     if keep.size:
@@ -607,11 +673,13 @@ def _subset_solve(s, rhs, keep):
     return lower, y, b, sd
 
 
-def _select_components(s, rhs, is_step, contrast_bad):
+def _select_components(s, rhs, is_step, contrast_bad, ew_bad):
     """Components (indices into ``rhs``) and amplitudes minimising χ² + LINE_SNR_MIN² per component.
 
     Stepwise: remove a negative amplitude (most negative b/σ first), the continuum steps
-    when the break contrast is unphysical (then they are barred at this redshift), a
+    when the break contrast is unphysical (then they are barred at this redshift), stellar
+    absorption whose equivalent width is not stellar (``ew_bad``: a mask over the kept; then
+    barred), a
     component below LINE_SNR_MIN (least significant first); else add the candidate of
     largest Δχ² (its b/σ squared, given the kept ones) if that exceeds the penalty.
     """
@@ -637,6 +705,11 @@ def _select_components(s, rhs, is_step, contrast_bad):
             if st.any() and contrast_bad(keep, bsol):
                 banned[keep[st]] = True
                 keep, solved = keep[~st], False
+                continue
+            bad = ew_bad(keep, bsol)
+            if bad.any():
+                banned[keep[bad]] = True
+                keep, solved = keep[~bad], False
                 continue
             if np.any(snr < LINE_SNR_MIN):
                 keep, solved = np.delete(keep, int(np.argmin(snr))), False
@@ -731,7 +804,7 @@ def _chi2_grid(lnz: np.ndarray, d: _Prepared, smear: float, engine: str) -> np.n
         ptr, xrest, ratio, sig_intr, kind, d.res_x, d.res_sig, float(smear), RIDGE,
         MIN_COVER, LINE_SNR_MIN, math.log(LYA_UM), math.log(LYLIMIT_UM), IGM_SIGMA_KMS / C_KMS,
         madau_forest(np.exp(d.x)), d.pen, math.log(BREAK_CHECK_UM[0]), math.log(BREAK_CHECK_UM[1]),
-        BREAK_MAX_RATIO, out,
+        BREAK_MAX_RATIO, STELLAR_ABSORPTION_MAX_EW, out,
     )
     return out
 
