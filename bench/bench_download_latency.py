@@ -173,7 +173,9 @@ def main(argv: list[str] | None = None) -> None:
     os.environ["CAMPFIRE_CONFIG_DIR"] = env["CAMPFIRE_CONFIG_DIR"]
     trees = {"after": REPO}
     if args.before:
-        trees["before"] = extract_ref(args.before, work / "before")
+        # a git ref, or a directory that holds a campfire package (an experiment's tree)
+        trees["before"] = (pathlib.Path(args.before) if os.path.isdir(os.path.join(args.before, "campfire"))
+                           else extract_ref(args.before, work / "before"))
     server = proxy = None
     try:
         archive = work / "archive"

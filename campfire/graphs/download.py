@@ -19,6 +19,7 @@ Examples
 """
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import functools
 import math
@@ -45,22 +46,69 @@ __all__ = ["download_files"]
 
 
 def _download_batch(refs: Sequence[SpectrumRef], *, remote: RemoteCatalog, data_dir: str | os.PathLike,
-                    on_fetch: Callable[[str, int], None]) -> list[Item]:
-    """Fetch a batch of files, then record the verified ones in ``local_files`` in one transaction.
-
-    One catalog commit per batch instead of one per file: a commit waits for the disk
-    (tens of ms on a busy machine), which would otherwise cap one connection's files/s.
-    """
+                    on_fetch: Callable[[str, int], None], record: Callable[[list[tuple]], None]) -> list[Item]:
+    """Fetch a batch of files and hand the verified ones' ``local_files`` records to ``record``."""
     pending: list[tuple] = []
     fetch = functools.partial(fetch_ref, remote, data_dir, on_fetch=on_fetch, pending=pending)
     items = resolve_items([Item(r) for r in refs], errors="record", download=fetch)
-    try:
-        record_downloads(data_dir, pending)
-    except DownloadError as err:  # a full disk: the files are in place and verified, only unrecorded
-        unrecorded = {rec[0] for rec in pending}
-        items = [replace(it, failure=Failure(it.ref.object_id, it.ref.spectrum_id, "download", str(err)))
-                 if it.ref.spectrum_id in unrecorded else it for it in items]
+    record(pending)
     return items
+
+
+class _Recorder:
+    """Records verified downloads in ``local_files`` on a thread of its own.
+
+    A commit waits for the disk (tens of ms on a busy machine): done by the download
+    threads, it held a connection idle after every batch. Here the batches' records
+    queue up and one thread commits whatever has gathered, several batches in one
+    transaction when the disk is slower than the downloads. Leaving the ``with`` block
+    waits for the last commit; ``failed`` then maps each unrecorded spectrum to why (a
+    full disk: the file is in place and verified, only unrecorded).
+    """
+
+    def __init__(self, data_dir: str | os.PathLike):
+        self.data_dir = data_dir
+        self.failed: dict[str, str] = {}
+        self._queue: list[tuple] = []
+        self._lock = threading.Lock()
+        self._commits = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="campfire-record")
+
+    def __call__(self, records: list[tuple]) -> None:
+        with self._lock:
+            self._queue.extend(records)
+        self._commits.submit(self._commit)
+
+    def _commit(self) -> None:
+        with self._lock:
+            records, self._queue = self._queue, []
+        if not records:
+            return  # an earlier commit took them
+        try:
+            record_downloads(self.data_dir, records)
+        except DownloadError as err:
+            self.failed.update((rec[0], str(err)) for rec in records)
+
+    def __enter__(self) -> "_Recorder":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._commits.shutdown(wait=True)
+
+
+def _even_batches(items: Sequence, n: int) -> list[list]:
+    """``items`` in ``n`` consecutive batches whose sizes differ by one at most.
+
+    ``dask.bag.from_sequence(items, npartitions=n)`` cuts ``ceil(len / n)`` items at a time
+    and may give fewer, unequal partitions (200 files for 32 batches: 28 of 7 and one of 4).
+
+    Examples
+    --------
+    >>> [len(b) for b in _even_batches(list(range(10)), 4)]
+    [3, 3, 2, 2]
+    """
+    size, extra = divmod(len(items), n)
+    bounds = [i * size + min(i, extra) for i in range(n + 1)]
+    return [list(items[a:b]) for a, b in zip(bounds, bounds[1:])]
 
 
 @contextlib.contextmanager
@@ -146,24 +194,28 @@ def download_files(remote: RemoteCatalog | None, data_dir: str | os.PathLike, qu
     refs = [SpectrumRef(spectrum_id=r["spectrum_id"], grating=r["grating"], url=remote.file_url(r["spectrum_id"]),
                         file_hash=r["file_hash"] or "", file_size=int(r["file_size"] or 0), dest=r["fits_path"])
             for r in rows]
-    # small batches: downloads are I/O bound, so several per worker keep every connection busy
-    batch = max(1, min(int(config.get("graph.batch-size")), math.ceil(len(refs) / (4 * max_workers))))
+    # small batches (downloads are I/O bound: several per thread keep every connection busy),
+    # as many for every thread and of equal size, so that the threads finish together
+    per_thread = max(4, math.ceil(len(refs) / (max_workers * int(config.get("graph.batch-size")))))
+    batches = _even_batches(refs, min(len(refs), max_workers * per_thread))
     # what THIS process transferred: another process downloading into the same data_dir may
     # fetch some of the planned files first (this one then finds them verified in place)
     fetched: dict[str, int] = {}
     if progress is None:
         progress = sys.stderr.isatty()
-    with _file_bar(refs, enabled=progress) as bar:
+    with _file_bar(refs, enabled=progress) as bar, _Recorder(data_dir) as record:
         def on_fetch(spectrum_id: str, nbytes: int) -> None:
             fetched[spectrum_id] = nbytes
             bar(nbytes)
 
-        bag = dask.bag.from_sequence(refs, partition_size=batch).map_partitions(
-            _download_batch, remote=remote, data_dir=data_dir, on_fetch=on_fetch)
+        bag = dask.bag.from_sequence(batches, npartitions=len(batches)).map(
+            _download_batch, remote=remote, data_dir=data_dir, on_fetch=on_fetch, record=record).flatten()
         # dask's threaded scheduler itself: a scheduler named by a string (or none) makes dask
         # import distributed to look for a Client (~0.3 s of CPU in a new process), and a
         # download always runs on this process's threads
         items = bag.compute(scheduler=functools.partial(dask.threaded.get, num_workers=max_workers))
+    items = [replace(it, failure=Failure(it.ref.object_id, it.ref.spectrum_id, "download", record.failed[sid]))
+             if (sid := it.ref.spectrum_id) in record.failed else it for it in items]
     failed = [{"spectrum_id": it.ref.spectrum_id, "error": it.failure.reason} for it in items if it.failure is not None]
     for f in failed:  # transferred, but not recorded: a failure, not a download
         fetched.pop(f["spectrum_id"], None)

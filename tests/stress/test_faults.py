@@ -507,6 +507,54 @@ def test_disk_full_during_sync_keeps_the_previous_catalog(flaky_server, tmp_path
     assert run(1 << 40, "anonymous") == "synced"
 
 
+
+DOWNLOAD_WITH_A_SMALL_DISK = textwrap.dedent("""
+    import resource, signal, sys
+    from campfire.catalog.filters import build_query
+    from campfire.client import Campfire
+    from campfire.errors import DownloadError
+    from campfire.graphs.download import download_files
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    limit = int(sys.argv[3])  # no file may grow beyond: the FITS files fit, the catalog cannot grow
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+    cf = Campfire(base_url=sys.argv[1], data_dir=sys.argv[2])
+    try:
+        download_files(cf.remote_catalog, cf.data_dir, build_query("spectra"), max_workers=4)
+    except DownloadError as err:
+        print("DownloadError", err)
+    else:
+        print("downloaded")
+""")
+
+
+def test_downloads_whose_records_cannot_be_written_are_failures_and_are_recorded_later(flaky_server, tmp_path):
+    # guards: the recorder thread of download_files (local_files commits off the download
+    # threads): a commit that fails marks its files failed, and nothing is lost
+    srv = flaky_server
+    cf = Campfire(base_url=srv.url, data_dir=tmp_path / "client")
+    cf.sync()
+    db = _db(cf)
+    with sqlite3.connect(db) as conn:
+        conn.execute("VACUUM")  # no free pages: recording 460 files must grow the file
+    rows = cf.query_spectra()
+    limit = max(db.stat().st_size, int(max(rows["file_size"]))) + 4096
+    env = dict(os.environ, CAMPFIRE_CONFIG_DIR=str(tmp_path / "cfg"))
+    out = subprocess.run([sys.executable, "-c", DOWNLOAD_WITH_A_SMALL_DISK, srv.url, str(cf.data_dir), str(limit)],
+                         capture_output=True, text=True, timeout=300, env=env)
+    assert out.returncode == 0, out.stderr[-2000:]
+    text = out.stdout.strip()
+    assert text.startswith("DownloadError") and "downloads failed" in text and "cannot record" in text, text
+    with sqlite3.connect(db) as conn:
+        recorded = dict(conn.execute("SELECT spectrum_id, sha256 FROM local_files").fetchall())
+    assert len(recorded) < len(rows)
+    # every file is in place and verified; the next download records them without fetching any again
+    got = download_files(cf.remote_catalog, cf.data_dir, build_query("spectra"), max_workers=4)
+    assert got["downloaded"] == 0 and got["skipped"] == len(rows) and not got["failed"]
+    with sqlite3.connect(db) as conn:
+        recorded = dict(conn.execute("SELECT spectrum_id, sha256 FROM local_files").fetchall())
+    assert recorded == dict(zip(rows["spectrum_id"], rows["file_hash"]))
+
+
 # -------------------------------------------------------------- a Dask worker killed mid-run
 def _outputs_digest(outdir: pathlib.Path) -> dict[str, str]:
     """sha256 of every output's numbers (FITS data units, zarr arrays); provenance timestamps left out."""
