@@ -38,6 +38,7 @@ __all__ = [
     "read_provenance",
     "write_plot",
     "finish_batch",
+    "plot_batch",
     "write_population",
     "write_summary_table",
     "population_row",
@@ -184,13 +185,11 @@ def finish_batch(
     outdir: str,
     kind: str,
     fits: bool,
-    plot_ids: frozenset | None,
-    rest_frame: bool = False,
 ) -> list[dict[str, Any]]:
-    """Write the outputs of one batch; return one summary row per element.
+    """Write the FITS outputs of one batch; return one summary row per element.
 
     ``run`` is what every batch shares: ``{'provenance': the run's record, 'keys': object
-    id → input key}``. ``plot_ids`` are the ids to draw (None: all).
+    id → input key}``. The quick-look PNGs are tasks of their own (:func:`plot_batch`).
     """
     provenance, keys = run["provenance"], run["keys"]
     rows = []
@@ -235,13 +234,35 @@ def finish_batch(
                     prov = dict(provenance, inputs=dict(inputs), object_id=ref.object_id, input_key=key)
                     cards = fits_cards(provenance, key, inputs, object_name=ref.object_id, redshift=ref.redshift)
                     row["fits"] = write_fits(fits_path_for(outdir, ref, kind), spec, cards=cards, provenance=prov)
-                if plot_ids is None or ref.spectrum_id in plot_ids or ref.object_id in plot_ids:
-                    row["png"] = write_plot(plot_path_for(outdir, ref, kind), spec,
-                                            redshift=None if rest_frame else ref.redshift)
             except Exception as err:  # an output that cannot be written fails its object, not the run
                 row.update(status="failed", step="output", reason=f"{type(err).__name__}: {err}")
         rows.append(row)
     return rows
+
+
+def plot_batch(items: Sequence, ids: frozenset, *, outdir: str, kind: str,
+               rest_frame: bool = False) -> dict[str, dict[str, Any]]:
+    """The quick-look PNGs of the elements of a batch whose id is in ``ids``.
+
+    Returns
+    -------
+    dict
+        Row id (object id, or spectrum id for per-spectrum runs) → what its summary row
+        gets: ``{'png': path}``, or ``status``/``step``/``reason`` when the plot could not be
+        written (an output that cannot be written fails its object, not the run).
+    """
+    out: dict[str, dict[str, Any]] = {}
+    for it in items:
+        ref = it.ref
+        row_id = ref.object_id if kind == "objects" else ref.spectrum_id
+        if it.failure is not None or row_id not in ids:
+            continue
+        try:
+            out[row_id] = {"png": write_plot(plot_path_for(outdir, ref, kind), it.value,
+                                             redshift=None if rest_frame else ref.redshift)}
+        except Exception as err:
+            out[row_id] = {"status": "failed", "step": "output", "reason": f"{type(err).__name__}: {err}"}
+    return out
 
 
 def write_json(path: str | os.PathLike, data: dict) -> None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import pathlib
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from dask.base import tokenize
 
@@ -30,7 +30,7 @@ from campfire.graphs.stacking import grid_from_spec
 from campfire.graphs.zarr_out import jsonable
 from campfire.tasks.batch import SpectrumRef, object_refs
 from campfire.workflows import provenance as P
-from campfire.workflows.outputs import OutDir, finish_batch, fits_path_for
+from campfire.workflows.outputs import OutDir, finish_batch, fits_path_for, plot_batch
 from campfire.workflows.registry import get_step
 from campfire.workflows.options import Invalid
 from campfire.workflows.steps import RunState
@@ -73,6 +73,10 @@ def open_archive(archive: str):
     if not cf.is_local:
         raise CampfireError(f"archive: {root} is not an archive root (no valid meta/campfire.db)")
     return cf, f"archive root {cf.data_dir}"
+
+
+# quick-look PNGs per task (~0.15 s each): small tasks that spread over the workers
+PLOTS_PER_TASK = 4
 
 
 @dataclass
@@ -227,9 +231,10 @@ def build_graph(wf, sel: Selection, done, outdir: OutDir, prov: dict, *, create:
     results = state.current
     if todo_refs:
         rest_frame = any(s.name == "stack" and s.options["by"] == "object" and s.options["rest_frame"] for s in wf.steps)
-        finish = bind(finish_batch, outdir=str(outdir), kind=sel.kind, fits=wf.outputs.fits, plot_ids=_plot_ids(wf, sel),
-                      rest_frame=rest_frame)
-        graph.collections.append(_gather(results, finish, "finish", {"provenance": prov, "keys": sel.keys}))
+        finish = bind(finish_batch, outdir=str(outdir), kind=sel.kind, fits=wf.outputs.fits)
+        plot = bind(plot_batch, outdir=str(outdir), kind=sel.kind, rest_frame=rest_frame)
+        graph.collections.append(_gather(results, finish, "finish", {"provenance": prov, "keys": sel.keys},
+                                         plots=(plot, _plot_chunks(results, sel.kind, _plot_ids(wf, sel)))))
         graph.names.append("rows")
     zarr_path = outdir / wf.outputs.zarr if wf.outputs.zarr else None
     if zarr_path is not None and todo_refs:
@@ -279,20 +284,40 @@ def output_paths(wf, outdir: pathlib.Path) -> dict[str, str]:
     return paths
 
 
-def _gather(coll, func, step: str, shared: Any):
+def _plot_chunks(coll, kind: str, ids: frozenset | None) -> list[tuple[int, frozenset]]:
+    """(partition, ids) of the quick-look PNGs to draw, a few per task.
+
+    The plots are the slowest output (~0.15 s each) and the first N objects of a run
+    share its first batch: drawn inside that batch's finish task they made one task of
+    several seconds that the other workers waited for at the end of a run.
+    """
+    chunks = []
+    for i, part in enumerate(coll.parts):
+        wanted = list(dict.fromkeys(r.object_id if kind == "objects" else r.spectrum_id for r in part
+                                    if ids is None or r.spectrum_id in ids or r.object_id in ids))
+        chunks += [(i, frozenset(wanted[j:j + PLOTS_PER_TASK])) for j in range(0, len(wanted), PLOTS_PER_TASK)]
+    return chunks
+
+
+def _gather(coll, func, step: str, shared: Any, plots: tuple[Callable, list] | None = None):
     """A Delayed list: ``func(partition, shared)`` per partition, results concatenated (small rows only).
 
     ``shared`` (the run's provenance, say) is one task of the graph, so each worker receives
     it once: bound into every partition's function, the scheduler would pickle all of it
     again for every task it sends (~0.8 MB a batch for the full demo's provenance).
+    ``plots`` = (``plot(partition, ids)``, [(partition, ids), ...]): tasks whose results
+    (row id → columns) are merged into the rows.
     """
     from dask.delayed import Delayed
     from dask.highlevelgraph import HighLevelGraph
 
-    name = f"{step}-{tokenize(coll.name, func, token_of(shared))}"
+    name = f"{step}-{tokenize(coll.name, func, token_of(shared), plots and (plots[0], token_of(plots[1])))}"
     dsk = {f"{name}-shared": (_first, Batch((shared,)))}
     dsk.update({(f"{name}-part", i): (func, (coll.name, i), f"{name}-shared") for i in range(coll.npartitions)})
-    dsk[name] = (_concat, [(f"{name}-part", i) for i in range(coll.npartitions)])
+    plot, chunks = plots or (None, [])
+    dsk.update({(f"{name}-plot", j): (bind(plot, ids=ids), (coll.name, i)) for j, (i, ids) in enumerate(chunks)})
+    dsk[name] = (_rows, [(f"{name}-part", i) for i in range(coll.npartitions)],
+                 [(f"{name}-plot", j) for j in range(len(chunks))])
     graph = HighLevelGraph.from_collections(name, dsk, dependencies=[coll])
     return Delayed(name, graph, layer=name)
 
@@ -301,8 +326,15 @@ def _first(batch: Batch) -> Any:
     return batch.items[0]
 
 
-def _concat(lists):
-    return [x for part in lists for x in part]
+def _rows(lists: list[list[dict]], plotted: list[dict[str, dict]]) -> list[dict]:
+    """The batches' summary rows, each with what its quick-look PNG task returned."""
+    rows = [x for part in lists for x in part]
+    done = {k: v for chunk in plotted for k, v in chunk.items()}
+    for row in rows:
+        got = done.get(row["spectrum_id"] or row["object_id"])
+        if got is not None and row["status"] == "ok":
+            row.update(got)
+    return rows
 
 
 def _zarr_layers(state: RunState, zarr_path: OutDir, reuse: bool, sel: Selection, prov: dict, wf, *,
