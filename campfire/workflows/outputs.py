@@ -25,7 +25,7 @@ import json
 import os
 import pathlib
 import threading
-from typing import Any, Sequence
+from typing import Any, Collection, Sequence
 
 import numpy as np
 
@@ -240,7 +240,7 @@ def finish_batch(
     return rows
 
 
-def plot_batch(items: Sequence, ids: frozenset, *, outdir: str, kind: str,
+def plot_batch(items: Sequence, ids: Collection[str], *, outdir: str, kind: str,
                rest_frame: bool = False) -> dict[str, dict[str, Any]]:
     """The quick-look PNGs of the elements of a batch whose id is in ``ids``.
 

@@ -284,7 +284,7 @@ def output_paths(wf, outdir: pathlib.Path) -> dict[str, str]:
     return paths
 
 
-def _plot_chunks(coll, kind: str, ids: frozenset | None) -> list[tuple[int, frozenset]]:
+def _plot_chunks(coll, kind: str, ids: frozenset | None) -> list[tuple[int, tuple[str, ...]]]:
     """(partition, ids) of the quick-look PNGs to draw, a few per task.
 
     The plots are the slowest output (~0.15 s each) and the first N objects of a run
@@ -295,7 +295,8 @@ def _plot_chunks(coll, kind: str, ids: frozenset | None) -> list[tuple[int, froz
     for i, part in enumerate(coll.parts):
         wanted = list(dict.fromkeys(r.object_id if kind == "objects" else r.spectrum_id for r in part
                                     if ids is None or r.spectrum_id in ids or r.object_id in ids))
-        chunks += [(i, frozenset(wanted[j:j + PLOTS_PER_TASK])) for j in range(0, len(wanted), PLOTS_PER_TASK)]
+        # tuples in collection order, not sets: the ids go into the graph's (deterministic) keys
+        chunks += [(i, tuple(wanted[j:j + PLOTS_PER_TASK])) for j in range(0, len(wanted), PLOTS_PER_TASK)]
     return chunks
 
 

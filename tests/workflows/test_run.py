@@ -7,6 +7,7 @@ import json
 import os
 import pathlib
 import shutil
+import textwrap
 
 import dask
 import numpy as np
@@ -403,3 +404,39 @@ def test_a_batchs_linear_chain_runs_as_one_task(tmp_path):
     assert not {"open", "download", "select"} & names  # no longer tasks of their own
     out = run_workflow(CALIBRATE_ALL, output=tmp_path / "run", scheduler="synchronous", progress=False, echo=quiet)
     assert out["ok"] and out["objects"]["done"] == out["objects"]["total"]
+
+
+def test_quick_look_plots_are_small_tasks_with_stable_keys(tmp_path):
+    """The first N objects' PNGs (all in the first batch) are spread over tasks of a few each,
+    and the graph's keys do not depend on the process (no set order in them)."""
+    import subprocess
+    import sys
+
+    code = textwrap.dedent("""
+        import dask, pathlib, sys, tempfile
+        from campfire.workflows.outputs import output_dir
+        from campfire.workflows.plan import build_graph, select
+        from campfire.workflows.provenance import build_provenance
+        from campfire.workflows.resume import completed
+        from campfire.workflows.schema import load_workflow
+        with dask.config.set({"campfire.demo-root": sys.argv[2]}):
+            wf = load_workflow(sys.argv[1])
+            sel = select(wf, scheduler="synchronous", workers=None)
+            outdir = output_dir(pathlib.Path(sys.argv[3]))
+            prov = build_provenance(wf, sel.cf, sel.archive, sel.refs, started="2026-01-01T00:00:00")
+            graph = build_graph(wf, sel, completed(wf, sel, outdir, force=True), outdir, prov, create=False)
+        rows = graph.collections[graph.names.index("rows")]
+        plots = [k for k in dict(rows.dask) if isinstance(k, tuple) and k[0].endswith("-plot")]
+        print(rows.key, len(plots))
+    """)
+    from campfire import config as cfg
+
+    def graph_of_a_new_process(seed: str) -> str:
+        out = subprocess.run([sys.executable, "-c", code, str(CALIBRATE_ALL), str(cfg.get("demo-root")),
+                              str(tmp_path / "out")], capture_output=True, text=True, check=True,
+                             env={**os.environ, "PYTHONHASHSEED": seed})
+        return out.stdout.split("\n")[-2]
+
+    first, second = graph_of_a_new_process("1"), graph_of_a_new_process("2")
+    assert first == second
+    assert int(first.split()[1]) == 6  # plots: 24 in calibrate_all.yaml, 4 per task
