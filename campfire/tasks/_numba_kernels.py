@@ -206,6 +206,21 @@ def _remove(keep, inset, nkeep, idx):
     return nkeep - 1
 
 
+@numba.njit(cache=True, inline="always")
+def _bar_marked(keep, inset, banned, nkeep, marked):
+    """Drop the kept components with ``marked[a] > 0`` (a over the kept, order kept) and bar
+    them at this redshift; returns the new count."""
+    newk = 0
+    for a in range(nkeep):
+        if marked[a] > 0.0:
+            banned[keep[a]] = True
+            inset[keep[a]] = False
+        else:
+            keep[newk] = keep[a]
+            newk += 1
+    return newk
+
+
 @numba.njit(cache=True)
 def _continuum_given(keep, nkeep, bsol, a0, wk, lm, tmp, ncont, afull):
     """Continuum coefficients given the kept components: a = a0 − M⁻¹Xᵀb = a0 − L⁻ᵀ(W b), into afull."""
@@ -289,15 +304,9 @@ def _select(s, rhs, nact, act, comp_kind, ridge, min_snr, keep, banned, inset, s
                 cr = _observed_continuum(ir_pix, keep, nkeep, bsol, act, comp_kind, afull, cidx, cval, nb, nc,
                                          ncont, ped, prof, win0, win1)
                 if cr > brk_rmax * cb:
-                    newk = 0
                     for a in range(nkeep):
-                        if comp_kind[act[keep[a]]] == 1:
-                            banned[keep[a]] = True
-                            inset[keep[a]] = False
-                        else:
-                            keep[newk] = keep[a]
-                            newk += 1
-                    nkeep = newk
+                        tmp2[a] = 1.0 if comp_kind[act[keep[a]]] == 1 else 0.0
+                    nkeep = _bar_marked(keep, inset, banned, nkeep, tmp2)
                     solved = False
                     continue
             nstel = 0
@@ -319,15 +328,7 @@ def _select(s, rhs, nact, act, comp_kind, ridge, min_snr, keep, banned, inset, s
                             tmp2[a] = 1.0
                             nbad += 1
                 if nbad > 0:
-                    newk = 0
-                    for a in range(nkeep):
-                        if tmp2[a] > 0.0:
-                            banned[keep[a]] = True
-                            inset[keep[a]] = False
-                        else:
-                            keep[newk] = keep[a]
-                            newk += 1
-                    nkeep = newk
+                    nkeep = _bar_marked(keep, inset, banned, nkeep, tmp2)
                     solved = False
                     continue
             if anylow:
