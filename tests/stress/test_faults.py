@@ -455,16 +455,19 @@ def test_read_only_directories_are_a_download_error_and_the_rest_is_recorded(fla
     assert download_files(cf.remote_catalog, cf.data_dir, build_query("spectra", search=OBJECT))["downloaded"] == 3
 
 
-SYNC_WITH_A_SMALL_DISK = textwrap.dedent("""
+# a child process (argv: server URL, data_dir, LIMIT) whose writes beyond LIMIT bytes per file
+# fail with EFBIG (SIGXFSZ ignored): a disk that fills up, for Python's writes and SQLite's alike
+SMALL_DISK = textwrap.dedent("""
     import resource, signal, sys
     from campfire.client import Campfire
     from campfire.errors import DownloadError
-    # writes beyond LIMIT bytes fail with EFBIG (SIGXFSZ ignored): a disk that fills up, for
-    # Python's writes and SQLite's alike
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     limit = int(sys.argv[3])
     resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
     cf = Campfire(base_url=sys.argv[1], data_dir=sys.argv[2])
+""")
+
+SYNC_WITH_A_SMALL_DISK = SMALL_DISK + textwrap.dedent("""
     if sys.argv[4] == "alice":
         cf.login("alice", "alice-demo")
     try:
@@ -508,16 +511,9 @@ def test_disk_full_during_sync_keeps_the_previous_catalog(flaky_server, tmp_path
 
 
 
-DOWNLOAD_WITH_A_SMALL_DISK = textwrap.dedent("""
-    import resource, signal, sys
+DOWNLOAD_WITH_A_SMALL_DISK = SMALL_DISK + textwrap.dedent("""
     from campfire.catalog.filters import build_query
-    from campfire.client import Campfire
-    from campfire.errors import DownloadError
     from campfire.graphs.download import download_files
-    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-    limit = int(sys.argv[3])  # no file may grow beyond: the FITS files fit, the catalog cannot grow
-    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
-    cf = Campfire(base_url=sys.argv[1], data_dir=sys.argv[2])
     try:
         download_files(cf.remote_catalog, cf.data_dir, build_query("spectra"), max_workers=4)
     except DownloadError as err:
