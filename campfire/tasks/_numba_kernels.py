@@ -269,7 +269,7 @@ def _select(s, rhs, nact, act, comp_kind, ridge, min_snr, keep, banned, inset, s
     for a in range(nact):
         banned[a] = False
         inset[a] = False
-    nkeep = 0
+    nkeep = np.int64(0)  # not a literal: one compiled _subset_solve (see zfit_chi2_grid)
     solved = True
     for it in range(4 * nact + 4):
         grow = it < 3 * nact + 3
@@ -487,7 +487,9 @@ def zfit_chi2_grid(
             chi2c -= a0[p] * v[p]
 
         # --- line components on their windows
-        nact = 0
+        # np.int64, not a literal 0: numba would also compile _select for Literal[int](0) (~2 s more
+        # of a new machine's first fit)
+        nact = np.int64(0)
         for k in range(ncomp):
             l0 = comp_ptr[k]
             l1 = comp_ptr[k + 1]
