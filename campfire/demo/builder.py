@@ -55,13 +55,12 @@ def _progress(total: int, desc: str, enabled: bool):
 
 # for the one-line announcement of a build: CPU seconds per simulated spectrum (simulation,
 # redshift fit, FITS and truth files) and per imaging field, and the rest (worker start-up,
-# the catalog), so the small demo says ~30 s on 2 cores (bench/bench_demo_build.py, nearly
-# quiet machine: 52.8 CPU s, 28.7 s), plus the kernels' compilation on a machine that never
-# ran the fit (44.5 s)
+# the catalog), so the small demo says ~30 s on 2 cores (bench/bench_demo_build.py:
+# 22.5–28.4 s), plus the kernels' compilation on a machine that never ran the fit (31–43 s)
 _CPU_PER_SPECTRUM = 0.08
 _CPU_PER_FIELD = 1.0
 _CPU_FIXED = 8.0
-_COMPILE_SECONDS = 16.0  # wall: every worker compiles the fit's kernels when numba's cache has none
+_COMPILE_SECONDS = 10.0  # wall: the build compiles the fit's kernels once when numba's cache has none
 
 
 def _fit_kernels_cached() -> bool:
@@ -149,32 +148,59 @@ def _one_blas_thread() -> None:
     threadpool_limits(1, user_api="blas")
 
 
+def _pool_context():
+    """The multiprocessing context of the build's workers: fork when it is safe, else spawn.
+
+    fork on Linux when this process runs no other thread (the command line): the workers
+    start with campfire imported and the redshift fit's kernels loaded here first — on a
+    new machine compiled once, not once per worker. spawn when other threads run (Dask,
+    Jupyter: a forked child can deadlock on a lock one of them held) and on macOS, where
+    fork is unsafe with the system's libraries.
+    """
+    import multiprocessing as mp
+    import threading
+
+    if sys.platform.startswith("linux") and threading.active_count() == 1:
+        _load_fit_kernels()
+        return mp.get_context("fork")
+    return mp.get_context("spawn")
+
+
+def _load_fit_kernels() -> None:
+    """Fit a tiny flat spectrum: numba loads the fit's compiled kernels (compiles them if not cached)."""
+    from campfire.models import SpectrumData
+    from campfire.tasks.redshift import fit_redshift
+
+    wave = np.geomspace(0.6, 5.3, 200)
+    fit_redshift(SpectrumData(wave, np.ones(wave.size), np.full(wave.size, 0.1), grating="PRISM"),
+                 z_range=(0.0, 15.0))
+
+
 def _run_tasks(tasks: list[tuple], workers: int, progress: bool) -> list[Any]:
     """Run (function, args) tasks, in worker processes when ``workers`` > 1; results in order."""
     from threadpoolctl import threadpool_limits
 
     results: list[Any] = [None] * len(tasks)
-    with _progress(len(tasks), "demo", progress) as bar, threadpool_limits(1, user_api="blas"):
-        if workers <= 1:
+    with threadpool_limits(1, user_api="blas"), contextlib.ExitStack() as stack:
+        # the pool before the progress bar: tqdm's monitor thread would rule out fork
+        pool = (stack.enter_context(_pool_context().Pool(workers, initializer=_one_blas_thread))
+                if workers > 1 else None)
+        bar = stack.enter_context(_progress(len(tasks), "demo", progress))
+        if pool is None:
             for i, (fn, args) in enumerate(tasks):
                 results[i] = fn(args)
                 if bar is not None:
                     bar.update(1)
             return results
-        import multiprocessing as mp
-
-        # spawn: safe when the caller has threads (Dask, Jupyter); workers import campfire
-        ctx = mp.get_context("spawn")
-        with ctx.Pool(workers, initializer=_one_blas_thread) as pool:
-            pending = {i: pool.apply_async(fn, (args,)) for i, (fn, args) in enumerate(tasks)}
-            while pending:
-                done = [i for i, r in pending.items() if r.ready()]
-                for i in done:
-                    results[i] = pending.pop(i).get()
-                    if bar is not None:
-                        bar.update(1)
-                if pending and not done:
-                    time.sleep(0.02)
+        pending = {i: pool.apply_async(fn, (args,)) for i, (fn, args) in enumerate(tasks)}
+        while pending:
+            done = [i for i, r in pending.items() if r.ready()]
+            for i in done:
+                results[i] = pending.pop(i).get()
+                if bar is not None:
+                    bar.update(1)
+            if pending and not done:
+                time.sleep(0.02)
     return results
 
 

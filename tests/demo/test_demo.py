@@ -5,6 +5,7 @@ build reduced archives (40 objects) of their own.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
@@ -12,6 +13,8 @@ import os
 import re
 import pathlib
 import sqlite3
+import subprocess
+import sys
 import threading
 
 import numpy as np
@@ -522,6 +525,25 @@ def test_full_plan_has_the_reference_numbers():
     assert plan.objects[0].object_id == "ember_uds_p4_123456"
 
 
+@contextlib.contextmanager
+def _another_thread():
+    stop = threading.Event()
+    t = threading.Thread(target=stop.wait, daemon=True)
+    t.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        t.join()
+
+
+def test_workers_are_spawned_while_other_threads_run():
+    import campfire.demo.builder as B
+
+    with _another_thread():
+        assert B._pool_context().get_start_method() == "spawn"
+
+
 def _tree_hashes(root: pathlib.Path) -> dict[str, str]:
     return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
             for p in sorted(root.rglob("*")) if p.is_file()}
@@ -534,9 +556,16 @@ def test_same_seed_gives_identical_files(tmp_path, monkeypatch):
     a = _build(tmp_path / "a", "small", 5, workers=1, progress=False, n_objects=40, n_spectra=80)
     for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         monkeypatch.setenv(name, "1" if (os.cpu_count() or 1) > 1 else "2")
-    b = _build(tmp_path / "b", "small", 5, workers=2, progress=False, n_objects=40, n_spectra=80)
+    # spawned workers (a thread runs here, as in Dask or Jupyter) ...
+    with _another_thread():
+        b = _build(tmp_path / "b", "small", 5, workers=2, progress=False, n_objects=40, n_spectra=80)
     ha, hb = _tree_hashes(a), _tree_hashes(b)
     assert ha == hb and len(ha) > 150
+    # ... and forked ones (a new single-threaded process, as on the command line)
+    code = ("import campfire.demo.builder as B, pathlib, sys; assert B._pool_context().get_start_method() == 'fork'; "
+            "B._build(pathlib.Path(sys.argv[1]), 'small', 5, workers=2, progress=False, n_objects=40, n_spectra=80)")
+    subprocess.run([sys.executable, "-c", code, str(tmp_path / "f")], check=True, timeout=600)
+    assert _tree_hashes(tmp_path / "f") == ha
     c = _build(tmp_path / "c", "small", 6, workers=1, progress=False, n_objects=40, n_spectra=80)
     hc = _tree_hashes(c)
     assert hc["meta/campfire.db"] != ha["meta/campfire.db"]
