@@ -1,6 +1,6 @@
 """Lazy access to the compiled (numba) kernels.
 
-numba is optional (the ``fast`` extra). Nothing here imports it at module import time:
+numba is a dependency, imported only when first needed (it costs ~0.2 s):
 :func:`kernels` imports :mod:`campfire.tasks._numba_kernels` (which does ``import numba``)
 the first time a compiled path is asked for, and returns ``None`` when numba is absent
 so callers fall back to their numpy implementation.
