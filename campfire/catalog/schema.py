@@ -134,7 +134,8 @@ def create_catalog(path: str | os.PathLike, owner: str) -> sqlite3.Connection:
     >>> conn = create_catalog(catalog_path('/tmp/archive'), owner='pipeline')  # doctest: +SKIP
     """
     conn = connect(path, readonly=False)
-    conn.executescript(SCHEMA_PATH.read_text())
+    # one transaction: each DDL statement on its own is a commit and a disk sync (~0.75 s)
+    conn.executescript(f"BEGIN;\n{SCHEMA_PATH.read_text()}\nCOMMIT;")
     write_meta(conn, {"schema_version": SCHEMA_VERSION})
     conn.execute("INSERT OR IGNORE INTO archive_meta (key, value) VALUES ('owner', ?)", (owner,))
     conn.commit()

@@ -8,6 +8,7 @@ catalog answered through the join, and that catalog after ``upgrade_catalog``.
 from __future__ import annotations
 
 import logging
+import re
 import shutil
 import sqlite3
 import subprocess
@@ -357,5 +358,15 @@ def test_create_catalog_is_current(tmp_path):
     try:
         assert has_object_copies(conn)
         assert _version(conn) == SCHEMA_VERSION
+        # the whole schema.sql, written in one transaction that is over
+        assert not conn.in_transaction
+        assert conn.execute("PRAGMA page_size").fetchone()[0] == 16384  # taken before the first write
+        assert conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+        made = {name for (name,) in conn.execute("SELECT name FROM sqlite_master")}
+        tables, post = schema_statements()
+        wanted = {re.search(r"IF NOT EXISTS\s+(\w+)", stmt).group(1) for stmt in tables[1:] + post}
+        assert len(wanted) > 30 and wanted <= made
+        assert dict(conn.execute("SELECT key, value FROM archive_meta")) == {
+            "owner": "pipeline", "schema_version": SCHEMA_VERSION}
     finally:
         conn.close()
