@@ -7,7 +7,7 @@ kernels are compiled; ``warm`` reuses that cache (every later build). Printed: w
 clock and the CPU seconds of the build and its worker processes. ``--before REF``
 builds with the campfire of a git ref (``git archive`` into a temp dir) too,
 alternating with this tree, so the shared machine's load hits both alike; the two
-archives' catalogs and FITS files are compared byte for byte (same content).
+archives' FITS and truth files are compared byte for byte, their catalogs by SQL dump (same content).
 
 Side by side, the bare floor of the same work: the CPU of the redshift fits alone
 (``fit_redshift`` over the spectra of 40 objects, scaled to the archive's spectra, in the
@@ -53,12 +53,26 @@ def build(tree: pathlib.Path, root: pathlib.Path, cache: pathlib.Path) -> tuple[
 
 
 def digest(root: pathlib.Path) -> str:
-    """One hash of every file of the archive (paths and bytes)."""
+    """One hash of every file of the archive: paths and bytes, the SQLite catalog by its SQL dump.
+
+    The catalog's content, not its pages: how the file was written (one transaction or
+    several) moves bytes that hold no data.
+    """
+    import sqlite3
+
     h = hashlib.sha256()
     for p in sorted(root.rglob("*")):
         if p.is_file():
             h.update(str(p.relative_to(root)).encode())
-            h.update(p.read_bytes())
+            if p.suffix == ".db":
+                conn = sqlite3.connect(f"file:{p}?mode=ro", uri=True)
+                try:
+                    for line in conn.iterdump():
+                        h.update(line.encode())
+                finally:
+                    conn.close()
+            else:
+                h.update(p.read_bytes())
     return h.hexdigest()[:16]
 
 
