@@ -148,7 +148,7 @@ def _one_blas_thread() -> None:
     threadpool_limits(1, user_api="blas")
 
 
-def _pool_context():
+def _pool_context(progress: bool = False):
     """The multiprocessing context of the build's workers: fork when it is safe, else spawn.
 
     fork on Linux when this process runs no other thread (the command line): the workers
@@ -161,13 +161,16 @@ def _pool_context():
     import threading
 
     if sys.platform.startswith("linux") and threading.active_count() == 1:
-        _load_fit_kernels()
+        _load_fit_kernels(progress)
         return mp.get_context("fork")
     return mp.get_context("spawn")
 
 
-def _load_fit_kernels() -> None:
+def _load_fit_kernels(progress: bool = False) -> None:
     """Fit a tiny flat spectrum: numba loads the fit's compiled kernels (compiles them if not cached)."""
+    if progress and not _fit_kernels_cached():
+        print(f"campfire: compiling the redshift fit (once per machine, ~{_COMPILE_SECONDS:.0f} s)", file=sys.stderr,
+              flush=True)
     from campfire.models import SpectrumData
     from campfire.tasks.redshift import fit_redshift
 
@@ -183,7 +186,7 @@ def _run_tasks(tasks: list[tuple], workers: int, progress: bool) -> list[Any]:
     results: list[Any] = [None] * len(tasks)
     with threadpool_limits(1, user_api="blas"), contextlib.ExitStack() as stack:
         # the pool before the progress bar: tqdm's monitor thread would rule out fork
-        pool = (stack.enter_context(_pool_context().Pool(workers, initializer=_one_blas_thread))
+        pool = (stack.enter_context(_pool_context(progress).Pool(workers, initializer=_one_blas_thread))
                 if workers > 1 else None)
         bar = stack.enter_context(_progress(len(tasks), "demo", progress))
         if pool is None:
