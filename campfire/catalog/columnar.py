@@ -120,9 +120,13 @@ class _Reader:
         import adbc_driver_sqlite
 
         self.guard = connect(path, readonly=True, timeout=timeout, autocommit=True)
-        self.db = adbc_driver_sqlite.connect(readonly_uri(path) + "&nolock=1")
-        self.conn = adbc_driver_manager.AdbcConnection(self.db)
-        self.conn.set_autocommit(True)  # no transaction of its own: the guard's lock is the one
+        try:
+            self.db = adbc_driver_sqlite.connect(readonly_uri(path) + "&nolock=1")
+            self.conn = adbc_driver_manager.AdbcConnection(self.db)
+            self.conn.set_autocommit(True)  # no transaction of its own: the guard's lock is the one
+        except adbc_driver_manager.Error as err:
+            self.guard.close()
+            raise Unsupported(f"the driver cannot open {path}: {err}") from err
         self.statements: collections.OrderedDict[tuple[str, int], Any] = collections.OrderedDict()
         self._tuned = False
 
@@ -193,21 +197,34 @@ _PATHS: dict[str, tuple[int, int, int]] = {}
 _POOL_LOCK = threading.Lock()
 
 
-def _file_key(path: str) -> tuple[int, int, int]:
-    st = os.stat(path)
+def _file_key(path: str) -> tuple[int, int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
     return os.getpid(), st.st_dev, st.st_ino
+
+
+def _retire(path: str) -> None:
+    """Close the idle readers of ``path``'s former file (a busy one closes when given back). Under the lock."""
+    key = _PATHS.pop(path)
+    if key[0] == os.getpid():  # a forked child leaves its parent's readers alone
+        for reader in _POOL.pop(key, []):
+            reader.close()
 
 
 def _take(path: str, timeout: float) -> tuple[tuple[int, int, int], _Reader]:
     key = _file_key(path)
+    if key is None:
+        raise Unsupported(f"no catalog file at {path}")
     with _POOL_LOCK:
-        old = _PATHS.get(path)
-        if old is not None and old != key:
-            # the file at ``path`` was replaced: the readers of the old one may close (nothing
-            # writes an unlinked catalog); in a forked child, a parent's readers are left alone
-            for reader in _POOL.pop(old, []) if old[0] == key[0] else []:
-                reader.close()
-        _PATHS[path] = key
+        if _PATHS.get(path) != key:
+            # a new file at ``path`` (or a first read): the readers of files that are gone or
+            # were replaced close now; those of a live catalog never do (closing its file would
+            # drop this process's locks on it)
+            for other in [p for p, k in _PATHS.items() if p == path or _file_key(p) != k]:
+                _retire(other)
+            _PATHS[path] = key
         idle = _POOL.setdefault(key, [])
         if idle:
             return key, idle.pop()

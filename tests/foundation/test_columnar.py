@@ -223,3 +223,17 @@ def test_the_reader_setting(cf, monkeypatch):
         with pytest.raises(CampfireError, match=r'campfire\[fast\]'):
             cf.query_objects(limit=1)
     assert len(cf.query_objects(limit=3)) == 3  # auto without the extra: rows
+
+
+def test_readers_of_files_that_are_gone_close(tmp_path):
+    first = _small_catalog(tmp_path / "a.db", [(1, 1.0, "a")])
+    columnar.read_columns(first, "SELECT s FROM t", [], ["str"])
+    (reader,) = columnar._POOL[columnar._PATHS[str(first)]]
+    first.unlink()
+    second = _small_catalog(tmp_path / "b.db", [(1, 1.0, "b")])
+    assert columnar.read_columns(second, "SELECT s FROM t", [], ["str"])[0].tolist() == ["b"]
+    assert str(first) not in columnar._PATHS
+    with pytest.raises(sqlite3.ProgrammingError):  # closed
+        reader.guard.execute("SELECT 1")
+    with pytest.raises(columnar.Unsupported, match="no catalog file"):
+        columnar.read_columns(first, "SELECT s FROM t", [], ["str"])
