@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import collections
 import functools
-import logging
 import os
 import sqlite3
 import threading
@@ -46,8 +45,6 @@ import numpy as np
 from campfire.catalog.db import connect, readonly_uri
 
 __all__ = ["available", "read_columns", "column_array", "Unsupported"]
-
-log = logging.getLogger("campfire.catalog")
 
 # rows per Arrow batch: the driver infers each column's type from the first batch, and
 # a column NULL throughout it and not after fails; then the query runs again in one batch

@@ -154,7 +154,11 @@ class LocalCatalog:
         return conn
 
     def close(self) -> None:
-        """Close this thread's connection (another is opened on the next query)."""
+        """Close this thread's connection (another is opened on the next query).
+
+        The columnar reader's connections (:mod:`campfire.catalog.columnar`) are the
+        process's, per catalog file: they stay open until the file is removed or replaced.
+        """
         conn = getattr(self._local, "conn", None)
         if conn is not None:
             conn.close()
