@@ -237,3 +237,22 @@ def test_readers_of_files_that_are_gone_close(tmp_path):
         reader.guard.execute("SELECT 1")
     with pytest.raises(columnar.Unsupported, match="no catalog file"):
         columnar.read_columns(first, "SELECT s FROM t", [], ["str"])
+
+
+def test_reads_never_see_half_a_commit_of_another_process(tmp_path):
+    # another process rewrites every row in each transaction (many pages); every read must see one commit
+    db = _small_catalog(tmp_path / "c.db", [(i, 0.0, "v" * 40) for i in range(20_000)])
+    script = (f"import sqlite3, time\nc = sqlite3.connect({str(db)!r}, timeout=30)\nend = time.time() + 2\nk = 0\n"
+              "while time.time() < end:\n    k += 1\n    c.execute('UPDATE t SET x = ?', (float(k),))\n    c.commit()\n"
+              "print(k)\n")
+    import subprocess
+    import sys
+
+    writer = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    seen = set()
+    while writer.poll() is None:
+        (x,) = columnar.read_columns(db, "SELECT x FROM t ORDER BY i", [], ["float"])
+        assert len(x) == 20_000 and (x == x[0]).all(), np.unique(x)[:5]
+        seen.add(float(x[0]))
+    commits = int(writer.communicate(timeout=30)[0])
+    assert writer.returncode == 0 and commits > 5 and len(seen) > 3  # the reads fell between many commits
