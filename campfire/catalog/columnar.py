@@ -3,8 +3,8 @@
 ``sqlite3`` hands every row over as a tuple of Python objects (~5 µs per row of
 ``query_spectra`` before any Table exists). The ADBC SQLite driver
 (``adbc-driver-sqlite``, with ``pyarrow``: the ``fast`` extra) runs the same SQL
-and fills Arrow columns in C; numbers become numpy arrays without a copy and
-strings become numpy unicode in a few vectorised passes (:func:`column_array`).
+and fills Arrow columns in C; numbers become numpy arrays in one copy and strings
+numpy unicode in a few vectorised passes (:func:`column_array`).
 :class:`~campfire.catalog.local.LocalCatalog` reads its Tables here when the
 extra is installed (config ``campfire.catalog.reader``) and falls back to the
 rows of ``sqlite3`` for anything this reader does not do exactly as they do.
@@ -21,8 +21,8 @@ An SQLite Database File", 2.2). Hence:
   sqlite3's own bookkeeping, and other processes', through the file lock — from
   changing the file until the columns are read. A writer waits for it (its busy
   timeout), as it waits for any reader;
-* a driver connection closes only when its file is no longer the catalog (a sync
-  replaced it): closing the file would drop this process's locks on it;
+* a driver connection closes only when its file is gone or was replaced (a sync's
+  swap): closing a live catalog's file would drop this process's locks on it;
 * a catalog in WAL mode (a served archive) is read through rows: its readers lock
   the ``-shm`` file, which the driver would share.
 
@@ -322,6 +322,16 @@ def column_array(values: Any, dtype: str) -> np.ndarray:
     return values.cast(pa.int64()).to_numpy(zero_copy_only=False, writable=True)
 
 
+def _buffers(values) -> tuple[np.ndarray, np.ndarray]:
+    """The offsets and the bytes of an Arrow string array (of its slice), as numpy views."""
+    n = len(values)
+    _, offset_buf, data_buf = values.buffers()
+    offsets = np.frombuffer(offset_buf, dtype=np.int32, count=n + 1, offset=4 * values.offset)
+    if data_buf is None:  # only empty strings
+        return offsets, np.zeros(0, dtype=np.uint8)
+    return offsets, np.frombuffer(data_buf, dtype=np.uint8)[offsets[0]:offsets[-1]]
+
+
 def _unicode(values) -> np.ndarray:
     """An Arrow string array as ``<U{longest}`` (nulls ''): each value padded with NUL to one width, then widened.
 
@@ -334,15 +344,13 @@ def _unicode(values) -> np.ndarray:
     if values.null_count:
         values = pc.fill_null(values, "")
     n = len(values)
-    offsets = np.frombuffer(values.buffers()[1], dtype=np.int32, count=n + 1, offset=4 * values.offset)
-    data = np.frombuffer(values.buffers()[2], dtype=np.uint8)[offsets[0]:offsets[-1]]
+    offsets, data = _buffers(values)
     ascii_only = data.max(initial=0) < 0x80
     lengths = np.diff(offsets) if ascii_only else pc.utf8_length(values).to_numpy()
     width = max(int(lengths.max(initial=0)), 1)
     if not (lengths == width).all():
         values = pc.utf8_rpad(values, width=width, padding="\0")
-        offsets = np.frombuffer(values.buffers()[1], dtype=np.int32, count=n + 1, offset=4 * values.offset)
-        data = np.frombuffer(values.buffers()[2], dtype=np.uint8)[offsets[0]:offsets[-1]]
+        offsets, data = _buffers(values)
     if ascii_only:
         return data.astype(np.uint32).view(f"<U{width}")
     return np.frombuffer(bytearray(data.tobytes().decode("utf-8").encode("utf-32-le")), dtype=f"<U{width}")
