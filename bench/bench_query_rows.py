@@ -3,9 +3,13 @@
 Cases: a multi-filter ``query_spectra`` (~thousands of rows), a 30" ``cone_search``
 (hundreds of objects), 50,000 rows of ``query_spectra(gratings=['G235M'])`` (the
 per-row cost), and a query that matches nothing (the fixed cost: path choice, SQL,
-an empty Table). Each is timed through ``Campfire.query_*`` and, side by side, as the
-bare library: the same SQL and parameters through ``sqlite3`` ``fetchall()`` (SQLite's
-own work plus Python's row tuples, the floor of any row-wise reader).
+an empty Table). Each is timed through ``Campfire.query_*`` — with the reader campfire
+chooses (``campfire.catalog.reader: auto``: columns through ADBC when the ``fast`` extra
+is installed) and with the row reader (``rows``) — and, side by side, as the bare
+libraries: the same SQL and parameters through ``sqlite3`` ``fetchall()`` (SQLite's own
+work plus Python's row tuples, the floor of any row-wise reader) and through
+``adbc_driver_sqlite`` into an Arrow table (SQLite's work plus Arrow's columns, the floor
+of the columnar reader: no numpy arrays, no Table).
 
 ``--before REF`` runs the same cases with the campfire of a git ref (``git archive``
 into a temp dir) in a child process, alternating with this tree's, so the shared
@@ -15,11 +19,13 @@ what else runs on a shared machine).
 
     python bench/bench_query_rows.py CATALOG_ROOT [--before REF] [--repeat 15] [--rounds 2]
     # CATALOG_ROOT: a demo built with ``campfire demo build ROOT --size catalog``
+    # the columnar reader and the bare ADBC column need: pip install "campfire[fast]"
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import pathlib
 import statistics
 import subprocess
@@ -31,7 +37,30 @@ HERE = pathlib.Path(__file__).resolve().parent
 REPO = HERE.parent
 
 
+def _bare_arrow(path):
+    """The same SQL through the ADBC SQLite driver into an Arrow table (None without the driver)."""
+    try:
+        import adbc_driver_sqlite.dbapi
+    except ImportError:
+        return None
+    import atexit
+
+    conn = adbc_driver_sqlite.dbapi.connect(f"file:{path}?mode=ro", autocommit=True)
+    cur = conn.cursor()
+    atexit.register(lambda: (cur.close(), conn.close()))
+    cur.execute("PRAGMA cache_size = -65536")  # as campfire's connections
+    cur.fetchall()
+
+    def run(sql, params):
+        cur.execute(sql, params)
+        return cur.fetch_arrow_table()
+
+    return run
+
+
 def child(root: str, repeat: int) -> dict:
+    import dask
+
     from campfire import Campfire
     from campfire.catalog.filters import build_query
     from campfire.flags import DQFlags
@@ -42,6 +71,7 @@ def child(root: str, repeat: int) -> dict:
     fields = cf.get_fields()
     n_obj = conn.execute("SELECT max(rowid) FROM objects").fetchone()[0]
     ra, dec = conn.execute("SELECT ra, dec FROM objects WHERE rowid = ?", (n_obj // 2,)).fetchone()
+    arrow = _bare_arrow(cat.db_path)
     cases = {
         "multi-filter query_spectra": ("spectra", dict(
             fields=fields[:1], gratings=["PRISM"], redshift_range=(4.0, 6.0), max_snr_range=(5, 1e9),
@@ -58,11 +88,19 @@ def child(root: str, repeat: int) -> dict:
         def bare(sql=sql, params=params):
             return conn.execute(sql, params).fetchall()
 
+        def rows(call=call):
+            with dask.config.set({"campfire.catalog.reader": "rows"}):  # an older tree ignores it
+                return call()
+
+        fns = {"campfire": call, "row reader": rows, "bare": bare}
+        if arrow is not None:
+            fns["arrow"] = lambda sql=sql, params=params: arrow(sql, params)
         n = len(call())
-        assert len(bare()) == n
-        times = {"campfire": [], "bare": [], "campfire cpu": [], "bare cpu": []}
-        for _ in range(repeat):  # alternate: the load of the moment hits both
-            for name, fn in (("campfire", call), ("bare", bare)):
+        assert len(bare()) == n and len(rows()) == n
+        assert arrow is None or fns["arrow"]().num_rows == n
+        times = {k: [] for name in fns for k in (name, name + " cpu")}
+        for _ in range(repeat):  # alternate: the load of the moment hits all alike
+            for name, fn in fns.items():
                 t0, c0 = time.perf_counter(), time.process_time()
                 fn()
                 times[name].append(time.perf_counter() - t0)
@@ -73,15 +111,14 @@ def child(root: str, repeat: int) -> dict:
 
 def run_child(tree: pathlib.Path, root: str, repeat: int) -> dict:
     out = subprocess.run([sys.executable, __file__, "--child", root, str(repeat)], capture_output=True, text=True,
-                         env={**__import__("os").environ, "PYTHONPATH": str(tree)}, timeout=1800)
+                         env={**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, (
+                             str(tree), os.environ.get("PYTHONPATH"))))}, timeout=1800)
     if out.returncode:
         raise RuntimeError(out.stderr[-3000:])
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def main(argv: list[str] | None = None) -> None:
-    import os
-
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("root")
     parser.add_argument("--before", default=None)
@@ -104,25 +141,32 @@ def main(argv: list[str] | None = None) -> None:
             results[name].append(run_child(trees[name], args.root, args.repeat))
     best = {name: {label: {k: min(run[label][k] for run in runs) for k in runs[0][label]}
                    for label in runs[0]} for name, runs in results.items()}
+    arrow = "arrow" in best["after"][next(iter(best["after"]))]
     print(f"{'case':30} {'rows':>7} " + " ".join(f"{n + ' ms':>12} {'µs/row':>7}" for n in trees)
-          + f" {'bare sqlite3 ms':>16}")
+          + f" {'after, rows reader':>18} {'bare sqlite3 ms':>16}" + (f" {'bare ADBC→Arrow':>16}" if arrow else ""))
     for label in best["after"]:
         n = best["after"][label]["rows"]
         cells = " ".join(f"{best[t][label]['campfire']:>12.2f} {1e3 * best[t][label]['campfire'] / max(n, 1):>7.2f}"
                          for t in trees)
         bare = min(best[t][label]["bare"] for t in trees)
-        print(f"{label:30} {n:>7,} {cells} {bare:>16.2f}")
+        print(f"{label:30} {n:>7,} {cells} {best['after'][label]['row reader']:>18.2f} {bare:>16.2f}"
+              + (f" {best['after'][label]['arrow']:>16.2f}" if arrow else ""))
     # CPU time of this process: what the query costs, less what the neighbours' load adds to the wall
     print("CPU ms (process_time; median, best round):  " + "  ".join(
         f"{label}: " + " / ".join(f"{t} {best[t][label]['campfire cpu']:.2f}" for t in trees)
-        + f" / bare {min(best[t][label]['bare cpu'] for t in trees):.2f}" for label in best["after"]))
-    for t in trees:
-        fixed = best[t]["no match (fixed cost)"]["campfire"]
-        big = best[t]["50,000 rows query_spectra"]
-        per_row = (big["campfire"] - fixed) / big["rows"] * 1e3
-        bare_row = big["bare"] / big["rows"] * 1e3
-        print(f"{t}: fixed cost {fixed:.2f} ms, {per_row:.2f} µs per returned row "
-              f"(bare sqlite3 fetchall: {bare_row:.2f} µs per row)")
+        + f" / after, rows reader {best['after'][label]['row reader cpu']:.2f}"
+        + f" / bare {min(best[t][label]['bare cpu'] for t in trees):.2f}"
+        + (f" / bare ADBC {best['after'][label]['arrow cpu']:.2f}" if arrow else "") for label in best["after"]))
+    readers = [(t, "campfire") for t in trees] + [("after, rows reader", "row reader")]
+    for name, key in readers:
+        runs = best[name.split(",")[0]]
+        fixed = runs["no match (fixed cost)"][key]
+        big = runs["50,000 rows query_spectra"]
+        per_row = (big[key] - fixed) / big["rows"] * 1e3
+        print(f"{name}: fixed cost {fixed:.2f} ms, {per_row:.2f} µs per returned row")
+    big = best["after"]["50,000 rows query_spectra"]
+    print(f"bare sqlite3 fetchall: {big['bare'] / big['rows'] * 1e3:.2f} µs per row"
+          + (f"; bare ADBC → Arrow: {big['arrow'] / big['rows'] * 1e3:.2f} µs per row" if arrow else ""))
     print(f"load average at the end {os.getloadavg()[0]:.1f}")
     if tmp is not None:
         tmp.cleanup()

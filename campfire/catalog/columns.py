@@ -35,6 +35,7 @@ __all__ = [
     "VIEW_FIELDS",
     "INSPECTION_COLUMNS",
     "columns_of",
+    "columns_table",
     "auto_redshift_values",
     "inspections_table",
     "make_table",
@@ -268,6 +269,24 @@ def make_table(columns: Sequence[Column], rows: list[tuple]) -> Table:
         data = _column_arrays(columns, rows)
     else:
         data = [np.zeros(0, dtype=_EMPTY[dtype]) for _, _, dtype in columns]
+    return columns_table(columns, data)
+
+
+def columns_table(columns: Sequence[Column], data: Sequence[np.ndarray]) -> Table:
+    """An astropy Table of typed arrays, one per column of ``columns`` (not copied; with units).
+
+    What :func:`make_table` makes of rows, for a reader that gives columns
+    (:mod:`campfire.catalog.columnar`): the arrays must already have the dtypes and
+    missing values of :func:`make_table`'s.
+
+    Examples
+    --------
+    >>> t = columns_table(PROGRAM_COLUMNS[:2], [np.array([1180]), np.array(['JADES'])])
+    >>> t.colnames, str(t['slug'][0])
+    (['program_id', 'slug'], 'JADES')
+    """
+    if len(data) != len(columns):
+        raise ValueError(f"data: expected {len(columns)} arrays, one per column, got {len(data)}")
     return _table([c[0] for c in columns], data)
 
 

@@ -21,7 +21,7 @@ from typing import Iterator, Mapping
 
 from campfire.errors import CampfireError
 
-__all__ = ["CATALOG_FILE", "catalog_path", "connect", "opened", "read_meta", "write_meta", "change_stamp"]
+__all__ = ["CATALOG_FILE", "catalog_path", "readonly_uri", "connect", "opened", "read_meta", "write_meta", "change_stamp"]
 
 CATALOG_FILE = "meta/campfire.db"  # relative to an archive root
 
@@ -45,6 +45,17 @@ def catalog_path(root: str | os.PathLike) -> pathlib.Path:
     'campfire.db'
     """
     return pathlib.Path(root) / CATALOG_FILE
+
+
+def readonly_uri(path: str | os.PathLike) -> str:
+    """The SQLite URI that opens ``path`` read-only (``mode=ro``): no write, no new file.
+
+    Examples
+    --------
+    >>> readonly_uri('/data/meta/campfire.db')
+    'file:/data/meta/campfire.db?mode=ro'
+    """
+    return f"file:{os.fspath(path)}?mode=ro"
 
 
 def connect(path: str | os.PathLike, readonly: bool = True, timeout: float = 30.0, *,
@@ -85,7 +96,7 @@ def connect(path: str | os.PathLike, readonly: bool = True, timeout: float = 30.
     if readonly:
         if not path.exists():
             raise CampfireError(f"no catalog at {path}")
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=timeout, check_same_thread=False,
+        conn = sqlite3.connect(readonly_uri(path), uri=True, timeout=timeout, check_same_thread=False,
                                **isolation)
     else:
         path.parent.mkdir(parents=True, exist_ok=True)

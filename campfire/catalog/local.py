@@ -7,7 +7,9 @@ what a caller may see). A :class:`~campfire.catalog.filters.Query` becomes SQL i
 become Tables and dicts in :mod:`campfire.catalog.columns`. This module holds the
 connections (one read-only connection per thread), the vocabulary and layout caches
 (refreshed when the file changes) and the backend's methods
-(:class:`~campfire.catalog.backend.CatalogBackend`).
+(:class:`~campfire.catalog.backend.CatalogBackend`). :meth:`LocalCatalog.query` reads
+its Tables column by column (:mod:`campfire.catalog.columnar`) when the ``fast`` extra
+is installed, through the rows of ``sqlite3`` otherwise.
 
 Examples
 --------
@@ -20,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import gc
+import logging
 import os
 import pathlib
 import sqlite3
@@ -34,12 +37,14 @@ from campfire.catalog.columns import (
     SPECTRUM_COLUMNS,
     TAG_COLUMNS,
     columns_of,
+    columns_table,
     inspections_table,
     make_table,
     objects_table,
     row_dict,
     spectra_table,
 )
+from campfire.catalog import columnar
 from campfire.catalog.compile import compile_query
 from campfire.catalog.consensus import consensus
 from campfire.catalog.db import catalog_path, change_stamp, connect, opened, read_meta
@@ -55,6 +60,27 @@ if TYPE_CHECKING:
     from astropy.table import Table
 
 __all__ = ["LocalCatalog"]
+
+log = logging.getLogger("campfire.catalog")
+
+_READERS = ("auto", "columnar", "rows")
+
+
+def _use_columns() -> bool:
+    """Whether :meth:`LocalCatalog.query` reads columns (:mod:`campfire.catalog.columnar`): config ``catalog.reader``."""
+    from campfire import config
+
+    reader = config.get("catalog.reader")
+    if reader not in _READERS:
+        raise ValidationError(f"campfire.catalog.reader: {reader!r} is not one of {', '.join(_READERS)}")
+    if reader == "rows":
+        return False
+    if columnar.available():
+        return True
+    if reader == "columnar":
+        raise CampfireError('campfire.catalog.reader is "columnar", which needs adbc-driver-sqlite and pyarrow: '
+                            'pip install "campfire[fast]" (or set it to "auto" or "rows")')
+    return False
 
 
 @contextlib.contextmanager
@@ -128,7 +154,11 @@ class LocalCatalog:
         return conn
 
     def close(self) -> None:
-        """Close this thread's connection (another is opened on the next query)."""
+        """Close this thread's connection (another is opened on the next query).
+
+        The columnar reader's connections (:mod:`campfire.catalog.columnar`) are the
+        process's, per catalog file: they stay open until the file is removed or replaced.
+        """
         conn = getattr(self._local, "conn", None)
         if conn is not None:
             conn.close()
@@ -264,6 +294,15 @@ class LocalCatalog:
         """
         q = self._resolve(q)
         sql, params = self.compile(q)
+        if _use_columns():
+            columns = columns_of(q.kind)
+            try:
+                data = columnar.read_columns(self.db_path, sql, params, [dtype for _, _, dtype in columns],
+                                             limit=q.limit)
+            except columnar.Unsupported as why:
+                log.debug("%s: query read through rows (%s)", self.db_path, why)
+            else:
+                return columns_table(columns, data)
         with _gc_paused():
             rows = self.conn.execute(sql, params).fetchall()
             table = objects_table(rows) if q.kind == "objects" else spectra_table(rows)

@@ -12,6 +12,7 @@ import copy
 import io
 import pickle
 
+import dask
 import numpy as np
 import pytest
 from astropy import units as u
@@ -65,11 +66,13 @@ def assert_schema(table: Table, schema: list[tuple[str, str, str | None]]) -> No
         assert col.parent_table is table and col.info.indices == []
 
 
+@pytest.mark.parametrize("reader", ["columnar", "rows"])  # campfire.catalog.columnar, or sqlite3's rows
 @pytest.mark.parametrize("filters", [{}, {"gratings": ["PRISM"], "limit": 7}, {"search": "no-such-thing-anywhere"}],
                          ids=["all", "page", "empty"])
-def test_query_tables_have_the_pinned_schema(cf, filters):
-    spectra = cf.query_spectra(**filters)
-    objects = cf.query_objects(**filters)
+def test_query_tables_have_the_pinned_schema(cf, filters, reader):
+    with dask.config.set({"campfire.catalog.reader": reader}):
+        spectra = cf.query_spectra(**filters)
+        objects = cf.query_objects(**filters)
     assert_schema(spectra, SPECTRA)
     assert_schema(objects, OBJECTS)
     if filters.get("search"):
