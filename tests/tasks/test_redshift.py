@@ -194,6 +194,56 @@ def test_background_offset_does_not_move_a_break_redshift():
 
 
 
+def test_red_uv_continuum_is_not_read_as_a_lyman_break():
+    """Line-less quiescent continua at z = 1.8–2.6 (red UV, f_ν ∝ λ^1.2, below a Balmer break
+    at PRISM's R ≈ 30), S/N 10 and 20, 6 seeds each. With the pedestal fitted freely its
+    slope passed the UV for the background below a Lyman break: 7 of these 36 within 0.01,
+    25 at z ≈ 6–9. Marginalised (its Occam term, PEDESTAL_OCCAM): 17 within 0.01, 6 off by
+    more than 0.1."""
+    ok = bad = 0
+    for z in (1.8, 2.2, 2.6):
+        for snr in (10.0, 20.0):
+            for seed in range(6):
+                dz = _dz(fit_redshift(_quiescent(z, seed=seed, snr=snr))["redshift"], z)
+                ok += dz < 0.01
+                bad += dz > 0.1
+    assert ok >= 15 and bad <= 8, (ok, bad)
+
+
+def test_pedestal_occam_term_only_where_the_igm_absorbs(monkeypatch):
+    """The pedestal's Occam term is 0 where the spline can do what it does (Lyα blueward of
+    the spectrum: z < 3.9 from 0.6 μm) and grows with the range the IGM absorbs."""
+    d = R._prepare(_quiescent(2.0))
+    lnz = np.log1p([1.0, 3.0, 6.0, 10.0])
+    with_term = R._chi2_dense(lnz, d, 0.0)
+    monkeypatch.setattr(R, "PEDESTAL_OCCAM", 0.0)
+    diff = with_term - R._chi2_dense(lnz, d, 0.0)
+    assert np.all(np.abs(diff[:2]) < 0.3), diff
+    assert 3.0 < diff[2] < diff[3] < 15.0, diff
+
+
+def test_second_break_component_costs_less():
+    """The two break components are one break with a free 4000 Å-to-Balmer ratio: the second
+    costs BREAK_PAIR_SNR² (not LINE_SNR_MIN²), so a ratio between the pair's ends is not
+    pushed to one end at a shifted redshift. Two strongly correlated components (each at
+    b/σ ≈ 1.1, the second adding Δχ² ≈ 1.2): kept together as steps, one alone as lines."""
+    s = np.array([[1.0, 0.9], [0.9, 1.0]])
+    rhs = s @ np.array([2.5, 2.5])
+
+    def no_contrast_limit(keep, b):
+        return False
+
+    def no_ew_limit(keep, b):
+        return np.zeros(keep.size, bool)
+
+    keep, b = R._select_components(s, rhs, np.array([True, True]), no_contrast_limit, no_ew_limit)
+    assert sorted(keep.tolist()) == [0, 1]
+    np.testing.assert_allclose(b, [2.5, 2.5], rtol=1e-6)
+    keep, _ = R._select_components(s, rhs, np.array([False, False]), no_contrast_limit, no_ew_limit)
+    assert keep.size == 1
+    assert R._penalty(3, 2) == 2 * R.LINE_SNR_MIN**2 + R.BREAK_PAIR_SNR**2
+
+
 def test_interval_contains_the_redshift_and_shrinks_with_noise():
     widths = []
     for snr in (5.0, 50.0):
