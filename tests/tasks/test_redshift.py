@@ -528,17 +528,21 @@ def test_demo_quiescent_and_star_forming_recovered(demo):
 
     Star-forming (``sf``): ≥ 95% within |Δz|/(1+z) < 0.01 and ≥ 90% within 0.002 (measured:
     all of them). Quiescent (``qg``: breaks and Balmer absorption only): ≥ 88% within 0.01 and
-    ≥ 48% within 0.002 (measured 23/25 and 14/25; before the paired break components, the
-    Balmer absorption series and the relative curvature prior 21/25 and 12/25, which fails
-    this; the issue's 95% / 90% are not reached, see bench/RESULTS.md). Within 0.002 is near what these
-    spectra hold: fitting each with its own *true* model (only z and a scale free), the
-    Cramér–Rao bound predicts 81% of them within 0.002 (``bench/bench_redshift.py``).
-    Both misses at 0.01 are flagged (off-centre at S/N 7; chip gap + stuck shutter + off-centre).
+    ≥ 56% within 0.002 (measured 22/25 and 14/25, as pinned here; 23/25 and 14/25 before the
+    pedestal's Occam term and the cheaper second break component — the one lost,
+    ember_uds_p4_prism_clear_9956 at S/N 11 with a chip gap, went from 0.0096 to 0.0106
+    with [O II] shaping its break, while on the full-size demo's 235 quiescent galaxies at
+    S/N > 5 those two changes took 174 → 183 within 0.01 and 25 → 7 read as Lyman breaks,
+    bench/RESULTS.md). The issue's 95% / 90% are not reached: within 0.002 is near what these
+    spectra hold — fitting each with its own *true* model (only z and a scale free), the
+    Cramér–Rao bound predicts 81% of them within 0.002 here and 65% (0.01: 96%) on the
+    full-size sample (``bench/bench_redshift.py --bound``). The other two misses at 0.01 are
+    flagged (off-centre at S/N 7; chip gap + stuck shutter + off-centre).
     """
     import sqlite3
 
     db = sqlite3.connect(f"file:{demo / 'meta' / 'campfire.db'}?mode=ro", uri=True)
-    for sed_type, n_min, ok1, ok2 in (("sf", 40, 0.95, 0.90), ("qg", 15, 0.88, 0.48)):
+    for sed_type, n_min, ok1, ok2 in (("sf", 40, 0.95, 0.90), ("qg", 15, 0.88, 0.56)):
         rows = db.execute(
             "select s.fits_path, t.z_true from spectra s join truth_objects t on t.object_id = s.object_id "
             "where s.grating = 'PRISM' and t.sed_type = ? and s.signal_to_noise > 5 order by s.spectrum_id", (sed_type,)
