@@ -411,7 +411,9 @@ def zfit_chi2_grid(
     The continuum block also holds the additive pedestal (``ped``, n × K, not absorbed by
     the IGM): its Gram block ``ppp`` (prior included) and ``vpp`` = Σ w P y are constant,
     its cross terms with the splines are suffix sums ``pcp`` beyond the IGM window plus
-    explicit sums inside it, and ``spd`` are suffix sums of w·P for the steps.
+    explicit sums inside it, and ``spd`` are suffix sums of w·P for the steps. The pedestal is
+    marginalised: ``ped_occam`` × (ln det of its Schur complement − ``ped_lndet_prior``) is
+    added to χ² (``campfire.tasks.redshift._pedestal_occam``).
     """
     n = x.shape[0]
     nb = cval.shape[1]  # non-zero B-splines per pixel (4 for cubic), starting at cidx[i]

@@ -944,7 +944,8 @@ def fit_redshift(
     dict
         The keys of ``get_redshift_fit_data`` (:data:`FIT_KEYS`): ``redshift`` (float),
         ``chi2_min`` (float, the penalised χ² at the best redshift: χ² plus the spline
-        curvature prior plus LINE_SNR_MIN² per line/step component used, the quantity
+        curvature prior plus LINE_SNR_MIN² per line/step component used (BREAK_PAIR_SNR²
+        for the second break component) plus the pedestal's Occam term, the quantity
         ``chi2_grid`` holds), ``confidence`` (0–1: the probability that the spectrum
         has redshift features and z is within ``|Δz|/(1+z) < 0.01`` of ``redshift``),
         ``z_grid`` and ``chi2_grid`` (the coarse grid with the fine zooms merged in,
