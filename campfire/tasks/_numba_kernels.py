@@ -253,8 +253,18 @@ def _observed_continuum(i, keep, nkeep, bsol, act, comp_kind, afull, cidx, cval,
     return c
 
 
+@numba.njit(cache=True, inline="always")
+def _penalty(nkeep, nstep, min_snr, pair_snr):
+    """The χ² penalty of ``nkeep`` components of which ``nstep`` are continuum steps: min_snr² each,
+    but pair_snr² for every step after the first (the two break components are one break whose
+    4000 Å-to-Balmer ratio is free: a full penalty for that ratio pushed z to where one
+    component alone fits)."""
+    extra = nstep - 1 if nstep > 1 else 0
+    return min_snr * min_snr * (nkeep - extra) + pair_snr * pair_snr * extra
+
+
 @numba.njit(cache=True)
-def _select(s, rhs, nact, act, comp_kind, ridge, min_snr, keep, banned, inset, sub, subr,
+def _select(s, rhs, nact, act, comp_kind, ridge, min_snr, pair_snr, keep, banned, inset, sub, subr,
             yv, bsol, linv, sd, cvec, tmp2, a0, wk, lm, tmp, cidx, cval, nb, nc, ncont, ped, afull, prof,
             win0, win1, ib_pix, ir_pix, brk_rmax, ew_pix, ew_fac, ew_max):
     """Components and non-negative amplitudes minimising χ² + min_snr² per component.
@@ -264,7 +274,9 @@ def _select(s, rhs, nact, act, comp_kind, ridge, min_snr, keep, banned, inset, s
     contrast exceeds ``brk_rmax`` (then barred), a stellar absorption component (kind 2)
     whose equivalent width exceeds ``ew_max`` (``ew_fac``·b / the continuum at ``ew_pix``;
     then barred), a component below ``min_snr`` (least
-    significant first); else add the candidate of largest Δχ² if above the penalty.
+    significant first); else add the candidate of largest Δχ² above its penalty (net of it).
+    A second continuum step (the break pair's other end: one break, its amplitude ratio
+    free) has the threshold ``pair_snr`` instead of ``min_snr`` (:func:`_penalty`).
     Returns the number kept (indices in keep, amplitudes in bsol, rhs_K in subr).
     ``ncont``: the size of the continuum block (``nc`` splines, then the pedestal ``ped``).
     """
@@ -280,24 +292,28 @@ def _select(s, rhs, nact, act, comp_kind, ridge, min_snr, keep, banned, inset, s
             if not _subset_solve(s, rhs, keep, nkeep, ridge, sub, subr, yv, bsol, linv, sd):
                 return 0
             solved = True
-            imin = 0
-            anyneg = False
-            anylow = False
-            for a in range(nkeep):
-                if bsol[a] / sd[a] < bsol[imin] / sd[imin]:
-                    imin = a
-                if bsol[a] < 0.0:
-                    anyneg = True
-                if bsol[a] / sd[a] < min_snr:
-                    anylow = True
-            if anyneg:
-                nkeep = _remove(keep, inset, nkeep, imin)
-                solved = False
-                continue
             nstep = 0
             for a in range(nkeep):
                 if comp_kind[act[keep[a]]] == 1:
                     nstep += 1
+            imin = 0
+            ilow = -1  # the component furthest below its threshold
+            low_margin = 0.0
+            anyneg = False
+            for a in range(nkeep):
+                snr = bsol[a] / sd[a]
+                if snr < bsol[imin] / sd[imin]:
+                    imin = a
+                if bsol[a] < 0.0:
+                    anyneg = True
+                thr = pair_snr if (nstep > 1 and comp_kind[act[keep[a]]] == 1) else min_snr
+                if snr - thr < low_margin:
+                    ilow = a
+                    low_margin = snr - thr
+            if anyneg:
+                nkeep = _remove(keep, inset, nkeep, imin)
+                solved = False
+                continue
             if nstep > 0:
                 # the continuum contrast across the Balmer/4000 Å break must stay ≤ brk_rmax;
                 # on the observed continuum (splines, pedestal, steps) given the components
@@ -334,17 +350,22 @@ def _select(s, rhs, nact, act, comp_kind, ridge, min_snr, keep, banned, inset, s
                     nkeep = _bar_marked(keep, inset, banned, nkeep, tmp2)
                     solved = False
                     continue
-            if anylow:
-                nkeep = _remove(keep, inset, nkeep, imin)
+            if ilow >= 0:
+                nkeep = _remove(keep, inset, nkeep, ilow)
                 solved = False
                 continue
         if not grow:
             break
+        nstep = 0
+        for a in range(nkeep):
+            if comp_kind[act[keep[a]]] == 1:
+                nstep += 1
         best = -1
-        best_gain = pen
+        best_gain = 0.0
         for j in range(nact):
             if banned[j] or inset[j]:
                 continue
+            thr = pair_snr * pair_snr if (nstep > 0 and comp_kind[act[j]] == 1) else pen
             sjj = s[j, j] * (1.0 + ridge) + 1e-300
             r = sjj
             q = rhs[j]
@@ -354,9 +375,9 @@ def _select(s, rhs, nact, act, comp_kind, ridge, min_snr, keep, banned, inset, s
             for i in range(nkeep):
                 r -= cvec[i] * cvec[i]
                 q -= cvec[i] * yv[i]
-            if q > 0.0 and r > 1e-12 * sjj and q * q / r > best_gain:
+            if q > 0.0 and r > 1e-12 * sjj and q * q / r - thr > best_gain:
                 best = j
-                best_gain = q * q / r
+                best_gain = q * q / r - thr
         if best < 0:
             break
         keep[nkeep] = best
@@ -374,8 +395,9 @@ def zfit_chi2_grid(
     lnz, x, elo, ehi, y, w, cidx, cval, nc, pcc, pcy, ywy, sw, sy, sc,
     ped, pcp, ppp, vpp, spd,
     comp_ptr, line_xrest, line_ratio, comp_sig_intr, comp_kind,
-    res_x, res_sig, smear, ridge, min_cover, min_snr,
-    igm_x_lya, igm_x_ll, igm_sig_v, tforest, pen, brk_x_blue, brk_x_red, brk_rmax, ew_max, chi2_out,
+    res_x, res_sig, smear, ridge, min_cover, min_snr, pair_snr,
+    igm_x_lya, igm_x_ll, igm_sig_v, tforest, pen, brk_x_blue, brk_x_red, brk_rmax, ew_max, ped_occam, ped_lndet_prior,
+    chi2_out,
 ):
     """Penalised χ² at every ln(1+z) in ``lnz``: continuum (B-splines × IGM + pedestal) + lines + steps.
 
@@ -392,7 +414,9 @@ def zfit_chi2_grid(
     The continuum block also holds the additive pedestal (``ped``, n × K, not absorbed by
     the IGM): its Gram block ``ppp`` (prior included) and ``vpp`` = Σ w P y are constant,
     its cross terms with the splines are suffix sums ``pcp`` beyond the IGM window plus
-    explicit sums inside it, and ``spd`` are suffix sums of w·P for the steps.
+    explicit sums inside it, and ``spd`` are suffix sums of w·P for the steps. The pedestal is
+    marginalised: ``ped_occam`` × (ln det of its Schur complement − ``ped_lndet_prior``) is
+    added to χ² (``campfire.tasks.redshift._pedestal_occam``).
     """
     n = x.shape[0]
     nb = cval.shape[1]  # non-zero B-splines per pixel (4 for cubic), starting at cidx[i]
@@ -484,6 +508,12 @@ def zfit_chi2_grid(
         for p in range(nt):
             m[p, p] += ridge * dmax + 1e-300
         _cholesky_inplace(m, nt)
+        # the pedestal marginalised: ln det of its block of the Cholesky factor (the Schur
+        # complement given the splines) over its prior's, times ped_occam
+        occam = -ped_lndet_prior
+        for p in range(nc, nt):
+            occam += 2.0 * math.log(m[p, p])
+        occam *= ped_occam
         _cholesky_solve(m, nt, v, tmp, a0)
         chi2c = ywy
         for p in range(nt):
@@ -592,7 +622,7 @@ def zfit_chi2_grid(
             nact += 1
 
         if nact == 0:
-            chi2_out[iz] = chi2c
+            chi2_out[iz] = chi2c + occam
             continue
 
         for a in range(nact):
@@ -653,14 +683,18 @@ def zfit_chi2_grid(
                 s[a, b] = sab
                 s[b, a] = sab
         # component selection: minimise χ² + min_snr² per component (see _select below)
-        nkeep = _select(s, rhs, nact, act, comp_kind, ridge, min_snr, keep, banned, inset, sub, subr,
+        nkeep = _select(s, rhs, nact, act, comp_kind, ridge, min_snr, pair_snr, keep, banned, inset, sub, subr,
                         yv, bsol, linv, sd, cvec, tmp2, a0, wk, m, tmp, cidx, cval, nb, nc, nt, ped, afull, prof,
                         win0, win1, ib_pix, ir_pix, brk_rmax, ew_pix, ew_fac, ew_max)
         gain = 0.0
         for a in range(nkeep):
             gain += bsol[a] * subr[a]
-        gain -= min_snr * min_snr * nkeep
-        chi2_out[iz] = chi2c - gain
+        nstep = 0
+        for a in range(nkeep):
+            if comp_kind[act[keep[a]]] == 1:
+                nstep += 1
+        gain -= _penalty(nkeep, nstep, min_snr, pair_snr)
+        chi2_out[iz] = chi2c - gain + occam
 
 
 # ----------------------------------------------------------------------------------

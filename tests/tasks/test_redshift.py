@@ -194,6 +194,56 @@ def test_background_offset_does_not_move_a_break_redshift():
 
 
 
+def test_red_uv_continuum_is_not_read_as_a_lyman_break():
+    """Line-less quiescent continua at z = 1.8–2.6 (red UV, f_ν ∝ λ^1.2, below a Balmer break
+    at PRISM's R ≈ 30), S/N 10 and 20, 6 seeds each. With the pedestal fitted freely its
+    slope passed the UV for the background below a Lyman break: 7 of these 36 within 0.01,
+    25 at z ≈ 6–9. Marginalised (its Occam term, PEDESTAL_OCCAM): 17 within 0.01, 6 off by
+    more than 0.1."""
+    ok = bad = 0
+    for z in (1.8, 2.2, 2.6):
+        for snr in (10.0, 20.0):
+            for seed in range(6):
+                dz = _dz(fit_redshift(_quiescent(z, seed=seed, snr=snr))["redshift"], z)
+                ok += dz < 0.01
+                bad += dz > 0.1
+    assert ok >= 15 and bad <= 8, (ok, bad)
+
+
+def test_pedestal_occam_term_only_where_the_igm_absorbs(monkeypatch):
+    """The pedestal's Occam term is 0 where the spline can do what it does (Lyα blueward of
+    the spectrum: z < 3.9 from 0.6 μm) and grows with the range the IGM absorbs."""
+    d = R._prepare(_quiescent(2.0))
+    lnz = np.log1p([1.0, 3.0, 6.0, 10.0])
+    with_term = R._chi2_dense(lnz, d, 0.0)
+    monkeypatch.setattr(R, "PEDESTAL_OCCAM", 0.0)
+    diff = with_term - R._chi2_dense(lnz, d, 0.0)
+    assert np.all(np.abs(diff[:2]) < 0.3), diff
+    assert 3.0 < diff[2] < diff[3] < 15.0, diff
+
+
+def test_second_break_component_costs_less():
+    """The two break components are one break with a free 4000 Å-to-Balmer ratio: the second
+    costs BREAK_PAIR_SNR² (not LINE_SNR_MIN²), so a ratio between the pair's ends is not
+    pushed to one end at a shifted redshift. Two strongly correlated components (each at
+    b/σ ≈ 1.1, the second adding Δχ² ≈ 1.2): kept together as steps, one alone as lines."""
+    s = np.array([[1.0, 0.9], [0.9, 1.0]])
+    rhs = s @ np.array([2.5, 2.5])
+
+    def no_contrast_limit(keep, b):
+        return False
+
+    def no_ew_limit(keep, b):
+        return np.zeros(keep.size, bool)
+
+    keep, b = R._select_components(s, rhs, np.array([True, True]), no_contrast_limit, no_ew_limit)
+    assert sorted(keep.tolist()) == [0, 1]
+    np.testing.assert_allclose(b, [2.5, 2.5], rtol=1e-6)
+    keep, _ = R._select_components(s, rhs, np.array([False, False]), no_contrast_limit, no_ew_limit)
+    assert keep.size == 1
+    assert R._penalty(3, 2) == 2 * R.LINE_SNR_MIN**2 + R.BREAK_PAIR_SNR**2
+
+
 def test_interval_contains_the_redshift_and_shrinks_with_noise():
     widths = []
     for snr in (5.0, 50.0):
@@ -478,17 +528,21 @@ def test_demo_quiescent_and_star_forming_recovered(demo):
 
     Star-forming (``sf``): ≥ 95% within |Δz|/(1+z) < 0.01 and ≥ 90% within 0.002 (measured:
     all of them). Quiescent (``qg``: breaks and Balmer absorption only): ≥ 88% within 0.01 and
-    ≥ 48% within 0.002 (measured 23/25 and 14/25; before the paired break components, the
-    Balmer absorption series and the relative curvature prior 21/25 and 12/25, which fails
-    this; the issue's 95% / 90% are not reached, see bench/RESULTS.md). Within 0.002 is near what these
-    spectra hold: fitting each with its own *true* model (only z and a scale free), the
-    Cramér–Rao bound predicts 81% of them within 0.002 (``bench/bench_redshift.py``).
-    Both misses at 0.01 are flagged (off-centre at S/N 7; chip gap + stuck shutter + off-centre).
+    ≥ 56% within 0.002 (measured 22/25 and 14/25, as pinned here; 23/25 and 14/25 before the
+    pedestal's Occam term and the cheaper second break component — the one lost,
+    ember_uds_p4_prism_clear_9956 at S/N 11 with a chip gap, went from 0.0096 to 0.0106
+    with [O II] shaping its break, while on the full-size demo's 235 quiescent galaxies at
+    S/N > 5 those two changes took 174 → 183 within 0.01 and 25 → 7 read as Lyman breaks,
+    bench/RESULTS.md). The issue's 95% / 90% are not reached: within 0.002 is near what these
+    spectra hold — fitting each with its own *true* model (only z and a scale free), the
+    Cramér–Rao bound predicts 81% of them within 0.002 here and 65% (0.01: 96%) on the
+    full-size sample (``bench/bench_redshift.py --bound``). The other two misses at 0.01 are
+    flagged (off-centre at S/N 7; chip gap + stuck shutter + off-centre).
     """
     import sqlite3
 
     db = sqlite3.connect(f"file:{demo / 'meta' / 'campfire.db'}?mode=ro", uri=True)
-    for sed_type, n_min, ok1, ok2 in (("sf", 40, 0.95, 0.90), ("qg", 15, 0.88, 0.48)):
+    for sed_type, n_min, ok1, ok2 in (("sf", 40, 0.95, 0.90), ("qg", 15, 0.88, 0.56)):
         rows = db.execute(
             "select s.fits_path, t.z_true from spectra s join truth_objects t on t.object_id = s.object_id "
             "where s.grating = 'PRISM' and t.sed_type = ? and s.signal_to_noise > 5 order by s.spectrum_id", (sed_type,)
