@@ -253,7 +253,17 @@ def _observed_continuum(i, keep, nkeep, bsol, act, comp_kind, afull, cidx, cval,
     return c
 
 
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=True)
+def _n_steps(keep, nkeep, act, comp_kind):
+    """How many of the ``nkeep`` kept components are continuum steps (kind 1)."""
+    n = 0
+    for a in range(nkeep):
+        if comp_kind[act[keep[a]]] == 1:
+            n += 1
+    return n
+
+
+@numba.njit(cache=True)
 def _penalty(nkeep, nstep, min_snr, pair_snr):
     """The χ² penalty of ``nkeep`` components of which ``nstep`` are continuum steps: min_snr² each,
     but pair_snr² for every step after the first (the two break components are one break whose
@@ -292,12 +302,9 @@ def _select(s, rhs, nact, act, comp_kind, ridge, min_snr, pair_snr, keep, banned
             if not _subset_solve(s, rhs, keep, nkeep, ridge, sub, subr, yv, bsol, linv, sd):
                 return 0
             solved = True
-            nstep = 0
-            for a in range(nkeep):
-                if comp_kind[act[keep[a]]] == 1:
-                    nstep += 1
-            imin = 0
-            ilow = -1  # the component furthest below its threshold
+            nstep = _n_steps(keep, nkeep, act, comp_kind)
+            imin = np.int64(0)  # np.int64, not literals: one compiled _remove
+            ilow = np.int64(-1)  # the component furthest below its threshold
             low_margin = 0.0
             anyneg = False
             for a in range(nkeep):
@@ -356,10 +363,7 @@ def _select(s, rhs, nact, act, comp_kind, ridge, min_snr, pair_snr, keep, banned
                 continue
         if not grow:
             break
-        nstep = 0
-        for a in range(nkeep):
-            if comp_kind[act[keep[a]]] == 1:
-                nstep += 1
+        nstep = _n_steps(keep, nkeep, act, comp_kind)
         best = -1
         best_gain = 0.0
         for j in range(nact):
@@ -689,11 +693,7 @@ def zfit_chi2_grid(
         gain = 0.0
         for a in range(nkeep):
             gain += bsol[a] * subr[a]
-        nstep = 0
-        for a in range(nkeep):
-            if comp_kind[act[keep[a]]] == 1:
-                nstep += 1
-        gain -= _penalty(nkeep, nstep, min_snr, pair_snr)
+        gain -= _penalty(nkeep, _n_steps(keep, nkeep, act, comp_kind), min_snr, pair_snr)
         chi2_out[iz] = chi2c - gain + occam
 
 
