@@ -64,16 +64,20 @@ __all__ = ["LocalCatalog"]
 log = logging.getLogger("campfire.catalog")
 
 _READERS = ("auto", "columnar", "rows")
+# "auto" reads a query limited to this many rows through rows: below ~500 the columnar
+# reader's fixed cost outweighs what it saves per row (bench/RESULTS.md, stop 23: limit=10
+# 2.9 ms by rows, 4.0 by columns; 500 rows 6.5 / 6.7; 3,000 rows 25 / 20)
+_ROWS_UP_TO = 500
 
 
-def _use_columns() -> bool:
+def _use_columns(limit: int | None = None) -> bool:
     """Whether :meth:`LocalCatalog.query` reads columns (:mod:`campfire.catalog.columnar`): config ``catalog.reader``."""
     from campfire import config
 
     reader = config.get("catalog.reader")
     if reader not in _READERS:
         raise ValidationError(f"campfire.catalog.reader: {reader!r} is not one of {', '.join(_READERS)}")
-    if reader == "rows":
+    if reader == "rows" or (reader == "auto" and limit is not None and limit <= _ROWS_UP_TO):
         return False
     if columnar.available():
         return True
@@ -294,7 +298,7 @@ class LocalCatalog:
         """
         q = self._resolve(q)
         sql, params = self.compile(q)
-        if _use_columns():
+        if _use_columns(q.limit):
             columns = columns_of(q.kind)
             try:
                 data = columnar.read_columns(self.db_path, sql, params, [dtype for _, _, dtype in columns],

@@ -225,6 +225,21 @@ def test_the_reader_setting(cf, monkeypatch):
     assert len(cf.query_objects(limit=3)) == 3  # auto without the extra: rows
 
 
+def test_auto_reads_small_pages_through_rows(cf, monkeypatch):
+    calls = []
+    read_columns = columnar.read_columns
+    monkeypatch.setattr(columnar, "read_columns", lambda *a, **k: calls.append(k.get("limit")) or read_columns(*a, **k))
+    with dask.config.set({"campfire.catalog.reader": "auto"}):
+        small = cf.query_spectra(limit=10)
+        large = cf.query_spectra(limit=600)
+        everything = cf.query_spectra()
+    with dask.config.set({"campfire.catalog.reader": "columnar"}):
+        forced = cf.query_spectra(limit=10)
+    assert calls == [600, None, 10]  # limit ≤ 500: rows, unless the columns are insisted on
+    assert len(small) == len(forced) == 10 and len(large) == min(600, len(everything))
+    assert_same_table(small, forced)
+
+
 def test_readers_of_files_that_are_gone_close(tmp_path):
     first = _small_catalog(tmp_path / "a.db", [(1, 1.0, "a")])
     columnar.read_columns(first, "SELECT s FROM t", [], ["str"])
