@@ -499,7 +499,7 @@ def zfit_chi2_grid(
     """Penalised χ² at every ln(1+z) in ``lnz``: continuum (B-splines × IGM + pedestal) + lines + steps.
 
     Same model and algorithm as ``campfire.tasks.redshift._chi2_dense``: the continuum
-    Gram matrix comes from suffix sums (the IGM transmission is piecewise constant
+    Gram matrix comes from suffix sums ``pcc`` (n + 1, nc, 2·nb − 1: the band of Σ w C Cᵀ; the IGM transmission is piecewise constant
     except in two narrow transition windows, summed explicitly) plus the curvature
     prior ``pen``; line components are local, continuum steps are explicit within ±4σ
     of their edge and 1 beyond it (suffix sums ``sw``, ``sy``, ``sc`` of w, w·y, w·C);
@@ -617,7 +617,8 @@ def zfit_chi2_grid(
         for p in range(nc):
             v[p] = pcy[i_ly_hi, p]
             for q in range(nc):
-                m[p, q] = pcc[i_ly_hi, p, q] + pen[p, q]
+                dq = q - p + nb - 1  # pcc holds the band |q − p| < nb (zero beyond it)
+                m[p, q] = (pcc[i_ly_hi, p, dq] if 0 <= dq < 2 * nb - 1 else 0.0) + pen[p, q]
             for k in range(npd):
                 m[p, nc + k] = pcp[i_ly_hi, p, k]
         for k in range(npd):

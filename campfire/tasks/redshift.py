@@ -809,15 +809,19 @@ def _kernel_inputs(d: _Prepared) -> tuple:
     if d.kernel_inputs is None:
         nc = d.cont.shape[1]
         wc = d.w[:, None] * d.cont
-        pcc = np.zeros((d.x.size + 1, nc, nc))
-        pcy = np.zeros((d.x.size + 1, nc))
-        # suffix sums Σ_{i≥j}: the continuum normal equations for any IGM step position
-        pcc[:-1] = np.cumsum((wc[:, :, None] * d.cont[:, None, :])[::-1], axis=0)[::-1]
-        pcy[:-1] = np.cumsum((wc * d.y[:, None])[::-1], axis=0)[::-1]
         # B-spline rows are sparse (≤ 4 non-zeros from cidx): the kernel loops over those only
         nb = min(4, nc)
         cidx = np.minimum(np.argmax(d.cont > 0, axis=1), nc - nb).astype(np.int64)
         cval = np.ascontiguousarray(d.cont[np.arange(d.x.size)[:, None], cidx[:, None] + np.arange(nb)])
+        # suffix sums Σ_{i≥j}: the continuum normal equations for any IGM step position; of
+        # Σ w C_p C_q only the band |p − q| < nb is non-zero: pcc[j, p, nb − 1 + q − p]
+        band = np.arange(-(nb - 1), nb)
+        cq = np.clip(np.arange(nc)[:, None] + band, 0, nc - 1)
+        inband = (np.arange(nc)[:, None] + band >= 0) & (np.arange(nc)[:, None] + band < nc)
+        pcc = np.zeros((d.x.size + 1, nc, band.size))
+        pcc[:-1] = np.cumsum((wc[:, :, None] * np.where(inband, d.cont[:, cq], 0.0))[::-1], axis=0)[::-1]
+        pcy = np.zeros((d.x.size + 1, nc))
+        pcy[:-1] = np.cumsum((wc * d.y[:, None])[::-1], axis=0)[::-1]
         # plain suffix sums Σ w, Σ w y, Σ w C (continuum steps are 1 redward of their edge)
         sw = np.zeros(d.x.size + 1)
         sy = np.zeros(d.x.size + 1)
