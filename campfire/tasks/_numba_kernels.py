@@ -784,6 +784,33 @@ def zfit_chi2_grid(
             chi2_out[iz] = chi2c + occam
             continue
 
+        # the break components' Gram block: with two on the same window (same sub-steps) the
+        # three sums in one pass (each in its own order, as alone)
+        sa1 = -1
+        sa2 = -1
+        for a in range(nact):
+            if comp_kind[act[a]] == 1:
+                if sa1 < 0:
+                    sa1 = a
+                elif sa2 < 0:
+                    sa2 = a
+                else:
+                    sa2 = -2
+        fused = sa1 >= 0 and sa2 >= 0 and win0[act[sa1]] == win0[act[sa2]] and win1[act[sa1]] == win1[act[sa2]]
+        if fused:
+            k1 = act[sa1]
+            k2 = act[sa2]
+            g11 = 0.0
+            g21 = 0.0
+            g22 = 0.0
+            for i in range(win0[k1], win1[k1]):
+                g11 += w[i] * prof[k1, i] * prof[k1, i]
+                g21 += w[i] * prof[k2, i] * prof[k1, i]
+                g22 += w[i] * prof[k2, i] * prof[k2, i]
+            g[sa1, sa1] = g11 + sw[win1[k1]]
+            g[sa2, sa1] = g21 + sw[win1[k1]]
+            g[sa1, sa2] = g[sa2, sa1]
+            g[sa2, sa2] = g22 + sw[win1[k1]]
         for a in range(nact):
             k = act[a]
             ua = 0.0
@@ -824,6 +851,8 @@ def zfit_chi2_grid(
                                 for i in range(max(seg0[k, sa], seg0[kb, sbi]), min(seg1[k, sa], seg1[kb, sbi])):
                                     gab += w[i] * prof[k, i] * prof[kb, i]
                 elif comp_kind[k] == 1 and comp_kind[kb] == 1:
+                    if fused:
+                        continue
                     hi_i = max(win1[k], win1[kb])
                     for i in range(max(win0[k], win0[kb]), hi_i):
                         gab += w[i] * _step_val(prof, win0, win1, k, i) * _step_val(prof, win0, win1, kb, i)
