@@ -863,9 +863,12 @@ def zfit_chi2_grid(
                     if win0[kl] >= win1[ks]:  # the step is 1 on the whole line: Σ w·profile
                         gab = swp[b] if comp_kind[k] == 1 else swp[a]
                     else:
+                        # on the step's window its profile, beyond it 1 (w·p·1 = w·p: the same terms)
                         for sa in range(nseg[kl]):
-                            for i in range(max(seg0[kl, sa], win0[ks]), seg1[kl, sa]):
-                                gab += w[i] * prof[kl, i] * _step_val(prof, win0, win1, ks, i)
+                            for i in range(max(seg0[kl, sa], win0[ks]), min(seg1[kl, sa], win1[ks])):
+                                gab += w[i] * prof[kl, i] * prof[ks, i]
+                            for i in range(max(seg0[kl, sa], win1[ks]), seg1[kl, sa]):
+                                gab += w[i] * prof[kl, i]
                 g[a, b] = gab
                 g[b, a] = gab
         # Schur complement of the continuum block: S = G − Wᵀ W with W = L⁻¹ Xᵀ (M = L Lᵀ)
