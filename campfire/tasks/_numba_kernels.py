@@ -517,6 +517,8 @@ def zfit_chi2_grid(
     """
     n = x.shape[0]
     nb = cval.shape[1]  # non-zero B-splines per pixel (4 for cubic), starting at cidx[i]
+    if nb != 4:
+        raise ValueError("cval: expected the 4 non-zero cubic B-spline values per pixel")
     ncomp = comp_ptr.shape[0] - 1
     npd = ped.shape[1]
     nt = nc + npd  # continuum block: splines, then the pedestal
@@ -817,6 +819,13 @@ def zfit_chi2_grid(
             swa = 0.0
             for p in range(nt):
                 xk[a, p] = 0.0
+            # the 4 B-spline columns of the current run of pixels (cidx increases with i) are
+            # summed in registers and stored when the run ends: the same additions in the same order
+            jc = -1
+            c0 = 0.0
+            c1 = 0.0
+            c2 = 0.0
+            c3 = 0.0
             for sgi in range(nseg[k]):
                 for i in range(seg0[k, sgi], seg1[k, sgi]):
                     if prof[k, i] == 0.0:  # in the tails of the lines: nothing to add
@@ -827,10 +836,29 @@ def zfit_chi2_grid(
                     swa += wp
                     if t != 0.0:
                         j0 = cidx[i]
-                        for p in range(nb):
-                            xk[a, j0 + p] += wp * t * cval[i, p]
+                        if j0 != jc:
+                            if jc >= 0:
+                                xk[a, jc] = c0
+                                xk[a, jc + 1] = c1
+                                xk[a, jc + 2] = c2
+                                xk[a, jc + 3] = c3
+                            jc = j0
+                            c0 = xk[a, j0]
+                            c1 = xk[a, j0 + 1]
+                            c2 = xk[a, j0 + 2]
+                            c3 = xk[a, j0 + 3]
+                        wt = wp * t
+                        c0 += wt * cval[i, 0]
+                        c1 += wt * cval[i, 1]
+                        c2 += wt * cval[i, 2]
+                        c3 += wt * cval[i, 3]
                     for l in range(npd):
                         xk[a, nc + l] += wp * ped[i, l]
+            if jc >= 0:
+                xk[a, jc] = c0
+                xk[a, jc + 1] = c1
+                xk[a, jc + 2] = c2
+                xk[a, jc + 3] = c3
             swp[a] = swa
             if comp_kind[k] == 1:
                 # a step is 1 beyond its window (redward of the IGM: T = 1 there)
