@@ -674,14 +674,18 @@ def zfit_chi2_grid(
                 if not steps_ok:
                     continue
                 inside = True
+                for l in range(l0, l1):  # first the cheap test (most components are out of range)
+                    xc = line_xrest[l] + lz
+                    if xc < x0 or xc > x1:
+                        inside = False
+                if not inside:
+                    continue
                 lo = 1e30
                 hi = -1e30
                 cmin = 1e30
                 cmax = -1e30
                 for l in range(l0, l1):
                     xc = line_xrest[l] + lz
-                    if xc < x0 or xc > x1:
-                        inside = False
                     sl = _interp_hinted(xc, res_x, res_sig, ihint, l)
                     sg = math.sqrt(sl * sl + comp_sig_intr[k] ** 2 + sig_extra * sig_extra)
                     line_sg[l] = sg
@@ -689,8 +693,6 @@ def zfit_chi2_grid(
                     hi = max(hi, xc + 4.0 * sg)
                     cmin = min(cmin, xc)
                     cmax = max(cmax, xc)
-                if not inside:
-                    continue
                 i0 = _search(x, lo, hint, cs + 4 * k)
                 i4 = _search(x, hi, hint, cs + 4 * k + 1)
                 if _search(x, cmin, hint, cs + 4 * k + 2) - i0 < 3 or i4 - _search(x, cmax, hint, cs + 4 * k + 3) < 3:
@@ -718,12 +720,16 @@ def zfit_chi2_grid(
                 nact += 1
                 continue
             inside = False
+            for l in range(l0, l1):  # first the cheap test (most components are out of range)
+                xc = line_xrest[l] + lz
+                if xc >= x0 and xc <= x1:
+                    inside = True
+            if not inside:
+                continue
             lo = 1e30
             hi = -1e30
             for l in range(l0, l1):
                 xc = line_xrest[l] + lz
-                if xc >= x0 and xc <= x1:
-                    inside = True
                 sl = _interp_hinted(xc, res_x, res_sig, ihint, l)
                 sg = math.sqrt(sl * sl + comp_sig_intr[k] ** 2)
                 line_sg[l] = sg  # each line's width at this z, reused below
@@ -731,8 +737,6 @@ def zfit_chi2_grid(
                     lo = xc - 5.0 * sg - smear
                 if xc + 5.0 * sg + smear > hi:
                     hi = xc + 5.0 * sg + smear
-            if not inside:
-                continue
             i0 = _search(ehi, lo, hint, cs + 4 * k)
             i1 = _search(elo, hi, hint, cs + 4 * k + 1)
             if i1 - i0 < 2:
