@@ -148,29 +148,31 @@ def _one_blas_thread() -> None:
     threadpool_limits(1, user_api="blas")
 
 
-def _pool_context(progress: bool = False):
+def _pool_context():
     """The multiprocessing context of the build's workers: fork when it is safe, else spawn.
 
     fork on Linux when this process runs no other thread (the command line): the workers
-    start with campfire imported and the redshift fit's kernels loaded here first — on a
-    new machine compiled once, not once per worker. spawn when other threads run (Dask,
-    Jupyter: a forked child can deadlock on a lock one of them held) and on macOS, where
-    fork is unsafe with the system's libraries.
+    start with campfire imported and, when numba's cache has them, the redshift fit's
+    kernels loaded (:func:`_run_tasks`). spawn when other threads run (Dask, Jupyter: a
+    forked child can deadlock on a lock one of them held) and on macOS, where fork is
+    unsafe with the system's libraries.
     """
     import multiprocessing as mp
     import threading
 
     if sys.platform.startswith("linux") and threading.active_count() == 1:
-        _load_fit_kernels(progress)
         return mp.get_context("fork")
     return mp.get_context("spawn")
 
 
-def _load_fit_kernels(progress: bool = False) -> None:
-    """Fit a tiny flat spectrum: numba loads the fit's compiled kernels (compiles them if not cached)."""
-    if progress and not _fit_kernels_cached():
+def _announce_compile(progress: bool) -> None:
+    if progress:
         print(f"campfire: compiling the redshift fit (once per machine, ~{_COMPILE_SECONDS:.0f} s)", file=sys.stderr,
               flush=True)
+
+
+def _load_fit_kernels() -> None:
+    """Fit a tiny flat spectrum: numba loads the fit's compiled kernels (compiles them if not cached)."""
     from campfire.models import SpectrumData
     from campfire.tasks.redshift import fit_redshift
 
@@ -179,15 +181,32 @@ def _load_fit_kernels(progress: bool = False) -> None:
                  z_range=(0.0, 15.0))
 
 
-def _run_tasks(tasks: list[tuple], workers: int, progress: bool) -> list[Any]:
-    """Run (function, args) tasks, in worker processes when ``workers`` > 1; results in order."""
+def _run_tasks(tasks: list[tuple], workers: int, progress: bool, fits_from: int = 0) -> list[Any]:
+    """Run (function, args) tasks, in worker processes when ``workers`` > 1; results in order.
+
+    ``tasks[fits_from:]`` run the redshift fit, the ones before do not. Forked workers get
+    the fit's kernels from this process: loaded before the fork when numba's cache holds
+    them; otherwise compiled here once (not once per worker) while the workers run the
+    first tasks, and then loaded by each worker from the cache just written.
+    """
     from threadpoolctl import threadpool_limits
+
+    from campfire.tasks._jit import kernels
 
     results: list[Any] = [None] * len(tasks)
     with threadpool_limits(1, user_api="blas"), contextlib.ExitStack() as stack:
-        # the pool before the progress bar: tqdm's monitor thread would rule out fork
-        pool = (stack.enter_context(_pool_context(progress).Pool(workers, initializer=_one_blas_thread))
-                if workers > 1 else None)
+        pool = compile_here = None
+        if workers > 1:
+            context = _pool_context()
+            if context.get_start_method() == "fork":
+                compile_here = not _fit_kernels_cached()
+                if compile_here:
+                    _announce_compile(progress)
+                    kernels()  # numba and the kernel module imported once, before the fork
+                else:
+                    _load_fit_kernels()
+            # the pool before the progress bar: tqdm's monitor thread would rule out fork
+            pool = stack.enter_context(context.Pool(workers, initializer=_one_blas_thread))
         bar = stack.enter_context(_progress(len(tasks), "demo", progress))
         if pool is None:
             for i, (fn, args) in enumerate(tasks):
@@ -195,7 +214,10 @@ def _run_tasks(tasks: list[tuple], workers: int, progress: bool) -> list[Any]:
                 if bar is not None:
                     bar.update(1)
             return results
-        pending = {i: pool.apply_async(fn, (args,)) for i, (fn, args) in enumerate(tasks)}
+        pending = {i: pool.apply_async(fn, (args,)) for i, (fn, args) in enumerate(tasks[:fits_from])}
+        if compile_here:
+            _load_fit_kernels()
+        pending.update({i: pool.apply_async(fn, (args,)) for i, (fn, args) in enumerate(tasks) if i >= fits_from})
         while pending:
             done = [i for i, r in pending.items() if r.ready()]
             for i in done:
@@ -400,7 +422,7 @@ def _build_into(tmp: pathlib.Path, size: str, seed: int, workers: int, plan: sur
     # imaging tasks first: each is longer than an object batch
     tasks: list[tuple] = [(_field_task, (str(tmp), plan, f)) for f in fields]
     tasks += [(_object_task, (objs[i:i + chunk], seed, str(tmp))) for i in range(0, len(objs), chunk)]
-    results = _run_tasks(tasks, workers, progress)
+    results = _run_tasks(tasks, workers, progress, fits_from=len(fields))
     flat = [r for batch in results[len(fields):] for r in batch]
     return _write_catalog(tmp, plan, flat, size)
 

@@ -303,7 +303,7 @@ def simulate_object(obj: survey.ObjectPlan, seed: int, root: str) -> dict[str, A
     specs = [
         SpectrumData(res["wave"], res["flux"], res["err"], spectrum_id=sp.spectrum_id,
                      grating=ins.CONFIGS[sp.config].grating, filter=ins.CONFIGS[sp.config].filter,
-                     object_id=obj.object_id)
+                     object_id=obj.object_id, header={"DQFLAGS": res["flags"]})  # as the file will say
         for tgt, sp, res in sims
     ]
     fits_ = _fit_redshifts(specs)

@@ -261,7 +261,8 @@ def render_field(root: str, plan: survey.Plan, field: str, f444w: dict[str, floa
         if obs.field != field:
             continue
         doc, fillers = shutter_geometry(plan, obs, spectra_by_target)
-        text = json.dumps(doc, indent=1, sort_keys=False)
+        # compact: with an indent, json encodes in Python (~10× slower; 0.45 CPU s of a small build)
+        text = json.dumps(doc, separators=(",", ":"))
         (out / "shutters" / f"{obs.name}.json").write_text(text + "\n")
         frng = survey._rng(seed, "filler-morph", obs.name)
         for f in fillers:

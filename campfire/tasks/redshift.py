@@ -63,7 +63,9 @@ prior in ln(1+z), s = max(1, χ²_min/dof) absorbing underestimated errors (:fun
   thousands of redshifts and dozens of components in pure noise from looking certain.
   The Δχ² between solutions is tempered by :data:`CONFIDENCE_TEMPERATURE` (= 2): the
   templates are not the truth, and one feature read as two different lines (Lyα as
-  C III]) differs by less than its χ² says. Measured on the demo truth
+  C III]) differs by less than its χ² says. A spectrum flagged BAD_BACKGROUND (an additive
+  residual the pedestal follows only in part) is tempered by
+  :data:`BAD_BACKGROUND_TEMPERATURE` (= 4) instead. Measured on the demo truth
   (``bench/bench_redshift.py``, bench/RESULTS.md), fits with confidence ≥ 0.9 are right
   ≥ 99.5% of the time and catastrophically wrong (``|Δz|/(1+z) > 0.1``) in ≲ 0.2%.
 * ``redshift_lo``, ``redshift_hi``: the 16th and 84th percentiles of p(z), widened to
@@ -84,6 +86,7 @@ from typing import Any
 import numpy as np
 
 from campfire.errors import ValidationError
+from campfire.flags import DQFlags
 from campfire.tasks._jit import kernels, resolve_engine
 
 __all__ = ["fit_redshift", "redshift_alternatives", "resolving_power", "LINE_COMPONENTS", "FIT_KEYS"]
@@ -232,6 +235,14 @@ NULL_PRIOR_ODDS = 1.0
 # T = 1, 7 of 1263 fits with confidence ≥ 0.9 were catastrophic (|Δz|/(1+z) > 0.1), with
 # T = 2 1 of 1171. The 68% interval keeps T = 1 (its width is calibrated by coverage)
 CONFIDENCE_TEMPERATURE = 2.0
+# a spectrum flagged BAD_BACKGROUND carries a smooth additive residual of its background
+# subtraction (≈ 1–2.5 σ per pixel in the demo) that the two-term pedestal follows only in
+# part: at low S/N its shape reads as a break or a line, and the Δχ² between redshifts
+# overstates the evidence more than template mismatch alone does. Measured on the 284 flagged
+# spectra of the full-size demo: with T = 2, 7 of the 153 fits with confidence ≥ 0.9 were
+# catastrophic (4.6%, all at S/N < 5); with T = 4, 1 of 135 (T = 8: 0 of 120). A freer pedestal
+# (4 Legendre terms) instead found 5 more right redshifts but left 7 catastrophes at ≥ 0.9
+BAD_BACKGROUND_TEMPERATURE = 4.0
 # systematic floor of the redshift interval, as a fraction of the median resolution σ in
 # ln λ (PRISM ≈ 2e-4, M gratings ≈ 2e-5): the resolution curve, line shapes and pixel
 # phase are known imperfectly, which χ²(z) alone does not see. Set by coverage on a third of
@@ -926,7 +937,8 @@ def _peak_sigma(lnz: np.ndarray, chi2: np.ndarray, i: int, s: float) -> float:
     return math.sqrt(2.0 * s / curv) if curv > 0 else math.nan
 
 
-def _posterior(lnz, chi2, lz_best, chi2_min, chi2_null, s, prior_width) -> tuple[float, float, float]:
+def _posterior(lnz, chi2, lz_best, chi2_min, chi2_null, s, prior_width,
+               temperature: float = CONFIDENCE_TEMPERATURE) -> tuple[float, float, float]:
     """``confidence`` and the 68% interval (ln(1+z)) from χ²(z).
 
     p(z) ∝ exp(−(χ² − χ²_min)/2s) with a flat prior in ln(1+z) over the searched range
@@ -935,7 +947,7 @@ def _posterior(lnz, chi2, lz_best, chi2_min, chi2_null, s, prior_width) -> tuple
     one: the alternative "no redshift" is the spline alone (``chi2_null``), with prior
     odds :data:`NULL_PRIOR_ODDS` — the Bayesian form of the look-elsewhere effect, which
     a best χ² picked among thousands of redshifts and dozens of components needs — with
-    the Δχ² tempered by :data:`CONFIDENCE_TEMPERATURE` (template mismatch). The
+    the Δχ² tempered by ``temperature`` (template mismatch; :data:`CONFIDENCE_TEMPERATURE`). The
     interval is the 16th–84th percentiles of p(z) given that there are features,
     widened to contain the best redshift when p(z) has several peaks.
     """
@@ -951,14 +963,22 @@ def _posterior(lnz, chi2, lz_best, chi2_min, chi2_null, s, prior_width) -> tuple
     total = float(cdf[-1])
     if not total > 0:
         return 0.0, lz_best, lz_best
-    pt, cdf_t = density(CONFIDENCE_TEMPERATURE)
+    pt, cdf_t = density(temperature)
     near = np.abs(np.expm1(lnz - lz_best)) < 0.01
     m_near = float(np.trapezoid(pt * near, lnz))
     m_null = NULL_PRIOR_ODDS * prior_width * math.exp(
-        -max(chi2_null - chi2_min, 0.0) / (2.0 * s * CONFIDENCE_TEMPERATURE))
+        -max(chi2_null - chi2_min, 0.0) / (2.0 * s * temperature))
     confidence = float(np.clip(m_near / (float(cdf_t[-1]) + m_null), 0.0, 1.0))
     lo, hi = np.interp([0.16 * total, 0.84 * total], cdf, lnz)
     return confidence, min(float(lo), lz_best), max(float(hi), lz_best)
+
+
+def _flagged_bad_background(spec) -> bool:
+    """Whether the spectrum's ``DQFLAGS`` header card has BAD_BACKGROUND (False without one)."""
+    try:
+        return bool(int(spec.header.get("DQFLAGS", 0)) & int(DQFlags.BAD_BACKGROUND))
+    except (TypeError, ValueError):
+        return False
 
 
 def fit_redshift(
@@ -966,6 +986,7 @@ def fit_redshift(
     z_range: tuple[float, float] = (0.0, 15.0),
     *,
     engine: str = "auto",
+    bad_background: bool | None = None,
 ) -> dict[str, Any]:
     """Fit a redshift by χ² over a grid with continuum templates and emission lines.
 
@@ -979,6 +1000,11 @@ def fit_redshift(
         (z_min, z_max) searched, 0 ≤ z_min < z_max ≤ 30.
     engine : {'auto', 'numba', 'numpy'}
         'auto' uses the compiled kernel when numba is installed.
+    bad_background : bool, optional
+        The spectrum carries a residual of a bad background subtraction: its
+        ``confidence`` is tempered more (:data:`BAD_BACKGROUND_TEMPERATURE`). By
+        default, whether its ``DQFLAGS`` header card (the archive's FITS files) has
+        ``BAD_BACKGROUND``.
 
     Returns
     -------
@@ -1009,6 +1035,8 @@ def fit_redshift(
     >>> fit['redshift_lo'], fit['redshift_hi']                    # doctest: +SKIP
     (4.2324, 4.2342)
     """
+    if bad_background is not None and not isinstance(bad_background, (bool, np.bool_)):
+        raise ValidationError(f"bad_background: expected True, False or None, got {bad_background!r}")
     try:
         z_lo, z_hi = (float(v) for v in z_range)
     except (TypeError, ValueError):
@@ -1019,6 +1047,8 @@ def fit_redshift(
     from campfire.models import as_spectrum_data
 
     spec = as_spectrum_data(spec)
+    if bad_background is None:
+        bad_background = _flagged_bad_background(spec)
     d = _prepare(spec)
 
     # coarse pass: uniform in ln(1+z), line positions averaged over ± half a step
@@ -1085,7 +1115,8 @@ def fit_redshift(
     keep = np.r_[True, np.diff(lz_all) > 1e-9 * fine_step]
     lz_all, c_all = lz_all[keep], c_all[keep]
     confidence, lz_lo, lz_hi = _posterior(lz_all, c_all, lz_best, min(chi2_best, float(np.nanmin(c_all))),
-                                          d.chi2_null, s, l_hi - l_lo)
+                                          d.chi2_null, s, l_hi - l_lo,
+                                          BAD_BACKGROUND_TEMPERATURE if bad_background else CONFIDENCE_TEMPERATURE)
     # the systematic floor: line centroids are known to a fraction of the resolution only
     sys_floor = Z_SYS_FRACTION * float(np.median(np.interp(d.x, d.res_x, d.res_sig)))
     lz_lo = lz_best - math.hypot(lz_best - lz_lo, sys_floor)

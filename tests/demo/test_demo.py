@@ -562,11 +562,12 @@ def test_same_seed_gives_identical_files(tmp_path, monkeypatch):
     ha, hb = _tree_hashes(a), _tree_hashes(b)
     assert ha == hb and len(ha) > 150
     # ... and forked ones (a new single-threaded process, as on the command line), on a machine
-    # whose numba cache is empty: the kernels are compiled once, before the workers fork
+    # whose numba cache is empty: the kernels are compiled once, here, while the workers render
+    # the imaging, and the workers load them from the cache
     code = ("import campfire.demo.builder as B, pathlib, sys\n"
             "pool_context = B._pool_context\n"
-            "def spy(progress):\n"
-            "    ctx = pool_context(progress)\n"
+            "def spy():\n"
+            "    ctx = pool_context()\n"
             "    print(ctx.get_start_method())\n"
             "    return ctx\n"
             "B._pool_context = spy\n"

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from campfire.errors import ValidationError
+from campfire.flags import DQFlags
 from campfire.models import SpectrumData
 from campfire.tasks import redshift as R
 from campfire.tasks._jit import numba_available, resolve_engine
@@ -192,6 +193,24 @@ def test_background_offset_does_not_move_a_break_redshift():
     assert moved <= 2
 
 
+
+
+def test_bad_background_tempers_the_confidence():
+    """A spectrum flagged BAD_BACKGROUND (an additive residual the pedestal follows only in
+    part) has its confidence tempered by BAD_BACKGROUND_TEMPERATURE instead of
+    CONFIDENCE_TEMPERATURE: same redshift and interval, lower confidence — by default when
+    the DQFLAGS card (as the archive's files have it) says so."""
+    spec = _synthetic(2.0, seed=1, snr=4.0)
+    plain = fit_redshift(spec, bad_background=False)
+    tempered = fit_redshift(spec, bad_background=True)
+    assert tempered["redshift"] == plain["redshift"] and tempered["redshift_lo"] == plain["redshift_lo"]
+    assert 0.9 < plain["confidence"] < 1.0 and tempered["confidence"] < plain["confidence"] - 0.03
+    assert fit_redshift(spec)["confidence"] == plain["confidence"]  # no header: not flagged
+    for flags, expected in ((int(DQFlags.BAD_BACKGROUND) | int(DQFlags.CHIP_GAP), tempered), (int(DQFlags.LOW_SNR), plain)):
+        flagged = SpectrumData(spec.wavelength, spec.fnu, spec.fnu_err, grating="PRISM", header={"DQFLAGS": flags})
+        assert fit_redshift(flagged)["confidence"] == expected["confidence"], flags
+    with pytest.raises(ValidationError, match="bad_background"):
+        fit_redshift(spec, bad_background="yes")
 
 
 def test_red_uv_continuum_is_not_read_as_a_lyman_break():
