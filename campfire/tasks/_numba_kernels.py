@@ -133,38 +133,39 @@ def _interp1(xv, xp, fp):
         return fp[0]
     if xv > xp[n - 1]:
         return fp[n - 1]
-    lo = 0
-    hi = n - 1
-    while hi - lo > 1:  # xp[lo] <= xv < xp[hi] (or xv == xp[n - 1])
-        mid = (lo + hi) >> 1
-        if xp[mid] <= xv:
-            lo = mid
-        else:
-            hi = mid
-    return _interp_at(xv, xp, fp, hi if xv >= xp[hi] else lo)
+    return _interp_at(xv, xp, fp, _bisect(xv, xp))
 
 
 @numba.njit(cache=True)
 def _interp_hinted(xv, xp, fp, hint, slot):
     """:func:`_interp1`, trying first the interval hint[slot] (the previous redshift's; updated).
 
-    The interval with xp[j] <= xv < xp[j + 1] is unique, so the hint gives the binary search's answer.
+    The interval with xp[j] <= xv < xp[j + 1] is unique: a hint that holds is the bisection's answer.
     """
     n = xp.shape[0]
+    if xv < xp[0]:
+        return fp[0]
+    if xv > xp[n - 1]:
+        return fp[n - 1]
     j = hint[slot]
-    if xv >= xp[0] and j < n - 1 and xp[j] <= xv < xp[j + 1]:
-        return _interp_at(xv, xp, fp, j)
-    res = _interp1(xv, xp, fp)
+    if not (j < n - 1 and xp[j] <= xv < xp[j + 1]):
+        j = _bisect(xv, xp)
+        hint[slot] = j
+    return _interp_at(xv, xp, fp, j)
+
+
+@numba.njit(cache=True)
+def _bisect(xv, xp):
+    """The interval of xp[0] <= xv <= xp[n − 1]: j with xp[j] <= xv < xp[j + 1], or n − 1 at the end."""
     lo = 0
-    hi = n - 1
-    while hi - lo > 1:
+    hi = xp.shape[0] - 1
+    while hi - lo > 1:  # xp[lo] <= xv < xp[hi] (or xv == xp[n - 1])
         mid = (lo + hi) >> 1
         if xp[mid] <= xv:
             lo = mid
         else:
             hi = mid
-    hint[slot] = lo
-    return res
+    return hi if xv >= xp[hi] else lo
 
 
 @numba.njit(cache=True)
@@ -499,7 +500,8 @@ def zfit_chi2_grid(
     """Penalised χ² at every ln(1+z) in ``lnz``: continuum (B-splines × IGM + pedestal) + lines + steps.
 
     Same model and algorithm as ``campfire.tasks.redshift._chi2_dense``: the continuum
-    Gram matrix comes from suffix sums ``pcc`` (n + 1, nc, 2·nb − 1: the band of Σ w C Cᵀ; the IGM transmission is piecewise constant
+    Gram matrix comes from suffix sums (``pcc``: the band |p − q| < 4 of Σ w C_p C_q, the rest
+    being 0; the IGM transmission is piecewise constant
     except in two narrow transition windows, summed explicitly) plus the curvature
     prior ``pen``; line components are local, continuum steps are explicit within ±4σ
     of their edge and 1 beyond it (suffix sums ``sw``, ``sy``, ``sc`` of w, w·y, w·C);
