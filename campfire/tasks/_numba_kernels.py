@@ -133,45 +133,15 @@ def _interp1(xv, xp, fp):
         return fp[0]
     if xv > xp[n - 1]:
         return fp[n - 1]
-    return _interp_at(xv, xp, fp, _bisect(xv, xp))
-
-
-@numba.njit(cache=True)
-def _interp_hinted(xv, xp, fp, hint, slot):
-    """:func:`_interp1`, trying first the interval hint[slot] (the previous redshift's; updated).
-
-    The interval with xp[j] <= xv < xp[j + 1] is unique: a hint that holds is the bisection's answer.
-    """
-    n = xp.shape[0]
-    if xv < xp[0]:
-        return fp[0]
-    if xv > xp[n - 1]:
-        return fp[n - 1]
-    j = hint[slot]
-    if not (j < n - 1 and xp[j] <= xv < xp[j + 1]):
-        j = _bisect(xv, xp)
-        hint[slot] = j
-    return _interp_at(xv, xp, fp, j)
-
-
-@numba.njit(cache=True)
-def _bisect(xv, xp):
-    """The interval of xp[0] <= xv <= xp[n − 1]: j with xp[j] <= xv < xp[j + 1], or n − 1 at the end."""
     lo = 0
-    hi = xp.shape[0] - 1
+    hi = n - 1
     while hi - lo > 1:  # xp[lo] <= xv < xp[hi] (or xv == xp[n - 1])
         mid = (lo + hi) >> 1
         if xp[mid] <= xv:
             lo = mid
         else:
             hi = mid
-    return hi if xv >= xp[hi] else lo
-
-
-@numba.njit(cache=True)
-def _interp_at(xv, xp, fp, j):
-    """numpy's interpolation in the interval j (xp[j] <= xv, j + 1 < n, or j = n − 1)."""
-    n = xp.shape[0]
+    j = hi if xv >= xp[hi] else lo
     if j == n - 1 or xp[j] == xv:
         return fp[j]
     slope = (fp[j + 1] - fp[j]) / (xp[j + 1] - xp[j])
@@ -181,44 +151,6 @@ def _interp_at(xv, xp, fp, j):
         if math.isnan(res) and fp[j] == fp[j + 1]:
             res = fp[j]
     return res
-
-
-@numba.njit(cache=True)
-def _search(a, v, hint, slot):
-    """``np.searchsorted(a, v)`` (side 'left': the first i with a[i] >= v) found by galloping from
-    hint[slot], the previous redshift's answer (lines move a few pixels per step); updated."""
-    n = a.shape[0]
-    h = min(hint[slot], n)
-    lo = 0
-    hi = n
-    if h < n and a[h] < v:  # the answer is right of h
-        lo = h + 1
-        step = 1
-        b = lo
-        while b < n and a[b] < v:
-            lo = b + 1
-            b += step
-            step *= 2
-        hi = min(b, n)
-    elif h > 0 and not a[h - 1] < v:  # left of h
-        hi = h - 1
-        step = 1
-        b = hi - 1
-        while b >= 0 and not a[b] < v:
-            hi = b
-            b -= step
-            step *= 2
-        lo = max(b + 1, 0)
-    else:
-        return h
-    while lo < hi:
-        mid = (lo + hi) >> 1
-        if a[mid] < v:
-            lo = mid + 1
-        else:
-            hi = mid
-    hint[slot] = lo
-    return lo
 
 
 # ----------------------------------------------------------------------------------
@@ -587,13 +519,6 @@ def zfit_chi2_grid(
     ph0 = np.zeros(max(nrow, 1), np.int64)  # the range [ph0, ph1) of a row filled at this redshift
     ph1 = np.zeros(max(nrow, 1), np.int64)
 
-    # the previous redshift's search results (see _search): the IGM and break pixels, 4 per
-    # component, 2 per line; and the resolution's interpolation intervals, 1 per line and the IGM
-    nline = line_xrest.shape[0]
-    hint = np.zeros(6 + 4 * ncomp + 2 * nline, np.int64)
-    cs = 6  # first component slot
-    ls = 6 + 4 * ncomp  # first line slot
-    ihint = np.zeros(nline + 1, np.int64)
     sig_extra = smear / math.sqrt(3.0)
     for iz in range(lnz.shape[0]):
         lz = lnz[iz]
@@ -603,16 +528,16 @@ def zfit_chi2_grid(
         # explicitly; redward of the Lyα window the suffix sums give the rest.
         xly = igm_x_lya + lz
         xll = igm_x_ll + lz
-        sr = _interp_hinted(xly, res_x, res_sig, ihint, nline)
+        sr = _interp1(xly, res_x, res_sig)
         sb = math.sqrt(sr * sr + igm_sig_v * igm_sig_v + sig_extra * sig_extra)
-        i_ll_lo = _search(x, xll - 5.0 * sb, hint, 0)
-        i_ll_hi = _search(x, xll + 5.0 * sb, hint, 1)
-        i_ly_lo = max(_search(x, xly - 5.0 * sb, hint, 2), i_ll_hi)
-        i_ly_hi = max(_search(x, xly + 5.0 * sb, hint, 3), i_ly_lo)
+        i_ll_lo = np.searchsorted(x, xll - 5.0 * sb)
+        i_ll_hi = np.searchsorted(x, xll + 5.0 * sb)
+        i_ly_lo = max(np.searchsorted(x, xly - 5.0 * sb), i_ll_hi)
+        i_ly_hi = max(np.searchsorted(x, xly + 5.0 * sb), i_ly_lo)
         # break-contrast pixels (continuum steps are used only when both are in range)
         steps_ok = brk_x_blue + lz >= x0 and brk_x_red + lz <= x1
-        ib_pix = min(_search(x, brk_x_blue + lz, hint, 4), n - 1)
-        ir_pix = min(_search(x, brk_x_red + lz, hint, 5), n - 1)
+        ib_pix = min(np.searchsorted(x, brk_x_blue + lz), n - 1)
+        ir_pix = min(np.searchsorted(x, brk_x_red + lz), n - 1)
         for r in range(ph0.shape[0]):
             ph0[r] = 0
             ph1[r] = 0
@@ -688,16 +613,16 @@ def zfit_chi2_grid(
                 cmax = -1e30
                 for l in range(l0, l1):
                     xc = line_xrest[l] + lz
-                    sl = _interp_hinted(xc, res_x, res_sig, ihint, l)
+                    sl = _interp1(xc, res_x, res_sig)
                     sg = math.sqrt(sl * sl + comp_sig_intr[k] ** 2 + sig_extra * sig_extra)
                     line_sg[l] = sg
                     lo = min(lo, xc - 4.0 * sg)
                     hi = max(hi, xc + 4.0 * sg)
                     cmin = min(cmin, xc)
                     cmax = max(cmax, xc)
-                i0 = _search(x, lo, hint, cs + 4 * k)
-                i4 = _search(x, hi, hint, cs + 4 * k + 1)
-                if _search(x, cmin, hint, cs + 4 * k + 2) - i0 < 3 or i4 - _search(x, cmax, hint, cs + 4 * k + 3) < 3:
+                i0 = np.searchsorted(x, lo)
+                i4 = np.searchsorted(x, hi)
+                if np.searchsorted(x, cmin) - i0 < 3 or i4 - np.searchsorted(x, cmax) < 3:
                     continue
                 for l in range(l0, l1):
                     r = phrow[l]
@@ -732,15 +657,15 @@ def zfit_chi2_grid(
             hi = -1e30
             for l in range(l0, l1):
                 xc = line_xrest[l] + lz
-                sl = _interp_hinted(xc, res_x, res_sig, ihint, l)
+                sl = _interp1(xc, res_x, res_sig)
                 sg = math.sqrt(sl * sl + comp_sig_intr[k] ** 2)
                 line_sg[l] = sg  # each line's width at this z, reused below
                 if xc - 5.0 * sg - smear < lo:
                     lo = xc - 5.0 * sg - smear
                 if xc + 5.0 * sg + smear > hi:
                     hi = xc + 5.0 * sg + smear
-            i0 = _search(ehi, lo, hint, cs + 4 * k)
-            i1 = _search(elo, hi, hint, cs + 4 * k + 1)
+            i0 = np.searchsorted(ehi, lo)
+            i1 = np.searchsorted(elo, hi)
             if i1 - i0 < 2:
                 continue
             norm = 2.5066282746310002 * line_sg[l0]
@@ -751,8 +676,8 @@ def zfit_chi2_grid(
             for l in range(l0, l1):
                 xc = line_xrest[l] + lz
                 sg = line_sg[l]
-                j0 = max(i0, _search(ehi, xc - 8.0 * sg - smear, hint, ls + 2 * l))
-                j1 = min(i1, _search(elo, xc + 8.0 * sg + smear, hint, ls + 2 * l + 1))
+                j0 = max(i0, np.searchsorted(ehi, xc - 8.0 * sg - smear))
+                j1 = min(i1, np.searchsorted(elo, xc + 8.0 * sg + smear))
                 lj0[l - l0] = j0
                 lj1[l - l0] = j1
                 for i in range(j0, j1):
@@ -781,7 +706,7 @@ def zfit_chi2_grid(
                 continue
             if comp_kind[k] == 2:
                 # stellar absorption: equivalent width [Å, rest] of its reference line per unit amplitude
-                ew_pix[k] = min(_search(x, line_xrest[l0] + lz, hint, cs + 4 * k + 2), n - 1)
+                ew_pix[k] = min(np.searchsorted(x, line_xrest[l0] + lz), n - 1)
                 ew_fac[k] = 2.5066282746310002 * line_sg[l0] * math.exp(line_xrest[l0]) * 1e4
             win0[k] = i0
             win1[k] = i1
