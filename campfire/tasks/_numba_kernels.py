@@ -181,6 +181,32 @@ def _step_val(prof, win0, win1, k, i):
 
 
 @numba.njit(cache=True)
+def _merge_segments(j0, j1, nl, s0, s1):
+    """The union of the ranges [j0[l], j1[l]) (l < nl) as sorted disjoint segments in s0/s1; returns their count."""
+    m = 0
+    for l in range(nl):  # the non-empty ranges, insertion-sorted by start (nl ≤ 4)
+        if j1[l] <= j0[l]:
+            continue
+        q = m
+        while q > 0 and s0[q - 1] > j0[l]:
+            s0[q] = s0[q - 1]
+            s1[q] = s1[q - 1]
+            q -= 1
+        s0[q] = j0[l]
+        s1[q] = j1[l]
+        m += 1
+    ns = 0
+    for q in range(m):
+        if ns > 0 and s0[q] <= s1[ns - 1]:
+            s1[ns - 1] = max(s1[ns - 1], s1[q])
+        else:
+            s0[ns] = s0[q]
+            s1[ns] = s1[q]
+            ns += 1
+    return ns
+
+
+@numba.njit(cache=True)
 def _subset_solve(s, rhs, keep, nkeep, ridge, sub, subr, yv, bsol, linv, sd):
     """Cholesky solve of S_KK b = rhs_K (factor left in sub, L⁻¹rhs in yv, σ_b in sd)."""
     for a in range(nkeep):
@@ -406,7 +432,8 @@ def zfit_chi2_grid(
     """Penalised χ² at every ln(1+z) in ``lnz``: continuum (B-splines × IGM + pedestal) + lines + steps.
 
     Same model and algorithm as ``campfire.tasks.redshift._chi2_dense``: the continuum
-    Gram matrix comes from suffix sums (the IGM transmission is piecewise constant
+    Gram matrix comes from suffix sums (``pcc``: the band |p − q| < 4 of Σ w C_p C_q, the rest
+    being 0; the IGM transmission is piecewise constant
     except in two narrow transition windows, summed explicitly) plus the curvature
     prior ``pen``; line components are local, continuum steps are explicit within ±4σ
     of their edge and 1 beyond it (suffix sums ``sw``, ``sy``, ``sc`` of w, w·y, w·C);
@@ -424,6 +451,8 @@ def zfit_chi2_grid(
     """
     n = x.shape[0]
     nb = cval.shape[1]  # non-zero B-splines per pixel (4 for cubic), starting at cidx[i]
+    if nb != 4:
+        raise ValueError("cval: expected the 4 non-zero cubic B-spline values per pixel")
     ncomp = comp_ptr.shape[0] - 1
     npd = ped.shape[1]
     nt = nc + npd  # continuum block: splines, then the pedestal
@@ -458,6 +487,37 @@ def zfit_chi2_grid(
     line_sg = np.empty(line_xrest.shape[0])
     ew_pix = np.zeros(ncomp, np.int64)
     ew_fac = np.zeros(ncomp)
+    # where a line component's profile can be non-zero: its lines' ±8σ ranges merged into sorted
+    # disjoint segments (the Balmer absorption series spans Hδ–Hα: ~1,700 grating pixels of
+    # which ~¼ are non-zero); steps: one segment, their window
+    maxl = 1
+    for k in range(ncomp):
+        maxl = max(maxl, comp_ptr[k + 1] - comp_ptr[k])
+    seg0 = np.zeros((ncomp, maxl), np.int64)
+    seg1 = np.zeros((ncomp, maxl), np.int64)
+    nseg = np.zeros(ncomp, np.int64)
+    lj0 = np.zeros(maxl, np.int64)
+    lj1 = np.zeros(maxl, np.int64)
+    swp = np.empty(ncomp)  # Σ w·profile over the segments (a line's Gram term with a step that is 1 there)
+    # the two break components share their sub-steps (same rest λ and width): each sub-step's Φ
+    # is evaluated once per redshift into a row of phis shared by the lines with that (λ, σ)
+    phrow = np.full(line_xrest.shape[0], -1, np.int64)
+    nrow = 0
+    for k in range(ncomp):
+        if comp_kind[k] != 1:
+            continue
+        for l in range(comp_ptr[k], comp_ptr[k + 1]):
+            for k2 in range(k):
+                if comp_kind[k2] == 1 and comp_sig_intr[k2] == comp_sig_intr[k]:
+                    for l2 in range(comp_ptr[k2], comp_ptr[k2 + 1]):
+                        if line_xrest[l2] == line_xrest[l]:
+                            phrow[l] = phrow[l2]
+            if phrow[l] < 0:
+                phrow[l] = nrow
+                nrow += 1
+    phis = np.empty((max(nrow, 1), n))
+    ph0 = np.zeros(max(nrow, 1), np.int64)  # the range [ph0, ph1) of a row filled at this redshift
+    ph1 = np.zeros(max(nrow, 1), np.int64)
 
     sig_extra = smear / math.sqrt(3.0)
     for iz in range(lnz.shape[0]):
@@ -478,12 +538,16 @@ def zfit_chi2_grid(
         steps_ok = brk_x_blue + lz >= x0 and brk_x_red + lz <= x1
         ib_pix = min(np.searchsorted(x, brk_x_blue + lz), n - 1)
         ir_pix = min(np.searchsorted(x, brk_x_red + lz), n - 1)
+        for r in range(ph0.shape[0]):
+            ph0[r] = 0
+            ph1[r] = 0
 
         # --- continuum normal equations: Σ w T² C Cᵀ, Σ w T C Pᵀ, Σ w P Pᵀ and Σ w T y C, Σ w y P
         for p in range(nc):
             v[p] = pcy[i_ly_hi, p]
             for q in range(nc):
-                m[p, q] = pcc[i_ly_hi, p, q] + pen[p, q]
+                dq = q - p + nb - 1  # pcc holds the band |q − p| < nb (zero beyond it)
+                m[p, q] = (pcc[i_ly_hi, p, dq] if 0 <= dq < 2 * nb - 1 else 0.0) + pen[p, q]
             for k in range(npd):
                 m[p, nc + k] = pcp[i_ly_hi, p, k]
         for k in range(npd):
@@ -537,14 +601,18 @@ def zfit_chi2_grid(
                 if not steps_ok:
                     continue
                 inside = True
+                for l in range(l0, l1):  # first the cheap test (most components are out of range)
+                    xc = line_xrest[l] + lz
+                    if xc < x0 or xc > x1:
+                        inside = False
+                if not inside:
+                    continue
                 lo = 1e30
                 hi = -1e30
                 cmin = 1e30
                 cmax = -1e30
                 for l in range(l0, l1):
                     xc = line_xrest[l] + lz
-                    if xc < x0 or xc > x1:
-                        inside = False
                     sl = _interp1(xc, res_x, res_sig)
                     sg = math.sqrt(sl * sl + comp_sig_intr[k] ** 2 + sig_extra * sig_extra)
                     line_sg[l] = sg
@@ -552,29 +620,43 @@ def zfit_chi2_grid(
                     hi = max(hi, xc + 4.0 * sg)
                     cmin = min(cmin, xc)
                     cmax = max(cmax, xc)
-                if not inside:
-                    continue
                 i0 = np.searchsorted(x, lo)
                 i4 = np.searchsorted(x, hi)
                 if np.searchsorted(x, cmin) - i0 < 3 or i4 - np.searchsorted(x, cmax) < 3:
                     continue
+                for l in range(l0, l1):
+                    r = phrow[l]
+                    if ph0[r] <= i0 and i4 <= ph1[r]:
+                        continue  # filled by the other break component (same λ, same σ)
+                    xc = line_xrest[l] + lz
+                    for i in range(i0, i4):
+                        phis[r, i] = _phi((x[i] - xc) / line_sg[l])
+                    ph0[r] = i0
+                    ph1[r] = i4
                 for i in range(i0, i4):
                     acc = 0.0
                     for l in range(l0, l1):
-                        acc += line_ratio[l] * _phi((x[i] - (line_xrest[l] + lz)) / line_sg[l])
+                        acc += line_ratio[l] * phis[phrow[l], i]
                     prof[k, i] = acc
                 win0[k] = i0
                 win1[k] = i4
+                seg0[k, 0] = i0
+                seg1[k, 0] = i4
+                nseg[k] = 1
                 act[nact] = k
                 nact += 1
                 continue
             inside = False
+            for l in range(l0, l1):  # first the cheap test (most components are out of range)
+                xc = line_xrest[l] + lz
+                if xc >= x0 and xc <= x1:
+                    inside = True
+            if not inside:
+                continue
             lo = 1e30
             hi = -1e30
             for l in range(l0, l1):
                 xc = line_xrest[l] + lz
-                if xc >= x0 and xc <= x1:
-                    inside = True
                 sl = _interp1(xc, res_x, res_sig)
                 sg = math.sqrt(sl * sl + comp_sig_intr[k] ** 2)
                 line_sg[l] = sg  # each line's width at this z, reused below
@@ -582,27 +664,33 @@ def zfit_chi2_grid(
                     lo = xc - 5.0 * sg - smear
                 if xc + 5.0 * sg + smear > hi:
                     hi = xc + 5.0 * sg + smear
-            if not inside:
-                continue
             i0 = np.searchsorted(ehi, lo)
             i1 = np.searchsorted(elo, hi)
             if i1 - i0 < 2:
                 continue
             norm = 2.5066282746310002 * line_sg[l0]
             cover = 0.0
-            for i in range(i0, i1):
-                prof[k, i] = 0.0
+            # the window spans every line of the component (the Balmer absorption series:
+            # Hδ to Hα); each line is evaluated only where its box-averaged Φ differs from
+            # 0 and 1 (the table is exactly 0/1 beyond ±8σ): zero elsewhere, as in numpy
+            for l in range(l0, l1):
+                xc = line_xrest[l] + lz
+                sg = line_sg[l]
+                j0 = max(i0, np.searchsorted(ehi, xc - 8.0 * sg - smear))
+                j1 = min(i1, np.searchsorted(elo, xc + 8.0 * sg + smear))
+                lj0[l - l0] = j0
+                lj1[l - l0] = j1
+                for i in range(j0, j1):
+                    prof[k, i] = 0.0
+            nseg[k] = _merge_segments(lj0, lj1, l1 - l0, seg0[k], seg1[k])
             for l in range(l0, l1):
                 xc = line_xrest[l] + lz
                 sg = line_sg[l]
                 hb = smear / sg
                 fac = line_ratio[l] * norm
                 phi_hi = 0.0
-                # the window spans every line of the component (the Balmer absorption series:
-                # Hδ to Hα); each line is evaluated only where its box-averaged Φ differs from
-                # 0 and 1 (the table is exactly 0/1 beyond ±8σ): zero elsewhere, as in numpy
-                j0 = max(i0, np.searchsorted(ehi, xc - 8.0 * sg - smear))
-                j1 = min(i1, np.searchsorted(elo, xc + 8.0 * sg + smear))
+                j0 = lj0[l - l0]
+                j1 = lj1[l - l0]
                 for i in range(j0, j1):
                     # adjacent pixels share an edge: reuse its Φ (same value, half the calls)
                     if i > j0 and elo[i] == ehi[i - 1]:
@@ -629,23 +717,80 @@ def zfit_chi2_grid(
             chi2_out[iz] = chi2c + occam
             continue
 
+        # the break components' Gram block: with two on the same window (same sub-steps) the
+        # three sums in one pass (each in its own order, as alone)
+        sa1 = -1
+        sa2 = -1
+        for a in range(nact):
+            if comp_kind[act[a]] == 1:
+                if sa1 < 0:
+                    sa1 = a
+                elif sa2 < 0:
+                    sa2 = a
+                else:
+                    sa2 = -2
+        fused = sa1 >= 0 and sa2 >= 0 and win0[act[sa1]] == win0[act[sa2]] and win1[act[sa1]] == win1[act[sa2]]
+        if fused:
+            k1 = act[sa1]
+            k2 = act[sa2]
+            g11 = 0.0
+            g21 = 0.0
+            g22 = 0.0
+            for i in range(win0[k1], win1[k1]):
+                g11 += w[i] * prof[k1, i] * prof[k1, i]
+                g21 += w[i] * prof[k2, i] * prof[k1, i]
+                g22 += w[i] * prof[k2, i] * prof[k2, i]
+            g[sa1, sa1] = g11 + sw[win1[k1]]
+            g[sa2, sa1] = g21 + sw[win1[k1]]
+            g[sa1, sa2] = g[sa2, sa1]
+            g[sa2, sa2] = g22 + sw[win1[k1]]
         for a in range(nact):
             k = act[a]
             ua = 0.0
+            swa = 0.0
             for p in range(nt):
                 xk[a, p] = 0.0
-            for i in range(win0[k], win1[k]):
-                if prof[k, i] == 0.0:  # between the lines of a wide component: nothing to add
-                    continue
-                t = _igm_t(i, x[i], tforest[i], xll, xly, sb, i_ll_lo, i_ll_hi, i_ly_lo, i_ly_hi)
-                wp = w[i] * prof[k, i]
-                ua += wp * y[i]
-                if t != 0.0:
-                    j0 = cidx[i]
-                    for p in range(nb):
-                        xk[a, j0 + p] += wp * t * cval[i, p]
-                for l in range(npd):
-                    xk[a, nc + l] += wp * ped[i, l]
+            # the 4 B-spline columns of the current run of pixels (cidx increases with i) are
+            # summed in registers and stored when the run ends: the same additions in the same order
+            jc = -1
+            c0 = 0.0
+            c1 = 0.0
+            c2 = 0.0
+            c3 = 0.0
+            for sgi in range(nseg[k]):
+                for i in range(seg0[k, sgi], seg1[k, sgi]):
+                    if prof[k, i] == 0.0:  # in the tails of the lines: nothing to add
+                        continue
+                    t = _igm_t(i, x[i], tforest[i], xll, xly, sb, i_ll_lo, i_ll_hi, i_ly_lo, i_ly_hi)
+                    wp = w[i] * prof[k, i]
+                    ua += wp * y[i]
+                    swa += wp
+                    if t != 0.0:
+                        j0 = cidx[i]
+                        if j0 != jc:
+                            if jc >= 0:
+                                xk[a, jc] = c0
+                                xk[a, jc + 1] = c1
+                                xk[a, jc + 2] = c2
+                                xk[a, jc + 3] = c3
+                            jc = j0
+                            c0 = xk[a, j0]
+                            c1 = xk[a, j0 + 1]
+                            c2 = xk[a, j0 + 2]
+                            c3 = xk[a, j0 + 3]
+                        wt = wp * t
+                        c0 += wt * cval[i, 0]
+                        c1 += wt * cval[i, 1]
+                        c2 += wt * cval[i, 2]
+                        c3 += wt * cval[i, 3]
+                    for l in range(npd):
+                        xk[a, nc + l] += wp * ped[i, l]
+            if jc >= 0:
+                xk[a, jc] = c0
+                xk[a, jc + 1] = c1
+                xk[a, jc + 2] = c2
+                xk[a, jc + 3] = c3
+            swp[a] = swa
             if comp_kind[k] == 1:
                 # a step is 1 beyond its window (redward of the IGM: T = 1 there)
                 ua += sy[win1[k]]
@@ -658,9 +803,15 @@ def zfit_chi2_grid(
                 kb = act[b]
                 gab = 0.0
                 if comp_kind[k] != 1 and comp_kind[kb] != 1:
-                    for i in range(max(win0[k], win0[kb]), min(win1[k], win1[kb])):
-                        gab += w[i] * prof[k, i] * prof[kb, i]
+                    if win0[k] < win1[kb] and win0[kb] < win1[k]:
+                        # the segments' overlaps, in increasing pixel order (the sum's order)
+                        for sa in range(nseg[k]):
+                            for sbi in range(nseg[kb]):
+                                for i in range(max(seg0[k, sa], seg0[kb, sbi]), min(seg1[k, sa], seg1[kb, sbi])):
+                                    gab += w[i] * prof[k, i] * prof[kb, i]
                 elif comp_kind[k] == 1 and comp_kind[kb] == 1:
+                    if fused:
+                        continue
                     hi_i = max(win1[k], win1[kb])
                     for i in range(max(win0[k], win0[kb]), hi_i):
                         gab += w[i] * _step_val(prof, win0, win1, k, i) * _step_val(prof, win0, win1, kb, i)
@@ -668,8 +819,15 @@ def zfit_chi2_grid(
                 else:
                     ks = k if comp_kind[k] == 1 else kb
                     kl = kb if comp_kind[k] == 1 else k
-                    for i in range(max(win0[kl], win0[ks]), win1[kl]):
-                        gab += w[i] * prof[kl, i] * _step_val(prof, win0, win1, ks, i)
+                    if win0[kl] >= win1[ks]:  # the step is 1 on the whole line: Σ w·profile
+                        gab = swp[b] if comp_kind[k] == 1 else swp[a]
+                    else:
+                        # on the step's window its profile, beyond it 1 (w·p·1 = w·p: the same terms)
+                        for sa in range(nseg[kl]):
+                            for i in range(max(seg0[kl, sa], win0[ks]), min(seg1[kl, sa], win1[ks])):
+                                gab += w[i] * prof[kl, i] * prof[ks, i]
+                            for i in range(max(seg0[kl, sa], win1[ks]), seg1[kl, sa]):
+                                gab += w[i] * prof[kl, i]
                 g[a, b] = gab
                 g[b, a] = gab
         # Schur complement of the continuum block: S = G − Wᵀ W with W = L⁻¹ Xᵀ (M = L Lᵀ)

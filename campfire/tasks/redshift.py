@@ -525,12 +525,21 @@ def _phi(t):
     return _tabulated(_phi_table(), t, 1.0)
 
 
-def _box_phi(t, hb: float):
-    """Φ(t) averaged over a shift in [−hb, hb] (a line position known to ± hb σ)."""
-    if hb < 1e-6:
-        return _phi(t)
+def _box_phi(t, hb):
+    """Φ(t) averaged over a shift in [−hb, hb] (a line position known to ± hb σ); ``hb`` a number
+    or an array like ``t`` (then Φ(t) itself where hb < 1e-6)."""
     t = np.asarray(t, float)
-    return (_tabulated(_psi_table(), t + hb, t + hb) - _tabulated(_psi_table(), t - hb, t - hb)) / (2.0 * hb)
+    if np.ndim(hb) == 0:
+        if hb < 1e-6:
+            return _phi(t)
+        return (_tabulated(_psi_table(), t + hb, t + hb) - _tabulated(_psi_table(), t - hb, t - hb)) / (2.0 * hb)
+    hb = np.asarray(hb, float)
+    out = _phi(t)
+    wide = hb >= 1e-6
+    if wide.any():
+        tw, hw = t[wide], hb[wide]
+        out[wide] = (_tabulated(_psi_table(), tw + hw, tw + hw) - _tabulated(_psi_table(), tw - hw, tw - hw)) / (2.0 * hw)
+    return out
 
 
 def madau_forest(wave_um: np.ndarray) -> np.ndarray:
@@ -571,6 +580,7 @@ def _line_columns(lz, x, elo, ehi, res_x, res_sig, smear, tables, *, truncate=Tr
     ncomp = ptr.size - 1
     cols = np.zeros((x.size, ncomp))
     active = []
+    pending, t_hi, t_lo, hbs = [], [], [], []  # line components: Φ evaluated for all at the end
     for k in range(ncomp):
         l0, l1 = ptr[k], ptr[k + 1]
         if kind[k] == 1:
@@ -600,20 +610,47 @@ def _line_columns(lz, x, elo, ehi, res_x, res_sig, smear, tables, *, truncate=Tr
         i1 = int(np.searchsorted(elo, (xc + 5 * sg + smear).max()))
         if i1 - i0 < 2:
             continue
-        norm = math.sqrt(2 * math.pi) * sg[0]
-        sl_ = slice(i0, i1) if truncate else slice(0, x.size)
-        width = ehi[sl_] - elo[sl_]
-        cover = 0.0
+        lines = []
         for j in range(l1 - l0):
             hb = smear / sg[j]
-            frac = _box_phi((ehi[sl_] - xc[j]) / sg[j], hb) - _box_phi((elo[sl_] - xc[j]) / sg[j], hb)
-            cols[sl_, k] += ratio[l0 + j] * norm * frac / width
+            if truncate:
+                j0, j1 = i0, i1
+            elif hb < 1e-6:
+                # the whole spectrum (the model): the tabulated Φ is exactly 0 below −8σ and 1 above
+                # +8σ, so frac is 0 there; evaluated where it is not (the same values)
+                j0 = int(np.searchsorted(ehi, xc[j] - 8.5 * sg[j]))
+                j1 = max(int(np.searchsorted(elo, xc[j] + 8.5 * sg[j])), j0)
+            else:
+                j0, j1 = 0, x.size
+            lines.append((j, hb, j0, j1))
+            t_hi.append((ehi[j0:j1] - xc[j]) / sg[j])
+            t_lo.append((elo[j0:j1] - xc[j]) / sg[j])
+            hbs.append(np.full(j1 - j0, hb))
+        pending.append((k, l0, i0, i1, math.sqrt(2 * math.pi) * sg[0], lines))
+    if not pending:
+        return cols, np.array(active, np.int64)
+    # every line's Φ at once (element by element the same arithmetic as line by line)
+    hb_all = np.concatenate(hbs)
+    frac_all = _box_phi(np.concatenate(t_hi), hb_all) - _box_phi(np.concatenate(t_lo), hb_all)
+    pos = 0
+    for k, l0, i0, i1, norm, lines in pending:
+        cover = 0.0
+        for j, hb, j0, j1 in lines:
+            frac = frac_all[pos:pos + j1 - j0]
+            pos += j1 - j0
+            cols[j0:j1, k] += ratio[l0 + j] * norm * frac / (ehi[j0:j1] - elo[j0:j1])
             if j == 0:
-                cover = float(np.sum(frac[i0 - sl_.start : i1 - sl_.start]))
+                if j0 <= i0 and i1 <= j1:
+                    cover = float(np.sum(frac[i0 - j0:i1 - j0]))
+                else:  # the model's ±8.5σ range: frac is 0 beyond it
+                    fw = np.zeros(i1 - i0)
+                    fw[max(j0, i0) - i0:max(min(j1, i1), i0) - i0] = frac[max(j0, i0) - j0:max(min(j1, i1), j0) - j0]
+                    cover = float(np.sum(fw))
         if cover < MIN_COVER:
             cols[:, k] = 0.0
             continue
         active.append(k)
+    active.sort()
     return cols, np.array(active, np.int64)
 
 
@@ -812,15 +849,19 @@ def _kernel_inputs(d: _Prepared) -> tuple:
     if d.kernel_inputs is None:
         nc = d.cont.shape[1]
         wc = d.w[:, None] * d.cont
-        pcc = np.zeros((d.x.size + 1, nc, nc))
-        pcy = np.zeros((d.x.size + 1, nc))
-        # suffix sums Σ_{i≥j}: the continuum normal equations for any IGM step position
-        pcc[:-1] = np.cumsum((wc[:, :, None] * d.cont[:, None, :])[::-1], axis=0)[::-1]
-        pcy[:-1] = np.cumsum((wc * d.y[:, None])[::-1], axis=0)[::-1]
         # B-spline rows are sparse (≤ 4 non-zeros from cidx): the kernel loops over those only
         nb = min(4, nc)
         cidx = np.minimum(np.argmax(d.cont > 0, axis=1), nc - nb).astype(np.int64)
         cval = np.ascontiguousarray(d.cont[np.arange(d.x.size)[:, None], cidx[:, None] + np.arange(nb)])
+        # suffix sums Σ_{i≥j}: the continuum normal equations for any IGM step position; of
+        # Σ w C_p C_q only the band |p − q| < nb is non-zero: pcc[j, p, nb − 1 + q − p]
+        band = np.arange(-(nb - 1), nb)
+        cq = np.clip(np.arange(nc)[:, None] + band, 0, nc - 1)
+        inband = (np.arange(nc)[:, None] + band >= 0) & (np.arange(nc)[:, None] + band < nc)
+        pcc = np.zeros((d.x.size + 1, nc, band.size))
+        pcc[:-1] = np.cumsum((wc[:, :, None] * np.where(inband, d.cont[:, cq], 0.0))[::-1], axis=0)[::-1]
+        pcy = np.zeros((d.x.size + 1, nc))
+        pcy[:-1] = np.cumsum((wc * d.y[:, None])[::-1], axis=0)[::-1]
         # plain suffix sums Σ w, Σ w y, Σ w C (continuum steps are 1 redward of their edge)
         sw = np.zeros(d.x.size + 1)
         sy = np.zeros(d.x.size + 1)
