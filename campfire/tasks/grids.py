@@ -35,17 +35,14 @@ MIN_LOST_FRACTION = 0.01  # uncovered pieces narrower than 1% of their wavelengt
 
 
 def _valid_wavelengths(spec) -> np.ndarray:
-    if isinstance(spec, SpectrumData):
-        w = spec.wavelength[spec.valid & np.isfinite(spec.wavelength)]
-    else:
-        w = np.asarray(spec, float)
-        w = w[np.isfinite(w)]
-    return np.unique(w)
+    """The finite wavelengths of an input's valid pixels (SpectrumData) or of an array, unsorted."""
+    w = spec.wavelength[spec.valid] if isinstance(spec, SpectrumData) else np.asarray(spec, float)
+    return w[np.isfinite(w)]
 
 
 def _segments(spec) -> list[np.ndarray]:
     """The valid wavelengths of one input, split at gaps (each piece ≥ 2 pixels)."""
-    w = _valid_wavelengths(spec)
+    w = np.unique(_valid_wavelengths(spec))
     if w.size < 2:
         return []
     step = np.diff(w)
@@ -175,7 +172,23 @@ def uncovered_ranges(spectra: Sequence, grid) -> list[tuple[float, float]]:
     >>> uncovered_ranges([np.linspace(0.6, 5.3, 400)], np.linspace(0.97, 1.89, 1500))
     [(0.6, 0.97), (1.89, 5.3)]
     """
-    return ranges_outside((iv for s in spectra for iv in coverage(s)), grid)
+    g = _finite(grid)
+    glo, ghi = float(g.min()), float(g.max())
+    # an input whose valid pixels all lie in the grid's range loses nothing: its coverage (a
+    # running median of its steps) is computed only when it reaches outside
+    reaching = [s for s in spectra if not _within(s, glo, ghi)]
+    return ranges_outside((iv for s in reaching for iv in coverage(s)), g)
+
+
+def _finite(grid) -> np.ndarray:
+    g = np.asarray(grid, float)
+    return g[np.isfinite(g)]
+
+
+def _within(spec, lo: float, hi: float) -> bool:
+    """Whether every valid wavelength of ``spec`` lies in [lo, hi]."""
+    w = _valid_wavelengths(spec)
+    return w.size == 0 or (w.min() >= lo and w.max() <= hi)
 
 
 def ranges_outside(intervals: Iterable[tuple[float, float]], grid) -> list[tuple[float, float]]:
@@ -200,8 +213,7 @@ def ranges_outside(intervals: Iterable[tuple[float, float]], grid) -> list[tuple
     >>> ranges_outside([(0.6, 1.0), (2.9, 5.1)], np.linspace(0.97, 1.89, 10))
     [(0.6, 0.97), (2.9, 5.1)]
     """
-    g = np.asarray(grid, float)
-    g = g[np.isfinite(g)]
+    g = _finite(grid)
     glo, ghi = float(g.min()), float(g.max())
     out = []
     for lo, hi in merge_ranges(intervals):

@@ -270,8 +270,9 @@ def default_grid(spectra: Sequence[SpectrumData]) -> np.ndarray:
     return np.unique(w)
 
 
-def stack_grid(spectra: Sequence[SpectrumData], wavelength_grid=None) -> tuple[np.ndarray, str]:
-    """The grid a stack of ``spectra`` uses, and how it was chosen; warns when the default loses range.
+def stack_grid(spectra: Sequence[SpectrumData], wavelength_grid=None) -> tuple[np.ndarray, str, list]:
+    """The grid a stack of ``spectra`` uses, how it was chosen and what it leaves out; warns when the
+    default loses range.
 
     Parameters
     ----------
@@ -285,8 +286,9 @@ def stack_grid(spectra: Sequence[SpectrumData], wavelength_grid=None) -> tuple[n
 
     Returns
     -------
-    (numpy.ndarray, str)
-        The grid and ``'largest input'``, ``'union'`` or ``'given'``.
+    (numpy.ndarray, str, list of (float, float))
+        The grid; ``'largest input'``, ``'union'`` or ``'given'``; the ranges [μm] the
+        inputs cover outside it (:func:`~campfire.tasks.grids.uncovered_ranges`).
 
     Raises
     ------
@@ -298,21 +300,24 @@ def stack_grid(spectra: Sequence[SpectrumData], wavelength_grid=None) -> tuple[n
     >>> import numpy as np
     >>> a = SpectrumData(np.linspace(1, 2, 11), np.ones(11), np.ones(11))
     >>> b = SpectrumData(np.linspace(2, 4, 5), np.ones(5), np.ones(5))
-    >>> g, how = stack_grid([a, b], 'union')
-    >>> how, float(g[0]), float(g[-1])
-    ('union', 1.0, 4.0)
+    >>> g, how, lost = stack_grid([a, b], 'union')
+    >>> how, float(g[0]), float(g[-1]), lost
+    ('union', 1.0, 4.0, [])
     """
     if isinstance(wavelength_grid, str):
         if wavelength_grid.lower() != "union":
             raise ValidationError(f"wavelength_grid: expected None, 'union' or an array of wavelengths [μm], "
                                   f"got {wavelength_grid!r}")
-        return union_grid(spectra), "union"
-    if wavelength_grid is not None:
-        return check_grid("wavelength_grid", wavelength_grid), "given"
-    grid = default_grid(spectra)
-    best = max(spectra, key=lambda s: int(np.isfinite(s.wavelength).sum()))
-    warn_outside_default_grid(grid, uncovered_ranges(spectra, grid), spectrum_label(best), stacklevel=3)
-    return grid, "largest input"
+        grid, how = union_grid(spectra), "union"
+    elif wavelength_grid is not None:
+        grid, how = check_grid("wavelength_grid", wavelength_grid), "given"
+    else:
+        grid, how = default_grid(spectra), "largest input"
+    lost = uncovered_ranges(spectra, grid)
+    if how == "largest input":
+        best = max(spectra, key=lambda s: int(np.isfinite(s.wavelength).sum()))
+        warn_outside_default_grid(grid, lost, spectrum_label(best), stacklevel=3)
+    return grid, how, lost
 
 
 def _as_data(spectra) -> list[SpectrumData]:
@@ -411,8 +416,8 @@ def stack_spectra(
         window = check_window(normalize)
         meta["norm_window"] = list(window)
     specs = [to_stack_frame(s, redshift=z, window=window) for s, z in zip(specs, zs)]
-    grid, meta["grid"] = stack_grid(specs, wavelength_grid)
-    meta["outside_grid"] = [list(r) for r in uncovered_ranges(specs, grid)]  # what the plots shade
+    grid, meta["grid"], lost = stack_grid(specs, wavelength_grid)
+    meta["outside_grid"] = [list(r) for r in lost]  # what the plots shade
     on_grid = onto_grid(specs, grid, min_coverage=min_coverage)
     grating = stack_grating(s.grating for s in specs)
     if m == "median":

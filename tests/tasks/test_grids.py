@@ -87,3 +87,19 @@ def test_union_of_unions_and_validation(stark):
         stack_spectra(stark, wavelength_grid="widest")
     with pytest.raises(ValidationError, match="two valid pixels"):
         union_grid([np.array([1.0])])
+
+
+def test_uncovered_ranges_skips_inputs_inside_the_grid_without_changing_the_answer(stark):
+    """Inputs whose valid pixels lie in the grid's range are not segmented (the fast path):
+    the answer equals that of every input's coverage, for grids cutting each input."""
+    from campfire.tasks.grids import ranges_outside
+
+    gapped = SpectrumData(np.r_[np.linspace(1.0, 1.3, 40), np.linspace(1.6, 2.2, 60)], np.ones(100), np.ones(100))
+    inputs = [*stark, gapped, np.linspace(2.0, 2.5, 30)]
+    for lo, hi in [(0.5, 6.0), (1.05, 3.0), (1.4, 2.1), (2.0, 2.5), (3.4, 4.95), (1.0, 1.3)]:
+        grid = np.linspace(lo, hi, 200)
+        every = ranges_outside((iv for s in inputs for iv in coverage(s)), grid)
+        assert uncovered_ranges(inputs, grid) == every, (lo, hi)
+    assert uncovered_ranges(inputs, np.linspace(0.5, 6.0, 10)) == []
+    first = min(iv[0] for s in inputs for iv in coverage(s))
+    assert uncovered_ranges(inputs, np.linspace(1.4, 2.1, 10))[0] == (first, 1.4)

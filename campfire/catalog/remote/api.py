@@ -20,10 +20,9 @@ from __future__ import annotations
 import os
 import pathlib
 import time
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 import numpy as np
-from astropy.table import Table
 
 from campfire import config
 from campfire.catalog.columns import (
@@ -55,6 +54,9 @@ from campfire.catalog.remote.payloads import (
     tag_payload,
 )
 from campfire.errors import NotFoundError, ValidationError
+
+if TYPE_CHECKING:  # astropy.table takes ~0.3 s to import: every Dask worker imports this module
+    from astropy.table import Table
 
 __all__ = ["RemoteCatalog"]
 

@@ -6,13 +6,15 @@ gives the same rows, columns and dtypes as a local catalog
 """
 from __future__ import annotations
 
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
-from astropy.table import Table
 
 from campfire.catalog.columns import Column, columns_of, make_table, objects_table, row_dict, spectra_table
 from campfire.errors import APIError
+
+if TYPE_CHECKING:  # astropy.table takes ~0.3 s to import: every Dask worker imports this module
+    from astropy.table import Table
 
 __all__ = ["parse_table", "check_columns", "parse_row", "parse_generic_table", "parse_arrays"]
 
