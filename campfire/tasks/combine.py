@@ -41,7 +41,6 @@ normalisation, resampling) is :mod:`campfire.tasks.stack`'s.
 from __future__ import annotations
 
 import math
-import warnings
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
@@ -128,7 +127,7 @@ def median_error(errors) -> np.ndarray:
     >>> median_error([[0.1], [0.1], [0.1]]).round(4)   # equal noise: 1.16 σ/√3
     array([0.067])
     >>> median_error([[0.05], [0.05], [0.5]]).round(4)  # the noisy input barely matters
-    array([0.0476])
+    array([0.0481])
     """
     e = np.atleast_2d(np.asarray(errors, float))
     good = np.isfinite(e) & (e > 0)
@@ -534,12 +533,15 @@ def median_chunk(fluxes, errors) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         raise ValidationError(f"errors: expected the shape of fluxes {f.shape}, got {e.shape}")
     good = np.isfinite(f) & np.isfinite(e) & (e > 0)
     n = good.sum(axis=0)
+    # the median of columns with an input only: numpy warns of all-NaN columns, and silencing it with
+    # warnings.catch_warnings is not thread-safe (chunks run in threads; a test saw the filter restored
+    # by another thread mid-call)
+    med = np.full(f.shape[1], np.nan)
+    cols = n > 0
+    if cols.any():
+        med[cols] = np.nanmedian(np.where(good[:, cols], f[:, cols], np.nan), axis=0)
     with np.errstate(invalid="ignore", divide="ignore"):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns → NaN, by design
-            med = np.nanmedian(np.where(good, f, np.nan), axis=0) if f.shape[0] else np.full(f.shape[1], np.nan)
         err = median_error(np.where(good, e, np.nan))
-    med = np.where(n > 0, med, np.nan)
     return med, err, n.astype(np.int64)
 
 
