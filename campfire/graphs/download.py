@@ -49,7 +49,8 @@ def _download_batch(refs: Sequence[SpectrumRef], *, remote: RemoteCatalog, data_
                     on_fetch: Callable[[str, int], None], record: Callable[[list[tuple]], None]) -> list[Item]:
     """Fetch a batch of files and hand the verified ones' ``local_files`` records to ``record``."""
     pending: list[tuple] = []
-    fetch = functools.partial(fetch_ref, remote, data_dir, on_fetch=on_fetch, pending=pending)
+    # a synced client data_dir (plan_downloads checked it): not asked again for every file
+    fetch = functools.partial(fetch_ref, remote, data_dir, on_fetch=on_fetch, pending=pending, client_root=True)
     items = resolve_items([Item(r) for r in refs], errors="record", download=fetch)
     record(pending)
     return items

@@ -12,6 +12,7 @@ over the files :func:`plan_downloads` selects. Everything here takes the server
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import os
 import pathlib
@@ -37,7 +38,7 @@ from campfire.transfer.datadir import (
     record_files,
     safe_dest,
 )
-from campfire.transfer.locks import dir_lock, file_lock
+from campfire.transfer.locks import dir_lock, locked_open
 
 __all__ = ["plan_downloads", "fetch_spectrum", "fetch_ref", "record_downloads"]
 
@@ -54,6 +55,51 @@ class _LocalWriteError(Exception):
         self.err = err
 
 
+class _Part:
+    """``<file>.part`` opened by this thread and locked (:func:`~campfire.transfer.locks.locked_open`).
+
+    The lock is the ``.part`` file's own: one writer per file across threads and
+    processes, and no lock file created and removed per download (on ext4 without a
+    journal every recently removed inode makes the next file creations scan past it).
+    ``ours`` stays True while the path names the locked file: only its holder removes
+    (:meth:`drop`) or renames (:meth:`publish`) it, which hands the path to the next waiter.
+    """
+
+    def __init__(self, path: pathlib.Path):
+        self.path = path
+        try:
+            self.f = locked_open(path, _open_part)
+        except FileNotFoundError:  # the file's directory is new: one mkdir, not one per file
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self.f = locked_open(path, _open_part)
+        self.ours = True
+
+    def drop(self) -> None:
+        """Remove the ``.part`` (nothing half-written stays behind; a full disk gets its space back)."""
+        if self.ours:
+            discard(self.path)
+            self.ours = False
+
+    def publish(self, dest: pathlib.Path) -> None:
+        """Rename the verified ``.part`` to ``dest``."""
+        os.replace(self.path, dest)
+        self.ours = False
+
+    def close(self) -> None:
+        """Release the lock; an empty ``.part`` (nothing arrived) is removed first."""
+        with contextlib.suppress(OSError):
+            self.f.flush()
+            if self.ours and os.fstat(self.f.fileno()).st_size == 0:
+                self.drop()
+        with contextlib.suppress(OSError):
+            self.f.close()
+
+
+def _open_part(path: pathlib.Path):
+    """A ``.part`` for reading what it holds and appending (created if absent, never truncated here)."""
+    return open(path, "a+b")
+
+
 def _download_one(remote, root: pathlib.Path, row: dict) -> tuple[str, int, bool]:
     """Fetch one file to ``<dest>.part`` (resuming), verify sha256, rename.
 
@@ -67,28 +113,28 @@ def _download_one(remote, root: pathlib.Path, row: dict) -> tuple[str, int, bool
     spectrum_id = row["spectrum_id"]
     expected = row.get("file_hash") or ""
     dest = safe_dest(root, row["fits_path"])
-    part = dest.with_name(dest.name + ".part")
+    part_path = dest.with_name(dest.name + ".part")
 
-    def cannot_write(err: OSError) -> DownloadError:
-        discard(part)  # nothing half-written stays behind (and a full disk gets its space back)
-        return DownloadError(f"{spectrum_id}: cannot write {part} ({disk_problem(err)}); nothing was kept — "
+    def cannot_write(err: OSError, part: _Part | None = None) -> DownloadError:
+        if part is not None:
+            part.drop()
+        return DownloadError(f"{spectrum_id}: cannot write {part_path} ({disk_problem(err)}); nothing was kept — "
                              "free some space or fix the permissions, then download again")
 
     try:
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        lock = file_lock(dest.with_name(dest.name + ".lock"))
-        lock.__enter__()
+        part = _Part(part_path)
     except OSError as err:
         raise cannot_write(err) from err
     try:
         try:
             if expected and dest.is_file() and file_sha256(dest) == expected:
-                return expected, dest.stat().st_size, False  # finished by another process while we waited
+                part.drop()  # finished by another process while we waited: a .part is of no use
+                return expected, dest.stat().st_size, False
         except OSError as err:
-            raise cannot_write(err) from err
-        return (*_fetch_locked(remote, row, dest, part, cannot_write), True)
+            raise cannot_write(err, part) from err
+        return (*_fetch_locked(remote, row, dest, part, functools.partial(cannot_write, part=part)), True)
     finally:
-        lock.__exit__(None, None, None)
+        part.close()
 
 
 def _blocks(resp, chunk_size: int):
@@ -98,22 +144,23 @@ def _blocks(resp, chunk_size: int):
     return resp.stream(min(chunk_size, 65536))  # requests (through a proxy): small reads lose little
 
 
-def _fetch_locked(remote, row: dict, dest: pathlib.Path, part: pathlib.Path, cannot_write):
-    """The body of :func:`_download_one`, run while holding the file's lock."""
+def _fetch_locked(remote, row: dict, dest: pathlib.Path, part: _Part, cannot_write):
+    """The body of :func:`_download_one`, run while holding the ``.part`` file's lock."""
     spectrum_id = row["spectrum_id"]
     expected = row.get("file_hash") or ""
     chunk_size = int(config.get("download.chunk-size"))
     retries = int(config.get("download.retries"))
     backoff = float(config.get("api.backoff"))
+    f = part.f
     attempt = 0
     while True:
         h = hashlib.sha256()
         try:
-            offset = part.stat().st_size if part.exists() else 0
+            offset = f.seek(0, os.SEEK_END)
             if offset:
-                with open(part, "rb") as f:
-                    while block := f.read(chunk_size):
-                        h.update(block)
+                f.seek(0)
+                while block := f.read(chunk_size):
+                    h.update(block)
         except OSError as err:
             raise cannot_write(err) from err
         headers = {"Range": f"bytes={offset}-", "If-Range": f'"{expected}"'} if offset and expected else None
@@ -122,7 +169,10 @@ def _fetch_locked(remote, row: dict, dest: pathlib.Path, part: pathlib.Path, can
         except CampfireError as err:
             if offset and isinstance(err, ValidationError) and "Range" in str(err):
                 # 416: the part is longer than the file (it changed): start over
-                discard(part)
+                try:
+                    f.truncate(0)
+                except OSError as err2:
+                    raise cannot_write(err2) from err2
                 continue
             raise DownloadError(f"{spectrum_id}: {err}") from err
         read_all = False
@@ -133,32 +183,27 @@ def _fetch_locked(remote, row: dict, dest: pathlib.Path, part: pathlib.Path, can
                     f"{spectrum_id}: the file changed on the server since your last sync "
                     f"(server hash {etag[:12]}…, catalog {expected[:12]}…); run cf.sync() first"
                 )
-            if resp.status == 206:
-                mode = "ab"
-            else:  # 200: the whole file (no resume, or the server ignored If-Range)
-                mode, offset, h = "wb", 0, hashlib.sha256()
-            try:
-                f = open(part, mode)
-            except OSError as err:
-                raise _LocalWriteError(err) from err
-            try:
-                # whatever has arrived, up to 1 MiB a step: few Python steps per file, and a
-                # dropped connection loses nothing that arrived (the rest resumes by Range)
-                for block in _blocks(resp, chunk_size):  # network errors: below
-                    try:
-                        f.write(block)
-                    except OSError as err:
-                        raise _LocalWriteError(err) from err
-                    h.update(block)
-                read_all = True
+            if resp.status != 206:  # 200: the whole file (no resume, or the server ignored If-Range)
                 try:
-                    f.flush()
-                    os.fsync(f.fileno())
+                    f.truncate(0)
                 except OSError as err:
                     raise _LocalWriteError(err) from err
-            finally:
-                with contextlib.suppress(OSError):
-                    f.close()
+                h = hashlib.sha256()
+            # whatever has arrived, up to 1 MiB a step: few Python steps per file, and a
+            # dropped connection loses nothing that arrived (the rest resumes by Range);
+            # the file is opened for appending: each block lands at its end
+            for block in _blocks(resp, chunk_size):  # network errors: below
+                try:
+                    f.write(block)
+                except OSError as err:
+                    raise _LocalWriteError(err) from err
+                h.update(block)
+            read_all = True
+            try:
+                f.flush()
+                os.fsync(f.fileno())
+            except OSError as err:
+                raise _LocalWriteError(err) from err
         except DownloadError:
             raise  # a changed file is not a network hiccup: no retry
         except _LocalWriteError as err:
@@ -169,22 +214,26 @@ def _fetch_locked(remote, row: dict, dest: pathlib.Path, part: pathlib.Path, can
                 time.sleep(backoff * 2 ** (attempt - 1))
                 continue  # resume from what reached the .part file
             raise DownloadError(f"{spectrum_id}: download failed after {attempt + 1} attempts ({err}); "
-                                f"{part.name} is kept and resumes next time") from err
+                                f"{part.path.name} is kept and resumes next time") from err
         finally:
             if not read_all:
                 resp.close()  # a body left unread must not go back to the pool
             resp.release_conn()
         digest = h.hexdigest()
         if expected and digest != expected:
-            discard(part)
             if attempt < retries:
                 attempt += 1
+                try:
+                    f.truncate(0)
+                except OSError as err:
+                    raise cannot_write(err) from err
                 continue
+            part.drop()
             raise DownloadError(f"{spectrum_id}: sha256 mismatch (got {digest[:12]}…, expected {expected[:12]}…); "
                                 "nothing was kept")
         try:
-            size = part.stat().st_size
-            os.replace(part, dest)
+            size = os.fstat(f.fileno()).st_size
+            part.publish(dest)
         except OSError as err:
             raise cannot_write(err) from err
         return digest, size
@@ -251,7 +300,7 @@ def plan_downloads(data_dir: str | os.PathLike, query: Query, *, stale_only: boo
 
 def fetch_spectrum(remote: RemoteCatalog, data_dir: str | os.PathLike, spectrum_id: str,
                    row: dict | None = None, on_fetch: Callable[[str, int], None] | None = None, *,
-                   pending: list[tuple] | None = None) -> str:
+                   pending: list[tuple] | None = None, client_root: bool | None = None) -> str:
     """The local path of one spectrum's FITS file, fetched into ``<data_dir>/products/`` if needed.
 
     Streams to ``<file>.part`` (resuming a partial one with HTTP Range), verifies the
@@ -276,6 +325,9 @@ def fetch_spectrum(remote: RemoteCatalog, data_dir: str | os.PathLike, spectrum_
         records a batch of files in one transaction (:func:`record_downloads`). Until
         then a verified file is in place but not recorded, which costs the next
         download a local hash check, not a transfer.
+    client_root : bool, optional
+        Whether ``data_dir`` holds this client's synced catalog, when the caller has
+        checked it once for many files (:func:`plan_downloads` does); None: checked here.
 
     Returns
     -------
@@ -299,9 +351,9 @@ def fetch_spectrum(remote: RemoteCatalog, data_dir: str | os.PathLike, spectrum_
         row = remote.spectrum_row(spectrum_id)
         if row is None:
             raise NotFoundError(f"spectrum {spectrum_id!r} not found on {remote.base_url}")
-    db = catalog_path(root)
-    client_root = is_client_root(root)
-    if db.exists() and not client_root:
+    if client_root is None:
+        client_root = is_client_root(root)
+    if not client_root and catalog_path(root).exists():
         raise NotFoundError(
             f"spectrum {spectrum_id!r}: its file is missing from the archive root {root}, which this client "
             "does not write into"
@@ -350,11 +402,13 @@ def record_downloads(data_dir: str | os.PathLike, records: list[tuple]) -> None:
 
 
 def fetch_ref(remote: RemoteCatalog, data_dir: str | os.PathLike, ref,
-              on_fetch: Callable[[str, int], None] | None = None, *, pending: list[tuple] | None = None) -> str:
+              on_fetch: Callable[[str, int], None] | None = None, *, pending: list[tuple] | None = None,
+              client_root: bool | None = None) -> str:
     """:func:`fetch_spectrum` for a :class:`~campfire.tasks.batch.SpectrumRef` (the graphs' download step).
 
     ``ref.dest`` is the file's place under ``data_dir`` (its catalog ``fits_path``).
     """
     row = {"spectrum_id": ref.spectrum_id, "fits_path": ref.dest, "file_hash": ref.file_hash,
            "file_size": ref.file_size}
-    return fetch_spectrum(remote, data_dir, ref.spectrum_id, row, on_fetch=on_fetch, pending=pending)
+    return fetch_spectrum(remote, data_dir, ref.spectrum_id, row, on_fetch=on_fetch, pending=pending,
+                          client_root=client_root)
