@@ -51,21 +51,27 @@ def _download_batch(refs: Sequence[SpectrumRef], *, remote: RemoteCatalog, data_
     pending: list[tuple] = []
     # a synced client data_dir (plan_downloads checked it): not asked again for every file
     fetch = functools.partial(fetch_ref, remote, data_dir, on_fetch=on_fetch, pending=pending, client_root=True)
-    items = resolve_items([Item(r) for r in refs], errors="record", download=fetch)
-    record(pending)
-    return items
+    try:
+        return resolve_items([Item(r) for r in refs], errors="record", download=fetch)
+    finally:
+        record(pending)  # staged files: made durable, renamed and recorded together
 
 
 class _Recorder:
-    """Records verified downloads in ``local_files`` on a thread of its own.
+    """Puts verified downloads in place and records them in ``local_files``, on a thread of its own.
 
-    A commit waits for the disk (tens of ms on a busy machine): done by the download
-    threads, it held a connection idle after every batch. Here the batches' records
-    queue up and one thread commits whatever has gathered, several batches in one
-    transaction when the disk is slower than the downloads. Leaving the ``with`` block
-    waits for the last commit; ``failed`` then maps each unrecorded spectrum to why (a
-    full disk: the file is in place and verified, only unrecorded).
+    Making files durable and committing wait for the disk (tens of ms on a busy
+    machine): done by the download threads, they held a connection idle after every
+    file or batch. Here the batches' files queue up (written, verified, their ``.part``
+    locked) and one thread takes whatever has gathered: one sync for all of them, the
+    renames, one transaction (:func:`campfire.transfer.record_downloads`). Leaving the
+    ``with`` block waits for the last commit; ``failed`` then maps each file not put in
+    place or not recorded to why (a full disk: a file in place and verified, only
+    unrecorded, is checked by its hash next time).
     """
+
+    # staged files waiting (each holds an open .part): past this the download threads wait
+    MAX_WAITING = 256
 
     def __init__(self, data_dir: str | os.PathLike):
         self.data_dir = data_dir
@@ -77,7 +83,10 @@ class _Recorder:
     def __call__(self, records: list[tuple]) -> None:
         with self._lock:
             self._queue.extend(records)
-        self._commits.submit(self._commit)
+            waiting = len(self._queue)
+        done = self._commits.submit(self._commit)
+        if waiting > self.MAX_WAITING:
+            done.result()
 
     def _commit(self) -> None:
         with self._lock:
@@ -85,9 +94,10 @@ class _Recorder:
         if not records:
             return  # an earlier commit took them
         try:
-            record_downloads(self.data_dir, records)
-        except DownloadError as err:
-            self.failed.update((rec[0], str(err)) for rec in records)
+            self.failed.update(record_downloads(self.data_dir, records))
+        except Exception as err:  # noqa: BLE001 - in the executor's future it would vanish: the files fail
+            reason = str(err) if isinstance(err, DownloadError) else f"{type(err).__name__}: {err}"
+            self.failed.update((rec[0], reason) for rec in records)
 
     def __enter__(self) -> "_Recorder":
         return self

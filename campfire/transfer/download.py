@@ -17,7 +17,7 @@ import hashlib
 import os
 import pathlib
 import time
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import requests
 import urllib3
@@ -37,6 +37,7 @@ from campfire.transfer.datadir import (
     now,
     record_files,
     safe_dest,
+    sync_files,
 )
 from campfire.transfer.locks import dir_lock, locked_open
 
@@ -100,11 +101,30 @@ def _open_part(path: pathlib.Path):
     return open(path, "a+b")
 
 
-def _download_one(remote, root: pathlib.Path, row: dict) -> tuple[str, int, bool]:
-    """Fetch one file to ``<dest>.part`` (resuming), verify sha256, rename.
+class _Staged(NamedTuple):
+    """A verified download not yet in place: its ``local_files`` record, its locked ``.part``, where it goes."""
 
-    Returns (sha256, size, fetched): ``fetched`` is False when another process put the
-    verified file in place while this one waited for it.
+    spectrum_id: str
+    sha256: str
+    size: int
+    downloaded_at: str
+    part: _Part
+    dest: pathlib.Path
+
+
+def _cannot_write(spectrum_id: str, path: pathlib.Path, err: OSError) -> DownloadError:
+    return DownloadError(f"{spectrum_id}: cannot write {path} ({disk_problem(err)}); nothing was kept — "
+                         "free some space or fix the permissions, then download again")
+
+
+def _download_one(remote, root: pathlib.Path, row: dict, *, stage: bool = False
+                  ) -> tuple[str, int, bool, _Part | None]:
+    """Fetch one file to ``<dest>.part`` (resuming), verify sha256, make it durable, rename.
+
+    Returns (sha256, size, fetched, part): ``fetched`` is False when another process put
+    the verified file in place while this one waited for it. With ``stage`` the verified
+    ``.part`` is neither synced nor renamed: ``part`` is returned still open and locked,
+    for :func:`_publish` to make a batch durable at once.
 
     One writer per file: ``open_spectrum`` in two processes (Dask workers sharing a
     data_dir) must not write the same ``.part`` — the second waits for the first and then
@@ -118,23 +138,34 @@ def _download_one(remote, root: pathlib.Path, row: dict) -> tuple[str, int, bool
     def cannot_write(err: OSError, part: _Part | None = None) -> DownloadError:
         if part is not None:
             part.drop()
-        return DownloadError(f"{spectrum_id}: cannot write {part_path} ({disk_problem(err)}); nothing was kept — "
-                             "free some space or fix the permissions, then download again")
+        return _cannot_write(spectrum_id, part_path, err)
 
     try:
         part = _Part(part_path)
     except OSError as err:
         raise cannot_write(err) from err
+    staged = False
     try:
         try:
             if expected and dest.is_file() and file_sha256(dest) == expected:
                 part.drop()  # finished by another process while we waited: a .part is of no use
-                return expected, dest.stat().st_size, False
+                return expected, dest.stat().st_size, False, None
         except OSError as err:
             raise cannot_write(err, part) from err
-        return (*_fetch_locked(remote, row, dest, part, functools.partial(cannot_write, part=part)), True)
+        digest = _transfer(remote, row, part, functools.partial(cannot_write, part=part))
+        try:
+            size = os.fstat(part.f.fileno()).st_size
+            if stage:
+                staged = True
+                return digest, size, True, part
+            os.fsync(part.f.fileno())  # on disk before it has its name
+            part.publish(dest)
+        except OSError as err:
+            raise cannot_write(err, part) from err
+        return digest, size, True, None
     finally:
-        part.close()
+        if not staged:
+            part.close()
 
 
 def _blocks(resp, chunk_size: int):
@@ -144,8 +175,12 @@ def _blocks(resp, chunk_size: int):
     return resp.stream(min(chunk_size, 65536))  # requests (through a proxy): small reads lose little
 
 
-def _fetch_locked(remote, row: dict, dest: pathlib.Path, part: _Part, cannot_write):
-    """The body of :func:`_download_one`, run while holding the ``.part`` file's lock."""
+def _transfer(remote, row: dict, part: _Part, cannot_write) -> str:
+    """Stream the file into the locked ``part`` (resuming what it holds), retrying; its verified sha256.
+
+    The data is flushed to the kernel, not yet synced. A ``.part`` that already holds the
+    whole verified file (a batch interrupted before its renames) needs no request.
+    """
     spectrum_id = row["spectrum_id"]
     expected = row.get("file_hash") or ""
     chunk_size = int(config.get("download.chunk-size"))
@@ -163,6 +198,8 @@ def _fetch_locked(remote, row: dict, dest: pathlib.Path, part: _Part, cannot_wri
                     h.update(block)
         except OSError as err:
             raise cannot_write(err) from err
+        if offset and expected and h.hexdigest() == expected:
+            return expected
         headers = {"Range": f"bytes={offset}-", "If-Range": f'"{expected}"'} if offset and expected else None
         try:
             resp = remote.open_file(spectrum_id, headers=headers)
@@ -201,7 +238,6 @@ def _fetch_locked(remote, row: dict, dest: pathlib.Path, part: _Part, cannot_wri
             read_all = True
             try:
                 f.flush()
-                os.fsync(f.fileno())
             except OSError as err:
                 raise _LocalWriteError(err) from err
         except DownloadError:
@@ -231,12 +267,72 @@ def _fetch_locked(remote, row: dict, dest: pathlib.Path, part: _Part, cannot_wri
             part.drop()
             raise DownloadError(f"{spectrum_id}: sha256 mismatch (got {digest[:12]}…, expected {expected[:12]}…); "
                                 "nothing was kept")
-        try:
-            size = os.fstat(f.fileno()).st_size
-            part.publish(dest)
-        except OSError as err:
-            raise cannot_write(err) from err
-        return digest, size
+        return digest
+
+
+def _publish(staged: list[_Staged]) -> dict[str, str]:
+    """Make staged downloads durable together, rename them into place, release their locks.
+
+    The order a crash can interrupt safely: the data of every ``.part`` reaches the disk
+    (one ``syncfs`` where the file system honours it, else an fsync each), then the
+    renames, then the renames themselves are synced — all before the caller records
+    the files in ``local_files``. Interrupted before a rename, a ``.part`` holds the
+    whole verified file and the next download renames it without a request; a file
+    whose sync or rename failed is removed, not recorded.
+
+    Returns
+    -------
+    dict
+        ``{spectrum_id: reason}`` of the files not published.
+    """
+    failed: dict[str, str] = {}
+    try:
+        published = []
+        for s, err in zip(staged, sync_files([s.part.f.fileno() for s in staged])):
+            if err is None:
+                try:
+                    s.part.publish(s.dest)
+                    published.append(s)
+                    continue
+                except OSError as rename_err:
+                    err = rename_err
+            s.part.drop()
+            failed[s.spectrum_id] = str(_cannot_write(s.spectrum_id, s.part.path, err))
+        # the new names on disk too: a file recorded in local_files is there under its name
+        folders = {s.dest.parent for s in published}
+        for folder, err in _sync_dirs(folders).items():
+            for s in published:
+                if s.dest.parent == folder:  # in place, unrecorded: the next download checks its hash
+                    failed[s.spectrum_id] = (f"{s.spectrum_id}: cannot sync {folder} ({disk_problem(err)}); "
+                                             "the file is in place, verified and recorded by the next download()")
+    finally:
+        for s in staged:
+            s.part.close()
+    return failed
+
+
+def _sync_dirs(folders) -> dict[pathlib.Path, OSError]:
+    """Sync directories after renames in them (POSIX); the ones that failed, with why."""
+    if os.name != "posix" or not folders:
+        return {}
+    folders = sorted(folders)
+    fds: list[int] = []
+    failed: dict[pathlib.Path, OSError] = {}
+    try:
+        opened_folders = []
+        for folder in folders:
+            try:
+                fds.append(os.open(folder, os.O_RDONLY))
+                opened_folders.append(folder)
+            except OSError as err:
+                failed[folder] = err
+        for folder, err in zip(opened_folders, sync_files(fds)):
+            if err is not None:
+                failed[folder] = err
+    finally:
+        for fd in fds:
+            os.close(fd)
+    return failed
 
 
 def plan_downloads(data_dir: str | os.PathLike, query: Query, *, stale_only: bool = False
@@ -321,10 +417,12 @@ def fetch_spectrum(remote: RemoteCatalog, data_dir: str | os.PathLike, spectrum_
         Called with ``(spectrum_id, size)`` when this call transferred the file (not when
         it was in place already, or another process fetched it meanwhile).
     pending : list, optional
-        Append the ``local_files`` record to this list instead of writing it: the caller
-        records a batch of files in one transaction (:func:`record_downloads`). Until
-        then a verified file is in place but not recorded, which costs the next
-        download a local hash check, not a transfer.
+        Batch mode (a client data_dir): the verified file is appended to this list
+        instead of being synced, renamed and recorded; the caller makes the batch durable
+        at once, renames it into place and records it in one transaction
+        (:func:`record_downloads`), and the returned path exists only then. Until then
+        the file's ``.part`` stays locked; interrupted, it holds the whole verified file
+        and the next download renames it without a request.
     client_root : bool, optional
         Whether ``data_dir`` holds this client's synced catalog, when the caller has
         checked it once for many files (:func:`plan_downloads` does); None: checked here.
@@ -359,29 +457,38 @@ def fetch_spectrum(remote: RemoteCatalog, data_dir: str | os.PathLike, spectrum_
             "does not write into"
         )
     dest = safe_dest(root, row["fits_path"])
+    part = None
     if dest.is_file() and row.get("file_hash") and file_sha256(dest) == row["file_hash"]:
         digest, size, fetched = row["file_hash"], dest.stat().st_size, False
     else:
-        digest, size, fetched = _download_one(remote, root, row)
+        digest, size, fetched, part = _download_one(remote, root, row, stage=client_root and pending is not None)
     if fetched and on_fetch is not None:
         on_fetch(spectrum_id, size)
     if client_root:
+        record = (spectrum_id, digest, size, now())
         if pending is not None:
-            pending.append((spectrum_id, digest, size, now()))
+            pending.append(record if part is None else _Staged(*record, part, dest))
         else:
-            record_downloads(root, [(spectrum_id, digest, size, now())])
+            record_downloads(root, [record])
     return str(dest)
 
 
-def record_downloads(data_dir: str | os.PathLike, records: list[tuple]) -> None:
-    """Record verified files in the ``local_files`` of ``data_dir``'s catalog, in one transaction.
+def record_downloads(data_dir: str | os.PathLike, records: list[tuple]) -> dict[str, str]:
+    """Put verified files in place and record them in ``data_dir``'s ``local_files``, in one transaction.
 
     Parameters
     ----------
     data_dir : path
         A client data_dir with a synced catalog.
     records : list of tuple
-        ``(spectrum_id, sha256, size, downloaded_at)`` (the ``pending`` of :func:`fetch_spectrum`).
+        The ``pending`` of :func:`fetch_spectrum`: ``(spectrum_id, sha256, size,
+        downloaded_at)`` of files in place, and staged downloads, which are first made
+        durable together and renamed into place.
+
+    Returns
+    -------
+    dict
+        ``{spectrum_id: reason}`` of staged files that could not be put in place (not recorded).
 
     Raises
     ------
@@ -393,12 +500,16 @@ def record_downloads(data_dir: str | os.PathLike, records: list[tuple]) -> None:
     >>> pending = []
     >>> fetch_spectrum(remote, data_dir, spectrum_id, row, pending=pending)  # doctest: +SKIP
     >>> record_downloads(data_dir, pending)                                 # doctest: +SKIP
+    {}
     """
-    if not records:
-        return
-    db = catalog_path(data_dir)
-    with dir_lock(db.parent):
-        record_files(db, records)
+    staged = [r for r in records if isinstance(r, _Staged)]
+    failed = _publish(staged) if staged else {}
+    rows = [tuple(r[:4]) for r in records if r[0] not in failed]
+    if rows:
+        db = catalog_path(data_dir)
+        with dir_lock(db.parent):
+            record_files(db, rows)
+    return failed
 
 
 def fetch_ref(remote: RemoteCatalog, data_dir: str | os.PathLike, ref,
