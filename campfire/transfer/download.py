@@ -220,7 +220,7 @@ def _transfer(remote, row: dict, part: _Part, cannot_write) -> str:
                     f"{spectrum_id}: the file changed on the server since your last sync "
                     f"(server hash {etag[:12]}…, catalog {expected[:12]}…); run cf.sync() first"
                 )
-            if resp.status != 206:  # 200: the whole file (no resume, or the server ignored If-Range)
+            if resp.status != 206 and offset:  # 200: the whole file (the server ignored If-Range)
                 try:
                     f.truncate(0)
                 except OSError as err:
