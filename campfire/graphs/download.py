@@ -86,8 +86,8 @@ class _Recorder:
     def __call__(self, records: list[tuple]) -> None:
         with self._cond:
             self._queue.extend(records)
+            self._cond.notify_all()
             if len(self._queue) >= self.MAX_WAITING:
-                self._cond.notify_all()
                 self._cond.wait_for(lambda: len(self._queue) < self.MAX_WAITING)
 
     def _run(self) -> None:

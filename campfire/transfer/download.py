@@ -1,8 +1,11 @@
 """Fetching FITS files from a server into a client data_dir: plan, stream, resume, verify, record.
 
-:func:`fetch_spectrum` fetches one file: it streams it to ``<file>.part``, resumes a
-partial ``.part`` with an HTTP Range request, verifies the sha256 against the catalog,
-renames it into place, and only then records it in ``local_files``. It is the per-file
+:func:`fetch_spectrum` fetches one file: it streams it to ``<file>.part`` (locked: one
+writer per file across threads and processes), resumes a partial ``.part`` with an HTTP
+Range request, verifies the sha256 against the catalog, makes it durable, renames it
+into place, and only then records it in ``local_files``. In batch mode (``pending``)
+the last three steps are :func:`record_downloads`' for many files at once: one sync,
+the renames, one transaction. It is the per-file
 step of every download: ``open_spectrum``'s API fallback, and the ``download`` step of
 a graph (:func:`fetch_ref`), which ``Campfire.download``
 (:func:`campfire.graphs.download.download_files`) computes on ``max_workers`` threads
