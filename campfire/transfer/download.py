@@ -1,8 +1,11 @@
 """Fetching FITS files from a server into a client data_dir: plan, stream, resume, verify, record.
 
-:func:`fetch_spectrum` fetches one file: it streams it to ``<file>.part``, resumes a
-partial ``.part`` with an HTTP Range request, verifies the sha256 against the catalog,
-renames it into place, and only then records it in ``local_files``. It is the per-file
+:func:`fetch_spectrum` fetches one file: it streams it to ``<file>.part`` (locked: one
+writer per file across threads and processes), resumes a partial ``.part`` with an HTTP
+Range request, verifies the sha256 against the catalog, makes it durable, renames it
+into place, and only then records it in ``local_files``. In batch mode (``pending``)
+the last three steps are :func:`record_downloads`' for many files at once: one sync,
+the renames, one transaction. It is the per-file
 step of every download: ``open_spectrum``'s API fallback, and the ``download`` step of
 a graph (:func:`fetch_ref`), which ``Campfire.download``
 (:func:`campfire.graphs.download.download_files`) computes on ``max_workers`` threads
@@ -12,11 +15,12 @@ over the files :func:`plan_downloads` selects. Everything here takes the server
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import os
 import pathlib
 import time
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import requests
 import urllib3
@@ -36,8 +40,9 @@ from campfire.transfer.datadir import (
     now,
     record_files,
     safe_dest,
+    sync_files,
 )
-from campfire.transfer.locks import dir_lock, file_lock
+from campfire.transfer.locks import dir_lock, locked_open
 
 __all__ = ["plan_downloads", "fetch_spectrum", "fetch_ref", "record_downloads"]
 
@@ -54,11 +59,75 @@ class _LocalWriteError(Exception):
         self.err = err
 
 
-def _download_one(remote, root: pathlib.Path, row: dict) -> tuple[str, int, bool]:
-    """Fetch one file to ``<dest>.part`` (resuming), verify sha256, rename.
+class _Part:
+    """``<file>.part`` opened by this thread and locked (:func:`~campfire.transfer.locks.locked_open`).
 
-    Returns (sha256, size, fetched): ``fetched`` is False when another process put the
-    verified file in place while this one waited for it.
+    The lock is the ``.part`` file's own: one writer per file across threads and
+    processes, and no lock file created and removed per download (on ext4 without a
+    journal every recently removed inode makes the next file creations scan past it).
+    ``ours`` stays True while the path names the locked file: only its holder removes
+    (:meth:`drop`) or renames (:meth:`publish`) it, which hands the path to the next waiter.
+    """
+
+    def __init__(self, path: pathlib.Path):
+        self.path = path
+        try:
+            self.f = locked_open(path, _open_part)
+        except FileNotFoundError:  # the file's directory is new: one mkdir, not one per file
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self.f = locked_open(path, _open_part)
+        self.ours = True
+
+    def drop(self) -> None:
+        """Remove the ``.part`` (nothing half-written stays behind; a full disk gets its space back)."""
+        if self.ours:
+            discard(self.path)
+            self.ours = False
+
+    def publish(self, dest: pathlib.Path) -> None:
+        """Rename the verified ``.part`` to ``dest``."""
+        os.replace(self.path, dest)
+        self.ours = False
+
+    def close(self) -> None:
+        """Release the lock; an empty ``.part`` (nothing arrived) is removed first."""
+        with contextlib.suppress(OSError):
+            self.f.flush()
+            if self.ours and os.fstat(self.f.fileno()).st_size == 0:
+                self.drop()
+        with contextlib.suppress(OSError):
+            self.f.close()
+
+
+def _open_part(path: pathlib.Path):
+    """A ``.part`` for reading what it holds and appending (created if absent, never truncated here)."""
+    return open(path, "a+b")
+
+
+class _Staged(NamedTuple):
+    """A verified download not yet in place: its ``local_files`` record, its locked ``.part``, where it goes."""
+
+    spectrum_id: str
+    sha256: str
+    size: int
+    downloaded_at: str
+    part: _Part
+    dest: pathlib.Path
+
+
+def _cannot_write(spectrum_id: str, path: pathlib.Path, err: OSError) -> DownloadError:
+    return DownloadError(f"{spectrum_id}: cannot write {path} ({disk_problem(err)}); nothing was kept — "
+                         "free some space or fix the permissions, then download again")
+
+
+def _download_one(remote, root: pathlib.Path, row: dict, *, stage: bool = False
+                  ) -> tuple[str, int, bool, _Part | None]:
+    """Fetch one file to ``<dest>.part`` (resuming), verify sha256, make it durable, rename.
+
+    Returns (sha256, size, fetched, part): ``fetched`` is False when another process put
+    the verified file in place while this one waited for it. With ``stage`` the verified
+    ``.part`` is neither synced nor renamed: ``part`` is returned still open and locked,
+    for :func:`_publish` to make a batch durable at once.
 
     One writer per file: ``open_spectrum`` in two processes (Dask workers sharing a
     data_dir) must not write the same ``.part`` — the second waits for the first and then
@@ -67,28 +136,39 @@ def _download_one(remote, root: pathlib.Path, row: dict) -> tuple[str, int, bool
     spectrum_id = row["spectrum_id"]
     expected = row.get("file_hash") or ""
     dest = safe_dest(root, row["fits_path"])
-    part = dest.with_name(dest.name + ".part")
+    part_path = dest.with_name(dest.name + ".part")
 
-    def cannot_write(err: OSError) -> DownloadError:
-        discard(part)  # nothing half-written stays behind (and a full disk gets its space back)
-        return DownloadError(f"{spectrum_id}: cannot write {part} ({disk_problem(err)}); nothing was kept — "
-                             "free some space or fix the permissions, then download again")
+    def cannot_write(err: OSError, part: _Part | None = None) -> DownloadError:
+        if part is not None:
+            part.drop()
+        return _cannot_write(spectrum_id, part_path, err)
 
     try:
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        lock = file_lock(dest.with_name(dest.name + ".lock"))
-        lock.__enter__()
+        part = _Part(part_path)
     except OSError as err:
         raise cannot_write(err) from err
+    staged = False
     try:
         try:
             if expected and dest.is_file() and file_sha256(dest) == expected:
-                return expected, dest.stat().st_size, False  # finished by another process while we waited
+                part.drop()  # finished by another process while we waited: a .part is of no use
+                return expected, dest.stat().st_size, False, None
         except OSError as err:
-            raise cannot_write(err) from err
-        return (*_fetch_locked(remote, row, dest, part, cannot_write), True)
+            raise cannot_write(err, part) from err
+        digest = _transfer(remote, row, part, functools.partial(cannot_write, part=part))
+        try:
+            size = os.fstat(part.f.fileno()).st_size
+            if stage:
+                staged = True
+                return digest, size, True, part
+            os.fsync(part.f.fileno())  # on disk before it has its name
+            part.publish(dest)
+        except OSError as err:
+            raise cannot_write(err, part) from err
+        return digest, size, True, None
     finally:
-        lock.__exit__(None, None, None)
+        if not staged:
+            part.close()
 
 
 def _blocks(resp, chunk_size: int):
@@ -98,31 +178,41 @@ def _blocks(resp, chunk_size: int):
     return resp.stream(min(chunk_size, 65536))  # requests (through a proxy): small reads lose little
 
 
-def _fetch_locked(remote, row: dict, dest: pathlib.Path, part: pathlib.Path, cannot_write):
-    """The body of :func:`_download_one`, run while holding the file's lock."""
+def _transfer(remote, row: dict, part: _Part, cannot_write) -> str:
+    """Stream the file into the locked ``part`` (resuming what it holds), retrying; its verified sha256.
+
+    The data is flushed to the kernel, not yet synced. A ``.part`` that already holds the
+    whole verified file (a batch interrupted before its renames) needs no request.
+    """
     spectrum_id = row["spectrum_id"]
     expected = row.get("file_hash") or ""
     chunk_size = int(config.get("download.chunk-size"))
     retries = int(config.get("download.retries"))
     backoff = float(config.get("api.backoff"))
+    f = part.f
     attempt = 0
     while True:
         h = hashlib.sha256()
         try:
-            offset = part.stat().st_size if part.exists() else 0
+            offset = f.seek(0, os.SEEK_END)
             if offset:
-                with open(part, "rb") as f:
-                    while block := f.read(chunk_size):
-                        h.update(block)
+                f.seek(0)
+                while block := f.read(chunk_size):
+                    h.update(block)
         except OSError as err:
             raise cannot_write(err) from err
+        if offset and expected and h.hexdigest() == expected:
+            return expected
         headers = {"Range": f"bytes={offset}-", "If-Range": f'"{expected}"'} if offset and expected else None
         try:
             resp = remote.open_file(spectrum_id, headers=headers)
         except CampfireError as err:
             if offset and isinstance(err, ValidationError) and "Range" in str(err):
                 # 416: the part is longer than the file (it changed): start over
-                discard(part)
+                try:
+                    f.truncate(0)
+                except OSError as err2:
+                    raise cannot_write(err2) from err2
                 continue
             raise DownloadError(f"{spectrum_id}: {err}") from err
         read_all = False
@@ -133,32 +223,26 @@ def _fetch_locked(remote, row: dict, dest: pathlib.Path, part: pathlib.Path, can
                     f"{spectrum_id}: the file changed on the server since your last sync "
                     f"(server hash {etag[:12]}…, catalog {expected[:12]}…); run cf.sync() first"
                 )
-            if resp.status == 206:
-                mode = "ab"
-            else:  # 200: the whole file (no resume, or the server ignored If-Range)
-                mode, offset, h = "wb", 0, hashlib.sha256()
-            try:
-                f = open(part, mode)
-            except OSError as err:
-                raise _LocalWriteError(err) from err
-            try:
-                # whatever has arrived, up to 1 MiB a step: few Python steps per file, and a
-                # dropped connection loses nothing that arrived (the rest resumes by Range)
-                for block in _blocks(resp, chunk_size):  # network errors: below
-                    try:
-                        f.write(block)
-                    except OSError as err:
-                        raise _LocalWriteError(err) from err
-                    h.update(block)
-                read_all = True
+            if resp.status != 206 and offset:  # 200: the whole file (the server ignored If-Range)
                 try:
-                    f.flush()
-                    os.fsync(f.fileno())
+                    f.truncate(0)
                 except OSError as err:
                     raise _LocalWriteError(err) from err
-            finally:
-                with contextlib.suppress(OSError):
-                    f.close()
+                h = hashlib.sha256()
+            # whatever has arrived, up to 1 MiB a step: few Python steps per file, and a
+            # dropped connection loses nothing that arrived (the rest resumes by Range);
+            # the file is opened for appending: each block lands at its end
+            for block in _blocks(resp, chunk_size):  # network errors: below
+                try:
+                    f.write(block)
+                except OSError as err:
+                    raise _LocalWriteError(err) from err
+                h.update(block)
+            read_all = True
+            try:
+                f.flush()
+            except OSError as err:
+                raise _LocalWriteError(err) from err
         except DownloadError:
             raise  # a changed file is not a network hiccup: no retry
         except _LocalWriteError as err:
@@ -169,25 +253,89 @@ def _fetch_locked(remote, row: dict, dest: pathlib.Path, part: pathlib.Path, can
                 time.sleep(backoff * 2 ** (attempt - 1))
                 continue  # resume from what reached the .part file
             raise DownloadError(f"{spectrum_id}: download failed after {attempt + 1} attempts ({err}); "
-                                f"{part.name} is kept and resumes next time") from err
+                                f"{part.path.name} is kept and resumes next time") from err
         finally:
             if not read_all:
                 resp.close()  # a body left unread must not go back to the pool
             resp.release_conn()
         digest = h.hexdigest()
         if expected and digest != expected:
-            discard(part)
             if attempt < retries:
                 attempt += 1
+                try:
+                    f.truncate(0)
+                except OSError as err:
+                    raise cannot_write(err) from err
                 continue
+            part.drop()
             raise DownloadError(f"{spectrum_id}: sha256 mismatch (got {digest[:12]}…, expected {expected[:12]}…); "
                                 "nothing was kept")
-        try:
-            size = part.stat().st_size
-            os.replace(part, dest)
-        except OSError as err:
-            raise cannot_write(err) from err
-        return digest, size
+        return digest
+
+
+def _publish(staged: list[_Staged]) -> dict[str, str]:
+    """Make staged downloads durable together, rename them into place, release their locks.
+
+    The order a crash can interrupt safely: the data of every ``.part`` reaches the disk
+    (one ``syncfs`` where the file system honours it, else an fsync each), then the
+    renames, then the renames themselves are synced — all before the caller records
+    the files in ``local_files``. Interrupted before a rename, a ``.part`` holds the
+    whole verified file and the next download renames it without a request; a file
+    whose sync or rename failed is removed, not recorded.
+
+    Returns
+    -------
+    dict
+        ``{spectrum_id: reason}`` of the files not published.
+    """
+    failed: dict[str, str] = {}
+    try:
+        published = []
+        for s, err in zip(staged, sync_files([s.part.f.fileno() for s in staged])):
+            if err is None:
+                try:
+                    s.part.publish(s.dest)
+                    published.append(s)
+                    continue
+                except OSError as rename_err:
+                    err = rename_err
+            s.part.drop()
+            failed[s.spectrum_id] = str(_cannot_write(s.spectrum_id, s.part.path, err))
+        # the new names on disk too: a file recorded in local_files is there under its name
+        folders = {s.dest.parent for s in published}
+        for folder, err in _sync_dirs(folders).items():
+            for s in published:
+                if s.dest.parent == folder:  # in place, unrecorded: the next download checks its hash
+                    failed[s.spectrum_id] = (f"{s.spectrum_id}: cannot sync {folder} ({disk_problem(err)}); "
+                                             "the file is in place, verified and recorded by the next download()")
+    finally:
+        for s in staged:
+            s.part.close()
+    return failed
+
+
+def _sync_dirs(folders) -> dict[pathlib.Path, OSError]:
+    """Sync directories after renames in them (POSIX); the ones that failed, with why."""
+    if os.name != "posix" or not folders:
+        return {}
+    folders = sorted(folders)
+    fds: list[int] = []
+    failed: dict[pathlib.Path, OSError] = {}
+    try:
+        opened_folders = []
+        for folder in folders:
+            try:
+                fds.append(os.open(folder, os.O_RDONLY))
+                opened_folders.append(folder)
+            except OSError as err:
+                failed[folder] = err
+        for folder, err in zip(opened_folders, sync_files(fds)):
+            if err is not None:
+                failed[folder] = err
+    finally:
+        for fd in fds:
+            os.close(fd)
+    return failed
 
 
 def plan_downloads(data_dir: str | os.PathLike, query: Query, *, stale_only: bool = False
@@ -251,7 +399,7 @@ def plan_downloads(data_dir: str | os.PathLike, query: Query, *, stale_only: boo
 
 def fetch_spectrum(remote: RemoteCatalog, data_dir: str | os.PathLike, spectrum_id: str,
                    row: dict | None = None, on_fetch: Callable[[str, int], None] | None = None, *,
-                   pending: list[tuple] | None = None) -> str:
+                   pending: list[tuple] | None = None, client_root: bool | None = None) -> str:
     """The local path of one spectrum's FITS file, fetched into ``<data_dir>/products/`` if needed.
 
     Streams to ``<file>.part`` (resuming a partial one with HTTP Range), verifies the
@@ -272,10 +420,15 @@ def fetch_spectrum(remote: RemoteCatalog, data_dir: str | os.PathLike, spectrum_
         Called with ``(spectrum_id, size)`` when this call transferred the file (not when
         it was in place already, or another process fetched it meanwhile).
     pending : list, optional
-        Append the ``local_files`` record to this list instead of writing it: the caller
-        records a batch of files in one transaction (:func:`record_downloads`). Until
-        then a verified file is in place but not recorded, which costs the next
-        download a local hash check, not a transfer.
+        Batch mode (a client data_dir): the verified file is appended to this list
+        instead of being synced, renamed and recorded; the caller makes the batch durable
+        at once, renames it into place and records it in one transaction
+        (:func:`record_downloads`), and the returned path exists only then. Until then
+        the file's ``.part`` stays locked; interrupted, it holds the whole verified file
+        and the next download renames it without a request.
+    client_root : bool, optional
+        Whether ``data_dir`` holds this client's synced catalog, when the caller has
+        checked it once for many files (:func:`plan_downloads` does); None: checked here.
 
     Returns
     -------
@@ -299,37 +452,46 @@ def fetch_spectrum(remote: RemoteCatalog, data_dir: str | os.PathLike, spectrum_
         row = remote.spectrum_row(spectrum_id)
         if row is None:
             raise NotFoundError(f"spectrum {spectrum_id!r} not found on {remote.base_url}")
-    db = catalog_path(root)
-    client_root = is_client_root(root)
-    if db.exists() and not client_root:
+    if client_root is None:
+        client_root = is_client_root(root)
+    if not client_root and catalog_path(root).exists():
         raise NotFoundError(
             f"spectrum {spectrum_id!r}: its file is missing from the archive root {root}, which this client "
             "does not write into"
         )
     dest = safe_dest(root, row["fits_path"])
+    part = None
     if dest.is_file() and row.get("file_hash") and file_sha256(dest) == row["file_hash"]:
         digest, size, fetched = row["file_hash"], dest.stat().st_size, False
     else:
-        digest, size, fetched = _download_one(remote, root, row)
+        digest, size, fetched, part = _download_one(remote, root, row, stage=client_root and pending is not None)
     if fetched and on_fetch is not None:
         on_fetch(spectrum_id, size)
     if client_root:
+        record = (spectrum_id, digest, size, now())
         if pending is not None:
-            pending.append((spectrum_id, digest, size, now()))
+            pending.append(record if part is None else _Staged(*record, part, dest))
         else:
-            record_downloads(root, [(spectrum_id, digest, size, now())])
+            record_downloads(root, [record])
     return str(dest)
 
 
-def record_downloads(data_dir: str | os.PathLike, records: list[tuple]) -> None:
-    """Record verified files in the ``local_files`` of ``data_dir``'s catalog, in one transaction.
+def record_downloads(data_dir: str | os.PathLike, records: list[tuple]) -> dict[str, str]:
+    """Put verified files in place and record them in ``data_dir``'s ``local_files``, in one transaction.
 
     Parameters
     ----------
     data_dir : path
         A client data_dir with a synced catalog.
     records : list of tuple
-        ``(spectrum_id, sha256, size, downloaded_at)`` (the ``pending`` of :func:`fetch_spectrum`).
+        The ``pending`` of :func:`fetch_spectrum`: ``(spectrum_id, sha256, size,
+        downloaded_at)`` of files in place, and staged downloads, which are first made
+        durable together and renamed into place.
+
+    Returns
+    -------
+    dict
+        ``{spectrum_id: reason}`` of staged files that could not be put in place (not recorded).
 
     Raises
     ------
@@ -341,20 +503,26 @@ def record_downloads(data_dir: str | os.PathLike, records: list[tuple]) -> None:
     >>> pending = []
     >>> fetch_spectrum(remote, data_dir, spectrum_id, row, pending=pending)  # doctest: +SKIP
     >>> record_downloads(data_dir, pending)                                 # doctest: +SKIP
+    {}
     """
-    if not records:
-        return
-    db = catalog_path(data_dir)
-    with dir_lock(db.parent):
-        record_files(db, records)
+    staged = [r for r in records if isinstance(r, _Staged)]
+    failed = _publish(staged) if staged else {}
+    rows = [tuple(r[:4]) for r in records if r[0] not in failed]
+    if rows:
+        db = catalog_path(data_dir)
+        with dir_lock(db.parent):
+            record_files(db, rows)
+    return failed
 
 
 def fetch_ref(remote: RemoteCatalog, data_dir: str | os.PathLike, ref,
-              on_fetch: Callable[[str, int], None] | None = None, *, pending: list[tuple] | None = None) -> str:
+              on_fetch: Callable[[str, int], None] | None = None, *, pending: list[tuple] | None = None,
+              client_root: bool | None = None) -> str:
     """:func:`fetch_spectrum` for a :class:`~campfire.tasks.batch.SpectrumRef` (the graphs' download step).
 
     ``ref.dest`` is the file's place under ``data_dir`` (its catalog ``fits_path``).
     """
     row = {"spectrum_id": ref.spectrum_id, "fits_path": ref.dest, "file_hash": ref.file_hash,
            "file_size": ref.file_size}
-    return fetch_spectrum(remote, data_dir, ref.spectrum_id, row, on_fetch=on_fetch, pending=pending)
+    return fetch_spectrum(remote, data_dir, ref.spectrum_id, row, on_fetch=on_fetch, pending=pending,
+                          client_root=client_root)

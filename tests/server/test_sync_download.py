@@ -8,6 +8,7 @@ then 200. And the reference's "Sync and download" section, run as written.
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import gzip
 import hashlib
 import json
@@ -276,6 +277,120 @@ def test_download_killed_mid_file_then_resumed(fresh_server, make_client):
     assert req["headers"]["if-range"] == f'"{row["file_hash"]}"'
     assert got["bytes"] == row["file_size"] and sha(final) == row["file_hash"] and not part.exists()
     assert local_files(cf)[target] == row["file_hash"]
+
+
+def _events_of_a_download(monkeypatch) -> list[tuple]:
+    """Spy on the steps that put a batch of downloads in place: syncs (of which files), renames, records."""
+    import campfire.transfer.download as download
+
+    events: list[tuple] = []
+    sync_files, publish, record_files = download.sync_files, download._Part.publish, download.record_files
+
+    def spy_sync(fds):
+        events.append(("sync", {os.readlink(f"/proc/self/fd/{fd}") for fd in fds}))
+        return sync_files(fds)
+
+    def spy_publish(part, dest):
+        events.append(("rename", str(part.path), str(dest)))
+        return publish(part, dest)
+
+    def spy_record(db, rows):
+        events.append(("record", {r[0] for r in rows}))
+        return record_files(db, rows)
+
+    monkeypatch.setattr(download, "sync_files", spy_sync)
+    monkeypatch.setattr(download._Part, "publish", spy_publish)
+    monkeypatch.setattr(download, "record_files", spy_record)
+    return events
+
+
+def test_a_batch_of_downloads_is_synced_before_its_renames_and_recorded_after(server, make_client, monkeypatch):
+    # guards: the group durability of download_files — a file gets its name only once its data
+    # is on disk (one sync for several files), and is recorded only after the rename is synced
+    cf = make_client(server.url)
+    cf.sync()
+    rows = {r["spectrum_id"]: dict(r) for r in cf.query_spectra(observations=["ember_uds_p4"])}
+    events = _events_of_a_download(monkeypatch)
+    got = download_files(cf.remote_catalog, cf.data_dir, build_query("spectra", observations=["ember_uds_p4"]),
+                         max_workers=2)
+    assert got["downloaded"] == len(rows) >= 6 and not got["failed"]
+    renames = [i for i, e in enumerate(events) if e[0] == "rename"]
+    assert len(renames) == len(rows)
+    for i in renames:
+        _, part, dest = events[i]
+        synced = [j for j, e in enumerate(events[:i]) if e[0] == "sync" and part in e[1]]
+        assert synced, f"{dest} renamed before its data was synced"
+        # after the rename, its directory is synced, then the file recorded
+        sid = next(sid for sid, r in rows.items() if dest.endswith(r["fits_path"]))
+        dir_sync = next(j for j, e in enumerate(events) if j > i and e[0] == "sync" and os.path.dirname(dest) in e[1])
+        recorded = next(j for j, e in enumerate(events) if e[0] == "record" and sid in e[1])
+        assert i < dir_sync < recorded
+    assert max(len(e[1]) for e in events if e[0] == "sync") > 1  # one sync for several files
+    for sid, r in rows.items():
+        assert sha(cf.data_dir / r["fits_path"]) == r["file_hash"] == local_files(cf)[sid]
+    assert not list(cf.data_dir.rglob("*.part"))
+
+
+KILLED_AT_THE_SYNC_SCRIPT = textwrap.dedent("""
+    import os, sys
+    import campfire.transfer.download as download
+    from campfire.catalog.filters import build_query
+    from campfire.client import Campfire
+    from campfire.graphs.download import download_files
+    download.sync_files = lambda fds: os._exit(9)  # the process dies as its first batch is to be made durable
+    cf = Campfire(base_url=sys.argv[1], data_dir=sys.argv[2])
+    download_files(cf.remote_catalog, cf.data_dir, build_query("spectra", observations=[sys.argv[3]]), max_workers=2)
+""")
+
+
+def test_a_download_killed_before_its_renames_leaves_parts_that_complete_without_a_transfer(fresh_server, make_client):
+    # guards: the order of _publish — killed between writing verified files and making them
+    # durable, nothing has its final name or a local_files record; a .part that holds the
+    # whole verified file is renamed by the next download without a request
+    cf = make_client(fresh_server.url)
+    cf.sync()
+    rows = [dict(r) for r in cf.query_spectra(observations=["ember_uds_p4"])]
+    proc = subprocess.run([sys.executable, "-c", KILLED_AT_THE_SYNC_SCRIPT, fresh_server.url, str(cf.data_dir),
+                           "ember_uds_p4"], env=dict(os.environ), capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 9, proc.stderr[-2000:]
+    assert local_files(cf) == {}
+    complete = set()
+    for r in rows:
+        final = cf.data_dir / r["fits_path"]
+        part = final.with_name(final.name + ".part")
+        assert not final.exists(), r["spectrum_id"]
+        if part.exists() and part.stat().st_size == r["file_size"]:
+            assert sha(part) == r["file_hash"]
+            complete.add(str(r["spectrum_id"]))
+    assert complete  # the batch that was being made durable
+    fresh_server.faults.clear()
+    got = download_files(cf.remote_catalog, cf.data_dir, build_query("spectra", observations=["ember_uds_p4"]))
+    assert got["downloaded"] == len(rows) and not got["failed"]
+    fetched = {q["path"].split("/")[-2] for q in file_requests(fresh_server)}
+    assert not fetched & complete
+    assert {r["spectrum_id"]: r["file_hash"] for r in rows} == local_files(cf)
+    assert all(sha(cf.data_dir / r["fits_path"]) == r["file_hash"] for r in rows)
+    assert not list(cf.data_dir.rglob("*.part"))
+
+
+def test_downloads_whose_sync_fails_are_neither_renamed_nor_recorded(server, make_client, monkeypatch):
+    # guards: _publish when the disk cannot make the data durable (EIO): the file is not put
+    # in place, not recorded, its .part removed, and download_files reports it failed
+    import campfire.transfer.download as download
+
+    cf = make_client(server.url)
+    cf.sync()
+    rows = [dict(r) for r in cf.query_spectra(observations=["ember_uds_p4"])]
+    monkeypatch.setattr(download, "sync_files", lambda fds: [OSError(errno.EIO, os.strerror(errno.EIO))] * len(fds))
+    with pytest.raises(DownloadError, match="Input/output error|nothing was kept") as err:
+        download_files(cf.remote_catalog, cf.data_dir, build_query("spectra", observations=["ember_uds_p4"]),
+                       max_workers=2)
+    assert f"{len(rows)} of {len(rows)} downloads failed" in str(err.value)
+    assert local_files(cf) == {}
+    assert not [p for p in (cf.data_dir / "products").rglob("*") if p.is_file()]
+    monkeypatch.undo()
+    assert download_files(cf.remote_catalog, cf.data_dir,
+                          build_query("spectra", observations=["ember_uds_p4"]))["downloaded"] == len(rows)
 
 
 def test_dropped_connection_resumes_within_one_call(server, make_client):

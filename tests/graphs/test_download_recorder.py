@@ -1,0 +1,59 @@
+"""download_files' recorder: the batches' files committed together, and a bound on the files waiting."""
+from __future__ import annotations
+
+import threading
+import time
+
+import campfire.graphs.download as download
+
+
+def test_the_recorder_commits_several_batches_at_once_and_everything_at_the_end(monkeypatch, tmp_path):
+    # guards: _Recorder's gathering — a commit (sync, renames, transaction) costs the same for
+    # one file or a hundred, so batches arriving within GATHER share one; leaving commits the rest
+    commits: list[list] = []
+    monkeypatch.setattr(download, "record_downloads", lambda data_dir, records: commits.append(records) or {})
+    with download._Recorder(tmp_path) as record:
+        for i in range(20):
+            record([(f"s{i}", "h", 1, "t")])
+            time.sleep(0.01)
+        deadline = time.monotonic() + 5
+        while not commits and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert commits  # committed while the download goes on, not only when it ends
+    assert sorted(r[0] for c in commits for r in c) == sorted(f"s{i}" for i in range(20))
+    assert 1 <= len(commits) <= 3
+
+
+def test_the_recorder_makes_download_threads_wait_past_max_waiting(monkeypatch, tmp_path):
+    # guards: the bound on staged files (each holds an open .part) when commits are slower than downloads
+    release = threading.Event()
+    waiting_at_commit: list[int] = []
+
+    def slow_record(data_dir, records):
+        waiting_at_commit.append(len(records))
+        release.wait(5)
+        return {}
+
+    monkeypatch.setattr(download, "record_downloads", slow_record)
+    monkeypatch.setattr(download._Recorder, "MAX_WAITING", 4)
+    monkeypatch.setattr(download._Recorder, "GATHER", 0.0)
+    with download._Recorder(tmp_path) as record:
+        record([("a", "h", 1, "t")])  # taken at once; its commit hangs until released
+        deadline = time.monotonic() + 5
+        while not waiting_at_commit and time.monotonic() < deadline:
+            time.sleep(0.005)
+        assert waiting_at_commit
+        done = threading.Event()
+
+        def feed():
+            for i in range(6):
+                record([(f"b{i}", "h", 1, "t")])
+            done.set()
+
+        t = threading.Thread(target=feed)
+        t.start()
+        assert not done.wait(0.3)  # 4 queued while the commit hangs: the feeder waits for room
+        release.set()
+        t.join(5)
+        assert done.is_set()
+    assert sum(waiting_at_commit) == 7 and max(waiting_at_commit) <= 4 + 1
