@@ -45,7 +45,7 @@ from campfire.catalog.columns import (
     spectra_table,
 )
 from campfire.catalog import columnar
-from campfire.catalog.compile import compile_query
+from campfire.catalog.compile import Compiled, plan_query
 from campfire.catalog.consensus import consensus
 from campfire.catalog.db import catalog_path, change_stamp, connect, opened, read_meta
 from campfire.catalog.filters import KNOWN_GRATINGS, Query, Vocabulary
@@ -64,20 +64,24 @@ __all__ = ["LocalCatalog"]
 log = logging.getLogger("campfire.catalog")
 
 _READERS = ("auto", "columnar", "rows")
-# "auto" reads a query limited to this many rows through rows: below ~500 the columnar
-# reader's fixed cost outweighs what it saves per row (bench/RESULTS.md, stop 23: limit=10
-# 2.9 ms by rows, 4.0 by columns; 500 rows 6.5 / 6.7; 3,000 rows 25 / 20)
+# "auto" reads a query that returns at most this many rows through rows: below ~500 the
+# columnar reader's fixed cost outweighs what it saves per row (bench/RESULTS.md, stop 23:
+# limit=10 2.9 ms by rows, 4.0 by columns; 500 rows 6.5 / 6.7; 3,000 rows 25 / 20)
 _ROWS_UP_TO = 500
 
 
-def _use_columns(limit: int | None = None) -> bool:
-    """Whether :meth:`LocalCatalog.query` reads columns (:mod:`campfire.catalog.columnar`): config ``catalog.reader``."""
+def _use_columns(max_rows: int | None = None) -> bool:
+    """Whether :meth:`LocalCatalog.query` reads columns (:mod:`campfire.catalog.columnar`): config ``catalog.reader``.
+
+    ``max_rows``: at most so many rows come (:func:`campfire.catalog.compile.plan_query`'s
+    bound: a limit, the count of the index that drives, a cone's boxes; None: not known).
+    """
     from campfire import config
 
     reader = config.get("catalog.reader")
     if reader not in _READERS:
         raise ValidationError(f"campfire.catalog.reader: {reader!r} is not one of {', '.join(_READERS)}")
-    if reader == "rows" or (reader == "auto" and limit is not None and limit <= _ROWS_UP_TO):
+    if reader == "rows" or (reader == "auto" and max_rows is not None and max_rows <= _ROWS_UP_TO):
         return False
     if columnar.available():
         return True
@@ -273,10 +277,15 @@ class LocalCatalog:
         For spectra on a version-2 catalog this may probe the catalog (a few capped
         index counts) to choose the access path.
         """
+        plan = self._plan(q, count=count, extra=extra)
+        return plan.sql, plan.params
+
+    def _plan(self, q: Query, *, count: bool = False, extra: tuple[str, list] | None = None) -> Compiled:
+        """:meth:`compile`'s statement with the bound on its rows (:func:`campfire.catalog.compile.plan_query`)."""
         layout = self._layout()
         local_root = str(self.root) + os.sep if self.expose_paths else None
-        return compile_query(q, self.caller_visibility(), layout=layout, conn=self.conn, local_root=local_root,
-                             count=count, extra=extra)
+        return plan_query(q, self.caller_visibility(), layout=layout, conn=self.conn, local_root=local_root,
+                          count=count, extra=extra)
 
     # -- queries --------------------------------------------------------------------
     def query(self, q: Query) -> Table:
@@ -297,12 +306,13 @@ class LocalCatalog:
             A name in ``q`` this catalog does not know (field, program, tag, ...).
         """
         q = self._resolve(q)
-        sql, params = self.compile(q)
-        if _use_columns(q.limit):
+        plan = self._plan(q)
+        sql, params = plan.sql, plan.params
+        # a small result (a cone, a selective filter, nothing) through rows, a large one through columns
+        if _use_columns(plan.max_rows):
             columns = columns_of(q.kind)
             try:
-                data = columnar.read_columns(self.db_path, sql, params, [dtype for _, _, dtype in columns],
-                                             limit=q.limit)
+                data = columnar.read_columns(self.db_path, sql, params, [dtype for _, _, dtype in columns])
             except columnar.Unsupported as why:
                 log.debug("%s: query read through rows (%s)", self.db_path, why)
             else:
