@@ -216,9 +216,7 @@ def _unit(name: str) -> Any:
 
 def _viewed_column(data: np.ndarray, name: str, unit: Any):
     """``data`` as an astropy ``Column`` (not copied) by astropy's own way: a view, then its name and unit."""
-    from astropy.table import Column as AstropyColumn
-
-    col = data.view(AstropyColumn)
+    col = data.view(_astropy_column())
     col.name = name
     if unit is not None:
         col.unit = unit
@@ -239,11 +237,16 @@ def _built_column(data: np.ndarray, name: str, unit: Any):
     name and unit give it (:func:`_attributes`). :func:`_built_columns_match` checks
     once per process that they are what this astropy's view gives, else views are used.
     """
-    from astropy.table import Column as AstropyColumn
-
-    col = np.ndarray.__new__(AstropyColumn, data.shape, data.dtype, data)
+    col = np.ndarray.__new__(_astropy_column(), data.shape, data.dtype, data)
     col.__dict__.update(_attributes(name, unit))
     return col
+
+
+@functools.lru_cache(maxsize=None)
+def _astropy_column() -> type:
+    from astropy.table import Column as AstropyColumn  # astropy imports on a first Table, not with campfire
+
+    return AstropyColumn
 
 
 @functools.lru_cache(maxsize=None)

@@ -47,7 +47,7 @@ from campfire.catalog.columns import (
 from campfire.catalog import columnar
 from campfire.catalog.compile import Compiled, plan_query
 from campfire.catalog.consensus import consensus
-from campfire.catalog.db import catalog_path, change_stamp, connect, opened, read_meta
+from campfire.catalog.db import CATALOG_FILE, catalog_path, change_stamp, connect, opened, read_meta
 from campfire.catalog.filters import KNOWN_GRATINGS, Query, Vocabulary
 from campfire.catalog.inspections import add_inspection, inspections_for
 from campfire.catalog.planner import Layout, read_layout
@@ -181,18 +181,18 @@ class LocalCatalog:
         >>> LocalCatalog.is_valid('/nonexistent')
         False
         """
-        path = catalog_path(root)
+        path = os.path.join(os.fspath(root), CATALOG_FILE)  # a str: a pathlib object costs more than the stat
         try:
             # asked before every query of a client: remembered until the file changes
             st = os.stat(path)
-            key = (str(path), st.st_ino, *change_stamp(path))
+            key = (path, st.st_ino, *change_stamp(path))
         except OSError:
             return False
         if not stat.S_ISREG(st.st_mode):
             return False
         valid = _VALID_CACHE.get(key)
         if valid is None:
-            valid = _check_valid(path)
+            valid = _check_valid(pathlib.Path(path))
             if len(_VALID_CACHE) > 64:
                 _VALID_CACHE.clear()
             _VALID_CACHE[key] = valid
