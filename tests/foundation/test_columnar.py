@@ -249,7 +249,7 @@ def test_auto_reads_small_results_through_rows(cf, raw, monkeypatch):  # noqa: F
         ("spectra", {"fields": ["uds"], "redshift_range": (50.0, 60.0)}, False),  # the field+redshift probe: 0
     ]
     cat = cf.local_catalog
-    bounds = [cat._plan(build_query(kind, **f).resolve(cat.vocabulary())).max_rows for kind, f, _ in cases]
+    bounds = [cat._plan(build_query(kind, **f).resolve(cat.vocabulary()), bound=True).max_rows for kind, f, _ in cases]
     assert bounds[:2] == [10, 600] and bounds[2] is None and bounds[3] <= 20 < bounds[4]
     assert bounds[5:] == [0, 0, 0]
     for (kind, f, by_columns), bound in zip(cases, bounds):
