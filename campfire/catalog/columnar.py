@@ -48,8 +48,9 @@ __all__ = ["available", "read_columns", "column_array", "Unsupported"]
 
 # rows per Arrow batch: the driver infers each column's type from the first batch, and
 # a column NULL throughout it and not after fails; then the query runs again in one batch
-# of up to _MAX_BATCH_ROWS. Larger batches cost more per row (50,000 rows read in one
-# batch: ~10 ms more than in batches of 1,024; bench/RESULTS.md, stop 25)
+# of up to _MAX_BATCH_ROWS (a batch reserves memory for its rows: ~0.1 ms per 50,000).
+# A limited query reads its rows in one batch (no second run); batches of 1,024 for 50,000
+# rows were no faster within the bench's alternation (bench/RESULTS.md, stop 25)
 _BATCH_ROWS = 1024
 _MAX_BATCH_ROWS = 1 << 20
 _STATEMENTS = 16  # prepared statements kept per reader
@@ -242,7 +243,7 @@ def _give_back(path: str, key: tuple[int, int, int], reader: _Reader) -> None:
 
 
 def read_columns(path: str | os.PathLike, sql: str, params: Sequence, dtypes: Sequence[str], *,
-                 timeout: float = 30.0) -> list[np.ndarray]:
+                 limit: int | None = None, timeout: float = 30.0) -> list[np.ndarray]:
     """The result of ``sql`` as one numpy array per column, typed as :mod:`campfire.catalog.columns` types them.
 
     Parameters
@@ -253,6 +254,8 @@ def read_columns(path: str | os.PathLike, sql: str, params: Sequence, dtypes: Se
         A statement of :func:`campfire.catalog.compile.compile_query` and its parameters.
     dtypes : sequence of str
         ``'float'``, ``'int'``, ``'bool'`` or ``'str'`` per selected column.
+    limit : int, optional
+        The query's LIMIT: so many rows are read in one batch (their types inferred at once).
     timeout : float
         Seconds the guard waits for a writer's lock.
 
@@ -271,7 +274,8 @@ def read_columns(path: str | os.PathLike, sql: str, params: Sequence, dtypes: Se
     path = os.fspath(path)
     key, reader = _take(path, timeout)
     try:
-        table = reader.read(sql, params, _BATCH_ROWS)
+        batch_rows = _BATCH_ROWS if limit is None else min(max(limit, _BATCH_ROWS), _MAX_BATCH_ROWS)
+        table = reader.read(sql, params, batch_rows)
     finally:  # a failed read leaves nothing in the reader that the next one sees
         _give_back(path, key, reader)
     if table.num_columns != len(dtypes):

@@ -315,7 +315,8 @@ class LocalCatalog:
         if reader == "columnar" or (reader == "auto" and (plan.max_rows is None or plan.max_rows > _ROWS_UP_TO)):
             columns = columns_of(q.kind)
             try:
-                data = columnar.read_columns(self.db_path, sql, params, [dtype for _, _, dtype in columns])
+                data = columnar.read_columns(self.db_path, sql, params, [dtype for _, _, dtype in columns],
+                                             limit=q.limit)
             except columnar.Unsupported as why:
                 log.debug("%s: query read through rows (%s)", self.db_path, why)
             else:
