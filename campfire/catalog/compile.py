@@ -234,7 +234,8 @@ def plan_query(q: Query, visibility: Visibility, *, layout: Layout | None = None
     extra : (sql, params), optional
         One more WHERE term (single records: ``s.spectrum_id = ?``); the planner is skipped.
     bound : bool
-        Count a cone's R*Tree boxes for ``max_rows`` too (one more capped probe, ~10-30 µs).
+        Count a cone's R*Tree boxes for ``max_rows`` too (one more capped probe: ~30 µs
+        for a 30″ cone alone, ~0.1 ms among other queries).
 
     Returns
     -------
@@ -249,6 +250,14 @@ def plan_query(q: Query, visibility: Visibility, *, layout: Layout | None = None
     ------
     ValueError
         A spectra query without ``layout``.
+
+    Examples
+    --------
+    A 30″ cone on the 1,000,000-spectrum demo: 283 objects in its R*Tree boxes (233 in the cone).
+
+    >>> plan = plan_query(q, Visibility.everything(), layout=layout, conn=conn, bound=True)  # doctest: +SKIP
+    >>> plan.max_rows  # doctest: +SKIP
+    283
     """
     terms: Terms = {}
     vis_sql, vis_params = visibility.program_predicate("s")
