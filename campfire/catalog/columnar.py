@@ -48,7 +48,9 @@ __all__ = ["available", "read_columns", "column_array", "Unsupported"]
 
 # rows per Arrow batch: the driver infers each column's type from the first batch, and
 # a column NULL throughout it and not after fails; then the query runs again in one batch
-# of up to _MAX_BATCH_ROWS (a batch reserves memory for its rows: ~0.1 ms per 50,000)
+# of up to _MAX_BATCH_ROWS (a batch reserves memory for its rows: ~0.1 ms per 50,000).
+# A limited query reads its rows in one batch (no second run); batches of 1,024 for 50,000
+# rows were no faster within the bench's alternation (bench/RESULTS.md, stop 25)
 _BATCH_ROWS = 1024
 _MAX_BATCH_ROWS = 1 << 20
 _STATEMENTS = 16  # prepared statements kept per reader

@@ -45,9 +45,9 @@ from campfire.catalog.columns import (
     spectra_table,
 )
 from campfire.catalog import columnar
-from campfire.catalog.compile import compile_query
+from campfire.catalog.compile import Compiled, plan_query
 from campfire.catalog.consensus import consensus
-from campfire.catalog.db import catalog_path, change_stamp, connect, opened, read_meta
+from campfire.catalog.db import CATALOG_FILE, catalog_path, change_stamp, connect, opened, read_meta
 from campfire.catalog.filters import KNOWN_GRATINGS, Query, Vocabulary
 from campfire.catalog.inspections import add_inspection, inspections_for
 from campfire.catalog.planner import Layout, read_layout
@@ -64,27 +64,30 @@ __all__ = ["LocalCatalog"]
 log = logging.getLogger("campfire.catalog")
 
 _READERS = ("auto", "columnar", "rows")
-# "auto" reads a query limited to this many rows through rows: below ~500 the columnar
-# reader's fixed cost outweighs what it saves per row (bench/RESULTS.md, stop 23: limit=10
-# 2.9 ms by rows, 4.0 by columns; 500 rows 6.5 / 6.7; 3,000 rows 25 / 20)
+# "auto" reads a query that returns at most this many rows through rows: below ~500 the
+# columnar reader's fixed cost outweighs what it saves per row (bench/RESULTS.md, stop 23:
+# limit=10 2.9 ms by rows, 4.0 by columns; 500 rows 6.5 / 6.7; 3,000 rows 25 / 20)
 _ROWS_UP_TO = 500
 
 
-def _use_columns(limit: int | None = None) -> bool:
-    """Whether :meth:`LocalCatalog.query` reads columns (:mod:`campfire.catalog.columnar`): config ``catalog.reader``."""
+def _reader() -> str:
+    """The reader of :meth:`LocalCatalog.query` (config ``catalog.reader``): ``'rows'``, ``'columnar'`` or ``'auto'``.
+
+    ``'auto'`` (the default, with the ``fast`` extra installed) reads a result of at
+    most :data:`_ROWS_UP_TO` rows through rows and a larger or unknown one through
+    columns (:mod:`campfire.catalog.columnar`); without the extra, rows.
+    """
     from campfire import config
 
     reader = config.get("catalog.reader")
     if reader not in _READERS:
         raise ValidationError(f"campfire.catalog.reader: {reader!r} is not one of {', '.join(_READERS)}")
-    if reader == "rows" or (reader == "auto" and limit is not None and limit <= _ROWS_UP_TO):
-        return False
-    if columnar.available():
-        return True
+    if reader == "rows" or columnar.available():
+        return reader
     if reader == "columnar":
         raise CampfireError('campfire.catalog.reader is "columnar", which needs adbc-driver-sqlite and pyarrow: '
                             'pip install "campfire[fast]" (or set it to "auto" or "rows")')
-    return False
+    return "rows"
 
 
 @contextlib.contextmanager
@@ -177,18 +180,18 @@ class LocalCatalog:
         >>> LocalCatalog.is_valid('/nonexistent')
         False
         """
-        path = catalog_path(root)
+        path = os.path.join(os.fspath(root), CATALOG_FILE)  # a str: a pathlib object costs more than the stat
         try:
             # asked before every query of a client: remembered until the file changes
             st = os.stat(path)
-            key = (str(path), st.st_ino, *change_stamp(path))
+            key = (path, st.st_ino, *change_stamp(path))
         except OSError:
             return False
         if not stat.S_ISREG(st.st_mode):
             return False
         valid = _VALID_CACHE.get(key)
         if valid is None:
-            valid = _check_valid(path)
+            valid = _check_valid(pathlib.Path(path))
             if len(_VALID_CACHE) > 64:
                 _VALID_CACHE.clear()
             _VALID_CACHE[key] = valid
@@ -273,10 +276,16 @@ class LocalCatalog:
         For spectra on a version-2 catalog this may probe the catalog (a few capped
         index counts) to choose the access path.
         """
+        plan = self._plan(q, count=count, extra=extra)
+        return plan.sql, plan.params
+
+    def _plan(self, q: Query, *, count: bool = False, extra: tuple[str, list] | None = None,
+              bound: bool = False) -> Compiled:
+        """:meth:`compile`'s statement with a bound on its rows (:func:`campfire.catalog.compile.plan_query`)."""
         layout = self._layout()
         local_root = str(self.root) + os.sep if self.expose_paths else None
-        return compile_query(q, self.caller_visibility(), layout=layout, conn=self.conn, local_root=local_root,
-                             count=count, extra=extra)
+        return plan_query(q, self.caller_visibility(), layout=layout, conn=self.conn, local_root=local_root,
+                          count=count, extra=extra, bound=bound)
 
     # -- queries --------------------------------------------------------------------
     def query(self, q: Query) -> Table:
@@ -297,8 +306,13 @@ class LocalCatalog:
             A name in ``q`` this catalog does not know (field, program, tag, ...).
         """
         q = self._resolve(q)
-        sql, params = self.compile(q)
-        if _use_columns(q.limit):
+        reader = _reader()
+        plan = self._plan(q, bound=reader == "auto")
+        sql, params = plan.sql, plan.params
+        # auto: a small result (a page, a cone, a selective filter, nothing) through rows, a large one through
+        # columns. Not "the first 500 rows through rows, then columns": a sorted result's first row costs most
+        # of the query (the multi-filter of bench_query_rows: 20 of 27 ms), which would run twice
+        if reader == "columnar" or (reader == "auto" and (plan.max_rows is None or plan.max_rows > _ROWS_UP_TO)):
             columns = columns_of(q.kind)
             try:
                 data = columnar.read_columns(self.db_path, sql, params, [dtype for _, _, dtype in columns],

@@ -27,7 +27,7 @@ from typing import Any, Iterable
 from campfire.catalog.filters import Query
 from campfire.catalog.schema import FIT_COLUMNS, SCHEMA_VERSION, has_inspection_views, has_object_copies
 
-__all__ = ["Layout", "read_layout", "access_path", "ObjectPath", "object_path"]
+__all__ = ["Layout", "read_layout", "access_path", "ObjectPath", "object_path", "count_up_to"]
 
 log = logging.getLogger("campfire.catalog")
 
@@ -101,9 +101,14 @@ def read_layout(conn: sqlite3.Connection, db_path: pathlib.Path) -> Layout:
     )
 
 
+def count_up_to(conn: sqlite3.Connection, source: str, params: list, cap: int) -> int:
+    """The rows of ``SELECT 1 FROM <source>``, counted up to ``cap`` (a capped probe: never reads more)."""
+    return conn.execute(f"SELECT count(*) FROM (SELECT 1 FROM {source} LIMIT ?)", [*params, cap]).fetchone()[0]
+
+
 def _most_selective(conn: sqlite3.Connection, probes: Iterable[tuple[Any, frozenset[str], str, list]],
-                    cap: int) -> Any:
-    """The key of the probe that keeps the fewest rows, under ``cap`` (None when none does).
+                    cap: int) -> tuple[Any, int | None]:
+    """The key of the probe that keeps the fewest rows under ``cap``, and that count (``(None, None)`` when none does).
 
     Each probe is ``(key, terms, "<table> INDEXED BY <index> WHERE <terms>", params)``
     (``terms``: the names of the filters it counts), counted over the index alone and
@@ -120,16 +125,19 @@ def _most_selective(conn: sqlite3.Connection, probes: Iterable[tuple[Any, frozen
             break
         if any(terms <= earlier for earlier in counted):
             continue
-        n = conn.execute(f"SELECT count(*) FROM (SELECT 1 FROM {source} LIMIT ?)", [*params, best_n]).fetchone()[0]
+        n = count_up_to(conn, source, params, best_n)
         counted.append(terms)
         if n < best_n:
             best, best_n = key, n
-    return best
+    return best, (best_n if best is not None else None)
 
 
 def access_path(conn: sqlite3.Connection, q: Query, terms: dict[str, tuple[str, list]], layout: Layout,
-                count: bool) -> str:
-    """The access path of a spectra query: ``' INDEXED BY name'``, ``' NOT INDEXED'`` or ``''``.
+                count: bool) -> tuple[str, int | None]:
+    """The access path of a spectra query (``' INDEXED BY name'``, ``' NOT INDEXED'`` or ``''``) and a bound.
+
+    The bound: at most so many rows match (the count of the index that drives; None
+    when no index does — the result may be large).
 
     SQLite 3.40 without STAT4 guesses every range to keep a fixed fraction of an
     index and prices an index lookup (~3-5 µs here) far below its cost relative
@@ -166,19 +174,19 @@ def access_path(conn: sqlite3.Connection, q: Query, terms: dict[str, tuple[str, 
                 yield (index, frozenset(names), f"spectra s INDEXED BY {index} WHERE "
                        + " AND ".join(sql for sql, _ in used), [v for _, p in used for v in p])
 
-    best = _most_selective(conn, probes(), max(_MIN_CAP, int(layout.n_spectra * _SELECTIVE)))
+    best, bound = _most_selective(conn, probes(), max(_MIN_CAP, int(layout.n_spectra * _SELECTIVE)))
     if best is not None:
-        return f" INDEXED BY {best}"
+        return f" INDEXED BY {best}", bound
     filters = {k for k, (sql, _) in terms.items() if sql != "1" and k != "visibility"}
     if count:
         if not filters:
-            return ""  # SQLite counts over its smallest index
+            return "", None  # SQLite counts over its smallest index
         # a count that one index answers alone never reads the table
         if terms["visibility"][0] == "1":
             for index, keys in _DRIVERS:
                 if index in layout.indexes and keys[0] in filters and filters <= set(keys):
-                    return f" INDEXED BY {index}"
-        return " NOT INDEXED"
+                    return f" INDEXED BY {index}", None
+        return " NOT INDEXED", None
     # the probes say the indexed filters are broad: the rows a walk passes mostly
     # match, unless a search or the stale files (which may match very few) filter too
     filters_pass_most = "search" not in filters and q.staleness is not True
@@ -192,8 +200,8 @@ def access_path(conn: sqlite3.Connection, q: Query, terms: dict[str, tuple[str, 
         # column every row is a random lookup (~4 µs): small pages only.
         if not filters or (q.limit is not None
                            and (order == layout.pk_index or q.offset + q.limit <= _PAGE_WALK)):
-            return f" INDEXED BY {order}"
-    return " NOT INDEXED"
+            return f" INDEXED BY {order}", None
+    return " NOT INDEXED", None
 
 
 # ------------------------------------------------------------------------------ objects
@@ -212,12 +220,14 @@ class ObjectPath:
 
     ``driver``: ``'a'`` (the caller's ``object_aggregates`` rows first, then ``objects``),
     ``'o'`` (``objects`` first) or ``''`` (SQLite decides); ``index`` the driver's index;
-    ``unindexed`` the terms whose column must not drive (written ``+column``).
+    ``unindexed`` the terms whose column must not drive (written ``+column``);
+    ``max_rows`` at most so many objects match (the driving index's count; None: unknown).
     """
 
     driver: str = ""
     index: str | None = None
     unindexed: frozenset[str] = frozenset()
+    max_rows: int | None = None
 
 
 def _objects_estimate(conn: sqlite3.Connection) -> int:
@@ -267,11 +277,11 @@ def object_path(conn: sqlite3.Connection, q: Query, terms: dict[str, tuple[str, 
             yield (("fields", "objects_field"), frozenset({"o.fields"}),
                    f"objects o INDEXED BY objects_field WHERE {sql}", params)
 
-    best = _most_selective(conn, probes(), max(_MIN_CAP, int(_objects_estimate(conn) * _SELECTIVE)))
+    best, bound = _most_selective(conn, probes(), max(_MIN_CAP, int(_objects_estimate(conn) * _SELECTIVE)))
     present = frozenset(k for k in _AGG_TERMS if k in terms)
     if best is not None:
         name, index = best
-        return ObjectPath("o" if name == "fields" else "a", index, present - {name})
+        return ObjectPath("o" if name == "fields" else "a", index, present - {name}, bound)
     if count:
         if present:
             return ObjectPath("a", _AGG_PK, present)

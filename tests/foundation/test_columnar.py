@@ -23,7 +23,7 @@ from hypothesis import given, settings, strategies as st
 from test_local_catalog import filter_cases, raw  # noqa: F401 - the oracle's cases and its raw tables
 
 from campfire import Campfire, CampfireError, ValidationError
-from campfire.catalog import columnar, columns
+from campfire.catalog import columnar, columns, local
 from campfire.catalog.filters import build_query
 from campfire.catalog.local import LocalCatalog
 
@@ -225,19 +225,43 @@ def test_the_reader_setting(cf, monkeypatch):
     assert len(cf.query_objects(limit=3)) == 3  # auto without the extra: rows
 
 
-def test_auto_reads_small_pages_through_rows(cf, monkeypatch):
+def test_auto_reads_small_results_through_rows(cf, raw, monkeypatch):  # noqa: F811
+    """auto: a result the plan bounds to few rows (a small page, a cone, nothing) through rows, others through columns.
+
+    The same Table either way (to the dtype, unit and value), and a reader insisted on is used.
+    """
+    monkeypatch.setattr(local, "_ROWS_UP_TO", 20)  # the demo is small: "few" is 20 rows here
     calls = []
     read_columns = columnar.read_columns
-    monkeypatch.setattr(columnar, "read_columns", lambda *a, **k: calls.append(k.get("limit")) or read_columns(*a, **k))
-    with dask.config.set({"campfire.catalog.reader": "auto"}):
-        small = cf.query_spectra(limit=10)
-        large = cf.query_spectra(limit=600)
-        everything = cf.query_spectra()
-    with dask.config.set({"campfire.catalog.reader": "columnar"}):
-        forced = cf.query_spectra(limit=10)
-    assert calls == [600, None, 10]  # limit ≤ 500: rows, unless the columns are insisted on
-    assert len(small) == len(forced) == 10 and len(large) == min(600, len(everything))
-    assert_same_table(small, forced)
+    monkeypatch.setattr(columnar, "read_columns", lambda *a, **k: calls.append(a[1]) or read_columns(*a, **k))
+    o = raw["objects"]["ember_uds_p4_123456"]
+    near = {"cone_search": (o["ra"], o["dec"], 2.0)}
+    wide = {"cone_search": (o["ra"], o["dec"], 1800.0)}
+    nothing = {"cone_search": (o["ra"], o["dec"] + 1.0, 0.01)}
+    cases = [  # (kind, filters, read through columns)
+        ("spectra", {"limit": 10}, False),
+        ("spectra", {"limit": 600}, True),
+        ("spectra", {}, True),  # no limit, no index: not known, maybe large
+        ("objects", near, False),
+        ("objects", wide, True),
+        ("objects", nothing, False),
+        ("spectra", nothing, False),  # the spectra_object probe counts 0
+        ("spectra", {"fields": ["uds"], "redshift_range": (50.0, 60.0)}, False),  # the field+redshift probe: 0
+    ]
+    cat = cf.local_catalog
+    bounds = [cat._plan(build_query(kind, **f).resolve(cat.vocabulary()), bound=True).max_rows for kind, f, _ in cases]
+    assert bounds[:2] == [10, 600] and bounds[2] is None and bounds[3] <= 20 < bounds[4]
+    assert bounds[5:] == [0, 0, 0]
+    for (kind, f, by_columns), bound in zip(cases, bounds):
+        calls.clear()
+        auto = _query(cf, kind, "auto", **f)
+        assert len(calls) == by_columns, (kind, f, bound)
+        assert bound is None or len(auto) <= bound
+        assert_same_table(auto, _query(cf, kind, "rows", **f))
+        calls.clear()
+        assert_same_table(auto, _query(cf, kind, "columnar", **f))
+        assert len(calls) == 1, (kind, f)
+    assert 1 <= len(_query(cf, "objects", "auto", **near)) <= 20 < len(_query(cf, "objects", "auto", **wide))
 
 
 def test_readers_of_files_that_are_gone_close(tmp_path):
