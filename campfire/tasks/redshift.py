@@ -497,6 +497,7 @@ def _pedestal(x: np.ndarray, x0: float, x1: float) -> np.ndarray:
 # ----------------------------------------------------------------------------------
 # the normal CDF, tabulated exactly as the compiled kernel does (so both agree to rounding)
 _PHI_T0, _PHI_DT, _PHI_N = -8.0, 1e-3, 16001
+_PHI_INV_DT = 1000.0  # 1 / _PHI_DT (the kernel's arithmetic: a multiplication)
 
 
 @functools.lru_cache(maxsize=1)
@@ -514,7 +515,7 @@ def _psi_table() -> np.ndarray:
 
 
 def _tabulated(table: np.ndarray, t, above):
-    u = (np.asarray(t, float) - _PHI_T0) / _PHI_DT
+    u = (np.asarray(t, float) - _PHI_T0) * _PHI_INV_DT
     i = np.clip(np.floor(u).astype(np.int64), 0, _PHI_N - 2)
     f = u - i
     out = table[i] * (1.0 - f) + table[i + 1] * f
@@ -532,13 +533,13 @@ def _box_phi(t, hb):
     if np.ndim(hb) == 0:
         if hb < 1e-6:
             return _phi(t)
-        return (_tabulated(_psi_table(), t + hb, t + hb) - _tabulated(_psi_table(), t - hb, t - hb)) / (2.0 * hb)
+        return (_tabulated(_psi_table(), t + hb, t + hb) - _tabulated(_psi_table(), t - hb, t - hb)) * (0.5 / hb)
     hb = np.asarray(hb, float)
     out = _phi(t)
     wide = hb >= 1e-6
     if wide.any():
         tw, hw = t[wide], hb[wide]
-        out[wide] = (_tabulated(_psi_table(), tw + hw, tw + hw) - _tabulated(_psi_table(), tw - hw, tw - hw)) / (2.0 * hw)
+        out[wide] = (_tabulated(_psi_table(), tw + hw, tw + hw) - _tabulated(_psi_table(), tw - hw, tw - hw)) * (0.5 / hw)
     return out
 
 
@@ -597,7 +598,7 @@ def _line_columns(lz, x, elo, ehi, res_x, res_sig, smear, tables, *, truncate=Tr
             if int(np.searchsorted(x, xc.min())) - i0 < 3 or i4 - int(np.searchsorted(x, xc.max())) < 3:
                 continue
             for j in range(l1 - l0):
-                cols[i0:i4, k] += ratio[l0 + j] * _phi((x[i0:i4] - xc[j]) / sg[j])
+                cols[i0:i4, k] += ratio[l0 + j] * _phi((x[i0:i4] - xc[j]) * (1.0 / sg[j]))
             cols[i4:, k] = 1.0
             active.append(k)
             continue
@@ -623,8 +624,9 @@ def _line_columns(lz, x, elo, ehi, res_x, res_sig, smear, tables, *, truncate=Tr
             else:
                 j0, j1 = 0, x.size
             lines.append((j, hb, j0, j1))
-            t_hi.append((ehi[j0:j1] - xc[j]) / sg[j])
-            t_lo.append((elo[j0:j1] - xc[j]) / sg[j])
+            isg = 1.0 / sg[j]  # the kernel's arithmetic: reciprocals, then multiplications
+            t_hi.append((ehi[j0:j1] - xc[j]) * isg)
+            t_lo.append((elo[j0:j1] - xc[j]) * isg)
             hbs.append(np.full(j1 - j0, hb))
         pending.append((k, l0, i0, i1, math.sqrt(2 * math.pi) * sg[0], lines))
     if not pending:
@@ -638,7 +640,7 @@ def _line_columns(lz, x, elo, ehi, res_x, res_sig, smear, tables, *, truncate=Tr
         for j, hb, j0, j1 in lines:
             frac = frac_all[pos:pos + j1 - j0]
             pos += j1 - j0
-            cols[j0:j1, k] += ratio[l0 + j] * norm * frac / (ehi[j0:j1] - elo[j0:j1])
+            cols[j0:j1, k] += ratio[l0 + j] * norm * frac * (1.0 / (ehi[j0:j1] - elo[j0:j1]))
             if j == 0:
                 if j0 <= i0 and i1 <= j1:
                     cover = float(np.sum(frac[i0 - j0:i1 - j0]))
