@@ -196,10 +196,6 @@ def true_sed(p: SEDParams, edges: np.ndarray | None = None) -> np.ndarray:
     return fnu
 
 
-# --------------------------------------------------------------------------------------
-# drawing parameters per type
-
-
 @functools.lru_cache(maxsize=None)
 def _truth_band_weights(band: str) -> tuple[np.ndarray, float]:
     """A band's photon weights on the truth grid and their sum (the same for every object)."""
@@ -221,13 +217,20 @@ def true_band_flux(fnu: np.ndarray, band: str) -> float:
     --------
     >>> f = true_sed(SEDParams(sed_type='sf', z=1.5, norm=0.5, beta=-2.0))
     >>> round(true_band_flux(f, 'f444w'), 3)
-    0.5
+    0.475
     """
     fnu = np.asarray(fnu, float)
     if fnu.shape != TRUTH_WAVE.shape or not np.isfinite(fnu).all():
-        raise ValueError(f"fnu: expected {TRUTH_WAVE.size} finite values on the truth grid")
+        from campfire.errors import ValidationError
+
+        raise ValidationError(f"fnu: expected {TRUTH_WAVE.size} finite values on the truth grid, "
+                              f"got shape {fnu.shape}")
     w, total = _truth_band_weights(band)
     return float(np.sum(w * fnu) / total)
+
+
+# --------------------------------------------------------------------------------------
+# drawing parameters per type
 
 
 def _line(name: str, ew: float, fwhm: float) -> tuple[str, float, float, float]:
