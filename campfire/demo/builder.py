@@ -54,13 +54,14 @@ def _progress(total: int, desc: str, enabled: bool):
 
 
 # for the one-line announcement of a build: CPU seconds per simulated spectrum (simulation,
-# redshift fit, FITS and truth files) and per imaging field, and the rest (worker start-up,
-# the catalog), so the small demo says ~30 s on 2 cores (bench/bench_demo_build.py:
-# 22.5–28.4 s), plus the kernels' compilation on a machine that never ran the fit (31–43 s)
-_CPU_PER_SPECTRUM = 0.08
+# redshift fit, FITS and truth files) and per imaging field, and the rest (start-up, the
+# plan, the catalog: serial), so the small demo says ~15 s on 2 cores (bench/bench_demo_build.py,
+# stop 25: ~15 s warm on a quiet machine), plus the kernels' compilation on a machine that
+# never ran the fit (~26 s)
+_CPU_PER_SPECTRUM = 0.05
 _CPU_PER_FIELD = 1.0
-_CPU_FIXED = 8.0
-_COMPILE_SECONDS = 10.0  # wall: the build compiles the fit's kernels once when numba's cache has none
+_CPU_FIXED = 2.0
+_COMPILE_SECONDS = 11.0  # wall: the build compiles the fit's kernels once when numba's cache has none
 
 
 def _fit_kernels_cached() -> bool:
