@@ -54,13 +54,14 @@ def _progress(total: int, desc: str, enabled: bool):
 
 
 # for the one-line announcement of a build: CPU seconds per simulated spectrum (simulation,
-# redshift fit, FITS and truth files) and per imaging field, and the rest (worker start-up,
-# the catalog), so the small demo says ~30 s on 2 cores (bench/bench_demo_build.py:
-# 22.5–28.4 s), plus the kernels' compilation on a machine that never ran the fit (31–43 s)
-_CPU_PER_SPECTRUM = 0.08
+# redshift fit, FITS and truth files) and per imaging field, and the rest (start-up, the
+# plan, the catalog: serial), so the small demo says ~15 s on 2 cores (bench/bench_demo_build.py,
+# stop 25: ~15 s warm on a quiet machine), plus the kernels' compilation on a machine that
+# never ran the fit (~26 s)
+_CPU_PER_SPECTRUM = 0.05
 _CPU_PER_FIELD = 1.0
-_CPU_FIXED = 8.0
-_COMPILE_SECONDS = 10.0  # wall: the build compiles the fit's kernels once when numba's cache has none
+_CPU_FIXED = 2.0
+_COMPILE_SECONDS = 11.0  # wall: the build compiles the fit's kernels once when numba's cache has none
 
 
 def _fit_kernels_cached() -> bool:
@@ -119,15 +120,13 @@ def _object_task(args) -> list[dict[str, Any]]:
 
 def _field_task(args) -> dict[str, Any]:
     from campfire.demo.imaging import render_field
-    from campfire.demo.sed import TRUTH_WAVE, true_sed
-    from campfire.tasks.synphot import synthetic_photometry
+    from campfire.demo.sed import true_band_flux, true_sed
 
     root, plan, field = args
     f444w = {}
-    tiny = np.full(TRUTH_WAVE.size, 1e-12)
     for o in plan.objects:
         if o.field == field:
-            f444w[o.object_id] = synthetic_photometry(TRUTH_WAVE, true_sed(o.sed), tiny, "f444w")[0]
+            f444w[o.object_id] = true_band_flux(true_sed(o.sed), "f444w")
     by_target: dict[str, list[str]] = {}
     for o, t, s in plan.spectra:
         by_target.setdefault(t.target_id, []).append(s.spectrum_id)
@@ -417,9 +416,11 @@ def _build_into(tmp: pathlib.Path, size: str, seed: int, workers: int, plan: sur
     catalog_path(tmp).parent.mkdir(parents=True, exist_ok=True)
     _write_sed_grid(tmp)
     chunk = 4
-    objs = plan.objects
-    fields = sorted({o.field for o in objs})
-    # imaging tasks first: each is longer than an object batch
+    fields = sorted({o.field for o in plan.objects})
+    # imaging tasks first: each is longer than an object batch; then the objects with the most
+    # spectra (a fit each) first, so that the last batches are short and the workers finish
+    # together (the results are keyed by object: the order changes no byte)
+    objs = sorted(plan.objects, key=lambda o: -sum(len(t.spectra) for t in o.targets))
     tasks: list[tuple] = [(_field_task, (str(tmp), plan, f)) for f in fields]
     tasks += [(_object_task, (objs[i:i + chunk], seed, str(tmp))) for i in range(0, len(objs), chunk)]
     results = _run_tasks(tasks, workers, progress, fits_from=len(fields))

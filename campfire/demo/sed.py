@@ -25,6 +25,7 @@ True
 """
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import asdict, dataclass, field, replace
 
@@ -40,6 +41,7 @@ __all__ = [
     "TRUTH_EDGES",
     "SEDParams",
     "true_sed",
+    "true_band_flux",
     "continuum",
     "igm_transmission",
     "draw_sed_params",
@@ -192,6 +194,39 @@ def true_sed(p: SEDParams, edges: np.ndarray | None = None) -> np.ndarray:
         fnu[lo:hi] += cont_c * ew_rest * zp1 * 1e-4 * prof
     fnu *= igm_transmission(wave, p.z)
     return fnu
+
+
+@functools.lru_cache(maxsize=None)
+def _truth_band_weights(band: str) -> tuple[np.ndarray, float]:
+    """A band's photon weights on the truth grid and their sum (the same for every object)."""
+    from campfire.bands import get_band
+    from campfire.bands.synphot import band_weights
+
+    w = band_weights(TRUTH_WAVE, get_band(band))
+    return w, float(w.sum())
+
+
+def true_band_flux(fnu: np.ndarray, band: str) -> float:
+    """The band-averaged f_ν [μJy] of a true SED on the truth grid (:func:`true_sed`).
+
+    ``synthetic_photometry(TRUTH_WAVE, fnu, err, band)[0]`` to the bit (the truth grid covers
+    every band and a true SED has no bad pixels), with the band's weights computed once per
+    process instead of once per object and band.
+
+    Examples
+    --------
+    >>> f = true_sed(SEDParams(sed_type='sf', z=1.5, norm=0.5, beta=-2.0))
+    >>> round(true_band_flux(f, 'f444w'), 3)
+    0.475
+    """
+    fnu = np.asarray(fnu, float)
+    if fnu.shape != TRUTH_WAVE.shape or not np.isfinite(fnu).all():
+        from campfire.errors import ValidationError
+
+        raise ValidationError(f"fnu: expected {TRUTH_WAVE.size} finite values on the truth grid, "
+                              f"got shape {fnu.shape}")
+    w, total = _truth_band_weights(band)
+    return float(np.sum(w * fnu) / total)
 
 
 # --------------------------------------------------------------------------------------

@@ -497,6 +497,7 @@ def _pedestal(x: np.ndarray, x0: float, x1: float) -> np.ndarray:
 # ----------------------------------------------------------------------------------
 # the normal CDF, tabulated exactly as the compiled kernel does (so both agree to rounding)
 _PHI_T0, _PHI_DT, _PHI_N = -8.0, 1e-3, 16001
+_PHI_INV_DT = 1000.0  # 1 / _PHI_DT (the kernel's arithmetic: a multiplication)
 
 
 @functools.lru_cache(maxsize=1)
@@ -514,7 +515,7 @@ def _psi_table() -> np.ndarray:
 
 
 def _tabulated(table: np.ndarray, t, above):
-    u = (np.asarray(t, float) - _PHI_T0) / _PHI_DT
+    u = (np.asarray(t, float) - _PHI_T0) * _PHI_INV_DT
     i = np.clip(np.floor(u).astype(np.int64), 0, _PHI_N - 2)
     f = u - i
     out = table[i] * (1.0 - f) + table[i + 1] * f
@@ -532,13 +533,13 @@ def _box_phi(t, hb):
     if np.ndim(hb) == 0:
         if hb < 1e-6:
             return _phi(t)
-        return (_tabulated(_psi_table(), t + hb, t + hb) - _tabulated(_psi_table(), t - hb, t - hb)) / (2.0 * hb)
+        return (_tabulated(_psi_table(), t + hb, t + hb) - _tabulated(_psi_table(), t - hb, t - hb)) * (0.5 / hb)
     hb = np.asarray(hb, float)
     out = _phi(t)
     wide = hb >= 1e-6
     if wide.any():
         tw, hw = t[wide], hb[wide]
-        out[wide] = (_tabulated(_psi_table(), tw + hw, tw + hw) - _tabulated(_psi_table(), tw - hw, tw - hw)) / (2.0 * hw)
+        out[wide] = (_tabulated(_psi_table(), tw + hw, tw + hw) - _tabulated(_psi_table(), tw - hw, tw - hw)) * (0.5 / hw)
     return out
 
 
@@ -581,31 +582,36 @@ def _line_columns(lz, x, elo, ehi, res_x, res_sig, smear, tables, *, truncate=Tr
     cols = np.zeros((x.size, ncomp))
     active = []
     pending, t_hi, t_lo, hbs = [], [], [], []  # line components: Φ evaluated for all at the end
+    # every line's position and resolution at once (element by element the values of the
+    # per-component slices), and which lines fall on the pixels: most components do not
+    xc_all = xrest + lz
+    sl_all = np.interp(xc_all, res_x, res_sig)
+    below = (xc_all < x[0]).tolist()
+    above = (xc_all > x[-1]).tolist()
     for k in range(ncomp):
-        l0, l1 = ptr[k], ptr[k + 1]
+        l0, l1 = int(ptr[k]), int(ptr[k + 1])
         if kind[k] == 1:
             # a break: Σ_l r_l Φ((ln λ − ln λ_l)/σ_l) (weights summing to 1) within ±4σ of its
             # sub-steps, 0 blueward and 1 redward of that
-            xc = xrest[l0:l1] + lz
-            if np.any(xc < x[0]) or np.any(xc > x[-1]):
+            if any(below[l0:l1]) or any(above[l0:l1]):
                 continue
             if not (math.log(BREAK_CHECK_UM[0]) + lz >= x[0] and math.log(BREAK_CHECK_UM[1]) + lz <= x[-1]):
                 continue
-            sg = np.sqrt(np.interp(xc, res_x, res_sig) ** 2 + sig_intr[k] ** 2 + sig_extra**2)
+            xc = xc_all[l0:l1]
+            sg = np.sqrt(sl_all[l0:l1] ** 2 + sig_intr[k] ** 2 + sig_extra**2)
             i0 = int(np.searchsorted(x, float(np.min(xc - 4 * sg))))
             i4 = int(np.searchsorted(x, float(np.max(xc + 4 * sg))))
             if int(np.searchsorted(x, xc.min())) - i0 < 3 or i4 - int(np.searchsorted(x, xc.max())) < 3:
                 continue
             for j in range(l1 - l0):
-                cols[i0:i4, k] += ratio[l0 + j] * _phi((x[i0:i4] - xc[j]) / sg[j])
+                cols[i0:i4, k] += ratio[l0 + j] * _phi((x[i0:i4] - xc[j]) * (1.0 / sg[j]))
             cols[i4:, k] = 1.0
             active.append(k)
             continue
-        xc = xrest[l0:l1] + lz
-        sl = np.interp(xc, res_x, res_sig)
-        sg = np.sqrt(sl**2 + sig_intr[k] ** 2)
-        if not np.any((xc >= x[0]) & (xc <= x[-1])):
+        if all(b or a for b, a in zip(below[l0:l1], above[l0:l1])):
             continue
+        xc = xc_all[l0:l1]
+        sg = np.sqrt(sl_all[l0:l1] ** 2 + sig_intr[k] ** 2)
         i0 = int(np.searchsorted(ehi, (xc - 5 * sg - smear).min()))
         i1 = int(np.searchsorted(elo, (xc + 5 * sg + smear).max()))
         if i1 - i0 < 2:
@@ -623,8 +629,9 @@ def _line_columns(lz, x, elo, ehi, res_x, res_sig, smear, tables, *, truncate=Tr
             else:
                 j0, j1 = 0, x.size
             lines.append((j, hb, j0, j1))
-            t_hi.append((ehi[j0:j1] - xc[j]) / sg[j])
-            t_lo.append((elo[j0:j1] - xc[j]) / sg[j])
+            isg = 1.0 / sg[j]  # the kernel's arithmetic: reciprocals, then multiplications
+            t_hi.append((ehi[j0:j1] - xc[j]) * isg)
+            t_lo.append((elo[j0:j1] - xc[j]) * isg)
             hbs.append(np.full(j1 - j0, hb))
         pending.append((k, l0, i0, i1, math.sqrt(2 * math.pi) * sg[0], lines))
     if not pending:
@@ -638,7 +645,7 @@ def _line_columns(lz, x, elo, ehi, res_x, res_sig, smear, tables, *, truncate=Tr
         for j, hb, j0, j1 in lines:
             frac = frac_all[pos:pos + j1 - j0]
             pos += j1 - j0
-            cols[j0:j1, k] += ratio[l0 + j] * norm * frac / (ehi[j0:j1] - elo[j0:j1])
+            cols[j0:j1, k] += ratio[l0 + j] * norm * frac * (1.0 / (ehi[j0:j1] - elo[j0:j1]))
             if j == 0:
                 if j0 <= i0 and i1 <= j1:
                     cover = float(np.sum(frac[i0 - j0:i1 - j0]))
@@ -845,7 +852,8 @@ def _chi2_dense(lnz: np.ndarray, d: _Prepared, smear: float) -> np.ndarray:
 
 
 def _kernel_inputs(d: _Prepared) -> tuple:
-    """Suffix sums and sparse B-spline rows for the compiled kernel (once per spectrum)."""
+    """Suffix sums, sparse B-spline rows and the Lyα-forest transmission per pixel for the compiled kernel
+    (once per spectrum)."""
     if d.kernel_inputs is None:
         nc = d.cont.shape[1]
         wc = d.w[:, None] * d.cont
@@ -880,7 +888,7 @@ def _kernel_inputs(d: _Prepared) -> tuple:
         ppp = d.ped.T @ wp + d.ped_prior
         vpp = wp.T @ d.y
         d.kernel_inputs = (cidx, cval, nc, pcc, pcy, float(np.sum(d.w * d.y**2)), sw, sy, sc,
-                           np.ascontiguousarray(d.ped), pcp, ppp, vpp, spd)
+                           np.ascontiguousarray(d.ped), pcp, ppp, vpp, spd, madau_forest(np.exp(d.x)))
     return d.kernel_inputs
 
 
@@ -890,14 +898,14 @@ def _chi2_grid(lnz: np.ndarray, d: _Prepared, smear: float, engine: str) -> np.n
         return _chi2_dense(lnz, d, smear)
     k = kernels()
     ptr, xrest, ratio, sig_intr, kind = d.tables
-    cidx, cval, nc, pcc, pcy, ywy, sw, sy, sc, ped, pcp, ppp, vpp, spd = _kernel_inputs(d)
+    cidx, cval, nc, pcc, pcy, ywy, sw, sy, sc, ped, pcp, ppp, vpp, spd, tforest = _kernel_inputs(d)
     out = np.empty(lnz.size)
     k.zfit_chi2_grid(
         np.ascontiguousarray(lnz, float), d.x, d.elo, d.ehi, d.y, d.w, cidx, cval, nc,
         pcc, pcy, ywy, sw, sy, sc, ped, pcp, ppp, vpp, spd,
         ptr, xrest, ratio, sig_intr, kind, d.res_x, d.res_sig, float(smear), RIDGE,
         MIN_COVER, LINE_SNR_MIN, BREAK_PAIR_SNR, math.log(LYA_UM), math.log(LYLIMIT_UM), IGM_SIGMA_KMS / C_KMS,
-        madau_forest(np.exp(d.x)), d.pen, math.log(BREAK_CHECK_UM[0]), math.log(BREAK_CHECK_UM[1]),
+        tforest, d.pen, math.log(BREAK_CHECK_UM[0]), math.log(BREAK_CHECK_UM[1]),
         BREAK_MAX_RATIO, STELLAR_ABSORPTION_MAX_EW, PEDESTAL_OCCAM, _ped_lndet_prior(d), out,
     )
     return out
