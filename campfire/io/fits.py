@@ -77,35 +77,26 @@ def open_fits(path: str | os.PathLike) -> fits.HDUList:
     raises on a mangled file: every failure is a :class:`FileFormatError`.
     """
     try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            if _is_url(path):
-                import fsspec
+        if _is_url(path):
+            import fsspec
 
-                with fsspec.open(path, "rb") as f:
-                    data = f.read()
-            else:
-                with open(os.fspath(path), "rb") as f:
-                    data = f.read()
-            # axis counts and declared sizes checked before astropy builds an HDU or reads
-            # data: astropy sizes its lists and arrays from the header, so one corrupt digit
-            # (NAXIS = 99999999, NAXIS2 = 99999999999) would hang it or exhaust memory
-            try:
-                scan_hdus(FileSource(data))
-            except Unsupported:  # valid but unusual (trailing bytes, non-ASCII cards): astropy decides,
-                check_counts_anywhere(data)  # once no count in the file can make it loop or allocate
-            hdul = fits.open(io.BytesIO(data), memmap=False, lazy_load_hdus=False)
-            try:
-                for hdu in hdul:  # touch every data unit so truncation shows now
-                    hdu.data
-            except BaseException:
-                hdul.close()
-                raise
-        problems = [str(w.message) for w in caught if "truncat" in str(w.message).lower()]
-        if problems:
-            hdul.close()
-            raise FileFormatError(f"{path}: the file is truncated ({problems[0]})")
-        return hdul
+            with fsspec.open(path, "rb") as f:
+                data = f.read()
+        else:
+            with open(os.fspath(path), "rb") as f:
+                data = f.read()
+        # axis counts and declared sizes checked before astropy builds an HDU or reads
+        # data: astropy sizes its lists and arrays from the header, so one corrupt digit
+        # (NAXIS = 99999999, NAXIS2 = 99999999999) would hang it or exhaust memory
+        try:
+            scan_hdus(FileSource(data))
+        except Unsupported:  # valid but unusual (trailing bytes, non-ASCII cards): astropy decides,
+            check_counts_anywhere(data)  # once no count in the file can make it loop or allocate
+            return _open_unscanned(data, path)
+        # the scan found every data unit within the file: astropy cannot meet a truncation,
+        # so no warnings are caught (``catch_warnings`` swaps process-wide state: threads
+        # opening files at once could leave one's filters or recorder installed for good)
+        return _open_in_memory(data)
     except FileFormatError as err:
         if str(path) in str(err):
             raise
@@ -118,6 +109,31 @@ def open_fits(path: str | os.PathLike) -> fits.HDUList:
         raise FileFormatError(
             f"{path}: not a readable FITS file ({type(err).__name__}: {err}); expected {EXPECTED}"
         ) from err
+
+
+def _open_in_memory(data: bytes) -> fits.HDUList:
+    """``data`` as an HDUList with every data unit read (so truncation shows now)."""
+    hdul = fits.open(io.BytesIO(data), memmap=False, lazy_load_hdus=False)
+    try:
+        for hdu in hdul:
+            hdu.data
+    except BaseException:
+        hdul.close()
+        raise
+    return hdul
+
+
+def _open_unscanned(data: bytes, path) -> fits.HDUList:
+    """:func:`_open_in_memory` for a layout :func:`scan_hdus` leaves to astropy: its
+    truncation warning is the check here (rare files; the warning state is process-wide)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        hdul = _open_in_memory(data)
+    problems = [str(w.message) for w in caught if "truncat" in str(w.message).lower()]
+    if problems:
+        hdul.close()
+        raise FileFormatError(f"{path}: the file is truncated ({problems[0]})")
+    return hdul
 
 
 @contextlib.contextmanager

@@ -324,3 +324,42 @@ def test_the_1d_reader_agrees_with_astropy_on_real_files():
         assert fast["units"] == slow["units"] and fast["arrays"].keys() == slow["arrays"].keys()
         for key in fast["arrays"]:
             np.testing.assert_array_equal(fast["arrays"][key], slow["arrays"][key])
+
+
+def test_open_fits_leaves_the_warning_state_alone(monkeypatch):
+    # catch_warnings swaps process-wide state (filters, the recorder): Dask threads opening
+    # files at once could leave one's "always" filter or dead recorder installed for good
+    import warnings
+
+    from campfire.io import fits as F
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("open_fits caught warnings on a file the byte scan had checked")
+
+    monkeypatch.setattr(F.warnings, "catch_warnings", forbidden)
+    filters = list(warnings.filters)
+    for path in DJA:
+        with F.open_fits(path) as hdul:
+            assert hdul["SPEC1D"].data is not None
+    assert warnings.filters == filters
+
+
+def test_open_fits_refuses_a_truncated_file_the_byte_scan_leaves_to_astropy(tmp_path):
+    # a non-ASCII byte in a header comment: scan_hdus leaves the file to astropy, and a
+    # truncation must still be an error there (astropy's warning or its failure to read)
+    from campfire.io import fits as F
+    from campfire.io.fitsbytes import FileSource, Unsupported, scan_hdus
+
+    data = bytearray(DJA[0].read_bytes())
+    at = data.index(b"/ ", data.index(b"XTENSION"))  # a comment in the first extension's header
+    data[at + 2] = 0xE9
+    odd = tmp_path / "odd.spec.fits"
+    odd.write_bytes(bytes(data))
+    with pytest.raises(Unsupported):
+        scan_hdus(FileSource(bytes(data)))
+    with F.open_fits(odd) as hdul:  # complete: astropy reads it
+        assert len(hdul) > 1
+    cut = tmp_path / "odd-cut.spec.fits"
+    cut.write_bytes(bytes(data[: len(data) - 2880]))
+    with pytest.raises(FileFormatError, match="odd-cut"):
+        F.open_fits(cut)
