@@ -847,21 +847,13 @@ def zfit_chi2_grid(
                         c1 += wt * cval[i, 1]
                         c2 += wt * cval[i, 2]
                         c3 += wt * cval[i, 3]
+                    for l in range(npd):
+                        xk[a, nc + l] += wp * ped[i, l]
             if jc >= 0:
                 xk[a, jc] = c0
                 xk[a, jc + 1] = c1
                 xk[a, jc + 2] = c2
                 xk[a, jc + 3] = c3
-            # the pedestal's cross terms, one term at a time in a register (accumulated in xk inside
-            # the loop above, each addition went through memory)
-            for l in range(npd):
-                acc = 0.0
-                for sgi in range(nseg[k]):
-                    for i in range(seg0[k, sgi], seg1[k, sgi]):
-                        pv = prof[k, i]
-                        if pv != 0.0:
-                            acc += w[i] * pv * ped[i, l]
-                xk[a, nc + l] = acc
             swp[a] = swa
             if comp_kind[k] == 1:
                 # a step is 1 beyond its window (redward of the IGM: T = 1 there)
