@@ -41,16 +41,11 @@ def _cholesky_inplace(a, k):
 
 
 @numba.njit(cache=True)
-def _forward_subst(lower, k, b, out, i0):
-    """Solve L out = b for the lower triangle in lower[:k, :k], given b[:i0] = 0 (then out[:i0] = 0).
-
-    The terms skipped for ``i0`` > 0 are products with those exact zeros: the same sums.
-    """
-    for i in range(i0):
-        out[i] = 0.0
-    for i in range(i0, k):
+def _forward_subst(lower, k, b, out):
+    """Solve L out = b for the lower triangle in lower[:k, :k]."""
+    for i in range(k):
         s = b[i]
-        for m in range(i0, i):
+        for m in range(i):
             s -= lower[i, m] * out[m]
         out[i] = s / lower[i, i]
 
@@ -68,7 +63,7 @@ def _back_subst(lower, k, b, out):
 @numba.njit(cache=True)
 def _cholesky_solve(lower, k, b, y, out):
     """Solve (L Lᵀ) out = b for the factor in lower[:k, :k]; y receives L⁻¹ b."""
-    _forward_subst(lower, k, b, y, 0)
+    _forward_subst(lower, k, b, y)
     _back_subst(lower, k, y, out)
 
 
@@ -453,7 +448,7 @@ def _select(s, rhs, nact, act, comp_kind, ridge, min_snr, pair_snr, keep, banned
             q = rhs[j]
             for i in range(nkeep):
                 tmp2[i] = s[keep[i], j]
-            _forward_subst(sub, nkeep, tmp2, cvec, 0)
+            _forward_subst(sub, nkeep, tmp2, cvec)
             for i in range(nkeep):
                 r -= cvec[i] * cvec[i]
                 q -= cvec[i] * yv[i]
@@ -519,7 +514,6 @@ def zfit_chi2_grid(
     act = np.zeros(ncomp, np.int64)
     xk = np.empty((ncomp, nt))
     wk = np.empty((ncomp, nt))
-    xk0 = np.zeros(ncomp, np.int64)  # the first non-zero of each xk row
     g = np.empty((ncomp, ncomp))
     u = np.empty(ncomp)
     s = np.empty((ncomp, ncomp))
@@ -895,22 +889,16 @@ def zfit_chi2_grid(
                 g[a, b] = gab
                 g[b, a] = gab
         # Schur complement of the continuum block: S = G − Wᵀ W with W = L⁻¹ Xᵀ (M = L Lᵀ)
-        # a line's Xᵀ row is 0 before the first B-spline under it, and so is its W row: the sums
-        # start there (the terms left out are products with exact zeros)
         for a in range(nact):
-            f = 0
-            while f < nt and xk[a, f] == 0.0:
-                f += 1
-            xk0[a] = f
-            _forward_subst(m, nt, xk[a], wk[a], f)
+            _forward_subst(m, nt, xk[a], wk[a])
         for a in range(nact):
             r = u[a]
-            for p in range(xk0[a], nt):
+            for p in range(nt):
                 r -= xk[a, p] * a0[p]
             rhs[a] = r
             for b in range(a + 1):
                 sab = g[a, b]
-                for p in range(max(xk0[a], xk0[b]), nt):
+                for p in range(nt):
                     sab -= wk[a, p] * wk[b, p]
                 s[a, b] = sab
                 s[b, a] = sab
