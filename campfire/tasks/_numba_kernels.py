@@ -124,25 +124,71 @@ def _box_phi(t, hb, inv2hb):
 
 
 @numba.njit(cache=True)
-def _interp1(xv, xp, fp):
+def _bucket_index(arr, nbk):
+    """A start hint for :func:`_find` in the sorted ``arr``: ``nbk`` equal buckets over its span.
+
+    Returns ``(tab, t0, tinv)``: ``tab[b]`` is where the values ≥ ``t0 + b·span/nbk`` start. The
+    hint only shortens the walk; ``_find``'s answer does not depend on it.
+    """
+    n = arr.shape[0]
+    t0 = arr[0]
+    span = arr[n - 1] - t0
+    tinv = nbk / span if span > 0.0 else 0.0
+    tab = np.empty(nbk + 1, np.int64)
+    i = 0
+    for b in range(nbk + 1):
+        e = t0 + b * (span / nbk)
+        while i < n and arr[i] < e:
+            i += 1
+        tab[b] = i
+    return tab, t0, tinv
+
+
+@numba.njit(cache=True)
+def _find(arr, v, right, hint):
+    """``np.searchsorted(arr, v, "right" if right else "left")`` for the sorted, finite ``arr``.
+
+    Walks from the bucket of ``hint`` (:func:`_bucket_index`): a step or two on a smooth grid,
+    where a binary search takes ~10 (the χ² kernel does ~10⁵ searches per spectrum).
+    """
+    n = arr.shape[0]
+    if v != v:  # NaN sorts last, as in numpy
+        return n
+    tab, t0, tinv = hint
+    nbk = tab.shape[0] - 1
+    u = (v - t0) * tinv
+    if u >= nbk:
+        i = tab[nbk]
+    elif u > 0.0:
+        i = tab[int(u)]
+    else:
+        i = tab[0]
+    if right:
+        while i > 0 and arr[i - 1] > v:
+            i -= 1
+        while i < n and arr[i] <= v:
+            i += 1
+    else:
+        while i > 0 and arr[i - 1] >= v:
+            i -= 1
+        while i < n and arr[i] < v:
+            i += 1
+    return i
+
+
+@numba.njit(cache=True)
+def _interp1(xv, xp, fp, hint):
     """``np.interp(xv, xp, fp)`` for one value (numpy's arithmetic, without its array set-up).
 
-    ``xp`` increasing; below/above it: the end values, as numpy (and numba's ``np.interp``).
+    ``xp`` increasing, ``hint`` its :func:`_bucket_index`; below/above it: the end values, as
+    numpy (and numba's ``np.interp``).
     """
     n = xp.shape[0]
     if xv < xp[0]:
         return fp[0]
     if xv > xp[n - 1]:
         return fp[n - 1]
-    lo = 0
-    hi = n - 1
-    while hi - lo > 1:  # xp[lo] <= xv < xp[hi] (or xv == xp[n - 1])
-        mid = (lo + hi) >> 1
-        if xp[mid] <= xv:
-            lo = mid
-        else:
-            hi = mid
-    j = hi if xv >= xp[hi] else lo
+    j = _find(xp, xv, True, hint) - 1  # the last node ≤ xv
     if j == n - 1 or xp[j] == xv:
         return fp[j]
     slope = (fp[j + 1] - fp[j]) / (xp[j + 1] - xp[j])
@@ -521,6 +567,12 @@ def zfit_chi2_grid(
     ph0 = np.zeros(max(nrow, 1), np.int64)  # the range [ph0, ph1) of a row filled at this redshift
     ph1 = np.zeros(max(nrow, 1), np.int64)
 
+    # start hints for the searches (~10⁵ per call): a walk of a step or two instead of a binary search
+    hx = _bucket_index(x, n)
+    hlo = _bucket_index(elo, n)
+    hhi = _bucket_index(ehi, n)
+    hres = _bucket_index(res_x, res_x.shape[0])
+
     sig_extra = smear / math.sqrt(3.0)
     for iz in range(lnz.shape[0]):
         lz = lnz[iz]
@@ -530,16 +582,16 @@ def zfit_chi2_grid(
         # explicitly; redward of the Lyα window the suffix sums give the rest.
         xly = igm_x_lya + lz
         xll = igm_x_ll + lz
-        sr = _interp1(xly, res_x, res_sig)
+        sr = _interp1(xly, res_x, res_sig, hres)
         sb = math.sqrt(sr * sr + igm_sig_v * igm_sig_v + sig_extra * sig_extra)
-        i_ll_lo = np.searchsorted(x, xll - 5.0 * sb)
-        i_ll_hi = np.searchsorted(x, xll + 5.0 * sb)
-        i_ly_lo = max(np.searchsorted(x, xly - 5.0 * sb), i_ll_hi)
-        i_ly_hi = max(np.searchsorted(x, xly + 5.0 * sb), i_ly_lo)
+        i_ll_lo = _find(x, xll - 5.0 * sb, False, hx)
+        i_ll_hi = _find(x, xll + 5.0 * sb, False, hx)
+        i_ly_lo = max(_find(x, xly - 5.0 * sb, False, hx), i_ll_hi)
+        i_ly_hi = max(_find(x, xly + 5.0 * sb, False, hx), i_ly_lo)
         # break-contrast pixels (continuum steps are used only when both are in range)
         steps_ok = brk_x_blue + lz >= x0 and brk_x_red + lz <= x1
-        ib_pix = min(np.searchsorted(x, brk_x_blue + lz), n - 1)
-        ir_pix = min(np.searchsorted(x, brk_x_red + lz), n - 1)
+        ib_pix = min(_find(x, brk_x_blue + lz, False, hx), n - 1)
+        ir_pix = min(_find(x, brk_x_red + lz, False, hx), n - 1)
         for r in range(ph0.shape[0]):
             ph0[r] = 0
             ph1[r] = 0
@@ -615,16 +667,16 @@ def zfit_chi2_grid(
                 cmax = -1e30
                 for l in range(l0, l1):
                     xc = line_xrest[l] + lz
-                    sl = _interp1(xc, res_x, res_sig)
+                    sl = _interp1(xc, res_x, res_sig, hres)
                     sg = math.sqrt(sl * sl + comp_sig_intr[k] ** 2 + sig_extra * sig_extra)
                     line_sg[l] = sg
                     lo = min(lo, xc - 4.0 * sg)
                     hi = max(hi, xc + 4.0 * sg)
                     cmin = min(cmin, xc)
                     cmax = max(cmax, xc)
-                i0 = np.searchsorted(x, lo)
-                i4 = np.searchsorted(x, hi)
-                if np.searchsorted(x, cmin) - i0 < 3 or i4 - np.searchsorted(x, cmax) < 3:
+                i0 = _find(x, lo, False, hx)
+                i4 = _find(x, hi, False, hx)
+                if _find(x, cmin, False, hx) - i0 < 3 or i4 - _find(x, cmax, False, hx) < 3:
                     continue
                 for l in range(l0, l1):
                     r = phrow[l]
@@ -660,15 +712,15 @@ def zfit_chi2_grid(
             hi = -1e30
             for l in range(l0, l1):
                 xc = line_xrest[l] + lz
-                sl = _interp1(xc, res_x, res_sig)
+                sl = _interp1(xc, res_x, res_sig, hres)
                 sg = math.sqrt(sl * sl + comp_sig_intr[k] ** 2)
                 line_sg[l] = sg  # each line's width at this z, reused below
                 if xc - 5.0 * sg - smear < lo:
                     lo = xc - 5.0 * sg - smear
                 if xc + 5.0 * sg + smear > hi:
                     hi = xc + 5.0 * sg + smear
-            i0 = np.searchsorted(ehi, lo)
-            i1 = np.searchsorted(elo, hi)
+            i0 = _find(ehi, lo, False, hhi)
+            i1 = _find(elo, hi, False, hlo)
             if i1 - i0 < 2:
                 continue
             norm = 2.5066282746310002 * line_sg[l0]
@@ -679,8 +731,8 @@ def zfit_chi2_grid(
             for l in range(l0, l1):
                 xc = line_xrest[l] + lz
                 sg = line_sg[l]
-                j0 = max(i0, np.searchsorted(ehi, xc - 8.0 * sg - smear))
-                j1 = min(i1, np.searchsorted(elo, xc + 8.0 * sg + smear))
+                j0 = max(i0, _find(ehi, xc - 8.0 * sg - smear, False, hhi))
+                j1 = min(i1, _find(elo, xc + 8.0 * sg + smear, False, hlo))
                 lj0[l - l0] = j0
                 lj1[l - l0] = j1
                 for i in range(j0, j1):
@@ -712,7 +764,7 @@ def zfit_chi2_grid(
                 continue
             if comp_kind[k] == 2:
                 # stellar absorption: equivalent width [Å, rest] of its reference line per unit amplitude
-                ew_pix[k] = min(np.searchsorted(x, line_xrest[l0] + lz), n - 1)
+                ew_pix[k] = min(_find(x, line_xrest[l0] + lz, False, hx), n - 1)
                 ew_fac[k] = 2.5066282746310002 * line_sg[l0] * math.exp(line_xrest[l0]) * 1e4
             win0[k] = i0
             win1[k] = i1

@@ -394,10 +394,30 @@ def test_kernel_scalar_interp_is_numpys_to_the_bit():
     xp = np.log(np.exp(np.linspace(-0.9, 1.9, 64)))  # the fit's resolution grid (R._prepare)
     fp = 1.0 / rng.uniform(30, 3000, 64)
     xs = np.concatenate([rng.uniform(-1.2, 2.2, 5000), xp, np.nextafter(xp, 9), np.nextafter(xp, -9)])
-    got = np.array([k._interp1(v, xp, fp) for v in xs])
+    hint = k._bucket_index(xp, xp.size)
+    got = np.array([k._interp1(v, xp, fp, hint) for v in xs])
     assert np.array_equal(got, np.interp(xs, xp, fp))
     flat = np.full(64, 0.5)  # equal neighbours: numpy's non-finite fallback is not needed
-    assert np.array_equal(np.array([k._interp1(v, xp, flat) for v in xs]), np.interp(xs, xp, flat))
+    assert np.array_equal(np.array([k._interp1(v, xp, flat, hint) for v in xs]), np.interp(xs, xp, flat))
+
+
+@needs_numba
+@pytest.mark.parametrize("nbk", [1, 7, 64, 500])
+def test_kernel_search_is_numpys_searchsorted(nbk):
+    # the χ² kernel's searches walk from a bucket's start instead of bisecting: numpy's index
+    # for either side, at the values, between them, beyond both ends, with repeated values
+    # and for any number of buckets (the hint changes the walk, never the answer)
+    from campfire.tasks._jit import kernels
+
+    k = kernels()
+    rng = np.random.default_rng(5)
+    arr = np.sort(np.concatenate([rng.uniform(0.0, 3.0, 300) ** 2, [1.0, 1.0, 1.0, 4.0, 4.0]]))
+    vs = np.concatenate([rng.uniform(-1.0, 10.0, 3000), arr, np.nextafter(arr, 99), np.nextafter(arr, -99),
+                         [-np.inf, np.inf, np.nan]])
+    hint = k._bucket_index(arr, nbk)
+    for side in ("left", "right"):
+        got = np.array([k._find(arr, v, side == "right", hint) for v in vs])
+        assert np.array_equal(got, np.searchsorted(arr, vs, side))
 
 
 @needs_numba
