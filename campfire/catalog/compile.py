@@ -80,8 +80,9 @@ def _tags_of(visibility: Visibility) -> tuple[str, list]:
 
     The objects are the statement's last parameter, a JSON array of object_ids (its
     other parameters come first): one index lookup per object and no sort, where the
-    column's subquery sorts (twice) per row (the 233 objects of a 30″ cone: ~0.12-0.3
-    ms less of ~1.2). :func:`campfire.catalog.columns.tags_column` joins the names.
+    column's subquery sorts (twice) per row (the 233 objects of a 30″ cone: its SQL
+    ~0.12 ms less of ~1.15, the whole query ≤ 0.1 ms less: bench/RESULTS.md, stop 26).
+    :func:`campfire.catalog.columns.tags_column` joins the names.
     """
     pred, params = visibility.tag_predicate("t")
     name, name_params = display_expr("t", visibility.user)
