@@ -66,11 +66,29 @@ def _tags_expr(visibility: Visibility) -> tuple[str, list]:
     pred, params = visibility.tag_predicate("t")
     name, name_params = display_expr("t", visibility.user)
     expr = (
-        # GROUP BY + ORDER BY on the same name: one temporary b-tree (DISTINCT + ORDER BY took two)
-        f"(SELECT group_concat(name, ',') FROM (SELECT {name} AS name FROM object_tags ot "
-        f"JOIN tags t ON t.tag_id = ot.tag_id WHERE ot.object_id = o.object_id AND {pred} GROUP BY name ORDER BY name))"
+        # GROUP BY + ORDER BY on the same name: one temporary b-tree (DISTINCT + ORDER BY took two). Not an
+        # alias "name": GROUP BY reads a column of its FROM first, and tags.name (a tag's title) would
+        # merge alice/cands and bob/cands into one
+        f"(SELECT group_concat(shown, ',') FROM (SELECT {name} AS shown FROM object_tags ot "
+        f"JOIN tags t ON t.tag_id = ot.tag_id WHERE ot.object_id = o.object_id AND {pred} GROUP BY shown ORDER BY shown))"
     )
     return expr, name_params + params
+
+
+def _tags_of(visibility: Visibility) -> tuple[str, list]:
+    """The ``(object_id, name)`` rows of the visible tags of listed objects (names as in :func:`_tags_expr`).
+
+    The objects are the statement's last parameter, a JSON array of object_ids (its
+    other parameters come first): one index lookup per object and no sort, where the
+    column's subquery sorts (twice) per row (the 233 objects of a 30″ cone: its SQL
+    ~0.12 ms less of ~1.15, the whole query ≤ 0.1 ms less: bench/RESULTS.md, stop 26).
+    :func:`campfire.catalog.columns.tags_column` joins the names.
+    """
+    pred, params = visibility.tag_predicate("t")
+    name, name_params = display_expr("t", visibility.user)
+    return (f"SELECT ot.object_id, {name} FROM object_tags ot INDEXED BY object_tags_object "
+            f"JOIN tags t ON t.tag_id = ot.tag_id WHERE {pred} AND ot.object_id IN (SELECT value FROM json_each(?))",
+            name_params + params)
 
 
 def _local_path_expr(local_root: str | None) -> tuple[str, list]:
@@ -194,6 +212,8 @@ class Compiled:
     sql: str
     params: list
     max_rows: int | None = None
+    # see plan_query's tags_after: the statement of the tags column (left '' in ``sql``), see _tags_of
+    tags: tuple[str, list] | None = None
 
 
 def compile_query(q: Query, visibility: Visibility, *, layout: Layout | None = None,
@@ -211,7 +231,8 @@ def compile_query(q: Query, visibility: Visibility, *, layout: Layout | None = N
 
 def plan_query(q: Query, visibility: Visibility, *, layout: Layout | None = None,
                conn: sqlite3.Connection | None = None, local_root: str | None = None, count: bool = False,
-               extra: tuple[str, list] | None = None, bound: bool = False) -> Compiled:
+               extra: tuple[str, list] | None = None, bound: bool = False,
+               tags_after: int | None = None) -> Compiled:
     """SQL and parameters for ``q`` (its rows, or their count), and a bound on its rows.
 
     Parameters
@@ -236,11 +257,15 @@ def plan_query(q: Query, visibility: Visibility, *, layout: Layout | None = None
     bound : bool
         Count a cone's R*Tree boxes for ``max_rows`` too (one more capped probe: ~30 µs
         for a 30″ cone alone, ~0.1 ms among other queries).
+    tags_after : int, optional
+        An objects query that returns at most so many rows (``max_rows``) leaves its
+        ``tags`` column '' and gives the statement that reads it for the result's
+        objects (``Compiled.tags``, :func:`_tags_of`; read it in the same transaction).
 
     Returns
     -------
     Compiled
-        The statement, its bound parameters and ``max_rows``: the query returns at
+        The statement, its bound parameters, ``tags`` and ``max_rows``: the query returns at
         most so many rows (its limit, or the count of the planner's probe of the index
         that drives it, or with ``bound`` of a cone's R*Tree boxes, up to :data:`_CONE_CAP`); None when
         nothing says (no limit, no probe under its cap). A bound, not an estimate: the
@@ -260,6 +285,7 @@ def plan_query(q: Query, visibility: Visibility, *, layout: Layout | None = None
     283
     """
     terms: Terms = {}
+    tags = None
     vis_sql, vis_params = visibility.program_predicate("s")
     if q.kind == "objects":
         legacy = layout is not None and not layout.views
@@ -309,7 +335,12 @@ def plan_query(q: Query, visibility: Visibility, *, layout: Layout | None = None
         if count:
             select, select_params = "SELECT count(*)", []
         else:
-            tags_expr, tags_params = _tags_expr(visibility)
+            few = [n for n in (max_rows, q.limit) if n is not None]
+            if tags_after is not None and few and min(few) <= tags_after:
+                tags = _tags_of(visibility)
+                tags_expr, tags_params = "''", []
+            else:
+                tags_expr, tags_params = _tags_expr(visibility)
             select = "SELECT " + ", ".join(_legacy(expr, legacy).format(tags=tags_expr) for _, expr, _ in OBJECT_COLUMNS)
             select_params = tags_params
     else:
@@ -370,4 +401,4 @@ def plan_query(q: Query, visibility: Visibility, *, layout: Layout | None = None
         all_params += [q.limit if q.limit is not None else -1, q.offset]
     if q.limit is not None:
         max_rows = q.limit if max_rows is None else min(max_rows, q.limit)
-    return Compiled(sql, all_params, max_rows)
+    return Compiled(sql, all_params, max_rows, tags)

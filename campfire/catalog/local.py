@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import gc
+import json
 import logging
 import os
 import pathlib
@@ -40,9 +41,9 @@ from campfire.catalog.columns import (
     columns_table,
     inspections_table,
     make_table,
-    objects_table,
+    row_columns,
     row_dict,
-    spectra_table,
+    tags_column,
 )
 from campfire.catalog import columnar
 from campfire.catalog.compile import Compiled, plan_query
@@ -109,6 +110,18 @@ def _gc_paused():
         gc.enable()
 
 
+@contextlib.contextmanager
+def _read_transaction(conn: sqlite3.Connection):
+    """One read transaction on ``conn`` (a read-only connection, outside any transaction) for its statements."""
+    conn.execute("BEGIN")
+    try:
+        yield
+    finally:
+        conn.execute("COMMIT")
+
+
+_OBJECT_ID = [name for name, _, _ in OBJECT_COLUMNS].index("object_id")
+_TAGS = [name for name, _, _ in OBJECT_COLUMNS].index("tags")
 _VALID_CACHE: dict[tuple, bool] = {}
 
 
@@ -280,12 +293,12 @@ class LocalCatalog:
         return plan.sql, plan.params
 
     def _plan(self, q: Query, *, count: bool = False, extra: tuple[str, list] | None = None,
-              bound: bool = False) -> Compiled:
+              bound: bool = False, tags_after: int | None = None) -> Compiled:
         """:meth:`compile`'s statement with a bound on its rows (:func:`campfire.catalog.compile.plan_query`)."""
         layout = self._layout()
         local_root = str(self.root) + os.sep if self.expose_paths else None
         return plan_query(q, self.caller_visibility(), layout=layout, conn=self.conn, local_root=local_root,
-                          count=count, extra=extra, bound=bound)
+                          count=count, extra=extra, bound=bound, tags_after=tags_after)
 
     # -- queries --------------------------------------------------------------------
     def query(self, q: Query) -> Table:
@@ -307,7 +320,8 @@ class LocalCatalog:
         """
         q = self._resolve(q)
         reader = _reader()
-        plan = self._plan(q, bound=reader == "auto")
+        # the tags of a small result's objects are read after its rows (see plan_query)
+        plan = self._plan(q, bound=reader == "auto", tags_after=None if reader == "columnar" else _ROWS_UP_TO)
         sql, params = plan.sql, plan.params
         # auto: a small result (a page, a cone, a selective filter, nothing) through rows, a large one through
         # columns. Not "the first 500 rows through rows, then columns": a sorted result's first row costs most
@@ -321,13 +335,23 @@ class LocalCatalog:
                 log.debug("%s: query read through rows (%s)", self.db_path, why)
             else:
                 return columns_table(columns, data)
+        columns = columns_of(q.kind)
+        conn = self.conn
         with _gc_paused():
-            rows = self.conn.execute(sql, params).fetchall()
-            table = objects_table(rows) if q.kind == "objects" else spectra_table(rows)
-            # freed before the collector resumes: alive then, the row tuples would make its
+            if plan.tags is None:
+                data = row_columns(columns, conn.execute(sql, params).fetchall())
+            else:
+                with _read_transaction(conn):  # the tags as of the rows
+                    rows = conn.execute(sql, params).fetchall()
+                    data = row_columns(columns, rows)
+                    ids = [row[_OBJECT_ID] for row in rows]
+                    del rows
+                    if ids:
+                        tags_sql, tags_params = plan.tags
+                        data[_TAGS] = tags_column(ids, conn.execute(tags_sql, [*tags_params, json.dumps(ids)]))
+            # the row tuples are freed before the collector resumes: alive then, they would make its
             # first pass (due after so many new objects) walk them all just before they go
-            del rows
-        return table
+        return columns_table(columns, data)
 
     def count(self, q: Query) -> int:
         """Number of rows matching ``q`` (ignores limit and offset).

@@ -20,6 +20,11 @@ Schema versions (``archive_meta.schema_version``):
    ``redshift_auto_confidence``). An upgrade adds them empty (NULL): they are filled
    when the spectrum is fitted again (a new ingest of the file, a demo rebuild).
 
+An index a newer campfire adds (``spectra_grating_id``: one grating in spectrum_id
+order) changes no version: readers use it when the file has it (the planner's
+:class:`~campfire.catalog.planner.Layout`), and :func:`upgrade_catalog` builds what is
+missing (a full sync, a demo build, the server's start, a delta sync).
+
 :func:`upgrade_catalog` brings an older file to the current version in place (one
 transaction; version 1 → 2: 6 s per million spectra, plus 8 s to repack the file). On
 the way to version 3, the grades of a pipeline's or server's catalog become inspection
@@ -236,8 +241,10 @@ def _upgrade(conn: sqlite3.Connection) -> bool:
                 conn.execute(f"ALTER TABLE spectra ADD COLUMN {col} {decl}")
         filled = fill_object_copies(conn, only_missing=True)  # before the new indexes: cheaper
         views = _add_inspections(conn)
+        before = _index_names(conn)
         for stmt in schema_statements()[1]:  # IF NOT EXISTS: only the missing ones are built
             conn.execute(stmt)
+        built = sorted(_index_names(conn) - before)
         write_meta(conn, {"schema_version": SCHEMA_VERSION})
         conn.execute("COMMIT")
     except BaseException:
@@ -246,6 +253,12 @@ def _upgrade(conn: sqlite3.Connection) -> bool:
         raise
     if added or filled or views:
         conn.execute("ANALYZE")  # the new indexes need statistics for the planner
+        conn.commit()
+    elif built:
+        # only indexes were missing (one a newer campfire added): statistics for them alone (~1 s per
+        # million spectra). Without any, SQLite guesses ~10 rows per value and may prefer one unwisely
+        for name in built:
+            conn.execute(f"ANALYZE {name}")
         conn.commit()
     log.info("catalog upgraded to schema %s (%d spectra rows filled, inspection fields %s) in %.1f s",
              SCHEMA_VERSION, filled, "derived" if views else "current", time.perf_counter() - t0)
@@ -284,6 +297,10 @@ def _add_inspections(conn: sqlite3.Connection) -> bool:
     for key in set(visibility_keys(conn)) | {"*"}:
         refresh_inspected(conn, key, visible_program_ids(conn, key))
     return True
+
+
+def _index_names(conn: sqlite3.Connection) -> set[str]:
+    return {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
 
 
 def _complete(conn: sqlite3.Connection) -> bool:

@@ -92,6 +92,8 @@ CREATE TABLE IF NOT EXISTS spectra (
 );
 CREATE INDEX IF NOT EXISTS spectra_object ON spectra (object_id);
 CREATE INDEX IF NOT EXISTS spectra_grating ON spectra (grating, signal_to_noise);
+-- one grating in spectrum_id order (query_spectra's default sort): its rows only, no sort
+CREATE INDEX IF NOT EXISTS spectra_grating_id ON spectra (grating, spectrum_id);
 CREATE INDEX IF NOT EXISTS spectra_observation ON spectra (observation);
 CREATE INDEX IF NOT EXISTS spectra_program ON spectra (program_id);
 CREATE INDEX IF NOT EXISTS spectra_snr ON spectra (signal_to_noise);

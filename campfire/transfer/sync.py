@@ -33,7 +33,8 @@ import urllib3
 
 from campfire.catalog.db import catalog_path, connect, opened, read_meta, write_meta
 from campfire.catalog.remote import RemoteCatalog
-from campfire.catalog.schema import EXPORT_TABLES, SCHEMA_VERSION, finalize_catalog, has_object_copies, schema_statements
+from campfire.catalog.schema import (EXPORT_TABLES, SCHEMA_VERSION, finalize_catalog, has_object_copies,
+                                     schema_statements, upgrade_catalog)
 from campfire.catalog.writer import CatalogWriter
 from campfire.errors import APIError, CampfireError, DownloadError
 from campfire.transfer.datadir import catalog_owner, disk_problem, now
@@ -310,11 +311,13 @@ def _apply_delta(resp, db: pathlib.Path, meta_values: dict) -> dict | None:
             write_meta(conn, {"sync_cursor": header["cursor"], **meta_values})
             result = dict(got, stale_count=_stale_count(conn))
             conn.execute("COMMIT")
-            return result
         except BaseException:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
+        # an index this campfire adds that the copy lacks (a check of ms when none is missing)
+        upgrade_catalog(conn)
+        return result
     finally:
         conn.close()
 

@@ -94,6 +94,8 @@ def _cases(raw):
          "dq_flags": ~DQFlags.CONTAMINATION, "inspected_only": True, "sort": "exposure_time"},
         {"tags": ["lrd"], "sort": "object_id", "sort_dir": "desc", "limit": 7},
         {"redshift_range": (2.0, 4.0), "search": "uds", "limit": 5},
+        {"gratings": ["G395M"], "redshift_range": (0.0, 20.0), "limit": 30},
+        {"gratings": ["G140M"], "sort_dir": "desc", "offset": 3, "limit": 12},
     ]
     return cases
 
@@ -190,17 +192,21 @@ def test_access_paths_follow_the_probes(v2_root, monkeypatch):
     assert "USING INDEX spectra_observation" in plan(observations=[some_obs])
     assert "USING INDEX spectra_field_redshift" in plan(fields=["uds"], redshift_range=(3, 4))
     assert "USING INDEX spectra_redshift" in plan(redshift_range=(7.0, 7.5))
-    broad = plan(gratings=["PRISM"], redshift_range=(0, 20))
+    broad = plan(gratings=["PRISM", "G395M"], redshift_range=(0, 20))
     assert "SCAN s" in broad and "USING INDEX" not in broad.split("|")[0] and "TEMP B-TREE FOR ORDER BY" in broad
-    walk = plan(gratings=["PRISM"], limit=10)
+    walk = plan(gratings=["PRISM", "G395M"], limit=10)
     assert "SCAN s USING INDEX sqlite_autoindex_spectra_1" in walk and "TEMP B-TREE" not in walk
     assert "SCAN s USING INDEX sqlite_autoindex_spectra_1" in plan()  # everything, in order, no sort
     # any page in spectrum_id order walks (nearly storage order); other orders only small pages
-    assert "SCAN s USING INDEX sqlite_autoindex_spectra_1" in plan(gratings=["PRISM"], limit=10**6)
+    assert "SCAN s USING INDEX sqlite_autoindex_spectra_1" in plan(gratings=["PRISM", "G395M"], limit=10**6)
+    # one grating in spectrum_id order: its own rows in order, a page or all, other broad filters tested on the way
+    for f in ({"limit": 10}, {"limit": 10**6}, {}, {"redshift_range": (0, 20)}, {"offset": 5, "limit": 10}):
+        one = plan(gratings=["PRISM"], **f)
+        assert one.startswith("SEARCH s USING INDEX spectra_grating_id (grating=?)") and "TEMP B-TREE" not in one, f
+    assert plan(gratings=["PRISM"], search="uds", limit=10).startswith("SCAN s |")  # a search may pass few
     assert "SCAN s USING INDEX spectra_snr" in plan(gratings=["PRISM"], sort="signal_to_noise", limit=10)
     big = plan(gratings=["PRISM"], sort="signal_to_noise", limit=10**6)
     assert big.startswith("SCAN s |") and "TEMP B-TREE FOR ORDER BY" in big
-    assert plan(gratings=["PRISM"], search="uds", limit=10).startswith("SCAN s |")  # a search may pass few
     assert "SEARCH s USING INDEX spectra_snr" in plan(max_snr_range=(1e6, 1e9))
     # counts: over one index alone when it holds every filter, else one scan
     assert "COVERING INDEX spectra_redshift" in plan(count=True, redshift_range=(0, 20))
@@ -228,6 +234,41 @@ def test_upgrade_in_place(demo_root, tmp_path, raw, caplog):
     assert new.local_catalog._layout().copies and old.local_catalog._layout().copies
     for f in filter_cases(raw):
         _same_table(before[repr(f)], new.query_spectra(**f), f)
+
+
+def test_upgrade_builds_an_index_a_file_lacks(demo_root, tmp_path, raw, monkeypatch):
+    """A current-version file written before an index existed (spectra_grating_id): the planner does
+    without it, and the upgrade builds it with its statistics, no version change, in place."""
+    monkeypatch.setattr(planner, "_MIN_CAP", 0)
+    monkeypatch.setattr(planner, "_SELECTIVE", 0.2)  # the demo is small: a grating is broad (as on 10⁶ spectra)
+    root = _copy_root(demo_root, tmp_path / "root")
+    db = root / "meta" / "campfire.db"
+    conn = sqlite3.connect(db)
+    conn.execute("DROP INDEX spectra_grating_id")  # drops its sqlite_stat1 row too
+    conn.commit()
+    conn.close()
+    cf = Campfire(data_dir=root)
+    cat = cf.local_catalog
+    assert "spectra_grating_id" not in cat._layout().indexes
+    one = {"gratings": ["PRISM"], "limit": 40, "offset": 2}
+    without = cf.query_spectra(**one)
+    assert "spectra_grating_id" not in cat.compile(build_query("spectra", **one).resolve(cat.vocabulary()))[0]
+    inode = db.stat().st_ino
+    assert upgrade_catalog(root) is True
+    assert upgrade_catalog(root) is False
+    assert db.stat().st_ino == inode
+    conn = sqlite3.connect(db)
+    try:
+        assert _version(conn) == SCHEMA_VERSION
+        n, per_grating = map(int, conn.execute(
+            "SELECT stat FROM sqlite_stat1 WHERE idx = 'spectra_grating_id'").fetchone()[0].split()[:2])
+        assert n == conn.execute("SELECT count(*) FROM spectra").fetchone()[0] and per_grating > 1
+    finally:
+        conn.close()
+    assert "spectra_grating_id" in cat._layout().indexes  # the file changed: the layout is read again
+    assert "INDEXED BY spectra_grating_id" in cat.compile(build_query("spectra", **one).resolve(cat.vocabulary()))[0]
+    _same_table(without, cf.query_spectra(**one), one)
+    assert list(without["spectrum_id"]) == sorted(s for s in expected_spectra(raw, {"gratings": ["PRISM"]}))[2:42]
 
 
 def test_spectra_carry_the_interval_of_redshift_auto(demo_root, tmp_path):

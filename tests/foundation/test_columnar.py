@@ -26,6 +26,7 @@ from campfire import Campfire, CampfireError, ValidationError
 from campfire.catalog import columnar, columns, local
 from campfire.catalog.filters import build_query
 from campfire.catalog.local import LocalCatalog
+from campfire.catalog.visibility import Visibility
 
 
 def _query(cf, kind, reader, **filters):
@@ -295,3 +296,50 @@ def test_reads_never_see_half_a_commit_of_another_process(tmp_path):
         seen.add(float(x[0]))
     commits = int(writer.communicate(timeout=30)[0])
     assert writer.returncode == 0 and commits > 5 and len(seen) > 3  # the reads fell between many commits
+
+
+def test_tags_read_after_the_rows_are_the_column_sql_gives(demo_root, tmp_path, monkeypatch):
+    """A small objects result reads its tags after its rows (plan_query's tags_after): the same column as
+    the SQL subquery's (the server's), for every caller — several tags an object (distinct, sorted by
+    name), user tags named slug or owner/slug, private ones hidden, a user tag sharing a system slug."""
+    root = tmp_path / "root"
+    (root / "meta").mkdir(parents=True)
+    shutil.copyfile(demo_root / "meta" / "campfire.db", root / "meta" / "campfire.db")
+    conn = sqlite3.connect(root / "meta" / "campfire.db")
+    stamp = "2026-12-03T00:00:00Z"
+    for slug, kind, owner in [("cands", "shared", "alice"), ("cands", "shared", "bob"), ("mine", "private", "bob"),
+                              ("lrd", "private", "alice"), ("Zeta", "shared", "alice"), ("ä-tag", "shared", "bob")]:
+        conn.execute("INSERT INTO tags (slug, name, kind, owner, updated_at) VALUES (?, ?, ?, ?, ?)",
+                     (slug, slug, kind, owner, stamp))
+    oids = [r[0] for r in conn.execute("SELECT object_id FROM objects ORDER BY object_id LIMIT 40")]
+    conn.executemany("INSERT OR IGNORE INTO object_tags (tag_id, object_id) SELECT tag_id, ? FROM tags "
+                     "WHERE (length(?) + tag_id) % 3 != 0", [(o, o) for o in oids[::2]])
+    conn.commit()
+    tagged = conn.execute("SELECT max(n) FROM (SELECT count(*) n FROM object_tags GROUP BY object_id)").fetchone()[0]
+    conn.close()
+    assert tagged >= 5
+    monkeypatch.setattr(local, "_ROWS_UP_TO", 30)
+    everything = Visibility.everything()
+    callers = [everything, Visibility(user="alice", all_tags=False), Visibility(user="bob", all_tags=False),
+               Visibility(user=None, all_tags=False), Visibility(program_ids=frozenset(), key="", user="bob",
+                                                                  all_tags=False)]
+    cases = [{"limit": 30}, {"limit": 7, "offset": 11, "sort_dir": "desc"}, {"tags": ["lrd"], "limit": 30},
+             {"search": "no-such-object", "limit": 30}]
+    seen = set()
+    for visibility in callers:
+        cat = LocalCatalog(root, visibility=visibility)
+        for f in cases:
+            q = build_query("objects", **f).resolve(cat.vocabulary())
+            plan = cat._plan(q, tags_after=local._ROWS_UP_TO)
+            assert plan.tags is not None and "group_concat" not in plan.sql, f
+            want = columns.objects_table(cat.conn.execute(*cat.compile(q)).fetchall())  # the tags in SQL
+            got = cat.query(q)
+            assert_same_table(got, want)
+            seen |= {(visibility.user, tuple(t.split(","))) for t in got["tags"]}
+        # a result not bounded to few rows keeps the SQL's tags
+        assert cat._plan(build_query("objects").resolve(cat.vocabulary()), tags_after=30).tags is None
+    names = {user: {n for u, t in seen if u == user for n in t} for user in (None, "alice", "bob")}
+    assert {"alice/cands", "bob/cands", "alice/lrd", "lrd", "bob/mine", "bob/ä-tag"} <= names[None]  # all_tags
+    assert {"cands", "bob/cands", "Zeta", "bob/ä-tag", "alice/lrd"} <= names["alice"]  # her lrd: a system slug
+    assert "bob/mine" not in names["alice"] and {"mine", "cands", "alice/cands"} <= names["bob"]
+    assert max(len(t) for _, t in seen) >= 5 and ("",) in {t for _, t in seen}

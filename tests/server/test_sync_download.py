@@ -144,6 +144,31 @@ def test_sync_result_and_bookkeeping(server, make_client):
     assert len(cf.query_objects(cone_search=(34.4051456, -5.2101074, 5.0))) >= 1
 
 
+def test_a_delta_sync_builds_an_index_the_copy_lacks(server, make_client):
+    """A copy synced by an older campfire lacks an index this one adds (spectra_grating_id): the next
+    sync, a delta applied in place, builds it (with its statistics) and the copy still answers as the server."""
+    cf = make_client(server.url)
+    cf.sync()
+    db = cf.data_dir / "meta" / "campfire.db"
+    conn = sqlite3.connect(db)
+    conn.execute("DROP INDEX spectra_grating_id")
+    conn.commit()
+    conn.close()
+    inode = db.stat().st_ino
+    server.faults.clear()
+    cf.sync()
+    (export,) = [r for r in server.faults.requests if r["path"].endswith("/export")]
+    assert "since=" in export["query"] and db.stat().st_ino == inode  # a delta, not a new snapshot
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        assert conn.execute("SELECT stat FROM sqlite_stat1 WHERE idx = 'spectra_grating_id'").fetchone()
+    finally:
+        conn.close()
+    want = cf.query_spectra(gratings=["PRISM"], limit=50, remote=True)
+    got = cf.query_spectra(gratings=["PRISM"], limit=50)
+    assert list(got["spectrum_id"]) == list(want["spectrum_id"]) and len(got) == 50
+
+
 def test_sync_refuses_an_archive_root(server):
     before = sha(server.db)
     cf = Campfire(base_url=server.url, data_dir=server.root)
