@@ -14,19 +14,30 @@ up), exactly as ``campfire run --scheduler tcp://...`` would.
 
 ``--ref REF`` runs the same measurement, interleaved, on a checkout of git ref REF (a
 temporary worktree), so before and after share the machine's state. The archive's files
-are read once before the timed runs (page cache warm): the figures are CPU, not disk.
+are read right before each timed run (page cache warm: the figures are CPU, not disk; this
+VM's memory manager pages out file pages left idle for about a minute, so one read at the
+start is not enough).
+
+``scale`` also checks that every run wrote the same outputs: a digest of every output
+file's bytes (FITS, zarr, PNG, ECSV, provenance), with the run's timestamp and the paths
+that differ between checkouts (the workflow copy, the deployment file) masked; and splits
+the CPU of this process into its main thread (the client: selection, graph, submission,
+summary) and its other threads (the LocalCluster's scheduler and the comms).
 """
 from __future__ import annotations
 
 import argparse
 import glob
+import hashlib
 import json
 import os
 import pathlib
 import shutil
 import subprocess
 import sys
+import re
 import tempfile
+import threading
 import time
 
 HERE = pathlib.Path(__file__).resolve().parent
@@ -49,6 +60,28 @@ def _warm_files(root: str, field: str | None) -> None:
         with open(path, "rb") as f:
             while f.read(1 << 20):
                 pass
+
+
+def _digest(outdir: pathlib.Path, masks: list[str]) -> dict:
+    """sha256 over every output file's path and bytes, timestamps and ``masks`` (paths) masked."""
+    h = hashlib.sha256()
+    files = sorted(p for p in outdir.rglob("*") if p.is_file())
+    stamp = re.compile(rb"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+]00:00")
+    for p in files:
+        data = stamp.sub(b"TIME", p.read_bytes())
+        for m in masks:
+            data = data.replace(m.encode(), b"PATH")
+        h.update(str(p.relative_to(outdir)).encode() + b"\0" + hashlib.sha256(data).digest())
+    return {"files": len(files), "sha256": h.hexdigest()[:16]}
+
+
+def _thread_cpu() -> tuple[float, float]:
+    """CPU s of this process's main thread and of all its other threads."""
+    import psutil
+
+    main = threading.main_thread().native_id
+    times = {t.id: t.user_time + t.system_time for t in psutil.Process().threads()}
+    return times.get(main, 0.0), sum(v for k, v in times.items() if k != main)
 
 
 def _instrument(clock: dict[str, float]) -> None:
@@ -89,6 +122,7 @@ def run_stages(root: str, field: str | None) -> dict:
                  **quiet)
     clock: dict[str, float] = {}
     _instrument(clock)
+    _warm_files(root, field)
     c0, t0 = time.process_time(), time.perf_counter()
     s = run_workflow(wf, scheduler="synchronous", output=tmp / "out", force=True, **quiet)
     cpu, wall = time.process_time() - c0, time.perf_counter() - t0
@@ -102,24 +136,30 @@ def run_stages(root: str, field: str | None) -> dict:
 
 def run_scale(root: str, field: str | None, workers=(1, 2)) -> dict:
     sys.path.insert(0, str(HERE))
-    from bench_graphs import _warm, _worker_cpu, cluster
+    from bench_graphs import _nanny_cpu, _warm, _worker_cpu, cluster
 
     from campfire.workflows.runner import run_workflow
 
     tmp = pathlib.Path(tempfile.mkdtemp(prefix="bench-pipe-"))
     wf = _workflow(root, field, tmp)
     out = {}
+    masks = [str(tmp), os.getcwd()]  # the workflow copy; the deployment file (dask-config.yaml) of the checkout
     for n in workers:
         with cluster(n) as (c, client):
             client.run(_warm)
-            cpu0, own0 = _worker_cpu(client), time.process_time()
+            _warm_files(root, field)
+            cpu0, nanny0, own0, threads0 = _worker_cpu(client), _nanny_cpu(client), time.process_time(), _thread_cpu()
             s = run_workflow(wf, scheduler=c.scheduler_address, output=tmp / f"out{n}", force=True, progress=False,
                              echo=lambda _: None)
             cpu, own = _worker_cpu(client) - cpu0, time.process_time() - own0
+            nanny = _nanny_cpu(client) - nanny0
+            threads = [b - a for a, b in zip(threads0, _thread_cpu())]
         n_obj = s["objects"]["done"] + s["objects"]["failed"]
         # this process: the client (selection, graph, summary) and the LocalCluster's scheduler
         out[n] = {"objects": n_obj, "seconds": s["seconds"], "compute": s["timings"]["compute"],
-                  "objects_per_s": n_obj / s["seconds"], "worker_cpu": cpu, "client_scheduler_cpu": own}
+                  "timings": s["timings"], "objects_per_s": n_obj / s["seconds"], "worker_cpu": cpu,
+                  "nanny_cpu": nanny, "client_scheduler_cpu": own, "client_cpu": threads[0],
+                  "scheduler_cpu": threads[1], "outputs": _digest(tmp / f"out{n}", masks)}
     shutil.rmtree(tmp, ignore_errors=True)
     return out
 
@@ -179,14 +219,29 @@ def main(argv=None) -> None:
               + " |")
         print("| objects/s (CPU) | " + " | ".join(f"{best[k]['objects'] / best[k]['cpu']:.1f}" for k in labels) + " |")
     else:
+        digests: dict[tuple, list[str]] = {}
         for label, runs in results.items():
-            for r in runs:
+            for i, r in enumerate(runs):
                 one, two = r[1], r[2]
-                own = [x.get("client_scheduler_cpu", float("nan")) for x in (one, two)]
-                print(f"{label}: 1 worker {one['objects_per_s']:.1f} objects/s ({one['seconds']:.1f} s, worker CPU "
-                      f"{one['worker_cpu']:.1f} s, client + scheduler {own[0]:.1f} s), 2 workers "
-                      f"{two['objects_per_s']:.1f} objects/s ({two['seconds']:.1f} s, worker CPU {two['worker_cpu']:.1f} s, "
-                      f"client + scheduler {own[1]:.1f} s): {two['objects_per_s'] / one['objects_per_s']:.2f}x")
+                for n, x in ((1, one), (2, two)):
+                    digests.setdefault((x["outputs"]["files"], x["outputs"]["sha256"]), []).append(
+                        f"{label} round {i + 1} {n} worker{'s' if n > 1 else ''}")
+                print(f"{label}: 1 worker {one['objects_per_s']:.1f} objects/s ({one['seconds']:.1f} s), 2 workers "
+                      f"{two['objects_per_s']:.1f} objects/s ({two['seconds']:.1f} s): "
+                      f"{two['objects_per_s'] / one['objects_per_s']:.2f}x")
+                for n, x in ((1, one), (2, two)):
+                    total = x["worker_cpu"] + x["nanny_cpu"] + x["client_scheduler_cpu"]
+                    t = x["timings"]
+                    print(f"    {n} worker{'s' if n > 1 else ' '}: CPU s workers {x['worker_cpu']:.1f}, nannies "
+                          f"{x['nanny_cpu']:.1f}, client {x['client_cpu']:.1f}, scheduler + comms "
+                          f"{x['scheduler_cpu']:.1f}; all {total:.1f} = {total / (os.cpu_count() * x['seconds']):.0%} "
+                          f"of {os.cpu_count()} cores x wall; first task at {t.get('first_task_after_start')} s, "
+                          f"after the compute {t.get('finish', float('nan')):.2f} s")
+        if len(digests) == 1:
+            print(f"outputs: identical in every run ({next(iter(digests))[0]} files)")
+        else:
+            print("outputs: DIFFERENT: " + "; ".join(f"{d[1]} ({d[0]} files): {', '.join(runs)}"
+                                                     for d, runs in digests.items()))
 
 
 if __name__ == "__main__":
