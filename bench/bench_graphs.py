@@ -43,18 +43,6 @@ def _worker_cpu(client) -> float:
     return sum(client.run(_cpu).values())
 
 
-def _parent_cpu() -> float:
-    import psutil
-
-    t = psutil.Process().parent().cpu_times()
-    return t.user + t.system
-
-
-def _nanny_cpu(client) -> float:
-    """CPU s of the nanny processes (each worker process's parent)."""
-    return sum(client.run(_parent_cpu).values())
-
-
 def _load() -> str:
     return "load average {:.1f} {:.1f} {:.1f}".format(*os.getloadavg())
 

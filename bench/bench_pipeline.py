@@ -22,7 +22,8 @@ start is not enough).
 file's bytes (FITS, zarr, PNG, ECSV, provenance), with the run's timestamp and the paths
 that differ between checkouts (the workflow copy, the deployment file) masked; and splits
 the CPU of this process into its main thread (the client: selection, graph, submission,
-summary) and its other threads (the LocalCluster's scheduler and the comms).
+summary) and its other threads (the LocalCluster's scheduler, the nannies, the comms: a
+LocalCluster's nannies live in the process that starts it).
 """
 from __future__ import annotations
 
@@ -136,7 +137,7 @@ def run_stages(root: str, field: str | None) -> dict:
 
 def run_scale(root: str, field: str | None, workers=(1, 2)) -> dict:
     sys.path.insert(0, str(HERE))
-    from bench_graphs import _nanny_cpu, _warm, _worker_cpu, cluster
+    from bench_graphs import _warm, _worker_cpu, cluster
 
     from campfire.workflows.runner import run_workflow
 
@@ -148,17 +149,16 @@ def run_scale(root: str, field: str | None, workers=(1, 2)) -> dict:
         with cluster(n) as (c, client):
             client.run(_warm)
             _warm_files(root, field)
-            cpu0, nanny0, own0, threads0 = _worker_cpu(client), _nanny_cpu(client), time.process_time(), _thread_cpu()
+            cpu0, own0, threads0 = _worker_cpu(client), time.process_time(), _thread_cpu()
             s = run_workflow(wf, scheduler=c.scheduler_address, output=tmp / f"out{n}", force=True, progress=False,
                              echo=lambda _: None)
             cpu, own = _worker_cpu(client) - cpu0, time.process_time() - own0
-            nanny = _nanny_cpu(client) - nanny0
             threads = [b - a for a, b in zip(threads0, _thread_cpu())]
         n_obj = s["objects"]["done"] + s["objects"]["failed"]
         # this process: the client (selection, graph, summary) and the LocalCluster's scheduler
         out[n] = {"objects": n_obj, "seconds": s["seconds"], "compute": s["timings"]["compute"],
                   "timings": s["timings"], "objects_per_s": n_obj / s["seconds"], "worker_cpu": cpu,
-                  "nanny_cpu": nanny, "client_scheduler_cpu": own, "client_cpu": threads[0],
+                  "client_scheduler_cpu": own, "client_cpu": threads[0],
                   "scheduler_cpu": threads[1], "outputs": _digest(tmp / f"out{n}", masks)}
     shutil.rmtree(tmp, ignore_errors=True)
     return out
@@ -230,10 +230,9 @@ def main(argv=None) -> None:
                       f"{two['objects_per_s']:.1f} objects/s ({two['seconds']:.1f} s): "
                       f"{two['objects_per_s'] / one['objects_per_s']:.2f}x")
                 for n, x in ((1, one), (2, two)):
-                    total = x["worker_cpu"] + x["nanny_cpu"] + x["client_scheduler_cpu"]
+                    total = x["worker_cpu"] + x["client_scheduler_cpu"]
                     t = x["timings"]
-                    print(f"    {n} worker{'s' if n > 1 else ' '}: CPU s workers {x['worker_cpu']:.1f}, nannies "
-                          f"{x['nanny_cpu']:.1f}, client {x['client_cpu']:.1f}, scheduler + comms "
+                    print(f"    {n} worker{'s' if n > 1 else ' '}: CPU s workers {x['worker_cpu']:.1f}, client {x['client_cpu']:.1f}, scheduler + comms "
                           f"{x['scheduler_cpu']:.1f}; all {total:.1f} = {total / (os.cpu_count() * x['seconds']):.0%} "
                           f"of {os.cpu_count()} cores x wall; first task at {t.get('first_task_after_start')} s, "
                           f"after the compute {t.get('finish', float('nan')):.2f} s")
