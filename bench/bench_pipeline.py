@@ -19,8 +19,7 @@ VM's memory manager pages out file pages left idle for about a minute, so one re
 start is not enough).
 
 ``scale`` also checks that every run wrote the same outputs: a digest of every output
-file's bytes (FITS, zarr, PNG, ECSV, provenance), with the run's timestamp and the paths
-that differ between checkouts (the workflow copy, the deployment file) masked; and splits
+file's bytes (FITS, zarr, PNG, ECSV, provenance), with the run's timestamp and the workflow copy's path masked; and splits
 the CPU of this process into its main thread (the client: selection, graph, submission,
 summary) and its other threads (the LocalCluster's scheduler, the nannies, the comms: a
 LocalCluster's nannies live in the process that starts it).
@@ -74,6 +73,12 @@ def _digest(outdir: pathlib.Path, masks: list[str]) -> dict:
             data = data.replace(m.encode(), b"PATH")
         h.update(str(p.relative_to(outdir)).encode() + b"\0" + hashlib.sha256(data).digest())
     return {"files": len(files), "sha256": h.hexdigest()[:16]}
+
+
+def _campfire_file() -> str:
+    import campfire
+
+    return campfire.__file__
 
 
 def _thread_cpu() -> tuple[float, float]:
@@ -139,15 +144,17 @@ def run_scale(root: str, field: str | None, workers=(1, 2)) -> dict:
     sys.path.insert(0, str(HERE))
     from bench_graphs import _warm, _worker_cpu, cluster
 
+    import campfire
     from campfire.workflows.runner import run_workflow
 
     tmp = pathlib.Path(tempfile.mkdtemp(prefix="bench-pipe-"))
     wf = _workflow(root, field, tmp)
     out = {}
-    masks = [str(tmp), os.getcwd()]  # the workflow copy; the deployment file (dask-config.yaml) of the checkout
+    masks = [str(tmp)]  # the workflow copy's path (the same length in every run)
     for n in workers:
         with cluster(n) as (c, client):
             client.run(_warm)
+            where = {campfire.__file__, *client.run(_campfire_file).values()}
             _warm_files(root, field)
             cpu0, own0, threads0 = _worker_cpu(client), time.process_time(), _thread_cpu()
             s = run_workflow(wf, scheduler=c.scheduler_address, output=tmp / f"out{n}", force=True, progress=False,
@@ -159,7 +166,8 @@ def run_scale(root: str, field: str | None, workers=(1, 2)) -> dict:
         out[n] = {"objects": n_obj, "seconds": s["seconds"], "compute": s["timings"]["compute"],
                   "timings": s["timings"], "objects_per_s": n_obj / s["seconds"], "worker_cpu": cpu,
                   "client_scheduler_cpu": own, "client_cpu": threads[0],
-                  "scheduler_cpu": threads[1], "outputs": _digest(tmp / f"out{n}", masks)}
+                  "scheduler_cpu": threads[1], "outputs": _digest(tmp / f"out{n}", masks),
+                  "campfire": sorted(where)}
     shutil.rmtree(tmp, ignore_errors=True)
     return out
 
@@ -169,11 +177,19 @@ def _child(mode: str, root: str, field: str | None, src: str) -> dict:
     env = dict(os.environ, PYTHONPATH=src)
     code = (f"import sys, json; sys.path.insert(0, {str(HERE)!r}); import bench_pipeline as b; "
             f"print('RESULT', json.dumps(b.run_{mode}({root!r}, {field!r})))")
-    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, cwd=src)
+    # run from an empty directory: no checkout's dask-config.yaml (whose path, recorded in the outputs'
+    # provenance, would differ in length between checkouts), the same settings as the packaged defaults
+    with tempfile.TemporaryDirectory(prefix="bench-cwd-") as cwd:
+        proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, cwd=cwd)
     if proc.returncode:
         raise RuntimeError(proc.stderr[-3000:])
     line = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")][-1]
-    return json.loads(line[7:], object_hook=lambda d: {int(k) if k.isdigit() else k: v for k, v in d.items()})
+    out = json.loads(line[7:], object_hook=lambda d: {int(k) if k.isdigit() else k: v for k, v in d.items()})
+    for run in (out.values() if mode == "scale" else ()):
+        wrong = [f for f in run["campfire"] if not os.path.realpath(f).startswith(os.path.realpath(src) + os.sep)]
+        if wrong:
+            raise RuntimeError(f"the run of {src} imported campfire from {wrong} (client or workers)")
+    return out
 
 
 def _checkout(ref: str) -> str:
@@ -226,9 +242,13 @@ def main(argv=None) -> None:
                 for n, x in ((1, one), (2, two)):
                     digests.setdefault((x["outputs"]["files"], x["outputs"]["sha256"]), []).append(
                         f"{label} round {i + 1} {n} worker{'s' if n > 1 else ''}")
+                # two workers cannot take less wall time than their run's CPU (workers, client, scheduler)
+                # spread over every core: the most 2 / 1 can be with this much CPU
+                ceiling = one["seconds"] / ((two["worker_cpu"] + two["client_scheduler_cpu"]) / os.cpu_count())
                 print(f"{label}: 1 worker {one['objects_per_s']:.1f} objects/s ({one['seconds']:.1f} s), 2 workers "
                       f"{two['objects_per_s']:.1f} objects/s ({two['seconds']:.1f} s): "
-                      f"{two['objects_per_s'] / one['objects_per_s']:.2f}x")
+                      f"{two['objects_per_s'] / one['objects_per_s']:.2f}x (at most {ceiling:.2f}x with the 2-worker "
+                      f"run's CPU on {os.cpu_count()} idle cores)")
                 for n, x in ((1, one), (2, two)):
                     total = x["worker_cpu"] + x["client_scheduler_cpu"]
                     t = x["timings"]
