@@ -23,7 +23,8 @@ import time
 import numpy as np
 
 HERE = pathlib.Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))
+if __name__ == "__main__":  # run as a script from a checkout; imported (bench_pipeline), it leaves sys.path alone
+    sys.path.insert(0, str(HERE.parent))
 
 
 def _rss() -> int:

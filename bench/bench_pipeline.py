@@ -14,19 +14,30 @@ up), exactly as ``campfire run --scheduler tcp://...`` would.
 
 ``--ref REF`` runs the same measurement, interleaved, on a checkout of git ref REF (a
 temporary worktree), so before and after share the machine's state. The archive's files
-are read once before the timed runs (page cache warm): the figures are CPU, not disk.
+are read right before each timed run (page cache warm: the figures are CPU, not disk; this
+VM's memory manager pages out file pages left idle for about a minute, so one read at the
+start is not enough).
+
+``scale`` also checks that every run wrote the same outputs: a digest of every output
+file's bytes (FITS, zarr, PNG, ECSV, provenance), with the run's timestamp and the workflow copy's path masked; and splits
+the CPU of this process into its main thread (the client: selection, graph, submission,
+summary) and its other threads (the LocalCluster's scheduler, the nannies, the comms: a
+LocalCluster's nannies live in the process that starts it).
 """
 from __future__ import annotations
 
 import argparse
 import glob
+import hashlib
 import json
 import os
 import pathlib
 import shutil
 import subprocess
 import sys
+import re
 import tempfile
+import threading
 import time
 
 HERE = pathlib.Path(__file__).resolve().parent
@@ -49,6 +60,34 @@ def _warm_files(root: str, field: str | None) -> None:
         with open(path, "rb") as f:
             while f.read(1 << 20):
                 pass
+
+
+def _digest(outdir: pathlib.Path, masks: list[str]) -> dict:
+    """sha256 over every output file's path and bytes, timestamps and ``masks`` (paths) masked."""
+    h = hashlib.sha256()
+    files = sorted(p for p in outdir.rglob("*") if p.is_file())
+    stamp = re.compile(rb"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+]00:00")
+    for p in files:
+        data = stamp.sub(b"TIME", p.read_bytes())
+        for m in masks:
+            data = data.replace(m.encode(), b"PATH")
+        h.update(str(p.relative_to(outdir)).encode() + b"\0" + hashlib.sha256(data).digest())
+    return {"files": len(files), "sha256": h.hexdigest()[:16]}
+
+
+def _campfire_file() -> str:
+    import campfire
+
+    return campfire.__file__
+
+
+def _thread_cpu() -> tuple[float, float]:
+    """CPU s of this process's main thread and of all its other threads."""
+    import psutil
+
+    main = threading.main_thread().native_id
+    times = {t.id: t.user_time + t.system_time for t in psutil.Process().threads()}
+    return times.get(main, 0.0), sum(v for k, v in times.items() if k != main)
 
 
 def _instrument(clock: dict[str, float]) -> None:
@@ -89,6 +128,7 @@ def run_stages(root: str, field: str | None) -> dict:
                  **quiet)
     clock: dict[str, float] = {}
     _instrument(clock)
+    _warm_files(root, field)
     c0, t0 = time.process_time(), time.perf_counter()
     s = run_workflow(wf, scheduler="synchronous", output=tmp / "out", force=True, **quiet)
     cpu, wall = time.process_time() - c0, time.perf_counter() - t0
@@ -104,22 +144,30 @@ def run_scale(root: str, field: str | None, workers=(1, 2)) -> dict:
     sys.path.insert(0, str(HERE))
     from bench_graphs import _warm, _worker_cpu, cluster
 
+    import campfire
     from campfire.workflows.runner import run_workflow
 
     tmp = pathlib.Path(tempfile.mkdtemp(prefix="bench-pipe-"))
     wf = _workflow(root, field, tmp)
     out = {}
+    masks = [str(tmp)]  # the workflow copy's path (the same length in every run)
     for n in workers:
         with cluster(n) as (c, client):
             client.run(_warm)
-            cpu0, own0 = _worker_cpu(client), time.process_time()
+            where = {campfire.__file__, *client.run(_campfire_file).values()}
+            _warm_files(root, field)
+            cpu0, own0, threads0 = _worker_cpu(client), time.process_time(), _thread_cpu()
             s = run_workflow(wf, scheduler=c.scheduler_address, output=tmp / f"out{n}", force=True, progress=False,
                              echo=lambda _: None)
             cpu, own = _worker_cpu(client) - cpu0, time.process_time() - own0
+            threads = [b - a for a, b in zip(threads0, _thread_cpu())]
         n_obj = s["objects"]["done"] + s["objects"]["failed"]
         # this process: the client (selection, graph, summary) and the LocalCluster's scheduler
         out[n] = {"objects": n_obj, "seconds": s["seconds"], "compute": s["timings"]["compute"],
-                  "objects_per_s": n_obj / s["seconds"], "worker_cpu": cpu, "client_scheduler_cpu": own}
+                  "timings": s["timings"], "objects_per_s": n_obj / s["seconds"], "worker_cpu": cpu,
+                  "client_scheduler_cpu": own, "client_cpu": threads[0],
+                  "scheduler_cpu": threads[1], "outputs": _digest(tmp / f"out{n}", masks),
+                  "campfire": sorted(where)}
     shutil.rmtree(tmp, ignore_errors=True)
     return out
 
@@ -129,11 +177,19 @@ def _child(mode: str, root: str, field: str | None, src: str) -> dict:
     env = dict(os.environ, PYTHONPATH=src)
     code = (f"import sys, json; sys.path.insert(0, {str(HERE)!r}); import bench_pipeline as b; "
             f"print('RESULT', json.dumps(b.run_{mode}({root!r}, {field!r})))")
-    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, cwd=src)
+    # run from an empty directory: no checkout's dask-config.yaml (whose path, recorded in the outputs'
+    # provenance, would differ in length between checkouts), the same settings as the packaged defaults
+    with tempfile.TemporaryDirectory(prefix="bench-cwd-") as cwd:
+        proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, cwd=cwd)
     if proc.returncode:
         raise RuntimeError(proc.stderr[-3000:])
     line = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")][-1]
-    return json.loads(line[7:], object_hook=lambda d: {int(k) if k.isdigit() else k: v for k, v in d.items()})
+    out = json.loads(line[7:], object_hook=lambda d: {int(k) if k.isdigit() else k: v for k, v in d.items()})
+    for run in (out.values() if mode == "scale" else ()):
+        wrong = [f for f in run["campfire"] if not os.path.realpath(f).startswith(os.path.realpath(src) + os.sep)]
+        if wrong:
+            raise RuntimeError(f"the run of {src} imported campfire from {wrong} (client or workers)")
+    return out
 
 
 def _checkout(ref: str) -> str:
@@ -179,14 +235,32 @@ def main(argv=None) -> None:
               + " |")
         print("| objects/s (CPU) | " + " | ".join(f"{best[k]['objects'] / best[k]['cpu']:.1f}" for k in labels) + " |")
     else:
+        digests: dict[tuple, list[str]] = {}
         for label, runs in results.items():
-            for r in runs:
+            for i, r in enumerate(runs):
                 one, two = r[1], r[2]
-                own = [x.get("client_scheduler_cpu", float("nan")) for x in (one, two)]
-                print(f"{label}: 1 worker {one['objects_per_s']:.1f} objects/s ({one['seconds']:.1f} s, worker CPU "
-                      f"{one['worker_cpu']:.1f} s, client + scheduler {own[0]:.1f} s), 2 workers "
-                      f"{two['objects_per_s']:.1f} objects/s ({two['seconds']:.1f} s, worker CPU {two['worker_cpu']:.1f} s, "
-                      f"client + scheduler {own[1]:.1f} s): {two['objects_per_s'] / one['objects_per_s']:.2f}x")
+                for n, x in ((1, one), (2, two)):
+                    digests.setdefault((x["outputs"]["files"], x["outputs"]["sha256"]), []).append(
+                        f"{label} round {i + 1} {n} worker{'s' if n > 1 else ''}")
+                # two workers cannot take less wall time than their run's CPU (workers, client, scheduler)
+                # spread over every core: the most 2 / 1 can be with this much CPU
+                ceiling = one["seconds"] / ((two["worker_cpu"] + two["client_scheduler_cpu"]) / os.cpu_count())
+                print(f"{label}: 1 worker {one['objects_per_s']:.1f} objects/s ({one['seconds']:.1f} s), 2 workers "
+                      f"{two['objects_per_s']:.1f} objects/s ({two['seconds']:.1f} s): "
+                      f"{two['objects_per_s'] / one['objects_per_s']:.2f}x (at most {ceiling:.2f}x with the 2-worker "
+                      f"run's CPU on {os.cpu_count()} idle cores)")
+                for n, x in ((1, one), (2, two)):
+                    total = x["worker_cpu"] + x["client_scheduler_cpu"]
+                    t = x["timings"]
+                    print(f"    {n} worker{'s' if n > 1 else ' '}: CPU s workers {x['worker_cpu']:.1f}, client {x['client_cpu']:.1f}, scheduler + comms "
+                          f"{x['scheduler_cpu']:.1f}; all {total:.1f} = {total / (os.cpu_count() * x['seconds']):.0%} "
+                          f"of {os.cpu_count()} cores x wall; first task at {t.get('first_task_after_start')} s, "
+                          f"after the compute {t.get('finish', float('nan')):.2f} s")
+        if len(digests) == 1:
+            print(f"outputs: identical in every run ({next(iter(digests))[0]} files)")
+        else:
+            print("outputs: DIFFERENT: " + "; ".join(f"{d[1]} ({d[0]} files): {', '.join(runs)}"
+                                                     for d, runs in digests.items()))
 
 
 if __name__ == "__main__":

@@ -48,17 +48,26 @@ class Unsupported(Exception):
     """A valid FITS layout this reader does not handle; read the file with astropy."""
 
 
-_READ_WHOLE = 4 << 20  # files up to this size are read in one call
+_HEAD = 64 << 10  # the first read: the primary header and, in the archive's files, the 1D table
+_WINDOW = 2 * 2880  # each later read fetches at least this much: an HDU's first card, then its header
+_READ_AHEAD = 4 << 20  # files up to this size are read ahead whole by the kernel
 
 
 class FileSource:
-    """Random access to a file's bytes: a small local file read whole, ``pread`` on a large
-    one, an fsspec file (its own block cache) for a URL, or bytes already in memory."""
+    """Random access to a file's bytes: ``pread`` through a small window on a local file, an
+    fsspec file (its own block cache) for a URL, or bytes already in memory.
+
+    A local file is not read whole: the archive's files hold 2D images after the 1D table,
+    and copying ~300 kB to read ~30 kB cost more than the table. The kernel is asked to read
+    a file of up to 4 MiB ahead whole (``POSIX_FADV_WILLNEED``), so a cold disk still serves it
+    in one go.
+    """
 
     def __init__(self, path: str | os.PathLike | bytes):
         self.path = path
         self._fd: int | None = None
         self._f = None
+        self._start, self._buf = 0, b""
         if isinstance(path, bytes):  # a file already in memory
             self._f = io.BytesIO(path)
             self.size = len(path)
@@ -70,16 +79,20 @@ class FileSource:
             self.size = int(size) if size is not None else self._f.seek(0, os.SEEK_END)
         else:
             self._fd = os.open(os.fspath(path), os.O_RDONLY)
-            self.size = os.fstat(self._fd).st_size
-            if self.size <= _READ_WHOLE:  # one read: a cold disk serves a whole small file as fast as a header
-                data = os.read(self._fd, self.size)
-                self._f, self.size = io.BytesIO(data), len(data)
+            try:
+                self.size = os.fstat(self._fd).st_size
+                if _HEAD < self.size <= _READ_AHEAD and hasattr(os, "posix_fadvise"):
+                    os.posix_fadvise(self._fd, 0, self.size, os.POSIX_FADV_WILLNEED)
+                self._buf = os.pread(self._fd, min(self.size, _HEAD), 0)
+            except BaseException:
                 os.close(self._fd)
-                self._fd = None
+                raise
 
     def read(self, offset: int, n: int) -> bytes:
         if self._fd is not None:
-            return os.pread(self._fd, n, offset)
+            if not (self._start <= offset and offset + n <= self._start + len(self._buf)):
+                self._start, self._buf = offset, os.pread(self._fd, max(n, _WINDOW), offset)
+            return self._buf[offset - self._start:offset - self._start + n]
         self._f.seek(offset)
         return self._f.read(n)
 

@@ -363,3 +363,21 @@ def test_open_fits_refuses_a_truncated_file_the_byte_scan_leaves_to_astropy(tmp_
     cut.write_bytes(bytes(data[: len(data) - 2880]))
     with pytest.raises(FileFormatError, match="odd-cut"):
         F.open_fits(cut)
+
+
+@pytest.mark.parametrize("size", [100, 70_000, 300_000])
+def test_file_source_reads_what_the_file_holds_wherever_the_reads_fall(tmp_path, size):
+    """A local file is read through a window (its head first, then ``pread``s), not whole:
+    every read, forward, backward, across the window's edge or past the end, is the file's bytes."""
+    from campfire.io.fitsbytes import FileSource
+
+    data = np.random.default_rng(size).integers(0, 256, size, dtype=np.uint8).tobytes()
+    path = tmp_path / "f.bin"
+    path.write_bytes(data)
+    rng = np.random.default_rng(1)
+    reads = [(0, 8), (size - 5, 20), (65_530, 12), (2880, 2880), (size // 2, 40_000), (10, 3)]
+    reads += [(int(o), int(n)) for o, n in zip(rng.integers(0, size, 50), rng.integers(0, 20_000, 50))]
+    with FileSource(str(path)) as src:
+        assert src.size == size
+        for offset, n in reads:
+            assert src.read(offset, n) == data[offset:offset + n]

@@ -78,3 +78,41 @@ def test_run_context_connects_to_an_existing_scheduler(cf, cluster_client):
         stack = cf.lazy_spectra(**SEL).open().stack("mean", by="all", grid=GRID)
         got = ctx.compute(stack)[0]
     assert same(got.fnu, stack.compute(scheduler="threads").fnu)
+
+
+WARM_RUN = """\
+name: warm
+archive: {root}
+selection:
+  tags: [lrd]
+  has_photometry: true
+steps:
+  - download
+  - stack: {{by: object}}
+outputs:
+  plots: 2
+"""
+
+
+def test_a_run_on_a_running_cluster_warms_each_worker_before_its_first_task(demo_root, cluster_client, tmp_path):
+    """Each worker's first use (imports, the first figure) is a task submitted when the run connects,
+    so it overlaps the client's selection and planning instead of delaying the graph's first tasks."""
+    from distributed import get_task_stream
+
+    from campfire.workflows.runner import run_workflow
+
+    wf = tmp_path / "warm.yaml"
+    wf.write_text(WARM_RUN.format(root=demo_root))
+    with get_task_stream(cluster_client) as ts:
+        summary = run_workflow(wf, scheduler=cluster_client.scheduler.address, output=tmp_path / "out",
+                               progress=False, echo=lambda _: None)
+    assert summary["ok"] and len(list((tmp_path / "out" / "plots").glob("*.png"))) == 2
+    workers = set(cluster_client.scheduler_info()["workers"])
+    start = {}
+    for rec in ts.data:
+        began = min(s["start"] for s in rec["startstops"] if s["action"] == "compute")
+        warm = str(rec["key"]).startswith("campfire-warm-up-")
+        start.setdefault((rec["worker"], warm), []).append(began)
+    assert {w for w, warm in start if warm} == workers  # one warm-up on every worker ...
+    for w in workers:  # ... that ran before any task of the run's graph there
+        assert len(start[w, True]) == 1 and start[w, True][0] < min(start.get((w, False), [float("inf")]))
