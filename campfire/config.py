@@ -12,28 +12,44 @@ Registration waits until Dask is in use — ``import dask`` costs ~0.1 s, which
 """
 from __future__ import annotations
 
+import copy
 import os
 import pathlib
 import sys
+import threading
 from typing import Any
 
 _DEFAULTS_FILE = pathlib.Path(__file__).with_name("campfire.yaml")
 _registered = False
+_defaults: dict = {}
+_register_lock = threading.Lock()
 
 API_PREFIX = "/api/v1"
 
 
 def register() -> None:
-    """Register the packaged defaults with Dask's config (once; a user's values win)."""
-    global _registered
-    if _registered:
-        return
-    import dask.config
-    import yaml
+    """Make the packaged defaults part of Dask's config (a user's values win).
 
-    with _DEFAULTS_FILE.open() as f:
-        dask.config.update_defaults(yaml.safe_load(f))
-    _registered = True
+    They are registered once with ``dask.config.update_defaults`` (so
+    ``dask.config.refresh`` keeps them), and merged back whenever the ``campfire`` key
+    has gone since: a ``dask.config.set({"campfire.…": …})`` block entered before they
+    were registered removes the whole key when it exits (it restores a key that was absent).
+    """
+    global _registered, _defaults
+    import dask.config
+
+    if _registered and "campfire" in dask.config.config:
+        return
+    with _register_lock:
+        if not _registered:
+            import yaml
+
+            with _DEFAULTS_FILE.open() as f:
+                _defaults = yaml.safe_load(f)
+            dask.config.update_defaults(_defaults)
+            _registered = True
+        elif "campfire" not in dask.config.config:
+            dask.config.update(dask.config.config, copy.deepcopy(_defaults), priority="old")
 
 
 def package_version() -> str:

@@ -89,3 +89,28 @@ def test_config_is_resolved_when_the_graph_is_built(cf):
     assert max(len(p) for p in lazy.parts) <= 3 or len({r.object_id for r in lazy.parts[0]}) == 1
     got = pop.compute()  # computed outside the config block: still the window of build time
     assert got.meta["norm_window"] == [0.5, 0.6]
+
+
+def test_a_setting_made_before_the_defaults_are_registered_leaves_them_in_place():
+    # import campfire (no Dask yet), then a dask.config.set block of one campfire key: on exit
+    # Dask restores the "campfire" key it found absent — by removing it, defaults and all
+    import subprocess
+    import sys
+
+    script = (
+        "import campfire\n"
+        "import dask.config\n"
+        "from campfire import config\n"
+        "assert not config._registered\n"
+        "with dask.config.set({'campfire.download.max-workers': 3}):\n"
+        "    assert config.get('download.max-workers') == 3\n"
+        "print(config.get('download.max-workers'), config.get('download.chunk-size'))\n"
+        "dask.config.refresh()\n"
+        "print(config.get('download.max-workers'))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    first, second = out.stdout.split("\n")[:2]
+    workers, chunk = first.split()
+    assert int(workers) == config.get("download.max-workers") != 3 and int(chunk) > 0
+    assert int(second) == int(workers)
