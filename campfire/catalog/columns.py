@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import functools
 import itertools
-from typing import Any, Iterable, Sequence, TYPE_CHECKING
+from typing import Any, Sequence, TYPE_CHECKING
 
 import numpy as np
 
@@ -40,10 +40,8 @@ __all__ = [
     "inspections_table",
     "make_table",
     "objects_table",
-    "row_columns",
     "spectra_table",
     "row_dict",
-    "tags_column",
 ]
 
 # (name, SQL expression, dtype); an expression in braces is filled in by the compiler
@@ -312,35 +310,11 @@ def make_table(columns: Sequence[Column], rows: list[tuple]) -> Table:
     >>> str(t['slug'].dtype), str(t['program_name'][0]), bool(t['is_public'][0])
     ('<U5', '', True)
     """
-    return columns_table(columns, row_columns(columns, rows))
-
-
-def row_columns(columns: Sequence[Column], rows: list[tuple]) -> list[np.ndarray]:
-    """:func:`make_table`'s typed arrays of row tuples, one per column of ``columns`` (for :func:`columns_table`)."""
     if rows:
-        return _column_arrays(columns, rows)
-    return [np.zeros(0, dtype=_EMPTY[dtype]) for _, _, dtype in columns]
-
-
-def tags_column(object_ids: Sequence[str], pairs: Iterable[tuple[str, str]]) -> np.ndarray:
-    """The ``tags`` column of objects: each one's tag names, distinct, sorted, comma-joined ('' for none).
-
-    What the column's SQL gives (``group_concat`` of the names grouped and ordered by
-    name: the same code-point order), from ``(object_id, name)`` pairs in any order.
-
-    Examples
-    --------
-    >>> tags_column(['a', 'b', 'c'], [('c', 'lrd'), ('a', 'z'), ('c', 'hae'), ('c', 'lrd')]).tolist()
-    ['z', '', 'hae,lrd']
-    """
-    names: dict[str, list[str]] = {}
-    for object_id, name in pairs:
-        if name is not None:  # group_concat skips a NULL
-            names.setdefault(object_id, []).append(name)
-    joined = {o: v[0] if len(v) == 1 else ",".join(sorted(set(v))) for o, v in names.items()}
-    if not object_ids:
-        return np.zeros(0, dtype=_EMPTY["str"])
-    return np.array([joined.get(o, "") for o in object_ids], dtype=str)
+        data = _column_arrays(columns, rows)
+    else:
+        data = [np.zeros(0, dtype=_EMPTY[dtype]) for _, _, dtype in columns]
+    return columns_table(columns, data)
 
 
 def columns_table(columns: Sequence[Column], data: Sequence[np.ndarray]) -> Table:

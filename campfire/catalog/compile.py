@@ -75,22 +75,6 @@ def _tags_expr(visibility: Visibility) -> tuple[str, list]:
     return expr, name_params + params
 
 
-def _tags_of(visibility: Visibility) -> tuple[str, list]:
-    """The ``(object_id, name)`` rows of the visible tags of listed objects (names as in :func:`_tags_expr`).
-
-    The objects are the statement's last parameter, a JSON array of object_ids (its
-    other parameters come first): one index lookup per object and no sort, where the
-    column's subquery sorts (twice) per row (the 233 objects of a 30″ cone: its SQL
-    ~0.12 ms less of ~1.15, the whole query ≤ 0.1 ms less: bench/RESULTS.md, stop 26).
-    :func:`campfire.catalog.columns.tags_column` joins the names.
-    """
-    pred, params = visibility.tag_predicate("t")
-    name, name_params = display_expr("t", visibility.user)
-    return (f"SELECT ot.object_id, {name} FROM object_tags ot INDEXED BY object_tags_object "
-            f"JOIN tags t ON t.tag_id = ot.tag_id WHERE {pred} AND ot.object_id IN (SELECT value FROM json_each(?))",
-            name_params + params)
-
-
 def _local_path_expr(local_root: str | None) -> tuple[str, list]:
     """``<local_root>/<fits_path>`` of a file the client holds (``local_files``), else ''."""
     if local_root is None:
@@ -212,8 +196,6 @@ class Compiled:
     sql: str
     params: list
     max_rows: int | None = None
-    # see plan_query's tags_after: the statement of the tags column (left '' in ``sql``), see _tags_of
-    tags: tuple[str, list] | None = None
 
 
 def compile_query(q: Query, visibility: Visibility, *, layout: Layout | None = None,
@@ -231,8 +213,7 @@ def compile_query(q: Query, visibility: Visibility, *, layout: Layout | None = N
 
 def plan_query(q: Query, visibility: Visibility, *, layout: Layout | None = None,
                conn: sqlite3.Connection | None = None, local_root: str | None = None, count: bool = False,
-               extra: tuple[str, list] | None = None, bound: bool = False,
-               tags_after: int | None = None) -> Compiled:
+               extra: tuple[str, list] | None = None, bound: bool = False) -> Compiled:
     """SQL and parameters for ``q`` (its rows, or their count), and a bound on its rows.
 
     Parameters
@@ -257,15 +238,11 @@ def plan_query(q: Query, visibility: Visibility, *, layout: Layout | None = None
     bound : bool
         Count a cone's R*Tree boxes for ``max_rows`` too (one more capped probe: ~30 µs
         for a 30″ cone alone, ~0.1 ms among other queries).
-    tags_after : int, optional
-        An objects query that returns at most so many rows (``max_rows``) leaves its
-        ``tags`` column '' and gives the statement that reads it for the result's
-        objects (``Compiled.tags``, :func:`_tags_of`; read it in the same transaction).
 
     Returns
     -------
     Compiled
-        The statement, its bound parameters, ``tags`` and ``max_rows``: the query returns at
+        The statement, its bound parameters and ``max_rows``: the query returns at
         most so many rows (its limit, or the count of the planner's probe of the index
         that drives it, or with ``bound`` of a cone's R*Tree boxes, up to :data:`_CONE_CAP`); None when
         nothing says (no limit, no probe under its cap). A bound, not an estimate: the
@@ -285,7 +262,6 @@ def plan_query(q: Query, visibility: Visibility, *, layout: Layout | None = None
     283
     """
     terms: Terms = {}
-    tags = None
     vis_sql, vis_params = visibility.program_predicate("s")
     if q.kind == "objects":
         legacy = layout is not None and not layout.views
@@ -335,12 +311,7 @@ def plan_query(q: Query, visibility: Visibility, *, layout: Layout | None = None
         if count:
             select, select_params = "SELECT count(*)", []
         else:
-            few = [n for n in (max_rows, q.limit) if n is not None]
-            if tags_after is not None and few and min(few) <= tags_after:
-                tags = _tags_of(visibility)
-                tags_expr, tags_params = "''", []
-            else:
-                tags_expr, tags_params = _tags_expr(visibility)
+            tags_expr, tags_params = _tags_expr(visibility)
             select = "SELECT " + ", ".join(_legacy(expr, legacy).format(tags=tags_expr) for _, expr, _ in OBJECT_COLUMNS)
             select_params = tags_params
     else:
@@ -401,4 +372,4 @@ def plan_query(q: Query, visibility: Visibility, *, layout: Layout | None = None
         all_params += [q.limit if q.limit is not None else -1, q.offset]
     if q.limit is not None:
         max_rows = q.limit if max_rows is None else min(max_rows, q.limit)
-    return Compiled(sql, all_params, max_rows, tags)
+    return Compiled(sql, all_params, max_rows)

@@ -22,7 +22,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import gc
-import json
 import logging
 import os
 import pathlib
@@ -41,9 +40,9 @@ from campfire.catalog.columns import (
     columns_table,
     inspections_table,
     make_table,
-    row_columns,
+    objects_table,
     row_dict,
-    tags_column,
+    spectra_table,
 )
 from campfire.catalog import columnar
 from campfire.catalog.compile import Compiled, plan_query
@@ -110,18 +109,6 @@ def _gc_paused():
         gc.enable()
 
 
-@contextlib.contextmanager
-def _read_transaction(conn: sqlite3.Connection):
-    """One read transaction on ``conn`` (a read-only connection, outside any transaction) for its statements."""
-    conn.execute("BEGIN")
-    try:
-        yield
-    finally:
-        conn.execute("COMMIT")
-
-
-_OBJECT_ID = [name for name, _, _ in OBJECT_COLUMNS].index("object_id")
-_TAGS = [name for name, _, _ in OBJECT_COLUMNS].index("tags")
 _VALID_CACHE: dict[tuple, bool] = {}
 
 
@@ -293,12 +280,12 @@ class LocalCatalog:
         return plan.sql, plan.params
 
     def _plan(self, q: Query, *, count: bool = False, extra: tuple[str, list] | None = None,
-              bound: bool = False, tags_after: int | None = None) -> Compiled:
+              bound: bool = False) -> Compiled:
         """:meth:`compile`'s statement with a bound on its rows (:func:`campfire.catalog.compile.plan_query`)."""
         layout = self._layout()
         local_root = str(self.root) + os.sep if self.expose_paths else None
         return plan_query(q, self.caller_visibility(), layout=layout, conn=self.conn, local_root=local_root,
-                          count=count, extra=extra, bound=bound, tags_after=tags_after)
+                          count=count, extra=extra, bound=bound)
 
     # -- queries --------------------------------------------------------------------
     def query(self, q: Query) -> Table:
@@ -320,8 +307,7 @@ class LocalCatalog:
         """
         q = self._resolve(q)
         reader = _reader()
-        # the tags of a small result's objects are read after its rows (see plan_query)
-        plan = self._plan(q, bound=reader == "auto", tags_after=None if reader == "columnar" else _ROWS_UP_TO)
+        plan = self._plan(q, bound=reader == "auto")
         sql, params = plan.sql, plan.params
         # auto: a small result (a page, a cone, a selective filter, nothing) through rows, a large one through
         # columns. Not "the first 500 rows through rows, then columns": a sorted result's first row costs most
@@ -335,23 +321,13 @@ class LocalCatalog:
                 log.debug("%s: query read through rows (%s)", self.db_path, why)
             else:
                 return columns_table(columns, data)
-        columns = columns_of(q.kind)
-        conn = self.conn
         with _gc_paused():
-            if plan.tags is None:
-                data = row_columns(columns, conn.execute(sql, params).fetchall())
-            else:
-                with _read_transaction(conn):  # the tags as of the rows
-                    rows = conn.execute(sql, params).fetchall()
-                    data = row_columns(columns, rows)
-                    ids = [row[_OBJECT_ID] for row in rows]
-                    del rows
-                    if ids:
-                        tags_sql, tags_params = plan.tags
-                        data[_TAGS] = tags_column(ids, conn.execute(tags_sql, [*tags_params, json.dumps(ids)]))
-            # the row tuples are freed before the collector resumes: alive then, they would make its
+            rows = self.conn.execute(sql, params).fetchall()
+            table = objects_table(rows) if q.kind == "objects" else spectra_table(rows)
+            # freed before the collector resumes: alive then, the row tuples would make its
             # first pass (due after so many new objects) walk them all just before they go
-        return columns_table(columns, data)
+            del rows
+        return table
 
     def count(self, q: Query) -> int:
         """Number of rows matching ``q`` (ignores limit and offset).
