@@ -176,23 +176,23 @@ def resample_shared(new_w, old_w, f2d, e2d, has_err, fill, min_cov, out_f, out_e
 
 
 @numba.njit(cache=True)
-def resample_one_checked(new_w, old_w, f, e, has_err, fill, min_cov):
-    """One spectrum, inputs checked in the same call: ``(ok, flux, err)``.
+def resample_one_checked(new_w, old_w, f, e, has_err, fill, min_cov, out_f, out_e):
+    """One spectrum into ``out_f`` (``out_e``), inputs checked in the same call: True when done.
 
-    ``ok`` is False when either grid is not ≥ 2 finite, strictly increasing values or
-    ``f`` (``e``) does not match ``old_w`` (the caller then names the problem); the
-    per-call path of ``resample_flux``, where the checks and allocations cost more than
-    the resampling when done in numpy.
+    False when either grid is not ≥ 2 finite, strictly increasing values or ``f`` (``e``)
+    does not match ``old_w`` (the caller then names the problem). The per-call path of
+    ``resample_flux``, where the checks and allocations cost more than the resampling when
+    done in numpy; the caller allocates the outputs (cheaper than returning numba's arrays)
+    and the edges share one buffer.
     """
     m = new_w.shape[0]
     n = old_w.shape[0]
-    out_f = np.empty(m)
-    out_e = np.empty(m if has_err else 1)
-    if m < 2 or n < 2 or f.shape[0] != n or e.shape[0] != n:
-        return False, out_f, out_e
-    ne = np.empty(m + 1)
-    oe = np.empty(n + 1)
+    if m < 2 or n < 2 or f.shape[0] != n or e.shape[0] != n or out_f.shape[0] != m or out_e.shape[0] != m:
+        return False
+    edges = np.empty(m + n + 2)
+    ne = edges[: m + 1]
+    oe = edges[m + 1:]
     if not (_edges(new_w, ne) and _edges(old_w, oe)):
-        return False, out_f, out_e
+        return False
     _resample_one(ne, oe, f, e, has_err, fill, min_cov, out_f, out_e)
-    return True, out_f, out_e
+    return True

@@ -323,12 +323,13 @@ def _resample_one_fast(new_wavelength, wavelength, flux, flux_err, fill, min_cov
     one = _one_kernel()
     if one is None:
         return None
+    out_f = np.empty(new_wavelength.shape[0])
+    if not has_err:  # (flux and out_f stand in for the error arrays, never read or written)
+        return out_f if one(new_wavelength, wavelength, flux, flux, False, fill, min_coverage, out_f, out_f) else None
+    out_e = np.empty(new_wavelength.shape[0])
     # the kernel checks both grids and the lengths of flux and flux_err
-    ok, out_f, out_e = one(new_wavelength, wavelength, flux, flux_err if has_err else flux, has_err, fill,
-                           min_coverage)
-    if not ok:
-        return None
-    return (out_f, out_e) if has_err else out_f
+    return (out_f, out_e) if one(new_wavelength, wavelength, flux, flux_err, True, fill, min_coverage, out_f, out_e) \
+        else None
 
 
 def resample_flux(
