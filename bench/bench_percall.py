@@ -1,6 +1,6 @@
 """Costs users wait for once per call or once per process (issue 16, points 1 and 4).
 
-    python bench/bench_percall.py [--root DEMO_ROOT] [--files 300] [--ref REF]
+    python bench/bench_percall.py [--root DEMO_ROOT] [--files 300] [--ref REF] [--rounds 3]
 
 Prints, side by side in the same run:
 
@@ -14,9 +14,11 @@ Prints, side by side in the same run:
   process (numba and its on-disk cache loaded), as CPU time of that process (wall time
   swings with the neighbours' load on a shared machine; CPU time does not).
 
-``--ref REF`` also measures the cold start (and open) on a checkout of git ref REF (a
-temporary worktree), interleaved with this tree's runs. Figures are CPU time, best of
-several repeats.
+``--ref REF`` also measures everything on a checkout of git ref REF (a temporary worktree),
+interleaved with this tree's runs (per call: ``--rounds`` alternating child processes, each
+timing both campfire and SpectResC). Every figure is measured in a child process whose
+``PYTHONPATH`` is the tree measured, so the editable install never stands in for it.
+Figures are CPU time, best of several repeats.
 """
 from __future__ import annotations
 
@@ -139,37 +141,102 @@ print(json.dumps({"process_cpu": c1, "import_cpu": c1 - c0, "import_wall": t1 - 
 
 _BARE = "import resource; r = resource.getrusage(resource.RUSAGE_SELF); print(r.ru_utime + r.ru_stime)"
 
+# numba's own floor: a trivial cached @njit function's first call in a fresh process that has
+# imported campfire (so the modules campfire and numba share are paid before, as in _COLD), split
+# into numba's import, the SciPy import its BLAS probe makes (numba.np.arraymath), numba's
+# registries (typing and target contexts) and the rest (cache load, call)
+_FLOOR_MODULE = "import numba\n@numba.njit(cache=True)\ndef first(a):\n    return a[0]\n"
+_FLOOR = """
+import resource, json, sys
+def cpu():
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+import campfire
+import numpy as np
+a = np.ones(10)
+c0 = cpu()
+import numba
+c1 = cpu()
+import floor_kernel
+c2 = cpu()
+split = "--split" in sys.argv
+if split:
+    import scipy.linalg.cython_blas
+c3 = cpu()
+if split:
+    from numba.core.registry import cpu_target
+    cpu_target.target_context.refresh()
+c4 = cpu()
+floor_kernel.first(a)
+c5 = cpu()
+print(json.dumps({"import_numba": c1 - c0, "define": c2 - c1, "scipy_blas_probe": c3 - c2, "registries": c4 - c3,
+                  "rest": c5 - c4, "first_call": c5 - c1}))
+"""
 
-def bench_cold(src: str, cache_dir: str, repeat: int = 5) -> dict:
+
+def _cold_env(src: str, cache_dir: str) -> dict:
     env = dict(os.environ, PYTHONPATH=src, CAMPFIRE_CACHE_DIR=cache_dir)
     env.pop("NUMBA_CACHE_DIR", None)
-    subprocess.run([sys.executable, "-c", _COLD], env=env, check=True, capture_output=True, cwd=tempfile.gettempdir())
-    runs = []
-    bare = []
+    return env
+
+
+def _run_json(code: str, env: dict, cwd: str, *args: str) -> dict:
+    out = subprocess.run([sys.executable, "-c", code, *args], env=env, check=True, capture_output=True, text=True,
+                         cwd=cwd)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def bench_cold(sources: dict[str, str], cache: str, repeat: int = 5) -> dict[str, dict]:
+    """Cold start of each tree and numba's floor, ``repeat`` interleaved fresh processes each; best figures."""
+    floor_dir = os.path.join(cache, "floor")
+    os.makedirs(floor_dir, exist_ok=True)
+    pathlib.Path(floor_dir, "floor_kernel.py").write_text(_FLOOR_MODULE)
+    floor_env = dict(os.environ, PYTHONPATH=os.pathsep.join([floor_dir, sources["after"]]),
+                     NUMBA_CACHE_DIR=os.path.join(floor_dir, "cache"))
+    tmp = tempfile.gettempdir()
+    envs = {label: _cold_env(src, os.path.join(cache, label)) for label, src in sources.items()}
+    for env in envs.values():  # compile into the empty cache once
+        _run_json(_COLD, env, tmp)
+    _run_json(_FLOOR, floor_env, floor_dir)
+    runs: dict[str, list] = {label: [] for label in [*sources, "floor", "floor split", "bare"]}
     for _ in range(repeat):
-        out = subprocess.run([sys.executable, "-c", _COLD], env=env, check=True, capture_output=True, text=True,
-                             cwd=tempfile.gettempdir())
-        runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
-        bare.append(float(subprocess.run([sys.executable, "-c", _BARE], capture_output=True, text=True).stdout))
-    best = {k: min(r[k] for r in runs) for k in ("process_cpu", "import_cpu", "import_wall", "first_call_cpu",
-                                                   "first_call_wall")}
-    best["python_startup_cpu"] = min(bare)
-    best["heavy_modules_after_import"] = runs[-1]["heavy_modules_after_import"]
+        for label, env in envs.items():
+            runs[label].append(_run_json(_COLD, env, tmp))
+        runs["floor"].append(_run_json(_FLOOR, floor_env, floor_dir))
+        runs["floor split"].append(_run_json(_FLOOR, floor_env, floor_dir, "--split"))
+        runs["bare"].append(float(subprocess.run([sys.executable, "-c", _BARE], capture_output=True, text=True).stdout))
+    best = {}
+    for label in sources:
+        best[label] = {k: min(r[k] for r in runs[label]) for k in ("process_cpu", "import_cpu", "import_wall",
+                                                                   "first_call_cpu", "first_call_wall")}
+        best[label]["heavy_modules_after_import"] = runs[label][-1]["heavy_modules_after_import"]
+    best["floor"] = {k: min(r[k] for r in runs["floor"]) for k in runs["floor"][0]}
+    best["floor split"] = {k: min(r[k] for r in runs["floor split"]) for k in runs["floor split"][0]}
+    best["python_startup_cpu"] = min(runs["bare"])
     return best
+
+
+def _child(what: str, src: str, extra: list[str]) -> dict:
+    """One ``--child`` measurement of the tree at ``src`` (its own process, ``PYTHONPATH=src``)."""
+    env = dict(os.environ, PYTHONPATH=src)
+    out = subprocess.run([sys.executable, str(HERE / "bench_percall.py"), *extra, "--child", what], env=env,
+                         capture_output=True, text=True, check=True)
+    return json.loads([x for x in out.stdout.splitlines() if x.startswith("RESULT ")][-1][7:])
 
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--root", default=os.environ.get("CAMPFIRE_TEST_DEMO_ROOT"), help="a demo archive root")
     ap.add_argument("--files", type=int, default=300)
-    ap.add_argument("--ref", default=None, help="also measure the cold start and open on this git ref (before)")
+    ap.add_argument("--ref", default=None, help="also measure everything on this git ref (before), interleaved")
+    ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds of the per-call figures")
     ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     sys.path.insert(0, str(HERE))
     from bench_pipeline import _checkout  # a temporary worktree of a git ref
 
-    if args.child:  # one measurement on this tree, for --ref
-        print("RESULT", json.dumps(bench_open(args.root, args.files) if args.child == "open" else {}))
+    if args.child:  # one measurement of the tree on PYTHONPATH
+        print("RESULT", json.dumps(bench_open(args.root, args.files) if args.child == "open" else bench_per_call()))
         return
     print(f"machine: {os.cpu_count()} cores, load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     sources = {"after": str(HERE.parent)}
@@ -180,25 +247,41 @@ def main(argv=None) -> None:
         if args.root:
             print(f"\nopen, CPU ms per file ({args.files} files of {args.root}):")
             for label, src in sources.items():
-                env = dict(os.environ, PYTHONPATH=src)
-                out = subprocess.run([sys.executable, str(HERE / "bench_percall.py"), "--root", args.root, "--files",
-                                      str(args.files), "--child", "open"], env=env, capture_output=True, text=True,
-                                     check=True)
-                res = json.loads([x for x in out.stdout.splitlines() if x.startswith("RESULT ")][-1][7:])
+                res = _child("open", src, ["--root", args.root, "--files", str(args.files)])
                 bare = res["bare astropy SPEC1D read"]
                 for name, sec in res.items():
                     print(f"  {label:6s} {name:40s} {sec * 1e3:7.3f} ms  ({sec / bare:.2f}× bare astropy)")
-        print("\nper call, resample_flux of one spectrum (600 → 400 px, with errors), CPU µs per call:")
-        for name, value in bench_per_call().items():
-            print(f"  {name:32s} {value:.3g}" if name.startswith("max") else f"  {name:32s} {value * 1e6:8.2f} µs")
-        print("\ncold start, CPU s of a fresh process (best of 5; numba cache warm in a temporary CAMPFIRE_CACHE_DIR):")
-        with tempfile.TemporaryDirectory() as cache:
+        print(f"\nper call, resample_flux of one spectrum (600 → 400 px, with errors), CPU µs per call, best of "
+              f"{args.rounds} interleaved rounds:")
+        per_call: dict[str, dict[str, float]] = {label: {} for label in sources}
+        for _ in range(args.rounds):
             for label, src in sources.items():
-                c = bench_cold(src, os.path.join(cache, label))
-                print(f"  {label:6s} python startup {c['python_startup_cpu']:.3f} s; `import campfire` "
-                      f"{c['import_cpu']:.3f} s (wall {c['import_wall']:.3f} s); first compiled call "
-                      f"+{c['first_call_cpu']:.3f} s (wall {c['first_call_wall']:.3f} s); imported by "
-                      f"`import campfire`: {', '.join(c['heavy_modules_after_import']) or 'none of dask/astropy/numba/scipy'}")
+                res = _child("percall", src, [])
+                for name, value in res.items():
+                    keep = max if name.startswith("max") else min
+                    per_call[label][name] = keep(per_call[label].get(name, value), value)
+        for label, res in per_call.items():
+            for name, value in res.items():
+                print(f"  {label:6s} {name:32s} {value:.3g}" if name.startswith("max") else
+                      f"  {label:6s} {name:32s} {value * 1e6:8.2f} µs")
+            if "SpectResC spectres" in res:
+                print(f"  {label:6s} {'campfire / SpectResC':32s} {res['campfire resample_flux'] / res['SpectResC spectres']:8.2f}")
+        print("\ncold start, CPU s of a fresh process (best of 5 interleaved; numba cache warm in a temporary "
+              "CAMPFIRE_CACHE_DIR):")
+        with tempfile.TemporaryDirectory() as cache:
+            cold = bench_cold(sources, cache)
+        print(f"  python startup {cold['python_startup_cpu']:.3f} s")
+        for label in sources:
+            c = cold[label]
+            print(f"  {label:6s} `import campfire` {c['import_cpu']:.3f} s (wall {c['import_wall']:.3f} s); first "
+                  f"compiled call +{c['first_call_cpu']:.3f} s (wall {c['first_call_wall']:.3f} s); imported by "
+                  f"`import campfire`: {', '.join(c['heavy_modules_after_import']) or 'none of dask/astropy/numba/scipy'}")
+        fl, sp = cold["floor"], cold["floor split"]
+        print(f"  numba's floor (a cached trivial @njit function, first call in a fresh process after `import campfire`): "
+              f"+{fl['import_numba'] + fl['first_call']:.3f} s = import numba {fl['import_numba']:.3f} s + first call "
+              f"{fl['first_call']:.3f} s; split: import numba {sp['import_numba']:.3f}, SciPy imported by numba's BLAS "
+              f"probe {sp['scipy_blas_probe']:.3f}, numba's registries {sp['registries']:.3f}, cache load + call "
+              f"{sp['rest']:.3f} s")
     finally:
         if before:
             subprocess.run(["git", "-C", str(HERE.parent), "worktree", "remove", "--force", before], capture_output=True)

@@ -26,7 +26,6 @@ from campfire.calibration import (
     stack_spectra,
     synthetic_photometry,
 )
-from campfire.tasks.redshift import fit_redshift
 
 
 __all__ = [  # the reference's names (+ resample_flux, fit_redshift); the Plotly helpers load on first use
@@ -40,14 +39,17 @@ __all__ = [  # the reference's names (+ resample_flux, fit_redshift); the Plotly
     "CampfireWarning", "PartialFailureWarning",
 ]
 
-if TYPE_CHECKING:  # the Plotly helpers exist at runtime through __getattr__ below
+if TYPE_CHECKING:  # the Plotly helpers and fit_redshift exist at runtime through __getattr__ below
     from campfire.plotting import plot_redshift_fit, plot_spectrum, plot_spectrum_simple
+    from campfire.tasks.redshift import fit_redshift
 
 _LAZY = {  # heavy or optional parts load on first use, so `import campfire` stays light
     # Plotly helpers (the `plotting` extra): imported on first use, so `import campfire` stays light
     "plot_spectrum": "campfire.plotting",
     "plot_redshift_fit": "campfire.plotting",
     "plot_spectrum_simple": "campfire.plotting",
+    # the redshift fit (a 1,200-line module, ~15 ms to load): on first use
+    "fit_redshift": "campfire.tasks.redshift",
 }
 
 

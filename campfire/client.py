@@ -17,11 +17,11 @@ from campfire import config
 from campfire.catalog.backend import CatalogBackend
 from campfire.catalog.db import CATALOG_FILE
 from campfire.catalog.filters import QueryFilters, build_query
-from campfire.catalog.local import LocalCatalog
 from campfire.errors import CampfireError, CampfireWarning, NotFoundError, ValidationError
 from campfire.models import Object, Photometry, Spectrum, SpectrumCollection, SpectrumData, split_list
 
 if TYPE_CHECKING:
+    from campfire.catalog.local import LocalCatalog
     from campfire.catalog.remote import RemoteCatalog
     from campfire.graphs.collection import LazySpectra
 
@@ -96,6 +96,8 @@ class Campfire:
     @property
     def is_local(self) -> bool:
         """True when ``<data_dir>/meta/campfire.db`` exists and is valid."""
+        from campfire.catalog.local import LocalCatalog  # its SQL compiler: ~45 ms, on first use (issue 16.4)
+
         return LocalCatalog.is_valid(self.data_dir)
 
     @property
@@ -117,6 +119,8 @@ class Campfire:
         if self._local is None:
             if not self.is_local:
                 raise CampfireError(NO_ARCHIVE.format(data_dir=self.data_dir))
+            from campfire.catalog.local import LocalCatalog
+
             self._local = LocalCatalog(self.data_dir)
         return self._local
 

@@ -1,20 +1,23 @@
 """Lazy access to the compiled (numba) kernels.
 
-numba is a dependency, imported only when first needed (it costs ~0.2 s):
-:func:`kernels` imports :mod:`campfire.tasks._numba_kernels` (which does ``import numba``)
-the first time a compiled path is asked for, and returns ``None`` when numba is absent
-so callers fall back to their numpy implementation.
+numba is a dependency, imported only when first needed (it costs ~0.25 s, and its first
+compiled call ~0.3 s more: numba's registries, SciPy's BLAS probe):
+:func:`resample_kernels` / :func:`kernels` import :mod:`campfire.tasks._numba_resample` /
+:mod:`campfire.tasks._numba_kernels` (which do ``import numba``) the first time a compiled
+path is asked for, and return ``None`` when numba is absent so callers fall back to their
+numpy implementation.
 """
 from __future__ import annotations
 
 import functools
+import importlib
 import os
 import threading
 from types import ModuleType
 
 from campfire.errors import ValidationError
 
-__all__ = ["kernels", "numba_available", "numba_cache_dir", "resolve_engine"]
+__all__ = ["kernels", "numba_available", "numba_cache_dir", "resample_kernels", "resolve_engine"]
 
 ENGINES = ("auto", "numba", "numpy")
 _CACHE_DIR_LOCK = threading.Lock()
@@ -45,9 +48,9 @@ def numba_cache_dir() -> str:
     return path
 
 
-@functools.lru_cache(maxsize=1)
-def kernels() -> ModuleType | None:
-    """The compiled-kernel module, or None when numba cannot be imported.
+@functools.lru_cache(maxsize=None)
+def _load(module: str) -> ModuleType | None:
+    """The compiled-kernel module ``campfire.tasks.<module>``, or None when numba cannot be imported.
 
     The kernels' on-disk cache goes to :func:`numba_cache_dir`: numba picks a
     function's cache location when the function is decorated, so ``numba.config.CACHE_DIR``
@@ -67,17 +70,29 @@ def kernels() -> ModuleType | None:
         previous = numba.config.CACHE_DIR
         numba.config.CACHE_DIR = numba_cache_dir()
         try:
-            from campfire.tasks import _numba_kernels
+            return importlib.import_module(f"campfire.tasks.{module}")
         except ImportError:
             return None
         finally:
             numba.config.CACHE_DIR = previous
-    return _numba_kernels
+
+
+def kernels() -> ModuleType | None:
+    """The redshift fit's compiled kernels (:mod:`campfire.tasks._numba_kernels`), or None without numba."""
+    return _load("_numba_kernels")
+
+
+def resample_kernels() -> ModuleType | None:
+    """The resampling kernels (:mod:`campfire.tasks._numba_resample`), or None without numba.
+
+    A module of their own: a process that only resamples does not define the fit's kernels.
+    """
+    return _load("_numba_resample")
 
 
 def numba_available() -> bool:
-    """True when the compiled kernels can be used."""
-    return kernels() is not None
+    """True when the compiled kernels can be used (numba imports; the kernel modules load on first use)."""
+    return _load("_numba_resample") is not None
 
 
 def resolve_engine(engine: str | None) -> str:

@@ -19,11 +19,10 @@ _PROBE = textwrap.dedent("""
     import campfire
     from campfire import Campfire  # the import that failed with an empty namespace package
     from campfire.calibration import resample_flux
-    from campfire.tasks._jit import kernels, numba_cache_dir
+    from campfire.tasks._jit import kernels, numba_cache_dir, resample_kernels
     w = np.linspace(1.0, 2.0, 50)
     resample_flux(np.linspace(1.1, 1.9, 20), w, np.ones(50), np.full(50, 0.1))
-    k = kernels()
-    paths = sorted({getattr(k, name)._cache._cache_path for name in dir(k)
+    paths = sorted({getattr(k, name)._cache._cache_path for k in (resample_kernels(), kernels()) for name in dir(k)
                     if hasattr(getattr(k, name), "_cache") and hasattr(getattr(k, name)._cache, "_cache_path")})
     package = pathlib.Path(campfire.__file__).parent
     print(json.dumps({"package": str(package), "cache_paths": paths, "cache_dir": numba_cache_dir(),

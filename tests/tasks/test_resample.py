@@ -198,3 +198,33 @@ def test_public_name():
     import campfire
 
     assert campfire.resample_flux is resample_flux
+
+
+def test_per_call_path_equals_general_path_and_names_problems():
+    # resample_flux of one 1D float64 spectrum takes one compiled call that checks the grids
+    # and lengths itself (issue 16.4): the same numbers, bit for bit, as the general path
+    # (a 2D flux), and every problem still reaches the general path's message
+    rng = np.random.default_rng(12)
+    for _ in range(30):
+        new, old, flux, err = _random_case(rng)
+        flux[0, rng.integers(0, old.size, 5)] = np.nan
+        for mc, fill in ((0.5, np.nan), (0.0, -1.0), (1.0, 0.0)):
+            f1, e1 = resample_flux(new, old, flux[0], err[0], fill, min_coverage=mc)
+            f2, e2 = resample_flux(new, old, flux, err, fill, min_coverage=mc)
+            assert np.array_equal(f1, f2[0], equal_nan=True) and np.array_equal(e1, e2[0], equal_nan=True)
+            assert np.array_equal(resample_flux(new, old, flux[0], fill=fill, min_coverage=mc),
+                                  resample_flux(new, old, flux, fill=fill, min_coverage=mc)[0], equal_nan=True)
+    w = np.linspace(1, 2, 10)
+    for bad, name, what in ((np.r_[w[:5], np.nan, w[6:]], "wavelength", "finite"),
+                            (np.r_[w[:9], np.inf], "wavelength", "finite"),
+                            (np.r_[w[:5], w[4], w[6:]], "wavelength", "increase")):
+        with pytest.raises(ValidationError, match=f"^{name}: .*{what}"):
+            resample_flux(w, bad, np.ones(10))
+        with pytest.raises(ValidationError, match=f"^new_{name}: .*{what}"):
+            resample_flux(bad, w, np.ones(10))
+    with pytest.raises(ValidationError, match="^flux: the last axis"):
+        resample_flux(w, w, np.ones(11), np.ones(11))
+    with pytest.raises(ValidationError, match="^flux_err: "):
+        resample_flux(w, w, np.ones(10), np.ones(11))
+    with pytest.raises(ValidationError, match="^new_wavelength: expected a 1D array of ≥ 2"):
+        resample_flux(w[:1], w, np.ones(10))
