@@ -302,6 +302,8 @@ def test_upgrade_builds_an_index_a_file_lacks(demo_root, tmp_path, raw, monkeypa
     finally:
         conn.close()
     assert index in cat._layout().indexes  # the file changed: the layout is read again
+    # the two-column field+redshift index is superseded (its columns lead the new one's): gone once that is built
+    assert "spectra_field_redshift" not in cat._layout().indexes
     assert f"INDEX {index} " in plan()
     _same_table(without, cf.query_spectra(**query), query)
     unpaged = {k: v for k, v in query.items() if k not in ("limit", "offset")}
