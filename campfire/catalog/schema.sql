@@ -99,8 +99,8 @@ CREATE INDEX IF NOT EXISTS spectra_program ON spectra (program_id);
 CREATE INDEX IF NOT EXISTS spectra_snr ON spectra (signal_to_noise);
 CREATE INDEX IF NOT EXISTS spectra_updated ON spectra (updated_at);
 -- field + redshift drive, then the columns the other filters of query_spectra test: SQLite tests them
--- in the index and reads only the rows that pass (a file written before it has spectra_field_redshift
--- (object_field, object_redshift) instead; the planner uses whichever the file has)
+-- in the index and reads only the rows that pass. It replaces spectra_field_redshift (object_field,
+-- object_redshift): upgrade_catalog drops that one once this one is built; the planner uses either
 CREATE INDEX IF NOT EXISTS spectra_field_redshift_filters ON spectra (object_field, object_redshift,
     object_redshift_quality, grating, signal_to_noise, dq_flags, program_id, object_has_photometry);
 CREATE INDEX IF NOT EXISTS spectra_redshift ON spectra (object_redshift);
