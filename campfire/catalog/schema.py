@@ -94,6 +94,9 @@ VIEW_COLUMNS = {
     "n_reviewers": "INTEGER NOT NULL DEFAULT 0",
     "inspected_at": "TEXT",
 }
+# an index of an older schema.sql -> the one that does its work now: the upgrade drops the old one once the
+# new one is there (one less index to keep per inserted spectrum; it frees its pages for reuse)
+_SUPERSEDED_INDEXES = {"spectra_field_redshift": "spectra_field_redshift_filters"}
 # the reviewer of the grades a catalog held before inspections were recorded (schema 2 → 3)
 CARRIED_OVER = "catalog:carried-over"
 
@@ -245,6 +248,10 @@ def _upgrade(conn: sqlite3.Connection) -> bool:
         for stmt in schema_statements()[1]:  # IF NOT EXISTS: only the missing ones are built
             conn.execute(stmt)
         built = sorted(_index_names(conn) - before)
+        for name in _index_names(conn) & _SUPERSEDED_INDEXES.keys():
+            # its successor is there now (built above): readers read the file's indexes again when it changes
+            # (planner.Layout) and plan without it
+            conn.execute(f"DROP INDEX {name}")
         write_meta(conn, {"schema_version": SCHEMA_VERSION})
         conn.execute("COMMIT")
     except BaseException:
@@ -311,7 +318,7 @@ def _complete(conn: sqlite3.Connection) -> bool:
         return False
     names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type IN ('index', 'trigger', 'table')")}
     wanted = {re.search(r"IF NOT EXISTS\s+(\w+)", s).group(1) for s in schema_statements()[1]}
-    return wanted <= names and "inspections" in names
+    return wanted <= names and "inspections" in names and not names & _SUPERSEDED_INDEXES.keys()
 
 
 def repack_catalog(path: str | os.PathLike, page_size: int = 16384) -> bool:

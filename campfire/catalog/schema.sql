@@ -98,7 +98,11 @@ CREATE INDEX IF NOT EXISTS spectra_observation ON spectra (observation);
 CREATE INDEX IF NOT EXISTS spectra_program ON spectra (program_id);
 CREATE INDEX IF NOT EXISTS spectra_snr ON spectra (signal_to_noise);
 CREATE INDEX IF NOT EXISTS spectra_updated ON spectra (updated_at);
-CREATE INDEX IF NOT EXISTS spectra_field_redshift ON spectra (object_field, object_redshift);
+-- field + redshift drive, then the columns the other filters of query_spectra test: SQLite tests them
+-- in the index and reads only the rows that pass. It replaces spectra_field_redshift (object_field,
+-- object_redshift): upgrade_catalog drops that one once this one is built; the planner uses either
+CREATE INDEX IF NOT EXISTS spectra_field_redshift_filters ON spectra (object_field, object_redshift,
+    object_redshift_quality, grating, signal_to_noise, dq_flags, program_id, object_has_photometry);
 CREATE INDEX IF NOT EXISTS spectra_redshift ON spectra (object_redshift);
 
 -- Cross-spectrum aggregates, materialised per visibility set so a non-member never sees

@@ -22,6 +22,7 @@ from campfire import Campfire
 from campfire.catalog import planner
 from campfire.catalog.filters import build_query
 from campfire.catalog.local import LocalCatalog
+from campfire.catalog.visibility import Visibility
 from campfire.catalog.schema import (
     FIT_COLUMNS,
     OBJECT_COPIES,
@@ -50,8 +51,8 @@ def make_v1(root):
     conn = sqlite3.connect(root / "meta" / "campfire.db")
     for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'").fetchall():
         conn.execute(f"DROP TRIGGER {name}")
-    conn.execute("DROP INDEX spectra_field_redshift")
-    conn.execute("DROP INDEX spectra_redshift")
+    for name in ("spectra_field_redshift_filters", "spectra_field_redshift", "spectra_redshift"):
+        conn.execute(f"DROP INDEX IF EXISTS {name}")  # a file has one of the first two (or both: upgraded)
     for col in OBJECT_COPIES:
         conn.execute(f"ALTER TABLE spectra DROP COLUMN {col}")
     conn.execute("UPDATE archive_meta SET value = '1' WHERE key = 'schema_version'")
@@ -96,6 +97,11 @@ def _cases(raw):
         {"redshift_range": (2.0, 4.0), "search": "uds", "limit": 5},
         {"gratings": ["G395M"], "redshift_range": (0.0, 20.0), "limit": 30},
         {"gratings": ["G140M"], "sort_dir": "desc", "offset": 3, "limit": 12},
+        # every filter the field+redshift index tests in its entries
+        {"fields": ["uds"], "redshift_range": (1.0, 9.0), "gratings": ["PRISM", "G395M"], "max_snr_range": (2.0, 1e9),
+         "dq_flags": ~DQFlags.CONTAMINATION, "redshift_quality": [3, 4], "has_photometry": True},
+        {"fields": ["uds"], "programs": [max(raw["programs"], key=[s["program_id"] for s in raw["spectra"]].count)],
+         "gratings": ["PRISM", "G395M"], "inspected_only": True, "sort": "signal_to_noise"},
     ]
     return cases
 
@@ -190,7 +196,22 @@ def test_access_paths_follow_the_probes(v2_root, monkeypatch):
 
     some_obs = cat.observations()[0]
     assert "USING INDEX spectra_observation" in plan(observations=[some_obs])
-    assert "USING INDEX spectra_field_redshift" in plan(fields=["uds"], redshift_range=(3, 4))
+    assert "USING INDEX spectra_field_redshift_filters (" in plan(fields=["uds"], redshift_range=(3, 4))
+    # the other filters are tested in the index's entries: a count of them reads the index alone, for a
+    # caller of a few programs too (program_id is one of its columns)
+    multi = dict(fields=["uds"], redshift_range=(3, 4), gratings=["PRISM"], max_snr_range=(1, 1e9),
+                 dq_flags=~DQFlags.CONTAMINATION, inspected_only=True, has_photometry=True)
+    assert plan(**multi).startswith("SEARCH s USING INDEX spectra_field_redshift_filters (object_field=? AND "
+                                     "object_redshift>? AND object_redshift<?)")
+    assert plan(count=True, **multi) == "SEARCH s USING COVERING INDEX spectra_field_redshift_filters " \
+                                        "(object_field=? AND object_redshift>? AND object_redshift<?)"
+    public = LocalCatalog(v2_root, visibility=Visibility(program_ids=frozenset(
+        r[0] for r in cat.conn.execute("SELECT program_id FROM programs WHERE is_public")), key=""))
+    sql, params = public.compile(build_query("spectra", fields=["uds"], gratings=["PRISM"], max_snr_range=(1, 1e9))
+                                 .resolve(public.vocabulary()), count=True)
+    assert "s.program_id IN" in sql
+    assert "COVERING INDEX spectra_field_redshift_filters (object_field=?)" in " | ".join(
+        r[-1] for r in public.conn.execute("EXPLAIN QUERY PLAN " + sql, params))
     assert "USING INDEX spectra_redshift" in plan(redshift_range=(7.0, 7.5))
     broad = plan(gratings=["PRISM", "G395M"], redshift_range=(0, 20))
     assert "SCAN s" in broad and "USING INDEX" not in broad.split("|")[0] and "TEMP B-TREE FOR ORDER BY" in broad
@@ -236,23 +257,38 @@ def test_upgrade_in_place(demo_root, tmp_path, raw, caplog):
         _same_table(before[repr(f)], new.query_spectra(**f), f)
 
 
-def test_upgrade_builds_an_index_a_file_lacks(demo_root, tmp_path, raw, monkeypatch):
-    """A current-version file written before an index existed (spectra_grating_id): the planner does
-    without it, and the upgrade builds it with its statistics, no version change, in place."""
+@pytest.mark.parametrize("index, before, query", [
+    # one grating in spectrum_id order (stop 26): without it, the spectrum_id walk
+    ("spectra_grating_id", "sqlite_autoindex_spectra_1", {"gratings": ["PRISM"], "limit": 40, "offset": 2}),
+    # field + redshift with the other filters' columns (stop 27): without it, the two-column index of older files
+    ("spectra_field_redshift_filters", "spectra_field_redshift",
+     {"fields": ["uds"], "redshift_range": (3, 4), "gratings": ["PRISM"], "inspected_only": True, "limit": 40,
+      "offset": 2}),
+])
+def test_upgrade_builds_an_index_a_file_lacks(demo_root, tmp_path, raw, monkeypatch, index, before, query):
+    """A current-version file written before an index existed: the planner does without it, and the
+    upgrade builds it with its statistics, no version change, in place."""
     monkeypatch.setattr(planner, "_MIN_CAP", 0)
     monkeypatch.setattr(planner, "_SELECTIVE", 0.2)  # the demo is small: a grating is broad (as on 10⁶ spectra)
     root = _copy_root(demo_root, tmp_path / "root")
     db = root / "meta" / "campfire.db"
     conn = sqlite3.connect(db)
-    conn.execute("DROP INDEX spectra_grating_id")  # drops its sqlite_stat1 row too
+    conn.execute(f"DROP INDEX {index}")  # drops its sqlite_stat1 row too
+    if before == "spectra_field_redshift":  # what schema.sql had before (a demo built since lacks it)
+        conn.execute("CREATE INDEX IF NOT EXISTS spectra_field_redshift ON spectra (object_field, object_redshift)")
+        conn.execute("ANALYZE spectra_field_redshift")
     conn.commit()
     conn.close()
     cf = Campfire(data_dir=root)
     cat = cf.local_catalog
-    assert "spectra_grating_id" not in cat._layout().indexes
-    one = {"gratings": ["PRISM"], "limit": 40, "offset": 2}
-    without = cf.query_spectra(**one)
-    assert "spectra_grating_id" not in cat.compile(build_query("spectra", **one).resolve(cat.vocabulary()))[0]
+
+    def plan():
+        sql, params = cat.compile(build_query("spectra", **query).resolve(cat.vocabulary()))
+        return cat.conn.execute("EXPLAIN QUERY PLAN " + sql, params).fetchone()[-1] + " "
+
+    assert index not in cat._layout().indexes
+    without = cf.query_spectra(**query)
+    assert f"INDEX {before} " in plan() and index not in plan()
     inode = db.stat().st_ino
     assert upgrade_catalog(root) is True
     assert upgrade_catalog(root) is False
@@ -260,15 +296,19 @@ def test_upgrade_builds_an_index_a_file_lacks(demo_root, tmp_path, raw, monkeypa
     conn = sqlite3.connect(db)
     try:
         assert _version(conn) == SCHEMA_VERSION
-        n, per_grating = map(int, conn.execute(
-            "SELECT stat FROM sqlite_stat1 WHERE idx = 'spectra_grating_id'").fetchone()[0].split()[:2])
-        assert n == conn.execute("SELECT count(*) FROM spectra").fetchone()[0] and per_grating > 1
+        n, per_value = map(int, conn.execute(
+            "SELECT stat FROM sqlite_stat1 WHERE idx = ?", (index,)).fetchone()[0].split()[:2])
+        assert n == conn.execute("SELECT count(*) FROM spectra").fetchone()[0] and per_value > 1
     finally:
         conn.close()
-    assert "spectra_grating_id" in cat._layout().indexes  # the file changed: the layout is read again
-    assert "INDEXED BY spectra_grating_id" in cat.compile(build_query("spectra", **one).resolve(cat.vocabulary()))[0]
-    _same_table(without, cf.query_spectra(**one), one)
-    assert list(without["spectrum_id"]) == sorted(s for s in expected_spectra(raw, {"gratings": ["PRISM"]}))[2:42]
+    assert index in cat._layout().indexes  # the file changed: the layout is read again
+    # the two-column field+redshift index is superseded (its columns lead the new one's): gone once that is built
+    assert "spectra_field_redshift" not in cat._layout().indexes
+    assert f"INDEX {index} " in plan()
+    _same_table(without, cf.query_spectra(**query), query)
+    unpaged = {k: v for k, v in query.items() if k not in ("limit", "offset")}
+    assert list(without["spectrum_id"]) == sorted(expected_spectra(raw, unpaged))[2:42]
+    assert len(without) > 0
 
 
 def test_spectra_carry_the_interval_of_redshift_auto(demo_root, tmp_path):

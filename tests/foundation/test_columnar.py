@@ -10,6 +10,7 @@ the locking: a read holds the file still against writers, and sees their commits
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import sqlite3
@@ -301,14 +302,16 @@ def test_reads_never_see_half_a_commit_of_another_process(tmp_path):
 def test_the_tags_column_for_every_caller(demo_root, tmp_path):
     """The objects' ``tags`` column for every caller, through either reader — several tags an object
     (distinct, sorted by name), user tags named slug or owner/slug (two users' tags of one title stay
-    two), private ones hidden, a user tag sharing a system slug."""
+    two), private ones hidden, a user tag sharing a system slug, two system tags of one slug (NULL owners
+    are distinct to UNIQUE (slug, owner)) shown once."""
     root = tmp_path / "root"
     (root / "meta").mkdir(parents=True)
     shutil.copyfile(demo_root / "meta" / "campfire.db", root / "meta" / "campfire.db")
     conn = sqlite3.connect(root / "meta" / "campfire.db")
     stamp = "2026-12-03T00:00:00Z"
     for slug, kind, owner in [("cands", "shared", "alice"), ("cands", "shared", "bob"), ("mine", "private", "bob"),
-                              ("lrd", "private", "alice"), ("Zeta", "shared", "alice"), ("ä-tag", "shared", "bob")]:
+                              ("lrd", "private", "alice"), ("Zeta", "shared", "alice"), ("ä-tag", "shared", "bob"),
+                              ("lrd", "system", None)]:
         conn.execute("INSERT INTO tags (slug, name, kind, owner, updated_at) VALUES (?, ?, ?, ?, ?)",
                      (slug, slug, kind, owner, stamp))
     oids = [r[0] for r in conn.execute("SELECT object_id FROM objects ORDER BY object_id LIMIT 40")]
@@ -340,3 +343,6 @@ def test_the_tags_column_for_every_caller(demo_root, tmp_path):
     assert {"cands", "bob/cands", "Zeta", "bob/ä-tag", "alice/lrd"} <= names["alice"]  # her lrd: a system slug
     assert "bob/mine" not in names["alice"] and {"mine", "cands", "alice/cands"} <= names["bob"]
     assert max(len(t) for _, t in seen) >= 5 and ("",) in {t for _, t in seen}
+    with contextlib.closing(sqlite3.connect(root / "meta" / "campfire.db")) as conn:  # one has both system lrd tags
+        assert conn.execute("SELECT max(n) FROM (SELECT count(*) n FROM object_tags JOIN tags USING (tag_id) "
+                            "WHERE slug = 'lrd' AND kind = 'system' GROUP BY object_id)").fetchone()[0] == 2
