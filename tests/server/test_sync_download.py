@@ -692,3 +692,115 @@ def test_spectrum_refs_tokenize_by_their_identifying_values():
                                                  dest="products/s1.fits"))
     assert tokenize(ref) != tokenize(SpectrumRef("s1", url="http://x/s1/file", file_hash="ab" * 32,
                                                  dest="products/other.fits"))
+
+
+# -- stream_get's fast path: the file GETs on the thread's kept-alive http.client connection ---------
+
+def _count_connects(monkeypatch) -> list:
+    """The connections the fast path opens (urllib3's own connections do not go through this method)."""
+    import http.client
+
+    opened = []
+    real = http.client.HTTPConnection.connect
+
+    def connect(self):
+        opened.append(self)
+        return real(self)
+
+    monkeypatch.setattr(http.client.HTTPConnection, "connect", connect)
+    return opened
+
+
+def test_file_downloads_share_one_kept_alive_connection_per_thread(server, make_client, monkeypatch):
+    cf = make_client(server.url)
+    cf.sync()
+    server.faults.clear()
+    opened = _count_connects(monkeypatch)
+    got = download_files(cf.remote_catalog, cf.data_dir, build_query("spectra", limit=6, sort="spectrum_id"),
+                         max_workers=1)
+    assert got["downloaded"] == 6
+    assert len(opened) == 1  # six files, one connection, kept alive between them
+    reqs = file_requests(server)
+    assert len(reqs) == 6 and all(r["headers"]["user-agent"].startswith("campfire-client/") for r in reqs)
+    assert all(r["headers"].get("accept-encoding") == "identity" for r in reqs)  # the bytes the catalog hashed
+
+
+def test_a_kept_alive_connection_the_server_closed_is_opened_again(server, make_client, monkeypatch):
+    cf = make_client(server.url)
+    cf.sync()
+    query = build_query("spectra", limit=2, sort="spectrum_id")
+    assert download_files(cf.remote_catalog, cf.data_dir, query, max_workers=1)["downloaded"] == 2
+    held = cf.remote_catalog.http._local.__dict__.get("file_conn")
+    if held is None:  # the download ran on one of dask's pool threads: find that thread's connection
+        import gc
+
+        from campfire.catalog.remote.http import _ThreadConnection
+        held = next(o for o in gc.get_objects() if isinstance(o, _ThreadConnection))
+    conn = held.conn
+    assert conn.sock is not None
+    # the server closes the idle connection: the next request on it fails before any answer
+    mine, peer = socket.socketpair()
+    peer.close()
+    conn.sock.close()
+    conn.sock = mine
+    server.faults.clear()
+    opened = _count_connects(monkeypatch)
+    import urllib3
+
+    pooled = []
+    real_urlopen = urllib3.PoolManager.urlopen
+    monkeypatch.setattr(urllib3.PoolManager, "urlopen", lambda self, *a, **k: pooled.append(a) or real_urlopen(self, *a, **k))
+    got = download_files(cf.remote_catalog, cf.data_dir, build_query("spectra", limit=4, sort="spectrum_id"),
+                         max_workers=1)
+    assert got["downloaded"] == 2 and not got["failed"]
+    # reopened once and asked again there (not handed to the urllib3 path); no request reached the server twice
+    assert len(opened) == 1 and not pooled and len(file_requests(server)) == 2
+
+
+def test_an_error_answer_on_the_fast_path_is_asked_again_on_the_urllib3_path(server, make_client, monkeypatch):
+    cf = make_client(server.url)
+    cf.sync()
+    target = "ember_uds_p4_g140m_f100lp_123456"
+    server.faults.clear()
+    server.faults.fail(f"/spectra/{target}/file", status=503, times=1)
+    opened = _count_connects(monkeypatch)
+    got = download_files(cf.remote_catalog, cf.data_dir, build_query("spectra", search=target), max_workers=1)
+    assert got["downloaded"] == 1
+    assert len(file_requests(server)) == 2 and len(opened) == 1  # the 503, then urllib3's answered request
+    # a 404 gets urllib3's error, with the spectrum named (on this thread: its own connection)
+    from campfire.errors import NotFoundError
+
+    with pytest.raises(NotFoundError, match="no_such_spectrum"):
+        cf.remote_catalog.open_file("no_such_spectrum")
+    # the short error answers were read to their end: the kept-alive connection still serves
+    server.faults.clear()
+    resp = cf.remote_catalog.open_file(target)
+    body = b"".join(iter(lambda: resp.read1(1 << 20), b""))
+    resp.release_conn()
+    assert hashlib.sha256(body).hexdigest() == cf.get_spectrum(target)["file_hash"] and len(opened) == 2
+
+
+def test_the_fast_path_sends_the_access_token(server, make_client):
+    cf = make_client(server.url)
+    cf.login("alice", "alice-demo")
+    cf.sync()
+    server.faults.clear()
+    target = "ember_uds_p4_g140m_f100lp_123456"
+    resp = cf.remote_catalog.open_file(target)
+    assert type(resp).__name__ == "_FileResponse"
+    resp.close()
+    (req,) = file_requests(server)
+    assert req["headers"]["authorization"].startswith("Bearer ")
+
+
+def test_the_fast_path_checks_https_certificates(monkeypatch, tmp_path):
+    import http.client
+    import ssl
+
+    from campfire.catalog.remote import RemoteCatalog
+
+    for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
+        monkeypatch.delenv(name, raising=False)
+    conn = RemoteCatalog("https://archive.example:8443", data_dir=tmp_path).http._file_conn("download.timeout")
+    assert isinstance(conn, http.client.HTTPSConnection) and (conn.host, conn.port) == ("archive.example", 8443)
+    assert conn._context.verify_mode == ssl.CERT_REQUIRED and conn._context.check_hostname
