@@ -749,7 +749,8 @@ def test_a_kept_alive_connection_the_server_closed_is_opened_again(server, make_
 
     pooled = []
     real_urlopen = urllib3.PoolManager.urlopen
-    monkeypatch.setattr(urllib3.PoolManager, "urlopen", lambda self, *a, **k: pooled.append(a) or real_urlopen(self, *a, **k))
+    monkeypatch.setattr(urllib3.PoolManager, "urlopen",
+                        lambda self, *a, **k: pooled.append(a) or real_urlopen(self, *a, **k))
     got = download_files(cf.remote_catalog, cf.data_dir, build_query("spectra", limit=4, sort="spectrum_id"),
                          max_workers=1)
     assert got["downloaded"] == 2 and not got["failed"]
@@ -801,6 +802,6 @@ def test_the_fast_path_checks_https_certificates(monkeypatch, tmp_path):
 
     for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
         monkeypatch.delenv(name, raising=False)
-    conn = RemoteCatalog("https://archive.example:8443", data_dir=tmp_path).http._file_conn("download.timeout")
+    conn = RemoteCatalog("https://archive.example:8443", data_dir=tmp_path).http._file_conn()
     assert isinstance(conn, http.client.HTTPSConnection) and (conn.host, conn.port) == ("archive.example", 8443)
     assert conn._context.verify_mode == ssl.CERT_REQUIRED and conn._context.check_hostname

@@ -150,7 +150,7 @@ class _ThreadConnection:
 
 
 def _finish_short(resp: http.client.HTTPResponse, conn: http.client.HTTPConnection) -> None:
-    """Read a short answer (an error or a redirect) to its end, so that its connection is reused; a long one closes it."""
+    """Read a short answer (an error, a redirect) to its end, so that its connection is reused; else close it."""
     try:
         if resp.length is not None and resp.length <= 65536:
             resp.read()
@@ -421,10 +421,12 @@ class APIClient:
 
         The same retries, token refresh and errors as :meth:`request`, on urllib3
         directly: requests' per-request machinery costs about 1 ms of CPU, as much as
-        hashing and writing a 1 MB file. With a proxy configured it is :meth:`request`
-        (a ``requests.Response``). Read the body with ``stream(n)`` (urllib3) or
-        ``iter_content(n)`` (requests); ``status``, ``headers`` and ``release_conn()`` /
-        ``close()`` are on both.
+        hashing and writing a 1 MB file. A 200/206 answer comes first from this thread's
+        kept-alive ``http.client`` connection (:meth:`_file_get`: cheaper still); anything
+        else is asked again through urllib3. With a proxy configured it is :meth:`request`
+        (a ``requests.Response``). Read the body with ``read1(n)`` (the fast path and
+        urllib3) or ``iter_content(n)`` (requests); ``status``, ``headers`` and
+        ``release_conn()`` / ``close()`` are on all.
 
         Raises
         ------
@@ -473,22 +475,20 @@ class APIClient:
                 err = AuthenticationError(f"{error_message(reply)}. {LOGIN_HINT}")
             raise err
 
-    def _file_conn(self, timeout_key: str) -> http.client.HTTPConnection:
+    def _file_conn(self) -> http.client.HTTPConnection:
         """This thread's kept-alive connection to the server for file bodies (created on first use)."""
         held = getattr(self._local, "file_conn", None)
         if held is None:
             url = urllib.parse.urlsplit(self.base_url)
-            connect, _ = self._timeout(timeout_key)
             if url.scheme == "https":
                 with self._creds_lock:
                     if getattr(self, "_ssl_context", None) is None:
                         # the CA bundle of the urllib3 pool (and of requests): certificate and host name checked
                         bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
                         self._ssl_context = ssl.create_default_context(cafile=bundle or requests.certs.where())
-                conn = http.client.HTTPSConnection(url.hostname, url.port, timeout=connect,
-                                                   context=self._ssl_context)
+                conn = http.client.HTTPSConnection(url.hostname, url.port, context=self._ssl_context)
             else:
-                conn = http.client.HTTPConnection(url.hostname, url.port, timeout=connect)
+                conn = http.client.HTTPConnection(url.hostname, url.port)
             held = self._local.file_conn = _ThreadConnection(conn)
         return held.conn
 
@@ -502,7 +502,8 @@ class APIClient:
         anything else — an error status, or a connection that fails before its answer — returns
         None, and the caller asks again on the urllib3 path, whose retries, token refresh and
         error messages apply. A kept-alive connection the server closed meanwhile is
-        opened again once first.
+        opened again once first (a timeout is not retried here: the urllib3 path's retries
+        apply to it too).
         """
         if urllib.parse.urlsplit(self.base_url).scheme not in ("http", "https"):
             return None
@@ -511,18 +512,20 @@ class APIClient:
         token = self.access_token()
         if token:
             hdrs["Authorization"] = f"Bearer {token}"
+        connect, read = self._timeout(timeout_key)
         for _ in range(2):
-            conn = self._file_conn(timeout_key)
+            conn = self._file_conn()
             reused = conn.sock is not None
             try:
                 if not reused:
-                    conn.connect()  # within the connect timeout; the body's reads get the read timeout
-                    conn.sock.settimeout(self._timeout(timeout_key)[1])
+                    conn.timeout = connect
+                    conn.connect()
+                conn.sock.settimeout(read)  # the answer and the body: the read timeout
                 conn.request("GET", target, headers=hdrs)  # http.client asks for identity encoding
                 resp = conn.getresponse()
-            except (OSError, http.client.HTTPException):
+            except (OSError, http.client.HTTPException) as err:
                 conn.close()
-                if reused:
+                if reused and isinstance(err, ConnectionError):  # RemoteDisconnected, reset, broken pipe
                     continue  # the server had closed the idle connection: once more on a new one
                 return None
             break
