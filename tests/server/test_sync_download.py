@@ -805,3 +805,13 @@ def test_the_fast_path_checks_https_certificates(monkeypatch, tmp_path):
     conn = RemoteCatalog("https://archive.example:8443", data_dir=tmp_path).http._file_conn()
     assert isinstance(conn, http.client.HTTPSConnection) and (conn.host, conn.port) == ("archive.example", 8443)
     assert conn._context.verify_mode == ssl.CERT_REQUIRED and conn._context.check_hostname
+
+
+def test_a_forked_process_opens_its_own_file_connection(tmp_path):
+    from campfire.catalog.remote import RemoteCatalog
+
+    api = RemoteCatalog("http://127.0.0.1:9", data_dir=tmp_path).http
+    conn = api._file_conn()
+    assert api._file_conn() is conn  # kept for this thread
+    api._local.file_conn.pid = -1  # as the parent's connection looks in a forked child
+    assert api._file_conn() is not conn

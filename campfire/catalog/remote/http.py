@@ -140,10 +140,13 @@ class _FileResponse:
 
 
 class _ThreadConnection:
-    """A thread's kept-alive connection, closed with the thread's other locals (not left to the socket's finaliser)."""
+    """A thread's kept-alive connection, closed with the thread's other locals (not left to the socket's finaliser).
+
+    ``pid``: a process forked from this one must not talk on the parent's socket.
+    """
 
     def __init__(self, conn: http.client.HTTPConnection):
-        self.conn = conn
+        self.conn, self.pid = conn, os.getpid()
 
     def __del__(self):
         self.conn.close()
@@ -478,7 +481,7 @@ class APIClient:
     def _file_conn(self) -> http.client.HTTPConnection:
         """This thread's kept-alive connection to the server for file bodies (created on first use)."""
         held = getattr(self._local, "file_conn", None)
-        if held is None:
+        if held is None or held.pid != os.getpid():
             url = urllib.parse.urlsplit(self.base_url)
             if url.scheme == "https":
                 with self._creds_lock:
