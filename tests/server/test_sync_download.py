@@ -725,18 +725,20 @@ def test_file_downloads_share_one_kept_alive_connection_per_thread(server, make_
     assert all(r["headers"].get("accept-encoding") == "identity" for r in reqs)  # the bytes the catalog hashed
 
 
+def _read_file(cf, spectrum_id: str) -> str:
+    """The sha256 of a file read through ``open_file`` on this thread."""
+    resp = cf.remote_catalog.open_file(spectrum_id)
+    body = b"".join(iter(lambda: resp.read1(1 << 20), b""))
+    resp.release_conn()
+    return hashlib.sha256(body).hexdigest()
+
+
 def test_a_kept_alive_connection_the_server_closed_is_opened_again(server, make_client, monkeypatch):
     cf = make_client(server.url)
     cf.sync()
-    query = build_query("spectra", limit=2, sort="spectrum_id")
-    assert download_files(cf.remote_catalog, cf.data_dir, query, max_workers=1)["downloaded"] == 2
-    held = cf.remote_catalog.http._local.__dict__.get("file_conn")
-    if held is None:  # the download ran on one of dask's pool threads: find that thread's connection
-        import gc
-
-        from campfire.catalog.remote.http import _ThreadConnection
-        held = next(o for o in gc.get_objects() if isinstance(o, _ThreadConnection))
-    conn = held.conn
+    first, second = "ember_uds_p4_g140m_f100lp_123456", "ember_uds_p4_g395m_f290lp_123456"
+    assert _read_file(cf, first) == cf.get_spectrum(first)["file_hash"]
+    conn = cf.remote_catalog.http._local.file_conn.conn  # this thread's, kept alive
     assert conn.sock is not None
     # the server closes the idle connection: the next request on it fails before any answer
     mine, peer = socket.socketpair()
@@ -751,11 +753,9 @@ def test_a_kept_alive_connection_the_server_closed_is_opened_again(server, make_
     real_urlopen = urllib3.PoolManager.urlopen
     monkeypatch.setattr(urllib3.PoolManager, "urlopen",
                         lambda self, *a, **k: pooled.append(a) or real_urlopen(self, *a, **k))
-    got = download_files(cf.remote_catalog, cf.data_dir, build_query("spectra", limit=4, sort="spectrum_id"),
-                         max_workers=1)
-    assert got["downloaded"] == 2 and not got["failed"]
-    # reopened once and asked again there (not handed to the urllib3 path); no request reached the server twice
-    assert len(opened) == 1 and not pooled and len(file_requests(server)) == 2
+    assert _read_file(cf, second) == cf.get_spectrum(second)["file_hash"]
+    # reopened once and asked again there (not handed to the urllib3 path); the server saw one request
+    assert len(opened) == 1 and not pooled and len(file_requests(server)) == 1
 
 
 def test_an_error_answer_on_the_fast_path_is_asked_again_on_the_urllib3_path(server, make_client, monkeypatch):
@@ -775,10 +775,7 @@ def test_an_error_answer_on_the_fast_path_is_asked_again_on_the_urllib3_path(ser
         cf.remote_catalog.open_file("no_such_spectrum")
     # the short error answers were read to their end: the kept-alive connection still serves
     server.faults.clear()
-    resp = cf.remote_catalog.open_file(target)
-    body = b"".join(iter(lambda: resp.read1(1 << 20), b""))
-    resp.release_conn()
-    assert hashlib.sha256(body).hexdigest() == cf.get_spectrum(target)["file_hash"] and len(opened) == 2
+    assert _read_file(cf, target) == cf.get_spectrum(target)["file_hash"] and len(opened) == 2
 
 
 def test_the_fast_path_sends_the_access_token(server, make_client):
