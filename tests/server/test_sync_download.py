@@ -692,3 +692,123 @@ def test_spectrum_refs_tokenize_by_their_identifying_values():
                                                  dest="products/s1.fits"))
     assert tokenize(ref) != tokenize(SpectrumRef("s1", url="http://x/s1/file", file_hash="ab" * 32,
                                                  dest="products/other.fits"))
+
+
+# -- stream_get's fast path: the file GETs on the thread's kept-alive http.client connection ---------
+
+def _count_connects(monkeypatch) -> list:
+    """The connections the fast path opens (urllib3's own connections do not go through this method)."""
+    import http.client
+
+    opened = []
+    real = http.client.HTTPConnection.connect
+
+    def connect(self):
+        opened.append(self)
+        return real(self)
+
+    monkeypatch.setattr(http.client.HTTPConnection, "connect", connect)
+    return opened
+
+
+def test_file_downloads_share_one_kept_alive_connection_per_thread(server, make_client, monkeypatch):
+    cf = make_client(server.url)
+    cf.sync()
+    server.faults.clear()
+    opened = _count_connects(monkeypatch)
+    got = download_files(cf.remote_catalog, cf.data_dir, build_query("spectra", limit=6, sort="spectrum_id"),
+                         max_workers=1)
+    assert got["downloaded"] == 6
+    assert len(opened) == 1  # six files, one connection, kept alive between them
+    reqs = file_requests(server)
+    assert len(reqs) == 6 and all(r["headers"]["user-agent"].startswith("campfire-client/") for r in reqs)
+    assert all(r["headers"].get("accept-encoding") == "identity" for r in reqs)  # the bytes the catalog hashed
+
+
+def _read_file(cf, spectrum_id: str) -> str:
+    """The sha256 of a file read through ``open_file`` on this thread."""
+    resp = cf.remote_catalog.open_file(spectrum_id)
+    body = b"".join(iter(lambda: resp.read1(1 << 20), b""))
+    resp.release_conn()
+    return hashlib.sha256(body).hexdigest()
+
+
+def test_a_kept_alive_connection_the_server_closed_is_opened_again(server, make_client, monkeypatch):
+    cf = make_client(server.url)
+    cf.sync()
+    first, second = "ember_uds_p4_g140m_f100lp_123456", "ember_uds_p4_g395m_f290lp_123456"
+    assert _read_file(cf, first) == cf.get_spectrum(first)["file_hash"]
+    conn = cf.remote_catalog.http._local.file_conn.conn  # this thread's, kept alive
+    assert conn.sock is not None
+    # the server closes the idle connection: the next request on it fails before any answer
+    mine, peer = socket.socketpair()
+    peer.close()
+    conn.sock.close()
+    conn.sock = mine
+    server.faults.clear()
+    opened = _count_connects(monkeypatch)
+    import urllib3
+
+    pooled = []
+    real_urlopen = urllib3.PoolManager.urlopen
+    monkeypatch.setattr(urllib3.PoolManager, "urlopen",
+                        lambda self, *a, **k: pooled.append(a) or real_urlopen(self, *a, **k))
+    assert _read_file(cf, second) == cf.get_spectrum(second)["file_hash"]
+    # reopened once and asked again there (not handed to the urllib3 path); the server saw one request
+    assert len(opened) == 1 and not pooled and len(file_requests(server)) == 1
+
+
+def test_an_error_answer_on_the_fast_path_is_asked_again_on_the_urllib3_path(server, make_client, monkeypatch):
+    cf = make_client(server.url)
+    cf.sync()
+    target = "ember_uds_p4_g140m_f100lp_123456"
+    server.faults.clear()
+    server.faults.fail(f"/spectra/{target}/file", status=503, times=1)
+    opened = _count_connects(monkeypatch)
+    got = download_files(cf.remote_catalog, cf.data_dir, build_query("spectra", search=target), max_workers=1)
+    assert got["downloaded"] == 1
+    assert len(file_requests(server)) == 2 and len(opened) == 1  # the 503, then urllib3's answered request
+    # a 404 gets urllib3's error, with the spectrum named (on this thread: its own connection)
+    from campfire.errors import NotFoundError
+
+    with pytest.raises(NotFoundError, match="no_such_spectrum"):
+        cf.remote_catalog.open_file("no_such_spectrum")
+    # the short error answers were read to their end: the kept-alive connection still serves
+    server.faults.clear()
+    assert _read_file(cf, target) == cf.get_spectrum(target)["file_hash"] and len(opened) == 2
+
+
+def test_the_fast_path_sends_the_access_token(server, make_client):
+    cf = make_client(server.url)
+    cf.login("alice", "alice-demo")
+    cf.sync()
+    server.faults.clear()
+    target = "ember_uds_p4_g140m_f100lp_123456"
+    resp = cf.remote_catalog.open_file(target)
+    assert type(resp).__name__ == "_FileResponse"
+    resp.close()
+    (req,) = file_requests(server)
+    assert req["headers"]["authorization"].startswith("Bearer ")
+
+
+def test_the_fast_path_checks_https_certificates(monkeypatch, tmp_path):
+    import http.client
+    import ssl
+
+    from campfire.catalog.remote import RemoteCatalog
+
+    for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
+        monkeypatch.delenv(name, raising=False)
+    conn = RemoteCatalog("https://archive.example:8443", data_dir=tmp_path).http._file_conn()
+    assert isinstance(conn, http.client.HTTPSConnection) and (conn.host, conn.port) == ("archive.example", 8443)
+    assert conn._context.verify_mode == ssl.CERT_REQUIRED and conn._context.check_hostname
+
+
+def test_a_forked_process_opens_its_own_file_connection(tmp_path):
+    from campfire.catalog.remote import RemoteCatalog
+
+    api = RemoteCatalog("http://127.0.0.1:9", data_dir=tmp_path).http
+    conn = api._file_conn()
+    assert api._file_conn() is conn  # kept for this thread
+    api._local.file_conn.pid = -1  # as the parent's connection looks in a forked child
+    assert api._file_conn() is not conn

@@ -325,7 +325,8 @@ class RemoteCatalog:
     def open_file(self, spectrum_id: str, headers: dict | None = None):
         """A streamed response of the spectrum's FITS file (``headers``: Range / If-Range).
 
-        See :meth:`~campfire.catalog.remote.http.APIClient.stream_get`: read it with ``stream(n)``.
+        See :meth:`~campfire.catalog.remote.http.APIClient.stream_get`: read it with ``read1(n)``
+        (``stream(n)`` through a proxy).
         A server whose products live on an object store may answer with a redirect to a
         pre-signed URL; it is followed without the access token, and the response keeps
         the server's ``ETag`` (the content's sha256).
