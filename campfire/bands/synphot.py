@@ -92,12 +92,28 @@ def band_weights(wavelength: np.ndarray, band: Band) -> np.ndarray:
 def band_weight_matrix(wavelength: np.ndarray, bands) -> np.ndarray:
     """:func:`band_weights` of several bands on one grid: an (n_bands × n_pixels) array.
 
-    The pixel widths and 1/λ are computed once for all bands.
+    The pixel widths and 1/λ are computed once for all bands. On an increasing grid each
+    curve is interpolated only on the pixels within its wavelength range (a band covers
+    a tenth to a third of a PRISM spectrum; outside it the interpolation gives 0 either
+    way), through only the curve's points around those pixels (``np.interp``'s cost grows
+    with the curve's length: the HST curves have ~10⁴ points). The same values, bit for
+    bit — each pixel is interpolated between the same two points of the curve.
     """
     factor = _pixel_widths(wavelength) / wavelength
-    mat = np.empty((len(bands), wavelength.size))
+    mat = np.zeros((len(bands), wavelength.size))
+    increasing = wavelength.size > 1 and bool(np.all(wavelength[1:] >= wavelength[:-1]))  # False with a NaN
     for i, band in enumerate(bands):
-        mat[i] = np.interp(wavelength, band.wavelength, band.throughput, left=0.0, right=0.0)
+        xp, fp = band.wavelength, band.throughput
+        if not increasing:
+            mat[i] = np.interp(wavelength, xp, fp, left=0.0, right=0.0)
+            continue
+        lo = int(wavelength.searchsorted(xp[0], side="left"))  # the pixels in [xp[0], xp[-1]]
+        hi = int(wavelength.searchsorted(xp[-1], side="right"))
+        if hi <= lo:
+            continue
+        k0 = int(xp.searchsorted(wavelength[lo], side="right")) - 1  # the curve's points around them
+        k1 = int(xp.searchsorted(wavelength[hi - 1], side="left")) + 1
+        mat[i, lo:hi] = np.interp(wavelength[lo:hi], xp[k0:k1], fp[k0:k1], left=0.0, right=0.0)
     mat *= factor
     return mat
 

@@ -23,6 +23,7 @@ header and table machinery around them (≈ 5× less CPU).
 """
 from __future__ import annotations
 
+import functools
 import io
 import os
 import re
@@ -42,6 +43,7 @@ CARD = 80
 MAX_AXES = 999  # the FITS standard's bound on NAXIS and TFIELDS
 _BITPIX = {8, 16, 32, 64, -32, -64}
 _SKIP_CARDS = {"COMMENT", "HISTORY", ""}
+_END_HEAD = "END" + " " * 7  # the END card's first 10 columns (the rest of a header is padding)
 
 
 class Unsupported(Exception):
@@ -145,11 +147,13 @@ def _string_value(text: str) -> tuple[str, str] | None:
         return "".join(out), text[j + 1:]
 
 
+@functools.lru_cache(maxsize=8192)
 def _value(text: str) -> Any:
     """A card's value field → str / bool / int / float; ``None`` for an empty value.
 
     Raises Unsupported for anything else (complex numbers, malformed values), so astropy
-    decides what such a card means.
+    decides what such a card means. Cached: most cards of an archive's files repeat from
+    file to file (units, column formats, structure), and the values are immutable.
     """
     text = text.lstrip()
     if text.startswith("'"):
@@ -237,23 +241,33 @@ def scan_keywords(raw: bytes, pattern: re.Pattern) -> dict[str, Any]:
 
     ``pattern`` matches the first 10 columns of a card (``'NAXIS1  = '``); the structural
     keywords of every HDU and a table's column keywords are found this way, which costs
-    one regular-expression pass over the header instead of a parse of every card.
+    a look-up per card up to END (each distinct card start is matched once per process)
+    instead of a parse of every card.
     """
     try:
         text = raw.decode("ascii")
     except UnicodeDecodeError as err:  # astropy decides (it reads such cards with a warning)
         raise Unsupported(f"a header holds non-ASCII bytes at {err.start}") from err
     out: dict[str, Any] = {}
-    for match in pattern.finditer(text):
-        start = match.start()
-        if start % CARD:
-            continue
-        key = text[start:start + 8].rstrip()
-        if key not in out:
-            value = _value(text[start + 10:start + CARD])
-            if value is not None:
-                out[key] = value
+    # card by card up to END: a search of the whole text tries the pattern at every byte (~4× slower)
+    matches = _card_matcher(pattern)
+    for start in range(0, len(text), CARD):
+        head = text[start:start + 10]
+        if head == _END_HEAD:
+            break
+        if matches(head):
+            key = head[:8].rstrip()
+            if key not in out:
+                value = _value(text[start + 10:start + CARD])
+                if value is not None:
+                    out[key] = value
     return out
+
+
+@functools.lru_cache(maxsize=16)
+def _card_matcher(pattern: re.Pattern) -> Callable[[str], bool]:
+    """Whether ``pattern`` matches a card's first 10 columns, remembered per distinct card start."""
+    return functools.lru_cache(maxsize=4096)(lambda head: pattern.match(head) is not None)
 
 
 # ------------------------------------------------------------------------------ HDUs

@@ -132,11 +132,12 @@ def check_photometry(photometry) -> Photometry:
     return photometry
 
 
-def _synthetic(mat: np.ndarray, f: np.ndarray, e: np.ndarray, valid: np.ndarray):
+def _synthetic(mat: np.ndarray, fz: np.ndarray, e: np.ndarray, valid: np.ndarray):
+    """Every band's synthetic flux and error from the weights ``mat`` and f_ν ``fz`` (0 on invalid pixels)."""
     w = mat * valid
     den = w.sum(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
-        flux = (w @ np.where(valid, f, 0.0)) / den
+        flux = (w @ fz) / den
         err = np.sqrt((w * w) @ np.where(valid, e, 0.0) ** 2) / den
     return flux, err, w, den
 
@@ -209,13 +210,14 @@ def _select(spec: SpectrumData, phot: Photometry, bands, min_snr):
         return [], rejected, None
     mat, support = _band_matrix(np.where(np.isfinite(wave), wave, 0.0), cands)
     wlo, whi = wave[valid].min(), wave[valid].max()
-    flux_s, err_s, w, den = _synthetic(mat, spec.fnu, spec.fnu_err, valid)
+    fz = np.where(valid, spec.fnu, 0.0)
+    flux_s, err_s, w, den = _synthetic(mat, fz, spec.fnu_err, valid)
     total = mat.sum(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
         cover = np.where(total > 0, den / total, 0.0)
     used = []
     for i, b in enumerate(cands):
-        pf, pe = phot[b].flux, phot[b].flux_err
+        pf, pe = phot[b][:2]
         lo, hi = support[i]
         if lo < wlo or hi > whi:
             rejected[b] = f"not fully covered (band {lo:.3f}-{hi:.3f} μm reaches past the spectrum's valid " \
@@ -228,7 +230,10 @@ def _select(spec: SpectrumData, phot: Photometry, bands, min_snr):
             rejected[b] = f"synthetic flux {flux_s[i]:.3g} ± {err_s[i]:.2g} μJy: not positive at S/N ≥ {min_snr}"
         else:
             used.append(i)
-    return [cands[i] for i in used], rejected, (mat[used], flux_s[used], err_s[used], valid, wlo, whi, support[used])
+    # what the fit reuses: the used bands' weights on valid pixels (rows of w: the same values
+    # calibrate_to_photometry would recompute) and their sums, f_ν on valid pixels
+    return [cands[i] for i in used], rejected, (w[used], den[used], flux_s[used], err_s[used], valid, fz, wlo, whi,
+                                                support[used])
 
 
 class _DegreeFit(NamedTuple):
@@ -349,9 +354,8 @@ def calibrate_to_photometry(
             f"bands: no usable band to calibrate {spec.spectrum_id or 'the spectrum'} against "
             f"(need full coverage and S/N ≥ {snr}): {why}"
         )
-    mat, synth, synth_err, valid, wlo, whi, support = fitdata
-    obs = np.array([phot[b].flux for b in used])
-    obs_err = np.array([phot[b].flux_err for b in used])
+    wv, den, synth, synth_err, valid, fz, wlo, whi, support = fitdata
+    obs, obs_err = np.array([phot[b][:2] for b in used]).T
     ratio = obs / synth
     sigma = np.sqrt(obs_err**2 + (ratio * synth_err) ** 2)  # error of F_b − model_b
 
@@ -359,9 +363,6 @@ def calibrate_to_photometry(
     fin = np.isfinite(wave)
     x = np.where(fin, 2.0 * (wave - wlo) / (whi - wlo) - 1.0, 0.0)
     max_deg = 0 if key == "flat" else min(int(degree), len(used) - 1)
-    fz = np.where(valid, spec.fnu, 0.0)
-    wv = mat * valid
-    den = wv.sum(axis=1)
     span = valid & (wave >= support[:, 0].min()) & (wave <= support[:, 1].max())
     vander = chebyshev.chebvander(x, max_deg)  # (n, max_deg + 1): every degree's basis is a slice
     design_all = (wv @ (fz[:, None] * vander)) / den[:, None]  # <T_k f>_b

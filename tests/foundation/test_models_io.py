@@ -381,3 +381,32 @@ def test_file_source_reads_what_the_file_holds_wherever_the_reads_fall(tmp_path,
         assert src.size == size
         for offset, n in reads:
             assert src.read(offset, n) == data[offset:offset + n]
+
+
+def test_scan_keywords_reads_card_starts_up_to_end_as_the_full_parser_does():
+    """``scan_keywords`` looks at each card's first 10 columns up to END (not a search of the
+    text): a keyword inside another card's value, or past END in the padding, is not a card."""
+    from campfire.io.fitsbytes import _COLUMN_CARDS, _STRUCTURAL_CARDS, FileSource, parse_header, scan_hdus, scan_keywords
+
+    def card(text: str) -> str:
+        return text.ljust(80)
+
+    cards = [card("XTENSION= 'BINTABLE'"), card("BITPIX  =                    8"), card("NAXIS   =                    2"),
+             card("COMMENT  NAXIS1  =                 9999"), card("OBJECT  = 'x NAXIS2  = 77'"),
+             card("NAXIS1  =                   24"), card("NAXIS2  =                   10 / rows"),
+             card("NAXIS1  =                   99 / a repeat: the first wins"),
+             card("END"), card("TFIELDS =                    3")]
+    raw = "".join(cards).ljust(2880).encode()
+    got = scan_keywords(raw, _STRUCTURAL_CARDS)
+    assert got == {"XTENSION": "BINTABLE", "BITPIX": 8, "NAXIS": 2, "NAXIS1": 24, "NAXIS2": 10}
+    assert scan_keywords(raw, _STRUCTURAL_CARDS) == got  # the remembered matches and values: the same answer
+    # on real files: the structural and column cards of every HDU, as the full parser reads them
+    for path in DJA:
+        with FileSource(str(path)) as src:
+            hdus = scan_hdus(src)
+        for hdu in hdus:
+            full = parse_header(hdu.header)
+            for pattern in (_STRUCTURAL_CARDS, _COLUMN_CARDS):
+                want = {k: v for k, v in full.items() if pattern.match(k.ljust(8) + "= ")}
+                assert scan_keywords(hdu.header, pattern) == want, (path.name, hdu.name)
+            assert hdu.keys == scan_keywords(hdu.header, _STRUCTURAL_CARDS)

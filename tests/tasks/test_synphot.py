@@ -112,3 +112,38 @@ def test_demo_seds_match_independent_integration(demo):
             scale = max(abs(ref), np.median(np.abs(fnu)) * 1e-3)  # faint bands below a Lyman break
             worst = max(worst, abs(ours - ref) / scale)
     assert worst < 1e-3
+
+
+def _weights_on_every_pixel(wavelength, band):
+    """The definition: the curve interpolated at every pixel (0 outside it) × Δλ/λ."""
+    from campfire.bands.synphot import _pixel_widths
+
+    t = np.interp(wavelength, band.wavelength, band.throughput, left=0.0, right=0.0)
+    return t * (_pixel_widths(wavelength) / wavelength)
+
+
+def test_band_weight_matrix_is_the_interpolation_on_every_pixel_bit_for_bit():
+    # band_weight_matrix interpolates each curve only on the pixels within its range, through the
+    # curve's points around them: the calibration's outputs depend on every bit of these weights
+    from campfire.bands.synphot import band_weight_matrix
+
+    bands = [get_band(b) for b in known_bands()]
+    rng = np.random.default_rng(7)
+    prism = np.geomspace(0.6, 5.3, 1024) * (1 + 1e-4 * rng.standard_normal())
+    nodes = np.sort(np.concatenate([get_band("f444w").wavelength[::37], get_band("f814w").wavelength[::501]]))
+    grids = {
+        "prism": prism,
+        "grating inside bands": np.linspace(0.97, 1.89, 1541),
+        "ends inside a curve": np.linspace(1.3, 4.0, 700),
+        "pixels on curve nodes": nodes,
+        "repeated pixels": np.repeat(np.linspace(0.8, 2.0, 300), 2),
+        "a NaN pixel": np.where(np.arange(1024) == 500, np.nan, prism),
+        "decreasing": prism[::-1].copy(),
+        "two pixels": np.array([1.0, 1.1]),
+    }
+    for name, wave in grids.items():
+        with np.errstate(invalid="ignore", divide="ignore"):
+            got = band_weight_matrix(wave, bands)
+            want = np.array([_weights_on_every_pixel(wave, b) for b in bands])
+        assert got.shape == want.shape
+        assert np.array_equal(got, want, equal_nan=True) and got.tobytes() == want.tobytes(), name
