@@ -165,6 +165,11 @@ def _finish_short(resp: http.client.HTTPResponse, conn: http.client.HTTPConnecti
     conn.close()
 
 
+def _ca_bundle() -> str | None:
+    """The CA bundle the environment names for requests (``REQUESTS_CA_BUNDLE``, ``CURL_CA_BUNDLE``), if any."""
+    return os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+
+
 def error_message(resp) -> str:
     """The message of an error response (the server's JSON ``message``, or its text)."""
     try:
@@ -208,12 +213,16 @@ class APIClient:
     def __init__(self, base_url: str, auto_refresh: bool = True, credentials: CredentialStore | None = None):
         self.base_url = base_url.rstrip("/")
         self.api_url = self.base_url + config.API_PREFIX
+        # the file fast path's server and path prefix, split once (not per downloaded file)
+        self._file_server = urllib.parse.urlsplit(self.base_url)
+        self._file_prefix = urllib.parse.urlsplit(self.api_url).path
         self.auto_refresh = auto_refresh
         self._credentials = credentials or CredentialStore()
         self._local = threading.local()
         self._creds_lock = threading.RLock()
         self._creds_cache: tuple[float, dict | None] | None = None
         self._pool: urllib3.PoolManager | bool | None = None
+        self._ssl_context: ssl.SSLContext | None = None  # the file fast path's, made on first https use
 
     # -- sessions ---------------------------------------------------------------------------
     @property
@@ -226,7 +235,7 @@ class APIClient:
             # read the proxy and CA-bundle environment once per session: with trust_env,
             # requests scans os.environ on every request (≈1 ms of CPU per downloaded file)
             s.proxies.update(requests.utils.get_environ_proxies(self.base_url))
-            bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+            bundle = _ca_bundle()
             if bundle:
                 s.verify = bundle
             s.trust_env = False
@@ -252,9 +261,8 @@ class APIClient:
                     if requests.utils.get_environ_proxies(self.base_url):
                         self._pool = False  # proxies: requests knows how to go through them
                     else:
-                        bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
                         self._pool = urllib3.PoolManager(
-                            num_pools=4, maxsize=POOL_SIZE, ca_certs=bundle or requests.certs.where(),
+                            num_pools=4, maxsize=POOL_SIZE, ca_certs=_ca_bundle() or requests.certs.where(),
                             headers={"User-Agent": USER_AGENT})
                 pool = self._pool
         return pool or None
@@ -484,13 +492,12 @@ class APIClient:
         """This thread's kept-alive connection to the server for file bodies (created on first use)."""
         held = getattr(self._local, "file_conn", None)
         if held is None or held.pid != os.getpid():
-            url = urllib.parse.urlsplit(self.base_url)
+            url = self._file_server
             if url.scheme == "https":
                 with self._creds_lock:
-                    if getattr(self, "_ssl_context", None) is None:
+                    if self._ssl_context is None:
                         # the CA bundle of the urllib3 pool (and of requests): certificate and host name checked
-                        bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
-                        self._ssl_context = ssl.create_default_context(cafile=bundle or requests.certs.where())
+                        self._ssl_context = ssl.create_default_context(cafile=_ca_bundle() or requests.certs.where())
                 conn = http.client.HTTPSConnection(url.hostname, url.port, context=self._ssl_context)
             else:
                 conn = http.client.HTTPConnection(url.hostname, url.port)
@@ -510,9 +517,9 @@ class APIClient:
         opened again once first (a timeout is not retried here: the urllib3 path's retries
         apply to it too).
         """
-        if urllib.parse.urlsplit(self.base_url).scheme not in ("http", "https"):
+        if self._file_server.scheme not in ("http", "https"):
             return None
-        target = urllib.parse.urlsplit(self.api_url).path + path
+        target = self._file_prefix + path
         hdrs = {"User-Agent": USER_AGENT, **(headers or {})}
         token = self.access_token()
         if token:
