@@ -252,11 +252,11 @@ def _second_probe(conn: sqlite3.Connection, terms: dict[str, tuple[str, list]], 
 
     Asked once the driving probes found every index broad and no page walk applies (before a
     scan, or a walk of a whole grating or of every row in order): filters broad alone may be
-    selective together (uds + PRISM + inspected + S/N > 5: 37,414 of the
-    field's ~110,000 spectra), and such an index's walk reads only the rows that pass
-    every test on its entries. The count reads the field's entries (15–30 ms on 1,000,000
-    spectra), wasted when the result is broad too (~2–5 % of such a query), against
-    15–27 % less for a result of 30–50,000 rows (bench/RESULTS.md, stops 27–28).
+    selective together (uds + PRISM + inspected + S/N > 5: 31,913 of the field's 168,439
+    spectra on 1,000,000), and such an index's walk reads only the rows that pass every test
+    on its entries. The count reads the field's entries (+11 to +25 ms of planning there),
+    wasted when the result is broad too (1–3 % of such a query), against 12–36 % less for
+    results of 30–50,000 rows (bench/RESULTS.md, stop 28).
     ``(None, None)`` when no index qualifies or none is under ``cap``.
     """
     for index, keys in _DRIVERS:

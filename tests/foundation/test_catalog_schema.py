@@ -250,7 +250,8 @@ def test_a_second_probe_walks_filters_selective_only_together(v2_root, v1_root, 
         return " | ".join(r[-1] for r in cat.conn.execute("EXPLAIN QUERY PLAN " + sql, params))
 
     together = dict(fields=["uds"], gratings=["PRISM"], inspected_only=True)
-    assert cat.count(build_query("spectra", fields=["uds"])) >= 92 <= cat.count(build_query("spectra", gratings=["PRISM"]))
+    for alone in ({"fields": ["uds"]}, {"gratings": ["PRISM"]}):
+        assert cat.count(build_query("spectra", **alone)) >= 92, alone
     assert cat.count(build_query("spectra", **together)) < 92
     for f in (together, dict(together, sort="signal_to_noise", sort_dir="desc"), dict(together, offset=3)):
         # one grating in spectrum_id order walked that grating's rows, by S/N or with an offset alone a scan
