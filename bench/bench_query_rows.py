@@ -27,6 +27,7 @@ import argparse
 import json
 import os
 import pathlib
+import random
 import statistics
 import subprocess
 import sys
@@ -100,11 +101,13 @@ def child(root: str, repeat: int) -> dict:
         assert arrow is None or fns["arrow"]().num_rows == n
         times = {k: [] for name in fns for k in (name, name + " cpu")}
         names = list(fns)
+        shuffle = random.Random(0)
         for i in range(repeat):
-            # alternate, so that the load of the moment hits all alike, in a rotating order: a query
-            # right after another reader's (the bare ADBC one's most) finds the CPU caches filled by
-            # it and took up to 10 % longer (a 30" cone: 2.2 vs 2.0 ms), so none always goes after one
-            for name in names[i % len(names):] + names[:i % len(names)]:
+            # alternate, so that the load of the moment hits all alike, in a new order each time: a query
+            # right after another reader's (the bare ADBC one's most) finds the CPU caches filled by it and
+            # takes longer (a 30" cone: +0.2-0.3 ms after ADBC, stop 28), so none may always go after one.
+            # (A rotation of one order kept every reader behind the same one: campfire's behind ADBC's)
+            for name in shuffle.sample(names, len(names)):
                 fn = fns[name]
                 t0, c0 = time.perf_counter(), time.process_time()
                 fn()

@@ -160,6 +160,9 @@ def access_path(conn: sqlite3.Connection, q: Query, terms: dict[str, tuple[str, 
     only the rows that pass (the bench's multi-filter query, 1,000,000 spectra:
     17,464 rows read → 3,107, SQLite's stepping 12.4 → 2.4 ms), and a count of
     those filters reads the index alone (uds + PRISM + inspected: 229 → 20 ms).
+    When every index is broad, a page still walks its order (below); anything else first
+    counts that index with every filter it tests (:func:`_second_probe`: uds + PRISM +
+    inspected + S/N > 5, 31,913 rows, 380 → 241 ms), and walks it when that is selective.
     Otherwise a query of one grating in spectrum_id order walks that grating's rows
     in order (``spectra_grating_id``, when the file has it), a page in spectrum_id
     order (or a small page sorted by another indexed column) walks that index and
@@ -190,7 +193,8 @@ def access_path(conn: sqlite3.Connection, q: Query, terms: dict[str, tuple[str, 
                 yield (index, frozenset(names), f"spectra s INDEXED BY {index} WHERE "
                        + " AND ".join(sql for sql, _ in used), [v for _, p in used for v in p])
 
-    best, bound = _most_selective(conn, probes(), max(_MIN_CAP, int(layout.n_spectra * _SELECTIVE)))
+    cap = max(_MIN_CAP, int(layout.n_spectra * _SELECTIVE))
+    best, bound = _most_selective(conn, probes(), cap)
     if best is not None:
         return f" INDEXED BY {best}", bound
     filters = {k for k, (sql, _) in terms.items() if sql != "1" and k != "visibility"}
@@ -204,6 +208,21 @@ def access_path(conn: sqlite3.Connection, q: Query, terms: dict[str, tuple[str, 
                     and (terms["visibility"][0] == "1" or "visibility" in tests)):
                 return f" INDEXED BY {index}", None
         return " NOT INDEXED", None
+    walk = _walk(q, layout, filters)
+    if walk is not None and q.limit is not None:
+        return f" INDEXED BY {walk}", None  # a page: the walk stops after it
+    # before a scan or a whole walk: filters broad alone may be selective together
+    best, bound = _second_probe(conn, terms, layout, cap)
+    if best is not None:
+        return f" INDEXED BY {best}", bound
+    return (f" INDEXED BY {walk}" if walk is not None else " NOT INDEXED"), None
+
+
+def _walk(q: Query, layout: Layout, filters: set[str]) -> str | None:
+    """The index whose walk gives a query's rows in its order (no sort, stops after a page), or None.
+
+    Asked when no filter's index is selective (:func:`access_path`).
+    """
     # the probes say the indexed filters are broad: the rows a walk passes mostly
     # match, unless a search or the stale files (which may match very few) filter too
     filters_pass_most = "search" not in filters and q.staleness is not True
@@ -213,7 +232,7 @@ def access_path(conn: sqlite3.Connection, q: Query, terms: dict[str, tuple[str, 
         # one grating in spectrum_id order: its own rows, in order (the first 50,000 G235M of 1,000,000
         # spectra: SQLite's stepping 123 → 42 ms; all 156,397 of them 242 (scan + sort) → 150 ms).
         # Not for two or more: each value's rows come in order, so the result would need a sort
-        return f" INDEXED BY {_GRATING_ORDER}", None
+        return _GRATING_ORDER
     if order in layout.indexes and filters_pass_most:
         # walking the sort column's index looks up every row it passes, but needs no
         # sort and stops after the page. Along spectrum_id the rows come nearly in
@@ -223,8 +242,36 @@ def access_path(conn: sqlite3.Connection, q: Query, terms: dict[str, tuple[str, 
         # column every row is a random lookup (~4 µs): small pages only.
         if not filters or (q.limit is not None
                            and (order == layout.pk_index or q.offset + q.limit <= _PAGE_WALK)):
-            return f" INDEXED BY {order}", None
-    return " NOT INDEXED", None
+            return order
+    return None
+
+
+def _second_probe(conn: sqlite3.Connection, terms: dict[str, tuple[str, list]], layout: Layout,
+                  cap: int) -> tuple[str | None, int | None]:
+    """An index that tests more filters than it drives, counted with all of them: (index, count) when under ``cap``.
+
+    Asked once the driving probes found every index broad and no page walk applies (before a
+    scan, or a walk of a whole grating or of every row in order): filters broad alone may be
+    selective together (uds + PRISM + inspected + S/N > 5: 31,913 of the field's 168,439
+    spectra on 1,000,000), and such an index's walk reads only the rows that pass every test
+    on its entries. The count reads the field's entries (+11 to +25 ms of planning there),
+    wasted when the result is broad too (1–3 % of such a query), against 12–36 % less for
+    results of 30–50,000 rows (bench/RESULTS.md, stop 28).
+    ``(None, None)`` when no index qualifies or none is under ``cap``.
+    """
+    for index, keys in _DRIVERS:
+        tests = _TESTS.get(index)
+        if tests is None or keys[0] not in terms or index not in layout.indexes:
+            continue
+        names = [k for k in terms if k in tests and terms[k][0] != "1"]
+        if not set(names) - set(keys):
+            continue  # nothing beyond the driving terms: the first probe counted this already
+        used = [terms[k] for k in names]
+        n = count_up_to(conn, f"spectra s INDEXED BY {index} WHERE " + " AND ".join(sql for sql, _ in used),
+                        [v for _, p in used for v in p], cap)
+        if n < cap:
+            return index, n
+    return None, None
 
 
 # ------------------------------------------------------------------------------ objects

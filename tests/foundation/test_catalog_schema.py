@@ -236,6 +236,38 @@ def test_access_paths_follow_the_probes(v2_root, monkeypatch):
     assert n > 0
 
 
+def test_a_second_probe_walks_filters_selective_only_together(v2_root, v1_root, raw, monkeypatch):
+    """Before a scan or a whole walk, the field+redshift index is counted with every filter it tests:
+    uds (162 of the demo's 460 spectra), PRISM (266) are broad at 20 %, uds + PRISM + inspected (78) is
+    not — its walk reads only those rows, and answers as the join of a version-1 file and the oracle.
+    Broad together, a scan still; a page, the walk that stops after it; a count, the index alone."""
+    cat, old = LocalCatalog(v2_root), LocalCatalog(v1_root)
+    monkeypatch.setattr(planner, "_MIN_CAP", 0)
+    monkeypatch.setattr(planner, "_SELECTIVE", 0.2)  # the demo is small: call 20 % selective (cap 92)
+
+    def plan(count=False, **f):
+        sql, params = cat.compile(build_query("spectra", **f).resolve(cat.vocabulary()), count=count)
+        return " | ".join(r[-1] for r in cat.conn.execute("EXPLAIN QUERY PLAN " + sql, params))
+
+    together = dict(fields=["uds"], gratings=["PRISM"], inspected_only=True)
+    for alone in ({"fields": ["uds"]}, {"gratings": ["PRISM"]}):
+        assert cat.count(build_query("spectra", **alone)) >= 92, alone
+    assert cat.count(build_query("spectra", **together)) < 92
+    for f in (together, dict(together, sort="signal_to_noise", sort_dir="desc"), dict(together, offset=3)):
+        # one grating in spectrum_id order walked that grating's rows, by S/N or with an offset alone a scan
+        assert plan(**f).startswith("SEARCH s USING INDEX spectra_field_redshift_filters (object_field=?)"), f
+        got, n = _spectra(cat, f)
+        want, n_old = _spectra(old, f)
+        _same_table(want, got, f)
+        assert n == n_old == len(got) + f.get("offset", 0), f
+        if "offset" not in f:
+            assert set(got["spectrum_id"]) == expected_spectra(raw, f), f
+    assert plan(fields=["uds"], gratings=["PRISM", "G395M"]).startswith("SCAN s")  # 142: broad together too
+    assert plan(limit=10, **together).startswith("SEARCH s USING INDEX spectra_grating_id (grating=?)")  # a page
+    assert plan(count=True, **together) == "SEARCH s USING COVERING INDEX spectra_field_redshift_filters " \
+                                           "(object_field=?)"
+
+
 def test_upgrade_in_place(demo_root, tmp_path, raw, caplog):
     root = make_v1(_copy_root(demo_root, tmp_path / "root"))
     with caplog.at_level(logging.WARNING, logger="campfire.catalog"):

@@ -346,3 +346,41 @@ def test_the_tags_column_for_every_caller(demo_root, tmp_path):
     with contextlib.closing(sqlite3.connect(root / "meta" / "campfire.db")) as conn:  # one has both system lrd tags
         assert conn.execute("SELECT max(n) FROM (SELECT count(*) n FROM object_tags JOIN tags USING (tag_id) "
                             "WHERE slug = 'lrd' AND kind = 'system' GROUP BY object_id)").fetchone()[0] == 2
+
+
+def test_the_tags_column_with_one_or_two_visible_tags(demo_root, tmp_path):
+    """The tags column orders and dedupes only an object's two or more visible names: exactly two in the
+    reverse of their tag_id order come sorted, two system tags of one slug come once, one visible of
+    several is shown alone, none is '' — for each caller, through either reader and a single record."""
+    root = tmp_path / "root"
+    (root / "meta").mkdir(parents=True)
+    shutil.copyfile(demo_root / "meta" / "campfire.db", root / "meta" / "campfire.db")
+    with contextlib.closing(sqlite3.connect(root / "meta" / "campfire.db")) as conn:
+        free = [r[0] for r in conn.execute("SELECT object_id FROM objects WHERE object_id NOT IN "
+                                           "(SELECT object_id FROM object_tags) ORDER BY object_id LIMIT 4")]
+        tag = {}
+        for slug, kind, owner in [("zz", "system", None), ("aa", "system", None), ("dup", "system", None),
+                                  ("dup", "system", None), ("mine", "private", "bob"), ("ours", "shared", "bob")]:
+            cur = conn.execute("INSERT INTO tags (slug, name, kind, owner, updated_at) VALUES (?, ?, ?, ?, ?)",
+                               (slug, slug, kind, owner, "2026-12-03T00:00:00Z"))
+            tag.setdefault(slug, []).append(cur.lastrowid)
+        members = {free[0]: tag["zz"] + tag["aa"], free[1]: tag["dup"], free[2]: tag["mine"] + tag["ours"]}
+        conn.executemany("INSERT INTO object_tags (tag_id, object_id) VALUES (?, ?)",
+                         [(t, o) for o, ts in members.items() for t in ts])
+        conn.commit()
+    assert tag["zz"][0] < tag["aa"][0] and len(tag["dup"]) == 2  # an unordered list would read "zz,aa", "dup,dup"
+    expected = {  # caller → the four objects' tags
+        Visibility.everything(): ["aa,zz", "dup", "bob/mine,bob/ours", ""],
+        Visibility(user="bob", all_tags=False): ["aa,zz", "dup", "mine,ours", ""],
+        Visibility(user="alice", all_tags=False): ["aa,zz", "dup", "bob/ours", ""],
+        Visibility(user=None, all_tags=False): ["aa,zz", "dup", "", ""],
+    }
+    for visibility, want in expected.items():
+        cat = LocalCatalog(root, visibility=visibility)
+        q = build_query("objects")
+        for reader in ("rows", "columnar"):
+            with dask.config.set({"campfire.catalog.reader": reader}):
+                table = cat.query(q)
+            got = dict(zip(table["object_id"], table["tags"]))
+            assert [got[o] for o in free] == want, (visibility, reader)
+        assert [cat.object_row(o)["tags"] for o in free] == want, visibility
