@@ -26,8 +26,8 @@ __all__ = ["oauth2", "get_archive", "caller", "user_caller", "session_of", "chec
 oauth2 = OAuth2PasswordBearer(tokenUrl=f"{config.API_PREFIX}/auth/token", auto_error=False)
 
 
-def get_archive(request: Request) -> Archive:
-    """The archive this app serves."""
+async def get_archive(request: Request) -> Archive:
+    """The archive this app serves (async: FastAPI runs a sync dependency on a worker thread, a hop per request)."""
     return request.app.state.archive
 
 
