@@ -65,9 +65,10 @@ class Phase:
         return f"{self.wall:.2f} s wall (CPU: client {self.client:.1f} s, server {self.server:.1f} s)"
 
 
-def start_server(root: pathlib.Path) -> tuple[subprocess.Popen, str]:
+def start_server(root: pathlib.Path, cwd: str | os.PathLike | None = None) -> tuple[subprocess.Popen, str]:
+    """``campfire serve root`` in a process of its own; ``cwd``: the campfire tree it runs (``-m`` imports from there)."""
     proc = subprocess.Popen([sys.executable, "-m", "campfire", "serve", str(root), "--port", "0"],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=cwd)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         line = proc.stdout.readline()

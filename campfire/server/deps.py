@@ -20,14 +20,14 @@ from campfire.server.archive import Archive, Caller
 from campfire.server.errors import APIProblem
 from campfire.server.sessions import COOKIE, CSRF_HEADER, UNSAFE_METHODS, Session, tokens_match
 
-__all__ = ["oauth2", "get_archive", "caller", "user_caller", "session_of", "check_csrf"]
+__all__ = ["oauth2", "get_archive", "caller", "caller_of", "user_caller", "session_of", "check_csrf"]
 
 # declares the bearer scheme in the OpenAPI document; the header itself is read by Archive.caller
 oauth2 = OAuth2PasswordBearer(tokenUrl=f"{config.API_PREFIX}/auth/token", auto_error=False)
 
 
-def get_archive(request: Request) -> Archive:
-    """The archive this app serves."""
+async def get_archive(request: Request) -> Archive:
+    """The archive this app serves (async: FastAPI runs a sync dependency on a worker thread, a hop per request)."""
     return request.app.state.archive
 
 
@@ -48,6 +48,11 @@ def check_csrf(request: Request, session: Session, given: str | None = None) -> 
 def caller(request: Request, _token: str | None = Security(oauth2),
            archive: Archive = Depends(get_archive)) -> Caller:
     """The caller of this request: bearer token, else portal session, else anonymous; 401 for a bad token."""
+    return caller_of(request, archive)
+
+
+def caller_of(request: Request, archive: Archive) -> Caller:
+    """:func:`caller` as a plain function, for a route that runs it on its own worker thread (blocking: SQLite)."""
     authorization = request.headers.get("authorization")
     if authorization is not None:
         return archive.caller(authorization)

@@ -222,7 +222,9 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
                        also=("multipart/byteranges",)),
         "304": {"description": "If-None-Match matched the ETag"},
         **_errors(400, 401, 404),
-        "416": {**_error(_ERRORS[416]), "headers": {"Content-Range": {"schema": STRING}}}},
+        "416": {**_error(_ERRORS[416]), "headers": {"Content-Range": {"schema": STRING}}},
+        "503": {**_error("file_changed: the file was rewritten in place while it was read; retry after "
+                         "Retry-After seconds"), "headers": _RETRY_AFTER}},
         "parameters": [
             {"name": "Range", "in": "header", "required": False, "schema": STRING,
              "description": "bytes=START-[END] to resume a download "

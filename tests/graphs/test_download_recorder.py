@@ -7,9 +7,9 @@ import time
 import campfire.graphs.download as download
 
 
-def test_the_recorder_commits_several_batches_at_once_and_everything_at_the_end(monkeypatch, tmp_path):
+def test_the_recorder_commits_several_files_at_once_and_everything_at_the_end(monkeypatch, tmp_path):
     # guards: _Recorder's gathering — a commit (sync, renames, transaction) costs the same for
-    # one file or a hundred, so batches arriving within GATHER share one; leaving commits the rest
+    # one file or a hundred, so files arriving within GATHER share one; leaving commits the rest
     commits: list[list] = []
     monkeypatch.setattr(download, "record_downloads", lambda data_dir, records: commits.append(records) or {})
     with download._Recorder(tmp_path) as record:
@@ -57,3 +57,23 @@ def test_the_recorder_makes_download_threads_wait_past_max_waiting(monkeypatch, 
         t.join(5)
         assert done.is_set()
     assert sum(waiting_at_commit) == 7 and max(waiting_at_commit) <= 4 + 1
+
+
+def test_the_recorder_commits_every_commit_files_without_waiting_for_gather(monkeypatch, tmp_path):
+    # guards: a commit per COMMIT_FILES files (not one per file, nor one per GATHER at a slow pace)
+    commits: list[list] = []
+    monkeypatch.setattr(download, "record_downloads", lambda data_dir, records: commits.append(records) or {})
+    monkeypatch.setattr(download._Recorder, "COMMIT_FILES", 5)
+    monkeypatch.setattr(download._Recorder, "GATHER", 60.0)
+    with download._Recorder(tmp_path) as record:
+        for i in range(5):
+            record([(f"s{i}", "h", 1, "t")])
+        deadline = time.monotonic() + 5
+        while not commits and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert [len(c) for c in commits] == [5]  # a full commit, long before GATHER
+        for i in range(5, 9):
+            record([(f"s{i}", "h", 1, "t")])
+        time.sleep(0.3)
+        assert len(commits) == 1  # four wait for more (or for GATHER)
+    assert [len(c) for c in commits] == [5, 4]  # the rest when the download ends

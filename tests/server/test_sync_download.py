@@ -356,6 +356,29 @@ def test_a_batch_of_downloads_is_synced_before_its_renames_and_recorded_after(se
     assert not list(cf.data_dir.rglob("*.part"))
 
 
+def test_each_download_thread_gets_one_batch_and_hands_each_file_over_when_verified(server, make_client,
+                                                                                    monkeypatch):
+    # guards: the tail of download_files — one batch per thread, sizes differing by one file at most
+    # (several unequal batches a thread let dask give one thread the larger ones: 24-27 files a
+    # thread for 200 on 8), and every verified file handed to the recorder at once, not at its batch's end
+    import campfire.graphs.download as graph_download
+
+    cf = make_client(server.url)
+    cf.sync()
+    n = len(cf.query_spectra(observations=["ember_uds_p4"]))
+    sizes, handed = [], []
+    batch, call = graph_download._download_batch, graph_download._Recorder.__call__
+    monkeypatch.setattr(graph_download, "_download_batch", lambda refs, **kw: sizes.append(len(refs)) or batch(refs, **kw))
+    monkeypatch.setattr(graph_download._Recorder, "__call__",
+                        lambda self, records: handed.append(len(records)) or call(self, records))
+    got = download_files(cf.remote_catalog, cf.data_dir, build_query("spectra", observations=["ember_uds_p4"]),
+                         max_workers=3)
+    assert got["downloaded"] == n >= 7 and not got["failed"]
+    assert sorted(sizes) == sorted([n // 3 + (i < n % 3) for i in range(3)])
+    assert handed == [1] * n
+    assert set(local_files(cf)) == {r["spectrum_id"] for r in cf.query_spectra(observations=["ember_uds_p4"])}
+
+
 KILLED_AT_THE_SYNC_SCRIPT = textwrap.dedent("""
     import os, sys
     import campfire.transfer.download as download
