@@ -172,7 +172,10 @@ def change_stamp(path: str | os.PathLike) -> tuple:
     path = os.fspath(path)
     st = os.stat(path)
     stamp: tuple = (st.st_mtime_ns, st.st_size)
-    with contextlib.suppress(FileNotFoundError):
-        wst = os.stat(path + "-wal")
-        stamp += (wst.st_mtime_ns, wst.st_size)
+    wal = path + "-wal"
+    # access() first: a stat of a missing file raises, ~3 µs of a ~7 µs stamp (most files have no WAL)
+    if os.access(wal, os.F_OK):
+        with contextlib.suppress(FileNotFoundError):  # checkpointed and removed meanwhile
+            wst = os.stat(wal)
+            stamp += (wst.st_mtime_ns, wst.st_size)
     return stamp
