@@ -168,7 +168,7 @@ def change_stamp(path: str | os.PathLike) -> tuple:
     FileNotFoundError
         No file at ``path``.
     """
-    # os.stat on strings: asked several times per query, where pathlib's objects cost more than the stat
+    # os.stat on strings: asked on every query (twice from a client), where a pathlib object costs more
     path = os.fspath(path)
     st = os.stat(path)
     stamp: tuple = (st.st_mtime_ns, st.st_size)
