@@ -157,14 +157,26 @@ def columns_of(kind: str) -> tuple[Column, ...]:
     return OBJECT_COLUMNS if kind == "objects" else SPECTRUM_COLUMNS
 
 
-def _convert_missing(values: np.ndarray, dtype: str) -> np.ndarray:
-    """An int or str column with its None values replaced (0 or '') and then cast."""
+def _int_missing(values: np.ndarray) -> np.ndarray:
+    """An int column with its None values replaced by 0, then cast."""
+    values = values.copy()
+    values[values == None] = 0  # noqa: E711 - elementwise on an object array
+    return values.astype(np.int64)
+
+
+def _text_missing(values: np.ndarray, text: np.ndarray) -> np.ndarray:
+    """``text`` (``values`` cast to str) with '' where ``values`` is None, as wide as replacing first.
+
+    Blanks the cast's ``'None'`` in place rather than casting again (a tags column,
+    None for every untagged object: 60 of a 30″ cone's 90 µs of it, stop 28).
+    """
     missing = values == None  # noqa: E711 - elementwise on an object array
-    if missing.any():
-        values = values.copy()
-        values[missing] = 0 if dtype == "int" else ""
-    # a non-string value of a str column becomes str(value)
-    return values.astype(np.int64) if dtype == "int" else values.astype(str)
+    if not missing.any():  # the text 'None', not a missing value
+        return text
+    text[missing] = ""
+    if text.dtype.itemsize == 16:  # 4 characters: the 'None' may have set the width
+        text = text.astype(f"<U{max(int(np.char.str_len(text).max()), 1)}")
+    return text
 
 
 def _convert(values: np.ndarray, dtype: str) -> np.ndarray:
@@ -172,8 +184,9 @@ def _convert(values: np.ndarray, dtype: str) -> np.ndarray:
 
     Columns rarely hold None, and looking for it costs a Python comparison per value: an
     int column is cast directly (a None makes the cast fail), a str column is checked
-    after its cast (a None became ``'None'``); only then are the None values replaced
-    before the cast, so the result (the string width too) is that of replacing first.
+    after its cast (a None became ``'None'``); only then are the None values looked for
+    (an int column replaced and cast again, a str column's text blanked), and the result
+    (the string width too) is that of replacing first.
     """
     if dtype == "float":
         return values.astype(float)  # None becomes NaN
@@ -183,10 +196,10 @@ def _convert(values: np.ndarray, dtype: str) -> np.ndarray:
         try:
             return values.astype(np.int64)
         except TypeError:  # a None (int(None) fails)
-            return _convert_missing(values, dtype)
-    text = values.astype(str)
+            return _int_missing(values)
+    text = values.astype(str)  # a non-string value becomes str(value)
     if text.dtype.itemsize >= 16 and (text == "None").any():  # 'None' is 4 characters of 4 bytes
-        return _convert_missing(values, dtype)
+        return _text_missing(values, text)
     return text
 
 

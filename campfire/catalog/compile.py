@@ -14,6 +14,7 @@ through the join.
 """
 from __future__ import annotations
 
+import functools
 import math
 import sqlite3
 from dataclasses import dataclass
@@ -42,6 +43,12 @@ _LEGACY_VIEW = {f"a.{name}": f"o.{name}" for name in VIEW_FIELDS}
 def _legacy(expr: str, legacy: bool) -> str:
     """A column of objects on a catalog older than schema 3: its inspection fields from ``objects o``."""
     return _LEGACY_VIEW.get(expr, expr) if legacy else expr
+
+
+@functools.lru_cache(maxsize=64)
+def _object_select(tags_expr: str, legacy: bool) -> str:
+    """The SELECT of an objects query: the same for every query of a caller (~6 µs to build)."""
+    return "SELECT " + ", ".join(_legacy(expr, legacy).format(tags=tags_expr) for _, expr, _ in OBJECT_COLUMNS)
 
 
 _MISSING_FIT = {f"s.{name}": "NULL" for name in FIT_COLUMNS}
@@ -317,7 +324,7 @@ def plan_query(q: Query, visibility: Visibility, *, layout: Layout | None = None
             select, select_params = "SELECT count(*)", []
         else:
             tags_expr, tags_params = _tags_expr(visibility)
-            select = "SELECT " + ", ".join(_legacy(expr, legacy).format(tags=tags_expr) for _, expr, _ in OBJECT_COLUMNS)
+            select = _object_select(tags_expr, legacy)
             select_params = tags_params
     else:
         if layout is None:

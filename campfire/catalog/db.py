@@ -168,11 +168,14 @@ def change_stamp(path: str | os.PathLike) -> tuple:
     FileNotFoundError
         No file at ``path``.
     """
-    # os.stat on strings: asked several times per query, where pathlib's objects cost more than the stat
+    # os.stat on strings: asked on every query (twice from a client), where a pathlib object costs more
     path = os.fspath(path)
     st = os.stat(path)
     stamp: tuple = (st.st_mtime_ns, st.st_size)
-    with contextlib.suppress(FileNotFoundError):
-        wst = os.stat(path + "-wal")
-        stamp += (wst.st_mtime_ns, wst.st_size)
+    wal = path + "-wal"
+    # access() first: a stat of a missing file raises, ~3 µs of a ~7 µs stamp (most files have no WAL)
+    if os.access(wal, os.F_OK):
+        with contextlib.suppress(FileNotFoundError):  # checkpointed and removed meanwhile
+            wst = os.stat(wal)
+            stamp += (wst.st_mtime_ns, wst.st_size)
     return stamp

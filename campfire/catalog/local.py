@@ -197,11 +197,14 @@ class LocalCatalog:
             _VALID_CACHE[key] = valid
         return valid
 
-    def _resolve(self, q: Query) -> Query:
+    def _resolve(self, q: Query, stamp: tuple | None = None) -> Query:
         """``q`` checked against this catalog's names; on a synced copy an unknown name may be
-        newer than the copy, and the message says how to bring it in."""
+        newer than the copy, and the message says how to bring it in.
+
+        ``stamp``: the file's :func:`~campfire.catalog.db.change_stamp`, when the caller has it.
+        """
         try:
-            return q.resolve(self.vocabulary())
+            return q.resolve(self._cached(stamp)[0])
         except ValidationError as err:
             if self.meta("owner") != "client":
                 raise
@@ -215,9 +218,10 @@ class LocalCatalog:
         return read_meta(self.conn).get(key)
 
     # -- what the file offers, cached until it changes -------------------------------------
-    def _layout(self) -> Layout:
+    def _layout(self, stamp: tuple | None = None) -> Layout:
         """What this catalog file offers the compiler (schema version 2 or 1, indexes, size)."""
-        stamp = change_stamp(self.db_path)
+        if stamp is None:
+            stamp = change_stamp(self.db_path)
         if self._layout_cache and self._layout_cache[0] == stamp:
             return self._layout_cache[1]
         layout = read_layout(self.conn, self.db_path)
@@ -236,8 +240,9 @@ class LocalCatalog:
         """
         return self._cached()[1]
 
-    def _cached(self) -> tuple[Vocabulary, Visibility]:
-        stamp = change_stamp(self.db_path)
+    def _cached(self, stamp: tuple | None = None) -> tuple[Vocabulary, Visibility]:
+        if stamp is None:
+            stamp = change_stamp(self.db_path)
         if self._vocab_cache and self._vocab_cache[0] == stamp:
             return self._vocab_cache[1:]
         conn = self.conn
@@ -280,12 +285,23 @@ class LocalCatalog:
         return plan.sql, plan.params
 
     def _plan(self, q: Query, *, count: bool = False, extra: tuple[str, list] | None = None,
-              bound: bool = False) -> Compiled:
-        """:meth:`compile`'s statement with a bound on its rows (:func:`campfire.catalog.compile.plan_query`)."""
-        layout = self._layout()
+              bound: bool = False, stamp: tuple | None = None) -> Compiled:
+        """:meth:`compile`'s statement with a bound on its rows (:func:`campfire.catalog.compile.plan_query`).
+
+        ``stamp`` as in :meth:`_resolve`: a query looks at the file once (a stat, or two
+        in WAL mode), and its names, visibility and layout are of the same file state.
+        """
+        if stamp is None:
+            stamp = change_stamp(self.db_path)
         local_root = str(self.root) + os.sep if self.expose_paths else None
-        return plan_query(q, self.caller_visibility(), layout=layout, conn=self.conn, local_root=local_root,
-                          count=count, extra=extra, bound=bound)
+        return plan_query(q, self._cached(stamp)[1], layout=self._layout(stamp), conn=self.conn,
+                          local_root=local_root, count=count, extra=extra, bound=bound)
+
+    def _resolved_plan(self, q: Query, **plan: Any) -> tuple[Query, Compiled]:
+        """``q`` resolved and planned (:meth:`_plan`'s keywords) with one look at the file."""
+        stamp = change_stamp(self.db_path)
+        q = self._resolve(q, stamp)
+        return q, self._plan(q, stamp=stamp, **plan)
 
     # -- queries --------------------------------------------------------------------
     def query(self, q: Query) -> Table:
@@ -305,9 +321,8 @@ class LocalCatalog:
         ValidationError
             A name in ``q`` this catalog does not know (field, program, tag, ...).
         """
-        q = self._resolve(q)
         reader = _reader()
-        plan = self._plan(q, bound=reader == "auto")
+        q, plan = self._resolved_plan(q, bound=reader == "auto")
         sql, params = plan.sql, plan.params
         # auto: a small result (a page, a cone, a selective filter, nothing) through rows, a large one through
         # columns. Not "the first 500 rows through rows, then columns": a sorted result's first row costs most
@@ -345,8 +360,8 @@ class LocalCatalog:
         ValidationError
             A name in ``q`` this catalog does not know.
         """
-        q = self._resolve(q)
-        sql, params = self.compile(q, count=True)
+        _, plan = self._resolved_plan(q, count=True)
+        sql, params = plan.sql, plan.params
         return int(self.conn.execute(sql, params).fetchone()[0])
 
     def iter_rows(self, q: Query, batch: int = 2000) -> Iterator[dict[str, Any]]:
@@ -363,8 +378,8 @@ class LocalCatalog:
         iterator of dict
             One dict per row, keyed by the query's column names.
         """
-        q = self._resolve(q)
-        sql, params = self.compile(q)
+        q, plan = self._resolved_plan(q)
+        sql, params = plan.sql, plan.params
         columns = columns_of(q.kind)
         with opened(self.db_path) as conn:  # own connection: the caller may query meanwhile
             cur = conn.execute(sql, params)
@@ -374,9 +389,8 @@ class LocalCatalog:
 
     def query_rows(self, q: Query) -> list[tuple]:
         """Raw row tuples (for the server's JSON encoding)."""
-        q = self._resolve(q)
-        sql, params = self.compile(q)
-        return self.conn.execute(sql, params).fetchall()
+        _, plan = self._resolved_plan(q)
+        return self.conn.execute(plan.sql, plan.params).fetchall()
 
     # -- single records -----------------------------------------------------------
     def object_row(self, object_id: str) -> dict[str, Any] | None:

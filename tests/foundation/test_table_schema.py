@@ -90,13 +90,20 @@ def test_listing_tables_have_the_pinned_schema(cf):
     assert len(cf.get_programs()) > 0 and len(cf.get_tags()) > 0
 
 
+def _replaced_then_cast(values, dtype):
+    """An int or str column with None replaced (0 or '') before its cast: the width of the values alone."""
+    values = values.copy()
+    values[values == None] = 0 if dtype == "int" else ""  # noqa: E711 - elementwise on an object array
+    return values.astype(np.int64 if dtype == "int" else str)
+
+
 def _public_table(cols, rows):
     """The Table as astropy's public constructor makes it (what make_table did before its fast path)."""
     names = [c[0] for c in cols]
     if rows:
         grid = np.empty((len(rows), len(cols)), dtype=object)
         grid[:] = rows
-        data = [columns._convert_missing(grid[:, i], d) if d in ("int", "str") else columns._convert(grid[:, i], d)
+        data = [_replaced_then_cast(grid[:, i], d) if d in ("int", "str") else columns._convert(grid[:, i], d)
                 for i, (_, _, d) in enumerate(cols)]
     else:
         data = [np.zeros(0, dtype={"float": float, "int": np.int64, "bool": bool, "str": "U1"}[d])
