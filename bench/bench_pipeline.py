@@ -245,10 +245,14 @@ def main(argv=None) -> None:
                 # two workers cannot take less wall time than their run's CPU (workers, client, scheduler)
                 # spread over every core: the most 2 / 1 can be with this much CPU
                 ceiling = one["seconds"] / ((two["worker_cpu"] + two["client_scheduler_cpu"]) / os.cpu_count())
+                # the same with the 1-worker run's own CPU (its worker and client: the chain its wall time
+                # cannot be shorter than) in place of its wall time, which the machine's other jobs stretch
+                cpu_ceiling = (one["worker_cpu"] + one["client_cpu"]) / (
+                    (two["worker_cpu"] + two["client_scheduler_cpu"]) / os.cpu_count())
                 print(f"{label}: 1 worker {one['objects_per_s']:.1f} objects/s ({one['seconds']:.1f} s), 2 workers "
                       f"{two['objects_per_s']:.1f} objects/s ({two['seconds']:.1f} s): "
                       f"{two['objects_per_s'] / one['objects_per_s']:.2f}x (at most {ceiling:.2f}x with the 2-worker "
-                      f"run's CPU on {os.cpu_count()} idle cores)")
+                      f"run's CPU on {os.cpu_count()} idle cores; {cpu_ceiling:.2f}x from both runs' CPU alone)")
                 for n, x in ((1, one), (2, two)):
                     total = x["worker_cpu"] + x["client_scheduler_cpu"]
                     t = x["timings"]
