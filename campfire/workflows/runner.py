@@ -218,7 +218,10 @@ def _warm_up(*, plots: bool, zarr: bool, resample: bool = False) -> None:
 
         from campfire.quicklook.figure import quicklook_figure
 
-        quicklook_figure(spec, redshift=2.0).savefig(io.BytesIO(), format="png")
+        from campfire.workflows.outputs import PNG_COMPRESS_LEVEL
+
+        quicklook_figure(spec, redshift=2.0).savefig(io.BytesIO(), format="png",
+                                                     pil_kwargs={"compress_level": PNG_COMPRESS_LEVEL})
 
 
 def _warm_table_writer() -> threading.Thread:
