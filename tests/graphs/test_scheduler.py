@@ -138,7 +138,7 @@ def test_the_local_cluster_campfire_starts_has_no_statistical_profiler_on_its_wo
     def worker_settings(dask_worker):
         return ("profile" in dask_worker.periodic_callbacks, dask.config.get("distributed.admin.tick.interval"))
 
-    with run_context("local:1") as ctx:
+    with dask.config.set({"campfire.graph.dashboard-address": None}), run_context("local:1") as ctx:
         assert set(ctx.client.run(worker_settings).values()) == {(False, "200ms")}
     with dask.config.set({"campfire.graph.worker-profile": True}), \
             local_cluster(1, dashboard_address=None) as cluster, __import__("distributed").Client(cluster) as client:
