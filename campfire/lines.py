@@ -287,7 +287,7 @@ def emission_lines_in(redshift: float = 0.0, wave_min: float | None = None,
     --------
     >>> names, rest, obs = emission_lines_in(redshift=3.0, wave_min=2.6, wave_max=2.65)
     >>> [str(n) for n in names], [round(float(w), 4) for w in obs]
-    (['[NII]-6550', 'Halpha', '[NII]-6585'], [2.6199, 2.6251, 2.634])
+    (['[NII]-6550', 'Halpha', '[NII]-6585'], [2.6199, 2.6258, 2.6341])
     """
     z = check_redshift(redshift)
     names = list(EMISSION_LINES)
