@@ -28,8 +28,8 @@ tasks as arguments; workers never read ``dask.config``. So is the downloader of 
 files: the client the selection came from is bound into the download step.
 
 Dask machinery: the collection protocol is implemented here (a Bag of batches whose
-``compute()`` returns values, not Items), the optimisation is ``dask.bag``'s
-(cull + fuse linear chains, in a fixed order: :func:`optimize`), and the tree reductions
+``compute()`` returns values, not Items), the optimisation is ``dask.bag``'s own
+(:func:`dask.bag.core.optimize`: cull + fuse linear chains), and the tree reductions
 are :mod:`campfire.graphs.reduction` (see there for why not ``Bag.reduction``).
 
 Collections:
@@ -72,6 +72,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 from dask import threaded
+from dask.bag.core import optimize as bag_optimize
 from dask.base import DaskMethodsMixin, tokenize
 from dask.highlevelgraph import HighLevelGraph
 
@@ -95,42 +96,12 @@ _METHODS = ("weighted_mean", "mean", "median")
 
 
 def optimize(dsk, keys, **kwargs):
-    """Cull to the requested keys and fuse linear chains (select → download → open → calibrate → resample).
+    """Cull to the requested keys and fuse linear chains (download → open → calibrate ...).
 
-    The fused chain of one batch runs as one task: nothing is shipped between workers
-    mid-chain. These are the steps of ``dask.bag``'s optimisation (:func:`dask.bag.core.optimize`)
-    with one difference: the fusion visits the tasks dependencies first. ``cull`` leaves them
-    in a set's order (which follows the process's hash seed), and the fusion ends a chain at
-    the first task it has already visited: a chain then stopped wherever a task's second
-    dependent was visited first (a run's chains mostly stopped before ``resample``, and the
-    run's task count changed from one process to the next: 266 to 276 in ``calibrate_all``).
+    The fused chain of one batch runs as one task: nothing is shipped between
+    workers mid-chain. This is ``dask.bag``'s optimisation (:func:`dask.bag.core.optimize`).
     """
-    from dask._task_spec import convert_legacy_graph, cull, fuse_linear_task_spec
-    from dask.bag.core import lazify
-    from dask.core import flatten
-
-    keys = list(flatten(keys))
-    graph = cull(convert_legacy_graph(dict(dsk)), keys)
-    return lazify(fuse_linear_task_spec({k: graph[k] for k in _dependencies_first(graph)}, keys))
-
-
-def _dependencies_first(graph) -> list:
-    """The graph's keys, each after its dependencies; ties in key order (the same in every process)."""
-    order, seen = [], set()
-    for root in sorted(graph, key=str):
-        todo = [(root, False)]
-        while todo:
-            key, ready = todo.pop()
-            if ready:
-                order.append(key)
-                continue
-            if key in seen:
-                continue
-            seen.add(key)
-            todo.append((key, True))
-            todo.extend((d, False) for d in sorted(graph[key].dependencies, key=str, reverse=True)
-                        if d in graph and d not in seen)
-    return order
+    return bag_optimize(dict(dsk), keys, **kwargs)
 
 
 def _make_items(batch) -> list:
