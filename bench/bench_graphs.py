@@ -50,10 +50,18 @@ def _load() -> str:
 
 @contextlib.contextmanager
 def cluster(n_workers: int, memory_limit: str = "4GB"):
-    from distributed import Client, LocalCluster
+    """The LocalCluster ``campfire run --workers N`` starts (its distributed settings: no statistical
+    profiler, ...), kept running across the warm-up; a checkout from before
+    ``campfire.graphs.scheduler.local_cluster`` started distributed's defaults, and gets them."""
+    from distributed import Client
 
-    with LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=None,
-                      memory_limit=memory_limit, silence_logs=40) as c, Client(c) as client:
+    try:
+        from campfire.graphs.scheduler import local_cluster
+    except ImportError:
+        from distributed import LocalCluster as local_cluster
+
+    with local_cluster(n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=None,
+                       memory_limit=memory_limit, silence_logs=40) as c, Client(c) as client:
         yield c, client
 
 

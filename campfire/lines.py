@@ -27,6 +27,7 @@ __all__ = [
     "EMISSION_LINES",
     "ABSORPTION_LINES",
     "get_emission_lines",
+    "emission_lines_in",
     "check_redshift",
     "convert_flux_units",
     "normalize_flux_unit",
@@ -256,6 +257,53 @@ def check_redshift(redshift, *, optional: bool = False) -> float | None:
     return z
 
 
+def emission_lines_in(redshift: float = 0.0, wave_min: float | None = None,
+                      wave_max: float | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(names, rest_wavelength, observed_wavelength)`` of the lines observed at ``redshift``
+    inside [wave_min, wave_max] micron, by observed wavelength: :func:`get_emission_lines` as
+    plain arrays (no astropy.table: a quick-look figure on a Dask worker does not import it).
+
+    Parameters
+    ----------
+    redshift : float
+        Redshift (>= 0).
+    wave_min, wave_max : float, optional
+        Observed range [μm].
+
+    Returns
+    -------
+    names : numpy.ndarray of str
+    rest_wavelength : numpy.ndarray
+        [Angstrom].
+    observed_wavelength : numpy.ndarray
+        [micron].
+
+    Raises
+    ------
+    ValidationError
+        A bad redshift, or ``wave_min > wave_max``.
+
+    Examples
+    --------
+    >>> names, rest, obs = emission_lines_in(redshift=3.0, wave_min=2.6, wave_max=2.65)
+    >>> [str(n) for n in names], [round(float(w), 4) for w in obs]
+    (['[NII]-6550', 'Halpha', '[NII]-6585'], [2.6199, 2.6258, 2.6341])
+    """
+    z = check_redshift(redshift)
+    names = list(EMISSION_LINES)
+    rest = np.array([EMISSION_LINES[n] for n in names])
+    obs = rest * (1 + z) / 1e4
+    keep = np.ones(len(names), bool)
+    if wave_min is not None:
+        keep &= obs >= float(wave_min)
+    if wave_max is not None:
+        keep &= obs <= float(wave_max)
+    if wave_min is not None and wave_max is not None and float(wave_min) > float(wave_max):
+        raise ValidationError(f"wave_min ({wave_min}) must not exceed wave_max ({wave_max})")
+    order = np.argsort(obs[keep], kind="stable")
+    return np.array(names)[keep][order], rest[keep][order], obs[keep][order]
+
+
 def get_emission_lines(redshift: float = 0.0, wave_min: float | None = None, wave_max: float | None = None) -> Table:
     """Lines observed at ``redshift`` inside [wave_min, wave_max] micron.
 
@@ -282,27 +330,10 @@ def get_emission_lines(redshift: float = 0.0, wave_min: float | None = None, wav
     >>> [str(n) for n in t['name']]
     ['[NII]-6550', 'Halpha', '[NII]-6585']
     """
-    z = check_redshift(redshift)
-    names = list(EMISSION_LINES)
-    rest = np.array([EMISSION_LINES[n] for n in names])
-    obs = rest * (1 + z) / 1e4
-    keep = np.ones(len(names), bool)
-    if wave_min is not None:
-        keep &= obs >= float(wave_min)
-    if wave_max is not None:
-        keep &= obs <= float(wave_max)
-    if wave_min is not None and wave_max is not None and float(wave_min) > float(wave_max):
-        raise ValidationError(f"wave_min ({wave_min}) must not exceed wave_max ({wave_max})")
-    order = np.argsort(obs[keep], kind="stable")
+    names, rest, obs = emission_lines_in(redshift, wave_min, wave_max)
     import astropy.units as u
     from astropy.table import Table
 
-    table = Table(
-        {
-            "name": np.array(names)[keep][order],
-            "rest_wavelength": rest[keep][order] * u.AA,
-            "observed_wavelength": obs[keep][order] * u.um,
-        }
-    )
-    table.meta["redshift"] = z
+    table = Table({"name": names, "rest_wavelength": rest * u.AA, "observed_wavelength": obs * u.um})
+    table.meta["redshift"] = check_redshift(redshift)
     return table

@@ -34,7 +34,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from campfire.errors import CampfireError, ValidationError
-from campfire.lines import check_redshift, get_emission_lines
+from campfire.lines import check_redshift, emission_lines_in
 from campfire.quicklook.spectrum import (
     WAVE_LABEL,
     is_rest_frame,
@@ -110,8 +110,8 @@ def _lines_in(wave: np.ndarray, z: float):
     finite = wave[np.isfinite(wave)]
     if finite.size == 0:
         return []
-    table = get_emission_lines(redshift=z, wave_min=float(finite.min()), wave_max=float(finite.max()))
-    return [(str(n), pretty_line_name(str(n)), float(w)) for n, w in zip(table["name"], table["observed_wavelength"].value)]
+    names, _, waves = emission_lines_in(redshift=z, wave_min=float(finite.min()), wave_max=float(finite.max()))
+    return [(str(n), pretty_line_name(str(n)), float(w)) for n, w in zip(names, waves)]
 
 
 def _add_lines(fig, lines, xref: str, yref: str, label_row: bool) -> None:

@@ -46,7 +46,8 @@ import yaml
 from campfire import config
 from campfire.errors import ValidationError
 
-__all__ = ["parse_scheduler", "run_context", "RunContext", "deployment_config", "find_deployment_file", "SCHEDULERS"]
+__all__ = ["parse_scheduler", "run_context", "RunContext", "local_cluster", "local_cluster_config", "deployment_config",
+           "find_deployment_file", "SCHEDULERS"]
 
 SCHEDULERS = ("threads", "processes", "synchronous")
 _ADDRESS_PREFIXES = ("tcp://", "tls://", "ws://", "wss://", "inproc://", "ucx://")
@@ -172,18 +173,11 @@ def run_context(scheduler: str | None = None, workers: int | None = None) -> Ite
             yield RunContext(kind, n, description=f"{kind} ({n} worker{'s' if n > 1 else ''})")
         return
 
-    from distributed import Client, LocalCluster  # heavy: only when asked for
+    from distributed import Client  # heavy: only when asked for
 
     if kind == "local":
         threads = int(config.get("graph.threads-per-worker") or 1)
-        dashboard = config.get("graph.dashboard-address")
-        cluster = LocalCluster(
-            n_workers=arg,
-            threads_per_worker=threads,
-            processes=True,
-            dashboard_address=dashboard,
-            memory_limit=config.get("graph.memory-limit"),
-        )
+        cluster = local_cluster(arg, threads_per_worker=threads)
         try:
             with Client(cluster) as client:
                 yield RunContext(
@@ -197,6 +191,64 @@ def run_context(scheduler: str | None = None, workers: int | None = None) -> Ite
     with Client(arg, timeout=config.get("graph.connect-timeout")) as client:
         n = len(client.scheduler_info().get("workers", {}))
         yield RunContext("distributed", n, client, _dashboard(client), description=f"scheduler at {arg} ({n} workers)")
+
+
+# campfire's settings of the LocalCluster it starts → the distributed keys they set
+_LOCAL_CLUSTER_KEYS = {
+    "worker-profile": "distributed.worker.profile.enabled",
+    "tick-interval": "distributed.admin.tick.interval",
+}
+
+
+def local_cluster_config() -> dict[str, Any]:
+    """The distributed settings of a LocalCluster campfire starts, as flat ``dask.config.set`` keys.
+
+    ``campfire.graph.worker-profile`` and ``campfire.graph.tick-interval`` (read now), except
+    where your config already gives the distributed key a value other than distributed's
+    default (``dask.config.set``, ``DASK_DISTRIBUTED__*``, your own dask YAML, the deployment
+    file): that value wins, by the rule of :func:`deployment_config`. To keep the profiler (the
+    dashboard's Profile page), set ``campfire.graph.worker-profile: true``.
+
+    Examples
+    --------
+    >>> local_cluster_config()['distributed.worker.profile.enabled']
+    False
+    """
+    import distributed  # noqa: F401  (registers distributed's defaults, which the rule compares with)
+
+    free = _still_default(_LOCAL_CLUSTER_KEYS.values())
+    return {key: config.get(f"graph.{ours}") for ours, key in _LOCAL_CLUSTER_KEYS.items() if key in free}
+
+
+def local_cluster(n_workers: int, **kwargs):
+    """A ``distributed.LocalCluster`` of ``n_workers`` processes as ``local:N`` / ``--workers N`` start it.
+
+    Threads per worker, dashboard and memory limit from ``campfire.graph.*``; the workers'
+    and scheduler's distributed settings from :func:`local_cluster_config` (no statistical
+    profiler, a 200 ms event-loop check), which every worker it ever (re)starts gets.
+
+    Parameters
+    ----------
+    n_workers : int
+        Worker processes.
+    **kwargs
+        Passed to ``LocalCluster`` over campfire's choices (``dashboard_address=None``, say).
+
+    Examples
+    --------
+    >>> with local_cluster(2, dashboard_address=None) as cluster:  # doctest: +SKIP
+    ...     len(cluster.workers)
+    2
+    """
+    from distributed import LocalCluster  # heavy: only when asked for
+
+    options = dict(n_workers=n_workers, threads_per_worker=int(config.get("graph.threads-per-worker") or 1),
+                   processes=True, dashboard_address=config.get("graph.dashboard-address"),
+                   memory_limit=config.get("graph.memory-limit"))
+    options.update(kwargs)
+    # the nannies copy the config when they are made (in the constructor) and hand it to each worker they start
+    with dask.config.set(local_cluster_config()):
+        return LocalCluster(**options)
 
 
 def _dashboard(client) -> str | None:
@@ -265,15 +317,18 @@ def deployment_config(path: str | os.PathLike | None) -> dict[str, Any]:
         # that would shadow them (and leaving the set() context would delete them)
         import distributed  # noqa: F401
     config.register()  # campfire's packaged defaults count as defaults here
+    leaves = dict(_leaves(data))
+    free = _still_default(leaves)
+    return {key: value for key, value in leaves.items() if key in free}
+
+
+def _still_default(keys) -> set[str]:
+    """The keys among ``keys`` whose current value is absent or still the packages' default
+    (the ones nobody set: a deployment file or campfire's own choice may set them)."""
     defaults = dask.config.merge(*dask.config.defaults)
-    out = {}
     missing = object()
-    for key, value in _leaves(data):
-        current = dask.config.get(key, default=missing)
-        default = _get(defaults, key, missing)
-        if current is missing or current == default:
-            out[key] = value
-    return out
+    return {key for key in keys
+            if (current := dask.config.get(key, default=missing)) is missing or current == _get(defaults, key, missing)}
 
 
 def _get(d: dict, key: str, default):

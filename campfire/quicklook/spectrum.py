@@ -28,7 +28,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from campfire.errors import ValidationError
-from campfire.lines import check_redshift, get_emission_lines, norm_window_of, normalize_flux_unit
+from campfire.lines import check_redshift, emission_lines_in, norm_window_of, normalize_flux_unit
 
 __all__ = [
     "plot_spectrum_data",
@@ -289,13 +289,12 @@ def mark_emission_lines(
     lo, hi = sorted(ax.get_xlim())
     wave_min = lo if wave_min is None else wave_min
     wave_max = hi if wave_max is None else wave_max
-    table = get_emission_lines(redshift=z, wave_min=wave_min, wave_max=wave_max)
+    names, _, waves = emission_lines_in(redshift=z, wave_min=wave_min, wave_max=wave_max)
+    names = [str(n) for n in names]
     style = {"linestyle": "--", "linewidth": 0.7, "alpha": 0.8, "zorder": 1}
     style.update(kwargs)
     markers = []
     trans = mtransforms.blended_transform_factory(ax.transData, ax.transAxes)
-    names = [str(n) for n in table["name"]]
-    waves = np.asarray(table["observed_wavelength"], float)
     for name, obs in zip(names, waves):
         markers.append(ax.axvline(obs, color=color, gid=f"emission-line:{name}", **style))
     if labels and names:

@@ -162,6 +162,11 @@ def read_provenance(path: str) -> dict[str, Any]:
         return json.loads(hdul["PROVENANCE"].data.tobytes().decode())
 
 
+# zlib level of the quick-look PNGs: 1 encodes a 1200 × 560 figure in ~20 ms instead of ~30 ms
+# (PIL's default 6) for ~14 % more bytes; the same pixels
+PNG_COMPRESS_LEVEL = 1
+
+
 def write_plot(path: str, spec, *, redshift: float | None = None, title: str | None = None) -> str:
     """A quick-look PNG of ``spec`` (:func:`~campfire.quicklook.figure.quicklook_figure`: 1200 px wide,
     error band, named lines, legend, and the inputs per pixel of a stack)."""
@@ -170,7 +175,7 @@ def write_plot(path: str, spec, *, redshift: float | None = None, title: str | N
     fig = quicklook_figure(spec, redshift=redshift, title=title)
     tmp = _staging(str(path), ".png")
     try:
-        fig.savefig(tmp, format="png")
+        fig.savefig(tmp, format="png", pil_kwargs={"compress_level": PNG_COMPRESS_LEVEL})
         _publish(tmp, str(path))
     finally:
         if os.path.exists(tmp):

@@ -172,8 +172,15 @@ def _run(wf, deployment, *, scheduler, workers, dry_run, force, output, progress
 def _open(stack: contextlib.ExitStack, where: tuple, wf):
     ctx = stack.enter_context(run_context(*where))
     if ctx.client is not None:
-        _warm_workers(ctx.client, stack, plots=wf.outputs.plots is not False, zarr=bool(wf.outputs.zarr))
+        _warm_workers(ctx.client, stack, **_warm_up_options(wf))
     return ctx
+
+
+def _warm_up_options(wf) -> dict[str, bool]:
+    """What a run's tasks will use for the first time on a worker: the quick-look figure, zarr,
+    the compiled resampling kernels (a resample step, or a stack, which resamples its inputs)."""
+    return {"plots": wf.outputs.plots is not False, "zarr": bool(wf.outputs.zarr),
+            "resample": any(s.name in ("resample", "stack") for s in wf.steps)}
 
 
 def _warm_workers(client, stack: contextlib.ExitStack, **what) -> None:
@@ -189,22 +196,32 @@ def _warm_workers(client, stack: contextlib.ExitStack, **what) -> None:
     stack.callback(futures.clear)
 
 
-def _warm_up(*, plots: bool, zarr: bool) -> None:
-    """Import what a run's tasks use (this module imports the graph's and the outputs' code)
-    and draw one quick-look figure: matplotlib's first figure costs ~0.5 s more than the next."""
+def _warm_up(*, plots: bool, zarr: bool, resample: bool = False) -> None:
+    """Import what a run's tasks use (this module imports the graph's and the outputs' code),
+    draw one quick-look figure (matplotlib's first figure costs ~0.5 s more than the next) and
+    make the first call of the compiled resampling kernels (numba loads them from its cache:
+    ~0.5 s, once per worker process)."""
+    import numpy as np
+
+    from campfire.models import SpectrumData
+
+    wave = np.linspace(1.0, 5.0, 64)
+    spec = SpectrumData(wave, np.ones(64), np.full(64, 0.1), count=np.full(64, 2.0))
     if zarr:
         import zarr as _  # noqa: F401
+    if resample:
+        from campfire.tasks.resample import resample_spectra
+
+        resample_spectra([spec], np.linspace(1.5, 4.5, 16))
     if plots:
         import io
 
-        import numpy as np
-
-        from campfire.models import SpectrumData
         from campfire.quicklook.figure import quicklook_figure
 
-        wave = np.linspace(1.0, 5.0, 64)
-        spec = SpectrumData(wave, np.ones(64), np.full(64, 0.1), count=np.full(64, 2.0))
-        quicklook_figure(spec, redshift=2.0).savefig(io.BytesIO(), format="png")
+        from campfire.workflows.outputs import PNG_COMPRESS_LEVEL
+
+        quicklook_figure(spec, redshift=2.0).savefig(io.BytesIO(), format="png",
+                                                     pil_kwargs={"compress_level": PNG_COMPRESS_LEVEL})
 
 
 def _warm_table_writer() -> threading.Thread:

@@ -228,3 +228,31 @@ def test_calibration_plot_bad_inputs(spec):
         plot_calibration(spec)
     with pytest.raises(ValidationError, match="calibrate_and_stack"):
         plot_calibrate_and_stack(spec)
+
+
+def test_a_quick_look_figure_does_not_import_astropy_table():
+    """A run's quick-look PNGs are drawn on Dask workers that import nothing else of astropy.table:
+    the line markers come from plain arrays (astropy.table and the asdf reader it registers cost
+    each worker ~0.35 s of first use)."""
+    import subprocess
+    import sys
+
+    code = ("import io, sys, numpy as np; from campfire.models import SpectrumData; "
+            "from campfire.quicklook.figure import quicklook_figure; w = np.linspace(1, 5, 64); "
+            "fig = quicklook_figure(SpectrumData(w, np.ones(64), np.full(64, .1)), redshift=2.0); "
+            "fig.savefig(io.BytesIO(), format='png'); "
+            "print(sum(str(a.get_gid()).startswith('emission-line:') for a in fig.axes[0].lines), "
+            "'astropy.table' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert int(out[0]) > 3 and out[1] == "False"
+
+
+@pytest.mark.parametrize("z, lo, hi", [(0.0, None, None), (3.0, 2.6, 2.65), (6.5, 1.0, 5.3), (2.0, 9.0, 9.5)])
+def test_emission_lines_in_are_the_table_of_get_emission_lines(z, lo, hi):
+    from campfire.lines import emission_lines_in, get_emission_lines
+
+    names, rest, obs = emission_lines_in(z, lo, hi)
+    table = get_emission_lines(z, lo, hi)
+    assert list(names) == list(table["name"])
+    assert np.array_equal(rest, table["rest_wavelength"].value) and np.array_equal(obs, table["observed_wavelength"].value)
+    assert table.meta["redshift"] == z

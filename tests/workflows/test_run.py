@@ -440,3 +440,50 @@ def test_quick_look_plots_are_small_tasks_with_stable_keys(tmp_path):
     first, second = graph_of_a_new_process("1"), graph_of_a_new_process("2")
     assert first == second
     assert int(first.split()[1]) == 6  # plots: 24 in calibrate_all.yaml, 4 per task
+
+
+def test_each_worker_warms_what_the_runs_tasks_will_use_first(tmp_path):
+    """A run's warm-up task (one per worker, submitted when it connects) makes the first call of the
+    compiled resampling kernels when a step resamples (resample, or stack onto a grid): numba loads
+    them once per worker process (~0.5 s), not inside the run's first batch."""
+    import subprocess
+    import sys
+
+    from campfire.workflows.runner import _warm_up_options
+    from campfire.workflows.schema import load_workflow
+
+    assert _warm_up_options(load_workflow(CALIBRATE_ALL)) == {"plots": True, "zarr": True, "resample": True}
+    assert _warm_up_options(load_workflow(STACK_LRDS))["resample"]  # a stack step, no resample step
+    light = tmp_path / "light.yaml"
+    light.write_text("name: light\narchive: demo\nselection: {tags: [lrd]}\nsteps: [download, calibrate]\n"
+                     "outputs: {plots: false, fits: true, zarr: false}\n")
+    assert _warm_up_options(load_workflow(light)) == {"plots": False, "zarr": False, "resample": False}
+    code = ("from campfire.workflows.runner import _warm_up; from campfire.tasks._jit import resample_kernels; "
+            "import sys; _warm_up(plots=False, zarr=False, resample=sys.argv[1] == 'yes'); "
+            "print(len(resample_kernels().resample_ragged.signatures))")
+    compiled = {arg: subprocess.run([sys.executable, "-c", code, arg], capture_output=True, text=True,
+                                    check=True).stdout.strip() for arg in ("yes", "no")}
+    assert compiled == {"yes": "1", "no": "0"}
+
+
+def test_quick_look_pngs_are_written_at_fast_compression_with_the_same_pixels(tmp_path):
+    """zlib level 1 (PNG_COMPRESS_LEVEL): ~10 ms less per PNG than PIL's default 6, the same image."""
+    import io
+    import struct
+
+    from PIL import Image
+
+    from campfire.quicklook.figure import quicklook_figure
+    from campfire.workflows.outputs import write_plot
+
+    w = np.geomspace(0.6, 5.3, 600)
+    spec = SpectrumData(w, 1 + 0.1 * np.sin(40 * w), np.full(600, 0.1), spectrum_id="s", count=np.full(600, 3.0))
+    path = write_plot(str(tmp_path / "s.png"), spec, redshift=2.3)
+    data = pathlib.Path(path).read_bytes()
+    at = data.index(b"IDAT")  # the first image chunk: a zlib stream whose header says how hard it was packed
+    assert struct.unpack(">I", data[at - 4:at])[0] > 2 and data[at + 5] >> 6 == 0  # FLEVEL 0: the fastest
+    default = io.BytesIO()
+    quicklook_figure(spec, redshift=2.3).savefig(default, format="png")
+    with Image.open(path) as fast, Image.open(default) as slow:
+        assert fast.size == slow.size and fast.tobytes() == slow.tobytes()
+    assert len(data) != len(default.getvalue())
