@@ -69,7 +69,8 @@ def quicklook_figure(spec, *, redshift: float | None = None, title: str | None =
     label = "stack" if stacked else (spec.spectrum_id or "spectrum")
     plot_spectrum_data(spec, ax=ax, redshift=z, label=label, color="C0",
                        **({"title": title} if title else ({"title": spec.spectrum_id} if z == 0.0 else {})))
-    ax.legend(loc="upper left", fontsize=8, framealpha=0.85)
+    # below the line names (rotated along the top ~15 % of the axes), which it would hide
+    ax.legend(loc="upper left", bbox_to_anchor=(0, 0.84 if z is not None else 1), fontsize=8, framealpha=0.85)
     if ax_n is not None:
         wave = np.asarray(spec.wavelength, float)
         ax_n.step(wave, np.asarray(count, float), where="mid", color="0.3", linewidth=0.9, gid="count")
