@@ -37,7 +37,7 @@ from campfire.tasks.batch import SpectrumRef
 # generic dataclass normalisation would walk every field through its dispatch, ~25 us each
 normalize_token.register(SpectrumRef)(SpectrumRef.token_parts)
 
-__all__ = ["layer_name", "source_layer", "map_layer", "bind", "Batch", "token_of"]
+__all__ = ["layer_name", "source_layer", "map_layer", "bind", "Batch", "token_of", "fuse_chains"]
 
 
 def token_of(value: Any) -> str:
@@ -101,3 +101,56 @@ def map_layer(name: str, parent: str, npartitions: int, func: Callable, *extra_k
     task depends on.
     """
     return {(name, i): (func, (parent, i), *extra_keys) for i in range(npartitions)}
+
+
+def fuse_chains(graph: dict[Hashable, Any], keys: Sequence[Hashable]) -> dict[Hashable, Any]:
+    """``graph`` (tuple tasks) culled to ``keys``, each linear chain folded into its last task.
+
+    A task ``d`` is folded into ``k`` (``d``'s task nested in place of its key in ``k``'s
+    task) when ``d`` is ``k``'s only dependency, ``k`` is ``d``'s only dependent and ``d``
+    is not in ``keys``: a property of the graph alone, whatever order its keys come in.
+
+    Examples
+    --------
+    >>> inc = lambda x: x + 1
+    >>> g = fuse_chains({"a": (inc, 1), "b": (inc, "a"), "c": (inc, "b"), "d": (sum, ["b", "c"])}, ["d"])
+    >>> sorted(g), g["c"] == (inc, "b")
+    (['b', 'c', 'd'], True)
+    >>> g = fuse_chains({"a": (inc, 1), "b": (inc, "a"), "c": (inc, "b")}, ["c"])
+    >>> list(g), g["c"] == (inc, (inc, (inc, 1)))
+    (['c'], True)
+    """
+    from dask.core import get_dependencies, subs
+
+    needed, todo = set(), list(keys)
+    deps: dict[Hashable, set] = {}
+    while todo:
+        key = todo.pop()
+        if key in needed:
+            continue
+        needed.add(key)
+        deps[key] = get_dependencies(graph, key)
+        todo.extend(deps[key])
+    dependents: dict[Hashable, list] = {k: [] for k in needed}
+    for k in needed:
+        for d in deps[k]:
+            dependents[d].append(k)
+    requested = set(keys)
+
+    def folds(d) -> bool:
+        """``d`` goes into its one dependent (whose task names it where ``subs`` can replace it)."""
+        if d in requested or len(dependents[d]) != 1:
+            return False
+        k = dependents[d][0]
+        return deps[k] == {d} and d not in get_dependencies(graph, task=subs(graph[k], d, None))
+
+    out = {}
+    for k in graph:  # the graph's own order, not a set's
+        if k not in needed or folds(k):
+            continue
+        task = graph[k]
+        chain = k
+        while len(deps[chain]) == 1 and folds(d := next(iter(deps[chain]))):
+            task, chain = subs(task, d, graph[d]), d
+        out[k] = task
+    return out
