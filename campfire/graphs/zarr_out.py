@@ -5,11 +5,12 @@ known when the graph is built. Rows are grouped by zarr chunk
 (``campfire.graph.batch-size`` rows) and one task per chunk writes it from the one
 to three batches that cover it: every chunk has exactly one writer (no races, no
 locks), a task holds at most a few batches, and nothing is gathered in the client —
-10,000 spectra stream to disk batch by batch. The writer takes the batch that holds
-most of its chunk's rows as it is (so it runs where that batch is) and only the other
-batches' rows *in that chunk* as small tasks of their own: batches never split an
-object, so their ends rarely fall on a chunk's, and on a cluster the rows that cross
-between workers are those few (a quarter of a chunk on average), not whole batches. The same writer fills only some rows
+10,000 spectra stream to disk batch by batch. A writer's inputs are each batch's rows
+*in that chunk* (a small task per batch and chunk, run where the batch is), not whole
+batches' rows: batches never split an object, so their ends rarely fall on a chunk's,
+and on a cluster the rows that cross between workers are a chunk's at most (the
+scheduler puts the writer beside its larger input; a quarter of a chunk cross on
+average), never a batch's spectra (~15-20 MB for 200 with their calibrations). The same writer fills only some rows
 of an existing store (a re-run that recomputes a few objects): a partly covered
 chunk is read, patched and written back.
 
@@ -38,8 +39,8 @@ from campfire.errors import ValidationError
 from campfire.graphs.builders import bind
 from campfire.lines import fnu_unit_of, norm_window_of
 
-__all__ = ["to_zarr", "open_store_group", "create_group", "write_layer", "write_chunk", "write_chunk_from",
-           "write_spectrum_group", "jsonable"]
+__all__ = ["to_zarr", "open_store_group", "create_group", "write_layer", "write_chunk", "write_spectrum_group",
+           "jsonable"]
 
 FIELDS = {"fnu": ("f8", np.nan), "fnu_err": ("f8", np.nan), "count": ("i4", 0), "ok": ("bool", False)}
 
@@ -106,20 +107,6 @@ def write_chunk(arrays: dict, lo: int, hi: int, placements: Sequence[tuple[int, 
     return len(placements)
 
 
-def write_chunk_from(arrays: dict, lo: int, hi: int, own: Sequence[tuple[int, int]],
-                     placements: Sequence[tuple[int, int, int]], items, *parts, fields: Sequence[str],
-                     n_wave: int) -> int:
-    """:func:`write_chunk` with the rows of one batch taken from its elements ``items``.
-
-    ``own`` are ``(position, row)``: element ``position`` of ``items`` goes to ``row``;
-    ``placements`` place the rows of ``parts`` (the other batches' rows in this chunk,
-    :func:`batch_rows` of a few positions) as in :func:`write_chunk`.
-    """
-    mine = batch_rows(items, fields, n_wave, [pos for pos, _ in own])
-    return write_chunk(arrays, lo, hi, [(0, j, row) for j, (_, row) in enumerate(own)]
-                       + [(k + 1, pos, row) for k, pos, row in placements], mine, *parts)
-
-
 def _finish(*_) -> None:
     return None
 
@@ -146,28 +133,20 @@ def write_layer(coll, arrays: dict, rows: Sequence[int], chunk_rows: int, n_rows
     keys = []
     n_wave = int(coll.grid.size) if coll.grid is not None else 0
     extract = bind(batch_rows, fields=tuple(arrays), n_wave=n_wave)
-    write = bind(write_chunk_from, fields=tuple(arrays), n_wave=n_wave)
     for c, placements in sorted(by_chunk.items()):
-        count: dict[int, int] = {}
-        for i, _, _ in placements:
-            count[i] = count.get(i, 0) + 1
-        # the batch with most rows here is read where it is; the others send their few rows
-        major = max(count, key=lambda i: (count[i], -i))
-        others = sorted(i for i in count if i != major)
-        index = {i: k for k, i in enumerate(others)}
-        for i in others:
+        parts = sorted({i for i, _, _ in placements})
+        index = {i: k for k, i in enumerate(parts)}
+        at: dict[int, int] = {}  # an element's position in its batch's rows of this chunk
+        placed = []
+        for i, pos, row in placements:
+            placed.append((index[i], at.setdefault(i, 0), row))
+            at[i] += 1
+        for i in parts:
             dsk[(f"{name}-rows", i, c)] = (bind(extract, positions=tuple(pos for j, pos, _ in placements if j == i)),
                                            (coll.name, i))
-        at: dict[int, int] = {}  # an element's position in its batch's rows of this chunk
-        moved = []
-        for i, pos, row in placements:
-            if i != major:
-                moved.append((index[i], at.setdefault(i, 0), row))
-                at[i] += 1
         lo, hi = c * chunk_rows, min((c + 1) * chunk_rows, n_rows)
         key = (f"{name}-chunk", c)
-        dsk[key] = (write, arrays, lo, hi, [(pos, row) for i, pos, row in placements if i == major], moved,
-                    (coll.name, major), *[(f"{name}-rows", i, c) for i in others])
+        dsk[key] = (write_chunk, arrays, lo, hi, placed, *[(f"{name}-rows", i, c) for i in parts])
         keys.append(key)
     dsk[name] = (_finish, *keys)
     graph = HighLevelGraph.from_collections(name, dsk, dependencies=[coll])
