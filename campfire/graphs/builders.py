@@ -29,15 +29,44 @@ from __future__ import annotations
 import functools
 from typing import Any, Callable, Hashable, Iterable, Sequence
 
+import numpy as np
 from dask.base import normalize_token, tokenize
+from dask.sizeof import sizeof
 
-from campfire.tasks.batch import SpectrumRef
+from campfire.tasks.batch import Item, SpectrumRef
 
 # a spectrum reference tokenizes as its plain values (ids, location, content hash): dask's
 # generic dataclass normalisation would walk every field through its dispatch, ~25 us each
 normalize_token.register(SpectrumRef)(SpectrumRef.token_parts)
 
-__all__ = ["layer_name", "source_layer", "map_layer", "bind", "Batch", "token_of"]
+
+def _nbytes(obj: Any, seen: set[int], depth: int = 0) -> int:
+    if id(obj) in seen:
+        return 0
+    seen.add(id(obj))
+    if isinstance(obj, np.ndarray):
+        return obj.nbytes
+    if depth > 3 or isinstance(obj, (str, bytes, int, float, bool)) or obj is None:
+        return 64
+    if isinstance(obj, dict):
+        return 64 + sum(_nbytes(v, seen, depth + 1) for v in obj.values())
+    if isinstance(obj, (list, tuple)):
+        return 64 + sum(_nbytes(v, seen, depth + 1) for v in obj)
+    return 64 + sum(_nbytes(v, seen, depth + 1) for v in getattr(obj, "__dict__", {}).values())
+
+
+@sizeof.register(Item)
+def _sizeof_item(item: Item) -> int:
+    """A batch element's bytes: its spectrum's arrays, its calibration's, its header's values.
+
+    Dask's default for an object it does not know is ``sys.getsizeof`` (~100 bytes, the arrays
+    not counted): a batch of 200 spectra then looked like ~13 kB, and the scheduler moved
+    batches between workers (stolen tasks, a chunk writer placed beside a smaller input) as
+    if they were free.
+    """
+    return _nbytes(item, set())
+
+__all__ = ["layer_name", "source_layer", "map_layer", "bind", "Batch", "token_of", "fuse_chains"]
 
 
 def token_of(value: Any) -> str:
@@ -101,3 +130,56 @@ def map_layer(name: str, parent: str, npartitions: int, func: Callable, *extra_k
     task depends on.
     """
     return {(name, i): (func, (parent, i), *extra_keys) for i in range(npartitions)}
+
+
+def fuse_chains(graph: dict[Hashable, Any], keys: Sequence[Hashable]) -> dict[Hashable, Any]:
+    """``graph`` (tuple tasks) culled to ``keys``, each linear chain folded into its last task.
+
+    A task ``d`` is folded into ``k`` (``d``'s task nested in place of its key in ``k``'s
+    task) when ``d`` is ``k``'s only dependency, ``k`` is ``d``'s only dependent and ``d``
+    is not in ``keys``: a property of the graph alone, whatever order its keys come in.
+
+    Examples
+    --------
+    >>> inc = lambda x: x + 1
+    >>> g = fuse_chains({"a": (inc, 1), "b": (inc, "a"), "c": (inc, "b"), "d": (sum, ["b", "c"])}, ["d"])
+    >>> sorted(g), g["c"] == (inc, "b")
+    (['b', 'c', 'd'], True)
+    >>> g = fuse_chains({"a": (inc, 1), "b": (inc, "a"), "c": (inc, "b")}, ["c"])
+    >>> list(g), g["c"] == (inc, (inc, (inc, 1)))
+    (['c'], True)
+    """
+    from dask.core import get_dependencies, subs
+
+    needed, todo = set(), list(keys)
+    deps: dict[Hashable, set] = {}
+    while todo:
+        key = todo.pop()
+        if key in needed:
+            continue
+        needed.add(key)
+        deps[key] = get_dependencies(graph, key)
+        todo.extend(deps[key])
+    dependents: dict[Hashable, list] = {k: [] for k in needed}
+    for k in needed:
+        for d in deps[k]:
+            dependents[d].append(k)
+    requested = set(keys)
+
+    def folds(d) -> bool:
+        """``d`` goes into its one dependent (whose task names it where ``subs`` can replace it)."""
+        if d in requested or len(dependents[d]) != 1:
+            return False
+        k = dependents[d][0]
+        return deps[k] == {d} and d not in get_dependencies(graph, task=subs(graph[k], d, None))
+
+    out = {}
+    for k in graph:  # the graph's own order, not a set's
+        if k not in needed or folds(k):
+            continue
+        task = graph[k]
+        chain = k
+        while len(deps[chain]) == 1 and folds(d := next(iter(deps[chain]))):
+            task, chain = subs(task, d, graph[d]), d
+        out[k] = task
+    return out

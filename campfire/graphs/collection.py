@@ -28,8 +28,9 @@ tasks as arguments; workers never read ``dask.config``. So is the downloader of 
 files: the client the selection came from is bound into the download step.
 
 Dask machinery: the collection protocol is implemented here (a Bag of batches whose
-``compute()`` returns values, not Items), the optimisation is ``dask.bag``'s own
-(:func:`dask.bag.core.optimize`: cull + fuse linear chains), and the tree reductions
+``compute()`` returns values, not Items), the optimisation culls and fuses linear chains
+like ``dask.bag``'s, in an order that does not depend on the process (:func:`optimize`),
+and the tree reductions
 are :mod:`campfire.graphs.reduction` (see there for why not ``Bag.reduction``).
 
 Collections:
@@ -96,12 +97,25 @@ _METHODS = ("weighted_mean", "mean", "median")
 
 
 def optimize(dsk, keys, **kwargs):
-    """Cull to the requested keys and fuse linear chains (download → open → calibrate ...).
+    """Cull to the requested keys and fuse linear chains (select → download → open → calibrate → resample).
 
-    The fused chain of one batch runs as one task: nothing is shipped between
-    workers mid-chain. This is ``dask.bag``'s optimisation (:func:`dask.bag.core.optimize`).
+    The fused chain of one batch runs as one task: nothing is shipped between workers
+    mid-chain. A task is folded into its only dependent when it is that dependent's only
+    dependency (and not a requested key): a property of the graph alone, so every process
+    fuses the same chains whole. (``dask.bag``'s fusion visits the tasks in a set's order,
+    which follows the hash seed, and ends a chain at the first task it has seen: in
+    ``calibrate_all`` most chains stopped before ``resample``, a task of its own free to
+    run on the other worker, and the task count changed from process to process.) The
+    chain keeps its last key, so no alias tasks are left behind. A graph with tasks that
+    are not tuples (built by other Dask collections) gets ``dask.bag``'s optimisation.
     """
-    return bag_optimize(dict(dsk), keys, **kwargs)
+    from dask.core import flatten
+
+    graph = dict(dsk)
+    keys = list(flatten(keys))
+    if not all(type(v) is tuple and v and callable(v[0]) for v in graph.values()):
+        return bag_optimize(graph, keys, **kwargs)
+    return builders.fuse_chains(graph, keys)
 
 
 def _make_items(batch) -> list:

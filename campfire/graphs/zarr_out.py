@@ -5,7 +5,12 @@ known when the graph is built. Rows are grouped by zarr chunk
 (``campfire.graph.batch-size`` rows) and one task per chunk writes it from the one
 to three batches that cover it: every chunk has exactly one writer (no races, no
 locks), a task holds at most a few batches, and nothing is gathered in the client —
-10,000 spectra stream to disk batch by batch. The same writer fills only some rows
+10,000 spectra stream to disk batch by batch. A writer's inputs are each batch's rows
+*in that chunk* (a small task per batch and chunk, run where the batch is), not whole
+batches' rows: batches never split an object, so their ends rarely fall on a chunk's,
+and on a cluster the rows that cross between workers are a chunk's at most (the
+scheduler puts the writer beside its larger input; a quarter of a chunk cross on
+average), never a batch's spectra (~15-20 MB for 200 with their calibrations). The same writer fills only some rows
 of an existing store (a re-run that recomputes a few objects): a partly covered
 chunk is read, patched and written back.
 
@@ -34,7 +39,8 @@ from campfire.errors import ValidationError
 from campfire.graphs.builders import bind
 from campfire.lines import fnu_unit_of, norm_window_of
 
-__all__ = ["to_zarr", "open_store_group", "create_group", "write_layer", "write_chunk", "write_spectrum_group", "jsonable"]
+__all__ = ["to_zarr", "open_store_group", "create_group", "write_layer", "write_chunk", "write_spectrum_group",
+           "jsonable"]
 
 FIELDS = {"fnu": ("f8", np.nan), "fnu_err": ("f8", np.nan), "count": ("i4", 0), "ok": ("bool", False)}
 
@@ -72,9 +78,12 @@ def _field_rows(items, field: str, n_wave: int) -> np.ndarray:
     return out
 
 
-def batch_rows(items, fields: Sequence[str], n_wave: int) -> dict[str, np.ndarray]:
-    """The zarr rows of one batch: ``{field: array}`` (runs where the batch is, so only
-    these arrays — not the spectra with their calibrations — travel to the chunk writer)."""
+def batch_rows(items, fields: Sequence[str], n_wave: int, positions: Sequence[int] | None = None) -> dict[str, np.ndarray]:
+    """The zarr rows of one batch, or of its elements at ``positions``: ``{field: array}``
+    (runs where the batch is, so only these arrays — not the spectra with their
+    calibrations — travel to the chunk writer)."""
+    if positions is not None:
+        items = [items[p] for p in positions]
     return {f: _field_rows(items, f, n_wave) for f in fields}
 
 
@@ -124,15 +133,20 @@ def write_layer(coll, arrays: dict, rows: Sequence[int], chunk_rows: int, n_rows
     keys = []
     n_wave = int(coll.grid.size) if coll.grid is not None else 0
     extract = bind(batch_rows, fields=tuple(arrays), n_wave=n_wave)
-    for i in range(coll.npartitions):
-        dsk[(f"{name}-rows", i)] = (extract, (coll.name, i))
     for c, placements in sorted(by_chunk.items()):
         parts = sorted({i for i, _, _ in placements})
         index = {i: k for k, i in enumerate(parts)}
+        at: dict[int, int] = {}  # an element's position in its batch's rows of this chunk
+        placed = []
+        for i, pos, row in placements:
+            placed.append((index[i], at.setdefault(i, 0), row))
+            at[i] += 1
+        for i in parts:
+            dsk[(f"{name}-rows", i, c)] = (bind(extract, positions=tuple(pos for j, pos, _ in placements if j == i)),
+                                           (coll.name, i))
         lo, hi = c * chunk_rows, min((c + 1) * chunk_rows, n_rows)
         key = (f"{name}-chunk", c)
-        dsk[key] = (write_chunk, arrays, lo, hi, [(index[i], pos, row) for i, pos, row in placements],
-                    *[(f"{name}-rows", i) for i in parts])
+        dsk[key] = (write_chunk, arrays, lo, hi, placed, *[(f"{name}-rows", i, c) for i in parts])
         keys.append(key)
     dsk[name] = (_finish, *keys)
     graph = HighLevelGraph.from_collections(name, dsk, dependencies=[coll])

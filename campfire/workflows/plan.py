@@ -253,8 +253,8 @@ def _fused(collections: list) -> list:
     """The run's outputs over one graph whose linear chains are fused.
 
     Each output is a Delayed, and dask optimises a Delayed by culling alone, so without
-    this every step of every batch would be a task of its own: a batch's download, open
-    and calibrate then run as one task (as :class:`LazySpectra` computes them), with fewer
+    this every step of every batch would be a task of its own: a batch's select, download,
+    open, calibrate and resample then run as one task (as :class:`LazySpectra` computes them), with fewer
     tasks to schedule and no intermediate result a worker could be asked to ship. The
     graph is fused once over all outputs, which share their upstream batches.
     """

@@ -410,3 +410,24 @@ def test_population_union_grid_over_batches(method):
     np.testing.assert_allclose(other[ok], one.fnu[ok], rtol=2e-3)
     with pytest.raises(ValidationError, match="grid"):
         LazySpectra.from_data(specs, batch_size=2).stack(method, by="all", grid="widest")
+
+
+def test_a_batch_of_spectra_tells_dask_its_size():
+    """The scheduler places tasks and steals them by the bytes their inputs hold: a batch's
+    spectra count with their arrays (dask's default, ``sys.getsizeof``, saw ~100 bytes each)."""
+    from dataclasses import replace
+
+    from dask.sizeof import sizeof
+
+    import campfire.graphs.builders  # noqa: F401  (registers the size of a batch element)
+    from campfire.tasks.batch import Item, SpectrumRef
+
+    w = np.linspace(1.0, 5.0, 1000)
+    spec = SpectrumData(w, np.ones(1000), np.full(1000, 0.1), spectrum_id="s")
+    arrays = sum(v.nbytes for v in vars(spec).values() if isinstance(v, np.ndarray))
+    assert arrays >= 3 * 8000
+    item = Item(SpectrumRef("s", object_id="o"), value=spec)
+    assert arrays <= sizeof(item) < arrays + 20_000
+    calibrated = replace(item, calibration={"spectrum": spec, "multiplier": np.ones(1000)})
+    assert sizeof(calibrated) - sizeof(item) < 8000 + 1000  # the spectrum it shares is counted once
+    assert sizeof([item] * 200) >= 200 * arrays

