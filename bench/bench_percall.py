@@ -301,7 +301,7 @@ def main(argv=None) -> None:
         for label in sources:
             c = cold[label]
             print(f"  {label:6s} `import campfire` {c['import_cpu']:.3f} s (wall {c['import_wall']:.3f} s); first "
-                  f"compiled call +{c['first_call_cpu']:.3f} s (wall {c['first_call_wall']:.3f} s) with the "
+                  f"compiled call +{c['first_call_cpu']:.4f} s (wall {c['first_call_wall']:.4f} s) with the "
                   f"{c['implementation']} kernels (numba loaded: {c['numba_loaded']}, SciPy loaded: {c['scipy_loaded']}); "
                   f"imported by `import campfire`: "
                   f"{', '.join(c['heavy_modules_after_import']) or 'none of dask/astropy/numba/scipy'}")

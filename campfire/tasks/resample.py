@@ -497,10 +497,18 @@ def resample_batch(
         # more than the resampling itself)
         out_f = np.empty((n_spec, new_w.size))
         out_e = np.empty((n_spec, new_w.size)) if has_err else None
-        for lo in range(0, n_spec, BATCH_CHUNK):
-            hi = min(lo + BATCH_CHUNK, n_spec)
-            _list_chunk(eng, new_w, wavelengths[lo:hi], fluxes[lo:hi], errors[lo:hi] if has_err else None,
-                              fill, min_cov, check, parallel, out_f[lo:hi], out_e[lo:hi] if has_err else None, lo)
+
+        def chunks(first, last):  # spectra first..last-1, a chunk at a time, in order
+            for lo in range(first, last, BATCH_CHUNK):
+                hi = min(lo + BATCH_CHUNK, last)
+                _list_chunk(eng, new_w, wavelengths[lo:hi], fluxes[lo:hi], errors[lo:hi] if has_err else None, fill,
+                            min_cov, check, parallel and eng == "numba", out_f[lo:hi],
+                            out_e[lo:hi] if has_err else None, lo)
+
+        if parallel and eng == "c":  # whole chunks per thread: the serial path's chunks, and its first error
+            _in_threads(chunks, n_spec, BATCH_CHUNK)
+        else:
+            chunks(0, n_spec)
         return out_f, out_e
     if rect:
         w2 = np.ascontiguousarray(wavelengths, dtype=float)
@@ -570,21 +578,31 @@ def _ragged(eng, parallel, new_w, wflat, offsets, fflat, eflat, has_err, fill, m
         return (k.resample_ragged_parallel if parallel else k.resample_ragged)(
             new_w, wflat, offsets, fflat, eflat, has_err, fill, min_cov, check, out_f, out_e)
     kernel = c_kernels().resample_ragged
-    n_spec = offsets.size - 1
-    threads = min(os.cpu_count() or 1, n_spec) if parallel else 1
-    if threads <= 1:
+    if not parallel:
         return kernel(new_w, wflat, offsets, fflat, eflat, has_err, fill, min_cov, check, out_f, out_e)
-    from concurrent.futures import ThreadPoolExecutor
 
     def share(lo, hi):
         bad = kernel(new_w, wflat, offsets[lo:hi + 1], fflat, eflat, has_err, fill, min_cov, check, out_f[lo:hi],
                      out_e[lo:hi] if has_err else out_e)
         return -1 if bad < 0 else lo + bad
 
-    bounds = np.linspace(0, n_spec, threads + 1).astype(np.int64)
-    with ThreadPoolExecutor(threads) as pool:
-        bad = [b for b in pool.map(share, bounds[:-1], bounds[1:]) if b >= 0]
+    bad = [b for b in _in_threads(share, offsets.size - 1, 1) if b >= 0]
     return min(bad) if bad else -1
+
+
+def _in_threads(fn, n: int, step: int) -> list:
+    """``fn(lo, hi)`` over ``range(n)`` on one thread per core (the C kernels release the GIL), each
+    thread a contiguous share of a whole number of steps; the results in order, or the first share's error."""
+    steps = -(-n // step)
+    threads = max(1, min(os.cpu_count() or 1, steps))
+    bounds = [min(n, (i * steps // threads) * step) for i in range(threads + 1)]
+    if threads == 1:
+        return [fn(0, n)]
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(threads) as pool:
+        futures = [pool.submit(fn, lo, hi) for lo, hi in zip(bounds[:-1], bounds[1:])]
+    return [f.result() for f in futures]
 
 
 def _list_chunk(eng, new_w, wavelengths, fluxes, errors, fill, min_cov, check, parallel, out_f, out_e, first):

@@ -216,6 +216,15 @@ def test_the_same_errors_as_numba():
                 call(engine)
             messages.append(str(info.value))
         assert messages[0] == messages[1] == messages[2], (i, messages)
+    # in parallel the C kernels split a list into whole chunks, one share per thread: the first error of
+    # the serial order still wins (a bad grid in chunk 2 before a bad length in chunk 3; numpy checks
+    # every length first)
+    ws, fs = [w] * 300, [np.ones(10)] * 300
+    ws[250], fs[260] = w[::-1], np.ones(9)
+    for engine in ("c", "numba"):
+        for parallel in (False, True):
+            with pytest.raises(ValidationError, match=r"^wavelengths\[250\]: expected ≥ 2 finite"):
+                resample_batch(w, ws, fs, engine=engine, parallel=parallel)
     with pytest.raises(ValidationError, match=r"^engine: expected one of auto, c, numba, numpy, got 'fortran'"):
         resample_flux(w, w, np.ones(10), engine="fortran")
 
