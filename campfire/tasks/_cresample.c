@@ -7,8 +7,8 @@
  * process's first call costs what loading this file costs.
  *
  * The functions take the numba kernels' arguments and check what numba's dispatcher checked
- * (float64 arrays of the right dimensions) plus every length they index with, so no argument
- * can make them read or write out of bounds.
+ * (float64 arrays of the right dimensions; any layout or alignment, copied when not plain) plus
+ * every length they index with, so no argument can make them read or write out of bounds.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -137,15 +137,29 @@ static int plain(PyObject *o, int type, int ndim, int writeable)
            && (!writeable || PyArray_ISWRITEABLE(a));
 }
 
-static const char *const NAMES[] = {"new_w", "old_w", "f", "e", "has_err", "fill", "min_cov", "out_f", "out_e",
-                                    "check"};
+static const char *type_name(int type) { return type == NPY_DOUBLE ? "a float64" : "an int64"; }
 
-static int need(PyObject *o, int type, int ndim, int writeable, const char *func, const char *name)
+/* An input of the batch kernels: an array of this type (any byte order, layout or alignment: arrays
+ * Dask unpickles from a network frame may sit at any offset) and ndim dimensions, as a new reference
+ * to a C-contiguous, aligned, native one (a copy only when it is not already). NULL and TypeError
+ * otherwise. */
+static PyArrayObject *input(PyObject *o, int type, int ndim, const char *func, const char *name)
 {
-    if (plain(o, type, ndim, writeable))
+    if (!PyArray_Check(o) || PyArray_TYPE((PyArrayObject *)o) != type || PyArray_NDIM((PyArrayObject *)o) != ndim) {
+        PyErr_Format(PyExc_TypeError, "%s: %s must be %s array of %d dimension(s)", func, name, type_name(type),
+                     ndim);
+        return NULL;
+    }
+    return (PyArrayObject *)PyArray_FROM_OTF(o, type, NPY_ARRAY_IN_ARRAY);
+}
+
+/* An output of the batch kernels (allocated by the caller): written in place, so it must be plain. */
+static int output(PyObject *o, int ndim, const char *func, const char *name)
+{
+    if (plain(o, NPY_DOUBLE, ndim, 1))
         return 1;
-    PyErr_Format(PyExc_TypeError, "%s: %s must be a C-contiguous native %s array of %d dimension(s)%s", func, name,
-                 type == NPY_DOUBLE ? "float64" : "int64", ndim, writeable ? ", writeable" : "");
+    PyErr_Format(PyExc_TypeError, "%s: %s must be a C-contiguous, aligned, native, writeable float64 array of %d "
+                 "dimension(s)", func, name, ndim);
     return 0;
 }
 
@@ -170,14 +184,40 @@ static PyObject *nargs_error(const char *func, Py_ssize_t want, Py_ssize_t got)
     return NULL;
 }
 
+/* Converts the inputs args[which[k]] (types[k], ndims[k]) into in[k] (new references) and checks
+ * the outputs args[outs[k]] (2D); 0 with an exception set (and in[] released) when one does not fit. */
+static int arguments(PyObject *const *args, int n_in, const int *which, const int *types, const int *ndims,
+                     const int *outs, const char *func, const char *const *names, PyArrayObject **in)
+{
+    for (int k = 0; k < n_in; k++)
+        in[k] = NULL;
+    for (int k = 0; k < 2; k++)
+        if (!output(args[outs[k]], 2, func, names[outs[k]]))
+            return 0;
+    for (int k = 0; k < n_in; k++)
+        if ((in[k] = input(args[which[k]], types[k], ndims[k], func, names[which[k]])) == NULL) {
+            for (int j = 0; j < k; j++)
+                Py_DECREF(in[j]);
+            return 0;
+        }
+    return 1;
+}
+
+static void release(PyArrayObject **in, int n)
+{
+    for (int k = 0; k < n; k++)
+        Py_DECREF(in[k]);
+}
+
 /* ------------------------------------------------------------------------------ the functions */
 
 PyDoc_STRVAR(one_doc,
 "resample_one_checked(new_w, old_w, f, e, has_err, fill, min_cov, out_f, out_e) -> bool\n\n"
 "One spectrum into out_f (out_e), inputs checked in the same call: True when done. False when\n"
 "either grid is not >= 2 finite, strictly increasing values, the lengths do not match, or an\n"
-"array is not a plain (C-contiguous, native, writeable output) 1D float64 array: the caller then\n"
-"takes its general path, which names the problem. As campfire.tasks._numba_resample's.");
+"array is not a plain (C-contiguous, aligned, native; outputs writeable) 1D float64 array: the\n"
+"caller then takes its general path, which converts and names the problem. As\n"
+"campfire.tasks._numba_resample's.");
 
 static PyObject *resample_one_checked(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
@@ -218,37 +258,42 @@ PyDoc_STRVAR(shared_doc,
 static PyObject *resample_shared(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     static const char *func = "resample_shared";
+    static const char *names[] = {"new_w", "old_w", "f2d", "e2d", "", "", "", "out_f", "out_e"};
+    static const int which[] = {0, 1, 2, 3}, types[] = {NPY_DOUBLE, NPY_DOUBLE, NPY_DOUBLE, NPY_DOUBLE},
+                     ndims[] = {1, 1, 2, 2}, outs[] = {7, 8};
     if (nargs != 9)
         return nargs_error(func, 9, nargs);
     int has_err;
     double fill, min_cov;
-    if (!scalars(args + 4, &has_err, &fill, &min_cov))
+    PyArrayObject *in[4];
+    if (!scalars(args + 4, &has_err, &fill, &min_cov) || !arguments(args, 4, which, types, ndims, outs, func, names, in))
         return NULL;
-    for (int i = 0; i < 9; i++)
-        if ((i < 4 || i > 6) && !need(args[i], NPY_DOUBLE, i < 2 ? 1 : 2, i > 6, func, NAMES[i]))
-            return NULL;
-    npy_intp m = DIM(args[0], 0), n = DIM(args[1], 0), rows = DIM(args[2], 0);
-    if (m < 2 || n < 2 || DIM(args[2], 1) != n || DIM(args[7], 0) != rows || DIM(args[7], 1) != m
-        || (has_err && (DIM(args[3], 0) != rows || DIM(args[3], 1) != n || DIM(args[8], 0) != rows
+    npy_intp m = DIM(in[0], 0), n = DIM(in[1], 0), rows = DIM(in[2], 0);
+    if (m < 2 || n < 2 || DIM(in[2], 1) != n || DIM(args[7], 0) != rows || DIM(args[7], 1) != m
+        || (has_err && (DIM(in[3], 0) != rows || DIM(in[3], 1) != n || DIM(args[8], 0) != rows
                         || DIM(args[8], 1) != m))) {
+        release(in, 4);
         PyErr_Format(PyExc_ValueError, "%s: shapes do not match (new_w (m >= 2), old_w (n >= 2), f2d (rows, n), "
                      "out_f (rows, m), and with errors e2d (rows, n), out_e (rows, m))", func);
         return NULL;
     }
     double *edges = malloc((size_t)(m + n + 2) * sizeof(double));
-    if (edges == NULL)
+    if (edges == NULL) {
+        release(in, 4);
         return PyErr_NoMemory();
+    }
     double *ne = edges, *oe = edges + m + 1;
-    const double *f = DATA(args[2]), *e = DATA(args[3]);
+    const double *f = DATA(in[2]), *e = DATA(in[3]);
     double *out_f = DATA(args[7]), *out_e = DATA(args[8]);
     Py_BEGIN_ALLOW_THREADS
-    edges_of(DATA(args[0]), m, ne);
-    edges_of(DATA(args[1]), n, oe);
+    edges_of(DATA(in[0]), m, ne);
+    edges_of(DATA(in[1]), n, oe);
     for (npy_intp s = 0; s < rows; s++)
         resample_one(ne, m, oe, n, f + s * n, has_err ? e + s * n : e, has_err, fill, min_cov, out_f + s * m,
                      has_err ? out_e + s * m : out_e);
     Py_END_ALLOW_THREADS
     free(edges);
+    release(in, 4);
     Py_RETURN_NONE;
 }
 
@@ -262,22 +307,23 @@ static PyObject *resample_ragged(PyObject *self, PyObject *const *args, Py_ssize
 {
     static const char *func = "resample_ragged";
     static const char *names[] = {"new_w", "wflat", "offsets", "fflat", "eflat", "", "", "", "", "out_f", "out_e"};
+    static const int which[] = {0, 1, 2, 3, 4}, types[] = {NPY_DOUBLE, NPY_DOUBLE, NPY_INT64, NPY_DOUBLE, NPY_DOUBLE},
+                     ndims[] = {1, 1, 1, 1, 1}, outs[] = {9, 10};
     if (nargs != 11)
         return nargs_error(func, 11, nargs);
     int has_err, check;
     double fill, min_cov;
+    PyArrayObject *in[5];
     if (!scalars(args + 5, &has_err, &fill, &min_cov))
         return NULL;
     if ((check = PyObject_IsTrue(args[8])) < 0)
         return NULL;
-    for (int i = 0; i < 11; i++)
-        if ((i < 5 || i > 8)
-            && !need(args[i], i == 2 ? NPY_INT64 : NPY_DOUBLE, i > 8 ? 2 : 1, i > 8, func, names[i]))
-            return NULL;
-    npy_intp m = DIM(args[0], 0), nspec = DIM(args[2], 0) - 1, size = DIM(args[1], 0);
-    const npy_int64 *offsets = (const npy_int64 *)PyArray_DATA((PyArrayObject *)args[2]);
-    int shapes = m >= 2 && nspec >= 0 && DIM(args[3], 0) == size && DIM(args[9], 0) >= nspec && DIM(args[9], 1) == m
-                 && (!has_err || (DIM(args[4], 0) == size && DIM(args[10], 0) >= nspec && DIM(args[10], 1) == m));
+    if (!arguments(args, 5, which, types, ndims, outs, func, names, in))
+        return NULL;
+    npy_intp m = DIM(in[0], 0), nspec = DIM(in[2], 0) - 1, size = DIM(in[1], 0);
+    const npy_int64 *offsets = (const npy_int64 *)PyArray_DATA(in[2]);
+    int shapes = m >= 2 && nspec >= 0 && DIM(in[3], 0) == size && DIM(args[9], 0) >= nspec && DIM(args[9], 1) == m
+                 && (!has_err || (DIM(in[4], 0) == size && DIM(args[10], 0) >= nspec && DIM(args[10], 1) == m));
     npy_intp nmax = 0;
     for (npy_intp s = 0; shapes && s < nspec; s++) {
         shapes = offsets[s] >= 0 && offsets[s] <= offsets[s + 1] && offsets[s + 1] <= size;
@@ -285,20 +331,23 @@ static PyObject *resample_ragged(PyObject *self, PyObject *const *args, Py_ssize
             nmax = (npy_intp)(offsets[s + 1] - offsets[s]);
     }
     if (!shapes) {
+        release(in, 5);
         PyErr_Format(PyExc_ValueError, "%s: shapes do not match (new_w (m >= 2), offsets (nspec + 1) increasing "
                      "within wflat, fflat and with errors eflat of wflat's size, out_f and with errors out_e "
                      "(>= nspec, m))", func);
         return NULL;
     }
     double *ne = malloc((size_t)(m + 1 + nmax + 1) * sizeof(double));
-    if (ne == NULL)
+    if (ne == NULL) {
+        release(in, 5);
         return PyErr_NoMemory();
+    }
     double *oe = ne + m + 1;
-    const double *w = DATA(args[1]), *f = DATA(args[3]), *e = DATA(args[4]);
+    const double *w = DATA(in[1]), *f = DATA(in[3]), *e = DATA(in[4]);
     double *out_f = DATA(args[9]), *out_e = DATA(args[10]);
     npy_intp bad = nspec;
     Py_BEGIN_ALLOW_THREADS
-    edges_of(DATA(args[0]), m, ne);
+    edges_of(DATA(in[0]), m, ne);
     for (npy_intp s = 0; s < nspec; s++) {
         npy_intp i0 = (npy_intp)offsets[s], n = (npy_intp)offsets[s + 1] - i0;
         int usable = n >= 2 && (edges_of(w + i0, n, oe) || !check);
@@ -317,6 +366,7 @@ static PyObject *resample_ragged(PyObject *self, PyObject *const *args, Py_ssize
     }
     Py_END_ALLOW_THREADS
     free(ne);
+    release(in, 5);
     return PyLong_FromSsize_t(bad == nspec ? -1 : bad);
 }
 

@@ -100,6 +100,16 @@ def _same(a, b):
     return a.shape == b.shape and a.dtype == b.dtype and a.tobytes() == b.tobytes()
 
 
+def _unaligned(a, readonly=False):
+    """``a``'s values in an array at an odd byte offset (as Dask unpickles arrays from a network frame)."""
+    buf = bytearray(a.nbytes + 1)
+    out = np.frombuffer(buf, dtype=a.dtype, count=a.size, offset=1).reshape(a.shape)
+    out[...] = a
+    assert not out.flags.aligned
+    out.flags.writeable = not readonly
+    return out
+
+
 def _both(fn):
     """``fn(engine)`` for 'c' and 'numba', each result a tuple (flux, err-or-None)."""
     out = []
@@ -133,12 +143,13 @@ def test_one_spectrum_bit_for_bit_with_numba_and_numpy_to_rounding():
 @needs_c
 def test_general_path_inputs_bit_for_bit():
     """What the one-call path hands on: float32, big-endian (FITS columns), lists, non-contiguous
-    views, N-D fluxes (many spectra on one grid) — converted once, then the same kernels."""
+    views, unaligned read-only arrays (unpickled by Dask), N-D fluxes (many spectra on one grid)
+    — converted once, then the same kernels."""
     rng = np.random.default_rng(30)
-    for i in range(400):
+    for i in range(600):
         new, old, flux, err, fill, min_cov = _case(rng)
         rows = int(rng.integers(1, 4))
-        kind = i % 5
+        kind = i % 6
         f2 = np.stack([flux] + [rng.permutation(flux) for _ in range(rows - 1)])
         e2 = None if err is None else np.stack([err] * rows)
         if kind == 0:
@@ -154,6 +165,9 @@ def test_general_path_inputs_bit_for_bit():
                 out[::2] = a.ravel()[: a.shape[-1]]
                 return out[::2]
             args = (strided(new), strided(old), strided(flux), None if err is None else strided(err))
+        elif kind == 4:
+            args = (_unaligned(new, True), _unaligned(old, True), _unaligned(f2, True),
+                    None if e2 is None else _unaligned(e2, True))
         else:
             args = (new, old, f2.reshape(rows, 1, -1), None if e2 is None else e2.reshape(rows, 1, -1))
         (cf, ce), (nf, ne) = _both(lambda engine: resample_flux(*args, fill, min_coverage=min_cov, engine=engine))
@@ -174,6 +188,8 @@ def test_batches_bit_for_bit(parallel):
         cases = [_case(rng) for _ in range(n_spec)]
         new = cases[0][0] if cases[0][0].size >= 2 else np.linspace(1.5, 4.5, 20)
         ws, fs = [c[1] for c in cases], [c[2] for c in cases]
+        if i % 3 == 0:  # as a Dask worker receives them
+            new, ws, fs = _unaligned(new, True), [_unaligned(w, True) for w in ws], [_unaligned(f, True) for f in fs]
         with_err = rng.random() < 0.7
         es = [c[3] if c[3] is not None else np.ones(c[1].size) for c in cases] if with_err else None
         check = bool(rng.integers(2))
@@ -250,15 +266,18 @@ def test_kernels_refuse_arguments_that_would_read_out_of_bounds():
     with pytest.raises(ValueError, match="shapes do not match"):
         k.resample_shared(w, w, np.ones((2, 10)), np.ones((1, 10)), True, np.nan, 0.5, np.empty((2, 10)),
                           np.empty((2, 10)))
-    with pytest.raises(TypeError, match="f must be a C-contiguous native float64 array of 2"):
+    with pytest.raises(TypeError, match="f2d must be a float64 array of 2"):
         k.resample_shared(w, w, np.ones(10), np.ones((1, 10)), False, np.nan, 0.5, np.empty((1, 10)), np.empty((1, 1)))
     for offsets in ([0, 5, 11], [0, 6, 5], [-1, 5, 10]):
         with pytest.raises(ValueError, match="shapes do not match"):
             k.resample_ragged(w, np.r_[w[:5], w[:5]], np.array(offsets, np.int64), np.ones(10), np.zeros(1), False,
                               np.nan, 0.5, True, np.empty((2, 10)), np.empty((1, 1)))
-    with pytest.raises(TypeError, match="offsets must be a C-contiguous native int64"):
+    with pytest.raises(TypeError, match="offsets must be an int64 array of 1"):
         k.resample_ragged(w, w, np.array([0, 10], np.int32), np.ones(10), np.zeros(1), False, np.nan, 0.5, True,
                           np.empty((1, 10)), np.empty((1, 1)))
+    with pytest.raises(TypeError, match="out_f must be a C-contiguous, aligned, native, writeable float64"):
+        k.resample_shared(w, w, np.ones((1, 10)), np.ones((1, 10)), False, np.nan, 0.5, _unaligned(np.empty((1, 10))),
+                          np.empty((1, 1)))
     with pytest.raises(TypeError, match="expected 9 arguments, got 2"):
         k.resample_shared(w, w)
     assert _jit.c_available()
