@@ -416,7 +416,6 @@ def resample_flux(
         out_f, out_e = _resample_numpy(new_w, old_w, f, e, fill, min_cov)
     else:
         lead = f.shape[:-1]
-        new_w, old_w = np.ascontiguousarray(new_w), np.ascontiguousarray(old_w)  # the C kernels take no strides
         f2 = np.ascontiguousarray(f.reshape(-1, old_w.size))
         e2 = np.ascontiguousarray(e.reshape(-1, old_w.size)) if e is not None else np.zeros((1, old_w.size))
         out_f = np.empty((f2.shape[0], new_w.size))
@@ -480,7 +479,7 @@ def resample_batch(
     ValidationError
         As :func:`resample_flux`; the message names the offending spectrum.
     """
-    new_w = np.ascontiguousarray(check_grid("new_wavelength", new_wavelength))
+    new_w = check_grid("new_wavelength", new_wavelength)
     min_cov = _check_coverage(min_coverage)
     fill = float(fill)
     has_err = errors is not None
