@@ -11,8 +11,13 @@ Prints, side by side in the same run:
 * **per call**: ``resample_flux`` of one spectrum (600 px → 400 px, with errors), the
   spectres-compatible signature people loop over, against SpectResC and spectres;
 * **cold start**: ``python -c "import campfire"`` and the first compiled call in a fresh
-  process (numba and its on-disk cache loaded), as CPU time of that process (wall time
-  swings with the neighbours' load on a shared machine; CPU time does not).
+  process (the C extension loaded, or numba and its on-disk cache where a tree has no C
+  kernels), as CPU time of that process (wall time swings with the neighbours' load on a
+  shared machine; CPU time does not).
+
+Every tree's lines name the resampling implementation its call used (C, numba, numpy): a tree
+measured through ``PYTHONPATH`` uses the C kernels only when its extension is built in place
+(``python setup.py build_ext --inplace``; ``--ref`` builds it in the temporary checkout).
 
 ``--ref REF`` also measures everything on a checkout of git ref REF (a temporary worktree),
 interleaved with this tree's runs (per call: ``--rounds`` alternating child processes, each
@@ -89,8 +94,19 @@ def bench_open(root: str, n_files: int) -> dict[str, float]:
     return out
 
 
+_IMPL = ("import sys; impl = 'C' if 'campfire.tasks._cresample' in sys.modules else "
+         "'numba' if 'campfire.tasks._numba_resample' in sys.modules else 'numpy'")
+
+
+def _implementation() -> str:
+    """The resampling implementation this process's calls used (the kernel module it loaded)."""
+    scope: dict = {}
+    exec(_IMPL, scope)
+    return scope["impl"]
+
+
 # ------------------------------------------------------------------------------ per call
-def bench_per_call() -> dict[str, float]:
+def bench_per_call() -> dict[str, float | str]:
     from campfire.calibration import resample_flux
 
     rng = np.random.default_rng(0)
@@ -101,6 +117,7 @@ def bench_per_call() -> dict[str, float]:
     out = {}
     resample_flux(nw, w, f, e)
     out["campfire resample_flux"] = _best(lambda: resample_flux(nw, w, f, e), 3000)
+    out["implementation"] = _implementation()
     try:
         import spectresc
 
@@ -135,9 +152,11 @@ w = np.linspace(0.6, 5.3, 600); f = np.ones(600); e = np.full(600, 0.1); nw = np
 c2 = cpu()
 resample_flux(nw, w, f, e)
 c3, t3 = cpu(), time.perf_counter()
+%s
 print(json.dumps({"process_cpu": c1, "import_cpu": c1 - c0, "import_wall": t1 - t0, "first_call_cpu": c3 - c2,
-                  "first_call_wall": t3 - t1, "heavy_modules_after_import": mods}))
-"""
+                  "first_call_wall": t3 - t1, "heavy_modules_after_import": mods, "implementation": impl,
+                  "numba_loaded": "numba" in sys.modules, "scipy_loaded": "scipy" in sys.modules}))
+""" % _IMPL
 
 _BARE = "import resource; r = resource.getrusage(resource.RUSAGE_SELF); print(r.ru_utime + r.ru_stime)"
 
@@ -209,7 +228,8 @@ def bench_cold(sources: dict[str, str], cache: str, repeat: int = 5) -> dict[str
     for label in sources:
         best[label] = {k: min(r[k] for r in runs[label]) for k in ("process_cpu", "import_cpu", "import_wall",
                                                                    "first_call_cpu", "first_call_wall")}
-        best[label]["heavy_modules_after_import"] = runs[label][-1]["heavy_modules_after_import"]
+        for key in ("heavy_modules_after_import", "implementation", "numba_loaded", "scipy_loaded"):
+            best[label][key] = runs[label][-1][key]
     best["floor"] = {k: min(r[k] for r in runs["floor"]) for k in runs["floor"][0]}
     best["floor split"] = {k: min(r[k] for r in runs["floor split"]) for k in runs["floor split"][0]}
     best["python_startup_cpu"] = min(runs["bare"])
@@ -243,6 +263,9 @@ def main(argv=None) -> None:
     before = _checkout(args.ref) if args.ref else None
     if before:
         sources = {"before": before, **sources}
+        if os.path.exists(os.path.join(before, "setup.py")):  # a ref with the C kernels: built as `pip install -e` would
+            subprocess.run([sys.executable, "setup.py", "-q", "build_ext", "--inplace"], cwd=before, check=True,
+                           capture_output=True)
     try:
         if args.root:
             print(f"\nopen, CPU ms per file ({args.files} files of {args.root}):")
@@ -258,11 +281,15 @@ def main(argv=None) -> None:
             for label, src in sources.items():
                 res = _child("percall", src, [])
                 for name, value in res.items():
+                    if isinstance(value, str):
+                        per_call[label][name] = value
+                        continue
                     keep = max if name.startswith("max") else min
                     per_call[label][name] = keep(per_call[label].get(name, value), value)
         for label, res in per_call.items():
             for name, value in res.items():
-                print(f"  {label:6s} {name:32s} {value:.3g}" if name.startswith("max") else
+                print(f"  {label:6s} {name:32s} {value}" if isinstance(value, str) else
+                      f"  {label:6s} {name:32s} {value:.3g}" if name.startswith("max") else
                       f"  {label:6s} {name:32s} {value * 1e6:8.2f} µs")
             if "SpectResC spectres" in res:
                 print(f"  {label:6s} {'campfire / SpectResC':32s} {res['campfire resample_flux'] / res['SpectResC spectres']:8.2f}")
@@ -274,8 +301,10 @@ def main(argv=None) -> None:
         for label in sources:
             c = cold[label]
             print(f"  {label:6s} `import campfire` {c['import_cpu']:.3f} s (wall {c['import_wall']:.3f} s); first "
-                  f"compiled call +{c['first_call_cpu']:.3f} s (wall {c['first_call_wall']:.3f} s); imported by "
-                  f"`import campfire`: {', '.join(c['heavy_modules_after_import']) or 'none of dask/astropy/numba/scipy'}")
+                  f"compiled call +{c['first_call_cpu']:.4f} s (wall {c['first_call_wall']:.4f} s) with the "
+                  f"{c['implementation']} kernels (numba loaded: {c['numba_loaded']}, SciPy loaded: {c['scipy_loaded']}); "
+                  f"imported by `import campfire`: "
+                  f"{', '.join(c['heavy_modules_after_import']) or 'none of dask/astropy/numba/scipy'}")
         fl, sp = cold["floor"], cold["floor split"]
         print(f"  numba's floor (a cached trivial @njit function, first call in a fresh process after `import campfire`): "
               f"+{fl['import_numba'] + fl['first_call']:.3f} s = import numba {fl['import_numba']:.3f} s + first call "

@@ -5,10 +5,11 @@ NIRSpec PRISM R(λ), 0.6–5.3 μm), each on its own grid (random sub-pixel shif
 ±0.3 % stretch, as from different shutter positions), resampled with errors onto one
 common 500-pixel grid. Same inputs, same process, warm (numba compiled beforehand).
 
-* own grid: campfire ``resample_batch`` (numba: list of arrays, 2D array of grids,
-  serial and ``parallel=True``; numpy fallback) vs a loop of ``spectres.spectres``,
-  ``spectresc.spectres`` and specutils ``FluxConservingResampler``.
-* shared grid: N spectra on one input grid (2D flux): campfire ``resample_flux`` (numba,
+* own grid: campfire ``resample_batch`` (the C kernels built at install and numba's, side
+  by side: list of arrays, 2D array of grids, serial and ``parallel=True``; numpy fallback)
+  vs a loop of ``spectres.spectres``, ``spectresc.spectres`` and specutils
+  ``FluxConservingResampler``.
+* shared grid: N spectra on one input grid (2D flux): campfire ``resample_flux`` (C, numba,
   numpy) vs ``spectres`` 2D mode.
 
 The slow peers run on a subset (their per-spectrum cost does not depend on N) and are
@@ -75,7 +76,7 @@ def check(ref, got):
 def main(sizes):
     import spectres
 
-    from campfire.tasks._jit import numba_available
+    from campfire.tasks._jit import c_available, numba_available
     from campfire.tasks.resample import resample_batch, resample_flux
 
     try:
@@ -91,13 +92,15 @@ def main(sizes):
         FluxConservingResampler = None
 
     print(f"# resample bench: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-          f"load {os.getloadavg()[0]:.1f}, numba={numba_available()}, spectresc={spectresc is not None}, "
+          f"load {os.getloadavg()[0]:.1f}, C={c_available()}, numba={numba_available()}, spectresc={spectresc is not None}, "
           f"specutils={FluxConservingResampler is not None}")
     warnings.simplefilter("ignore")
+    engines = [e for e, ok in (("C", c_available()), ("numba", numba_available())) if ok]
     new, g, f, e = make_inputs(64)
-    resample_batch(new, g, f, e)  # compile
-    resample_batch(new, g, f, e, parallel=True)
-    resample_flux(new, g[0], f, e)
+    for eng in engines:  # numba: compile
+        resample_batch(new, g, f, e, engine=eng)
+        resample_batch(new, g, f, e, parallel=True, engine=eng)
+        resample_flux(new, g[0], f, e, engine=eng)
 
     rows = []
     for n in sizes:
@@ -127,12 +130,13 @@ def main(sizes):
 
             r, out = rate(run_specutils, ssub, repeat=2)
             res["specutils FluxConservingResampler (loop)"] = (r, check(ref[:ssub], np.array(out)))
-        r, out = rate(lambda: resample_batch(new, glist, flist, elist), n)
-        res["campfire numba, list of arrays"] = (r, check(ref, out[0][:sub]))
-        r, out = rate(lambda: resample_batch(new, grids, flux, err), n)
-        res["campfire numba, 2D array of grids"] = (r, check(ref, out[0][:sub]))
-        r, out = rate(lambda: resample_batch(new, glist, flist, elist, parallel=True), n)
-        res["campfire numba parallel (2 cores), list"] = (r, check(ref, out[0][:sub]))
+        for eng in engines:
+            r, out = rate(lambda: resample_batch(new, glist, flist, elist, engine=eng), n)
+            res[f"campfire {eng}, list of arrays"] = (r, check(ref, out[0][:sub]))
+            r, out = rate(lambda: resample_batch(new, grids, flux, err, engine=eng), n)
+            res[f"campfire {eng}, 2D array of grids"] = (r, check(ref, out[0][:sub]))
+            r, out = rate(lambda: resample_batch(new, glist, flist, elist, parallel=True, engine=eng), n)
+            res[f"campfire {eng} parallel ({os.cpu_count()} cores), list"] = (r, check(ref, out[0][:sub]))
         r, out = rate(lambda: resample_batch(new, grids, flux, err, engine="numpy"), n)
         res["campfire numpy fallback, 2D array of grids"] = (r, check(ref, out[0][:sub]))
         r, out = rate(lambda: resample_batch(new, glist, flist, elist, engine="numpy"), n)
@@ -144,8 +148,9 @@ def main(sizes):
         ref2 = spectres.spectres(new, grids[0], fl2[:sub], err[:sub], fill=np.nan, verbose=False)[0]
         r_sp2, _ = rate(lambda: spectres.spectres(new, grids[0], fl2, err, fill=np.nan, verbose=False), n)
         res2 = {"spectres 2D mode": (r_sp2, "—")}
-        r, out = rate(lambda: resample_flux(new, grids[0], fl2, err), n)
-        res2["campfire resample_flux 2D, numba"] = (r, check(ref2, out[0][:sub]))
+        for eng in engines:
+            r, out = rate(lambda: resample_flux(new, grids[0], fl2, err, engine=eng), n)
+            res2[f"campfire resample_flux 2D, {eng}"] = (r, check(ref2, out[0][:sub]))
         r, out = rate(lambda: resample_flux(new, grids[0], fl2, err, engine="numpy"), n)
         res2["campfire resample_flux 2D, numpy"] = (r, check(ref2, out[0][:sub]))
         rows.append(("shared grid", n, res2, r_sp2))

@@ -1,11 +1,17 @@
-"""Lazy access to the compiled (numba) kernels.
+"""Lazy access to the compiled kernels: C (built at install) and numba (compiled on first use).
 
-numba is a dependency, imported only when first needed (it costs ~0.25 s, and its first
-compiled call ~0.3 s more: numba's registries, SciPy's BLAS probe):
-:func:`resample_kernels` / :func:`kernels` import :mod:`campfire.tasks._numba_resample` /
-:mod:`campfire.tasks._numba_kernels` (which do ``import numba``) the first time a compiled
-path is asked for, and return ``None`` when numba is absent so callers fall back to their
-numpy implementation.
+The resampling kernels exist three times, tried in this order by ``engine="auto"``:
+
+1. ``'c'``: :mod:`campfire.tasks._cresample`, a C extension built by ``pip install`` when a C
+   compiler is there (optional: the install succeeds without one). Loading it costs ~1 ms, so
+   a fresh process's (or Dask worker's) first resampling call never starts numba.
+2. ``'numba'``: :mod:`campfire.tasks._numba_resample`; the same numbers bit for bit. numba is a
+   dependency, imported only when first needed (~0.25 s, and its first compiled call ~0.35 s
+   more: numba's registries, SciPy's BLAS probe).
+3. ``'numpy'``: the fallback in :mod:`campfire.tasks.resample` (the same numbers to a few ulps).
+
+The redshift fit's kernels (:func:`kernels`) are numba only: engines 'auto', 'numba', 'numpy'.
+Each loader returns ``None`` when its kernels cannot be loaded, so callers fall back.
 """
 from __future__ import annotations
 
@@ -17,9 +23,14 @@ from types import ModuleType
 
 from campfire.errors import ValidationError
 
-__all__ = ["kernels", "numba_available", "numba_cache_dir", "resample_kernels", "resolve_engine"]
+__all__ = ["c_available", "c_kernels", "kernels", "numba_available", "numba_cache_dir", "resample_kernels",
+           "resolve_engine", "ENGINES", "RESAMPLE_ENGINES"]
 
-ENGINES = ("auto", "numba", "numpy")
+ENGINES = ("auto", "numba", "numpy")  # the redshift fit
+RESAMPLE_ENGINES = ("auto", "c", "numba", "numpy")
+# set (≠ 0) in the environment: campfire does not load its C extension (engine "auto" uses numba,
+# then numpy), and the test suite accepts that the extension is not built (tests/tasks/test_resample_c.py)
+DISABLE_C_ENV = "CAMPFIRE_DISABLE_C"
 _CACHE_DIR_LOCK = threading.Lock()
 
 
@@ -57,10 +68,11 @@ def _load(module: str) -> ModuleType | None:
     is set while the kernel module is imported and restored afterwards (other libraries'
     caches stay where they were).
 
-    ``CAMPFIRE_DISABLE_NUMBA=1`` in the environment forces the numpy paths (used by
-    tests and benchmarks to exercise the fallback in a process that has numba).
+    ``CAMPFIRE_DISABLE_NUMBA=1`` in the environment forces the numpy paths of the fit (and
+    of resampling, with ``CAMPFIRE_DISABLE_C=1``): used by tests and benchmarks to exercise
+    the fallback in a process that has numba.
     """
-    if os.environ.get("CAMPFIRE_DISABLE_NUMBA", "").strip() not in ("", "0"):
+    if _disabled("CAMPFIRE_DISABLE_NUMBA"):
         return None
     try:
         import numba
@@ -77,6 +89,27 @@ def _load(module: str) -> ModuleType | None:
             numba.config.CACHE_DIR = previous
 
 
+def _disabled(variable: str) -> bool:
+    return os.environ.get(variable, "").strip() not in ("", "0")
+
+
+@functools.lru_cache(maxsize=None)
+def c_kernels() -> ModuleType | None:
+    """The resampling kernels in C (:mod:`campfire.tasks._cresample`), or None when the extension
+    was not built (no C compiler at install) or ``CAMPFIRE_DISABLE_C=1`` is set."""
+    if _disabled(DISABLE_C_ENV):
+        return None
+    try:
+        return importlib.import_module("campfire.tasks._cresample")
+    except ImportError:
+        return None
+
+
+def c_available() -> bool:
+    """True when the C resampling kernels load (the extension was built at install)."""
+    return c_kernels() is not None
+
+
 def kernels() -> ModuleType | None:
     """The redshift fit's compiled kernels (:mod:`campfire.tasks._numba_kernels`), or None without numba."""
     return _load("_numba_kernels")
@@ -91,17 +124,30 @@ def resample_kernels() -> ModuleType | None:
 
 
 def numba_available() -> bool:
-    """True when the compiled kernels can be used (numba imports; the kernel modules load on first use)."""
+    """True when the numba kernels can be used (numba imports; the kernel modules load on first use)."""
     return _load("_numba_resample") is not None
 
 
-def resolve_engine(engine: str | None) -> str:
-    """'numba' or 'numpy' for ``engine`` in ('auto', 'numba', 'numpy')."""
+def resolve_engine(engine: str | None, *, allowed: tuple[str, ...] = ENGINES) -> str:
+    """The implementation ``engine`` names among ``allowed`` (:data:`ENGINES`, the redshift fit's, or
+    :data:`RESAMPLE_ENGINES`): 'auto' is the first of 'c' (when allowed), 'numba', 'numpy' that loads.
+
+    Raises
+    ------
+    ValidationError
+        An engine not in ``allowed``, or one asked for by name that cannot be loaded.
+    """
     key = "auto" if engine is None else str(engine).lower()
-    if key not in ENGINES:
-        raise ValidationError(f"engine: expected one of {', '.join(ENGINES)}, got {engine!r}")
+    if key not in allowed:
+        raise ValidationError(f"engine: expected one of {', '.join(allowed)}, got {engine!r}")
     if key == "auto":
+        if "c" in allowed and c_available():
+            return "c"
         return "numba" if numba_available() else "numpy"
+    if key == "c" and not c_available():
+        why = (f"{DISABLE_C_ENV} is set" if _disabled(DISABLE_C_ENV) else
+               "campfire's C extension was not built (reinstall campfire where a C compiler is installed)")
+        raise ValidationError(f"engine: 'c' was asked for but {why}")
     if key == "numba" and not numba_available():
         raise ValidationError("engine: 'numba' was asked for but numba is not installed (pip install numba)")
     return key

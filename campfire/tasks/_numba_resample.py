@@ -1,7 +1,9 @@
 """Compiled resampling kernels (numba): bin-overlap integration, the SpectRes algorithm.
 
 Imported only through :func:`campfire.tasks._jit.resample_kernels`; the numpy twins and the
-algorithm's notes are in :mod:`campfire.tasks.resample`. A module of their own (not
+algorithm's notes are in :mod:`campfire.tasks.resample`. ``_cresample.c`` is their port to C
+(built at install; ``engine='auto'`` prefers it): change both together, operation for
+operation — ``tests/tasks/test_resample_c.py`` compares them bit for bit. A module of their own (not
 :mod:`campfire.tasks._numba_kernels`): a process that only resamples then neither defines
 nor loads the redshift fit's ~40 kernels. ``cache=True`` as there (machine code on disk, in
 :func:`campfire.tasks._jit.numba_cache_dir`).

@@ -20,19 +20,21 @@ Where every covered pixel is good the result equals SpectRes's to rounding.
 
 Sums run directly over each bin's pixels (``np.add.reduceat`` for the fully covered
 ones, the two partial pixels added explicitly), never as differences of running
-sums, so values near zero keep their relative precision. The compiled (numba)
-kernels do the same per bin in one sweep and batch many spectra per call; the numpy
-path is the fallback when numba is absent.
+sums, so values near zero keep their relative precision. The compiled kernels do the
+same per bin in one sweep and batch many spectra per call: in C, built at install
+(``engine='c'``), or numba's (``'numba'``), the same numbers bit for bit; the numpy path
+is the fallback when neither loads (:mod:`campfire.tasks._jit`).
 """
 from __future__ import annotations
 
 import functools
+import os
 from typing import Sequence
 
 import numpy as np
 
 from campfire.errors import ValidationError
-from campfire.tasks._jit import resample_kernels, resolve_engine
+from campfire.tasks._jit import RESAMPLE_ENGINES, c_kernels, resample_kernels, resolve_engine
 
 __all__ = [
     "resample_flux",
@@ -297,11 +299,16 @@ def _resample_numpy(new_w, old_w, flux, err, fill, min_cov):
 _FLOAT64 = np.dtype(np.float64)  # native float64 is one dtype object: an identity test is enough
 
 
+def _kernels(eng: str):
+    """The kernel module of a resolved engine, 'c' or 'numba'."""
+    return c_kernels() if eng == "c" else resample_kernels()
+
+
 @functools.lru_cache(maxsize=1)
 def _one_kernel():
-    """The compiled one-spectrum kernel, or None without numba (looked up once)."""
-    k = resample_kernels()
-    return None if k is None else k.resample_one_checked
+    """The compiled one-spectrum kernel of ``engine='auto'`` (C, else numba), or None (looked up once)."""
+    eng = resolve_engine("auto", allowed=RESAMPLE_ENGINES)
+    return None if eng == "numpy" else _kernels(eng).resample_one_checked
 
 
 def _resample_one_fast(new_wavelength, wavelength, flux, flux_err, fill, min_coverage, engine):
@@ -361,8 +368,9 @@ def resample_flux(
     min_coverage : float
         Fraction of an output bin that good (finite, positive-error) pixels must cover
         for the bin to be defined (see the module notes). 0 keeps any bin with a good pixel.
-    engine : {'auto', 'numba', 'numpy'}
-        Compiled kernel when numba is installed, else numpy.
+    engine : {'auto', 'c', 'numba', 'numpy'}
+        'auto' takes the C kernels built at install, else numba's, else numpy. 'c' and
+        'numba' give the same numbers bit for bit; numpy's agree to a few ulps.
 
     Returns
     -------
@@ -403,7 +411,8 @@ def resample_flux(
             raise ValidationError(f"flux_err: expected the shape of flux {f.shape}, got {e.shape}")
     min_cov = _check_coverage(min_coverage)
     fill = float(fill)
-    if resolve_engine(engine) == "numpy":
+    eng = resolve_engine(engine, allowed=RESAMPLE_ENGINES)
+    if eng == "numpy":
         out_f, out_e = _resample_numpy(new_w, old_w, f, e, fill, min_cov)
     else:
         lead = f.shape[:-1]
@@ -411,7 +420,7 @@ def resample_flux(
         e2 = np.ascontiguousarray(e.reshape(-1, old_w.size)) if e is not None else np.zeros((1, old_w.size))
         out_f = np.empty((f2.shape[0], new_w.size))
         out_e = np.empty_like(out_f) if e is not None else np.empty((1, 1))
-        resample_kernels().resample_shared(new_w, old_w, f2, e2, e is not None, fill, min_cov, out_f, out_e)
+        _kernels(eng).resample_shared(new_w, old_w, f2, e2, e is not None, fill, min_cov, out_f, out_e)
         out_f = out_f.reshape(lead + (new_w.size,))
         out_e = out_e.reshape(lead + (new_w.size,)) if e is not None else None
     return (out_f, out_e) if e is not None else out_f
@@ -431,9 +440,9 @@ def resample_batch(
 ):
     """Resample many spectra, each on its own input grid, onto one output grid.
 
-    The real case for archives: every spectrum has its own wavelengths. With numba
-    the whole batch is one compiled call (Python overhead paid once per batch);
-    otherwise each spectrum goes through the numpy path.
+    The real case for archives: every spectrum has its own wavelengths. With the C or
+    numba kernels the whole batch is one compiled call (Python overhead paid once per
+    batch); otherwise spectra go through the numpy path, grouped by length.
 
     Parameters
     ----------
@@ -448,8 +457,9 @@ def resample_batch(
         Validate every input grid (strictly increasing, finite). Turn off only for
         grids you have validated already.
     parallel : bool
-        Spread the batch over all cores (numba ``prange``). Off by default: under
-        Dask the batches already run in parallel, one per worker thread.
+        Spread the batch over all cores (the C kernel on one thread per core, numba's
+        ``prange``). Off by default: under Dask the batches already run in parallel,
+        one per worker thread.
 
     Returns
     -------
@@ -473,23 +483,31 @@ def resample_batch(
     min_cov = _check_coverage(min_coverage)
     fill = float(fill)
     has_err = errors is not None
-    eng = resolve_engine(engine)
+    eng = resolve_engine(engine, allowed=RESAMPLE_ENGINES)
     n_spec = len(wavelengths)
     if len(fluxes) != n_spec or (has_err and len(errors) != n_spec):
         raise ValidationError("wavelengths, fluxes, errors: expected one entry per spectrum in each")
     if n_spec == 0:
         return np.empty((0, new_w.size)), (np.empty((0, new_w.size)) if has_err else None)
     rect = isinstance(wavelengths, np.ndarray) and wavelengths.ndim == 2
-    if eng == "numba" and not rect:
+    if eng != "numpy" and not rect:
         # a list of arrays: concatenate and resample a chunk at a time, so the flat
         # buffers stay cache-sized (one 50 MB concatenation of 10,000 spectra costs
         # more than the resampling itself)
         out_f = np.empty((n_spec, new_w.size))
         out_e = np.empty((n_spec, new_w.size)) if has_err else None
-        for lo in range(0, n_spec, BATCH_CHUNK):
-            hi = min(lo + BATCH_CHUNK, n_spec)
-            _numba_list_chunk(new_w, wavelengths[lo:hi], fluxes[lo:hi], errors[lo:hi] if has_err else None,
-                              fill, min_cov, check, parallel, out_f[lo:hi], out_e[lo:hi] if has_err else None, lo)
+
+        def chunks(first, last):  # spectra first..last-1, a chunk at a time, in order
+            for lo in range(first, last, BATCH_CHUNK):
+                hi = min(lo + BATCH_CHUNK, last)
+                _list_chunk(eng, new_w, wavelengths[lo:hi], fluxes[lo:hi], errors[lo:hi] if has_err else None, fill,
+                            min_cov, check, parallel and eng == "numba", out_f[lo:hi],
+                            out_e[lo:hi] if has_err else None, lo)
+
+        if parallel and eng == "c":  # whole chunks per thread: the serial path's chunks, and its first error
+            _in_threads(chunks, n_spec, BATCH_CHUNK)
+        else:
+            chunks(0, n_spec)
         return out_f, out_e
     if rect:
         w2 = np.ascontiguousarray(wavelengths, dtype=float)
@@ -538,12 +556,8 @@ def resample_batch(
             if has_err:
                 out_e[sel] = re
         return out_f, out_e
-    k = resample_kernels()
-    kernel = k.resample_ragged_parallel if parallel else k.resample_ragged
-    bad = kernel(
-        new_w, wflat, offsets, fflat, eflat if has_err else np.zeros(1), has_err, fill, min_cov, bool(check),
-        out_f, out_e if has_err else np.empty((1, 1)),
-    )
+    bad = _ragged(eng, parallel, new_w, wflat, offsets, fflat, eflat if has_err else np.zeros(1), has_err, fill,
+                  min_cov, bool(check), out_f, out_e if has_err else np.empty((1, 1)))
     if bad >= 0:
         raise ValidationError(f"wavelengths[{bad}]: expected ≥ 2 finite, strictly increasing wavelengths")
     return out_f, out_e
@@ -552,7 +566,45 @@ def resample_batch(
 BATCH_CHUNK = 128  # spectra per compiled call on the list path (flat buffers ≈ 2 MB: cache-sized)
 
 
-def _numba_list_chunk(new_w, wavelengths, fluxes, errors, fill, min_cov, check, parallel, out_f, out_e, first):
+def _ragged(eng, parallel, new_w, wflat, offsets, fflat, eflat, has_err, fill, min_cov, check, out_f, out_e) -> int:
+    """The ragged kernel of engine ``eng`` ('c', 'numba') over a batch: -1, or the first bad grid's index.
+
+    ``parallel``: numba's ``prange`` kernel, or the C kernel (which releases the GIL) on one
+    thread per core, each on a contiguous share of the spectra (offsets stay absolute).
+    """
+    if eng == "numba":
+        k = resample_kernels()
+        return (k.resample_ragged_parallel if parallel else k.resample_ragged)(
+            new_w, wflat, offsets, fflat, eflat, has_err, fill, min_cov, check, out_f, out_e)
+    kernel = c_kernels().resample_ragged
+    if not parallel:
+        return kernel(new_w, wflat, offsets, fflat, eflat, has_err, fill, min_cov, check, out_f, out_e)
+
+    def share(lo, hi):
+        bad = kernel(new_w, wflat, offsets[lo:hi + 1], fflat, eflat, has_err, fill, min_cov, check, out_f[lo:hi],
+                     out_e[lo:hi] if has_err else out_e)
+        return -1 if bad < 0 else lo + bad
+
+    bad = [b for b in _in_threads(share, offsets.size - 1, 1) if b >= 0]
+    return min(bad) if bad else -1
+
+
+def _in_threads(fn, n: int, step: int) -> list:
+    """``fn(lo, hi)`` over ``range(n)`` on one thread per core (the C kernels release the GIL), each
+    thread a contiguous share of a whole number of steps; the results in order, or the first share's error."""
+    steps = -(-n // step)
+    threads = max(1, min(os.cpu_count() or 1, steps))
+    bounds = [min(n, (i * steps // threads) * step) for i in range(threads + 1)]
+    if threads == 1:
+        return [fn(0, n)]
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(threads) as pool:
+        futures = [pool.submit(fn, lo, hi) for lo, hi in zip(bounds[:-1], bounds[1:])]
+    return [f.result() for f in futures]
+
+
+def _list_chunk(eng, new_w, wavelengths, fluxes, errors, fill, min_cov, check, parallel, out_f, out_e, first):
     has_err = errors is not None
     ws = [np.asarray(w, float) for w in wavelengths]
     n_spec = len(ws)
@@ -568,10 +620,8 @@ def _numba_list_chunk(new_w, wavelengths, fluxes, errors, fill, min_cov, check, 
                 raise ValidationError(
                     f"fluxes[{first + i}], errors[{first + i}]: expected the shape of wavelengths[{first + i}] {w.shape}"
                 )
-    k = resample_kernels()
-    kernel = k.resample_ragged_parallel if parallel else k.resample_ragged
-    bad = kernel(new_w, wflat, offsets, fflat, eflat, has_err, fill, min_cov, bool(check), out_f,
-                 out_e if has_err else np.empty((1, 1)))
+    bad = _ragged(eng, parallel, new_w, wflat, offsets, fflat, eflat, has_err, fill, min_cov, bool(check), out_f,
+                  out_e if has_err else np.empty((1, 1)))
     if bad >= 0:
         raise ValidationError(f"wavelengths[{first + bad}]: expected ≥ 2 finite, strictly increasing wavelengths")
 
@@ -638,7 +688,8 @@ def resample_spectra(spectra, new_wavelength, *, min_coverage: float = DEFAULT_M
         Output grid [μm].
     min_coverage : float
         See :func:`resample_flux`.
-    engine : {'auto', 'numba', 'numpy'}
+    engine : {'auto', 'c', 'numba', 'numpy'}
+        See :func:`resample_flux`.
 
     Returns
     -------

@@ -19,14 +19,15 @@ _PROBE = textwrap.dedent("""
     import campfire
     from campfire import Campfire  # the import that failed with an empty namespace package
     from campfire.calibration import resample_flux
-    from campfire.tasks._jit import kernels, numba_cache_dir, resample_kernels
+    from campfire.tasks._jit import c_kernels, kernels, numba_cache_dir, resample_kernels
     w = np.linspace(1.0, 2.0, 50)
-    resample_flux(np.linspace(1.1, 1.9, 20), w, np.ones(50), np.full(50, 0.1))
+    resample_flux(np.linspace(1.1, 1.9, 20), w, np.ones(50), np.full(50, 0.1), engine="numba")
     paths = sorted({getattr(k, name)._cache._cache_path for k in (resample_kernels(), kernels()) for name in dir(k)
                     if hasattr(getattr(k, name), "_cache") and hasattr(getattr(k, name)._cache, "_cache_path")})
     package = pathlib.Path(campfire.__file__).parent
     print(json.dumps({"package": str(package), "cache_paths": paths, "cache_dir": numba_cache_dir(),
-                      "in_package": sorted(str(p) for p in package.rglob("*.nb[ic]"))}))
+                      "in_package": sorted(str(p) for p in package.rglob("*.nb[ic]")),
+                      "c_kernels": c_kernels() and c_kernels().__file__}))
 """)
 
 
@@ -59,10 +60,11 @@ def test_readme_install_commands_in_either_order(tmp_path):
     A copy of the source tree is installed (no dependencies: the venv sees the
     system's), a compiled kernel is run from outside the tree after each install, and
     ``from campfire import Campfire`` must keep working with the package it should find.
+    Each install builds the C resampling kernels (in place with ``-e``) and they load.
     """
     src = tmp_path / "src"
     shutil.copytree(ROOT, src, ignore=shutil.ignore_patterns(".git", "__pycache__", "*.egg-info", "build", "results",
-                                                             "_build", ".pytest_cache"))
+                                                             "_build", ".pytest_cache", "*.so", "*.pyd"))
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True)
     python = str(venv / "bin" / "python")
@@ -82,6 +84,8 @@ def test_readme_install_commands_in_either_order(tmp_path):
             else:  # a copy in the venv, and no compiled cache written into it
                 assert pathlib.Path(info["package"]) == site / "campfire", info
                 assert info["in_package"] == [], info
+            if not os.environ.get("CAMPFIRE_DISABLE_C"):  # (set: a machine without a C compiler, on purpose)
+                assert info["c_kernels"] and pathlib.Path(info["c_kernels"]).parent == pathlib.Path(info["package"]) / "tasks"
             assert all(p.startswith(str(tmp_path / "cache")) for p in info["cache_paths"]), info
         # the switch to editable removed the installed copy entirely (no leftover folder to shadow it)
         if order[-1] == "-e":

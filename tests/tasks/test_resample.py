@@ -1,5 +1,6 @@
 """Flux-conserving resampling: against spectres, flux conservation, error propagation,
-bad-pixel exclusion, batching over own grids, numba and numpy paths."""
+bad-pixel exclusion, batching over own grids, the C, numba and numpy paths (the C and numba
+kernels agree bit for bit: test_resample_c.py)."""
 from __future__ import annotations
 
 import warnings
@@ -10,11 +11,11 @@ import spectres
 
 from campfire.errors import ValidationError
 from campfire.models import SpectrumData
-from campfire.tasks._jit import numba_available
+from campfire.tasks._jit import c_available, numba_available
 from campfire.tasks.resample import bin_edges, resample_batch, resample_flux, resample_spectrum
 
 
-ENGINES = ["numpy"] + (["numba"] if numba_available() else [])
+ENGINES = ["numpy"] + (["numba"] if numba_available() else []) + (["c"] if c_available() else [])
 RTOL = 1e-8  # the contract: agree with spectres to 1e-8 relative wherever both are defined
 
 

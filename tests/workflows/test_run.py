@@ -450,9 +450,10 @@ def test_quick_look_plots_are_small_tasks_with_stable_keys(tmp_path):
 
 
 def test_each_worker_warms_what_the_runs_tasks_will_use_first(tmp_path):
-    """A run's warm-up task (one per worker, submitted when it connects) makes the first call of the
-    compiled resampling kernels when a step resamples (resample, or stack onto a grid): numba loads
-    them once per worker process (~0.5 s), not inside the run's first batch."""
+    """A run's warm-up task (one per worker, submitted when it connects) makes the first resampling
+    call when a step resamples (resample, or stack onto a grid): with the C kernels built at install
+    it starts no numba at all; without them (CAMPFIRE_DISABLE_C=1) numba loads its kernels there, once
+    per worker process (~0.5 s), not inside the run's first batch."""
     import subprocess
     import sys
 
@@ -465,12 +466,20 @@ def test_each_worker_warms_what_the_runs_tasks_will_use_first(tmp_path):
     light.write_text("name: light\narchive: demo\nselection: {tags: [lrd]}\nsteps: [download, calibrate]\n"
                      "outputs: {plots: false, fits: true, zarr: false}\n")
     assert _warm_up_options(load_workflow(light)) == {"plots": False, "zarr": False, "resample": False}
-    code = ("from campfire.workflows.runner import _warm_up; from campfire.tasks._jit import resample_kernels; "
-            "import sys; _warm_up(plots=False, zarr=False, resample=sys.argv[1] == 'yes'); "
-            "print(len(resample_kernels().resample_ragged.signatures))")
-    compiled = {arg: subprocess.run([sys.executable, "-c", code, arg], capture_output=True, text=True,
-                                    check=True).stdout.strip() for arg in ("yes", "no")}
-    assert compiled == {"yes": "1", "no": "0"}
+    code = ("from campfire.workflows.runner import _warm_up; from campfire.tasks import _jit; import sys; "
+            "_warm_up(plots=False, zarr=False, resample=sys.argv[1] == 'yes'); "
+            "print('campfire.tasks._cresample' in sys.modules, 'numba' in sys.modules, "
+            "'-' if _jit.c_available() else len(_jit.resample_kernels().resample_ragged.signatures))")
+
+    def warmed(arg, c):
+        env = {k: v for k, v in os.environ.items() if k != "CAMPFIRE_DISABLE_C"} | ({} if c else {"CAMPFIRE_DISABLE_C": "1"})
+        return subprocess.run([sys.executable, "-c", code, arg], capture_output=True, text=True, check=True,
+                              env=env).stdout.strip()
+
+    # the C kernels (CI builds them: tests/tasks/test_resample_c.py fails without them)
+    assert warmed("yes", c=True) == "True False -"
+    # numba's, where the C kernels are absent: compiled for the batch signature by the warm-up only
+    assert {arg: warmed(arg, c=False) for arg in ("yes", "no")} == {"yes": "False True 1", "no": "False False 0"}
 
 
 def test_quick_look_pngs_are_written_at_fast_compression_with_the_same_pixels(tmp_path):
