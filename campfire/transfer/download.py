@@ -172,7 +172,14 @@ def _download_one(remote, root: pathlib.Path, row: dict, *, stage: bool = False
 
 
 def _blocks(resp, chunk_size: int):
-    """The body of a streamed response, in blocks of what has arrived (urllib3's ``read1``)."""
+    """The body of a streamed response, in blocks of what has arrived.
+
+    The fast path's blocks are views of one reused buffer (``readview``: no new bytes
+    object per block), each valid until the next is read: written and hashed at once.
+    Else urllib3's ``read1``.
+    """
+    if hasattr(resp, "readview"):
+        return iter(lambda: resp.readview(chunk_size), b"")
     if hasattr(resp, "read1"):
         return iter(lambda: resp.read1(chunk_size), b"")
     return resp.stream(min(chunk_size, 65536))  # requests (through a proxy): small reads lose little
