@@ -189,8 +189,9 @@ class _FileResponse:
             self.close()
             raise  # a timeout or a reset: what arrived is kept, the rest resumed
         if not got:  # the connection ended before the body did
+            missing = self.length
             self.close()
-            raise urllib3.exceptions.ProtocolError(f"connection broken: {self.length} bytes missing")
+            raise urllib3.exceptions.ProtocolError(f"connection broken: {missing} bytes missing")
         self.length -= got
         return memoryview(buf)[:got]
 
