@@ -307,9 +307,10 @@ def test_download_killed_mid_file_then_resumed(fresh_server, make_client):
 def _events_of_a_download(monkeypatch) -> list[tuple]:
     """Spy on the steps that put a batch of downloads in place: syncs (of which files), renames, records."""
     import campfire.transfer.download as download
+    from campfire.transfer.datadir import LocalFilesWriter
 
     events: list[tuple] = []
-    sync_files, publish, record_files = download.sync_files, download._Part.publish, download.record_files
+    sync_files, publish, add = download.sync_files, download._Part.publish, LocalFilesWriter.add
 
     def spy_sync(fds):
         events.append(("sync", {os.readlink(f"/proc/self/fd/{fd}") for fd in fds}))
@@ -319,13 +320,13 @@ def _events_of_a_download(monkeypatch) -> list[tuple]:
         events.append(("rename", str(part.path), str(dest)))
         return publish(part, dest)
 
-    def spy_record(db, rows):
+    def spy_record(writer, rows):  # every record goes through a LocalFilesWriter (record_files' too)
         events.append(("record", {r[0] for r in rows}))
-        return record_files(db, rows)
+        return add(writer, rows)
 
     monkeypatch.setattr(download, "sync_files", spy_sync)
     monkeypatch.setattr(download._Part, "publish", spy_publish)
-    monkeypatch.setattr(download, "record_files", spy_record)
+    monkeypatch.setattr(LocalFilesWriter, "add", spy_record)
     return events
 
 
