@@ -8,8 +8,9 @@ honoured up to two minutes). What is ours is the OAuth2 side: the access token i
 refreshed shortly before it expires, and a ``401`` is answered once by refreshing it
 (:meth:`APIClient.refresh`: once across threads and processes, under the credentials
 file's lock) and sending again. Error responses become :mod:`campfire.errors`. File
-bodies (:meth:`APIClient.stream_get`) come first from a kept-alive ``http.client``
-connection per thread; an answer other than 200/206 or a redirect is asked again on urllib3.
+bodies (:meth:`APIClient.stream_get`) come first from a kept-alive connection per thread,
+the request written and the answer read on its socket; an answer other than a sized
+200/206 or a redirect is asked again on urllib3.
 
 Examples
 --------
