@@ -31,6 +31,7 @@ from typing import Any, Callable, Sequence
 import dask.bag
 import dask.threaded
 
+from campfire.catalog.db import catalog_path
 from campfire.catalog.filters import Query
 from campfire.catalog.remote import RemoteCatalog
 from campfire.errors import CampfireError, DownloadError
@@ -38,6 +39,7 @@ from campfire.graphs import builders  # noqa: F401 - SpectrumRef's cheap dask to
 from campfire.graphs.fetch import resolve_items
 from campfire.tasks.batch import Failure, Item, SpectrumRef
 from campfire.transfer import fetch_ref, plan_downloads, record_downloads
+from campfire.transfer.datadir import LocalFilesWriter
 
 __all__ = ["download_files"]
 
@@ -66,7 +68,9 @@ class _Recorder:
     locked) and one thread takes ``COMMIT_FILES`` of them, or what has gathered when the
     first has waited ``GATHER`` seconds: one sync for all of them, the renames, one
     transaction (:func:`campfire.transfer.record_downloads`; 2.5-4 ms of CPU each, whatever
-    the number of files — a commit every 0.25 s cost one worker ~1 ms per file at 17 files/s).
+    the number of files — a commit every 0.25 s cost one worker ~1 ms per file at 17 files/s),
+    over one catalog connection kept for the whole download
+    (:class:`~campfire.transfer.datadir.LocalFilesWriter`: ~1 ms less per commit).
     Leaving the ``with`` block commits the rest at once and waits;
     ``failed`` then maps each file not put in place or not recorded to why (a full
     disk: a file in place and verified, only unrecorded, is checked by its hash next
@@ -80,6 +84,7 @@ class _Recorder:
 
     def __init__(self, data_dir: str | os.PathLike):
         self.data_dir = data_dir
+        self._writer = LocalFilesWriter(catalog_path(data_dir))  # one catalog connection for every commit
         self.failed: dict[str, str] = {}
         self._queue: list[tuple] = []
         self._closing = False
@@ -112,7 +117,7 @@ class _Recorder:
 
     def _commit(self, records: list[tuple]) -> None:
         try:
-            self.failed.update(record_downloads(self.data_dir, records))
+            self.failed.update(record_downloads(self.data_dir, records, writer=self._writer))
         except Exception as err:  # noqa: BLE001 - on this thread it would vanish: the files fail
             reason = str(err) if isinstance(err, DownloadError) else f"{type(err).__name__}: {err}"
             self.failed.update((rec[0], reason) for rec in records)
@@ -126,6 +131,7 @@ class _Recorder:
             self._closing = True
             self._cond.notify_all()
         self._thread.join()
+        self._writer.close()
 
 
 def _even_batches(items: Sequence, n: int) -> list[list]:

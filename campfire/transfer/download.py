@@ -36,6 +36,7 @@ from campfire.transfer.datadir import (
     discard,
     disk_problem,
     file_sha256,
+    LocalFilesWriter,
     is_client_root,
     now,
     record_files,
@@ -172,7 +173,14 @@ def _download_one(remote, root: pathlib.Path, row: dict, *, stage: bool = False
 
 
 def _blocks(resp, chunk_size: int):
-    """The body of a streamed response, in blocks of what has arrived (urllib3's ``read1``)."""
+    """The body of a streamed response, in blocks of what has arrived.
+
+    The fast path's blocks are views of one reused buffer (``readview``: no new bytes
+    object per block), each valid until the next is read: written and hashed at once.
+    Else urllib3's ``read1``.
+    """
+    if hasattr(resp, "readview"):
+        return iter(lambda: resp.readview(chunk_size), b"")
     if hasattr(resp, "read1"):
         return iter(lambda: resp.read1(chunk_size), b"")
     return resp.stream(min(chunk_size, 65536))  # requests (through a proxy): small reads lose little
@@ -476,7 +484,8 @@ def fetch_spectrum(remote: RemoteCatalog, data_dir: str | os.PathLike, spectrum_
     return str(dest)
 
 
-def record_downloads(data_dir: str | os.PathLike, records: list[tuple]) -> dict[str, str]:
+def record_downloads(data_dir: str | os.PathLike, records: list[tuple], *,
+                     writer: LocalFilesWriter | None = None) -> dict[str, str]:
     """Put verified files in place and record them in ``data_dir``'s ``local_files``, in one transaction.
 
     Parameters
@@ -487,6 +496,9 @@ def record_downloads(data_dir: str | os.PathLike, records: list[tuple]) -> dict[
         The ``pending`` of :func:`fetch_spectrum`: ``(spectrum_id, sha256, size,
         downloaded_at)`` of files in place, and staged downloads, which are first made
         durable together and renamed into place.
+    writer : LocalFilesWriter, optional
+        The catalog connection of a caller that records many batches (kept between
+        them); None: one opened for this call.
 
     Returns
     -------
@@ -511,7 +523,10 @@ def record_downloads(data_dir: str | os.PathLike, records: list[tuple]) -> dict[
     if rows:
         db = catalog_path(data_dir)
         with dir_lock(db.parent):
-            record_files(db, rows)
+            if writer is None:
+                record_files(db, rows)
+            else:
+                writer.add(rows)
     return failed
 
 

@@ -307,9 +307,10 @@ def test_download_killed_mid_file_then_resumed(fresh_server, make_client):
 def _events_of_a_download(monkeypatch) -> list[tuple]:
     """Spy on the steps that put a batch of downloads in place: syncs (of which files), renames, records."""
     import campfire.transfer.download as download
+    from campfire.transfer.datadir import LocalFilesWriter
 
     events: list[tuple] = []
-    sync_files, publish, record_files = download.sync_files, download._Part.publish, download.record_files
+    sync_files, publish, add = download.sync_files, download._Part.publish, LocalFilesWriter.add
 
     def spy_sync(fds):
         events.append(("sync", {os.readlink(f"/proc/self/fd/{fd}") for fd in fds}))
@@ -319,13 +320,13 @@ def _events_of_a_download(monkeypatch) -> list[tuple]:
         events.append(("rename", str(part.path), str(dest)))
         return publish(part, dest)
 
-    def spy_record(db, rows):
+    def spy_record(writer, rows):  # every record goes through a LocalFilesWriter (record_files' too)
         events.append(("record", {r[0] for r in rows}))
-        return record_files(db, rows)
+        return add(writer, rows)
 
     monkeypatch.setattr(download, "sync_files", spy_sync)
     monkeypatch.setattr(download._Part, "publish", spy_publish)
-    monkeypatch.setattr(download, "record_files", spy_record)
+    monkeypatch.setattr(LocalFilesWriter, "add", spy_record)
     return events
 
 
@@ -835,3 +836,133 @@ def test_a_forked_process_opens_its_own_file_connection(tmp_path):
     assert api._file_conn() is conn  # kept for this thread
     api._local.file_conn.pid = -1  # as the parent's connection looks in a forked child
     assert api._file_conn() is not conn
+
+
+# -- the fast path's answer, read from the socket (_FileResponse) -------------------------------------
+
+class _CannedServer:
+    """A loopback HTTP server that answers each request with the next canned answer (bytes, sent in pieces).
+
+    ``requests`` gets each request's head; a piece that is None closes the connection there.
+    """
+
+    def __init__(self, answers: list[list[bytes | None]]):
+        import threading
+
+        self.answers, self.requests, self.connections = list(answers), [], 0
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        while self.answers:
+            conn, _ = self.sock.accept()
+            self.connections += 1
+            with conn:
+                data = b""
+                while self.answers:
+                    while b"\r\n\r\n" not in data:
+                        got = conn.recv(65536)
+                        if not got:
+                            break
+                        data += got
+                    if b"\r\n\r\n" not in data:
+                        break  # the client closed this connection
+                    head, _, data = data.partition(b"\r\n\r\n")
+                    self.requests.append(head.decode("latin-1"))
+                    pieces = self.answers.pop(0)
+                    for piece in pieces:
+                        if piece is None:
+                            break
+                        conn.sendall(piece)
+                        time.sleep(0.01)  # separate receives on the client's side
+                    if None in pieces:
+                        break
+
+
+def _answer(body: bytes, *head: str) -> bytes:
+    return ("HTTP/1.1 200 OK\r\n" + "".join(h + "\r\n" for h in head) + "\r\n").encode() + body
+
+
+def _fast_get(url: str):
+    from campfire.catalog.remote.http import APIClient
+
+    api = APIClient(url, credentials=_NoTokens())
+    return api, api.stream_get("/spectra/s1/file")
+
+
+class _NoTokens:
+    """A credentials store with nothing in it (anonymous; no file touched)."""
+
+    def get(self, server):
+        return None
+
+    def mtime(self):
+        return 0.0
+
+
+def _body(resp) -> bytes:
+    out = b"".join(bytes(b) for b in iter(lambda: resp.read1(1 << 20), b""))
+    resp.release_conn()
+    return out
+
+
+def test_the_fast_path_reads_a_head_and_body_that_arrive_in_pieces():
+    body = os.urandom(200_000)
+    whole = _answer(body, f"Content-Length: {len(body)}", 'ETag: "abc"', "X-Twice: 1", "x-twice: 2")
+    cut = [whole[:20], whole[20:90], whole[90:5000], whole[5000:150_000], whole[150_000:]]
+    srv = _CannedServer([cut, [_answer(b"hello", "Content-Length: 5")]])
+    api, resp = _fast_get(srv.url)
+    assert type(resp).__name__ == "_FileResponse" and resp.status == 200
+    assert resp.headers.get("etag") == '"abc"' and resp.headers.get("X-TWICE") == "1, 2"
+    assert _body(resp) == body
+    # read to its end: the same connection serves the next file
+    _, again = api, api.stream_get("/spectra/s2/file")
+    assert _body(again) == b"hello" and srv.connections == 1
+    first = srv.requests[0].split("\r\n")
+    assert first[0] == "GET /api/v1/spectra/s1/file HTTP/1.1"
+    assert f"Host: {srv.url.removeprefix('http://')}" in first and "Accept-Encoding: identity" in first
+
+
+def test_the_fast_path_closes_a_connection_the_server_will_close_and_one_left_unread():
+    srv = _CannedServer([[_answer(b"abc", "Content-Length: 3", "Connection: close")],
+                         [_answer(b"x" * 1000, "Content-Length: 1000")],
+                         [_answer(b"ok", "Content-Length: 2")]])
+    api, resp = _fast_get(srv.url)
+    assert _body(resp) == b"abc"
+    assert api._file_conn().sock is None  # "Connection: close": not used again
+    resp = api.stream_get("/spectra/s2/file")
+    assert bytes(resp.readview(10)) == b"x" * 10
+    resp.release_conn()  # the rest of the body is unread: the connection is dropped, never reused mid-body
+    assert api._file_conn().sock is None
+    assert _body(api.stream_get("/spectra/s3/file")) == b"ok" and srv.connections == 3
+
+
+def test_a_chunked_or_unsized_answer_is_asked_again_on_the_urllib3_path():
+    chunked = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"
+    srv = _CannedServer([[chunked], [chunked]])
+    api, resp = _fast_get(srv.url)
+    assert type(resp).__name__ != "_FileResponse"  # urllib3's response, which decodes chunks
+    assert resp.read() == b"hello"
+    assert len(srv.requests) == 2 and srv.connections == 2  # the fast path's connection was dropped
+
+
+def test_a_body_cut_short_raises_protocol_error_and_drops_the_connection():
+    import urllib3
+
+    srv = _CannedServer([[_answer(b"abc", "Content-Length: 10"), None]])
+    api, resp = _fast_get(srv.url)
+    assert bytes(resp.readview(100)) == b"abc"
+    with pytest.raises(urllib3.exceptions.ProtocolError, match="7 bytes missing"):
+        resp.readview(100)
+    assert api._file_conn().sock is None
+
+
+def test_the_fast_path_never_sends_a_header_with_a_line_break(monkeypatch):
+    from campfire.catalog.remote.http import APIClient
+
+    opened = _count_connects(monkeypatch)
+    api = APIClient("http://127.0.0.1:9", credentials=_NoTokens())
+    assert api._file_get("/spectra/s1/file", {"If-Range": '"x"\r\nX-Evil: 1'}, "download.timeout", "s1") is None
+    assert api._file_get("/spectra/s 1/file", None, "download.timeout", "s1") is None
+    assert not opened  # refused before any connection (urllib3 refuses it with its own error)
