@@ -49,9 +49,11 @@ term included.
 The grid is coarse-to-fine: a coarse pass over the whole ``z_range`` in which each
 line profile is averaged over the positions within ± half a grid step (so a narrow
 grating line is never stepped over, and a strong line scores the same wherever it
-falls between two grid points); the best coarse minima re-ranked at ±⅓ step; fine grids
-around the best of them at the true resolution, a parabolic refinement of the best
-point, and a few points on the scale of its own χ² curvature.
+falls between two grid points) and the broad components (≥ ``BROAD_FWHM``) are left
+out; the best coarse minima re-ranked at ±⅓ step; fine grids around the best of them
+at the true resolution with every component, a parabolic refinement of the best point,
+and a few points on the scale of its own χ² curvature. Outside the fine grids,
+``chi2_grid`` holds the coarse pass's values.
 
 What the fit reports about its own reliability comes from p(z) ∝ exp(−Δχ²/2s), a flat
 prior in ln(1+z), s = max(1, χ²_min/dof) absorbing underestimated errors (:func:`_posterior`):
