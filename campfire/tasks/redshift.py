@@ -335,7 +335,7 @@ def resolving_power(wavelength, grating: str | None = None) -> np.ndarray:
     return r0 * wave / _GRATING_CENTRE[key[:4]]
 
 
-@functools.lru_cache(maxsize=4)
+@functools.lru_cache(maxsize=8)  # keyed by how it is called: positional and keyword calls differ
 def _line_tables(resolved: bool = True, broad: bool = True):
     """Flattened components: pointers, ln rest λ [μm], ratios, intrinsic σ (ln λ), kind (0 line, 1 step,
     2 stellar absorption: a line whose equivalent width is bounded, :data:`STELLAR_ABSORPTION`).
