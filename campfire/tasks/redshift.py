@@ -50,8 +50,8 @@ The grid is coarse-to-fine: a coarse pass over the whole ``z_range`` in which ea
 line profile is averaged over the positions within ± half a grid step (so a narrow
 grating line is never stepped over, and a strong line scores the same wherever it
 falls between two grid points) and the broad components (≥ ``BROAD_FWHM``) are left
-out; the best coarse minima re-ranked at ±⅓ step; fine grids around the best of them
-at the true resolution with every component, a parabolic refinement of the best point,
+out; the best coarse minima re-ranked at ±⅓ step with every component; fine grids
+around the best of them at the true resolution, a parabolic refinement of the best point,
 and a few points on the scale of its own χ² curvature. Outside the fine grids,
 ``chi2_grid`` holds the coarse pass's values.
 
@@ -1073,12 +1073,13 @@ def fit_redshift(
     n_coarse = max(int(math.ceil((l_hi - l_lo) / coarse)) + 1, 3)
     lnz_c = np.linspace(l_lo, l_hi, n_coarse)
     step = lnz_c[1] - lnz_c[0]
-    # the coarse pass and the candidates' sub-grid leave out the broad components (AGN, little
-    # red dots: ≥ BROAD_FWHM, ~100 grating pixels per line); the fine passes around the
-    # candidates have them again. The narrow twin of each broad line still marks its redshift,
-    # and at wrong redshifts broad profiles mostly fitted noise: on the small demo (v8, 460
-    # fits) 3 more redshifts within 0.01 (none fewer), the same calibration and coverage, and
-    # the fits ~15 % cheaper (bench/RESULTS.md, stop 29)
+    # the coarse pass leaves out the broad components (AGN, little red dots: ≥ BROAD_FWHM,
+    # ~100 grating pixels per line); the candidates' re-ranking and the fine passes have them
+    # again. The narrow twin of each broad line still marks its redshift, and at wrong
+    # redshifts broad profiles mostly fitted noise. Re-ranking without them too read a little
+    # red dot's broad Hβ as Hα at confidence 1.0 (full demo, G395M): with them the same
+    # successes and catastrophic failures as before on the small demo and a quarter of the
+    # full one, and the fits 9 % (PRISM) to 23 % (gratings) cheaper (bench/RESULTS.md, stop 29)
     coarse_tables = _line_tables(not d.grating.upper().startswith("PRISM"), broad=False)
     chi2_c = _chi2_grid(lnz_c, d, 0.5 * step, eng, coarse_tables)
 
@@ -1087,7 +1088,7 @@ def fit_redshift(
     n_mid = max(3, 2 * int(math.ceil(0.5 * (step / (1.3 * sig_min) - 1))) + 1)
     cand = lnz_c[_local_minima(chi2_c, N_CANDIDATES)]
     lnz_mid = np.clip((cand[:, None] + (np.arange(n_mid) - n_mid // 2) * (step / n_mid)).ravel(), l_lo, l_hi)
-    chi2_mid = _chi2_grid(lnz_mid, d, 0.5 * step / n_mid, eng, coarse_tables).reshape(cand.size, n_mid)
+    chi2_mid = _chi2_grid(lnz_mid, d, 0.5 * step / n_mid, eng).reshape(cand.size, n_mid)
     centres = lnz_mid.reshape(cand.size, n_mid)[np.arange(cand.size), np.argmin(chi2_mid, axis=1)]
     centres = centres[np.argsort(chi2_mid.min(axis=1), kind="stable")][:N_PEAKS]
 
