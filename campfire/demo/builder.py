@@ -10,6 +10,7 @@ import contextlib
 import datetime as _dt
 import os
 import pathlib
+import queue
 import shutil
 import sys
 import time
@@ -213,18 +214,24 @@ def _run_tasks(tasks: list[tuple], workers: int, progress: bool, fits_from: int 
                 if bar is not None:
                     bar.update(1)
             return results
-        pending = {i: pool.apply_async(fn, (args,)) for i, (fn, args) in enumerate(tasks[:fits_from])}
+        # each finished task puts its index in `finished` (the pool's result thread runs the
+        # callbacks): this process sleeps until one is done instead of waking every 20 ms
+        finished: queue.SimpleQueue[int] = queue.SimpleQueue()
+
+        def submit(i: int) -> Any:
+            fn, args = tasks[i]
+            return pool.apply_async(fn, (args,), callback=lambda _, i=i: finished.put(i),
+                                    error_callback=lambda _, i=i: finished.put(i))
+
+        pending = {i: submit(i) for i in range(fits_from)}
         if compile_here:
             _load_fit_kernels()
-        pending.update({i: pool.apply_async(fn, (args,)) for i, (fn, args) in enumerate(tasks) if i >= fits_from})
+        pending.update({i: submit(i) for i in range(fits_from, len(tasks))})
         while pending:
-            done = [i for i, r in pending.items() if r.ready()]
-            for i in done:
-                results[i] = pending.pop(i).get()
-                if bar is not None:
-                    bar.update(1)
-            if pending and not done:
-                time.sleep(0.02)
+            i = finished.get()
+            results[i] = pending.pop(i).get()  # re-raises a worker's exception here
+            if bar is not None:
+                bar.update(1)
     return results
 
 

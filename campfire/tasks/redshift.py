@@ -49,9 +49,11 @@ term included.
 The grid is coarse-to-fine: a coarse pass over the whole ``z_range`` in which each
 line profile is averaged over the positions within ± half a grid step (so a narrow
 grating line is never stepped over, and a strong line scores the same wherever it
-falls between two grid points); the best coarse minima re-ranked at ±⅓ step; fine grids
-around the best of them at the true resolution, a parabolic refinement of the best
-point, and a few points on the scale of its own χ² curvature.
+falls between two grid points) and the broad components (≥ ``BROAD_FWHM``) are left
+out; the best coarse minima re-ranked at ±⅓ step with every component; fine grids
+around the best of them at the true resolution, a parabolic refinement of the best point,
+and a few points on the scale of its own χ² curvature. Outside the fine grids,
+``chi2_grid`` holds the coarse pass's values.
 
 What the fit reports about its own reliability comes from p(z) ∝ exp(−Δχ²/2s), a flat
 prior in ln(1+z), s = max(1, χ²_min/dof) absorbing underestimated errors (:func:`_posterior`):
@@ -333,18 +335,20 @@ def resolving_power(wavelength, grating: str | None = None) -> np.ndarray:
     return r0 * wave / _GRATING_CENTRE[key[:4]]
 
 
-@functools.lru_cache(maxsize=2)
-def _line_tables(resolved: bool = True):
+@functools.lru_cache(maxsize=8)  # keyed by how it is called: positional and keyword calls differ
+def _line_tables(resolved: bool = True, broad: bool = True):
     """Flattened components: pointers, ln rest λ [μm], ratios, intrinsic σ (ln λ), kind (0 line, 1 step,
     2 stellar absorption: a line whose equivalent width is bounded, :data:`STELLAR_ABSORPTION`).
 
     ``resolved=False`` (PRISM: resolution FWHM ≈ 1,000–10,000 km/s) leaves out the very
     broad components, whose width such a spectrum cannot tell from the broad ones.
+    ``broad=False`` leaves out every component of ≥ :data:`BROAD_FWHM` (the coarse pass of
+    :func:`fit_redshift`).
     """
     ptr = [0]
     xrest, ratio, sig, kind = [], [], [], []
     for name, lines, fwhm in LINE_COMPONENTS:
-        if fwhm >= VERY_BROAD_FWHM and not resolved:
+        if (fwhm >= VERY_BROAD_FWHM and not resolved) or (fwhm >= BROAD_FWHM and not broad):
             continue
         ref = lines[0][0]
         for rest, r in lines:
@@ -661,13 +665,14 @@ def _line_columns(lz, x, elo, ehi, res_x, res_sig, smear, tables, *, truncate=Tr
     return cols, np.array(active, np.int64)
 
 
-def _solve_at(lz: float, d: _Prepared, smear: float):
+def _solve_at(lz: float, d: _Prepared, smear: float, tables: tuple | None = None):
     """Dense fit at one ln(1+z): (penalised χ², continuum coefs (splines, then the pedestal),
-    amplitudes by component, active)."""
+    amplitudes by component, active); ``tables``: the components (default ``d.tables``)."""
+    tables = d.tables if tables is None else tables
     t, _ = _igm(lz, d.x, d.res_x, d.res_sig, smear / math.sqrt(3.0))
     nc = d.cont.shape[1]
     tc = np.hstack([d.cont * t[:, None], d.ped])  # the continuum block: splines × IGM, pedestal
-    lines, active = _line_columns(lz, d.x, d.elo, d.ehi, d.res_x, d.res_sig, smear, d.tables)
+    lines, active = _line_columns(lz, d.x, d.elo, d.ehi, d.res_x, d.res_sig, smear, tables)
     w = d.w
     m = tc.T @ (w[:, None] * tc)
     v = tc.T @ (w * d.y)
@@ -687,11 +692,11 @@ def _solve_at(lz: float, d: _Prepared, smear: float):
     zk = np.linalg.solve(m, xk.T)
     s = g - xk @ zk
     rhs = u - xk @ a0
-    kinds = d.tables[4][active]
+    kinds = tables[4][active]
     is_step = kinds == 1
     ib, ir = _break_pixels(lz, d.x)
     # stellar absorption: the pixel of its reference line and its rest EW per unit amplitude
-    ptr, xrest, _, sig_intr, _ = d.tables
+    ptr, xrest, _, sig_intr, _ = tables
     ew_pix = np.zeros(active.size, np.int64)
     ew_fac = np.zeros(active.size)
     for j in np.flatnonzero(kinds == 2):
@@ -847,8 +852,8 @@ def _break_pixels(lz: float, x: np.ndarray) -> tuple[int, int]:
     return ib, ir
 
 
-def _chi2_dense(lnz: np.ndarray, d: _Prepared, smear: float) -> np.ndarray:
-    return np.array([_solve_at(float(lz), d, smear)[0] for lz in lnz])
+def _chi2_dense(lnz: np.ndarray, d: _Prepared, smear: float, tables: tuple | None = None) -> np.ndarray:
+    return np.array([_solve_at(float(lz), d, smear, tables)[0] for lz in lnz])
 
 
 def _kernel_inputs(d: _Prepared) -> tuple:
@@ -892,12 +897,14 @@ def _kernel_inputs(d: _Prepared) -> tuple:
     return d.kernel_inputs
 
 
-def _chi2_grid(lnz: np.ndarray, d: _Prepared, smear: float, engine: str) -> np.ndarray:
-    """Penalised χ² at each ln(1+z) of ``lnz``; ``smear``: line positions averaged over ± smear (coarse passes)."""
+def _chi2_grid(lnz: np.ndarray, d: _Prepared, smear: float, engine: str, tables: tuple | None = None) -> np.ndarray:
+    """Penalised χ² at each ln(1+z) of ``lnz``; ``smear``: line positions averaged over ± smear (coarse passes);
+    ``tables``: the components (default ``d.tables``)."""
+    tables = d.tables if tables is None else tables
     if engine == "numpy":
-        return _chi2_dense(lnz, d, smear)
+        return _chi2_dense(lnz, d, smear, tables)
     k = kernels()
-    ptr, xrest, ratio, sig_intr, kind = d.tables
+    ptr, xrest, ratio, sig_intr, kind = tables
     cidx, cval, nc, pcc, pcy, ywy, sw, sy, sc, ped, pcp, ppp, vpp, spd, tforest = _kernel_inputs(d)
     out = np.empty(lnz.size)
     k.zfit_chi2_grid(
@@ -1066,7 +1073,15 @@ def fit_redshift(
     n_coarse = max(int(math.ceil((l_hi - l_lo) / coarse)) + 1, 3)
     lnz_c = np.linspace(l_lo, l_hi, n_coarse)
     step = lnz_c[1] - lnz_c[0]
-    chi2_c = _chi2_grid(lnz_c, d, 0.5 * step, eng)
+    # the coarse pass leaves out the broad components (AGN, little red dots: ≥ BROAD_FWHM,
+    # ~100 grating pixels per line); the candidates' re-ranking and the fine passes have them
+    # again. The narrow twin of each broad line still marks its redshift, and at wrong
+    # redshifts broad profiles mostly fitted noise. Re-ranking without them too read a little
+    # red dot's broad Hβ as Hα at confidence 1.0 (full demo, G395M): with them the same
+    # successes and catastrophic failures as before on the small demo and a quarter of the
+    # full one, and the fits 9 % (PRISM) to 23 % (gratings) cheaper (bench/RESULTS.md, stop 29)
+    coarse_tables = _line_tables(not d.grating.upper().startswith("PRISM"), broad=False)
+    chi2_c = _chi2_grid(lnz_c, d, 0.5 * step, eng, coarse_tables)
 
     # candidates: the best N_CANDIDATES coarse minima, re-ranked on a sub-grid of ≤ 1.3 σ (of
     # the narrowest line) across their coarse step, each point's lines smeared over its cell

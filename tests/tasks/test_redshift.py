@@ -321,6 +321,31 @@ def test_very_broad_components_only_where_the_resolution_tells_them_apart():
     assert grating.tables[0].size - 1 == len(names)
 
 
+def test_coarse_pass_without_broad_components_fine_pass_with_them():
+    """The coarse pass's tables leave out every component of ≥ BROAD_FWHM (and only those);
+    the fine passes fit with them: an AGN whose Hα is mostly broad (FWHM 1500 km/s) in
+    G395M is found, and its best-fit model follows the broad line (χ² ≈ the pixels)."""
+    broad = [c[0] for c in R.LINE_COMPONENTS if c[2] >= R.BROAD_FWHM]
+    assert len(broad) >= 8
+    full, coarse = R._line_tables(True), R._line_tables(True, broad=False)
+    assert coarse[0].size == full[0].size - len(broad)
+    sig_broad = R.BROAD_FWHM * R.FWHM_TO_SIGMA / R.C_KMS
+    assert coarse[3][coarse[4] != 1].max() < sig_broad <= full[3][full[4] != 1].max()
+    rng = np.random.default_rng(5)
+    wave = np.arange(2.87, 5.27, 0.0018)
+    z = 5.05
+    r = R.resolving_power(wave, "G395M")
+    f = 0.3 * (wave / 4.0) ** 0.5
+    for rest, amp, fwhm in [(6564.61, 12.0, R.BROAD_FWHM), (6564.61, 0.6, 150.0), (5008.24, 0.8, 150.0)]:
+        lo = rest * 1e-4 * (1 + z)
+        sig = lo * math.hypot(1 / r[np.searchsorted(wave, lo)] / 2.3548, fwhm / 2.3548 / R.C_KMS)
+        f = f + amp * 0.002 / (np.sqrt(2 * np.pi) * sig / lo) * np.exp(-0.5 * ((wave - lo) / sig) ** 2)
+    err = np.full(wave.size, 0.03)
+    fit = fit_redshift(SpectrumData(wave, f + rng.normal(0, err), err, grating="G395M"))
+    assert _dz(fit["redshift"], z) < 0.001, fit["redshift"]
+    assert fit["chi2_min"] < 1.3 * wave.size, fit["chi2_min"]
+
+
 def test_lyman_break_without_lines():
     spec = _synthetic(7.6, seed=9, snr=15.0, lines=False)
     fit = fit_redshift(spec)
