@@ -77,6 +77,8 @@ def open_archive(archive: str):
 
 # quick-look PNGs per task (~0.15 s each): small tasks that spread over the workers
 PLOTS_PER_TASK = 4
+# their priority on a distributed cluster (Dask's default is 0): see _gather
+PLOT_PRIORITY = 1
 
 
 @dataclass
@@ -185,7 +187,8 @@ def _plot_ids(wf, sel: Selection) -> frozenset | None:
     return frozenset(r.object_id for r in sel.object_order[: int(wf.outputs.plots)])
 
 
-def build_graph(wf, sel: Selection, done, outdir: OutDir, prov: dict, *, create: bool = True) -> RunGraph:
+def build_graph(wf, sel: Selection, done, outdir: OutDir, prov: dict, *, create: bool = True,
+                plot_worker: str | None = None) -> RunGraph:
     """The steps applied to what is not complete, with the output layers.
 
     Parameters
@@ -200,6 +203,10 @@ def build_graph(wf, sel: Selection, done, outdir: OutDir, prov: dict, *, create:
     create : bool
         Open (create) the zarr store; False for a dry run, which builds the same layers
         against placeholders so the plan counts the tasks without touching the disk.
+    plot_worker : str, optional
+        A distributed worker's address: when the quick-look PNGs come from one batch (the
+        default 24 do), they and that batch go there first (the worker whose matplotlib is
+        warm); another worker takes them only if it is idle or that one fails.
 
     Raises
     ------
@@ -233,9 +240,12 @@ def build_graph(wf, sel: Selection, done, outdir: OutDir, prov: dict, *, create:
         rest_frame = any(s.name == "stack" and s.options["by"] == "object" and s.options["rest_frame"] for s in wf.steps)
         finish = bind(finish_batch, outdir=str(outdir), kind=sel.kind, fits=wf.outputs.fits)
         plot = bind(plot_batch, outdir=str(outdir), kind=sel.kind, rest_frame=rest_frame)
+        chunks = _plot_chunks(results, sel.kind, _plot_ids(wf, sel))
         graph.collections.append(_gather(results, finish, "finish", {"provenance": prov, "keys": sel.keys},
-                                         plots=(plot, _plot_chunks(results, sel.kind, _plot_ids(wf, sel)))))
+                                         plots=(plot, chunks)))
         graph.names.append("rows")
+        if len({i for i, _ in chunks}) > 1:
+            plot_worker = None  # PNGs from several batches: every worker draws (one would get them all)
     zarr_path = outdir / wf.outputs.zarr if wf.outputs.zarr else None
     if zarr_path is not None and todo_refs:
         writes = _zarr_layers(state, zarr_path, done.same_layout, sel, prov, wf, create=create)
@@ -245,29 +255,67 @@ def build_graph(wf, sel: Selection, done, outdir: OutDir, prov: dict, *, create:
         graph.collections.append(state.populations[lab])
         graph.names.append(f"population:{lab}")
     graph.outputs.update(output_paths(wf, outdir))
-    graph.collections = _fused(graph.collections)
+    graph.collections = _fused(graph.collections, plot_worker)
     return graph
 
 
-def _fused(collections: list) -> list:
+def _fused(collections: list, plot_worker: str | None = None) -> list:
     """The run's outputs over one graph whose linear chains are fused.
 
     Each output is a Delayed, and dask optimises a Delayed by culling alone, so without
     this every step of every batch would be a task of its own: a batch's select, download,
     open, calibrate and resample then run as one task (as :class:`LazySpectra` computes them), with fewer
     tasks to schedule and no intermediate result a worker could be asked to ship. The
-    graph is fused once over all outputs, which share their upstream batches.
+    graph is fused once over all outputs, which share their upstream batches. The layers'
+    ``priority`` annotations (the quick-look PNGs') are kept for the keys that remain and
+    given to the tasks they depend on, which also go to ``plot_worker`` when one is named.
     """
+    import functools
+
     from dask.delayed import Delayed
-    from dask.highlevelgraph import HighLevelGraph
+    from dask.highlevelgraph import HighLevelGraph, MaterializedLayer
 
     from campfire.graphs.collection import optimize
 
     if not collections or not all(isinstance(c, Delayed) for c in collections):
         return collections
     keys = [c.key for c in collections]
-    dsk = optimize(HighLevelGraph.merge(*(c.dask for c in collections)), keys)
-    return [Delayed(key, dsk) for key in keys]
+    merged = HighLevelGraph.merge(*(c.dask for c in collections))
+    dsk = optimize(merged, keys)
+    priorities = _upstream_priorities(dsk, {k: p for layer in merged.layers.values()
+                                            if (p := (layer.annotations or {}).get("priority")) for k in layer if k in dsk})
+    annotations = {}
+    if priorities:
+        annotations["priority"] = functools.partial(_annotation_of, priorities, 0)
+        if plot_worker:
+            annotations["workers"] = functools.partial(_annotation_of, dict.fromkeys(priorities, [plot_worker]), None)
+            annotations["allow_other_workers"] = functools.partial(_annotation_of, dict.fromkeys(priorities, True),
+                                                                   None)
+    graph = HighLevelGraph({"campfire-run": MaterializedLayer(dsk, annotations=annotations or None)},
+                           {"campfire-run": set()})
+    return [Delayed(key, graph, layer="campfire-run") for key in keys]
+
+
+def _upstream_priorities(dsk: dict, priorities: dict) -> dict:
+    """``priorities`` extended to every task they depend on: a task runs early only if its inputs do
+    (Dask's order may put the quick-look PNGs' batch last)."""
+    from dask.core import get_dependencies
+
+    out = dict(priorities)
+    todo = list(priorities)
+    while todo:
+        key = todo.pop()
+        for dep in get_dependencies(dsk, key):
+            if out.get(dep, 0) < out[key]:
+                out[dep] = out[key]
+                todo.append(dep)
+    return out
+
+
+def _annotation_of(values: dict, default: Any, key) -> Any:
+    """A task's annotation on a distributed cluster: its ``priority`` (higher runs first; 0 is Dask's
+    default), the ``workers`` it should run on (None: any)."""
+    return values.get(key, default)
 
 
 def output_paths(wf, outdir: pathlib.Path) -> dict[str, str]:
@@ -310,17 +358,25 @@ def _gather(coll, func, step: str, shared: Any, plots: tuple[Callable, list] | N
     (row id → columns) are merged into the rows.
     """
     from dask.delayed import Delayed
-    from dask.highlevelgraph import HighLevelGraph
+    from dask.highlevelgraph import HighLevelGraph, MaterializedLayer
 
     name = f"{step}-{tokenize(coll.name, func, token_of(shared), plots and (plots[0], token_of(plots[1])))}"
     dsk = {f"{name}-shared": (_first, Batch((shared,)))}
     dsk.update({(f"{name}-part", i): (func, (coll.name, i), f"{name}-shared") for i in range(coll.npartitions)})
     plot, chunks = plots or (None, [])
-    dsk.update({(f"{name}-plot", j): (bind(plot, ids=ids), (coll.name, i)) for j, (i, ids) in enumerate(chunks)})
-    dsk[name] = (_rows, [(f"{name}-part", i) for i in range(coll.npartitions)],
-                 [(f"{name}-plot", j) for j in range(len(chunks))])
-    graph = HighLevelGraph.from_collections(name, dsk, dependencies=[coll])
-    return Delayed(name, graph, layer=name)
+    drawn = {(f"{name}-plot", j): (bind(plot, ids=ids), (coll.name, i)) for j, (i, ids) in enumerate(chunks)}
+    dsk[name] = (_rows, [(f"{name}-part", i) for i in range(coll.npartitions)], list(drawn))
+    upstream = coll.__dask_graph__()
+    layers = {**upstream.layers, name: MaterializedLayer(dsk)}
+    dependencies = {**upstream.dependencies, name: set(coll.__dask_layers__())}
+    if drawn:
+        # drawn as soon as their batch is ready (on a cluster): the PNGs are the run's largest
+        # tasks (~0.2 s each), all from the first batch, and left to the end by Dask's order
+        # they made a tail that one worker drew while the other waited
+        layers[f"{name}-plot"] = MaterializedLayer(drawn, annotations={"priority": PLOT_PRIORITY})
+        dependencies[f"{name}-plot"] = set(coll.__dask_layers__())
+        dependencies[name].add(f"{name}-plot")
+    return Delayed(name, HighLevelGraph(layers, dependencies), layer=name)
 
 
 def _first(batch: Batch) -> Any:

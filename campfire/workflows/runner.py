@@ -161,19 +161,22 @@ def run_workflow(
 def _run(wf, deployment, *, scheduler, workers, dry_run, force, output, progress, echo, t0, started) -> dict:
     where = (scheduler or wf.cluster.scheduler, workers if workers is not None else wf.cluster.workers)
     with contextlib.ExitStack() as stack:
-        ctx = None
+        opened = None
         if not dry_run and parse_scheduler(*where)[0] == "address":
             # a running cluster: connect first, so its workers warm up while the selection runs
-            ctx = _open(stack, where, wf)
-        return _run_in(stack, ctx, where, wf, deployment, dry_run=dry_run, force=force, output=output,
+            opened = _open(stack, where, wf)
+        return _run_in(stack, opened, where, wf, deployment, dry_run=dry_run, force=force, output=output,
                        progress=progress, echo=echo, t0=t0, started=started)
 
 
-def _open(stack: contextlib.ExitStack, where: tuple, wf):
+def _open(stack: contextlib.ExitStack, where: tuple, wf) -> tuple:
+    """The run's context and, on a cluster, the worker warmed up to draw the quick-look PNGs."""
     ctx = stack.enter_context(run_context(*where))
+    plot_worker = None
     if ctx.client is not None:
-        _warm_workers(ctx.client, stack, **_warm_up_options(wf))
-    return ctx
+        plot_worker = _warm_workers(ctx.client, stack, plot_everywhere=wf.outputs.plots is True,
+                                    **_warm_up_options(wf))
+    return ctx, plot_worker
 
 
 def _warm_up_options(wf) -> dict[str, bool]:
@@ -183,17 +186,24 @@ def _warm_up_options(wf) -> dict[str, bool]:
             "resample": any(s.name in ("resample", "stack") for s in wf.steps)}
 
 
-def _warm_workers(client, stack: contextlib.ExitStack, **what) -> None:
+def _warm_workers(client, stack: contextlib.ExitStack, *, plots: bool, plot_everywhere: bool,
+                  **what) -> str | None:
     """Each worker's first use of a run (imports, the first figure) as a task of its own, started now.
 
     It then runs while the client selects, plans and submits (~1 s) instead of inside the
     run's first tasks; the graph's tasks queue behind it on each worker's thread. The
-    futures are released when the run ends.
+    futures are released when the run ends. Unless every object gets a quick-look PNG,
+    only one worker starts matplotlib (~0.9 s of CPU: its imports, fonts, mathtext's
+    parser, the first figure) and is returned: the PNGs are drawn there
+    (``build_graph(plot_worker=...)``).
     """
+    workers = sorted(client.scheduler_info().get("workers", {}))
     futures = [client.submit(_warm_up, workers=[addr], allow_other_workers=False, pure=False,
-                             key=f"campfire-warm-up-{i}-{time.time_ns()}", **what)
-               for i, addr in enumerate(client.scheduler_info().get("workers", {}))]
+                             key=f"campfire-warm-up-{i}-{time.time_ns()}", plots=plots and (plot_everywhere or i == 0),
+                             **what)
+               for i, addr in enumerate(workers)]
     stack.callback(futures.clear)
+    return workers[0] if plots and not plot_everywhere and workers else None
 
 
 def _warm_up(*, plots: bool, zarr: bool, resample: bool = False) -> None:
@@ -242,7 +252,7 @@ def _warm_table_writer() -> threading.Thread:
     return thread
 
 
-def _run_in(stack, ctx, where, wf, deployment, *, dry_run, force, output, progress, echo, t0, started) -> dict:
+def _run_in(stack, opened, where, wf, deployment, *, dry_run, force, output, progress, echo, t0, started) -> dict:
     sel = select(wf, scheduler=where[0], workers=where[1])
     t_select = time.perf_counter()
     outdir = output_dir(output or wf.outputs.dir or os.path.join("results", wf.name))  # a path or an fsspec URL
@@ -252,10 +262,11 @@ def _run_in(stack, ctx, where, wf, deployment, *, dry_run, force, output, progre
         prov["deployment_config"] = str(deployment)
     if len(done.objects) == len(sel.objects) and len(done.populations) == len(sel.populations):
         return _nothing_to_do(wf, sel, done, outdir, dry_run, echo, t0)
-    if not dry_run and ctx is None:
-        ctx = _open(stack, where, wf)  # a cluster to start: only when there is work
+    if not dry_run and opened is None:
+        opened = _open(stack, where, wf)  # a cluster to start: only when there is work
+    ctx, plot_worker = opened or (None, None)
 
-    graph = build_graph(wf, sel, done, outdir, prov, create=not dry_run)
+    graph = build_graph(wf, sel, done, outdir, prov, create=not dry_run, plot_worker=plot_worker)
     plan = make_plan(wf, sel, done, graph)
     if dry_run:
         echo(plan_text(wf, plan))

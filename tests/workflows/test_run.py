@@ -503,3 +503,92 @@ def test_quick_look_pngs_are_written_at_fast_compression_with_the_same_pixels(tm
     with Image.open(path) as fast, Image.open(default) as slow:
         assert fast.size == slow.size and fast.tobytes() == slow.tobytes()
     assert len(data) != len(default.getvalue())
+
+
+def _graph_of(wf, tmp_path, **kwargs):
+    from campfire.workflows.outputs import output_dir
+    from campfire.workflows.plan import build_graph, select
+    from campfire.workflows.resume import completed
+
+    sel = select(wf, scheduler="synchronous", workers=None)
+    outdir = output_dir(tmp_path / "out")
+    return sel, build_graph(wf, sel, completed(wf, sel, outdir, force=True), outdir, {}, create=False, **kwargs)
+
+
+def test_the_quick_look_pngs_and_their_batch_go_first_to_the_warm_worker(tmp_path):
+    """On a cluster the PNG tasks (the run's largest, all from the first batch) and the tasks they
+    wait for carry priority 1, so they are drawn as soon as their batch is ready, not at the end
+    while the other workers wait; with a ``plot_worker`` they go to it first (the one worker
+    whose matplotlib the warm-up started). PNGs from several batches go anywhere."""
+    from dask.base import collections_to_expr
+    from dask.core import get_dependencies
+
+    from campfire.workflows.schema import load_workflow
+
+    wf = load_workflow(CALIBRATE_ALL)
+    with dask.config.set({"campfire.graph.batch-size": 100}):
+        sel, graph = _graph_of(wf, tmp_path, plot_worker="tcp://127.0.0.1:4")
+    dsk = dict(graph.collections[0].dask)
+    annotations = collections_to_expr(graph.collections).__dask_annotations__()
+    first = {k for k, p in annotations["priority"].items() if p == 1}
+    plots = {k for k in dsk if isinstance(k, tuple) and k[0].endswith("-plot")}
+    upstream, todo = set(), list(plots)
+    while todo:
+        deps = get_dependencies(dsk, todo.pop()) - upstream
+        upstream |= deps
+        todo.extend(deps)
+    assert len(plots) == 6 and {k[1] for k in upstream} == {0}  # the first batch's resample and stack tasks
+    assert sel.full.npartitions > 3
+    assert first == plots | upstream and set(annotations["priority"].values()) == {0, 1}
+    assert len(dsk) > 4 * len(first)  # the rest keep Dask's default
+    assert {k for k, w in annotations["workers"].items() if w} == first
+    assert all(annotations["workers"][k] == ["tcp://127.0.0.1:4"] and annotations["allow_other_workers"][k]
+               for k in first)
+
+    every = tmp_path / "every.yaml"
+    every.write_text(CALIBRATE_ALL.read_text().replace("plots: 24", "plots: true"))
+    with dask.config.set({"campfire.graph.batch-size": 100}):
+        _, graph = _graph_of(load_workflow(every), tmp_path, plot_worker="tcp://127.0.0.1:4")
+    annotations = collections_to_expr(graph.collections).__dask_annotations__()
+    assert not any((annotations.get("workers") or {}).values())  # every batch draws: no worker preferred
+
+
+def test_on_a_cluster_the_pngs_are_drawn_early_by_the_one_worker_that_warmed_matplotlib(tmp_path):
+    """A real LocalCluster: the warm-up starts matplotlib on one worker only, and on one worker the
+    PNGs are drawn right after their batch, before the run's last batch starts (Dask's order
+    alone left them to the end)."""
+    import contextlib
+    import sys
+
+    from distributed import Client, get_task_stream
+
+    from campfire.graphs.scheduler import local_cluster
+    from campfire.workflows.runner import _warm_workers
+
+    def has_matplotlib():
+        return "matplotlib" in sys.modules
+
+    with local_cluster(2, dashboard_address=None) as cluster, Client(cluster) as client:
+        with contextlib.ExitStack() as stack:
+            chosen = _warm_workers(client, stack, plots=True, plot_everywhere=False, zarr=False, resample=False)
+            workers = sorted(client.scheduler_info()["workers"])
+            # one thread per worker: a task submitted now runs after that worker's warm-up
+            seen = client.gather([client.submit(has_matplotlib, workers=[w], pure=False) for w in workers])
+    assert chosen == workers[0] and seen == [True, False]
+
+    wf = tmp_path / "calibrate_all.yaml"
+    wf.write_text(CALIBRATE_ALL.read_text() + "\ncluster:\n  batch_size: 60\n")
+    with local_cluster(1, dashboard_address=None) as cluster, Client(cluster) as client:
+        with get_task_stream(client) as ts:
+            out = run_workflow(wf, scheduler=cluster.scheduler_address, output=tmp_path / "run", progress=False,
+                               echo=quiet)
+    assert out["ok"]
+    spans = {}
+    for rec in ts.data:
+        name = rec["key"][0] if isinstance(rec["key"], tuple) else rec["key"]
+        kind = "plot" if name.endswith("-plot") else name.split("-")[0]
+        for s in rec["startstops"]:
+            if s["action"] == "compute":
+                spans.setdefault(kind, []).append((s["start"], s["stop"]))
+    assert len(spans["plot"]) == 6 and len(spans["resample"]) > 5
+    assert max(stop for _, stop in spans["plot"]) < max(start for start, _ in spans["resample"])
