@@ -58,6 +58,7 @@ __all__ = ["run_workflow", "plan_text", "summary_text", "STATE_FILE"]
 
 
 # ------------------------------------------------------------------------------ computing
+WARM_UP_PREFIX = "campfire-warm-up-"  # the keys of the workers' warm-up tasks (_warm_workers)
 def _local_first_task_callback(stamp: dict):
     from dask.callbacks import Callback
 
@@ -94,7 +95,9 @@ def _compute(ctx, collections: list, progress: bool, stamp: dict) -> list:
         if progress:
             dprogress(futures, notebook=False)
         results = ctx.client.gather(futures)
-    starts = [s["start"] for rec in ts.data for s in rec.get("startstops", ()) if s.get("action") == "compute"]
+    # the run's own tasks: not the warm-up tasks submitted before it (which may end inside the window)
+    starts = [s["start"] for rec in ts.data if not str(rec.get("key", "")).startswith(WARM_UP_PREFIX)
+              for s in rec.get("startstops", ()) if s.get("action") == "compute"]
     if starts:
         stamp["first_task_wall"] = min(starts)
     return list(results)
@@ -199,7 +202,7 @@ def _warm_workers(client, stack: contextlib.ExitStack, *, plots: bool, plot_ever
     """
     workers = sorted(client.scheduler_info().get("workers", {}))
     futures = [client.submit(_warm_up, workers=[addr], allow_other_workers=False, pure=False,
-                             key=f"campfire-warm-up-{i}-{time.time_ns()}", plots=plots and (plot_everywhere or i == 0),
+                             key=f"{WARM_UP_PREFIX}{i}-{time.time_ns()}", plots=plots and (plot_everywhere or i == 0),
                              **what)
                for i, addr in enumerate(workers)]
     stack.callback(futures.clear)
