@@ -2,6 +2,7 @@
 
     python bench/bench_pipeline.py stages ROOT [--field egs] [--ref integ]   # per-stage CPU per object
     python bench/bench_pipeline.py scale ROOT [--field egs] [--ref integ]    # objects/s on 1 and 2 workers
+    python bench/bench_pipeline.py timeline ROOT [--ref integ]   # what each of 2 workers did when
 
 ``stages`` runs the shipped ``workflows/calibrate_all.yaml`` (selection narrowed to one
 field when ``--field`` is given) in this process on the synchronous scheduler, after a
@@ -11,6 +12,10 @@ function: open (the file reader), calibrate, resample, stack, write FITS, write 
 summary rows, the ECSV and provenance files). ``scale`` runs it end to end on a
 ``distributed.LocalCluster`` of 1 and then 2 worker processes (one thread each; warmed
 up), exactly as ``campfire run --scheduler tcp://...`` would.
+
+``timeline`` runs it once on 2 workers with distributed's task stream and prints, per worker,
+its busy and idle time, when its first and last task of the run ran and when it drew the
+quick-look PNGs (the run's largest tasks), against the run's end.
 
 ``--ref REF`` runs the same measurement, interleaved, on a checkout of git ref REF (a
 temporary worktree), so before and after share the machine's state. The archive's files
@@ -181,6 +186,43 @@ def run_scale(root: str, field: str | None, workers=(1, 2)) -> dict:
     return out
 
 
+def run_timeline(root: str, field: str | None) -> dict:
+    """Per worker of a 2-worker run: busy s, idle s between its first and last task, the span of its
+    PNG tasks (s after the run started), from distributed's task stream."""
+    sys.path.insert(0, str(HERE))
+    from bench_graphs import _warm, cluster
+    from distributed import get_task_stream
+
+    from campfire.workflows.runner import run_workflow
+
+    tmp = pathlib.Path(tempfile.mkdtemp(prefix="bench-pipe-"))
+    wf = _workflow(root, field, tmp)
+    with cluster(2) as (c, client):
+        client.run(_warm)
+        _warm_files(root, field)
+        t0 = time.time()
+        with get_task_stream(client) as ts:
+            s = run_workflow(wf, scheduler=c.scheduler_address, output=tmp / "out", force=True, progress=False,
+                             echo=lambda _: None)
+    shutil.rmtree(tmp, ignore_errors=True)
+    spans: dict[str, list] = {}
+    for rec in ts.data:
+        key = str(rec["key"])
+        for ss in rec.get("startstops", ()):
+            if ss["action"] == "compute" and "campfire-warm-up-" not in key:
+                spans.setdefault(rec["worker"], []).append((ss["start"] - t0, ss["stop"] - t0, "-plot'" in key))
+    workers = []
+    for w, runs in sorted(spans.items()):
+        runs.sort()
+        busy = sum(b - a for a, b, _ in runs)
+        plots = [(a, b) for a, b, p in runs if p]
+        workers.append({"tasks": len(runs), "busy": busy, "first": runs[0][0], "last": max(b for _, b, _ in runs),
+                        "idle": max(b for _, b, _ in runs) - runs[0][0] - busy, "plots": len(plots),
+                        "plots_from": min((a for a, _ in plots), default=None),
+                        "plots_to": max((b for _, b in plots), default=None)})
+    return {"seconds": s["seconds"], "workers": workers}
+
+
 def _child(mode: str, root: str, field: str | None, src: str) -> dict:
     """One measurement in a fresh process on the code at ``src``."""
     env = dict(os.environ, PYTHONPATH=src)
@@ -210,7 +252,7 @@ def _checkout(ref: str) -> str:
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("mode", choices=["stages", "scale"])
+    ap.add_argument("mode", choices=["stages", "scale", "timeline"])
     ap.add_argument("root", help="an archive root (e.g. the full demo)")
     ap.add_argument("--field", default=None, help="narrow the selection to one field (e.g. egs)")
     ap.add_argument("--ref", default=None, help="also run on this git ref (before), interleaved")
@@ -231,7 +273,16 @@ def main(argv=None) -> None:
     finally:
         if before:
             subprocess.run(["git", "-C", str(HERE.parent), "worktree", "remove", "--force", before], capture_output=True)
-    if args.mode == "stages":
+    if args.mode == "timeline":
+        print("\n| tree | round | run s | worker | tasks | busy s | idle s | first–last task, s | PNG tasks | PNGs drawn, s |")
+        print("|---|---:|---:|---:|---:|---:|---:|---|---:|---|")
+        for label, runs in results.items():
+            for i, r in enumerate(runs):
+                for j, w in enumerate(r["workers"]):
+                    drawn = f"{w['plots_from']:.2f}–{w['plots_to']:.2f}" if w["plots"] else "—"
+                    print(f"| {label} | {i + 1} | {r['seconds']:.2f} | {j + 1} | {w['tasks']} | {w['busy']:.2f} | "
+                          f"{w['idle']:.2f} | {w['first']:.2f}–{w['last']:.2f} | {w['plots']} | {drawn} |")
+    elif args.mode == "stages":
         labels = list(results)
         best = {k: min(v, key=lambda r: r["cpu"]) for k, v in results.items()}
         print(f"\nCPU ms per object ({best[labels[0]]['objects']} objects, {best[labels[0]]['spectra']} spectra; "
