@@ -53,7 +53,10 @@ falls between two grid points) and the broad components (≥ ``BROAD_FWHM``) are
 out; the best coarse minima re-ranked at ±⅓ step with every component; fine grids
 around the best of them at the true resolution, a parabolic refinement of the best point,
 and a few points on the scale of its own χ² curvature. Outside the fine grids,
-``chi2_grid`` holds the coarse pass's values.
+``chi2_grid`` holds the coarse pass's values. A fit that emission lines hardly shape (a
+quiescent galaxy's breaks and absorption) sits in a broad χ² well whose minimum a line fitted
+to noise moves: its redshift is the median of p(z) within that well on a χ² curve without
+emission lines (:func:`_break_refined`); ``chi2_grid`` stays the full model's.
 
 What the fit reports about its own reliability comes from p(z) ∝ exp(−Δχ²/2s), a flat
 prior in ln(1+z), s = max(1, χ²_min/dof) absorbing underestimated errors (:func:`_posterior`):
