@@ -189,7 +189,8 @@ def _quiescent_absorbed(z, seed=0, snr=20.0, spike=None):
     for rest, ew in ((4102.89, 5.0), (4341.69, 3.5), (4862.68, 3.5), (6564.61, 2.0)):
         c = rest * 1e-4 * (1 + z)
         sig = c * math.hypot(1 / np.interp(c, wave, r), 700.0 / R.C_KMS) / 2.3548
-        f -= np.interp(rest, lam, cont) * ew * (1 + z) * 1e-4 / (math.sqrt(2 * math.pi) * sig) * np.exp(-0.5 * ((wave - c) / sig) ** 2)
+        depth = np.interp(rest, lam, cont) * ew * (1 + z) * 1e-4 / (math.sqrt(2 * math.pi) * sig)
+        f -= depth * np.exp(-0.5 * ((wave - c) / sig) ** 2)
     f = np.where(wave < 0.1216 * (1 + z), 0.0, f)
     f = 0.5 * f / np.interp(3.0, wave, f)
     err = np.full(wave.size, 0.5 / snr)
