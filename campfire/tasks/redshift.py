@@ -53,7 +53,10 @@ falls between two grid points) and the broad components (≥ ``BROAD_FWHM``) are
 out; the best coarse minima re-ranked at ±⅓ step with every component; fine grids
 around the best of them at the true resolution, a parabolic refinement of the best point,
 and a few points on the scale of its own χ² curvature. Outside the fine grids,
-``chi2_grid`` holds the coarse pass's values.
+``chi2_grid`` holds the coarse pass's values. A fit that emission lines hardly shape (a
+quiescent galaxy's breaks and absorption) sits in a broad χ² well whose minimum a line fitted
+to noise moves: its redshift is the median of p(z) within that well on a χ² curve without
+emission lines (:func:`_break_refined`); ``chi2_grid`` stays the full model's.
 
 What the fit reports about its own reliability comes from p(z) ∝ exp(−Δχ²/2s), a flat
 prior in ln(1+z), s = max(1, χ²_min/dof) absorbing underestimated errors (:func:`_posterior`):
@@ -294,6 +297,15 @@ PEDESTAL_PRIOR = 2.0
 # 25 of the 235 quiescent galaxies at S/N > 5 of the full-size demo (v5) were fitted at
 # z ≈ 6–13, 7 with this term
 PEDESTAL_OCCAM = 1.0
+# a fit without emission lines (breaks and stellar absorption only) has a broad χ² well
+# (σ ≈ 0.005–0.015 in ln(1+z) at PRISM's R ≈ 30 near 1–1.5 μm) in which a line fitted to
+# noise (Δχ² just above LINE_SNR_MIN²) moves the minimum by up to a few per cent: when the
+# emission lines improve χ² at the best redshift by less than BREAK_REFINE_GAIN, the redshift
+# is the median of p(z) ∝ exp(−Δχ²/2s) within ± BREAK_REFINE_HALF (ln(1+z)) of it on a χ²
+# curve without emission lines (every BREAK_REFINE_STEP, at most the fine step)
+BREAK_REFINE_GAIN = 9.0
+BREAK_REFINE_HALF = 0.02
+BREAK_REFINE_STEP = 0.0005
 LYA_UM = 0.121567
 LYLIMIT_UM = 0.0911753
 
@@ -336,19 +348,22 @@ def resolving_power(wavelength, grating: str | None = None) -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=8)  # keyed by how it is called: positional and keyword calls differ
-def _line_tables(resolved: bool = True, broad: bool = True):
+def _line_tables(resolved: bool = True, broad: bool = True, emission: bool = True):
     """Flattened components: pointers, ln rest λ [μm], ratios, intrinsic σ (ln λ), kind (0 line, 1 step,
     2 stellar absorption: a line whose equivalent width is bounded, :data:`STELLAR_ABSORPTION`).
 
     ``resolved=False`` (PRISM: resolution FWHM ≈ 1,000–10,000 km/s) leaves out the very
     broad components, whose width such a spectrum cannot tell from the broad ones.
     ``broad=False`` leaves out every component of ≥ :data:`BROAD_FWHM` (the coarse pass of
-    :func:`fit_redshift`).
+    :func:`fit_redshift`). ``emission=False`` keeps of the line components only the stellar
+    absorption (:data:`STELLAR_ABSORPTION`; the breaks stay): :func:`_break_refined`.
     """
     ptr = [0]
     xrest, ratio, sig, kind = [], [], [], []
     for name, lines, fwhm in LINE_COMPONENTS:
         if (fwhm >= VERY_BROAD_FWHM and not resolved) or (fwhm >= BROAD_FWHM and not broad):
+            continue
+        if not emission and name not in STELLAR_ABSORPTION:
             continue
         ref = lines[0][0]
         for rest, r in lines:
@@ -988,6 +1003,28 @@ def _posterior(lnz, chi2, lz_best, chi2_min, chi2_null, s, prior_width,
     return confidence, min(float(lo), lz_best), max(float(hi), lz_best)
 
 
+def _break_refined(lz_best: float, chi2_best: float, d: _Prepared, s: float, step: float, l_lo: float,
+                   l_hi: float, engine: str) -> float:
+    """ln(1+z) of a fit that emission lines hardly shape (:data:`BREAK_REFINE_GAIN`): the median of
+    p(z) within ± :data:`BREAK_REFINE_HALF` of ``lz_best`` on a χ² curve without emission lines
+    (``step`` apart); ``lz_best`` itself otherwise."""
+    tables = _line_tables(not d.grating.upper().startswith("PRISM"), emission=False)
+    if _chi2_grid(np.array([lz_best]), d, 0.0, engine, tables)[0] - chi2_best >= BREAK_REFINE_GAIN:
+        return lz_best
+    n = int(round(BREAK_REFINE_HALF / step))
+    lnz = lz_best + step * np.arange(-n, n + 1)
+    lnz = lnz[(lnz >= l_lo) & (lnz <= l_hi)]
+    if lnz.size < 3:
+        return lz_best
+    chi2 = _chi2_grid(lnz, d, 0.0, engine, tables)
+    p = np.exp(-(chi2 - np.nanmin(chi2)) / (2.0 * s))
+    p[~np.isfinite(p)] = 0.0
+    cdf = np.concatenate([[0.0], np.cumsum(0.5 * (p[1:] + p[:-1]))])
+    if not cdf[-1] > 0:
+        return lz_best
+    return float(np.interp(0.5 * cdf[-1], cdf, lnz))
+
+
 def _flagged_bad_background(spec) -> bool:
     """Whether the spectrum's ``DQFLAGS`` header card has BAD_BACKGROUND (False without one)."""
     try:
@@ -1116,6 +1153,10 @@ def fit_redshift(
 
     dof = max(d.x.size - d.cont.shape[1] - len(active), 1)
     s = max(1.0, chi2_best / dof)
+    lz_refined = _break_refined(lz_best, chi2_best, d, s, min(BREAK_REFINE_STEP, fine_step), l_lo, l_hi, eng)
+    if lz_refined != lz_best:
+        lz_best = lz_refined
+        chi2_best, a, amps, active = _solve_at(lz_best, d, 0.0)
     # p(z) near the best redshift may be narrower than the fine step (a strong line): sample
     # it on its own scale (σ from the parabola through the fine minimum) so that the
     # interval is not set by the grid

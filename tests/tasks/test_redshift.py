@@ -169,6 +169,64 @@ def test_synthetic_quiescent_recovered(z):
         assert _dz(fit["redshift"], z) < 0.01, (seed, fit["redshift"])
 
 
+def _quiescent_absorbed(z, seed=0, snr=20.0, spike=None):
+    """A quiescent galaxy as the demo draws one, on a PRISM grid: a red UV power law (f_ν ∝ λ²) up
+    to the Balmer limit and λ^0.8 beyond, a Balmer break (×2 at 3700 Å) and a 4000 Å break (×1.4),
+    Hδ, Hγ, Hβ, Hα in absorption (rest EW 5, 3.5, 3.5, 2 Å; 700 km/s), zero blueward of Lyα.
+    ``spike``: (observed μm, S/N) of an emission line of the resolution's width added to the
+    noise (a noise excursion an emission-line component fits)."""
+    rng = np.random.default_rng(seed)
+    wave = np.exp(np.arange(np.log(0.6), np.log(5.3), 1 / 320))
+    lam = wave * 1e4 / (1 + z)
+    r = R.resolving_power(wave, "PRISM")
+
+    def step(x):
+        return 0.5 * (1 + np.tanh(x))
+
+    cont = (np.minimum(lam, 3650.0) / 1500.0) ** 2.0 * (np.maximum(lam, 3650.0) / 3650.0) ** 0.8
+    cont *= (1 + step((lam - 3700.0) / 60.0)) * (1 + 0.4 * step((lam - 4000.0) / 80.0))
+    f = cont.copy()
+    for rest, ew in ((4102.89, 5.0), (4341.69, 3.5), (4862.68, 3.5), (6564.61, 2.0)):
+        c = rest * 1e-4 * (1 + z)
+        sig = c * math.hypot(1 / np.interp(c, wave, r), 700.0 / R.C_KMS) / 2.3548
+        depth = np.interp(rest, lam, cont) * ew * (1 + z) * 1e-4 / (math.sqrt(2 * math.pi) * sig)
+        f -= depth * np.exp(-0.5 * ((wave - c) / sig) ** 2)
+    f = np.where(wave < 0.1216 * (1 + z), 0.0, f)
+    f = 0.5 * f / np.interp(3.0, wave, f)
+    err = np.full(wave.size, 0.5 / snr)
+    y = f + rng.normal(0, err)
+    if spike is not None:
+        c, nsig = spike
+        prof = np.exp(-0.5 * ((wave - c) / (c / np.interp(c, wave, r) / 2.3548)) ** 2)
+        y += nsig * err * prof / math.sqrt(np.sum(prof**2))
+    return SpectrumData(wave, y, err, grating="PRISM")
+
+
+@pytest.mark.parametrize("z, seed", [(2.2, 2), (3.0, 1)])
+def test_noise_line_in_a_break_does_not_move_the_redshift(z, seed, monkeypatch):
+    """A quiescent galaxy's break pins z only within a broad χ² well (σ ≈ 0.005–0.015 in ln(1+z)
+    at PRISM's R ≈ 30–100); a noise excursion at S/N 3 where [Ne III] 3869 would lie 0.8% bluer
+    is fitted as that line and moved the χ² minimum by −0.008 (z = 2.2) and +0.012 (z = 3.0) in
+    Δz/(1+z) (without it: +0.0001 and −0.0002). Such a fit, which emission lines hardly shape,
+    takes the median of p(z) within its well on a χ² curve without emission lines
+    (:func:`~campfire.tasks.redshift._break_refined`): within 0.002 of the truth again."""
+    spec = _quiescent_absorbed(z, seed, spike=(3869.0e-4 * (1 + z) * (1 - 0.008), 3.0))
+    fit = fit_redshift(spec)
+    assert abs(_dz(fit["redshift"], z)) < 0.002, fit["redshift"]
+    assert fit["redshift_lo"] <= fit["redshift"] <= fit["redshift_hi"]
+    monkeypatch.setattr(R, "BREAK_REFINE_GAIN", -np.inf)  # the minimum itself: moved by the line
+    assert abs(_dz(fit_redshift(spec)["redshift"], z)) > 0.006
+
+
+def test_break_refinement_leaves_line_redshifts_alone(monkeypatch):
+    """Emission lines that shape the fit (Δχ² ≥ BREAK_REFINE_GAIN at the best z) keep their
+    χ² minimum: the same redshift, to the bit, with the refinement switched off."""
+    spec = _synthetic(2.3, seed=23, snr=10.0)
+    fit = fit_redshift(spec)
+    monkeypatch.setattr(R, "BREAK_REFINE_GAIN", -np.inf)
+    assert fit_redshift(spec)["redshift"] == fit["redshift"]
+
+
 def test_background_offset_does_not_move_a_break_redshift():
     """An additive offset of 1.5–3 σ (what a bad background subtraction leaves) fills in the
     Lyα forest of a z ≈ 4.4–5.3 quiescent galaxy. The pedestal term absorbs it: the redshift is
@@ -591,22 +649,24 @@ def test_demo_quiescent_and_star_forming_recovered(demo):
     """PRISM spectra at S/N > 5, fitted blind over z = 0-15 (every one re-fitted here).
 
     Star-forming (``sf``): ≥ 95% within |Δz|/(1+z) < 0.01 and ≥ 90% within 0.002 (measured:
-    all of them). Quiescent (``qg``: breaks and Balmer absorption only): ≥ 88% within 0.01 and
-    ≥ 56% within 0.002 (measured 22/25 and 14/25, as pinned here; 23/25 and 14/25 before the
-    pedestal's Occam term and the cheaper second break component — the one lost,
-    ember_uds_p4_prism_clear_9956 at S/N 11 with a chip gap, went from 0.0096 to 0.0106
-    with [O II] shaping its break, while on the full-size demo's 235 quiescent galaxies at
-    S/N > 5 those two changes took 174 → 183 within 0.01 and 25 → 7 read as Lyman breaks,
-    bench/RESULTS.md). The issue's 95% / 90% are not reached: within 0.002 is near what these
-    spectra hold — fitting each with its own *true* model (only z and a scale free), the
-    Cramér–Rao bound predicts 81% of them within 0.002 here and 65% (0.01: 96%) on the
-    full-size sample (``bench/bench_redshift.py --bound``). The other two misses at 0.01 are
-    flagged (off-centre at S/N 7; chip gap + stuck shutter + off-centre).
+    all of them). Quiescent (``qg``: breaks and Balmer absorption only): ≥ 96% within 0.01 and
+    ≥ 56% within 0.002 (measured 24/25 and 14/25, as pinned here). Before the fits that emission
+    lines hardly shape took the median of p(z) in their well without emission lines
+    (``_break_refined``): 22/25 — ember_uds_p4_prism_clear_9956 (S/N 11, chip gap, [O II]
+    fitted into its break) +0.0106 → +0.0056, cinder_egs_p2_prism_clear_17234 (S/N 7, off
+    centre; C IV and [S III] fitted to noise) −0.0188 → −0.0084; on the full-size demo's
+    quiescent galaxies at S/N > 5, 77% → 79% within 0.01 over three noise draws
+    (bench/RESULTS.md, stop 30). The issue's 95% / 90% are not reached on the full-size
+    demo: fitting each spectrum with its own *true* model (only z and a scale free), the
+    Cramér–Rao bound predicts 81% within 0.002 here and 65% (0.01: 96%) on the full-size
+    sample (``bench/bench_redshift.py --bound``); with the fitter's free continuum and break
+    amplitudes the same bound is 89% / 53% there. The one miss at 0.01 is flagged (chip gap +
+    stuck shutter + off-centre).
     """
     import sqlite3
 
     db = sqlite3.connect(f"file:{demo / 'meta' / 'campfire.db'}?mode=ro", uri=True)
-    for sed_type, n_min, ok1, ok2 in (("sf", 40, 0.95, 0.90), ("qg", 15, 0.88, 0.56)):
+    for sed_type, n_min, ok1, ok2 in (("sf", 40, 0.95, 0.90), ("qg", 15, 0.96, 0.56)):
         rows = db.execute(
             "select s.fits_path, t.z_true from spectra s join truth_objects t on t.object_id = s.object_id "
             "where s.grating = 'PRISM' and t.sed_type = ? and s.signal_to_noise > 5 order by s.spectrum_id", (sed_type,)
