@@ -197,13 +197,15 @@ def run_context(scheduler: str | None = None, workers: int | None = None) -> Ite
 _LOCAL_CLUSTER_KEYS = {
     "worker-profile": "distributed.worker.profile.enabled",
     "tick-interval": "distributed.admin.tick.interval",
+    "memory-monitor-interval": "distributed.worker.memory.monitor-interval",
 }
 
 
 def local_cluster_config() -> dict[str, Any]:
     """The distributed settings of a LocalCluster campfire starts, as flat ``dask.config.set`` keys.
 
-    ``campfire.graph.worker-profile`` and ``campfire.graph.tick-interval`` (read now), except
+    ``campfire.graph.worker-profile``, ``campfire.graph.tick-interval`` and
+    ``campfire.graph.memory-monitor-interval`` (read now), except
     where your config already gives the distributed key a value other than distributed's
     default (``dask.config.set``, ``DASK_DISTRIBUTED__*``, your own dask YAML, the deployment
     file): that value wins, by the rule of :func:`deployment_config`. To keep the profiler (the

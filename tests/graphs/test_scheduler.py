@@ -120,12 +120,16 @@ def test_a_local_cluster_config_turns_off_the_profiler_unless_the_user_changed_i
     from campfire.graphs.scheduler import local_cluster_config
 
     assert local_cluster_config() == {"distributed.worker.profile.enabled": False,
-                                      "distributed.admin.tick.interval": "200ms"}
-    with dask.config.set({"campfire.graph.worker-profile": True, "campfire.graph.tick-interval": "1s"}):
+                                      "distributed.admin.tick.interval": "200ms",
+                                      "distributed.worker.memory.monitor-interval": "500ms"}
+    with dask.config.set({"campfire.graph.worker-profile": True, "campfire.graph.tick-interval": "1s",
+                          "campfire.graph.memory-monitor-interval": "100ms"}):
         assert local_cluster_config() == {"distributed.worker.profile.enabled": True,
-                                          "distributed.admin.tick.interval": "1s"}
+                                          "distributed.admin.tick.interval": "1s",
+                                          "distributed.worker.memory.monitor-interval": "100ms"}
     # a distributed key the user gave a value of their own wins over campfire's choice
-    with dask.config.set({"distributed.admin.tick.interval": "50ms"}):
+    with dask.config.set({"distributed.admin.tick.interval": "50ms",
+                          "distributed.worker.memory.monitor-interval": "250ms"}):
         assert local_cluster_config() == {"distributed.worker.profile.enabled": False}
 
 
@@ -136,10 +140,14 @@ def test_the_local_cluster_campfire_starts_has_no_statistical_profiler_on_its_wo
     from campfire.graphs.scheduler import local_cluster
 
     def worker_settings(dask_worker):
-        return ("profile" in dask_worker.periodic_callbacks, dask.config.get("distributed.admin.tick.interval"))
+        monitor = dask_worker.periodic_callbacks.get("memory_monitor")
+        return ("profile" in dask_worker.periodic_callbacks, dask.config.get("distributed.admin.tick.interval"),
+                monitor.callback_time if monitor is not None else None)
 
     with dask.config.set({"campfire.graph.dashboard-address": None}), run_context("local:1") as ctx:
-        assert set(ctx.client.run(worker_settings).values()) == {(False, "200ms")}
+        assert set(ctx.client.run(worker_settings).values()) == {(False, "200ms", 500)}
+        nannies = ctx.client.cluster.workers.values()
+        assert [n.periodic_callbacks["memory_monitor"].callback_time for n in nannies] == [500]
     with dask.config.set({"campfire.graph.worker-profile": True}), \
             local_cluster(1, dashboard_address=None) as cluster, __import__("distributed").Client(cluster) as client:
-        assert set(client.run(worker_settings).values()) == {(True, "200ms")}
+        assert set(client.run(worker_settings).values()) == {(True, "200ms", 500)}
