@@ -282,8 +282,9 @@ def _fused(collections: list, plot_worker: str | None = None) -> list:
     keys = [c.key for c in collections]
     merged = HighLevelGraph.merge(*(c.dask for c in collections))
     dsk = optimize(merged, keys)
-    priorities = _upstream_priorities(dsk, {k: p for layer in merged.layers.values()
-                                            if (p := (layer.annotations or {}).get("priority")) for k in layer if k in dsk})
+    annotated = {k: p for layer in merged.layers.values() if (p := (layer.annotations or {}).get("priority"))
+                 for k in layer if k in dsk}
+    priorities = _upstream_priorities(dsk, annotated)
     annotations = {}
     if priorities:
         annotations["priority"] = functools.partial(_annotation_of, priorities, 0)

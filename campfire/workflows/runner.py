@@ -59,6 +59,8 @@ __all__ = ["run_workflow", "plan_text", "summary_text", "STATE_FILE"]
 
 # ------------------------------------------------------------------------------ computing
 WARM_UP_PREFIX = "campfire-warm-up-"  # the keys of the workers' warm-up tasks (_warm_workers)
+
+
 def _local_first_task_callback(stamp: dict):
     from dask.callbacks import Callback
 
