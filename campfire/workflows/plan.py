@@ -241,11 +241,11 @@ def build_graph(wf, sel: Selection, done, outdir: OutDir, prov: dict, *, create:
         finish = bind(finish_batch, outdir=str(outdir), kind=sel.kind, fits=wf.outputs.fits)
         plot = bind(plot_batch, outdir=str(outdir), kind=sel.kind, rest_frame=rest_frame)
         chunks = _plot_chunks(results, sel.kind, _plot_ids(wf, sel))
-        graph.collections.append(_gather(results, finish, "finish", {"provenance": prov, "keys": sel.keys},
-                                         plots=(plot, chunks)))
-        graph.names.append("rows")
         if len({i for i, _ in chunks}) > 1:
             plot_worker = None  # PNGs from several batches: every worker draws (one would get them all)
+        graph.collections.append(_gather(results, finish, "finish", {"provenance": prov, "keys": sel.keys},
+                                         plots=(plot, chunks), in_turn=plot_worker is not None))
+        graph.names.append("rows")
     zarr_path = outdir / wf.outputs.zarr if wf.outputs.zarr else None
     if zarr_path is not None and todo_refs:
         writes = _zarr_layers(state, zarr_path, done.same_layout, sel, prov, wf, create=create)
@@ -349,23 +349,29 @@ def _plot_chunks(coll, kind: str, ids: frozenset | None) -> list[tuple[int, tupl
     return chunks
 
 
-def _gather(coll, func, step: str, shared: Any, plots: tuple[Callable, list] | None = None):
+def _gather(coll, func, step: str, shared: Any, plots: tuple[Callable, list] | None = None, *,
+            in_turn: bool = False):
     """A Delayed list: ``func(partition, shared)`` per partition, results concatenated (small rows only).
 
     ``shared`` (the run's provenance, say) is one task of the graph, so each worker receives
     it once: bound into every partition's function, the scheduler would pickle all of it
     again for every task it sends (~0.8 MB a batch for the full demo's provenance).
     ``plots`` = (``plot(partition, ids)``, [(partition, ids), ...]): tasks whose results
-    (row id → columns) are merged into the rows.
+    (row id → columns) are merged into the rows; ``in_turn``: each waits for the one before,
+    so that one is ready at a time (on a cluster a worker whose queue holds several lets an
+    idle one steal them, which then starts matplotlib for one PNG task).
     """
     from dask.delayed import Delayed
     from dask.highlevelgraph import HighLevelGraph, MaterializedLayer
 
-    name = f"{step}-{tokenize(coll.name, func, token_of(shared), plots and (plots[0], token_of(plots[1])))}"
+    name = f"{step}-{tokenize(coll.name, func, token_of(shared), plots and (plots[0], token_of(plots[1])), in_turn)}"
     dsk = {f"{name}-shared": (_first, Batch((shared,)))}
     dsk.update({(f"{name}-part", i): (func, (coll.name, i), f"{name}-shared") for i in range(coll.npartitions)})
     plot, chunks = plots or (None, [])
     drawn = {(f"{name}-plot", j): (bind(plot, ids=ids), (coll.name, i)) for j, (i, ids) in enumerate(chunks)}
+    if in_turn:
+        drawn = {(f"{name}-plot", j): (bind(_in_turn, draw=draw), batch, (f"{name}-plot", j - 1)) if j else (draw, batch)
+                 for j, (draw, batch) in enumerate(drawn.values())}
     dsk[name] = (_rows, [(f"{name}-part", i) for i in range(coll.npartitions)], list(drawn))
     upstream = coll.__dask_graph__()
     layers = {**upstream.layers, name: MaterializedLayer(dsk)}
@@ -378,6 +384,11 @@ def _gather(coll, func, step: str, shared: Any, plots: tuple[Callable, list] | N
         dependencies[f"{name}-plot"] = set(coll.__dask_layers__())
         dependencies[name].add(f"{name}-plot")
     return Delayed(name, HighLevelGraph(layers, dependencies), layer=name)
+
+
+def _in_turn(batch, _previous, *, draw: Callable) -> Any:
+    """``draw(batch)``, run once the previous task (whose result it does not use) is done."""
+    return draw(batch)
 
 
 def _first(batch: Batch) -> Any:

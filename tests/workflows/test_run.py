@@ -534,10 +534,13 @@ def test_the_quick_look_pngs_and_their_batch_go_first_to_the_warm_worker(tmp_pat
     plots = {k for k in dsk if isinstance(k, tuple) and k[0].endswith("-plot")}
     upstream, todo = set(), list(plots)
     while todo:
-        deps = get_dependencies(dsk, todo.pop()) - upstream
+        deps = get_dependencies(dsk, todo.pop()) - upstream - plots
         upstream |= deps
         todo.extend(deps)
     assert len(plots) == 6 and {k[1] for k in upstream} == {0}  # the first batch's resample and stack tasks
+    # one PNG task ready at a time: none waits in the warm worker's queue for an idle one to steal
+    name = next(iter(plots))[0]
+    assert all((name, j - 1) in get_dependencies(dsk, (name, j)) for j in range(1, 6))
     assert sel.full.npartitions > 3
     assert first == plots | upstream and set(annotations["priority"].values()) == {0, 1}
     assert len(dsk) > 4 * len(first)  # the rest keep Dask's default
@@ -551,6 +554,9 @@ def test_the_quick_look_pngs_and_their_batch_go_first_to_the_warm_worker(tmp_pat
         _, graph = _graph_of(load_workflow(every), tmp_path, plot_worker="tcp://127.0.0.1:4")
     annotations = collections_to_expr(graph.collections).__dask_annotations__()
     assert not any((annotations.get("workers") or {}).values())  # every batch draws: no worker preferred
+    dsk = dict(graph.collections[0].dask)
+    plots = {k for k in dsk if isinstance(k, tuple) and k[0].endswith("-plot")}
+    assert len(plots) > 6 and not any(get_dependencies(dsk, k) & plots for k in plots)  # drawn side by side
 
 
 def test_on_a_cluster_the_pngs_are_drawn_early_by_the_one_worker_that_warmed_matplotlib(tmp_path):
