@@ -347,6 +347,12 @@ def resolving_power(wavelength, grating: str | None = None) -> np.ndarray:
     return r0 * wave / _GRATING_CENTRE[key[:4]]
 
 
+def _resolves_broad(grating: str) -> bool:
+    """Whether a spectrum of ``grating`` can tell the very broad components from the broad ones
+    (``_line_tables(resolved=...)``): the gratings can, PRISM cannot."""
+    return not grating.upper().startswith("PRISM")
+
+
 @functools.lru_cache(maxsize=8)  # keyed by how it is called: positional and keyword calls differ
 def _line_tables(resolved: bool = True, broad: bool = True, emission: bool = True):
     """Flattened components: pointers, ln rest λ [μm], ratios, intrinsic σ (ln λ), kind (0 line, 1 step,
@@ -501,7 +507,7 @@ def _prepare(spec) -> _Prepared:
         res_x=res_x, res_sig=res_sig, wave_all=wave_f[in_range],
         x_all_edges=(edges[:-1][in_range], edges[1:][in_range]), grating=grating,
         pen=pen, ped=ped, ped_prior=ped_prior, chi2_null=_spline_fit(np.hstack([cont, ped]), y, w, pen_full)[1],
-        tables=_line_tables(resolved=not grating.upper().startswith("PRISM")),
+        tables=_line_tables(_resolves_broad(grating)),
     )
 
 
@@ -1008,7 +1014,7 @@ def _break_refined(lz_best: float, chi2_best: float, d: _Prepared, s: float, ste
     """ln(1+z) of a fit that emission lines hardly shape (:data:`BREAK_REFINE_GAIN`): the median of
     p(z) within ± :data:`BREAK_REFINE_HALF` of ``lz_best`` on a χ² curve without emission lines
     (``step`` apart); ``lz_best`` itself otherwise."""
-    tables = _line_tables(not d.grating.upper().startswith("PRISM"), emission=False)
+    tables = _line_tables(_resolves_broad(d.grating), emission=False)
     if _chi2_grid(np.array([lz_best]), d, 0.0, engine, tables)[0] - chi2_best >= BREAK_REFINE_GAIN:
         return lz_best
     n = int(round(BREAK_REFINE_HALF / step))
@@ -1117,7 +1123,7 @@ def fit_redshift(
     # red dot's broad Hβ as Hα at confidence 1.0 (full demo, G395M): with them the same
     # successes and catastrophic failures as before on the small demo and a quarter of the
     # full one, and the fits 9 % (PRISM) to 23 % (gratings) cheaper (bench/RESULTS.md, stop 29)
-    coarse_tables = _line_tables(not d.grating.upper().startswith("PRISM"), broad=False)
+    coarse_tables = _line_tables(_resolves_broad(d.grating), broad=False)
     chi2_c = _chi2_grid(lnz_c, d, 0.5 * step, eng, coarse_tables)
 
     # candidates: the best N_CANDIDATES coarse minima, re-ranked on a sub-grid of ≤ 1.3 σ (of

@@ -368,10 +368,11 @@ def _gather(coll, func, step: str, shared: Any, plots: tuple[Callable, list] | N
     dsk = {f"{name}-shared": (_first, Batch((shared,)))}
     dsk.update({(f"{name}-part", i): (func, (coll.name, i), f"{name}-shared") for i in range(coll.npartitions)})
     plot, chunks = plots or (None, [])
-    drawn = {(f"{name}-plot", j): (bind(plot, ids=ids), (coll.name, i)) for j, (i, ids) in enumerate(chunks)}
-    if in_turn:
-        drawn = {(f"{name}-plot", j): (bind(_in_turn, draw=draw), batch, (f"{name}-plot", j - 1)) if j else (draw, batch)
-                 for j, (draw, batch) in enumerate(drawn.values())}
+    drawn = {}
+    for j, (i, ids) in enumerate(chunks):
+        draw = bind(plot, ids=ids)
+        drawn[(f"{name}-plot", j)] = ((bind(_in_turn, draw=draw), (coll.name, i), (f"{name}-plot", j - 1))
+                                      if in_turn and j else (draw, (coll.name, i)))
     dsk[name] = (_rows, [(f"{name}-part", i) for i in range(coll.npartitions)], list(drawn))
     upstream = coll.__dask_graph__()
     layers = {**upstream.layers, name: MaterializedLayer(dsk)}
