@@ -198,14 +198,15 @@ _LOCAL_CLUSTER_KEYS = {
     "worker-profile": "distributed.worker.profile.enabled",
     "tick-interval": "distributed.admin.tick.interval",
     "memory-monitor-interval": "distributed.worker.memory.monitor-interval",
+    "worker-saturation": "distributed.scheduler.worker-saturation",
 }
 
 
 def local_cluster_config() -> dict[str, Any]:
     """The distributed settings of a LocalCluster campfire starts, as flat ``dask.config.set`` keys.
 
-    ``campfire.graph.worker-profile``, ``campfire.graph.tick-interval`` and
-    ``campfire.graph.memory-monitor-interval`` (read now), except
+    ``campfire.graph.worker-profile``, ``campfire.graph.tick-interval``,
+    ``campfire.graph.memory-monitor-interval`` and ``campfire.graph.worker-saturation`` (read now), except
     where your config already gives the distributed key a value other than distributed's
     default (``dask.config.set``, ``DASK_DISTRIBUTED__*``, your own dask YAML, the deployment
     file): that value wins, by the rule of :func:`deployment_config`. To keep the profiler (the
@@ -227,7 +228,8 @@ def local_cluster(n_workers: int, **kwargs):
 
     Threads per worker, dashboard and memory limit from ``campfire.graph.*``; the workers'
     and scheduler's distributed settings from :func:`local_cluster_config` (no statistical
-    profiler, a 200 ms event-loop check), which every worker it ever (re)starts gets.
+    profiler, a 200 ms event-loop check, memory read every 500 ms; a new batch for a worker only when a
+    thread is free), which every worker it ever (re)starts gets.
 
     Parameters
     ----------

@@ -2,6 +2,8 @@
 file < user settings / DASK_CAMPFIRE__* env vars), and config resolved at build time."""
 from __future__ import annotations
 
+import time
+
 import dask
 import numpy as np
 import pytest
@@ -121,15 +123,18 @@ def test_a_local_cluster_config_turns_off_the_profiler_unless_the_user_changed_i
 
     assert local_cluster_config() == {"distributed.worker.profile.enabled": False,
                                       "distributed.admin.tick.interval": "200ms",
-                                      "distributed.worker.memory.monitor-interval": "500ms"}
+                                      "distributed.worker.memory.monitor-interval": "500ms",
+                                      "distributed.scheduler.worker-saturation": 1.0}
     with dask.config.set({"campfire.graph.worker-profile": True, "campfire.graph.tick-interval": "1s",
-                          "campfire.graph.memory-monitor-interval": "100ms"}):
+                          "campfire.graph.memory-monitor-interval": "100ms", "campfire.graph.worker-saturation": 1.5}):
         assert local_cluster_config() == {"distributed.worker.profile.enabled": True,
                                           "distributed.admin.tick.interval": "1s",
-                                          "distributed.worker.memory.monitor-interval": "100ms"}
+                                          "distributed.worker.memory.monitor-interval": "100ms",
+                                          "distributed.scheduler.worker-saturation": 1.5}
     # a distributed key the user gave a value of their own wins over campfire's choice
     with dask.config.set({"distributed.admin.tick.interval": "50ms",
-                          "distributed.worker.memory.monitor-interval": "250ms"}):
+                          "distributed.worker.memory.monitor-interval": "250ms",
+                          "distributed.scheduler.worker-saturation": 2.0}):
         assert local_cluster_config() == {"distributed.worker.profile.enabled": False}
 
 
@@ -148,6 +153,16 @@ def test_the_local_cluster_campfire_starts_has_no_statistical_profiler_on_its_wo
         assert set(ctx.client.run(worker_settings).values()) == {(False, "200ms", 500)}
         nannies = ctx.client.cluster.workers.values()
         assert [n.periodic_callbacks["memory_monitor"].callback_time for n in nannies] == [500]
+        # worker saturation 1.0: the one-thread worker holds the batch it runs, the others wait on
+        # the scheduler for whichever worker frees first (distributed's 1.1 would send it two)
+        scheduler = ctx.client.cluster.scheduler
+        futures = ctx.client.map(time.sleep, [0.4, 0.4, 0.4], pure=False)
+        deadline = time.monotonic() + 10
+        while len(scheduler.queued) + sum(len(ws.processing) for ws in scheduler.workers.values()) < 3:
+            assert time.monotonic() < deadline, "the scheduler never received the three tasks"
+            time.sleep(0.01)
+        assert [len(ws.processing) for ws in scheduler.workers.values()] == [1] and len(scheduler.queued) == 2
+        ctx.client.gather(futures)
     with dask.config.set({"campfire.graph.worker-profile": True}), \
             local_cluster(1, dashboard_address=None) as cluster, __import__("distributed").Client(cluster) as client:
         assert set(client.run(worker_settings).values()) == {(True, "200ms", 500)}
