@@ -263,6 +263,24 @@ def test_collection_indexing_and_photometry():
         phot["f999w"]
 
 
+def test_photometry_pickles_its_values_in_band():
+    """A workflow's graph carries every object's photometry: pickle protocol 5 (distributed) would
+    send each numpy array as an out-of-band buffer of its own, three per object."""
+    import pickle
+
+    phot = Photometry(["f150w", "f444w"], [1.0, 2.0 / 3.0], [0.1, 0.2], [1.5, 4.4], catalog="JADES", photo_z=3.5,
+                      photo_z_err_lo=3.2, photo_z_err_hi=3.9, object_id="o1")
+    buffers: list = []
+    back = pickle.loads(pickle.dumps(phot, protocol=5, buffer_callback=buffers.append), buffers=buffers)
+    assert buffers == []
+    assert (back.bands, back.catalog, back.photo_z, back.photo_z_err_lo, back.photo_z_err_hi, back.object_id) == \
+        (["f150w", "f444w"], "JADES", 3.5, 3.2, 3.9, "o1")
+    for name in ("flux", "flux_err", "wavelength"):
+        assert getattr(back, name).dtype == np.float64
+        assert getattr(back, name).tobytes() == getattr(phot, name).tobytes()  # bit for bit
+    assert back.flux.flags.writeable
+
+
 def test_specutils_round_trip():
     spec = SpectrumData(np.linspace(1, 2, 10), np.arange(10.0) + 1, np.full(10, 0.5), spectrum_id="s", grating="PRISM")
     back = SpectrumData.from_specutils(spec.to_specutils())
