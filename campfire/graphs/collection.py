@@ -83,7 +83,6 @@ from campfire.graphs import builders
 from campfire.graphs.failures import Results
 from campfire.graphs.builders import bind, layer_name
 from campfire.graphs.fetch import is_server_url, open_items, resolve_items
-from campfire.transfer.workers import ServerFiles, cached_object, is_object_url
 from campfire.graphs.selection import partition_refs, refs_from_rows, refs_from_spectra
 from campfire.models import Photometry, SpectrumData
 from campfire.tasks import batch as B
@@ -478,6 +477,10 @@ class LazySpectra(DaskMethodsMixin):
         """
         if self.stage != "refs":
             return self
+        # the transfer layer (HTTP, credentials: ~0.1 s of imports) here, not where a worker
+        # unpickles a task of this module
+        from campfire.transfer.workers import ServerFiles, cached_object, is_object_url
+
         download = None
         if any(is_server_url(r.url) for r in self.refs):
             if self.client is None:

@@ -29,7 +29,6 @@ from typing import Callable, Sequence
 from campfire.errors import CampfireError, NotFoundError
 from campfire.models import SpectrumData
 from campfire.tasks.batch import Item, SpectrumRef, each_item
-from campfire.transfer.workers import is_object_url
 
 __all__ = ["resolve_items", "open_items", "is_server_url"]
 
@@ -87,8 +86,11 @@ def resolve_items(
             if download is None:
                 raise CampfireError(f"{ref.spectrum_id}: remote file but no downloader configured")
             return replace(it, value=str(download(ref)))
-        if cache is not None and ref.file_hash and is_object_url(ref.url):
-            return replace(it, value=str(cache(ref)))
+        if cache is not None and ref.file_hash:
+            from campfire.transfer.workers import is_object_url  # the transfer layer (~0.1 s): only here
+
+            if is_object_url(ref.url):
+                return replace(it, value=str(cache(ref)))
         import fsspec.core
 
         fs, path = fsspec.core.url_to_fs(ref.url)

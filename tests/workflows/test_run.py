@@ -482,6 +482,20 @@ def test_each_worker_warms_what_the_runs_tasks_will_use_first(tmp_path):
     assert {arg: warmed(arg, c=False) for arg in ("yes", "no")} == {"yes": "False True 1", "no": "False False 0"}
 
 
+def test_a_worker_reading_local_files_never_imports_the_transfer_layer():
+    """The modules a worker unpickles for a run over an archive root (the graph's and the outputs'
+    code, and the warm-up) leave out the HTTP transfer layer (urllib3, credentials: ~0.13 s of each
+    worker's CPU); it is imported where a server or object store is read."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from campfire.workflows.runner import _warm_up; "
+            "import campfire.graphs.collection, campfire.graphs.fetch, campfire.graphs.zarr_out, campfire.workflows.outputs; "
+            "_warm_up(plots=False, zarr=True, resample=True); "
+            "print(sorted(m for m in ('campfire.transfer', 'urllib3', 'campfire.catalog.remote') if m in sys.modules))")
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "[]"
+
+
 def test_quick_look_pngs_are_written_at_fast_compression_with_the_same_pixels(tmp_path):
     """zlib level 1 (PNG_COMPRESS_LEVEL): ~10 ms less per PNG than PIL's default 6, the same image."""
     import io
