@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import pickle
 from typing import Any, Callable, Hashable, Iterable, Sequence
 
 import numpy as np
@@ -90,16 +91,35 @@ class Batch:
     """An opaque, picklable container of a partition's literal inputs.
 
     Dask's graph parser looks inside tuples, lists and dicts for keys; a batch of
-    spectrum references travels through it untouched when wrapped in this.
+    spectrum references travels through it untouched when wrapped in this. Pickled, the
+    items are one blob of bytes, unpickled where they are first read: the distributed
+    scheduler, which only passes a task on to a worker, never builds (and pickles again)
+    the thousands of references and photometry records of a run's graph.
     """
 
-    __slots__ = ("items",)
+    __slots__ = ("_items", "_blob")
 
     def __init__(self, items: Sequence[Any]):
-        self.items = tuple(items)
+        self._items: tuple | None = tuple(items)
+        self._blob: bytes | None = None
+
+    @property
+    def items(self) -> tuple:
+        """The items (unpickled on first use)."""
+        if self._items is None:
+            self._items, self._blob = pickle.loads(self._blob), None
+        return self._items
 
     def __reduce__(self):
-        return (Batch, (self.items,))
+        if self._items is None:
+            return (_batch_of_blob, (self._blob,))
+        try:
+            blob = pickle.dumps(self._items, protocol=pickle.HIGHEST_PROTOCOL)
+        except (pickle.PicklingError, AttributeError, TypeError):  # a lambda, say: as dask itself sends it
+            import cloudpickle
+
+            blob = cloudpickle.dumps(self._items, protocol=pickle.HIGHEST_PROTOCOL)
+        return (_batch_of_blob, (blob,))
 
     def __len__(self) -> int:
         return len(self.items)
@@ -109,6 +129,12 @@ class Batch:
 
     def __dask_tokenize__(self):
         return tokenize(*self.items)
+
+
+def _batch_of_blob(blob: bytes) -> Batch:
+    batch = Batch(())
+    batch._items, batch._blob = None, blob
+    return batch
 
 
 def layer_name(step: str, parent: str | None, params: Any) -> str:
