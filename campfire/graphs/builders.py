@@ -106,12 +106,12 @@ class Batch:
     @property
     def items(self) -> tuple:
         """The items (unpickled on first use)."""
-        if self._items is None:
-            self._items, self._blob = pickle.loads(self._blob), None
+        if self._items is None:  # the blob stays: two threads reading at once both get the items
+            self._items = pickle.loads(self._blob)
         return self._items
 
     def __reduce__(self):
-        if self._items is None:
+        if self._blob is not None:
             return (_batch_of_blob, (self._blob,))
         try:
             blob = pickle.dumps(self._items, protocol=pickle.HIGHEST_PROTOCOL)
