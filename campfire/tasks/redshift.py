@@ -973,6 +973,14 @@ def _peak_sigma(lnz: np.ndarray, chi2: np.ndarray, i: int, s: float) -> float:
     return math.sqrt(2.0 * s / curv) if curv > 0 else math.nan
 
 
+def _pz_cdf(lnz: np.ndarray, chi2: np.ndarray, chi2_min: float, s: float) -> tuple[np.ndarray, np.ndarray]:
+    """p(z) ∝ exp(−(χ² − χ²_min)/2s) on ``lnz`` (0 where χ² is not finite) and its running integral
+    (trapezoids in ln(1+z), starting at 0)."""
+    p = np.exp(-(chi2 - chi2_min) / (2.0 * s))
+    p[~np.isfinite(p)] = 0.0
+    return p, np.concatenate([[0.0], np.cumsum(0.5 * (p[1:] + p[:-1]) * np.diff(lnz))])
+
+
 def _posterior(lnz, chi2, lz_best, chi2_min, chi2_null, s, prior_width,
                temperature: float = CONFIDENCE_TEMPERATURE) -> tuple[float, float, float]:
     """``confidence`` and the 68% interval (ln(1+z)) from χ²(z).
@@ -990,16 +998,11 @@ def _posterior(lnz, chi2, lz_best, chi2_min, chi2_null, s, prior_width,
     if lnz.size < 2:
         return 0.0, lz_best, lz_best
 
-    def density(temperature):
-        p = np.exp(-(chi2 - chi2_min) / (2.0 * s * temperature))
-        p[~np.isfinite(p)] = 0.0
-        return p, np.concatenate([[0.0], np.cumsum(0.5 * (p[1:] + p[:-1]) * np.diff(lnz))])
-
-    p, cdf = density(1.0)
+    p, cdf = _pz_cdf(lnz, chi2, chi2_min, s)
     total = float(cdf[-1])
     if not total > 0:
         return 0.0, lz_best, lz_best
-    pt, cdf_t = density(temperature)
+    pt, cdf_t = _pz_cdf(lnz, chi2, chi2_min, s * temperature)
     near = np.abs(np.expm1(lnz - lz_best)) < 0.01
     m_near = float(np.trapezoid(pt * near, lnz))
     m_null = NULL_PRIOR_ODDS * prior_width * math.exp(
@@ -1023,9 +1026,7 @@ def _break_refined(lz_best: float, chi2_best: float, d: _Prepared, s: float, ste
     if lnz.size < 3:
         return lz_best
     chi2 = _chi2_grid(lnz, d, 0.0, engine, tables)
-    p = np.exp(-(chi2 - np.nanmin(chi2)) / (2.0 * s))
-    p[~np.isfinite(p)] = 0.0
-    cdf = np.concatenate([[0.0], np.cumsum(0.5 * (p[1:] + p[:-1]))])
+    _, cdf = _pz_cdf(lnz, chi2, np.nanmin(chi2), s)
     if not cdf[-1] > 0:
         return lz_best
     return float(np.interp(0.5 * cdf[-1], cdf, lnz))
