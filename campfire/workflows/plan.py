@@ -12,6 +12,7 @@ Nothing here computes; :mod:`campfire.workflows.runner` does, in one ``dask.comp
 """
 from __future__ import annotations
 
+import functools
 import os
 import pathlib
 from dataclasses import dataclass, field
@@ -270,8 +271,6 @@ def _fused(collections: list, plot_worker: str | None = None) -> list:
     ``priority`` annotations (the quick-look PNGs') are kept for the keys that remain and
     given to the tasks they depend on, which also go to ``plot_worker`` when one is named.
     """
-    import functools
-
     from dask.delayed import Delayed
     from dask.highlevelgraph import HighLevelGraph, MaterializedLayer
 
