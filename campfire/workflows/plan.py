@@ -418,7 +418,6 @@ def _zarr_layers(state: RunState, zarr_path: OutDir, reuse: bool, sel: Selection
         import zarr
 
         root = zarr.open_group(str(zarr_path), mode="a")
-        root.attrs.update({"workflow": wf.name, "provenance": jsonable(prov)})
     writes = []
     groups = [("spectra", state.spectra, sel.refs, lambda r: r.spectrum_id)]
     if state.objects is not None:
@@ -442,6 +441,10 @@ def _zarr_layers(state: RunState, zarr_path: OutDir, reuse: bool, sel: Selection
             )
         rows = [index[ident(r)] for r in coll.refs]
         writes.append(write_layer(coll, arrays, rows, chunk_rows, len(order)))
+    if root is not None:
+        # last: zarr re-reads the root's metadata for every array it creates below it, and the
+        # provenance makes that ~0.65 MB of JSON for the full demo (build_graph 0.18 -> 0.15 s)
+        root.attrs.update({"workflow": wf.name, "provenance": jsonable(prov)})
     return writes
 
 
