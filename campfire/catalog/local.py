@@ -64,10 +64,12 @@ __all__ = ["LocalCatalog"]
 log = logging.getLogger("campfire.catalog")
 
 _READERS = ("auto", "columnar", "rows")
-# "auto" reads a query that returns at most this many rows through rows: below ~500 the
-# columnar reader's fixed cost outweighs what it saves per row (bench/RESULTS.md, stop 23:
-# limit=10 2.9 ms by rows, 4.0 by columns; 500 rows 6.5 / 6.7; 3,000 rows 25 / 20)
-_ROWS_UP_TO = 500
+# "auto" reads a query that returns at most this many rows through rows: below ~150-200 the
+# columnar reader's fixed cost (~0.6 ms more) outweighs what it saves per row (~4 µs for
+# objects, ~2 for spectra). bench/RESULTS.md, stop 33: cones of 44 / 157 / 288 objects
+# 0.75 / 1.79 / 3.01 ms by rows, 1.20 / 1.74 / 2.40 by columns; query_spectra(limit=N)
+# 100 / 200 / 300 rows 5.63 / 6.31 / 7.04 ms by rows, 6.02 / 6.36 / 6.53 by columns
+_ROWS_UP_TO = 200
 
 
 def _reader() -> str:
