@@ -327,7 +327,7 @@ class LocalCatalog:
         q, plan = self._resolved_plan(q, bound=reader == "auto")
         sql, params = plan.sql, plan.params
         # auto: a small result (a page, a cone, a selective filter, nothing) through rows, a large one through
-        # columns. Not "the first 500 rows through rows, then columns": a sorted result's first row costs most
+        # columns. Not "the first rows through rows, then columns": a sorted result's first row costs most
         # of the query (the multi-filter of bench_query_rows: 20 of 27 ms), which would run twice
         if reader == "columnar" or (reader == "auto" and (plan.max_rows is None or plan.max_rows > _ROWS_UP_TO)):
             columns = columns_of(q.kind)
