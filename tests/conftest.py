@@ -52,3 +52,29 @@ def demo_root(tmp_path_factory):
             return pathlib.Path(prebuilt).absolute()
     root = tmp_path_factory.mktemp("demo") / "root"
     return campfire.demo.build(root, size="small", seed=0, progress=False)
+
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """One headless Chromium for the whole session (Debian's, never a downloaded one).
+
+    Shared by every browser test: Playwright's sync API runs one instance per thread, so a
+    second ``sync_playwright()`` while this one lives fails ("Sync API inside the asyncio loop").
+    """
+    import shutil
+
+    from shared_fixtures import missing_tool
+
+    if not shutil.which("chromium") and not os.path.exists(CHROMIUM):
+        missing_tool("no Chromium for the browser tests (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield b
+        b.close()

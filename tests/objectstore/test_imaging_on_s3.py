@@ -11,7 +11,6 @@ import contextlib
 import hashlib
 import io
 import json
-import os
 import pathlib
 import shutil
 import sqlite3
@@ -23,7 +22,7 @@ import fsspec
 import numpy as np
 import pytest
 import requests
-from shared_fixtures import link_copy, missing_tool
+from shared_fixtures import link_copy
 
 from campfire.errors import CampfireError, ValidationError
 from campfire.server.testing import ServerThread
@@ -31,7 +30,6 @@ from campfire.server.testing import ServerThread
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "portal"))  # portal_kit
 
 FOVS = [(5.0, None), (3.2, 128)]
-CHROMIUM = "/usr/bin/chromium"
 
 
 def _s3():
@@ -139,29 +137,24 @@ def test_a_client_on_the_root_and_one_on_the_server_get_the_same_cutout(pushed, 
 
 
 @contextlib.contextmanager
-def _browser_page():
-    """A page of Debian's headless Chromium (as the portal tests use); a script error on it fails the test."""
-    if not os.path.exists(CHROMIUM):
-        missing_tool("no Chromium for the portal check (apt-get install chromium)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--headless", "--disable-gpu"])
-        try:
-            page = browser.new_context(viewport={"width": 1480, "height": 1000}).new_page()
-            page.set_default_timeout(60_000)
-            errors: list[str] = []
-            page.on("pageerror", lambda err: errors.append(str(err)))
-            yield page
-            assert not errors, errors
-        finally:
-            browser.close()
+def _browser_page(browser):
+    """A page of the session's headless Chromium (tests/conftest.py); a script error on it fails the test."""
+    context = browser.new_context(viewport={"width": 1480, "height": 1000})
+    try:
+        page = context.new_page()
+        page.set_default_timeout(60_000)
+        errors: list[str] = []
+        page.on("pageerror", lambda err: errors.append(str(err)))
+        yield page
+        assert not errors, errors
+    finally:
+        context.close()
 
 
-def test_the_portal_draws_the_cutout_with_its_shutters(pushed):
+def test_the_portal_draws_the_cutout_with_its_shutters(pushed, browser):
     from portal_kit import login
 
-    with _browser_page() as page:
+    with _browser_page(browser) as page:
         login(page, types.SimpleNamespace(url=pushed.base), "alice")
         page.goto(f"{pushed.base}/objects/ember_uds_p4_123456")
         page.wait_for_selector("body[data-plots-ready='1']")

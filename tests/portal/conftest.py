@@ -13,16 +13,12 @@ from __future__ import annotations
 
 import os
 import pathlib
-import shutil
 
 import dask
 import pytest
 from portal_kit import Portal
-from shared_fixtures import link_copy, missing_tool
+from shared_fixtures import link_copy
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
 _ARTEFACTS: list[pathlib.Path] = []
 
 
@@ -57,19 +53,6 @@ def portal(demo_root, tmp_path_factory):
     thread = ServerThread(root).start()
     yield Portal(thread, root)
     thread.stop()
-
-
-@pytest.fixture(scope="session")
-def browser():
-    """One headless Chromium for the whole session (Debian's, never a downloaded one)."""
-    if not shutil.which("chromium") and not os.path.exists(CHROMIUM):
-        missing_tool("no Chromium for the portal's browser tests (apt-get install chromium)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
 
 
 class Watch:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import errno
+import gc
 import gzip
 import hashlib
 import json
@@ -238,6 +239,45 @@ def test_interrupted_sync_leaves_the_previous_catalog_intact(server, make_client
         cf.sync()
     assert sha(cf.data_dir / "meta" / "campfire.db") == full
     assert len(cf.query_spectra()) == cf.remote_catalog.counts()["spectra"] > n_before
+
+
+def test_an_export_cut_or_abandoned_releases_its_snapshot_when_the_response_ends(fresh_server, make_client):
+    """The server's temporary snapshot (a copy of the catalog) goes when the response ends, however it
+    ends — not at some later garbage collection, which the collector being off here stands for."""
+    exports = fresh_server.root / "cache" / "exports"
+
+    def released(after: str) -> None:
+        deadline = time.monotonic() + 30  # the server's cleanup runs right after the client sees the end
+        while list(exports.glob("export-*.db")):
+            assert time.monotonic() < deadline, (after, sorted(p.name for p in exports.iterdir()))
+            time.sleep(0.02)
+
+    cf = make_client(fresh_server.url)
+    gc.disable()
+    try:
+        fresh_server.faults.cut("/export", after_bytes=20_000)  # the server's send fails mid-stream
+        with pytest.raises(SyncInterrupted):
+            cf.sync()
+        released("a cut export")
+        # the client reads a little and hangs up (a bare socket: closed now, by us); slow enough that it
+        # leaves mid-stream (the demo's snapshot would fit in the socket buffers)
+        fresh_server.faults.throttle("/export", bytes_per_second=50_000)
+        host, port = fresh_server.url.split("//")[1].split(":")
+        with socket.create_connection((host, int(port)), timeout=30) as sock:
+            sock.sendall(f"GET /api/v1/export HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
+            got = b""
+            while len(got) < 8192:
+                block = sock.recv(4096)
+                assert block, got[:300]
+                got += block
+            assert b"x-campfire-export: sqlite-snapshot" in got.lower()
+            assert list(exports.glob("export-*.db"))  # (the snapshot it was reading)
+        released("an abandoned export")
+        fresh_server.faults.clear()
+        cf.sync()  # a whole one
+        released("a whole export")
+    finally:
+        gc.enable()
 
 
 def test_reprocessed_spectrum_is_stale_and_stale_only_fetches_exactly_it(fresh_server, make_client):

@@ -22,7 +22,6 @@ import threading
 from typing import Iterator
 
 from fastapi import APIRouter, Depends, Request
-from starlette.responses import StreamingResponse
 
 from campfire.catalog.columns import OBJECT_COLUMNS, objects_table, row_dict
 from campfire.catalog.db import change_stamp
@@ -32,6 +31,7 @@ from campfire.flags import FLAG_DESCRIPTIONS
 from campfire.server.encoding import json_response
 from campfire.server.portal.render import Viewer, render, viewer
 from campfire.server.portal.selection import PAGE_SIZES, Selection, selection_from_items
+from campfire.server.streaming import ClosingStreamingResponse
 
 __all__ = ["router", "visible_tags", "ecsv_header"]
 
@@ -202,24 +202,27 @@ def _header(kind: str) -> str:
     return buf.getvalue()
 
 
-def _download(request: Request, v: Viewer, kind: str) -> StreamingResponse:
+def _download(request: Request, v: Viewer, kind: str) -> ClosingStreamingResponse:
     sel = _selection(request)
     q = sel.query.resolve(v.catalog.vocabulary())
     rows = v.catalog.iter_rows(q)
 
     def body() -> Iterator[bytes]:
-        yield _header(kind).encode("utf-8")
-        chunk: list[str] = []
-        for row in rows:
-            chunk.append(_row_text(row))
-            if len(chunk) >= 2000:
+        try:
+            yield _header(kind).encode("utf-8")
+            chunk: list[str] = []
+            for row in rows:
+                chunk.append(_row_text(row))
+                if len(chunk) >= 2000:
+                    yield "".join(chunk).encode("utf-8")
+                    chunk = []
+            if chunk:
                 yield "".join(chunk).encode("utf-8")
-                chunk = []
-        if chunk:
-            yield "".join(chunk).encode("utf-8")
+        finally:
+            rows.close()  # the catalog cursor (a read transaction) ends with the download, cut or not
 
     media = "text/csv; charset=utf-8" if kind == "csv" else "text/plain; charset=utf-8"
-    return StreamingResponse(body(), media_type=media, headers={
+    return ClosingStreamingResponse(body(), media_type=media, headers={
         "Content-Disposition": f'attachment; filename="campfire-objects.{kind}"', "Cache-Control": "no-store"})
 
 

@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 
 from campfire.server.archive import Archive, Caller
 from campfire.server.deps import caller, get_archive
 from campfire.server.export import plan_export
 from campfire.server.params import no_extra, query_params
+from campfire.server.streaming import ClosingStreamingResponse
 
 __all__ = ["router"]
 
@@ -24,7 +25,8 @@ def export(request: Request, c: Caller = Depends(caller), archive: Archive = Dep
     own_only = archive.blind_inspections and not c.is_admin
     plan = plan_export(archive.db_path, c.visibility, since=since, catalog_id=archive.catalog_id(),
                        workdir=archive.root / "cache" / "exports", own_inspections_only=own_only)
-    return StreamingResponse(
+    # closed when the response ends: a cut or abandoned sync releases its temporary snapshot now
+    return ClosingStreamingResponse(
         plan.chunks, media_type="application/gzip",
         headers={"X-Campfire-Export": plan.kind, "X-Campfire-Cursor": plan.cursor, "Cache-Control": "no-store"},
     )

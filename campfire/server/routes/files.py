@@ -7,7 +7,7 @@ from typing import Iterator
 
 from fastapi import APIRouter, Depends, Request, Security
 from starlette.concurrency import run_in_threadpool
-from starlette.responses import FileResponse, MalformedRangeHeader, RangeNotSatisfiable, Response, StreamingResponse
+from starlette.responses import FileResponse, MalformedRangeHeader, RangeNotSatisfiable, Response
 
 from campfire.errors import NotFoundError, ValidationError
 from campfire.io.fits import read_redshift_fit, read_spectrum_2d
@@ -17,6 +17,7 @@ from campfire.server.encoding import arrays_json, json_response
 from campfire.server.errors import APIProblem
 from campfire.server.params import no_extra, query_params
 from campfire.server.records import spectrum_or_404
+from campfire.server.streaming import ClosingStreamingResponse
 
 __all__ = ["router"]
 
@@ -120,7 +121,8 @@ def _object_store_file(archive: Archive, row, request: Request, headers: dict, s
     if request.method == "HEAD":
         return Response(status_code=status, headers=out, media_type="application/fits")
     f = archive.products.open(fits_path)  # a missing object: NotFoundError (404) before any byte is sent
-    return StreamingResponse(_read_span(f, start, end), status_code=status, headers=out, media_type="application/fits")
+    return ClosingStreamingResponse(_read_span(f, start, end), status_code=status, headers=out,
+                                    media_type="application/fits")
 
 
 def _span(request: Request, headers: dict, size: int, ranges: list[tuple[int, int]],
