@@ -21,6 +21,7 @@ import subprocess
 import sys
 import textwrap
 import time
+import urllib.parse
 
 import dask
 import pytest
@@ -262,8 +263,9 @@ def test_an_export_cut_or_abandoned_releases_its_snapshot_when_the_response_ends
         # the client reads a little and hangs up (a bare socket: closed now, by us); slow enough that it
         # leaves mid-stream (the demo's snapshot would fit in the socket buffers)
         fresh_server.faults.throttle("/export", bytes_per_second=50_000)
-        host, port = fresh_server.url.split("//")[1].split(":")
-        with socket.create_connection((host, int(port)), timeout=30) as sock:
+        url = urllib.parse.urlsplit(fresh_server.url)
+        host = url.hostname
+        with socket.create_connection((host, url.port), timeout=30) as sock:
             sock.sendall(f"GET /api/v1/export HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
             got = b""
             while len(got) < 8192:
