@@ -253,9 +253,13 @@ class LazySpectra(DaskMethodsMixin):
         return list(dict.fromkeys(r.object_id for r in self.refs))
 
     def __repr__(self) -> str:
-        what = "objects" if self.kind == "objects" else "spectra"
+        n, parts = len(self), self.npartitions
+        if self.kind == "objects":
+            what = "object" if n == 1 else "objects"
+        else:
+            what = "spectrum" if n == 1 else "spectra"
         steps = " → ".join(s for s, _ in self.steps) or "select"
-        return f"LazySpectra<{steps}, {len(self)} {what}, {self.npartitions} partitions>"
+        return f"LazySpectra<{steps}, {n} {what}, {parts} partition{'' if parts == 1 else 's'}>"
 
     # ---------------------------------------------------------------------------- constructors
     @classmethod
@@ -268,7 +272,7 @@ class LazySpectra(DaskMethodsMixin):
         >>> from campfire.tasks.batch import SpectrumRef
         >>> lazy = LazySpectra.from_refs([SpectrumRef('a', object_id='o', url='memory://arch/a.spec.fits')])
         >>> lazy
-        LazySpectra<select, 1 spectra, 1 partitions>
+        LazySpectra<select, 1 spectrum, 1 partition>
         """
         refs = list(refs)
         size = config.get("graph.batch-size", override_with=batch_size)

@@ -304,7 +304,8 @@ class SpectrumCollection(Sequence):
     def __repr__(self) -> str:
         head = ", ".join(s.spectrum_id for s in self._spectra[:3])
         more = ", ..." if len(self) > 3 else ""
-        return f"SpectrumCollection({len(self)} spectra: {head}{more})"
+        n = len(self)
+        return f"SpectrumCollection({n} spectr{'um' if n == 1 else 'a'}: {head}{more})"
 
     def __reduce__(self):
         return (functools.partial(SpectrumCollection, lazy=self._lazy), (self._spectra,))

@@ -252,6 +252,8 @@ def test_collection_indexing_and_photometry():
     assert coll.gratings == ["G395M", "PRISM"]
     assert len(coll.to_table()) == 3 and coll.to_table()["dq_flags"][0] == 1
     assert [s.spectrum_id for s in coll] == ["a", "b", "c"]
+    assert repr(coll) == "SpectrumCollection(3 spectra: a, b, c)"
+    assert repr(coll[coll.grating == "G395M"]) == "SpectrumCollection(1 spectrum: b)"
     with pytest.raises(ValidationError, match="mask"):
         coll[np.array([True, False])]
     phot = Photometry(["F150W", "f444w"], [1.0, 2.0], [0.1, 0.2], [1.5, 4.4], catalog="UVCANDELS", photo_z=3.51)
