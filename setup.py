@@ -1,7 +1,8 @@
-"""The one compiled part of the build: campfire's resampling kernels in C (campfire/tasks/_cresample.c).
+"""The compiled part of the build: campfire's resampling kernels (campfire/tasks/_cresample.c) and the
+redshift fit's χ² kernel (campfire/tasks/_czfit.c) in C.
 
 Everything else is in pyproject.toml. The extension is optional: without a C compiler the
-install still succeeds (setuptools prints the error and goes on) and resampling falls back to
+install still succeeds (setuptools prints the error and goes on) and the kernels fall back to
 numba, then numpy (campfire.tasks._jit). ``pip install -e .`` builds it in place.
 """
 from setuptools import Extension, setup
@@ -24,6 +25,7 @@ class BuildExt(build_ext):
 
 
 setup(
-    ext_modules=[Extension("campfire.tasks._cresample", ["campfire/tasks/_cresample.c"], optional=True)],
+    ext_modules=[Extension("campfire.tasks._cresample", ["campfire/tasks/_cresample.c"], optional=True),
+                 Extension("campfire.tasks._czfit", ["campfire/tasks/_czfit.c"], optional=True)],
     cmdclass={"build_ext": BuildExt},
 )
