@@ -57,18 +57,21 @@ def _progress(total: int, desc: str, enabled: bool):
 # for the one-line announcement of a build: CPU seconds per simulated spectrum (simulation,
 # redshift fit, FITS and truth files) and per imaging field, and the rest (start-up, the
 # plan, the catalog: serial), so the small demo says ~15 s on 2 cores (bench/bench_demo_build.py,
-# stop 25: ~15 s warm on a quiet machine), plus the kernels' compilation on a machine that
-# never ran the fit (~26 s)
+# stop 25: ~15 s warm on a quiet machine), plus numba's compilation of the fit's kernels on a
+# machine that never ran the fit and has no C compiler (~26 s)
 _CPU_PER_SPECTRUM = 0.05
 _CPU_PER_FIELD = 1.0
 _CPU_FIXED = 2.0
-_COMPILE_SECONDS = 11.0  # wall: the build compiles the fit's kernels once when numba's cache has none
+_COMPILE_SECONDS = 11.0  # wall: numba compiles the fit's kernels once when its cache has none
 
 
-def _fit_kernels_cached() -> bool:
-    """Whether numba's on-disk cache holds the redshift fit's kernel (a build then skips compiling)."""
-    from campfire.tasks._jit import numba_cache_dir
+def _fit_kernels_ready() -> bool:
+    """Whether the redshift fit needs no compiling: its C kernel was built at install, or numba's
+    on-disk cache holds its kernels."""
+    from campfire.tasks._jit import numba_cache_dir, resolve_engine
 
+    if resolve_engine("auto") != "numba":  # C (or numpy: nothing to compile)
+        return True
     return any(pathlib.Path(numba_cache_dir()).glob("**/_numba_kernels.zfit_chi2_grid-*.nbi"))
 
 
@@ -81,7 +84,7 @@ def _announce(size: str, seed: int, root: pathlib.Path, plan: survey.Plan | None
         n_fields = len({o.field for o in plan.objects})
         cpu = _CPU_PER_SPECTRUM * n_spec + _CPU_PER_FIELD * n_fields
         seconds = _CPU_FIXED + cpu / min(workers, os.cpu_count() or 1)
-        if not _fit_kernels_cached():
+        if not _fit_kernels_ready():
             seconds += _COMPILE_SECONDS
         what = f"the {size} demo archive ({len(plan.objects)} objects, {n_spec} spectra)"
     cores = min(workers, os.cpu_count() or 1)
@@ -152,8 +155,8 @@ def _pool_context():
     """The multiprocessing context of the build's workers: fork when it is safe, else spawn.
 
     fork on Linux when this process runs no other thread (the command line): the workers
-    start with campfire imported and, when numba's cache has them, the redshift fit's
-    kernels loaded (:func:`_run_tasks`). spawn when other threads run (Dask, Jupyter: a
+    start with campfire imported and the redshift fit's kernels loaded (C, or numba's when its
+    cache has them) (:func:`_run_tasks`). spawn when other threads run (Dask, Jupyter: a
     forked child can deadlock on a lock one of them held) and on macOS, where fork is
     unsafe with the system's libraries.
     """
@@ -172,7 +175,7 @@ def _announce_compile(progress: bool) -> None:
 
 
 def _load_fit_kernels() -> None:
-    """Fit a tiny flat spectrum: numba loads the fit's compiled kernels (compiles them if not cached)."""
+    """Fit a tiny flat spectrum: the fit's kernels load (numba's are compiled if not cached)."""
     from campfire.models import SpectrumData
     from campfire.tasks.redshift import fit_redshift
 
@@ -185,8 +188,8 @@ def _run_tasks(tasks: list[tuple], workers: int, progress: bool, fits_from: int 
     """Run (function, args) tasks, in worker processes when ``workers`` > 1; results in order.
 
     ``tasks[fits_from:]`` run the redshift fit, the ones before do not. Forked workers get
-    the fit's kernels from this process: loaded before the fork when numba's cache holds
-    them; otherwise compiled here once (not once per worker) while the workers run the
+    the fit's kernels from this process: loaded before the fork when they are C or in numba's
+    cache; otherwise numba compiles them here once (not once per worker) while the workers run the
     first tasks, and then loaded by each worker from the cache just written.
     """
     from threadpoolctl import threadpool_limits
@@ -199,7 +202,7 @@ def _run_tasks(tasks: list[tuple], workers: int, progress: bool, fits_from: int 
         if workers > 1:
             context = _pool_context()
             if context.get_start_method() == "fork":
-                compile_here = not _fit_kernels_cached()
+                compile_here = not _fit_kernels_ready()
                 if compile_here:
                     _announce_compile(progress)
                     kernels()  # numba and the kernel module imported once, before the fork

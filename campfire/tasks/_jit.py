@@ -1,16 +1,19 @@
 """Lazy access to the compiled kernels: C (built at install) and numba (compiled on first use).
 
-The resampling kernels exist three times, tried in this order by ``engine="auto"``:
+Two families of kernels, the resampling (:mod:`campfire.tasks.resample`) and the redshift
+fit's χ² grid (:mod:`campfire.tasks.redshift`), each exist three times, tried in this order by
+``engine="auto"``:
 
-1. ``'c'``: :mod:`campfire.tasks._cresample`, a C extension built by ``pip install`` when a C
-   compiler is there (optional: the install succeeds without one). Loading it costs ~1 ms, so
-   a fresh process's (or Dask worker's) first resampling call never starts numba.
-2. ``'numba'``: :mod:`campfire.tasks._numba_resample`; the same numbers bit for bit. numba is a
-   dependency, imported only when first needed (~0.25 s, and its first compiled call ~0.35 s
-   more: numba's registries, SciPy's BLAS probe).
-3. ``'numpy'``: the fallback in :mod:`campfire.tasks.resample` (the same numbers to a few ulps).
+1. ``'c'``: :mod:`campfire.tasks._cresample` and :mod:`campfire.tasks._czfit`, C extensions
+   built by ``pip install`` when a C compiler is there (optional: the install succeeds without
+   one). Loading one costs ~1 ms, so a fresh process's (or Dask worker's) first call never
+   starts numba, and a new machine never waits for numba to compile the fit (11–14 s).
+2. ``'numba'``: :mod:`campfire.tasks._numba_resample` and :mod:`campfire.tasks._numba_kernels`;
+   the same numbers bit for bit. numba is a dependency, imported only when first needed
+   (~0.25 s, its first compiled call ~0.35 s more: numba's registries, SciPy's BLAS probe; the
+   fit's kernels compile once per machine, then load from numba's cache).
+3. ``'numpy'``: the fallbacks in the task modules (the same numbers to a few ulps).
 
-The redshift fit's kernels (:func:`kernels`) are numba only: engines 'auto', 'numba', 'numpy'.
 Each loader returns ``None`` when its kernels cannot be loaded, so callers fall back.
 """
 from __future__ import annotations
@@ -23,11 +26,12 @@ from types import ModuleType
 
 from campfire.errors import ValidationError
 
-__all__ = ["c_available", "c_kernels", "kernels", "numba_available", "numba_cache_dir", "resample_kernels",
-           "resolve_engine", "ENGINES", "RESAMPLE_ENGINES"]
+__all__ = ["c_available", "c_kernels", "fit_c_kernels", "kernels", "numba_available", "numba_cache_dir",
+           "resample_kernels", "resolve_engine", "ENGINES", "FAMILIES"]
 
-ENGINES = ("auto", "numba", "numpy")  # the redshift fit
-RESAMPLE_ENGINES = ("auto", "c", "numba", "numpy")
+ENGINES = ("auto", "c", "numba", "numpy")  # of every family
+# the C extension of each family of kernels
+FAMILIES = {"fit": "_czfit", "resample": "_cresample"}
 # set (≠ 0) in the environment: campfire does not load its C extension (engine "auto" uses numba,
 # then numpy), and the test suite accepts that the extension is not built (tests/tasks/test_resample_c.py)
 DISABLE_C_ENV = "CAMPFIRE_DISABLE_C"
@@ -94,20 +98,30 @@ def _disabled(variable: str) -> bool:
 
 
 @functools.lru_cache(maxsize=None)
-def c_kernels() -> ModuleType | None:
-    """The resampling kernels in C (:mod:`campfire.tasks._cresample`), or None when the extension
-    was not built (no C compiler at install) or ``CAMPFIRE_DISABLE_C=1`` is set."""
+def _c_module(name: str) -> ModuleType | None:
+    """The C extension ``campfire.tasks.<name>``, or None when it was not built (no C compiler at
+    install) or ``CAMPFIRE_DISABLE_C=1`` is set."""
     if _disabled(DISABLE_C_ENV):
         return None
     try:
-        return importlib.import_module("campfire.tasks._cresample")
+        return importlib.import_module(f"campfire.tasks.{name}")
     except ImportError:
         return None
 
 
-def c_available() -> bool:
-    """True when the C resampling kernels load (the extension was built at install)."""
-    return c_kernels() is not None
+def c_kernels() -> ModuleType | None:
+    """The resampling kernels in C (:mod:`campfire.tasks._cresample`), or None (see :func:`_c_module`)."""
+    return _c_module(FAMILIES["resample"])
+
+
+def fit_c_kernels() -> ModuleType | None:
+    """The redshift fit's χ² kernel in C (:mod:`campfire.tasks._czfit`), or None (see :func:`_c_module`)."""
+    return _c_module(FAMILIES["fit"])
+
+
+def c_available(family: str = "resample") -> bool:
+    """True when the C kernels of ``family`` (``'resample'`` or ``'fit'``) load (built at install)."""
+    return _c_module(FAMILIES[family]) is not None
 
 
 def kernels() -> ModuleType | None:
@@ -128,23 +142,28 @@ def numba_available() -> bool:
     return _load("_numba_resample") is not None
 
 
-def resolve_engine(engine: str | None, *, allowed: tuple[str, ...] = ENGINES) -> str:
-    """The implementation ``engine`` names among ``allowed`` (:data:`ENGINES`, the redshift fit's, or
-    :data:`RESAMPLE_ENGINES`): 'auto' is the first of 'c' (when allowed), 'numba', 'numpy' that loads.
+def resolve_engine(engine: str | None, *, family: str = "fit") -> str:
+    """The implementation ``engine`` names for the kernels of ``family`` (``'fit'``, the redshift
+    fit's, or ``'resample'``): 'auto' is the first of 'c', 'numba', 'numpy' that loads.
 
     Raises
     ------
     ValidationError
-        An engine not in ``allowed``, or one asked for by name that cannot be loaded.
+        An engine not in :data:`ENGINES`, or one asked for by name that cannot be loaded.
+
+    Examples
+    --------
+    >>> resolve_engine("numpy")
+    'numpy'
     """
     key = "auto" if engine is None else str(engine).lower()
-    if key not in allowed:
-        raise ValidationError(f"engine: expected one of {', '.join(allowed)}, got {engine!r}")
+    if key not in ENGINES:
+        raise ValidationError(f"engine: expected one of {', '.join(ENGINES)}, got {engine!r}")
     if key == "auto":
-        if "c" in allowed and c_available():
+        if c_available(family):
             return "c"
         return "numba" if numba_available() else "numpy"
-    if key == "c" and not c_available():
+    if key == "c" and not c_available(family):
         why = (f"{DISABLE_C_ENV} is set" if _disabled(DISABLE_C_ENV) else
                "campfire's C extension was not built (reinstall campfire where a C compiler is installed)")
         raise ValidationError(f"engine: 'c' was asked for but {why}")

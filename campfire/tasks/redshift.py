@@ -92,7 +92,7 @@ import numpy as np
 
 from campfire.errors import ValidationError
 from campfire.flags import DQFlags
-from campfire.tasks._jit import kernels, resolve_engine
+from campfire.tasks._jit import fit_c_kernels, kernels, resolve_engine
 
 __all__ = ["fit_redshift", "redshift_alternatives", "resolving_power", "LINE_COMPONENTS", "FIT_KEYS"]
 
@@ -924,7 +924,7 @@ def _chi2_grid(lnz: np.ndarray, d: _Prepared, smear: float, engine: str, tables:
     tables = d.tables if tables is None else tables
     if engine == "numpy":
         return _chi2_dense(lnz, d, smear, tables)
-    k = kernels()
+    k = fit_c_kernels() if engine == "c" else kernels()
     ptr, xrest, ratio, sig_intr, kind = tables
     cidx, cval, nc, pcc, pcy, ywy, sw, sy, sc, ped, pcp, ppp, vpp, spd, tforest = _kernel_inputs(d)
     out = np.empty(lnz.size)
@@ -1057,8 +1057,9 @@ def fit_redshift(
         line widths; when it is empty it is guessed from the pixel sampling.
     z_range : tuple of float
         (z_min, z_max) searched, 0 ≤ z_min < z_max ≤ 30.
-    engine : {'auto', 'numba', 'numpy'}
-        'auto' uses the compiled kernel when numba is installed.
+    engine : {'auto', 'c', 'numba', 'numpy'}
+        'auto' uses the compiled kernel: C when it was built at install, else numba's
+        (the same numbers bit for bit), else numpy.
     bad_background : bool, optional
         The spectrum carries a residual of a bad background subtraction: its
         ``confidence`` is tempered more (:data:`BAD_BACKGROUND_TEMPERATURE`). By

@@ -34,7 +34,7 @@ from typing import Sequence
 import numpy as np
 
 from campfire.errors import ValidationError
-from campfire.tasks._jit import RESAMPLE_ENGINES, c_kernels, resample_kernels, resolve_engine
+from campfire.tasks._jit import c_kernels, resample_kernels, resolve_engine
 
 __all__ = [
     "resample_flux",
@@ -307,7 +307,7 @@ def _kernels(eng: str):
 @functools.lru_cache(maxsize=1)
 def _one_kernel():
     """The compiled one-spectrum kernel of ``engine='auto'`` (C, else numba), or None (looked up once)."""
-    eng = resolve_engine("auto", allowed=RESAMPLE_ENGINES)
+    eng = resolve_engine("auto", family="resample")
     return None if eng == "numpy" else _kernels(eng).resample_one_checked
 
 
@@ -411,7 +411,7 @@ def resample_flux(
             raise ValidationError(f"flux_err: expected the shape of flux {f.shape}, got {e.shape}")
     min_cov = _check_coverage(min_coverage)
     fill = float(fill)
-    eng = resolve_engine(engine, allowed=RESAMPLE_ENGINES)
+    eng = resolve_engine(engine, family="resample")
     if eng == "numpy":
         out_f, out_e = _resample_numpy(new_w, old_w, f, e, fill, min_cov)
     else:
@@ -483,7 +483,7 @@ def resample_batch(
     min_cov = _check_coverage(min_coverage)
     fill = float(fill)
     has_err = errors is not None
-    eng = resolve_engine(engine, allowed=RESAMPLE_ENGINES)
+    eng = resolve_engine(engine, family="resample")
     n_spec = len(wavelengths)
     if len(fluxes) != n_spec or (has_err and len(errors) != n_spec):
         raise ValidationError("wavelengths, fluxes, errors: expected one entry per spectrum in each")

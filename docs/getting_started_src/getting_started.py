@@ -21,10 +21,11 @@ campfire needs Python 3.11 or newer. From a clone of the repository::
 ``plotting`` extra (Plotly helpers). The core — queries, FITS I/O, calibration,
 stacking, Dask graphs, matplotlib quick-looks — needs no extra. Where a C compiler is
 installed (``gcc`` on Linux, Xcode's command line tools on macOS), the install also
-compiles campfire's resampling kernels (a small C extension): a fresh process then
-resamples from its first call, without starting numba. Without a compiler the install
-still succeeds and resampling uses numba's kernels, the same numbers bit for bit (their
-first call in a process costs ~0.6 s more). The install puts the ``campfire`` command on
+compiles campfire's resampling and redshift-fit kernels (two small C extensions): a fresh
+process then resamples and fits from its first call, without starting numba. Without a
+compiler the install still succeeds and both use numba's kernels, the same numbers bit for
+bit (their first call in a process costs ~0.6 s more, and the first redshift fit on a
+machine compiles the fit for 11–14 s, once). The install puts the ``campfire`` command on
 your path:
 
 .. command-output:: campfire --help

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import importlib.util
 import json
 import math
 import os
@@ -561,9 +562,10 @@ def test_same_seed_gives_identical_files(tmp_path, monkeypatch):
         b = _build(tmp_path / "b", "small", 5, workers=2, progress=False, n_objects=40, n_spectra=80)
     ha, hb = _tree_hashes(a), _tree_hashes(b)
     assert ha == hb and len(ha) > 150
-    # ... and forked ones (a new single-threaded process, as on the command line), on a machine
-    # whose numba cache is empty: the kernels are compiled once, here, while the workers render
-    # the imaging, and the workers load them from the cache
+    # ... and forked ones (a new single-threaded process, as on the command line). With the fit's C
+    # kernel (built at install) nothing compiles; without it (CAMPFIRE_DISABLE_C: a machine without a
+    # C compiler) and with numba's cache empty, the kernels are compiled once, here, while the workers
+    # render the imaging, and the workers load them from the cache. The same bytes either way
     code = ("import campfire.demo.builder as B, pathlib, sys\n"
             "pool_context = B._pool_context\n"
             "def spy():\n"
@@ -572,13 +574,15 @@ def test_same_seed_gives_identical_files(tmp_path, monkeypatch):
             "    return ctx\n"
             "B._pool_context = spy\n"
             "B._build(pathlib.Path(sys.argv[1]), 'small', 5, workers=2, progress=True, n_objects=40, n_spectra=80)\n")
-    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "numba"))
-    out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "f")], env=env, capture_output=True, text=True,
-                         timeout=600)
-    assert out.returncode == 0, out.stderr[-2000:]
-    assert out.stdout.split() == ["fork"]
-    assert "campfire: compiling the redshift fit (once per machine" in out.stderr
-    assert _tree_hashes(tmp_path / "f") == ha
+    fit_in_c = importlib.util.find_spec("campfire.tasks._czfit") is not None
+    for disable_c, compiles in (("0", not fit_in_c), ("1", True)):
+        env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / f"numba{disable_c}"), CAMPFIRE_DISABLE_C=disable_c)
+        out = subprocess.run([sys.executable, "-c", code, str(tmp_path / f"f{disable_c}")], env=env,
+                             capture_output=True, text=True, timeout=600)
+        assert out.returncode == 0, out.stderr[-2000:]
+        assert out.stdout.split() == ["fork"]
+        assert ("campfire: compiling the redshift fit (once per machine" in out.stderr) == compiles, out.stderr
+        assert _tree_hashes(tmp_path / f"f{disable_c}") == ha
     c = _build(tmp_path / "c", "small", 6, workers=1, progress=False, n_objects=40, n_spectra=80)
     hc = _tree_hashes(c)
     assert hc["meta/campfire.db"] != ha["meta/campfire.db"]

@@ -20,7 +20,7 @@ import pytest
 
 from campfire.errors import ValidationError
 from campfire.tasks import _jit
-from campfire.tasks._jit import DISABLE_C_ENV, RESAMPLE_ENGINES, c_kernels, numba_available, resolve_engine
+from campfire.tasks._jit import DISABLE_C_ENV, c_kernels, numba_available, resolve_engine
 from campfire.tasks.resample import resample_batch, resample_flux
 
 C_DISABLED = os.environ.get(DISABLE_C_ENV, "").strip() not in ("", "0")
@@ -31,14 +31,14 @@ CASES = 2500
 def test_the_extension_is_built_and_auto_takes_it():
     if C_DISABLED:
         assert c_kernels() is None
-        assert resolve_engine("auto", allowed=RESAMPLE_ENGINES) == ("numba" if numba_available() else "numpy")
+        assert resolve_engine("auto", family="resample") == ("numba" if numba_available() else "numpy")
         with pytest.raises(ValidationError, match=f"^engine: 'c' was asked for but {DISABLE_C_ENV} is set"):
             resample_flux(np.arange(3.0), np.arange(3.0), np.ones(3), engine="c")
         return
     assert c_kernels() is not None, (
         "campfire.tasks._cresample is not built: `pip install -e .` where a C compiler is installed "
         f"(or set {DISABLE_C_ENV}=1 to run the tests without it on purpose)")
-    assert resolve_engine("auto", allowed=RESAMPLE_ENGINES) == "c"
+    assert resolve_engine("auto", family="resample") == "c"
     assert numba_available(), "numba, the reference of the bit-for-bit tests, is a dependency"
 
 
