@@ -4,7 +4,9 @@ The resampling kernels live in :mod:`campfire.tasks._numba_resample`, so a proce
 resamples does not define (or load) these.
 
 Each kernel has a plain-numpy twin in the task module that uses it; tests check that
-the two agree. ``cache=True`` stores the machine code on disk so the one-off compile
+the two agree. ``zfit_chi2_grid`` is also ported line for line to C
+(``campfire/tasks/_czfit.c``, what ``engine='auto'`` runs where it was built): a change
+here is made there too, and ``tests/tasks/test_redshift_c.py`` checks the two to the bit. ``cache=True`` stores the machine code on disk so the one-off compile
 (a few seconds) is paid once per machine, not once per process; the files go to a user
 cache directory (:func:`campfire.tasks._jit.numba_cache_dir`), never into the package.
 The redshift fit's small helpers are left to LLVM's inliner: numba's own

@@ -77,9 +77,11 @@ prior in ln(1+z), s = max(1, χ²_min/dof) absorbing underestimated errors (:fun
   contain ``redshift`` when p(z) has several peaks, with a systematic floor
   (:data:`Z_SYS_FRACTION` of the resolution) added in quadrature.
 
-A compiled kernel (numba) evaluates the grid in ≈30–60 ms per PRISM spectrum; a
-plain numpy implementation of the same model (:func:`_chi2_dense`) is the fallback
-and the reference the kernel is tested against.
+A compiled kernel evaluates the grid in ≈30–45 ms per PRISM spectrum: C
+(:mod:`campfire.tasks._czfit`, built at install) or numba's
+(:mod:`campfire.tasks._numba_kernels`), the same numbers bit for bit; a plain numpy
+implementation of the same model (:func:`_chi2_dense`) is the fallback and the reference
+the kernels are tested against.
 """
 from __future__ import annotations
 
