@@ -88,7 +88,10 @@ def test_other_endpoints_answer_while_renders_queue(limited):
     burst = time.monotonic() - t0
     latencies = poller.latencies
     assert poller.failures == 0
-    assert len(latencies) >= 3 and max(latencies) < 0.25 * burst, (burst, sorted(latencies)[-3:])
+    # blocked behind the queue, every poll during the burst would wait for renders; one poll may meet
+    # a render holding the GIL in a C call (Agg, ~0.35 s once in a CI run), never the queue's length
+    slowest = sorted(latencies)
+    assert len(slowest) >= 3 and slowest[-2] < 0.25 * burst and slowest[-1] < 0.6 * burst, (burst, slowest[-3:])
 
 
 def test_size_range_is_imaging_s_and_documented(limited):
