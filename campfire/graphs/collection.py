@@ -84,6 +84,7 @@ from campfire.graphs.failures import Results
 from campfire.graphs.builders import bind, layer_name
 from campfire.graphs.fetch import is_server_url, open_items, resolve_items
 from campfire.graphs.selection import partition_refs, refs_from_rows, refs_from_spectra
+from campfire.io.store import is_object_url
 from campfire.models import Photometry, SpectrumData
 from campfire.tasks import batch as B
 from campfire.tasks.resample import check_grid
@@ -481,20 +482,23 @@ class LazySpectra(DaskMethodsMixin):
         """
         if self.stage != "refs":
             return self
-        # the transfer layer (HTTP, credentials: ~0.1 s of imports) here, not where a worker
-        # unpickles a task of this module
-        from campfire.transfer.workers import ServerFiles, cached_object, is_object_url
-
-        download = None
+        download = cache = None
         if any(is_server_url(r.url) for r in self.refs):
             if self.client is None:
                 raise ValidationError("download: server files need the Campfire client they came from "
                                       "(build the collection with cf.lazy_spectra(...))")
+        # the transfer layer (HTTP, credentials: 0.15 s of imports) only when a file needs it, and here,
+        # not where a worker unpickles a task of this module
         if self.client is not None and getattr(self.client, "base_url", None) and any(
                 is_server_url(r.url) or r.dest for r in self.refs):
+            from campfire.transfer.workers import ServerFiles
+
             # picklable: a worker without the client's disk fetches into its own cache (campfire.transfer.workers)
             download = ServerFiles(self.client.remote_catalog, self.client.data_dir)
-        cache = cached_object if any(r.file_hash and is_object_url(r.url) for r in self.refs) else None
+        if any(r.file_hash and is_object_url(r.url) for r in self.refs):
+            from campfire.transfer.workers import cached_object
+
+            cache = cached_object
         token = (self.errors, None if self.client is None else (self.client.base_url, str(self.client.data_dir)))
         return self.map_partitions(bind(resolve_items, errors=self.errors, download=download, cache=cache),
                                    step="download",

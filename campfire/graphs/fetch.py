@@ -27,6 +27,7 @@ from dataclasses import replace
 from typing import Callable, Sequence
 
 from campfire.errors import CampfireError, NotFoundError
+from campfire.io.store import is_object_url
 from campfire.models import SpectrumData
 from campfire.tasks.batch import Item, SpectrumRef, each_item
 
@@ -87,8 +88,6 @@ def resolve_items(
                 raise CampfireError(f"{ref.spectrum_id}: remote file but no downloader configured")
             return replace(it, value=str(download(ref)))
         if cache is not None and ref.file_hash:
-            from campfire.transfer.workers import is_object_url  # the transfer layer (~0.1 s): only here
-
             if is_object_url(ref.url):
                 return replace(it, value=str(cache(ref)))
         import fsspec.core

@@ -120,7 +120,8 @@ def _location(cf, row: dict, storage_root: str | None, prefer_server: bool = Fal
     if storage_root:
         return join_url(storage_root, rel), ""
     local = row.get("local_path") or ""
-    if local and os.path.exists(local):
+    # without a server or an object store there is nowhere else to read it from: unchecked, as below
+    if local and (not (base or products) or os.path.exists(local)):
         return local, rel if base else ""  # with a server, a worker that cannot see the copy fetches it
     if products is not None and rel:  # an archive root whose products live on an object store
         return products.location(rel), ""

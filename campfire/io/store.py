@@ -34,7 +34,7 @@ from typing import Any, BinaryIO
 from campfire.errors import CampfireError, ImagingError, NotFoundError, ValidationError
 
 __all__ = ["ProductStore", "ImagingStore", "PRODUCTS_URL_KEY", "PRODUCTS_DIR", "IMAGING_URL_KEY", "IMAGING_DIR",
-           "is_url", "check_store_url", "check_products_url", "check_reachable", "store_from_meta",
+           "is_url", "is_object_url", "check_store_url", "check_products_url", "check_reachable", "store_from_meta",
            "imaging_store_from_meta"]
 
 PRODUCTS_URL_KEY = "products_url"  # the archive_meta key of an archive's object-store products
@@ -46,6 +46,21 @@ IMAGING_DIR = "imaging"
 def is_url(path: str | os.PathLike) -> bool:
     """True for an fsspec URL (``s3://``, ``memory://``, ``file://``), False for a plain path."""
     return "://" in str(path)
+
+
+_LOCAL_PROTOCOLS = ("file", "local", "memory")
+
+
+def is_object_url(url: str) -> bool:
+    """True for a file on remote storage that fsspec reads (``s3://``, ``gs://``...), not a local or in-memory one.
+
+    Examples
+    --------
+    >>> is_object_url('s3://bucket/dja/a.spec.fits'), is_object_url('memory://a.fits'), is_object_url('/data/a.fits')
+    (True, False, False)
+    """
+    protocol, sep, _ = url.partition("://")
+    return bool(sep) and protocol.split("::")[-1] not in _LOCAL_PROTOCOLS and protocol not in ("http", "https")
 
 
 def check_store_url(url: str | None, name: str = PRODUCTS_URL_KEY) -> str | None:

@@ -41,6 +41,7 @@ import threading
 from campfire.catalog.remote import RemoteCatalog
 from campfire.catalog.remote.credentials import CredentialStore
 from campfire.errors import DownloadError, NotFoundError
+from campfire.io.store import is_object_url
 from campfire.transfer.datadir import discard, file_sha256
 from campfire.transfer.download import fetch_ref
 from campfire.transfer.locks import file_lock
@@ -166,15 +167,6 @@ def _worker_files(base_url: str, data_dir: str, store: WorkerToken, credentials_
     else:
         remote = RemoteCatalog(base_url, auto_refresh=False, credentials=store)
     return ServerFiles(remote, data_dir, in_client=False)
-
-
-_LOCAL_PROTOCOLS = ("file", "local", "memory")
-
-
-def is_object_url(url: str) -> bool:
-    """True for a file on remote storage that fsspec reads (``s3://``, ``gs://``...), not a local or in-memory one."""
-    protocol, sep, _ = url.partition("://")
-    return bool(sep) and protocol.split("::")[-1] not in _LOCAL_PROTOCOLS and protocol not in ("http", "https")
 
 
 def cached_object(ref) -> str:
