@@ -25,7 +25,10 @@ class BuildExt(build_ext):
 
 
 setup(
-    ext_modules=[Extension("campfire.tasks._cresample", ["campfire/tasks/_cresample.c"], optional=True),
-                 Extension("campfire.tasks._czfit", ["campfire/tasks/_czfit.c"], optional=True)],
+    # _cargs.h: the argument checks both share (in the sdist and rebuilt on change through ``depends``)
+    ext_modules=[Extension("campfire.tasks._cresample", ["campfire/tasks/_cresample.c"],
+                           depends=["campfire/tasks/_cargs.h"], optional=True),
+                 Extension("campfire.tasks._czfit", ["campfire/tasks/_czfit.c"],
+                           depends=["campfire/tasks/_cargs.h"], optional=True)],
     cmdclass={"build_ext": BuildExt},
 )

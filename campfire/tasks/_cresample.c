@@ -17,6 +17,8 @@
 #include <math.h>
 #include <stdlib.h>
 
+#include "_cargs.h"
+
 /* ------------------------------------------------------------------------------ the kernels */
 
 /* SpectRes's make_bins edges of w (n >= 2 values) into edges (n + 1); true when w is finite and
@@ -127,42 +129,6 @@ static void resample_one(const double *ne, npy_intp m, const double *oe, npy_int
 
 /* ------------------------------------------------------------------------------ arguments */
 
-/* A C-contiguous, aligned, native float64 (or int64) array of ndim dimensions, writeable when asked. */
-static int plain(PyObject *o, int type, int ndim, int writeable)
-{
-    if (!PyArray_Check(o))
-        return 0;
-    PyArrayObject *a = (PyArrayObject *)o;
-    return PyArray_TYPE(a) == type && PyArray_NDIM(a) == ndim && PyArray_ISCARRAY_RO(a) && PyArray_ISNOTSWAPPED(a)
-           && (!writeable || PyArray_ISWRITEABLE(a));
-}
-
-static const char *type_name(int type) { return type == NPY_DOUBLE ? "a float64" : "an int64"; }
-
-/* An input of the batch kernels: an array of this type (any byte order, layout or alignment: arrays
- * Dask unpickles from a network frame may sit at any offset) and ndim dimensions, as a new reference
- * to a C-contiguous, aligned, native one (a copy only when it is not already). NULL and TypeError
- * otherwise. */
-static PyArrayObject *input(PyObject *o, int type, int ndim, const char *func, const char *name)
-{
-    if (!PyArray_Check(o) || PyArray_TYPE((PyArrayObject *)o) != type || PyArray_NDIM((PyArrayObject *)o) != ndim) {
-        PyErr_Format(PyExc_TypeError, "%s: %s must be %s array of %d dimension(s)", func, name, type_name(type),
-                     ndim);
-        return NULL;
-    }
-    return (PyArrayObject *)PyArray_FROM_OTF(o, type, NPY_ARRAY_IN_ARRAY);
-}
-
-/* An output of the batch kernels (allocated by the caller): written in place, so it must be plain. */
-static int output(PyObject *o, int ndim, const char *func, const char *name)
-{
-    if (plain(o, NPY_DOUBLE, ndim, 1))
-        return 1;
-    PyErr_Format(PyExc_TypeError, "%s: %s must be a C-contiguous, aligned, native, writeable float64 array of %d "
-                 "dimension(s)", func, name, ndim);
-    return 0;
-}
-
 static int scalars(PyObject *const *args, int *has_err, double *fill, double *min_cov)
 {
     *has_err = PyObject_IsTrue(args[0]);
@@ -177,12 +143,6 @@ static int scalars(PyObject *const *args, int *has_err, double *fill, double *mi
 
 #define DATA(o) ((double *)PyArray_DATA((PyArrayObject *)(o)))
 #define DIM(o, i) PyArray_DIM((PyArrayObject *)(o), (i))
-
-static PyObject *nargs_error(const char *func, Py_ssize_t want, Py_ssize_t got)
-{
-    PyErr_Format(PyExc_TypeError, "%s: expected %zd arguments, got %zd", func, want, got);
-    return NULL;
-}
 
 /* Converts the inputs args[which[k]] (types[k], ndims[k]) into in[k] (new references) and checks
  * the outputs args[outs[k]] (2D); 0 with an exception set (and in[] released) when one does not fit. */

@@ -28,6 +28,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "_cargs.h"
+
 typedef npy_int64 i64;
 
 #if defined(_MSC_VER)
@@ -993,18 +995,10 @@ static const int float_pos[N_FLOAT] = {11, 27, 28, 29, 30, 31, 32, 33, 34, 37, 3
 
 static int is_int_arg(int pos) { return pos == 6 || pos == 20 || pos == 24; }
 
-/* An input array: of the right type (float64, or int64 for cidx, comp_ptr, comp_kind) and
- * dimensions, any byte order, layout or alignment, as a new reference to a C-contiguous, aligned,
- * native one (copied only when it is not already). NULL and TypeError otherwise. */
-static PyArrayObject *input(PyObject *o, int pos, int ndim)
+/* An input array: float64, or int64 for cidx, comp_ptr and comp_kind (_cargs.h's input). */
+static PyArrayObject *input_at(PyObject *o, int pos, int ndim)
 {
-    int type = is_int_arg(pos) ? NPY_INT64 : NPY_DOUBLE;
-    if (!PyArray_Check(o) || PyArray_TYPE((PyArrayObject *)o) != type || PyArray_NDIM((PyArrayObject *)o) != ndim) {
-        PyErr_Format(PyExc_TypeError, "zfit_chi2_grid: %s must be %s array of %d dimension(s)", arg_names[pos],
-                     type == NPY_DOUBLE ? "a float64" : "an int64", ndim);
-        return NULL;
-    }
-    return (PyArrayObject *)PyArray_FROM_OTF(o, type, NPY_ARRAY_IN_ARRAY);
+    return input(o, is_int_arg(pos) ? NPY_INT64 : NPY_DOUBLE, ndim, "zfit_chi2_grid", arg_names[pos]);
 }
 
 #define DIM(a, i) ((i64)PyArray_DIM((a), (i)))
@@ -1158,10 +1152,8 @@ PyDoc_STRVAR(zfit_doc,
 
 static PyObject *zfit_chi2_grid(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != NARGS) {
-        PyErr_Format(PyExc_TypeError, "zfit_chi2_grid: expected %d arguments, got %zd", NARGS, nargs);
-        return NULL;
-    }
+    if (nargs != NARGS)
+        return nargs_error("zfit_chi2_grid", NARGS, nargs);
     Args A;
     memset(&A, 0, sizeof(A));
     double fl[N_FLOAT];
@@ -1181,20 +1173,16 @@ static PyObject *zfit_chi2_grid(PyObject *self, PyObject *const *args, Py_ssize_
     if (nc == -1 && PyErr_Occurred())
         return NULL;
     A.nc = (i64)nc;
-    PyArrayObject *out = (PyArrayObject *)args[43];
-    if (!PyArray_Check(args[43]) || PyArray_TYPE(out) != NPY_DOUBLE || PyArray_NDIM(out) != 1
-        || !PyArray_ISCARRAY(out) || !PyArray_ISNOTSWAPPED(out)) {
-        PyErr_SetString(PyExc_TypeError, "zfit_chi2_grid: chi2_out must be a C-contiguous, aligned, native, "
-                        "writeable float64 array of 1 dimension");
+    if (!output(args[43], 1, "zfit_chi2_grid", "chi2_out"))
         return NULL;
-    }
+    PyArrayObject *out = (PyArrayObject *)args[43];
 
     PyArrayObject *arr[NARGS] = {NULL}; /* the inputs by argument position, new references */
     PyObject *result = NULL;
     i64 *phrow = NULL;
     void *block = NULL;
     for (int k = 0; k < N_IN; k++)
-        if ((arr[in_pos[k]] = input(args[in_pos[k]], in_pos[k], in_ndim[k])) == NULL)
+        if ((arr[in_pos[k]] = input_at(args[in_pos[k]], in_pos[k], in_ndim[k])) == NULL)
             goto done;
     if (!check_shapes(arr, &A))
         goto done;

@@ -158,17 +158,28 @@ def test_the_kernel_refuses_arguments_it_would_index_out_of_bounds():
     out = np.empty(lnz.size)
     k.zfit_chi2_grid(*args[:-1], out)
     assert np.isfinite(out).all()
-    with pytest.raises(TypeError):
+    with pytest.raises(TypeError, match=f"zfit_chi2_grid: expected {len(args)} arguments, got 5"):
         k.zfit_chi2_grid(*args[:5])
-    with pytest.raises((ValueError, TypeError)):
-        k.zfit_chi2_grid(*args[:-1], np.empty(lnz.size - 1))  # chi2_out shorter than lnz
-    with pytest.raises((ValueError, TypeError)):
-        k.zfit_chi2_grid(*args[:-1], np.empty(lnz.size)[::-1][::-1].astype(np.float32))
+    with pytest.raises(ValueError, match="chi2_out must have lnz's length"):
+        k.zfit_chi2_grid(*args[:-1], np.empty(lnz.size - 1))
+    plain_out = "zfit_chi2_grid: chi2_out must be a C-contiguous, aligned, native, writeable float64 array of 1"
+    with pytest.raises(TypeError, match=plain_out):
+        k.zfit_chi2_grid(*args[:-1], np.empty(lnz.size, dtype=np.float32))
+    with pytest.raises(TypeError, match=plain_out):
+        k.zfit_chi2_grid(*args[:-1], np.empty(2 * lnz.size)[::2])  # not contiguous: it is written in place
     short_y = list(args)
     short_y[4] = args[4][:-1]  # y one pixel short of x
     with pytest.raises(ValueError):
         k.zfit_chi2_grid(*short_y[:-1], out)
+    as_int = list(args)
+    as_int[4] = args[4].astype(np.int64)  # y: float64, not int64
+    with pytest.raises(TypeError, match="zfit_chi2_grid: y must be a float64 array of 1 dimension"):
+        k.zfit_chi2_grid(*as_int[:-1], out)
+    cidx = list(args)
+    cidx[6] = args[6].astype(np.float64)  # cidx: int64
+    with pytest.raises(TypeError, match="zfit_chi2_grid: cidx must be an int64 array of 1 dimension"):
+        k.zfit_chi2_grid(*cidx[:-1], out)
     readonly = np.empty(lnz.size)
     readonly.flags.writeable = False
-    with pytest.raises((ValueError, TypeError)):
+    with pytest.raises(TypeError, match=plain_out):
         k.zfit_chi2_grid(*args[:-1], readonly)

@@ -266,6 +266,22 @@ def test_a_failing_object_is_recorded_and_the_batch_continues(broken_archive, tm
     assert again["objects"]["skipped"] == summary["objects"]["done"] and again["objects"]["failed"] == 1
 
 
+def test_a_missing_file_of_an_archive_root_fails_its_object_not_the_run(broken_archive, tmp_path):
+    """A product the catalog lists as held locally but gone from disk (an archive root without a server
+    or object store: its path is used unchecked when the graph is built) fails in the download step
+    with its path, recorded on its object; the other objects complete."""
+    root, victim = broken_archive
+    (root / victim["fits_path"]).unlink()
+    wf = tmp_path / "missing.yaml"
+    wf.write_text(STACK_LRDS.read_text().replace("archive: demo", f"archive: {root}"))
+    summary = run_workflow(wf, output=tmp_path / "out", progress=False, echo=quiet, scheduler="synchronous")
+    failed = {f["object_id"]: f for f in summary["failures"]}
+    assert summary["ok"] and set(failed) == {victim["object_id"]}
+    assert failed[victim["object_id"]]["step"] == "stack"
+    assert f"no such file: {root / victim['fits_path']}" in failed[victim["object_id"]]["reason"]
+    assert summary["objects"]["done"] == summary["objects"]["total"] - 1
+
+
 def test_calibrate_all_end_to_end(tmp_path, cf):
     import zarr
 
