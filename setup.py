@@ -25,7 +25,7 @@ class BuildExt(build_ext):
 
 
 setup(
-    # _cargs.h: the argument checks both share (in the sdist and rebuilt on change through ``depends``)
+    # _cargs.h: the argument checks both share (``depends``: rebuilt when it changes; MANIFEST.in: in the sdist)
     ext_modules=[Extension("campfire.tasks._cresample", ["campfire/tasks/_cresample.c"],
                            depends=["campfire/tasks/_cargs.h"], optional=True),
                  Extension("campfire.tasks._czfit", ["campfire/tasks/_czfit.c"],
