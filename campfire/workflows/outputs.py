@@ -21,11 +21,14 @@ PNG and zarr group), :func:`write_summary_table` (ECSV) and :func:`write_json`.
 """
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
 import os
 import pathlib
 import threading
-from typing import Any, Collection, Sequence
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any, Callable, Collection, Iterator, Sequence
 
 import numpy as np
 
@@ -37,6 +40,7 @@ __all__ = [
     "write_fits",
     "read_provenance",
     "write_plot",
+    "plots_in_processes",
     "finish_batch",
     "plot_batch",
     "write_population",
@@ -169,18 +173,103 @@ PNG_COMPRESS_LEVEL = 1
 
 def write_plot(path: str, spec, *, redshift: float | None = None, title: str | None = None) -> str:
     """A quick-look PNG of ``spec`` (:func:`~campfire.quicklook.figure.quicklook_figure`: 1200 px wide,
-    error band, named lines, legend, and the inputs per pixel of a stack)."""
+    error band, named lines, legend, and the inputs per pixel of a stack).
+
+    Drawn in a worker process inside :func:`plots_in_processes`, else here."""
+    return _plot_later(str(path), spec, redshift=redshift, title=title)()
+
+
+def _draw_plot(path: str, spec, *, redshift: float | None = None, title: str | None = None) -> str:
     from campfire.quicklook.figure import quicklook_figure
 
     fig = quicklook_figure(spec, redshift=redshift, title=title)
-    tmp = _staging(str(path), ".png")
+    tmp = _staging(path, ".png")
     try:
         fig.savefig(tmp, format="png", pil_kwargs={"compress_level": PNG_COMPRESS_LEVEL})
-        _publish(tmp, str(path))
+        _publish(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
-    return str(path)
+    return path
+
+
+# The processes that draw the quick-look PNGs of a run on the threads scheduler (plots_in_processes):
+# a PNG holds the GIL for its ~0.15 s (matplotlib's Agg and text layout), so threads draw them in turn.
+_plot_processes = None
+
+
+@contextlib.contextmanager
+def plots_in_processes(n: int) -> Iterator[None]:
+    """Draw the quick-look PNGs of this process's threads in ``n`` worker processes while inside.
+
+    A quick-look PNG holds the GIL for ~0.15 s, so under the threads scheduler a run's PNGs
+    are drawn one at a time, whatever the number of threads, and everything else waits for
+    them. Inside this block :func:`write_plot` (and :func:`plot_batch`, which starts all of
+    a batch's PNGs at once) hands them to loky's reusable process pool, whose workers
+    start now and import matplotlib and draw a first figure while the run selects and
+    computes; they stay for loky's idle timeout, so the next run in a session finds them
+    warm. The PNGs are the same bytes as drawn in the threads (matplotlib's defaults and
+    ``matplotlibrc``: ``rcParams`` changed at run time in this process do not reach the
+    workers, as they do not reach a cluster's). A worker process that dies mid-PNG
+    (killed, out of memory) makes that PNG be drawn in the thread instead.
+
+    Parameters
+    ----------
+    n : int
+        Worker processes; 0 draws in the threads (the block does nothing).
+
+    Examples
+    --------
+    >>> with plots_in_processes(2):                                           # doctest: +SKIP
+    ...     write_plot('plots/a.png', spec_a), write_plot('plots/b.png', spec_b)
+    """
+    global _plot_processes
+    if n < 1:
+        yield
+        return
+    from loky import get_reusable_executor
+
+    pool = get_reusable_executor(max_workers=n)
+    for _ in range(n):  # each worker's first figure (matplotlib's imports, fonts: ~0.5-1 s), now
+        pool.submit(_warm_plotting)
+    previous, _plot_processes = _plot_processes, pool
+    try:
+        yield
+    finally:
+        _plot_processes = previous
+
+
+def _warm_plotting() -> None:
+    import io
+
+    from campfire.models import SpectrumData
+    from campfire.quicklook.figure import quicklook_figure
+
+    wave = np.linspace(1.0, 5.0, 64)
+    spec = SpectrumData(wave, np.ones(64), np.full(64, 0.1), count=np.full(64, 2.0))
+    quicklook_figure(spec, redshift=2.0).savefig(io.BytesIO(), format="png",
+                                                 pil_kwargs={"compress_level": PNG_COMPRESS_LEVEL})
+
+
+def _plot_later(path: str, spec, **kwargs) -> Callable[[], str]:
+    """Start drawing a quick-look PNG (in a worker process inside :func:`plots_in_processes`);
+    the returned function waits for it and returns its path."""
+    pool = _plot_processes
+    if pool is not None:
+        try:
+            future = pool.submit(_draw_plot, path, spec, **kwargs)
+        except (RuntimeError, BrokenProcessPool):  # the pool was shut down or broke: draw it here
+            pass
+        else:
+            return functools.partial(_plot_result, future, path, spec, kwargs)
+    return functools.partial(_draw_plot, path, spec, **kwargs)
+
+
+def _plot_result(future, path: str, spec, kwargs: dict) -> str:
+    try:
+        return future.result()
+    except BrokenProcessPool:  # its worker process died (killed, out of memory): draw it here
+        return _draw_plot(path, spec, **kwargs)
 
 
 def finish_batch(
@@ -256,15 +345,19 @@ def plot_batch(items: Sequence, ids: Collection[str], *, outdir: str, kind: str,
         gets: ``{'png': path}``, or ``status``/``step``/``reason`` when the plot could not be
         written (an output that cannot be written fails its object, not the run).
     """
-    out: dict[str, dict[str, Any]] = {}
+    started: dict[str, Callable[[], str]] = {}
     for it in items:
         ref = it.ref
         row_id = ref.object_id if kind == "objects" else ref.spectrum_id
         if it.failure is not None or row_id not in ids:
             continue
+        # all at once: inside plots_in_processes every worker process takes one
+        started[row_id] = _plot_later(plot_path_for(outdir, ref, kind), it.value,
+                                      redshift=None if rest_frame else ref.redshift)
+    out: dict[str, dict[str, Any]] = {}
+    for row_id, png in started.items():
         try:
-            out[row_id] = {"png": write_plot(plot_path_for(outdir, ref, kind), it.value,
-                                             redshift=None if rest_frame else ref.redshift)}
+            out[row_id] = {"png": png()}
         except Exception as err:
             out[row_id] = {"status": "failed", "step": "output", "reason": f"{type(err).__name__}: {err}"}
     return out

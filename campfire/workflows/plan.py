@@ -178,6 +178,7 @@ class RunGraph:
     collections: list = field(default_factory=list)
     names: list[str] = field(default_factory=list)
     outputs: dict[str, Any] = field(default_factory=dict)
+    plots: int = 0  # quick-look PNGs the graph draws
 
 
 def _plot_ids(wf, sel: Selection) -> frozenset | None:
@@ -242,6 +243,7 @@ def build_graph(wf, sel: Selection, done, outdir: OutDir, prov: dict, *, create:
         finish = bind(finish_batch, outdir=str(outdir), kind=sel.kind, fits=wf.outputs.fits)
         plot = bind(plot_batch, outdir=str(outdir), kind=sel.kind, rest_frame=rest_frame)
         chunks = _plot_chunks(results, sel.kind, _plot_ids(wf, sel))
+        graph.plots = sum(len(ids) for _, ids in chunks)
         if len({i for i, _ in chunks}) > 1:
             plot_worker = None  # PNGs from several batches: every worker draws (one would get them all)
         graph.collections.append(_gather(results, finish, "finish", {"provenance": prov, "keys": sel.keys},

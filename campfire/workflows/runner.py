@@ -37,6 +37,8 @@ from typing import Any, Callable
 
 import dask
 
+from campfire import config
+from campfire.errors import ValidationError
 from campfire.graphs.scheduler import deployment_config, find_deployment_file, parse_scheduler, run_context
 from campfire.tasks.batch import Failure
 from campfire.workflows import provenance as P
@@ -45,6 +47,7 @@ from campfire.workflows.outputs import (
     OutDir,
     fits_path_for,
     output_dir,
+    plots_in_processes,
     population_row,
     write_json,
     write_population,
@@ -239,6 +242,39 @@ def _warm_up(*, plots: bool, zarr: bool, resample: bool = False) -> None:
                                                      pil_kwargs={"compress_level": PNG_COMPRESS_LEVEL})
 
 
+#: a run on the threads scheduler draws its quick-look PNGs in processes from this many on
+PLOTS_FOR_PROCESSES = 4
+
+
+def plot_processes(ctx, plots: int) -> int:
+    """How many processes draw a run's ``plots`` quick-look PNGs (0: the scheduler's own threads).
+
+    ``campfire.graph.plot-processes``: ``auto`` gives a run on the threads scheduler
+    drawing at least :data:`PLOTS_FOR_PROCESSES` PNGs one process per thread, up to the
+    CPUs (PNGs hold the GIL: threads draw them one at a time); a number applies to any
+    threads run with PNGs; 0 never. The other schedulers' workers are processes already,
+    and ``synchronous`` means one thing at a time.
+
+    Examples
+    --------
+    >>> from campfire.graphs.scheduler import RunContext
+    >>> plot_processes(RunContext("threads", 2), 29), plot_processes(RunContext("threads", 2), 1)  # doctest: +SKIP
+    (2, 0)
+    >>> with dask.config.set({"campfire.graph.plot-processes": 0}):
+    ...     plot_processes(RunContext("threads", 2), 29)
+    0
+    """
+    setting = config.get("graph.plot-processes")
+    if setting != "auto" and (isinstance(setting, bool) or not isinstance(setting, int) or setting < 0):
+        raise ValidationError(f"campfire.graph.plot-processes: expected 'auto' or a count >= 0, got {setting!r}")
+    if ctx.kind != "threads" or plots < 1:
+        return 0
+    if setting == "auto":
+        cpus = os.cpu_count() or 1
+        return min(ctx.n_workers, cpus) if plots >= PLOTS_FOR_PROCESSES and cpus > 1 else 0
+    return setting
+
+
 def _warm_table_writer() -> threading.Thread:
     """Import the summary table's writer in a thread while the compute runs.
 
@@ -285,27 +321,29 @@ def _run_in(stack, opened, where, wf, deployment, *, dry_run, force, output, pro
         echo(f"  dashboard: {ctx.dashboard_link}")
     t_compute = time.perf_counter()
     table_writer = _warm_table_writer() if wf.outputs.table else None
-    values = _compute(ctx, graph.collections, progress, stamp)
-    t_done = time.perf_counter()
-    description, dashboard = ctx.description, ctx.dashboard_link
-    stack.close()  # the scheduler (a LocalCluster we started) is not needed for the outputs below
-    got = dict(zip(graph.names, values)) if graph.names else {}
-    rows = got.get("rows", [])
+    # the population stacks' PNGs too (drawn here after the compute, where no thread has started matplotlib)
+    with plots_in_processes(plot_processes(ctx, graph.plots)):
+        values = _compute(ctx, graph.collections, progress, stamp)
+        t_done = time.perf_counter()
+        description, dashboard = ctx.description, ctx.dashboard_link
+        stack.close()  # the scheduler (a LocalCluster we started) is not needed for the outputs below
+        got = dict(zip(graph.names, values)) if graph.names else {}
+        rows = got.get("rows", [])
 
-    # ---- population outputs (small: written here)
-    failures = [{"object_id": r["object_id"], "id": r["spectrum_id"] or r["object_id"], "step": r["step"],
-                 "reason": r["reason"]} for r in rows if r["status"] == "failed"]
-    # spectra that failed inside objects that still succeeded with their other spectra
-    spectrum_failures = [f for r in rows if r["status"] == "ok" for f in r.get("_input_failures", ())]
-    populations: dict[str, Any] = {}
-    zarr_path = outdir / wf.outputs.zarr if wf.outputs.zarr else None
-    for lab in graph.population_todo:
-        value = got[f"population:{lab}"]
-        if isinstance(value, Failure):
-            failures.append({"object_id": "", "id": lab, "step": value.step, "reason": value.reason})
-            populations[lab] = {"status": "failed", "step": value.step, "reason": value.reason}
-            continue
-        populations[lab] = write_population(value, lab, sel.population_keys[lab], outdir, wf, prov, zarr_path)
+        # ---- population outputs (small: written here)
+        failures = [{"object_id": r["object_id"], "id": r["spectrum_id"] or r["object_id"], "step": r["step"],
+                     "reason": r["reason"]} for r in rows if r["status"] == "failed"]
+        # spectra that failed inside objects that still succeeded with their other spectra
+        spectrum_failures = [f for r in rows if r["status"] == "ok" for f in r.get("_input_failures", ())]
+        populations: dict[str, Any] = {}
+        zarr_path = outdir / wf.outputs.zarr if wf.outputs.zarr else None
+        for lab in graph.population_todo:
+            value = got[f"population:{lab}"]
+            if isinstance(value, Failure):
+                failures.append({"object_id": "", "id": lab, "step": value.step, "reason": value.reason})
+                populations[lab] = {"status": "failed", "step": value.step, "reason": value.reason}
+                continue
+            populations[lab] = write_population(value, lab, sel.population_keys[lab], outdir, wf, prov, zarr_path)
 
     # ---- summary table, provenance, state
     skipped = [{"object_id": oid, "kind": "object" if sel.kind == "objects" else "spectrum", "status": "skipped",
