@@ -1,5 +1,5 @@
 import sys
 
-from campfire.cli import main
+from campfire.cli import console_main
 
-sys.exit(main())
+sys.exit(console_main())

