@@ -16,9 +16,8 @@ Examples
 """
 from __future__ import annotations
 
-from campfire.demo.builder import build, ensure, main_build
 from campfire.demo.identity import DEMO_VERSION, SIZE_NAMES, read_build_marker
-from campfire.demo.survey import EXAMPLE, PROPRIETARY_PROGRAMS
+from campfire.demo.locate import ensure
 
 __all__ = [
     "build",
@@ -30,3 +29,20 @@ __all__ = [
     "DEMO_VERSION",
     "SIZE_NAMES",
 ]
+
+# imported when first used: the builder and the survey plan import scipy (~0.5 s), which finding
+# a demo already built (ensure) does not need
+_LAZY = {"build": "campfire.demo.builder", "main_build": "campfire.demo.builder",
+         "EXAMPLE": "campfire.demo.survey", "PROPRIETARY_PROGRAMS": "campfire.demo.survey"}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

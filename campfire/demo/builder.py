@@ -2,7 +2,7 @@
 
 The builder writes into a fresh directory beside the destination and renames it into
 place when everything (catalog last) is written, so a reader never sees half an
-archive; :func:`ensure` adds a file lock so concurrent callers build once.
+archive; :func:`campfire.demo.ensure` adds a file lock so concurrent callers build once.
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import queue
 import shutil
 import sys
 import time
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -33,12 +33,13 @@ from campfire.demo.identity import (
     SIZE_NAMES,
     demo_meta,
     read_build_marker,
+    validate_size_seed,
     write_build_marker,
     write_system_tags,
 )
 from campfire.errors import CampfireError, ValidationError
 
-__all__ = ["build", "ensure", "main_build"]
+__all__ = ["build", "main_build"]
 
 
 def _progress(total: int, desc: str, enabled: bool):
@@ -97,18 +98,6 @@ def _rough(seconds: float) -> str:
     if seconds < 90:
         return f"{max(10, int(round(seconds / 5.0)) * 5)} s"
     return f"{int(round(seconds / 60.0))} min"
-
-
-def _validate(size: str, seed) -> tuple[str, int]:
-    if not isinstance(size, str) or size.lower() not in SIZE_NAMES:
-        raise ValidationError(f"size: expected one of {', '.join(SIZE_NAMES)}, got {size!r}")
-    try:
-        seed_i = int(seed)
-    except (TypeError, ValueError) as err:
-        raise ValidationError(f"seed: expected a non-negative integer, got {seed!r}") from err
-    if seed_i < 0 or seed_i != seed:
-        raise ValidationError(f"seed: expected a non-negative integer, got {seed!r}")
-    return size.lower(), seed_i
 
 
 # --------------------------------------------------------------------------------------
@@ -491,7 +480,7 @@ def _build(root: str | os.PathLike | None, size: str, seed: int, *, workers: int
            progress: bool = True, overwrite: bool = True, n_objects: int | None = None,
            n_spectra: int | None = None) -> pathlib.Path:
     """:func:`build`, optionally of a smaller survey plan (``n_objects``, ``n_spectra``: tests)."""
-    size, seed = _validate(size, seed)
+    size, seed = validate_size_seed(size, seed)
     root = pathlib.Path(root).expanduser() if root is not None else config.demo_root()
     root = root.absolute()
     if root.exists():
@@ -539,84 +528,6 @@ def _swap_into_place(tmp: pathlib.Path, root: pathlib.Path) -> None:
     os.replace(tmp, root)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
-
-
-@contextlib.contextmanager
-def _file_lock(path: pathlib.Path) -> Iterator[None]:
-    import fcntl
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+") as f:
-        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
-
-
-def _is_complete(root: pathlib.Path, size: str | None, seed: int | None) -> bool:
-    marker = read_build_marker(root)
-    if marker is None or str(marker.get("version")) != DEMO_VERSION:
-        return False
-    if size is not None and marker.get("size") != size:
-        return False
-    if size is None and marker.get("size") not in ("small", "full"):
-        return False  # "any demo" means one with FITS products: not the catalog-only size
-    if seed is not None and marker.get("seed") != seed:
-        return False
-    if marker.get("size") != "catalog" and not (root / "products").is_dir():
-        return False
-    return True
-
-
-def ensure(size: str | None = None, *, seed: int | None = None, root: str | os.PathLike | None = None,
-           progress: bool = True, workers: int | None = None) -> pathlib.Path:
-    """The demo archive root, built first if it is missing, incomplete or outdated.
-
-    Safe when several processes call it at once: a file lock beside the root lets one
-    build while the others wait, then find it complete.
-
-    Parameters
-    ----------
-    size : {'small', 'full', 'catalog'}, optional
-        None (default) accepts a complete ``'small'`` or ``'full'`` demo already there
-        and builds ``'small'`` when there is none; a size asks for exactly that one
-        (rebuilding if needed).
-    seed : int, optional
-        None accepts any seed (builds with 0); an int asks for exactly that one.
-    root : path, optional
-        Default :func:`campfire.config.demo_root`.
-    progress : bool
-        Progress bar while building.
-    workers : int, optional
-        Worker processes for a build.
-
-    Returns
-    -------
-    pathlib.Path
-        The demo archive root (use it as ``Campfire(data_dir=...)`` or ``$CAMPFIRE_ROOT``).
-
-    Examples
-    --------
-    >>> import campfire.demo
-    >>> from campfire import Campfire
-    >>> cf = Campfire(data_dir=campfire.demo.ensure())  # doctest: +SKIP
-    """
-    if size is not None:
-        size, _ = _validate(size, 0)
-    if seed is not None:
-        _, seed = _validate("small", seed)
-    root = pathlib.Path(root).expanduser() if root is not None else config.demo_root()
-    root = root.absolute()
-    if _is_complete(root, size, seed):
-        return root
-    with _file_lock(root.parent / f".{root.name}.lock"):
-        if _is_complete(root, size, seed):  # another process built it while we waited
-            return root
-        # builds are renamed into place whole, so a directory without the marker is not
-        # a half-built demo but someone's data: build() refuses to touch it
-        return build(root, size=size or "small", seed=0 if seed is None else seed, workers=workers,
-                     progress=progress, overwrite=True)
 
 
 def main_build(argv: list[str] | None = None) -> int:

@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import json
 import os
+import pathlib
 import sqlite3
 from typing import Any
 
 from campfire.catalog.db import catalog_path, read_meta, write_meta
 from campfire.catalog.writer import CatalogWriter
-from campfire.demo.sed import TAGGED_TYPES
-from campfire.errors import CampfireError
+from campfire.errors import CampfireError, ValidationError
 
 __all__ = ["DEMO_VERSION", "DEMO_REVIEWER", "SIZE_NAMES", "MARKER_KEY", "TAG_NAMES", "demo_meta", "write_system_tags",
            "write_build_marker", "read_build_marker"]
@@ -29,6 +29,7 @@ DEMO_VERSION = "11"  # 2: catalog schema 2, redshift_auto from the break-aware f
 SIZE_NAMES = ("small", "full", "catalog")
 MARKER_KEY = "demo_build"
 
+# the system tags, in tag-id order: campfire.demo.sed.TAGGED_TYPES (not imported: it needs scipy)
 TAG_NAMES = {
     "lrd": ("Little red dot", "Compact red source with a V-shaped SED and broad Balmer lines"),
     "blagn": ("Broad-line AGN", "Broad Hα/Hβ on a galaxy continuum"),
@@ -51,8 +52,8 @@ def demo_meta(size: str, seed: int, stamp: str) -> dict[str, str]:
 
 def write_system_tags(writer: CatalogWriter, stamp: str) -> dict[str, int]:
     """The system tags (lrd, blagn, ...) of the demo; returns slug → tag_id."""
-    tag_ids = {slug: i + 1 for i, slug in enumerate(TAGGED_TYPES)}
-    writer.add_tags([(tag_ids[s], s, TAG_NAMES[s][0], TAG_NAMES[s][1], "system", None, stamp) for s in TAGGED_TYPES])
+    tag_ids = {slug: i + 1 for i, slug in enumerate(TAG_NAMES)}
+    writer.add_tags([(tag_ids[s], s, name, about, "system", None, stamp) for s, (name, about) in TAG_NAMES.items()])
     return tag_ids
 
 
@@ -82,3 +83,41 @@ def read_build_marker(root: str | os.PathLike) -> dict[str, Any] | None:
         return json.loads(value)
     except ValueError:
         return None
+
+
+def validate_size_seed(size: str, seed) -> tuple[str, int]:
+    """``(size, seed)`` of a demo build, checked: a size of :data:`SIZE_NAMES` and a non-negative integer seed.
+
+    Examples
+    --------
+    >>> validate_size_seed('Small', 3)
+    ('small', 3)
+    """
+    if not isinstance(size, str) or size.lower() not in SIZE_NAMES:
+        raise ValidationError(f"size: expected one of {', '.join(SIZE_NAMES)}, got {size!r}")
+    try:
+        seed_i = int(seed)
+    except (TypeError, ValueError) as err:
+        raise ValidationError(f"seed: expected a non-negative integer, got {seed!r}") from err
+    if seed_i < 0 or seed_i != seed:
+        raise ValidationError(f"seed: expected a non-negative integer, got {seed!r}")
+    return size.lower(), seed_i
+
+
+def is_complete(root: pathlib.Path, size: str | None, seed: int | None) -> bool:
+    """Whether ``root`` holds a complete demo of this generator version (and of ``size`` / ``seed`` when given).
+
+    ``size=None`` accepts a ``'small'`` or ``'full'`` demo (one with FITS products), ``seed=None`` any seed.
+    """
+    marker = read_build_marker(root)
+    if marker is None or str(marker.get("version")) != DEMO_VERSION:
+        return False
+    if size is not None and marker.get("size") != size:
+        return False
+    if size is None and marker.get("size") not in ("small", "full"):
+        return False  # "any demo" means one with FITS products: not the catalog-only size
+    if seed is not None and marker.get("seed") != seed:
+        return False
+    if marker.get("size") != "catalog" and not (root / "products").is_dir():
+        return False
+    return True

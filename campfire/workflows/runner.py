@@ -92,7 +92,7 @@ def _progress(ctx, enabled: bool, stamp: dict):
 def _compute(ctx, collections: list, progress: bool, stamp: dict) -> list:
     if ctx.client is None:
         with _progress(ctx, progress, stamp):
-            return list(dask.compute(*collections, scheduler=ctx.kind))
+            return list(ctx.compute(*collections))
     from distributed import get_task_stream, progress as dprogress
 
     with get_task_stream(ctx.client) as ts:

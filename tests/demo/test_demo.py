@@ -603,6 +603,7 @@ def test_a_build_says_in_one_line_what_it_does_and_roughly_how_long(tmp_path, ca
 
 def test_ensure_builds_once_and_reuses(tmp_path, monkeypatch):
     import campfire.demo.builder as B
+    from campfire.demo import ensure
 
     calls = []
 
@@ -616,7 +617,7 @@ def test_ensure_builds_once_and_reuses(tmp_path, monkeypatch):
 
     def call():
         try:
-            results.append(B.ensure(root=root, progress=False, workers=1))
+            results.append(ensure(root=root, progress=False, workers=1))
         except Exception as err:  # surfaced below, not lost in the thread
             errors.append(err)
 
@@ -629,8 +630,8 @@ def test_ensure_builds_once_and_reuses(tmp_path, monkeypatch):
     assert results == [root, root] and calls == ["small"]
     assert campfire.demo.read_build_marker(root)["size"] == "small"
     mtime = (root / "meta" / "campfire.db").stat().st_mtime_ns
-    assert B.ensure(root=root, progress=False) == root and calls == ["small"]
-    assert B.ensure(size="small", seed=0, root=root, progress=False) == root and calls == ["small"]
+    assert ensure(root=root, progress=False) == root and calls == ["small"]
+    assert ensure(size="small", seed=0, root=root, progress=False) == root and calls == ["small"]
     assert (root / "meta" / "campfire.db").stat().st_mtime_ns == mtime
     # a stale generator version is rebuilt
     conn = sqlite3.connect(root / "meta" / "campfire.db")
@@ -638,9 +639,30 @@ def test_ensure_builds_once_and_reuses(tmp_path, monkeypatch):
                  (json.dumps({"size": "small", "seed": 0, "version": "0"}),))
     conn.commit()
     conn.close()
-    B.ensure(root=root, progress=False, workers=1)
+    ensure(root=root, progress=False, workers=1)
     assert calls == ["small", "small"]
     assert not list(tmp_path.glob(".demo.building-*")) and not list(tmp_path.glob(".demo.old-*"))
+
+
+def test_finding_a_built_demo_imports_neither_the_builder_nor_scipy(demo_root):
+    """``campfire.demo.ensure()`` opens every example of the reference: a demo already built
+    needs only its marker read (the builder and the survey plan import scipy: ~0.5 s)."""
+    code = ("import sys, campfire.demo; root = campfire.demo.ensure(root=sys.argv[1]); "
+            "print(root == __import__('pathlib').Path(sys.argv[1]), "
+            "sorted(m for m in ('scipy', 'campfire.demo.builder', 'campfire.demo.survey') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code, str(demo_root)], capture_output=True, text=True, check=True,
+                         timeout=120).stdout.strip()
+    assert out == "True []"
+    # the rest of the package is still there, imported when first used
+    assert campfire.demo.PROPRIETARY_PROGRAMS == ("EMBER-DEEP",) and callable(campfire.demo.build)
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        campfire.demo.nope
+
+
+def test_the_system_tags_are_the_tagged_sed_types():
+    from campfire.demo.identity import TAG_NAMES
+
+    assert tuple(TAG_NAMES) == TAGGED_TYPES
 
 
 def test_build_validation(tmp_path):

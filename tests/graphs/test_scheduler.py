@@ -45,11 +45,31 @@ def test_default_scheduler_comes_from_config():
 
 
 def test_local_run_contexts_set_the_dask_scheduler():
-    for kind in ("threads", "synchronous", "processes"):
+    import dask.local
+    import dask.multiprocessing
+    import dask.threaded
+
+    gets = {"threads": dask.threaded.get, "synchronous": dask.local.get_sync, "processes": dask.multiprocessing.get}
+    for kind, get in gets.items():
         with run_context(kind, workers=2) as ctx:
             assert ctx.kind == kind and ctx.client is None
-            assert dask.config.get("scheduler") == kind
+            # the function, not its name: dask then does not import distributed to look for a Client
+            assert dask.config.get("scheduler") is get
             assert ctx.compute(dask.delayed(sum)([1, 2, 3])) == (6,)
+            # what .compute() on a collection inside the block uses
+            assert dask.base.get_scheduler() is get
+
+
+def test_a_threads_run_context_never_imports_distributed():
+    import subprocess
+    import sys
+
+    code = ("import sys, dask; from campfire.graphs.scheduler import run_context\n"
+            "with run_context('threads', workers=2) as ctx:\n"
+            "    assert ctx.compute(dask.delayed(sum)([1, 2])) == (3,) and dask.delayed(sum)([3]).compute() == 3\n"
+            "print('distributed' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
+    assert out.stdout.strip() == "False"
 
 
 def test_deployment_file_sits_between_package_defaults_and_user_settings(tmp_path, monkeypatch):
