@@ -41,6 +41,7 @@ __all__ = [
     "read_provenance",
     "write_plot",
     "plots_in_processes",
+    "warm_plotting",
     "finish_batch",
     "plot_batch",
     "write_population",
@@ -231,7 +232,7 @@ def plots_in_processes(n: int) -> Iterator[None]:
 
     pool = get_reusable_executor(max_workers=n)
     for _ in range(n):  # each worker's first figure (matplotlib's imports, fonts: ~0.5-1 s), now
-        pool.submit(_warm_plotting)
+        pool.submit(warm_plotting)
     previous, _plot_processes = _plot_processes, pool
     try:
         yield
@@ -239,7 +240,9 @@ def plots_in_processes(n: int) -> Iterator[None]:
         _plot_processes = previous
 
 
-def _warm_plotting() -> None:
+def warm_plotting() -> None:
+    """Draw one small quick-look PNG into memory: matplotlib's imports, fonts and first figure
+    (~0.5 s more than the next one), paid now in this process rather than by its first real PNG."""
     import io
 
     from campfire.models import SpectrumData

@@ -49,6 +49,7 @@ from campfire.workflows.outputs import (
     output_dir,
     plots_in_processes,
     population_row,
+    warm_plotting,
     write_json,
     write_population,
     write_summary_table,
@@ -232,14 +233,7 @@ def _warm_up(*, plots: bool, zarr: bool, resample: bool = False) -> None:
 
         resample_spectra([spec], np.linspace(1.5, 4.5, 16))
     if plots:
-        import io
-
-        from campfire.quicklook.figure import quicklook_figure
-
-        from campfire.workflows.outputs import PNG_COMPRESS_LEVEL
-
-        quicklook_figure(spec, redshift=2.0).savefig(io.BytesIO(), format="png",
-                                                     pil_kwargs={"compress_level": PNG_COMPRESS_LEVEL})
+        warm_plotting()
 
 
 #: a run on the threads scheduler draws its quick-look PNGs in processes from this many on
@@ -258,7 +252,7 @@ def plot_processes(ctx, plots: int) -> int:
     Examples
     --------
     >>> from campfire.graphs.scheduler import RunContext
-    >>> plot_processes(RunContext("threads", 2), 29), plot_processes(RunContext("threads", 2), 1)  # doctest: +SKIP
+    >>> plot_processes(RunContext("threads", 2), 29), plot_processes(RunContext("threads", 2), 1)  # 2 CPUs
     (2, 0)
     >>> with dask.config.set({"campfire.graph.plot-processes": 0}):
     ...     plot_processes(RunContext("threads", 2), 29)
