@@ -236,18 +236,22 @@ def _warm_up(*, plots: bool, zarr: bool, resample: bool = False) -> None:
         warm_plotting()
 
 
-#: a run on the threads scheduler draws its quick-look PNGs in processes from this many on
+#: a run on the threads scheduler draws its quick-look PNGs in processes from this many on, and
+#: gives each process at least this many (a process's start costs about what 4-6 PNGs do)
 PLOTS_FOR_PROCESSES = 4
+#: at most this many PNG processes (~80 MB each) however many threads and CPUs
+MAX_PLOT_PROCESSES = 8
 
 
 def plot_processes(ctx, plots: int) -> int:
     """How many processes draw a run's ``plots`` quick-look PNGs (0: the scheduler's own threads).
 
     ``campfire.graph.plot-processes``: ``auto`` gives a run on the threads scheduler
-    drawing at least :data:`PLOTS_FOR_PROCESSES` PNGs one process per thread, up to the
-    CPUs (PNGs hold the GIL: threads draw them one at a time); a number applies to any
-    threads run with PNGs; 0 never. The other schedulers' workers are processes already,
-    and ``synchronous`` means one thing at a time.
+    drawing at least :data:`PLOTS_FOR_PROCESSES` PNGs one process per thread (PNGs hold
+    the GIL: threads draw them one at a time), no more than the CPUs,
+    :data:`MAX_PLOT_PROCESSES`, or one per :data:`PLOTS_FOR_PROCESSES` PNGs; a number
+    applies to any threads run with PNGs; 0 never. The other schedulers' workers are
+    processes already, and ``synchronous`` means one thing at a time.
 
     Examples
     --------
@@ -265,7 +269,9 @@ def plot_processes(ctx, plots: int) -> int:
         return 0
     if setting == "auto":
         cpus = os.cpu_count() or 1
-        return min(ctx.n_workers, cpus) if plots >= PLOTS_FOR_PROCESSES and cpus > 1 else 0
+        if plots < PLOTS_FOR_PROCESSES or cpus < 2:
+            return 0
+        return min(ctx.n_workers, cpus, MAX_PLOT_PROCESSES, plots // PLOTS_FOR_PROCESSES)
     return setting
 
 

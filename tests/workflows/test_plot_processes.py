@@ -18,7 +18,7 @@ from campfire.errors import ValidationError
 from campfire.graphs.scheduler import RunContext
 from campfire.models import SpectrumData
 from campfire.workflows.outputs import plot_batch, plots_in_processes, write_plot
-from campfire.workflows.runner import PLOTS_FOR_PROCESSES, plot_processes
+from campfire.workflows.runner import MAX_PLOT_PROCESSES, PLOTS_FOR_PROCESSES, plot_processes
 
 CALIBRATE_ALL = pathlib.Path(__file__).parents[2] / "workflows" / "calibrate_all.yaml"
 
@@ -97,8 +97,11 @@ def test_a_png_that_cannot_be_written_fails_its_row_with_the_workers_error(tmp_p
 
 
 @pytest.mark.parametrize("kind, workers, plots, setting, expected", [
-    ("threads", 2, 29, "auto", min(2, os.cpu_count() or 1) if (os.cpu_count() or 1) > 1 else 0),
+    ("threads", 2, 29, "auto", 2),
     ("threads", 2, PLOTS_FOR_PROCESSES - 1, "auto", 0),   # too few to pay for the processes
+    ("threads", 2, PLOTS_FOR_PROCESSES, "auto", 1),       # a process gets at least PLOTS_FOR_PROCESSES
+    ("threads", 64, 1000, "auto", MAX_PLOT_PROCESSES),    # ~80 MB each: a bound however many CPUs
+    ("threads", 64, 12, "auto", 3),
     ("threads", 2, 29, 0, 0),
     ("threads", 2, 1, 3, 3),                              # a count applies to any threads run with PNGs
     ("threads", 2, 0, 3, 0),                              # no PNGs
@@ -106,9 +109,15 @@ def test_a_png_that_cannot_be_written_fails_its_row_with_the_workers_error(tmp_p
     ("processes", 2, 29, 3, 0),                           # the workers are processes already
     ("distributed", 2, 29, 3, 0),
 ])
-def test_which_runs_draw_in_processes(kind, workers, plots, setting, expected):
+def test_which_runs_draw_in_processes(kind, workers, plots, setting, expected, monkeypatch):
+    monkeypatch.setattr(os, "cpu_count", lambda: 64)
     with dask.config.set({"campfire.graph.plot-processes": setting}):
         assert plot_processes(RunContext(kind, workers), plots) == expected
+
+
+def test_one_cpu_draws_in_the_threads(monkeypatch):
+    monkeypatch.setattr(os, "cpu_count", lambda: 1)
+    assert plot_processes(RunContext("threads", 4), 29) == 0
 
 
 @pytest.mark.parametrize("setting", [-1, "two", 1.5, True])
