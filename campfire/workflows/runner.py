@@ -148,7 +148,8 @@ def run_workflow(
     dict
         The summary: ``ok``, ``objects`` (total/done/failed/skipped), ``failures``
         (object, step, reason), ``outputs`` (paths), ``seconds``, ``scheduler``,
-        ``dashboard``, ``plan`` ...
+        ``dashboard``, ``plan``, ``tip`` (how a long threads run could go faster:
+        :func:`threads_tip`, else None) ...
     """
     t0 = time.perf_counter()
     started = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
@@ -275,6 +276,37 @@ def plot_processes(ctx, plots: int) -> int:
     return setting
 
 
+#: a run on threads whose compute takes this long (s) while keeping at most 1.5 cores or half of them busy
+#: gets a tip
+SLOW_THREADS_SECONDS = 10.0
+
+
+def threads_tip(ctx, wall: float, cpu: float) -> str | None:
+    """One line for a long run on threads that Python's GIL held to a fraction of its cores.
+
+    Reading FITS, calibrating and drawing hold the GIL, so a run on the threads scheduler (the
+    default) keeps about one core busy however many threads it has; a LocalCluster's worker
+    processes do not share it (``calibrate_all`` on the full demo, 2 cores: 24.3 s on threads,
+    13.1 s on ``local:2`` with the cluster's start). ``cpu`` is this process's CPU seconds
+    during the compute (every thread); None when the run was short, had one core, or kept more
+    than 1.5 cores or half of them busy.
+
+    Examples
+    --------
+    >>> from campfire.graphs.scheduler import RunContext
+    >>> threads_tip(RunContext("threads", 8), wall=60.0, cpu=66.0)  # doctest: +SKIP
+    'tip: this run kept 1.1 of 8 cores busy (its threads share the GIL); --workers 8 ...'
+    >>> threads_tip(RunContext("threads", 8), wall=3.0, cpu=3.3) is None
+    True
+    """
+    cores = min(ctx.n_workers, os.cpu_count() or 1)
+    if ctx.kind != "threads" or cores < 2 or wall < SLOW_THREADS_SECONDS or cpu / wall > max(1.5, cores / 2):
+        return None
+    return (f"tip: this run kept {cpu / wall:.1f} of {cores} cores busy (its threads share Python's GIL); "
+            f"--workers {cores} (run_workflow(..., workers={cores})) runs it on a LocalCluster of {cores} "
+            "processes, usually much faster for a run this long")
+
+
 def _warm_table_writer() -> threading.Thread:
     """Import the summary table's writer in a thread while the compute runs.
 
@@ -319,12 +351,13 @@ def _run_in(stack, opened, where, wf, deployment, *, dry_run, force, output, pro
          f"({len(done.objects)} objects complete, skipped) on {ctx.description}; {plan['tasks']} tasks")
     if ctx.dashboard_link:
         echo(f"  dashboard: {ctx.dashboard_link}")
-    t_compute = time.perf_counter()
+    t_compute, cpu_compute = time.perf_counter(), time.process_time()
     table_writer = _warm_table_writer() if wf.outputs.table else None
     # the population stacks' PNGs too (drawn here after the compute, where no thread has started matplotlib)
     with plots_in_processes(plot_processes(ctx, graph.plots)):
         values = _compute(ctx, graph.collections, progress, stamp)
         t_done = time.perf_counter()
+        tip = threads_tip(ctx, t_done - t_compute, time.process_time() - cpu_compute)
         description, dashboard = ctx.description, ctx.dashboard_link
         stack.close()  # the scheduler (a LocalCluster we started) is not needed for the outputs below
         got = dict(zip(graph.names, values)) if graph.names else {}
@@ -381,6 +414,7 @@ def _run_in(stack, opened, where, wf, deployment, *, dry_run, force, output, pro
         "scheduler": description,
         "dashboard": dashboard,
         "plan": plan,
+        "tip": tip,
         "seconds": round(time.perf_counter() - t0, 3),
         "timings": {
             "select": round(t_select - t0, 3),
@@ -446,4 +480,6 @@ def summary_text(summary: dict) -> str:
     lines.append("  outputs:")
     for k, v in summary["outputs"].items():
         lines.append(f"    {k:6s} {v}")
+    if summary.get("tip"):
+        lines.append(summary["tip"])
     return "\n".join(lines)

@@ -125,3 +125,39 @@ def test_a_bad_plot_processes_setting_is_refused_by_name(setting):
     with dask.config.set({"campfire.graph.plot-processes": setting}):
         with pytest.raises(ValidationError, match=r"campfire\.graph\.plot-processes: expected 'auto' or a count"):
             plot_processes(RunContext("threads", 2), 29)
+
+
+@pytest.mark.parametrize("kind, workers, wall, cpu, tip", [
+    ("threads", 2, 24.3, 27.0, True),        # the full demo's calibrate_all on threads: 1.1 of 2 cores
+    ("threads", 2, 24.3, 40.0, False),       # the cores were busy
+    ("threads", 2, 5.0, 5.5, False),         # too short to be worth a cluster's start
+    ("threads", 1, 60.0, 60.0, False),       # one thread asked for
+    ("synchronous", 1, 60.0, 60.0, False),
+    ("distributed", 2, 60.0, 1.0, False),
+])
+def test_a_long_gil_bound_threads_run_says_how_to_go_faster(kind, workers, wall, cpu, tip, monkeypatch):
+    from campfire.workflows.runner import threads_tip
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    text = threads_tip(RunContext(kind, workers), wall, cpu)
+    assert (text is not None) == tip
+    if tip:
+        assert text.startswith("tip: this run kept 1.1 of 2 cores busy") and "--workers 2" in text
+
+
+def test_the_tip_reaches_the_summary_of_a_run(demo_root, tmp_path, monkeypatch):
+    import campfire.workflows.runner as runner
+
+    monkeypatch.setattr(runner, "SLOW_THREADS_SECONDS", 0.0)
+    monkeypatch.setattr(runner.os, "cpu_count", lambda: 64)  # 64 threads: far more than this run keeps busy
+    wf = tmp_path / "calibrate_all.yaml"
+    wf.write_text(CALIBRATE_ALL.read_text().replace("archive: demo", f"archive: {demo_root}")
+                  .replace("  has_photometry: true", "  has_photometry: true\n  limit: 4").replace("plots: 24", "plots: false"))
+    lines = []
+    threads = runner.run_workflow(wf, output=tmp_path / "t", scheduler="threads", workers=64, progress=False,
+                                  echo=lines.append)
+    assert threads["tip"].startswith("tip: this run kept") and "--workers 64" in threads["tip"]
+    assert lines[-1].endswith(threads["tip"])
+    sync = runner.run_workflow(wf, output=tmp_path / "s", scheduler="synchronous", progress=False,
+                               echo=lines.append)
+    assert sync["tip"] is None and "tip:" not in lines[-1]
