@@ -29,7 +29,6 @@ from campfire.demo import survey
 from campfire.demo.catalog_only import build_catalog
 from campfire.demo.identity import (
     DEMO_REVIEWER,
-    DEMO_VERSION,
     SIZE_NAMES,
     demo_meta,
     read_build_marker,
@@ -37,7 +36,7 @@ from campfire.demo.identity import (
     write_build_marker,
     write_system_tags,
 )
-from campfire.errors import CampfireError, ValidationError
+from campfire.errors import CampfireError
 
 __all__ = ["build", "main_build"]
 

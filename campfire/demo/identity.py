@@ -22,7 +22,7 @@ from campfire.catalog.writer import CatalogWriter
 from campfire.errors import CampfireError, ValidationError
 
 __all__ = ["DEMO_VERSION", "DEMO_REVIEWER", "SIZE_NAMES", "MARKER_KEY", "TAG_NAMES", "demo_meta", "write_system_tags",
-           "write_build_marker", "read_build_marker"]
+           "write_build_marker", "read_build_marker", "validate_size_seed", "is_complete"]
 
 DEMO_REVIEWER = "demo-team"  # who made the demo's inspection records (campfire.catalog.inspections)
 DEMO_VERSION = "11"  # 2: catalog schema 2, redshift_auto from the break-aware fitter; 3: grades are inspection records (schema 3); 4: [O III]/[N II] doublet ratios fixed, ZAUTOLO/ZAUTOHI/ZCONF; 5: redshift_auto from the paired-break fitter (issue 17.1); 6: redshift_auto with the pedestal marginalised and the cheaper second break component (issue 17.1); 7: ZCONF of BAD_BACKGROUND spectra tempered more (issue 17.2); 8: the fit's line profiles by reciprocals (issue 16.6: the stored χ² grids and fits differ in their last bits); 9: the fit's coarse pass without the broad components (issue 16.6); 10: a fit that emission lines hardly shape takes the median of p(z) in its well without emission lines (issue 17.1); 11: that median integrates p(z) over ln(1+z) as the fit's interval does (its last bits). Bump when the generator changes: ensure() rebuilds older demos
