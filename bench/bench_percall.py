@@ -253,19 +253,16 @@ def main(argv=None) -> None:
     ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     sys.path.insert(0, str(HERE))
-    from bench_pipeline import _checkout  # a temporary worktree of a git ref
+    from bench_pipeline import _built_checkout  # a temporary worktree of a git ref, its C kernels built
 
     if args.child:  # one measurement of the tree on PYTHONPATH
         print("RESULT", json.dumps(bench_open(args.root, args.files) if args.child == "open" else bench_per_call()))
         return
     print(f"machine: {os.cpu_count()} cores, load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     sources = {"after": str(HERE.parent)}
-    before = _checkout(args.ref) if args.ref else None
+    before = _built_checkout(args.ref) if args.ref else None
     if before:
         sources = {"before": before, **sources}
-        if os.path.exists(os.path.join(before, "setup.py")):  # a ref with the C kernels: built as `pip install -e` would
-            subprocess.run([sys.executable, "setup.py", "-q", "build_ext", "--inplace"], cwd=before, check=True,
-                           capture_output=True)
     try:
         if args.root:
             print(f"\nopen, CPU ms per file ({args.files} files of {args.root}):")

@@ -255,6 +255,15 @@ def _checkout(ref: str) -> str:
     return path
 
 
+def _built_checkout(ref: str) -> str:
+    """:func:`_checkout` with the ref's C kernels built in place, as ``pip install -e`` builds them."""
+    path = _checkout(ref)
+    if os.path.exists(os.path.join(path, "setup.py")):
+        subprocess.run([sys.executable, "setup.py", "-q", "build_ext", "--inplace"], cwd=path, check=True,
+                       capture_output=True)
+    return path
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("mode", choices=["stages", "scale", "timeline"])

@@ -11,7 +11,7 @@ started, the process's wall time (imports included) and the CPU seconds of the r
 process it started. The PNGs of both settings are compared byte for byte.
 
 ``--ref REF`` adds a third run per round: the same on a checkout of git ref REF (a temporary
-worktree given this tree's compiled extensions), with its own defaults — the "before".
+worktree, its C kernels built in place), with its own defaults — the "before".
 """
 from __future__ import annotations
 
@@ -21,7 +21,6 @@ import json
 import os
 import pathlib
 import resource
-import shutil
 import statistics
 import subprocess
 import sys
@@ -59,15 +58,6 @@ def one_run(workflow: pathlib.Path, out: pathlib.Path, setting: str, tree: str |
     return dict(result, wall=wall, cpu=cpu, pngs=pngs)
 
 
-def _checkout(ref: str) -> str:
-    path = tempfile.mkdtemp(prefix="bench-ref-")
-    subprocess.run(["git", "-C", str(HERE.parent), "worktree", "add", "--detach", path, ref], check=True,
-                   capture_output=True)
-    for ext in (HERE.parent / "campfire" / "tasks").glob("_c*.so"):  # built in place, not in git
-        shutil.copy2(ext, pathlib.Path(path) / "campfire" / "tasks" / ext.name)
-    return path
-
-
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("root", help="an archive root (e.g. the small demo)")
@@ -82,7 +72,10 @@ def main(argv=None) -> None:
     one_run(workflow, tmp / "warm", "0")  # the page cache and numba's cache, before any timed run
     trees = {"auto": None, "0": None}
     if args.ref:
-        trees[f"{args.ref} (before)"] = _checkout(args.ref)
+        sys.path.insert(0, str(HERE))
+        from bench_pipeline import _built_checkout
+
+        trees[f"{args.ref} (before)"] = _built_checkout(args.ref)
     runs: dict[str, list[dict]] = {k: [] for k in trees}
     print("| round | tree / plot-processes | PNGs | run s | compute s | first task s | process wall s | CPU s |")
     print("|---:|---|---:|---:|---:|---:|---:|---:|")
