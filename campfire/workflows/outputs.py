@@ -27,7 +27,6 @@ import json
 import os
 import pathlib
 import threading
-from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Callable, Collection, Iterator, Sequence
 
 import numpy as np
@@ -261,7 +260,7 @@ def _plot_later(path: str, spec, **kwargs) -> Callable[[], str]:
     if pool is not None:
         try:
             future = pool.submit(_draw_plot, path, spec, **kwargs)
-        except (RuntimeError, BrokenProcessPool):  # the pool was shut down or broke: draw it here
+        except RuntimeError:  # the pool was shut down or broke (BrokenProcessPool is one): draw it here
             pass
         else:
             return functools.partial(_plot_result, future, path, spec, kwargs)
@@ -269,6 +268,8 @@ def _plot_later(path: str, spec, **kwargs) -> Callable[[], str]:
 
 
 def _plot_result(future, path: str, spec, kwargs: dict) -> str:
+    from concurrent.futures.process import BrokenProcessPool  # ~20 ms to import: only where a pool runs
+
     try:
         return future.result()
     except BrokenProcessPool:  # its worker process died (killed, out of memory): draw it here
