@@ -94,6 +94,7 @@ import numpy as np
 
 from campfire.errors import ValidationError
 from campfire.flags import DQFlags
+from campfire.tasks._blas import one_blas_thread
 from campfire.tasks._jit import fit_c_kernels, kernels, resolve_engine
 
 __all__ = ["fit_redshift", "redshift_alternatives", "resolving_power", "LINE_COMPONENTS", "FIT_KEYS"]
@@ -1111,7 +1112,12 @@ def fit_redshift(
     spec = as_spectrum_data(spec)
     if bad_background is None:
         bad_background = _flagged_bad_background(spec)
-    d = _prepare(spec)
+    with one_blas_thread():  # the same bits on any machine, and no spinning BLAS threads
+        return _fit(_prepare(spec), z_lo, z_hi, eng, bad_background)
+
+
+def _fit(d: _Prepared, z_lo: float, z_hi: float, eng: str, bad_background: bool) -> dict[str, Any]:
+    """:func:`fit_redshift` of a prepared spectrum."""
 
     # coarse pass: uniform in ln(1+z), line positions averaged over ± half a step
     l_lo, l_hi = math.log1p(z_lo), math.log1p(z_hi)

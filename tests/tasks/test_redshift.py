@@ -675,3 +675,30 @@ def test_demo_quiescent_and_star_forming_recovered(demo):
         dz = np.array([_dz(fit_redshift(SpectrumData.from_fits(demo / p))["redshift"], z) for p, z in rows])
         assert np.mean(dz < 0.01) >= ok1, (sed_type, np.sort(dz)[::-1][:6])
         assert np.mean(dz < 0.002) >= ok2, (sed_type, np.sort(dz)[::-1][:6])
+
+
+def _blas_threads() -> int:
+    from threadpoolctl import threadpool_info
+
+    return max(i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas")
+
+
+def test_fit_runs_blas_on_one_thread_in_the_main_thread_and_gives_its_count_back(monkeypatch):
+    # one thread: the archive's bits on any machine and no spinning BLAS threads (campfire.tasks._blas)
+    import threading
+
+    from threadpoolctl import threadpool_limits
+
+    seen = []
+    fit = R._fit
+    monkeypatch.setattr(R, "_fit", lambda *a: (seen.append(_blas_threads()), fit(*a))[1])
+    spec = _synthetic(3.1)
+    with threadpool_limits(2, user_api="blas"):
+        assert _blas_threads() == 2
+        assert abs(fit_redshift(spec)["redshift"] - 3.1) < 0.01
+        assert _blas_threads() == 2
+        # from another thread nothing is set (OpenBLAS would ignore it there)
+        worker = threading.Thread(target=fit_redshift, args=(spec,))
+        worker.start()
+        worker.join()
+    assert seen == [1, 2]
