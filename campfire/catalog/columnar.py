@@ -56,6 +56,9 @@ _MAX_BATCH_ROWS = 1 << 20
 _STATEMENTS = 16  # prepared statements kept per reader
 _MISSING = {"float": np.nan, "int": 0, "bool": False, "str": ""}
 _EMPTY = {"float": np.float64, "int": np.int64, "bool": bool, "str": "U1"}
+# a text column of up to this many values becomes numpy text through Python strings (~0.25 µs a
+# value): Arrow's padding and null-filling kernels cost 40-80 µs a call (bench/RESULTS.md, stop 37)
+_PYTHON_STRINGS_UP_TO = 300
 
 
 class Unsupported(Exception):
@@ -337,15 +340,21 @@ def _buffers(values) -> tuple[np.ndarray, np.ndarray]:
 def _unicode(values) -> np.ndarray:
     """An Arrow string array as ``<U{longest}`` (nulls ''): each value padded with NUL to one width, then widened.
 
-    numpy's unicode is UTF-32 with trailing NULs ignored, so padding every value
-    with NUL to the longest one's length lays the array out as numpy wants it; ASCII
-    bytes are their own code points (one cast), other text is decoded once as a whole.
+    numpy's unicode is UTF-32 with trailing NULs ignored, so padding every value with NUL
+    to the longest one's length lays the array out as numpy wants it; ASCII bytes are
+    their own code points (one cast), other text is decoded once as a whole. A short array
+    (:data:`_PYTHON_STRINGS_UP_TO` values) goes through Python strings instead.
     """
     import pyarrow.compute as pc
 
+    n = len(values)
+    if n <= _PYTHON_STRINGS_UP_TO:
+        strings = values.to_pylist()
+        if values.null_count:
+            strings = ["" if s is None else s for s in strings]
+        return np.array(strings, dtype=str)
     if values.null_count:
         values = pc.fill_null(values, "")
-    n = len(values)
     offsets, data = _buffers(values)
     ascii_only = data.max(initial=0) < 0x80
     lengths = np.diff(offsets) if ascii_only else pc.utf8_length(values).to_numpy()

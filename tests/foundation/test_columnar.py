@@ -90,9 +90,16 @@ TEXT = st.lists(st.one_of(st.none(), st.text(st.characters(blacklist_categories=
 @settings(max_examples=200, deadline=None)
 @given(TEXT)
 def test_text_columns_convert_as_the_rows_do(values):
-    got = columnar.column_array(pa.array(values, type=pa.string()), "str")
     want = columns._convert(np.array(values, dtype=object), "str") if values else np.zeros(0, "U1")
-    assert got.dtype == want.dtype and got.tolist() == want.tolist()
+    shipped = columnar._PYTHON_STRINGS_UP_TO
+    try:
+        for up_to in (shipped, 0):  # a short column through Python strings, a long one through Arrow's buffers
+            columnar._PYTHON_STRINGS_UP_TO = up_to
+            got = columnar.column_array(pa.array(values, type=pa.string()), "str")
+            assert got.dtype == want.dtype and got.tolist() == want.tolist()
+            assert got.flags.writeable
+    finally:
+        columnar._PYTHON_STRINGS_UP_TO = shipped
 
 
 @settings(max_examples=100, deadline=None)
@@ -109,6 +116,9 @@ def test_number_columns_convert_as_the_rows_do(ints, floats):
 
 
 def test_sliced_and_chunked_arrays():
+    long = pa.array(["x" * (i % 7) if i % 5 else None for i in range(columnar._PYTHON_STRINGS_UP_TO + 2)])
+    assert columnar.column_array(long.slice(1), "str").tolist() == [v or "" for v in long.slice(1).to_pylist()]
+    assert columnar.column_array(long, "str").dtype == np.dtype("<U6")
     chunked = pa.chunked_array([pa.array(["a", None]), pa.array(["ccc", "é"])])
     assert columnar.column_array(chunked, "str").tolist() == ["a", "", "ccc", "é"]
     assert columnar.column_array(pa.array(["zz", "a", "bb"]).slice(1), "str").tolist() == ["a", "bb"]
