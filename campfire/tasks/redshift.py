@@ -1089,6 +1089,12 @@ def fit_redshift(
     ValidationError
         Bad ``z_range`` or a spectrum with fewer than 10 valid pixels.
 
+    Notes
+    -----
+    Called from the main thread, the fit runs the process's BLAS on one thread and
+    gives its thread count back after (:mod:`campfire.tasks._blas`): half the CPU at
+    the same speed, and the archive's numbers bit for bit on any machine.
+
     Examples
     --------
     >>> from campfire import SpectrumData, fit_redshift          # doctest: +SKIP
