@@ -134,9 +134,9 @@ def _one_blas_thread() -> None:
     would write different bytes. One thread also keeps two workers from oversubscribing
     the cores with BLAS threads of their own.
     """
-    from threadpoolctl import threadpool_limits
+    from campfire.tasks._blas import one_blas_thread_from_now_on
 
-    threadpool_limits(1, user_api="blas")
+    one_blas_thread_from_now_on()
 
 
 def _pool_context():

@@ -14,9 +14,20 @@ import contextlib
 import threading
 from collections.abc import Iterator
 
-__all__ = ["one_blas_thread"]
+__all__ = ["one_blas_thread", "one_blas_thread_from_now_on"]
 
 _controller = None
+
+
+def _libraries():
+    """The process's BLAS libraries (numpy's and SciPy's OpenBLAS), looked up once (3 ms)."""
+    global _controller
+    if _controller is None:
+        import scipy.linalg  # noqa: F401  SciPy's own OpenBLAS loaded, so that it is limited too
+        from threadpoolctl import ThreadpoolController
+
+        _controller = ThreadpoolController()
+    return _controller
 
 
 @contextlib.contextmanager
@@ -26,7 +37,7 @@ def one_blas_thread() -> Iterator[None]:
     The main thread is where a notebook or a script fits. From another thread the block does
     nothing: OpenBLAS (0.3.31, numpy's wheels) ignores a thread count set outside the main
     thread once the main thread has set one, and a limit lifted by one thread would hold
-    for all. ~17 µs a block; the libraries (numpy's and SciPy's) are looked up on first use (3 ms).
+    for all (a process whose threads fit: :func:`one_blas_thread_from_now_on`). ~17 µs a block.
 
     Examples
     --------
@@ -35,17 +46,22 @@ def one_blas_thread() -> Iterator[None]:
     ...     float((np.ones((3, 3)) @ np.ones(3))[0])
     3.0
     """
-    global _controller
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    if _controller is None:
-        import scipy.linalg  # noqa: F401  SciPy's own OpenBLAS loaded, so that it is limited too
-        from threadpoolctl import ThreadpoolController
-
-        _controller = ThreadpoolController()
-    limit = _controller.limit(limits=1, user_api="blas")
+    limit = _libraries().limit(limits=1, user_api="blas")
     try:
         yield
     finally:
         limit.restore_original_limits()
+
+
+def one_blas_thread_from_now_on() -> None:
+    """Limit BLAS to one thread for the rest of this process; call it from its main thread.
+
+    For a process whose threads fit at once (``campfire serve``: the portal's refits) or
+    one of several worker processes (the demo build's): fits on two threads took 37.2 ms a
+    fit with the library's threads and 24.8 ms with this, as with ``OPENBLAS_NUM_THREADS=1``
+    at start (25.8 ms; 2 cores, bench/bench_fit_blas.py).
+    """
+    _libraries().limit(limits=1, user_api="blas")

@@ -250,3 +250,21 @@ def test_campfire_serve_cli_starts_a_real_server(archive_copy):
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_serve_runs_blas_on_one_thread_for_the_refits(demo_root, monkeypatch):
+    # the refits run on the server's threads, where fit_redshift cannot limit BLAS itself
+    import uvicorn
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    from campfire.server.app import serve
+
+    def blas_threads():
+        return max(i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas")
+
+    seen = []
+    monkeypatch.setattr(uvicorn.Server, "run", lambda self: seen.append(blas_threads()))
+    with threadpool_limits(2, user_api="blas"):  # given back to this process after the test
+        assert blas_threads() == 2
+        serve(demo_root, port=0)
+    assert seen == [1]
