@@ -18,10 +18,9 @@ import pathlib
 import re
 import threading
 import warnings
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
-from astropy.io import fits
 
 from campfire.errors import CampfireError, FileFormatError, NotFoundError
 from campfire.lines import fnu_unit_of, norm_window_of
@@ -36,6 +35,10 @@ from campfire.io.fitsbytes import (
     read_table_columns,
     scan_hdus,
 )
+
+if TYPE_CHECKING:  # astropy.io.fits is imported where used: campfire's own files are read and
+    # written without it, and it takes ~0.3 s to import (a demo build's workers, a first open_spectrum)
+    from astropy.io import fits
 
 __all__ = [
     "open_fits",
@@ -113,6 +116,8 @@ def open_fits(path: str | os.PathLike) -> fits.HDUList:
 
 def _open_in_memory(data: bytes) -> fits.HDUList:
     """``data`` as an HDUList with every data unit read (so truncation shows now)."""
+    from astropy.io import fits
+
     hdul = fits.open(io.BytesIO(data), memmap=False, lazy_load_hdus=False)
     try:
         for hdu in hdul:
@@ -202,6 +207,8 @@ def _scanned_header(raw: bytes) -> dict[str, Any]:
     try:
         return parse_header(raw)
     except Unsupported:  # a card form the small parser leaves to astropy
+        from astropy.io import fits
+
         return _header_dict(fits.Header.fromstring(raw.decode("ascii")))
 
 
@@ -250,6 +257,8 @@ def _load_raw_scan(path) -> dict[str, Any]:
 
 def _raw_from(hdul: fits.HDUList, path) -> dict[str, Any]:
     """:func:`load_raw` of an open file."""
+    from astropy.io import fits
+
     names = [h.name.upper() for h in hdul]
     primary = _header_dict(hdul[0].header)
     for ext, (wcol, fcol, ecol) in {
@@ -576,6 +585,8 @@ def _redshift_fit(hdul: fits.HDUList) -> dict[str, Any]:
 
 
 def _col(name, array, unit=None, fmt="D"):
+    from astropy.io import fits
+
     return fits.Column(name=name, format=fmt, array=np.asarray(array, dtype=float), unit=unit)
 
 
@@ -614,6 +625,8 @@ def redshift_fit_hdus(fit: dict[str, Any]) -> list[fits.BinTableHDU]:
     list of BinTableHDU
         ZFIT, and ZMODEL when the fit has a model: what :func:`read_redshift_fit` reads.
     """
+    from astropy.io import fits
+
     zhdu = fits.BinTableHDU.from_columns([_col("z", fit["z_grid"]), _col("chi2", fit["chi2_grid"])], name="ZFIT")
     zhdu.header["REDSHIFT"] = float(fit["redshift"])
     zhdu.header["CHI2MIN"] = float(fit["chi2_min"])
