@@ -12,7 +12,8 @@ Prints, side by side in the same run:
   spectres-compatible signature people loop over, against SpectResC and spectres;
 * **cold start**: ``python -c "import campfire"`` and the first compiled call in a fresh
   process (the C extension loaded, or numba and its on-disk cache where a tree has no C
-  kernels), as CPU time of that process (wall time swings with the neighbours' load on a
+  kernels), then with ``--root`` the first read of a spectrum file (``campfire.io.fits``
+  loaded), as CPU time of that process (wall time swings with the neighbours' load on a
   shared machine; CPU time does not).
 
 Every tree's lines name the resampling implementation its call used (C, numba, numpy): a tree
@@ -152,9 +153,16 @@ w = np.linspace(0.6, 5.3, 600); f = np.ones(600); e = np.full(600, 0.1); nw = np
 c2 = cpu()
 resample_flux(nw, w, f, e)
 c3, t3 = cpu(), time.perf_counter()
+first_read = None
+if len(sys.argv) > 1:  # a spectrum file: its first read (campfire.io.fits and what it imports)
+    from campfire.io.fits import read_spectrum_record
+    read_spectrum_record(sys.argv[1])
+    first_read = cpu() - c3
 %s
 print(json.dumps({"process_cpu": c1, "import_cpu": c1 - c0, "import_wall": t1 - t0, "first_call_cpu": c3 - c2,
-                  "first_call_wall": t3 - t1, "heavy_modules_after_import": mods, "implementation": impl,
+                  "first_call_wall": t3 - t1, "first_read_cpu": first_read,
+                  "astropy_fits_loaded": "astropy.io.fits" in sys.modules,
+                  "heavy_modules_after_import": mods, "implementation": impl,
                   "numba_loaded": "numba" in sys.modules, "scipy_loaded": "scipy" in sys.modules}))
 """ % _IMPL
 
@@ -205,8 +213,11 @@ def _run_json(code: str, env: dict, cwd: str, *args: str) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def bench_cold(sources: dict[str, str], cache: str, repeat: int = 5) -> dict[str, dict]:
-    """Cold start of each tree and numba's floor, ``repeat`` interleaved fresh processes each; best figures."""
+def bench_cold(sources: dict[str, str], cache: str, repeat: int = 5, spectrum: str | None = None) -> dict[str, dict]:
+    """Cold start of each tree and numba's floor, ``repeat`` interleaved fresh processes each; best figures.
+
+    With ``spectrum`` (a file), each fresh process reads it after the compiled call (first read)."""
+    args = [spectrum] if spectrum else []
     floor_dir = os.path.join(cache, "floor")
     os.makedirs(floor_dir, exist_ok=True)
     pathlib.Path(floor_dir, "floor_kernel.py").write_text(_FLOOR_MODULE)
@@ -215,12 +226,12 @@ def bench_cold(sources: dict[str, str], cache: str, repeat: int = 5) -> dict[str
     tmp = tempfile.gettempdir()
     envs = {label: _cold_env(src, os.path.join(cache, label)) for label, src in sources.items()}
     for env in envs.values():  # compile into the empty cache once
-        _run_json(_COLD, env, tmp)
+        _run_json(_COLD, env, tmp, *args)
     _run_json(_FLOOR, floor_env, floor_dir)
     runs: dict[str, list] = {label: [] for label in [*sources, "floor", "floor split", "bare"]}
     for _ in range(repeat):
         for label, env in envs.items():
-            runs[label].append(_run_json(_COLD, env, tmp))
+            runs[label].append(_run_json(_COLD, env, tmp, *args))
         runs["floor"].append(_run_json(_FLOOR, floor_env, floor_dir))
         runs["floor split"].append(_run_json(_FLOOR, floor_env, floor_dir, "--split"))
         runs["bare"].append(float(subprocess.run([sys.executable, "-c", _BARE], capture_output=True, text=True).stdout))
@@ -228,7 +239,9 @@ def bench_cold(sources: dict[str, str], cache: str, repeat: int = 5) -> dict[str
     for label in sources:
         best[label] = {k: min(r[k] for r in runs[label]) for k in ("process_cpu", "import_cpu", "import_wall",
                                                                    "first_call_cpu", "first_call_wall")}
-        for key in ("heavy_modules_after_import", "implementation", "numba_loaded", "scipy_loaded"):
+        if spectrum:
+            best[label]["first_read_cpu"] = min(r["first_read_cpu"] for r in runs[label])
+        for key in ("heavy_modules_after_import", "implementation", "numba_loaded", "scipy_loaded", "astropy_fits_loaded"):
             best[label][key] = runs[label][-1][key]
     best["floor"] = {k: min(r[k] for r in runs["floor"]) for k in runs["floor"][0]}
     best["floor split"] = {k: min(r[k] for r in runs["floor split"]) for k in runs["floor split"][0]}
@@ -292,8 +305,9 @@ def main(argv=None) -> None:
                 print(f"  {label:6s} {'campfire / SpectResC':32s} {res['campfire resample_flux'] / res['SpectResC spectres']:8.2f}")
         print("\ncold start, CPU s of a fresh process (best of 5 interleaved; numba cache warm in a temporary "
               "CAMPFIRE_CACHE_DIR):")
+        files = sorted(glob.glob(os.path.join(args.root, "products", "*", "*.fits"))) if args.root else []
         with tempfile.TemporaryDirectory() as cache:
-            cold = bench_cold(sources, cache)
+            cold = bench_cold(sources, cache, spectrum=files[0] if files else None)
         print(f"  python startup {cold['python_startup_cpu']:.3f} s")
         for label in sources:
             c = cold[label]
@@ -302,6 +316,9 @@ def main(argv=None) -> None:
                   f"{c['implementation']} kernels (numba loaded: {c['numba_loaded']}, SciPy loaded: {c['scipy_loaded']}); "
                   f"imported by `import campfire`: "
                   f"{', '.join(c['heavy_modules_after_import']) or 'none of dask/astropy/numba/scipy'}")
+            if "first_read_cpu" in c:
+                print(f"  {label:6s} then the first read of a spectrum (read_spectrum_record) +{c['first_read_cpu']:.3f} s "
+                      f"(astropy.io.fits imported: {c['astropy_fits_loaded']})")
         fl, sp = cold["floor"], cold["floor split"]
         print(f"  numba's floor (a cached trivial @njit function, first call in a fresh process after `import campfire`): "
               f"+{fl['import_numba'] + fl['first_call']:.3f} s = import numba {fl['import_numba']:.3f} s + first call "
