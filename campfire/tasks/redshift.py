@@ -598,11 +598,12 @@ def _igm(lz: float, x: np.ndarray, res_x, res_sig, sig_extra: float) -> tuple[np
     return t, (i_ll_lo, i_ll_hi, i_ly_lo, i_ly_hi)
 
 
-def _line_columns(lz, x, elo, ehi, res_x, res_sig, smear, tables, *, truncate=True):
+def _line_columns(lz, x, elo, ehi, res_x, res_sig, smear, tables, *, truncate=True, only=None):
     """Line-component profiles on pixels: (n, K) array and the active component indices.
 
     ``smear`` > 0: line profiles averaged over positions within ± smear (ln λ), steps
-    broadened by σ = smear/√3 (as the kernel does).
+    broadened by σ = smear/√3 (as the kernel does). ``only``: a boolean mask of the
+    components wanted; the others' columns stay 0 (a model needs its non-zero amplitudes only).
     """
     ptr, xrest, ratio, sig_intr, kind = tables
     sig_extra = smear / math.sqrt(3.0)
@@ -617,6 +618,8 @@ def _line_columns(lz, x, elo, ehi, res_x, res_sig, smear, tables, *, truncate=Tr
     below = (xc_all < x[0]).tolist()
     above = (xc_all > x[-1]).tolist()
     for k in range(ncomp):
+        if only is not None and not only[k]:
+            continue
         l0, l1 = int(ptr[k]), int(ptr[k + 1])
         if kind[k] == 1:
             # a break: Σ_l r_l Φ((ln λ − ln λ_l)/σ_l) (weights summing to 1) within ±4σ of its
@@ -777,8 +780,8 @@ def _pedestal_occam(m: np.ndarray, nc: int, d: _Prepared) -> float:
 
 def _subset_solve(s, rhs, keep):
     """Solve S_KK b = rhs_K (ridge as in the kernel): (L, L⁻¹ rhs_K, b, σ_b) or None."""
-    sub = s[np.ix_(keep, keep)].copy()
-    sub[np.diag_indices_from(sub)] = sub.diagonal() * (1 + RIDGE) + 1e-300
+    sub = s[np.ix_(keep, keep)]  # a copy (fancy indexing)
+    sub.flat[:: keep.size + 1] = sub.diagonal() * (1 + RIDGE) + 1e-300  # the diagonal, without index arrays
     try:
         lower = np.linalg.cholesky(sub)
     except np.linalg.LinAlgError:
@@ -1212,7 +1215,9 @@ def _fit(d: _Prepared, z_lo: float, z_hi: float, eng: str, bad_background: bool)
     xa = np.log(d.wave_all)
     t_all, _ = _igm(lz_best, xa, d.res_x, d.res_sig, 0.0)
     cont_all = np.hstack([_bspline_design(xa, d.knots) * t_all[:, None], _pedestal(xa, d.x[0], d.x[-1])])
-    lines_all, _ = _line_columns(lz_best, xa, *d.x_all_edges, d.res_x, d.res_sig, 0.0, d.tables, truncate=False)
+    # the components of non-zero amplitude only: the others' columns would be multiplied by 0
+    lines_all, _ = _line_columns(lz_best, xa, *d.x_all_edges, d.res_x, d.res_sig, 0.0, d.tables, truncate=False,
+                                 only=amps != 0)
     model = (cont_all @ a + lines_all @ amps) * d.scale
 
     return {

@@ -702,3 +702,20 @@ def test_fit_runs_blas_on_one_thread_in_the_main_thread_and_gives_its_count_back
         worker.start()
         worker.join()
     assert seen == [1, 2]
+
+
+def test_the_model_is_drawn_from_the_components_of_non_zero_amplitude_only():
+    """fit_redshift's model computes the line columns of its kept components only (``only=``):
+    the same model to the bit as from every component's column."""
+    d = R._prepare(_synthetic(2.5))
+    lz = math.log1p(2.5)
+    _, _, amps, _ = R._solve_at(lz, d, 0.0)
+    xa = np.log(d.wave_all)
+    args = (lz, xa, *d.x_all_edges, d.res_x, d.res_sig, 0.0, d.tables)
+    every, _ = R._line_columns(*args, truncate=False)
+    kept, _ = R._line_columns(*args, truncate=False, only=amps != 0)
+    assert np.count_nonzero(amps) >= 3
+    assert np.any(every[:, amps == 0] != 0)  # components on the pixels that the fit did not keep ...
+    assert not np.any(kept[:, amps == 0])  # ... are not computed
+    np.testing.assert_array_equal(kept[:, amps != 0], every[:, amps != 0])
+    np.testing.assert_array_equal(kept @ amps, every @ amps)
