@@ -5,7 +5,7 @@ default workers (the CPUs, at most 8). ``fresh`` gives it an empty numba cache
 (``NUMBA_CACHE_DIR``), as on a machine that never ran campfire: the redshift fit's
 kernels are compiled; ``warm`` reuses that cache (every later build). Printed: wall
 clock and the CPU seconds of the build and its worker processes. ``--before REF``
-builds with the campfire of a git ref (``git archive`` into a temp dir) too,
+builds with the campfire of a git ref (a temporary worktree, its C kernels built) too,
 alternating with this tree, so the shared machine's load hits both alike; the two
 archives' FITS and truth files are compared byte for byte, their catalogs by SQL dump (same content).
 
@@ -108,22 +108,6 @@ def fit_floor(tree: pathlib.Path) -> float:
     return float(out.stdout.strip().splitlines()[-1])
 
 
-def copy_compiled_kernels(tree: pathlib.Path) -> None:
-    """Give a ``git archive`` tree this tree's compiled C kernels where their sources are the same.
-
-    An archive holds no built extension: without this, "before" fitted with numba's kernels
-    (0.6x the C kernel's speed at stop 34) and compiled them on a fresh cache."""
-    tasks = REPO / "campfire" / "tasks"
-    headers = sorted(tasks.glob("*.h"))
-    for built in sorted(tasks.glob("_c*.so")):
-        sources = [built.with_name(built.name.split(".")[0] + ".c"), *headers]
-        theirs = [tree / "campfire" / "tasks" / f.name for f in sources]
-        if all(t.exists() and t.read_bytes() == f.read_bytes() for f, t in zip(sources, theirs)):
-            shutil.copy2(built, tree / "campfire" / "tasks" / built.name)
-        else:
-            print(f"before: the sources of {built.name} differ from this tree's, so it runs without it")
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--before", default=None)
@@ -133,12 +117,11 @@ def main(argv: list[str] | None = None) -> None:
     trees = {"after": REPO}
     try:
         if args.before:
-            (work / "before").mkdir()
-            archive = subprocess.run(["git", "-C", str(REPO), "archive", args.before, "campfire"], check=True,
-                                     capture_output=True).stdout
-            subprocess.run(["tar", "-x", "-C", str(work / "before")], input=archive, check=True)
-            trees["before"] = work / "before"
-            copy_compiled_kernels(work / "before")
+            # a worktree of the ref with its C kernels built (without them it would fit with numba's)
+            sys.path.insert(0, str(HERE))
+            from bench_pipeline import _built_checkout
+
+            trees["before"] = pathlib.Path(_built_checkout(args.before))
         print(f"small demo build, default workers on {os.cpu_count()} cores; load average {os.getloadavg()[0]:.1f} "
               "(shared machine)")
         rows = []
@@ -161,6 +144,9 @@ def main(argv: list[str] | None = None) -> None:
         print(f"bare floor: fit_redshift alone over the 460 spectra: {fit_floor(REPO):.1f} CPU s")
     finally:
         shutil.rmtree(work, ignore_errors=True)
+        if "before" in trees:
+            subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(trees["before"])],
+                           capture_output=True)
 
 
 if __name__ == "__main__":
