@@ -128,7 +128,10 @@ def igm_transmission(obs_um: np.ndarray, z: float) -> np.ndarray:
     """Madau (1995) Lyα-forest transmission, 0 below the Lyman limit."""
     obs_aa = np.asarray(obs_um, float) * 1e4
     rest = obs_aa / (1.0 + z)
-    tau = np.where(rest < LYA, 0.0036 * (obs_aa / LYA) ** 3.46, 0.0)
+    # the optical depth where it is not 0 only: at most a few of the pixels of a truth grid
+    forest = rest < LYA
+    tau = np.zeros(obs_aa.shape)
+    tau[forest] = 0.0036 * (obs_aa[forest] / LYA) ** 3.46
     t = np.exp(-tau)
     return np.where(rest < LYMAN_LIMIT, 0.0, t)
 
@@ -179,7 +182,9 @@ def true_sed(p: SEDParams, edges: np.ndarray | None = None) -> np.ndarray:
     scale = p.norm / float(continuum(p, np.array([NORM_WAVE * 1e4 / zp1]))[0])
     cont = continuum(p, rest) * scale
     fnu = cont.copy()
-    for name, rest_aa, ew_rest, fwhm_kms in p.lines:
+    # the continuum under every line in one call (a call per line cost ~0.2 ms, most of a true SED)
+    line_cont = continuum(p, np.array([line[1] for line in p.lines], float)) * scale
+    for (name, rest_aa, ew_rest, fwhm_kms), cont_c in zip(p.lines, line_cont.tolist()):
         center = rest_aa * zp1 * 1e-4
         sigma = center * fwhm_kms / C_KMS / 2.3548
         lo = np.searchsorted(edges, center - 10 * sigma * (1 + 3 * p.lya_skew)) - 1
@@ -189,7 +194,6 @@ def true_sed(p: SEDParams, edges: np.ndarray | None = None) -> np.ndarray:
             continue
         skew = p.lya_skew if name == "Lyalpha" else 0.0
         prof = _line_profile_avg(edges[lo:hi + 1], center, sigma, skew)
-        cont_c = float(continuum(p, np.array([rest_aa]))[0]) * scale
         # f_nu line = continuum f_nu at the line × observed EW × unit-area profile (in μm)
         fnu[lo:hi] += cont_c * ew_rest * zp1 * 1e-4 * prof
     fnu *= igm_transmission(wave, p.z)

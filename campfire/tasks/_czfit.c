@@ -256,8 +256,8 @@ typedef struct {
 /* The scratch arrays of the numba kernel (2D ones row-major with the same shapes). */
 typedef struct {
     i64 maxl, nrow;
-    double *m, *v, *a0, *tmp, *prof, *iwid, *xk, *wk, *g, *u, *s, *rhs, *sub, *subr, *bsol, *linv, *sd, *yv, *cvec,
-        *tmp2, *afull, *line_sg, *ew_fac, *swp, *phis;
+    double *m, *v, *a0, *tmp, *prof, *iwid, *xk, *wk, *wkt, *g, *u, *s, *rhs, *sub, *subr, *bsol, *linv, *sd, *yv,
+        *cvec, *tmp2, *afull, *line_sg, *ew_fac, *swp, *srow, *phis;
     i64 *win0, *win1, *act, *keep, *ew_pix, *seg0, *seg1, *nseg, *lj0, *lj1, *phrow, *ph0, *ph1, *tabx, *tablo,
         *tabhi, *tabres;
     char *banned, *inset;
@@ -578,7 +578,8 @@ static void zfit(const Args *A, Work *W)
     const double smear = A->smear, ridge = A->ridge;
     double *RESTRICT m = W->m, *RESTRICT v = W->v, *RESTRICT a0 = W->a0, *RESTRICT prof = W->prof,
            *RESTRICT iwid = W->iwid, *RESTRICT xk = W->xk, *RESTRICT wk = W->wk, *RESTRICT g = W->g,
-           *RESTRICT s = W->s, *RESTRICT line_sg = W->line_sg, *RESTRICT phis = W->phis, *RESTRICT swp = W->swp;
+           *RESTRICT s = W->s, *RESTRICT line_sg = W->line_sg, *RESTRICT phis = W->phis, *RESTRICT swp = W->swp,
+           *RESTRICT wkt = W->wkt, *RESTRICT srow = W->srow;
     i64 *RESTRICT win0 = W->win0, *RESTRICT win1 = W->win1, *RESTRICT act = W->act, *RESTRICT seg0 = W->seg0,
         *RESTRICT seg1 = W->seg1, *RESTRICT nseg = W->nseg, *RESTRICT lj0 = W->lj0, *RESTRICT lj1 = W->lj1,
         *RESTRICT phrow = W->phrow, *RESTRICT ph0 = W->ph0, *RESTRICT ph1 = W->ph1;
@@ -945,20 +946,42 @@ static void zfit(const Args *A, Work *W)
                 g[b * ncomp + a] = gab;
             }
         }
-        /* Schur complement of the continuum block: S = G − Wᵀ W with W = L⁻¹ Xᵀ */
-        for (i64 a = 0; a < nact; a++)
-            forward_subst(m, nt, nt, xk + a * nt, wk + a * nt);
+        /* Schur complement of the continuum block: S = G − Wᵀ W with W = L⁻¹ Xᵀ. The numba kernel's
+         * loops interchanged: every component's forward substitution (its row a of wk) and every
+         * dot product of two rows of wk take the same operations in the same order, but with the
+         * components innermost (wkt: wk transposed) the independent sums run side by side. */
+        for (i64 i = 0; i < nt; i++) {
+            double *RESTRICT wi = wkt + i * ncomp;
+            for (i64 a = 0; a < nact; a++)
+                wi[a] = xk[a * nt + i];
+            for (i64 q = 0; q < i; q++) {
+                const double lq = m[i * nt + q];
+                const double *RESTRICT wq = wkt + q * ncomp;
+                for (i64 a = 0; a < nact; a++)
+                    wi[a] -= lq * wq[a];
+            }
+            const double lii = m[i * nt + i];
+            for (i64 a = 0; a < nact; a++) {
+                wi[a] /= lii;
+                wk[a * nt + i] = wi[a];
+            }
+        }
         for (i64 a = 0; a < nact; a++) {
             double r = W->u[a];
             for (i64 p = 0; p < nt; p++)
                 r -= xk[a * nt + p] * a0[p];
             W->rhs[a] = r;
+            for (i64 b = 0; b < a + 1; b++)
+                srow[b] = g[a * ncomp + b];
+            for (i64 p = 0; p < nt; p++) {
+                const double wap = wkt[p * ncomp + a];
+                const double *RESTRICT wp = wkt + p * ncomp;
+                for (i64 b = 0; b < a + 1; b++)
+                    srow[b] -= wap * wp[b];
+            }
             for (i64 b = 0; b < a + 1; b++) {
-                double sab = g[a * ncomp + b];
-                for (i64 p = 0; p < nt; p++)
-                    sab -= wk[a * nt + p] * wk[b * nt + p];
-                s[a * ncomp + b] = sab;
-                s[b * ncomp + a] = sab;
+                s[a * ncomp + b] = srow[b];
+                s[b * ncomp + a] = srow[b];
             }
         }
         i64 nkeep = select_components(A, W, nact, ib_pix, ir_pix);
@@ -1087,8 +1110,8 @@ static void *scratch(const Args *A, Work *W)
     size_t ni = 0, nd = 0;
     if (!(count(&ni, 6, nc) && count(&ni, 2 * nc, ml) && count(&ni, 2, ml) && count(&ni, 2, nph)
           && count(&ni, 3, n + 1) && count(&ni, 1, nr + 1) && count(&nd, nt, nt) && count(&nd, 4, nt)
-          && count(&nd, nc, n) && count(&nd, 1, n) && count(&nd, 2 * nc, nt) && count(&nd, 4 * nc, nc)
-          && count(&nd, 10, nc) && count(&nd, 1, nl) && count(&nd, nph, n) && count(&nd, 1, ni)))
+          && count(&nd, nc, n) && count(&nd, 1, n) && count(&nd, 3 * nc, nt) && count(&nd, 4 * nc, nc)
+          && count(&nd, 11, nc) && count(&nd, 1, nl) && count(&nd, nph, n) && count(&nd, 1, ni)))
         return NULL;
     char *block = malloc(nd * sizeof(double) + 2 * nc + 1);
     if (block == NULL)
@@ -1120,6 +1143,7 @@ static void *scratch(const Args *A, Work *W)
     W->iwid = dp, dp += n;
     W->xk = dp, dp += nc * nt;
     W->wk = dp, dp += nc * nt;
+    W->wkt = dp, dp += nc * nt;
     W->g = dp, dp += nc * nc;
     W->s = dp, dp += nc * nc;
     W->sub = dp, dp += nc * nc;
@@ -1134,6 +1158,7 @@ static void *scratch(const Args *A, Work *W)
     W->tmp2 = dp, dp += nc;
     W->ew_fac = dp, dp += nc;
     W->swp = dp, dp += nc;
+    W->srow = dp, dp += nc;
     W->line_sg = dp, dp += nl;
     W->phis = dp, dp += nph * n;
     W->banned = (char *)dp;

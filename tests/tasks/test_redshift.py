@@ -719,3 +719,27 @@ def test_the_model_is_drawn_from_the_components_of_non_zero_amplitude_only():
     assert not np.any(kept[:, amps == 0])  # ... are not computed
     np.testing.assert_array_equal(kept[:, amps != 0], every[:, amps != 0])
     np.testing.assert_array_equal(kept @ amps, every @ amps)
+
+
+@pytest.mark.parametrize("grating", ["PRISM", "G395M"])
+def test_the_kernels_suffix_sums_are_the_dense_cumulative_sums_to_the_bit(grating):
+    """``_kernel_inputs`` builds Σ_{i≥j} w C_p C_q from each row's B-spline window and sums along a
+    contiguous axis: the bytes of the dense definition (every product, a reversed cumsum)."""
+    d = R._prepare(_synthetic(3.2, grating))
+    cidx, _, nc, pcc, pcy, _, sw, sy, sc, _, pcp, *_ = R._kernel_inputs(d)
+
+    def suffix(terms):
+        out = np.zeros((terms.shape[0] + 1,) + terms.shape[1:])
+        out[:-1] = np.cumsum(terms[::-1], axis=0)[::-1]
+        return out
+
+    band = np.arange(-3, 4)
+    q = np.arange(nc)[:, None] + band
+    wc = d.w[:, None] * d.cont
+    dense = wc[:, :, None] * np.where((q >= 0) & (q < nc), d.cont[:, np.clip(q, 0, nc - 1)], 0.0)
+    assert np.count_nonzero(dense) < dense.size / 3  # sparse: each row's window only
+    expected = [suffix(dense), suffix(wc * d.y[:, None]), suffix(d.w), suffix(d.w * d.y), suffix(wc),
+                suffix(wc[:, :, None] * d.ped[:, None, :])]
+    for got, want in zip([pcc, pcy, sw, sy, sc, pcp], expected):
+        assert got.shape == want.shape
+        assert got.tobytes() == want.tobytes()
