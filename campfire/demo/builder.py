@@ -112,13 +112,10 @@ def _object_task(args) -> list[dict[str, Any]]:
 
 def _field_task(args) -> dict[str, Any]:
     from campfire.demo.imaging import render_field
-    from campfire.demo.sed import true_band_flux, true_sed
+    from campfire.demo.sed import true_sed_band_flux
 
     root, plan, field = args
-    f444w = {}
-    for o in plan.objects:
-        if o.field == field:
-            f444w[o.object_id] = true_band_flux(true_sed(o.sed), "f444w")
+    f444w = {o.object_id: true_sed_band_flux(o.sed, "f444w") for o in plan.objects if o.field == field}
     by_target: dict[str, list[str]] = {}
     for o, t, s in plan.spectra:
         by_target.setdefault(t.target_id, []).append(s.spectrum_id)

@@ -42,6 +42,7 @@ __all__ = [
     "SEDParams",
     "true_sed",
     "true_band_flux",
+    "true_sed_band_flux",
     "continuum",
     "igm_transmission",
     "draw_sed_params",
@@ -231,6 +232,33 @@ def true_band_flux(fnu: np.ndarray, band: str) -> float:
                               f"got shape {fnu.shape}")
     w, total = _truth_band_weights(band)
     return float(np.sum(w * fnu) / total)
+
+
+@functools.lru_cache(maxsize=None)
+def _band_support(band: str) -> tuple[int, int]:
+    """The truth-grid pixels [start, stop) around a band's non-zero weights, with two of weight 0 each side."""
+    nonzero = np.flatnonzero(_truth_band_weights(band)[0])
+    return max(int(nonzero[0]) - 2, 0), min(int(nonzero[-1]) + 3, TRUTH_WAVE.size)
+
+
+def true_sed_band_flux(p: SEDParams, band: str) -> float:
+    """``true_band_flux(true_sed(p), band)`` to the bit, the SED evaluated on the band's pixels only.
+
+    Every pixel of :func:`true_sed` is computed on its own (the continuum, each line's
+    average over the pixel, the IGM), so the band's pixels have the same values on a grid
+    cut to them; outside them the weights are 0 and so are their products either way.
+    ~5× faster for a band a tenth of the truth grid wide.
+
+    Examples
+    --------
+    >>> p = SEDParams(sed_type='sf', z=1.5, norm=0.5, beta=-2.0)
+    >>> true_sed_band_flux(p, 'f444w') == true_band_flux(true_sed(p), 'f444w')
+    True
+    """
+    start, stop = _band_support(band)
+    fnu = np.zeros(TRUTH_WAVE.size)
+    fnu[start:stop] = true_sed(p, TRUTH_EDGES[start:stop + 1])
+    return true_band_flux(fnu, band)
 
 
 # --------------------------------------------------------------------------------------
