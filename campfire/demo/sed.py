@@ -236,8 +236,11 @@ def true_band_flux(fnu: np.ndarray, band: str) -> float:
 
 @functools.lru_cache(maxsize=None)
 def _band_support(band: str) -> tuple[int, int]:
-    """The truth-grid pixels [start, stop) around a band's non-zero weights, with two of weight 0 each side."""
+    """The truth-grid pixels [start, stop) around a band's non-zero weights, with two of weight 0 each side
+    (the whole grid for a band without any)."""
     nonzero = np.flatnonzero(_truth_band_weights(band)[0])
+    if not nonzero.size:
+        return 0, TRUTH_WAVE.size
     return max(int(nonzero[0]) - 2, 0), min(int(nonzero[-1]) + 3, TRUTH_WAVE.size)
 
 
