@@ -64,12 +64,14 @@ __all__ = ["LocalCatalog"]
 log = logging.getLogger("campfire.catalog")
 
 _READERS = ("auto", "columnar", "rows")
-# "auto" reads a query that returns at most this many rows through rows: below ~150-200 the
-# columnar reader's fixed cost (~0.6 ms more) outweighs what it saves per row (~4 µs for
-# objects, ~2 for spectra). bench/RESULTS.md, stop 33: cones of 44 / 157 / 288 objects
-# 0.75 / 1.79 / 3.01 ms by rows, 1.20 / 1.74 / 2.40 by columns; query_spectra(limit=N)
-# 100 / 200 / 300 rows 5.63 / 6.31 / 7.04 ms by rows, 6.02 / 6.36 / 6.53 by columns
-_ROWS_UP_TO = 200
+# "auto" reads a query that returns at most this many rows through rows: below that the
+# columnar reader's fixed cost outweighs what it saves per row. Since short text columns
+# go through Python strings (stop 37) the crossover is ~250-370 rows of objects and beyond
+# 400 of spectra (bench/RESULTS.md, stop 39, interleaved medians, ms rows / columns:
+# objects cones of 112 / 233 / 310 / 381 rows 1.19 / 2.18 / 2.78 / 3.30 vs 1.33 / 2.11 /
+# 2.76 / 3.11; query_spectra(limit=N) 200 / 300 / 400 rows 4.68 / 5.60 / 6.60 vs 4.84 /
+# 5.82 / 6.72); stop 33, before that change, had it at 150-200
+_ROWS_UP_TO = 300
 
 
 def _reader() -> str:
